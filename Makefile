@@ -1,0 +1,53 @@
+# Model Registry: `make run` starts the service, `make test` runs the tests.
+# Both create the virtual environment in .venv on first use (only Python 3.11 is needed).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8700
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck format check migrations install install-dev clean
+
+$(VENV)/.runtime-installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.runtime-installed
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.runtime-installed
+install-dev: $(VENV)/.dev-installed
+
+# Embedded defaults (SQLite in data/, local cache, no Redis); DEBUG on unless set.
+run: install
+	DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --noinput
+	DEBUG=$${DEBUG:-true} $(PY) manage.py ensure_admin
+	DEBUG=$${DEBUG:-true} exec $(VENV)/bin/gunicorn registry_project.wsgi \
+		--bind $(HOST):$(PORT) --workers $${WEB_CONCURRENCY:-2} --access-logfile -
+
+test: install-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+typecheck: install-dev
+	DEBUG=true $(VENV)/bin/mypy .
+
+migrations: install-dev
+	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
+
+check: lint typecheck migrations
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache staticfiles

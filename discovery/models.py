@@ -1,0 +1,90 @@
+"""Where models are discovered from, and the record of every discovery run."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from encrypted_fields.fields import EncryptedTextField
+
+
+class SourceKind(models.TextChoices):
+    OLLAMA = "ollama", "Ollama"
+    OPENAI = "openai", "OpenAI"
+    ANTHROPIC = "anthropic", "Anthropic"
+    OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible (vLLM, LM Studio, llama.cpp, LocalAI)"
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped (another run held the lock)"
+
+
+def _default_interval() -> int:
+    return int(settings.DISCOVERY_DEFAULT_INTERVAL_SECONDS)
+
+
+class ProviderSource(models.Model):
+    """One provider endpoint to discover models from (an Ollama host, the OpenAI API, a vLLM server)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=30, choices=SourceKind.choices)
+    base_url = models.CharField(max_length=255)
+    api_key = EncryptedTextField(null=True, blank=True, help_text="Encrypted at rest; never shown or returned.")
+    enabled = models.BooleanField(default=True)
+    interval_seconds = models.PositiveIntegerField(
+        default=_default_interval, help_text="How often discovery runs for this source."
+    )
+    from_environment = models.BooleanField(
+        default=False, help_text="Registered from the environment (OLLAMA_URL, OPENAI_API_KEY, ...)."
+    )
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.CharField(max_length=20, choices=RunStatus.choices, blank=True, default="")
+    last_error = models.TextField(blank=True, default="")
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "provider_sources"
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(interval_seconds__gte=10), name="provider_sources_interval_min_10s"),
+            models.CheckConstraint(condition=~Q(name=""), name="provider_sources_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DiscoveryRun(models.Model):
+    """One discovery run of one source: when, how it ended, and what it changed."""
+
+    source = models.ForeignKey(ProviderSource, on_delete=models.CASCADE, related_name="runs")
+    trigger = models.CharField(max_length=20, default="schedule", help_text="schedule, manual, startup or command.")
+    dry_run = models.BooleanField(default=False)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    models_seen = models.PositiveIntegerField(default=0)
+    models_added = models.PositiveIntegerField(default=0)
+    models_updated = models.PositiveIntegerField(default=0)
+    models_unavailable = models.PositiveIntegerField(default=0)
+    models_skipped = models.PositiveIntegerField(default=0)
+    error_message = models.TextField(blank=True, default="")
+
+    class Meta:
+        db_table = "discovery_runs"
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["source", "started_at"], name="discovery_runs_source_started")]
+
+    def __str__(self) -> str:
+        return f"{self.source} @ {self.started_at:%Y-%m-%d %H:%M:%S} ({self.status})"
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()

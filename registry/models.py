@@ -1,0 +1,352 @@
+"""The six tables of the design document, plus the operational columns it implies.
+
+Table and column names follow the design (``models``, ``model_endpoints``, ...). Added to them:
+a model's deployment ``status``, when discovery first and last saw it and from which provider
+source, and for capabilities and parameters whether an operator or discovery set them (discovery
+never touches what an operator set).
+
+Deleting a model deletes its endpoints, capabilities and parameters. Its usage and performance
+history is kept: the foreign key is set to NULL and each record carries the model's name as it was
+when recorded (``model_name``), so totals and audits stay attributable after the model is gone.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from encrypted_fields.fields import EncryptedJSONField, EncryptedTextField
+
+
+class Provider(models.TextChoices):
+    OPENAI = "openai", "OpenAI"
+    ANTHROPIC = "anthropic", "Anthropic"
+    OLLAMA = "ollama", "Ollama"
+    CUSTOM = "custom", "Custom / OpenAI-compatible"
+
+
+class ModelType(models.TextChoices):
+    COMPLETION = "completion", "Completion"
+    CHAT = "chat", "Chat"
+    EMBEDDING = "embedding", "Embedding"
+    VISION = "vision", "Vision"
+
+
+class ModelStatus(models.TextChoices):
+    AVAILABLE = "available", "Available"
+    UNAVAILABLE = "unavailable", "Unavailable"
+    DEPRECATED = "deprecated", "Deprecated"
+
+
+class EndpointType(models.TextChoices):
+    REST = "rest", "REST"
+    GRPC = "grpc", "gRPC"
+    LOCAL = "local", "Local"
+
+
+class AuthType(models.TextChoices):
+    API_KEY = "api_key", "API key"
+    OAUTH = "oauth", "OAuth"
+    NONE = "none", "None"
+
+
+class SetBy(models.TextChoices):
+    """Who owns a capability or parameter row: discovery only ever changes its own rows."""
+
+    OPERATOR = "operator", "Operator"
+    DISCOVERY = "discovery", "Discovery"
+
+
+class RegisteredModelQuerySet(models.QuerySet["RegisteredModel"]):
+    def available(self) -> RegisteredModelQuerySet:
+        return self.filter(status=ModelStatus.AVAILABLE)
+
+    def with_capability(self, capability: str, *, min_score: float = 0.0) -> RegisteredModelQuerySet:
+        return self.filter(
+            capabilities__capability=capability,
+            capabilities__capability_score__gte=min_score,
+        )
+
+    def with_related(self) -> RegisteredModelQuerySet:
+        """Everything a model's representation shows, in a fixed number of queries."""
+        return self.select_related("source").prefetch_related("capabilities", "parameters", "endpoints")
+
+
+class RegisteredModel(models.Model):
+    """A model the platform can call: an LLM, an embedding model, a vision model."""
+
+    name = models.CharField(max_length=100, unique=True)
+    display_name = models.CharField(max_length=200)
+    provider = models.CharField(max_length=50, choices=Provider.choices, db_index=True)
+    model_type = models.CharField(max_length=50, choices=ModelType.choices, db_index=True)
+    version = models.CharField(max_length=50, null=True, blank=True)
+    description = models.TextField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=ModelStatus.choices, default=ModelStatus.AVAILABLE, db_index=True)
+    source = models.ForeignKey(
+        "discovery.ProviderSource",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="models",
+        help_text="The provider source that first discovered this model; empty for models registered by hand.",
+    )
+    first_seen_at = models.DateTimeField(null=True, blank=True, help_text="When discovery first listed the model.")
+    last_seen_at = models.DateTimeField(null=True, blank=True, help_text="When discovery last listed the model.")
+    context_window = models.PositiveIntegerField(null=True, blank=True, help_text="Maximum context, in tokens.")
+    input_cost_per_mtok = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True, help_text="Price per million input tokens, USD."
+    )
+    output_cost_per_mtok = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True, help_text="Price per million output tokens, USD."
+    )
+    details = models.JSONField(
+        default=dict, blank=True, help_text="Facts the provider reported (family, size, quantization, owner)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # auto_now is skipped by bulk_update(): bulk writers (discovery) set it explicitly.
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = RegisteredModelQuerySet.as_manager()
+
+    class Meta:
+        db_table = "models"
+        ordering = ["name"]
+        verbose_name = "model"
+        verbose_name_plural = "models"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(context_window__isnull=True) | Q(context_window__gt=0),
+                name="models_context_window_positive",
+            ),
+            models.CheckConstraint(
+                condition=Q(input_cost_per_mtok__isnull=True) | Q(input_cost_per_mtok__gte=0),
+                name="models_input_cost_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(output_cost_per_mtok__isnull=True) | Q(output_cost_per_mtok__gte=0),
+                name="models_output_cost_not_negative",
+            ),
+            models.CheckConstraint(condition=~Q(name=""), name="models_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def available(self) -> bool:
+        return self.status == ModelStatus.AVAILABLE
+
+
+class ModelEndpoint(models.Model):
+    """Where a model can be called. Credentials are encrypted and never returned by the API."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="endpoints")
+    endpoint_type = models.CharField(max_length=50, choices=EndpointType.choices)
+    endpoint_url = models.CharField(max_length=255, null=True, blank=True)
+    auth_type = models.CharField(max_length=50, choices=AuthType.choices, null=True, blank=True)
+    headers = models.JSONField(null=True, blank=True, help_text="Non-secret headers sent with each call.")
+    api_key = EncryptedTextField(null=True, blank=True, help_text="Encrypted at rest; write-only.")
+    secret_headers = EncryptedJSONField(
+        null=True, blank=True, help_text="Authorization-like headers, encrypted at rest; write-only."
+    )
+    source = models.ForeignKey(
+        "discovery.ProviderSource",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="endpoints",
+        help_text="The provider source that manages this endpoint; empty for endpoints added by hand.",
+    )
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # auto_now is skipped by bulk_update(): bulk writers (discovery) set it explicitly.
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "model_endpoints"
+        ordering = ["id"]
+        constraints = [
+            # One endpoint per (model, source): a model listed by two Ollama hosts has two endpoints.
+            models.UniqueConstraint(
+                fields=["model", "source"], condition=Q(source__isnull=False), name="model_endpoints_one_per_source"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_id}: {self.endpoint_type} {self.endpoint_url or ''}".strip()
+
+
+class ModelCapability(models.Model):
+    """How strong a model is at one capability, on a 0-1 scale."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="capabilities")
+    capability = models.CharField(max_length=50)
+    capability_score = models.FloatField()
+    set_by = models.CharField(max_length=20, choices=SetBy.choices, default=SetBy.OPERATOR)
+    evidence = models.CharField(
+        max_length=300, blank=True, default="", help_text="Where the score comes from (catalog source, default rule)."
+    )
+
+    class Meta:
+        db_table = "model_capabilities"
+        ordering = ["capability"]
+        verbose_name_plural = "model capabilities"
+        constraints = [
+            models.UniqueConstraint(fields=["model", "capability"], name="model_capabilities_model_capability_uniq"),
+            models.CheckConstraint(
+                condition=Q(capability_score__gte=0) & Q(capability_score__lte=1),
+                name="model_capabilities_score_between_0_and_1",
+            ),
+            models.CheckConstraint(condition=~Q(capability=""), name="model_capabilities_capability_not_empty"),
+        ]
+        indexes = [models.Index(fields=["capability", "capability_score"], name="model_capabilities_cap_score")]
+
+    def __str__(self) -> str:
+        return f"{self.capability}={self.capability_score}"
+
+
+class ModelParameter(models.Model):
+    """A tunable parameter of a model with its default and, where it has one, its range."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="parameters")
+    parameter_name = models.CharField(max_length=100)
+    default_value = models.JSONField()
+    min_value = models.JSONField(null=True, blank=True)
+    max_value = models.JSONField(null=True, blank=True)
+    description = models.TextField(null=True, blank=True)
+    set_by = models.CharField(max_length=20, choices=SetBy.choices, default=SetBy.OPERATOR)
+
+    class Meta:
+        db_table = "model_parameters"
+        ordering = ["parameter_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "parameter_name"], name="model_parameters_model_name_uniq"),
+            models.CheckConstraint(condition=~Q(parameter_name=""), name="model_parameters_name_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return self.parameter_name
+
+
+class ModelPerformance(models.Model):
+    """One measurement of a model (latency, accuracy, ...), optionally for a task category."""
+
+    model = models.ForeignKey(
+        RegisteredModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="performance_records"
+    )
+    model_name = models.CharField(max_length=100, help_text="The model's name when recorded; kept after deletion.")
+    timestamp = models.DateTimeField(default=timezone.now)
+    metric_name = models.CharField(max_length=100)
+    metric_value = models.FloatField()
+    task_category = models.CharField(max_length=100, null=True, blank=True)
+    sample_size = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        db_table = "model_performance"
+        ordering = ["-timestamp", "-id"]
+        verbose_name_plural = "model performance records"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(sample_size__isnull=True) | Q(sample_size__gt=0),
+                name="model_performance_sample_size_positive",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["model", "timestamp"], name="model_performance_model_ts"),
+            models.Index(fields=["model", "metric_name", "timestamp"], name="model_performance_metric_ts"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} {self.metric_name}={self.metric_value}"
+
+
+class ModelUsage(models.Model):
+    """Usage reported by callers: requests, tokens, errors, latency and cost over a moment."""
+
+    model = models.ForeignKey(
+        RegisteredModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_records"
+    )
+    model_name = models.CharField(max_length=100, help_text="The model's name when recorded; kept after deletion.")
+    timestamp = models.DateTimeField(default=timezone.now)
+    token_count = models.IntegerField(null=True, blank=True)
+    request_count = models.IntegerField(default=1)
+    average_latency = models.FloatField(null=True, blank=True, help_text="Seconds.")
+    error_count = models.IntegerField(default=0)
+    cost = models.DecimalField(max_digits=10, decimal_places=6, null=True, blank=True)
+
+    class Meta:
+        db_table = "model_usage"
+        ordering = ["-timestamp", "-id"]
+        verbose_name_plural = "model usage records"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(token_count__isnull=True) | Q(token_count__gte=0),
+                name="model_usage_token_count_not_negative",
+            ),
+            models.CheckConstraint(condition=Q(request_count__gte=0), name="model_usage_request_count_not_negative"),
+            models.CheckConstraint(condition=Q(error_count__gte=0), name="model_usage_error_count_not_negative"),
+            models.CheckConstraint(
+                condition=Q(average_latency__isnull=True) | Q(average_latency__gte=0),
+                name="model_usage_latency_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(cost__isnull=True) | Q(cost__gte=Decimal("0")), name="model_usage_cost_not_negative"
+            ),
+        ]
+        indexes = [models.Index(fields=["model", "timestamp"], name="model_usage_model_ts")]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} @ {self.timestamp:%Y-%m-%d %H:%M}"
+
+
+class AlertKind(models.TextChoices):
+    ERROR_RATE = "error_rate", "Error rate above threshold"
+    LATENCY = "latency", "Latency worse than baseline"
+    UNAVAILABLE = "unavailable", "Model unavailable too long"
+    SOURCE_FAILING = "source_failing", "Discovery source failing"
+
+
+class AlertQuerySet(models.QuerySet["Alert"]):
+    def open(self) -> AlertQuerySet:
+        return self.filter(resolved_at__isnull=True)
+
+
+class Alert(models.Model):
+    """A problem with a model or a discovery source, open until its condition clears."""
+
+    kind = models.CharField(max_length=30, choices=AlertKind.choices)
+    model = models.ForeignKey(RegisteredModel, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    source = models.ForeignKey(
+        "discovery.ProviderSource", null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+    )
+    message = models.TextField()
+    details = models.JSONField(default=dict, blank=True)
+    opened_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AlertQuerySet.as_manager()
+
+    class Meta:
+        db_table = "alerts"
+        ordering = ["-opened_at"]
+        constraints = [
+            # At most one open alert of a kind per subject: a check that runs again cannot duplicate it.
+            models.UniqueConstraint(
+                fields=["kind", "model"],
+                condition=Q(resolved_at__isnull=True, model__isnull=False),
+                name="alerts_one_open_per_model_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "source"],
+                condition=Q(resolved_at__isnull=True, source__isnull=False),
+                name="alerts_one_open_per_source_kind",
+            ),
+            models.CheckConstraint(
+                condition=Q(model__isnull=False) | Q(source__isnull=False), name="alerts_have_a_subject"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"

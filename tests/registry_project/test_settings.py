@@ -1,0 +1,110 @@
+"""Settings come from the environment and fail loudly, naming the variable."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+_CONTROLLED = {"SECRET_KEY", "SECRET_KEY_FILE", "JWT_SECRET", "JWT_SECRET_FILE", "DEBUG", "LOG_LEVEL", "LOG_FORMAT"}
+
+
+def load_settings(env: dict[str, str], code: str = "print('loaded')") -> subprocess.CompletedProcess[str]:
+    """Import the settings in a fresh interpreter with exactly ``env`` for the controlled variables."""
+    base = {k: v for k, v in os.environ.items() if k not in _CONTROLLED}
+    script = f"import django; django.setup()\n{code}"
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        env={**base, "DJANGO_SETTINGS_MODULE": "registry_project.settings", **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_production_mode_without_secret_key_refuses_to_start() -> None:
+    result = load_settings({"DEBUG": "false", "JWT_SECRET": "x" * 40})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_mode_without_jwt_secret_refuses_to_start() -> None:
+    result = load_settings({"SECRET_KEY": "k" * 50})
+    assert result.returncode != 0
+    assert "JWT_SECRET must be set" in result.stderr
+
+
+def test_debug_mode_starts_with_a_development_key() -> None:
+    result = load_settings({"DEBUG": "true"}, "from django.conf import settings; print(settings.SECRET_KEY[:3])")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "dev"
+
+
+def test_secret_can_come_from_a_file(tmp_path: Path) -> None:
+    secret_file = tmp_path / "secret_key"
+    secret_file.write_text("from-a-file-secret\n")
+    result = load_settings(
+        {"SECRET_KEY_FILE": str(secret_file), "JWT_SECRET": "j" * 40},
+        "from django.conf import settings; print(settings.SECRET_KEY)",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "from-a-file-secret"
+
+
+def test_malformed_boolean_names_the_variable() -> None:
+    result = load_settings({"DEBUG": "maybe"})
+    assert result.returncode != 0
+    assert "DEBUG must be a boolean" in result.stderr
+
+
+def test_unknown_log_level_names_the_variable() -> None:
+    result = load_settings({"DEBUG": "true", "LOG_LEVEL": "loud"})
+    assert result.returncode != 0
+    assert "LOG_LEVEL must be one of" in result.stderr
+
+
+def test_production_logs_are_one_json_object_a_line() -> None:
+    result = load_settings(
+        {"SECRET_KEY": "k" * 50, "JWT_SECRET": "j" * 40, "LOG_LEVEL": "info"},
+        "import logging; logging.getLogger('registry.test').info('hello %s', 'world')",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    record = json.loads(lines[-1])
+    assert record["message"] == "hello world"
+    assert record["level"] == "INFO"
+    assert record["logger"] == "registry.test"
+
+
+def test_log_level_filters_lower_levels() -> None:
+    result = load_settings(
+        {"SECRET_KEY": "k" * 50, "JWT_SECRET": "j" * 40, "LOG_LEVEL": "warning"},
+        "import logging; logging.getLogger('registry.test').info('quiet'); logging.getLogger('x').warning('loud')",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "quiet" not in result.stderr
+    assert "loud" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "engine"),
+    [
+        ("postgresql://u@db:5432/registry", "registry_project.db_backends.postgresql"),
+        ("sqlite:////tmp/registry-test.sqlite3", "django.db.backends.sqlite3"),
+    ],
+)
+def test_database_url_selects_the_backend(url: str, engine: str) -> None:
+    result = load_settings(
+        {"DEBUG": "true", "DATABASE_URL": url},
+        "from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == engine
