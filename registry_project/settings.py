@@ -154,11 +154,14 @@ if REDIS_URL:
         }
     }
 else:
+    # Embedded mode runs web, worker and beat as separate processes: a per-process memory cache
+    # would let the web process serve what the worker's discovery just changed. Files are shared.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": "model-registry",
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
             "TIMEOUT": CACHE_TTL_SECONDS,
+            "KEY_PREFIX": "model-registry",
         }
     }
 
@@ -244,6 +247,9 @@ HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", 0.8, minimum=0.05)
 # --- Audit --------------------------------------------------------------------------------------
 AUDITLOG_INCLUDE_ALL_MODELS = False
 AUDITLOG_DISABLE_REMOTE_ADDR = False
+AUDITLOG_STORE_JSON_CHANGES = True
+# auditlog's default mask keeps half of the value; ours hides all of it.
+AUDITLOG_MASK_CALLABLE = "registry.audit.mask_secret"
 
 # --- Logging ------------------------------------------------------------------------------------
 LOG_LEVEL = (env_str("LOG_LEVEL", "info") or "info").upper()

@@ -1,0 +1,121 @@
+"""Who changed what: django-auditlog, with actors for work done outside a request.
+
+Changes through the admin and the API are logged by auditlog's signals with the request's actor.
+Discovery and management commands run outside a request: they wrap their work in
+``system_actor(...)``, and writes that bypass signals (``bulk_create``/``bulk_update``) are logged
+explicitly with ``log_bulk``, because a signal-only audit silently misses them.
+
+Secrets (API keys, secret headers) are registered as masked fields and the mask callable hides
+the whole value: an entry shows that a key changed, never any part of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from auditlog.context import auditlog_value, set_extra_data
+from auditlog.models import LogEntry
+from auditlog.registry import auditlog
+from django.apps import apps
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Model
+
+MASK = "********"
+
+ACTIONS = {"create": LogEntry.Action.CREATE, "update": LogEntry.Action.UPDATE, "delete": LogEntry.Action.DELETE}
+
+
+def mask_secret(value: str) -> str:
+    """AUDITLOG_MASK_CALLABLE: hide the whole value (auditlog's default shows half of it)."""
+    return MASK
+
+
+def register_models() -> None:
+    """Register the audited models; called once from RegistryConfig.ready()."""
+    secret_fields = {
+        "registry.ModelEndpoint": ["api_key", "secret_headers"],
+        "discovery.ProviderSource": ["api_key"],
+    }
+    audited = [
+        "registry.RegisteredModel",
+        "registry.ModelEndpoint",
+        "registry.ModelCapability",
+        "registry.ModelParameter",
+        "discovery.ProviderSource",
+    ]
+    for label in audited:
+        model = apps.get_model(label)
+        if not auditlog.contains(model):
+            auditlog.register(
+                model,
+                mask_fields=secret_fields.get(label, []),
+                # Bookkeeping columns that change on every run would make idle discovery look busy.
+                exclude_fields=["updated_at", "last_seen_at", "last_run_at", "last_status", "last_error"],
+            )
+
+
+@contextlib.contextmanager
+def acting_as(
+    *,
+    user: AbstractBaseUser | None = None,
+    label: str | None = None,
+    details: dict[str, Any] | None = None,
+    remote_addr: str | None = None,
+) -> Iterator[None]:
+    """Attribute every audit entry written inside the block to ``user`` or to ``label``.
+
+    ``label`` names an actor that is not a local user ("system:discovery", "platform:<sub>");
+    it is stored in the entry's ``actor_email`` column and, with ``details``, in ``additional_data``.
+    """
+    context: dict[str, Any] = {"actor": user, "remote_addr": remote_addr}
+    if label is not None:
+        context["actor_email"] = label
+        context["additional_data"] = {"actor": label, **(details or {})}
+    with set_extra_data(context_data=context):
+        yield
+
+
+def system_actor(name: str) -> contextlib.AbstractContextManager[None]:
+    """The named system actor for discovery jobs and management commands: ``system:<name>``."""
+    return acting_as(label=f"system:{name}")
+
+
+def _current_context() -> dict[str, Any]:
+    try:
+        return dict(auditlog_value.get())
+    except LookupError:
+        return {}
+
+
+def log_bulk(action: str, objects: Sequence[Model], changes: Sequence[dict[str, list[Any]]] | None = None) -> int:
+    """Write one audit entry per object for writes that bypassed model signals.
+
+    ``changes[i]`` maps field names to ``[old, new]`` (strings, as auditlog stores them); masked
+    fields of the model must already be masked by the caller (use ``MASK``). Returns the count.
+    """
+    if not objects:
+        return 0
+    context = _current_context()
+    actor = context.get("actor")
+    entries = []
+    for index, obj in enumerate(objects):
+        entry_changes = changes[index] if changes is not None else {}
+        entries.append(
+            LogEntry(
+                content_type=ContentType.objects.get_for_model(obj),
+                object_pk=str(obj.pk),
+                object_id=obj.pk if isinstance(obj.pk, int) else None,
+                object_repr=str(obj)[:200],
+                action=ACTIONS[action],
+                changes=entry_changes,
+                actor=actor if isinstance(actor, AbstractBaseUser) else None,
+                actor_email=context.get("actor_email"),
+                additional_data=context.get("additional_data"),
+                remote_addr=context.get("remote_addr"),
+            )
+        )
+    LogEntry.objects.bulk_create(entries, batch_size=500)
+    return len(entries)
