@@ -7,7 +7,8 @@ class RegistryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Imported here, as Django documents, because audit imports models.
-        from registry import audit
+        # Imported here, as Django documents, because these modules import models.
+        from registry import audit, cache
 
         audit.register_models()
+        cache.connect_invalidation()

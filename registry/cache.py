@@ -14,8 +14,10 @@ from typing import TypeVar
 
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models.signals import post_delete, post_save
 
 from registry import metrics
+from registry.models import ModelCapability, ModelEndpoint, ModelParameter, RegisteredModel
 
 T = TypeVar("T")
 
@@ -40,6 +42,21 @@ def _bump_generation() -> None:
         # The key does not exist yet (first write, or the cache was flushed): any new value works,
         # as long as it differs from what readers used; they used 0.
         cache.set(GENERATION_KEY, 1, timeout=None)
+
+
+def connect_invalidation() -> None:
+    """Invalidate on every save or delete of a model's configuration, whoever makes it.
+
+    Signals, not calls in each writer, because the admin's forms and inlines save these rows
+    directly. Bulk writers (discovery) bypass signals and call ``models_changed()`` themselves.
+    """
+    for model in (RegisteredModel, ModelEndpoint, ModelCapability, ModelParameter):
+        post_save.connect(_on_model_write, sender=model, dispatch_uid=f"cache-invalidate-save-{model.__name__}")
+        post_delete.connect(_on_model_write, sender=model, dispatch_uid=f"cache-invalidate-delete-{model.__name__}")
+
+
+def _on_model_write(**kwargs: object) -> None:
+    models_changed()
 
 
 def cached_model_read(kind: str, key: str, build: Callable[[], T]) -> T:

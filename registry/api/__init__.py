@@ -1,0 +1,1 @@
+"""The REST API: DRF viewsets over registry.services and registry.selectors."""

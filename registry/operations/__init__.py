@@ -1,0 +1,1 @@
+"""Operational endpoints: health, metrics and the audit log."""
