@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8700
 PYTEST_ARGS ?=
 
-.PHONY: run test lint typecheck format check migrations install install-dev clean
+.PHONY: run test bench lint typecheck format check migrations install install-dev clean
 
 $(VENV)/.runtime-installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ run: install
 
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks of the architecture's performance targets; each bench/bench_*.py prints its figures.
+# They need PostgreSQL (BENCH_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/registry_bench).
+bench: install-dev
+	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
