@@ -7,6 +7,7 @@ Production sets ``DATABASE_URL`` (PostgreSQL), ``REDIS_URL`` and ``SECRET_KEY``;
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -280,8 +281,13 @@ LOGGING: dict[str, Any] = {
 
 # --- REST framework, JWT, OpenAPI ---------------------------------------------------------------
 REST_FRAMEWORK: dict[str, Any] = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Local tokens (simplejwt, issued by /auth/token) first, then the platform's tokens (JWT_SECRET).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "registry.api.authentication.LocalJWTAuthentication",
+        "registry.api.authentication.PlatformJWTAuthentication",
+    ],
+    # Closed by default: a view must at least ask for the viewer role (see registry/api/permissions.py).
+    "DEFAULT_PERMISSION_CLASSES": ["registry.api.permissions.IsViewer"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -289,6 +295,17 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
+}
+# Local users' tokens: signed with SECRET_KEY (not the platform's JWT_SECRET) and marked with our issuer,
+# which is how the API tells them from platform tokens.
+SIMPLE_JWT: dict[str, Any] = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_TOKEN_MINUTES", 15, minimum=1)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(hours=env_int("JWT_REFRESH_TOKEN_HOURS", 24, minimum=1)),
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": SECRET_KEY,
+    "ISSUER": "model-registry",
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "UPDATE_LAST_LOGIN": False,
 }
 SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Model Registry API",

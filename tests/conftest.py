@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 import pytest
+from django.contrib.auth.models import AbstractUser, Group
 from django.core.cache import cache
 from django.db import connection
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
+
+from registry.roles import ROLE_NAMES
+from tests.factories import UserFactory
 
 
 @pytest.fixture
@@ -25,3 +32,30 @@ def free_port() -> int:
 def _empty_cache() -> None:
     """Each test starts with an empty cache, whichever backend the environment configured."""
     cache.clear()
+
+
+@pytest.fixture
+def role_users(db: None) -> dict[str, AbstractUser]:
+    """One local user per role (viewer, service, editor, admin), named after it, in its group.
+
+    Unusable passwords: the API tests authenticate with tokens minted directly, which skips the
+    deliberately slow password hashing.
+    """
+    users = {}
+    for name in ROLE_NAMES:
+        user = UserFactory(username=name, password=None)
+        user.groups.add(Group.objects.get(name=name))
+        users[name] = user
+    return users
+
+
+@pytest.fixture
+def api_client_for(role_users: dict[str, AbstractUser]) -> Callable[[str], APIClient]:
+    """``api_client_for("editor")``: an APIClient carrying a local access token of that role's user."""
+
+    def client_for(role: str) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(role_users[role])}")
+        return client
+
+    return client_for

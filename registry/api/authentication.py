@@ -1,0 +1,184 @@
+"""Who is calling: local users with this service's tokens, or platform users with the platform's.
+
+Two kinds of bearer token reach the API:
+
+- **Local tokens**, issued by ``POST /auth/token`` (simplejwt), signed with the service's own
+  ``SECRET_KEY`` and carrying ``iss = SIMPLE_JWT["ISSUER"]``. They authenticate a local user, whose
+  role comes from their Django groups (``registry.accounts.user_role``).
+- **Platform tokens**, issued by the platform's auth service (Supabase/GoTrue), signed with the
+  shared ``JWT_SECRET`` (``JWT_ALGORITHM``, HS256), with ``sub``, ``role``, ``aud`` and ``exp``.
+  They have no local user: ``request.user`` is a ``PlatformUser`` carrying the platform role and
+  the registry role it maps to through ``PLATFORM_ROLE_MAP`` (``app_metadata.registry_role`` wins).
+
+The token's unverified ``iss`` only chooses which verifier runs; each verifier checks everything
+(signature, algorithm, expiry, audience) itself, so a forged ``iss`` gains nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from rest_framework import HTTP_HEADER_ENCODING
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.settings import api_settings as simplejwt_settings
+
+from registry.accounts import user_role
+from registry.roles import Role
+
+BEARER = "Bearer"
+REALM = "model-registry"
+
+
+@dataclass(frozen=True)
+class PlatformUser:
+    """The caller behind a platform token: no local user, only the token's subject and role."""
+
+    sub: str
+    platform_role: str
+    role: Role | None
+    claims: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    # What DRF, Django and auditlog ask of a user object.
+    is_authenticated: bool = True
+    is_anonymous: bool = False
+    is_active: bool = True
+    is_staff: bool = False
+    is_superuser: bool = False
+    pk: None = None
+    id: None = None
+
+    @property
+    def username(self) -> str:
+        return f"platform:{self.sub}"
+
+    def __str__(self) -> str:
+        return self.username
+
+
+def _bearer_token(request: Request) -> str | None:
+    """The raw token of an ``Authorization: Bearer <token>`` header, or None when there is none."""
+    parts = get_authorization_header(request).split()
+    if not parts or parts[0].decode(HTTP_HEADER_ENCODING).lower() != BEARER.lower():
+        return None
+    if len(parts) != 2:
+        raise AuthenticationFailed("Authorization header must be 'Bearer <token>'.", code="bad_authorization_header")
+    try:
+        return parts[1].decode(HTTP_HEADER_ENCODING)
+    except UnicodeDecodeError as exc:
+        raise AuthenticationFailed("The token is not valid.", code="token_not_valid") from exc
+
+
+def _unverified_issuer(token: str) -> str | None:
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.InvalidTokenError as exc:
+        raise AuthenticationFailed("The token is not a valid JWT.", code="token_not_valid") from exc
+    issuer = claims.get("iss")
+    return issuer if isinstance(issuer, str) else None
+
+
+def is_local_token(token: str) -> bool:
+    return _unverified_issuer(token) == simplejwt_settings.ISSUER
+
+
+class LocalJWTAuthentication(JWTAuthentication):
+    """This service's own access tokens (simplejwt), for local users; other tokens are left to the next class."""
+
+    www_authenticate_realm = REALM
+
+    def authenticate(self, request: Request) -> tuple[AbstractBaseUser, Any] | None:  # type: ignore[override]
+        token = _bearer_token(request)
+        if token is None or not is_local_token(token):
+            return None
+        validated = self.get_validated_token(token.encode(HTTP_HEADER_ENCODING))
+        return self.get_user(validated), validated
+
+
+class PlatformJWTAuthentication(BaseAuthentication):
+    """Tokens of the platform's auth service (Supabase/GoTrue), verified with the shared JWT_SECRET."""
+
+    def authenticate(self, request: Request) -> tuple[PlatformUser, dict[str, Any]] | None:
+        token = _bearer_token(request)
+        if token is None or is_local_token(token):
+            return None
+        claims = decode_platform_token(token)
+        return platform_user(claims), claims
+
+    def authenticate_header(self, request: Request) -> str:
+        return f'{BEARER} realm="{REALM}"'
+
+
+def decode_platform_token(token: str) -> dict[str, Any]:
+    """Verify a platform token: signature, the one configured algorithm, ``exp`` present and not past, audience."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            settings.JWT_SECRET,
+            # One algorithm only: never "none", never one the header picks (algorithm confusion).
+            algorithms=[settings.JWT_ALGORITHM],
+            audience=settings.JWT_AUDIENCE,
+            options={"require": ["exp", "sub"], "verify_aud": True},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise AuthenticationFailed("The token has expired.", code="token_expired") from exc
+    except jwt.InvalidTokenError as exc:
+        # The reason (signature, audience, algorithm) stays out of the response: it helps only an attacker.
+        raise AuthenticationFailed("The token is not valid.", code="token_not_valid") from exc
+    if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+        raise AuthenticationFailed("The token is not valid.", code="token_not_valid")
+    return claims
+
+
+def platform_role_to_registry_role(claims: dict[str, Any]) -> Role | None:
+    """The registry role of a platform token: ``app_metadata.registry_role`` if set, else PLATFORM_ROLE_MAP.
+
+    ``app_metadata`` is written only by the platform's admins (unlike ``user_metadata``), so it
+    may grant a role. ``anon`` (or any role the map gives nothing) never gets one.
+    """
+    platform_role = claims.get("role")
+    role_map: dict[str, str | None] = settings.PLATFORM_ROLE_MAP
+    if not isinstance(platform_role, str) or role_map.get(platform_role) is None:
+        return None
+    app_metadata = claims.get("app_metadata")
+    if isinstance(app_metadata, dict) and "registry_role" in app_metadata:
+        requested = app_metadata["registry_role"]
+        return Role.from_name(requested) if isinstance(requested, str) else None
+    return Role.from_name(role_map[platform_role])
+
+
+def platform_user(claims: dict[str, Any]) -> PlatformUser:
+    platform_role = claims.get("role")
+    return PlatformUser(
+        sub=str(claims["sub"]),
+        platform_role=platform_role if isinstance(platform_role, str) else "",
+        role=platform_role_to_registry_role(claims),
+        claims=claims,
+    )
+
+
+_ROLE_ATTRIBUTE = "_registry_role"
+_UNSET = object()
+
+
+def request_role(request: Request) -> Role | None:
+    """The registry role of the request's caller (None when anonymous or without a role), computed once."""
+    cached = getattr(request, _ROLE_ATTRIBUTE, _UNSET)
+    if cached is not _UNSET:
+        return cached  # type: ignore[return-value]
+    user = request.user
+    role: Role | None
+    if isinstance(user, PlatformUser):
+        role = user.role
+    elif isinstance(user, AbstractBaseUser) and user.is_authenticated:
+        role = user_role(user)
+    else:
+        role = None
+    setattr(request, _ROLE_ATTRIBUTE, role)
+    return role
