@@ -1,33 +1,162 @@
-"""Cached model reads with generation-based invalidation.
+"""Cached model reads with generation-based invalidation, and a Redis backend that degrades quietly.
 
 Every cached read of models (list, detail, selection) is keyed by a generation number. Any write
 to a model or its endpoints, capabilities or parameters calls ``models_changed()`` after commit,
 which bumps the generation: all earlier entries become unreachable at once, so a read after a
 write is never stale, and no one has to know which list pages a change touched. A read racing a
 write may store a stale value, but only under the old generation, which no one reads again.
+
+A missing generation key (first start, flush, eviction) is set to the current time in
+nanoseconds, never back to a small number: a number used before could match entries that
+survived the eviction of the key alone, and serve them stale.
+
+This module imports no models (signals are connected by label) because ``ResilientRedisCache``
+is loaded by Django's cache framework, which may happen before the app registry is ready.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
+import threading
+import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
+from django_redis.cache import RedisCache
+from django_redis.exceptions import ConnectionInterrupted
 
 from registry import metrics
-from registry.models import ModelCapability, ModelEndpoint, ModelParameter, RegisteredModel
 
 T = TypeVar("T")
 
+logger = logging.getLogger(__name__)
+
 GENERATION_KEY = "models:generation"
 _MISSING = object()
+# The configuration rows whose writes change what a model read returns.
+INVALIDATING_MODELS = (
+    "registry.RegisteredModel",
+    "registry.ModelEndpoint",
+    "registry.ModelCapability",
+    "registry.ModelParameter",
+)
+
+
+class RedisOutage:
+    """A per-process circuit breaker for Redis, which also keeps its log to one line per outage.
+
+    After a failed Redis call the cache answers "miss" without touching the network for
+    ``retry_seconds`` (a hung Redis would otherwise cost each request a socket timeout per cache
+    call); the next call after that window probes Redis with a PING. The outage is logged once when
+    it starts and once when Redis answers again, whatever the number of requests in between.
+    """
+
+    def __init__(self, *, retry_seconds: float) -> None:
+        self.retry_seconds = retry_seconds
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+        self._retry_at = 0.0
+
+    @property
+    def is_down(self) -> bool:
+        return self._down_since is not None
+
+    def should_skip(self) -> bool:
+        """True while the breaker is open: no Redis call should be attempted."""
+        return self._down_since is not None and time.monotonic() < self._retry_at
+
+    def failed(self, error: BaseException | None) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._retry_at = now + self.retry_seconds
+            if self._down_since is not None:
+                return
+            self._down_since = now
+        # The error names the host and port, never the password of the URL.
+        logger.warning(
+            "Redis is unreachable (%s): model reads are served from the database; retrying every %.0f s, "
+            "no further warning until it answers again",
+            error,
+            self.retry_seconds,
+        )
+
+    def recovered(self) -> None:
+        with self._lock:
+            if self._down_since is None:
+                return
+            down_for = time.monotonic() - self._down_since
+            self._down_since = None
+        logger.warning("Redis answers again after %.1f s: model reads use the cache again", down_for)
+
+
+class _OutageLog:
+    """Stands in for django-redis's logger of ignored exceptions, which would log every one of them."""
+
+    def __init__(self, outage: RedisOutage) -> None:
+        self._outage = outage
+
+    def exception(self, msg: str, *args: object, **kwargs: object) -> None:
+        # Called by django-redis's omit_exception inside its ``except`` block.
+        self._outage.failed(_current_exception())
+
+
+def _current_exception() -> BaseException | None:
+    error = sys.exc_info()[1]
+    if isinstance(error, ConnectionInterrupted) and error.__cause__ is not None:
+        return error.__cause__
+    return error
+
+
+class ResilientRedisCache(RedisCache):
+    """django-redis with IGNORE_EXCEPTIONS, a circuit breaker and one warning per outage."""
+
+    def __init__(self, server: str, params: dict[str, Any]) -> None:
+        super().__init__(server, params)
+        options = params.get("OPTIONS", {})
+        self.outage = RedisOutage(retry_seconds=float(options.get("RETRY_SECONDS", 5.0)))
+        self._log_ignored_exceptions = True
+        self.logger = _OutageLog(self.outage)
+
+    @property
+    def client(self) -> Any:
+        if self.outage.should_skip():
+            # Raised inside django-redis's omit_exception wrapper: the call returns its default.
+            raise ConnectionInterrupted(connection=None)
+        client = super().client
+        if self.outage.is_down:
+            # First call after the retry window: probe, so recovery is noticed (and logged) once.
+            try:
+                client.get_client(write=True).ping()
+            except Exception as exc:
+                raise ConnectionInterrupted(connection=None) from exc
+            self.outage.recovered()
+        return client
+
+    def ping(self) -> bool:
+        """Whether Redis answers now (bounded by the socket timeouts); used by ``/health``."""
+        try:
+            self.client.get_client(write=True).ping()
+        except ConnectionInterrupted:
+            return False
+        except Exception as exc:
+            self.outage.failed(exc)
+            return False
+        return True
 
 
 def _generation() -> int:
     value = cache.get(GENERATION_KEY)
-    return int(value) if value is not None else 0
+    if value is not None:
+        return int(value)
+    fresh = time.time_ns()
+    # add(): when several processes find the key missing at once, one value wins for all of them.
+    cache.add(GENERATION_KEY, fresh, timeout=None)
+    value = cache.get(GENERATION_KEY)
+    return int(value) if value is not None else fresh
 
 
 def models_changed() -> None:
@@ -39,9 +168,9 @@ def _bump_generation() -> None:
     try:
         cache.incr(GENERATION_KEY)
     except ValueError:
-        # The key does not exist yet (first write, or the cache was flushed): any new value works,
-        # as long as it differs from what readers used; they used 0.
-        cache.set(GENERATION_KEY, 1, timeout=None)
+        # The key is missing: whatever readers used is gone with it, and a new time-based value
+        # differs from every generation used before.
+        cache.set(GENERATION_KEY, time.time_ns(), timeout=None)
 
 
 def connect_invalidation() -> None:
@@ -50,9 +179,10 @@ def connect_invalidation() -> None:
     Signals, not calls in each writer, because the admin's forms and inlines save these rows
     directly. Bulk writers (discovery) bypass signals and call ``models_changed()`` themselves.
     """
-    for model in (RegisteredModel, ModelEndpoint, ModelCapability, ModelParameter):
-        post_save.connect(_on_model_write, sender=model, dispatch_uid=f"cache-invalidate-save-{model.__name__}")
-        post_delete.connect(_on_model_write, sender=model, dispatch_uid=f"cache-invalidate-delete-{model.__name__}")
+    for label in INVALIDATING_MODELS:
+        name = label.split(".")[1]
+        post_save.connect(_on_model_write, sender=label, dispatch_uid=f"cache-invalidate-save-{name}")
+        post_delete.connect(_on_model_write, sender=label, dispatch_uid=f"cache-invalidate-delete-{name}")
 
 
 def _on_model_write(**kwargs: object) -> None:

@@ -1,15 +1,31 @@
 """The registry's own Prometheus metrics, in one place.
 
 Counters are incremented where the event happens (usage recorded, discovery finished, cache
-hit); gauges that describe the registry's state (models by provider and status, open alerts) are
-read from the database at scrape time, so they are right whichever process serves the scrape.
+hit, alert opened); gauges that describe the registry's state (models by provider and status,
+open alerts, failing sources) are read from the database at scrape time by ``RegistryStateCollector``,
+so they are right whichever process serves the scrape.
+
+Several processes (gunicorn workers, the Celery worker) count events: with
+``PROMETHEUS_MULTIPROC_DIR`` set before the processes start (the launcher, gunicorn.conf.py and
+the Docker entrypoint set it), prometheus_client writes each process's counters to files in that
+directory and a scrape adds them up (``registry_for_scrape``).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Iterator
 from decimal import Decimal
 
-from prometheus_client import Counter, Histogram
+from django.apps import apps
+from django.db import DatabaseError
+from django.db.models import Count
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+logger = logging.getLogger(__name__)
 
 USAGE_REQUESTS = Counter("registry_usage_requests", "Requests reported in usage records", ["model"])
 USAGE_TOKENS = Counter("registry_usage_tokens", "Tokens reported in usage records", ["model"])
@@ -27,6 +43,10 @@ DISCOVERY_DURATION = Histogram(
 CACHE_HITS = Counter("registry_cache_hits", "Model reads served from the cache", ["kind"])
 CACHE_MISSES = Counter("registry_cache_misses", "Model reads built from the database", ["kind"])
 
+ALERTS_OPENED = Counter("registry_alerts_opened", "Alerts opened, by kind", ["kind"])
+ALERTS_RESOLVED = Counter("registry_alerts_resolved", "Alerts resolved, by kind", ["kind"])
+ALERT_WEBHOOK_FAILURES = Counter("registry_alert_webhook_failures", "Alert notifications the webhook did not accept")
+
 
 def usage_recorded(*, model: str, requests: int, tokens: int, errors: int, cost: Decimal | float) -> None:
     """Count usage that was committed (call after the transaction, not before)."""
@@ -43,3 +63,71 @@ def discovery_finished(*, source: str, status: str, duration_seconds: float) -> 
 
 def cache_lookup(*, kind: str, hit: bool) -> None:
     (CACHE_HITS if hit else CACHE_MISSES).labels(kind=kind).inc()
+
+
+def alert_opened(*, kind: str) -> None:
+    ALERTS_OPENED.labels(kind=kind).inc()
+
+
+def alert_resolved(*, kind: str) -> None:
+    ALERTS_RESOLVED.labels(kind=kind).inc()
+
+
+def alert_webhook_failed() -> None:
+    ALERT_WEBHOOK_FAILURES.inc()
+
+
+class RegistryStateCollector(Collector):
+    """Gauges of the registry's state, read from the database at scrape time (three queries)."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        # Looked up by label, not imported: this module is imported by the cache backend, which
+        # Django may load before the app registry is ready.
+        registered_model = apps.get_model("registry", "RegisteredModel")
+        alert = apps.get_model("registry", "Alert")
+        provider_source = apps.get_model("discovery", "ProviderSource")
+        up = GaugeMetricFamily("registry_state_up", "1 when the registry's state could be read from the database")
+        models = GaugeMetricFamily(
+            "registry_models", "Registered models by provider and status", labels=["provider", "status"]
+        )
+        open_alerts = GaugeMetricFamily("registry_open_alerts", "Open alerts by kind", labels=["kind"])
+        failures = GaugeMetricFamily(
+            "registry_source_consecutive_failures", "Consecutive failed discovery runs by source", labels=["source"]
+        )
+        try:
+            model_rows = list(registered_model.objects.order_by().values("provider", "status").annotate(n=Count("id")))
+            alert_rows = list(
+                alert.objects.filter(resolved_at__isnull=True).order_by().values("kind").annotate(n=Count("id"))
+            )
+            source_rows = list(provider_source.objects.order_by("name").values_list("name", "consecutive_failures"))
+        except DatabaseError as exc:
+            # The scrape still answers (request and process metrics matter most during an outage).
+            logger.warning("metrics: the registry's state could not be read: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        for row in model_rows:
+            models.add_metric([row["provider"], row["status"]], row["n"])
+        open_by_kind = {row["kind"]: row["n"] for row in alert_rows}
+        for kind, _label in alert._meta.get_field("kind").choices or []:
+            open_alerts.add_metric([kind], open_by_kind.get(kind, 0))
+        for name, count in source_rows:
+            failures.add_metric([name], count)
+        yield from (up, models, open_alerts, failures)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+
+
+def exposition() -> bytes:
+    """The text exposition of every metric: counters of all processes, then the state gauges."""
+    if multiprocess_dir():
+        events = CollectorRegistry()
+        multiprocess.MultiProcessCollector(events)
+    else:
+        events = REGISTRY
+    state = CollectorRegistry(auto_describe=False)
+    state.register(RegistryStateCollector())
+    return generate_latest(events) + generate_latest(state)

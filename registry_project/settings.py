@@ -8,6 +8,7 @@ Production sets ``DATABASE_URL`` (PostgreSQL), ``REDIS_URL`` and ``SECRET_KEY``;
 from __future__ import annotations
 
 from datetime import timedelta
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,8 @@ CACHE_TTL_SECONDS = env_int("CACHE_TTL_SECONDS", 300, minimum=1)
 if REDIS_URL:
     CACHES: dict[str, dict[str, Any]] = {
         "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
+            # django-redis with a circuit breaker: one warning per outage, no socket wait per request.
+            "BACKEND": "registry.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "TIMEOUT": CACHE_TTL_SECONDS,
             "KEY_PREFIX": "model-registry",
@@ -151,6 +153,8 @@ if REDIS_URL:
                 "SOCKET_TIMEOUT": env_float("REDIS_SOCKET_TIMEOUT", 0.5),
                 # A Redis outage must degrade reads to the database, not fail them.
                 "IGNORE_EXCEPTIONS": True,
+                # After a Redis failure, skip Redis (answer from the database) this long before retrying.
+                "RETRY_SECONDS": env_float("CACHE_RETRY_SECONDS", 5.0, minimum=0.1),
             },
         }
     }
@@ -239,7 +243,12 @@ DISCOVERY_DEFAULT_INTERVAL_SECONDS = env_int("DISCOVERY_DEFAULT_INTERVAL_SECONDS
 DISCOVERY_ON_STARTUP = env_bool("DISCOVERY_ON_STARTUP", True)
 
 # --- Operations ---------------------------------------------------------------------------------
-METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS")
+METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS")  # addresses or networks: 10.0.0.0/8, 127.0.0.1
+for _entry in METRICS_ALLOWED_IPS:
+    try:
+        ip_network(_entry, strict=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_entry!r} is not an address or network") from exc
 METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")
 ALERT_WEBHOOK_URL = env_str("ALERT_WEBHOOK_URL")
 ALERT_WEBHOOK_TIMEOUT = env_float("ALERT_WEBHOOK_TIMEOUT", 5.0, minimum=0.1)
@@ -249,6 +258,14 @@ HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", 0.8, minimum=0.05)
 AUDITLOG_INCLUDE_ALL_MODELS = False
 AUDITLOG_DISABLE_REMOTE_ADDR = False
 AUDITLOG_STORE_JSON_CHANGES = True
+# Alert checks (registry/alerts.py), run by beat every ALERT_CHECK_INTERVAL_SECONDS.
+ALERT_CHECK_INTERVAL_SECONDS = env_int("ALERT_CHECK_INTERVAL_SECONDS", 60, minimum=10)
+ALERT_WINDOW_MINUTES = env_int("ALERT_WINDOW_MINUTES", 60, minimum=1)
+ALERT_ERROR_RATE_THRESHOLD = env_float("ALERT_ERROR_RATE_THRESHOLD", 0.05, minimum=0.0)
+ALERT_MIN_REQUESTS = env_int("ALERT_MIN_REQUESTS", 20, minimum=1)  # fewer requests in the window: no verdict
+ALERT_LATENCY_REGRESSION_PERCENT = env_float("ALERT_LATENCY_REGRESSION_PERCENT", 50.0, minimum=0.0)
+ALERT_UNAVAILABLE_MINUTES = env_int("ALERT_UNAVAILABLE_MINUTES", 30, minimum=1)
+ALERT_SOURCE_FAILURES = env_int("ALERT_SOURCE_FAILURES", 3, minimum=1)
 # auditlog's default mask keeps half of the value; ours hides all of it.
 AUDITLOG_MASK_CALLABLE = "registry.audit.mask_secret"
 

@@ -1,3 +1,11 @@
-from django.urls import URLPattern, URLResolver
+"""Operational endpoints: health, metrics and the audit log."""
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from django.urls import URLPattern, URLResolver, path
+
+from registry.operations import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("healthz", views.healthz, name="healthz"),
+    path("health", views.health, name="health"),
+    path("metrics", views.metrics_view, name="metrics"),
+]

@@ -1,0 +1,69 @@
+"""Operational endpoints: ``/healthz`` (liveness), ``/health`` (readiness), ``/metrics``.
+
+Plain Django views, not DRF: they take no JWT, run no content negotiation, and must keep
+answering when the API's dependencies do not.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from registry import metrics
+from registry.operations.health import health_report
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers. No I/O, so a slow dependency never gets the process killed."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    """Readiness: 503 when the database is unreachable, 200 ``degraded`` when only the cache or broker is."""
+    report = health_report()
+    body = {"status": report.status, "version": settings.VERSION, "services": report.services}
+    return JsonResponse(body, status=report.http_status)
+
+
+def _address_allowed(remote_addr: str) -> bool:
+    allowed = settings.METRICS_ALLOWED_IPS
+    if not allowed:
+        return True
+    try:
+        address = ipaddress.ip_address(remote_addr)
+    except ValueError:
+        return False
+    # Entries are addresses or networks ("10.0.0.0/8"); REMOTE_ADDR only, since a forwarded
+    # header is whatever the client chose to send.
+    return any(address in ipaddress.ip_network(entry, strict=False) for entry in allowed)
+
+
+def _token_valid(request: HttpRequest) -> bool:
+    expected = settings.METRICS_BEARER_TOKEN
+    if not expected:
+        return True
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), expected.encode())
+
+
+@never_cache
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition; limited by ``METRICS_ALLOWED_IPS`` and ``METRICS_BEARER_TOKEN`` when set."""
+    if not _address_allowed(request.META.get("REMOTE_ADDR", "")):
+        return HttpResponse("Forbidden\n", status=403, content_type="text/plain")
+    if not _token_valid(request):
+        response = HttpResponse("Unauthorized\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)

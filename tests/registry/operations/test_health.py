@@ -1,0 +1,126 @@
+"""/healthz and /health: status codes, body shape, degraded dependencies, bounded time."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.test import Client, override_settings
+
+ROOT = Path(__file__).resolve().parents[3]
+
+pytestmark = pytest.mark.django_db
+
+
+def redis_cache_at(port: int) -> dict[str, dict[str, object]]:
+    return {
+        "default": {
+            "BACKEND": "registry.cache.ResilientRedisCache",
+            "LOCATION": f"redis://127.0.0.1:{port}/3",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5, "IGNORE_EXCEPTIONS": True},
+        }
+    }
+
+
+def test_healthz_answers_ok_without_touching_dependencies(client: Client, django_assert_num_queries) -> None:
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_health_reports_every_service_ok(client: Client) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "version": settings.VERSION,
+        "services": {"database": "ok", "cache": "ok", "broker": "ok"},
+    }
+
+
+def test_health_is_degraded_when_redis_refuses_connections(client: Client, closed_port: int) -> None:
+    with override_settings(CACHES=redis_cache_at(closed_port)):
+        response = client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["services"] == {"database": "ok", "cache": "error", "broker": "ok"}
+
+
+def test_health_is_degraded_within_a_second_when_redis_hangs(client: Client, hanging_port: int) -> None:
+    with override_settings(CACHES=redis_cache_at(hanging_port), HEALTH_CHECK_TIMEOUT=0.3):
+        started = time.monotonic()
+        response = client.get("/health")
+        elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["services"]["cache"] in {"timeout", "error"}
+    assert elapsed < 1.0
+
+
+def test_health_is_degraded_when_the_broker_is_unreachable(client: Client, closed_port: int) -> None:
+    broker = {"CELERY_BROKER_URL": f"redis://127.0.0.1:{closed_port}/3", "CELERY_BROKER_TRANSPORT_OPTIONS": {}}
+    with override_settings(**broker):
+        response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["services"]["broker"] == "error"
+
+
+def test_health_is_degraded_within_a_second_when_the_broker_hangs(client: Client, hanging_port: int) -> None:
+    broker = {"CELERY_BROKER_URL": f"redis://127.0.0.1:{hanging_port}/3", "CELERY_BROKER_TRANSPORT_OPTIONS": {}}
+    with override_settings(HEALTH_CHECK_TIMEOUT=0.3, **broker):
+        started = time.monotonic()
+        response = client.get("/health")
+        elapsed = time.monotonic() - started
+    assert response.json()["services"]["broker"] in {"timeout", "error"}
+    assert response.status_code == 200
+    assert elapsed < 1.0
+
+
+def health_in_subprocess(database_url: str, tmp_path: Path) -> tuple[int, dict[str, object], float]:
+    """GET /health in a fresh process whose DATABASE_URL points at ``database_url``."""
+    script = (
+        "import json, time, django\n"
+        "django.setup()\n"
+        "from django.test import Client\n"
+        "started = time.monotonic()\n"
+        "response = Client().get('/health', HTTP_HOST='localhost')\n"
+        "print(json.dumps([response.status_code, response.json(), time.monotonic() - started]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CELERY_BROKER_URL"}}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "registry_project.settings",
+            "DATABASE_URL": database_url,
+            "REGISTRY_DATA_DIR": str(tmp_path),
+            "HEALTH_CHECK_TIMEOUT": "0.5",
+            "DB_CONNECT_TIMEOUT": "1",
+        }
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, timeout=60, check=True
+    ).stdout
+    status, body, elapsed = json.loads(output.decode().strip().splitlines()[-1])
+    return status, body, elapsed
+
+
+def test_health_answers_503_when_the_database_refuses_connections(closed_port: int, tmp_path: Path) -> None:
+    status, body, _ = health_in_subprocess(f"postgresql://postgres@127.0.0.1:{closed_port}/registry", tmp_path)
+    assert status == 503
+    assert body["status"] == "error"
+    assert body["services"] == {"database": "error", "cache": "ok", "broker": "ok"}
+
+
+def test_health_answers_503_within_a_second_when_the_database_hangs(hanging_port: int, tmp_path: Path) -> None:
+    status, body, elapsed = health_in_subprocess(f"postgresql://postgres@127.0.0.1:{hanging_port}/registry", tmp_path)
+    assert status == 503
+    assert body["services"]["database"] == "timeout"  # type: ignore[index]
+    assert elapsed < 1.0
