@@ -1,0 +1,343 @@
+"""Alert checks: error rate, latency regression, long unavailability, failing discovery sources.
+
+``alerts_check()`` evaluates every condition and reconciles the ``alerts`` table with what it
+found: an alert is opened once per subject and kind (the table's partial unique constraints make
+a duplicate impossible even when two checks run at once), and resolved by a conditional UPDATE
+when its condition clears, so only one run ever notifies a change. Running the check twice is
+therefore harmless, and it needs no lock.
+
+Every opened or resolved alert is counted in the metrics, logged, and posted as JSON to
+``ALERT_WEBHOOK_URL`` after the transaction commits. The webhook is bounded by
+``ALERT_WEBHOOK_TIMEOUT`` and its failures are logged and counted, never raised: a dead receiver
+must not stop the checks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Case, F, FloatField, IntegerField, Sum, When
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from discovery.models import ProviderSource
+from registry import metrics
+from registry.models import Alert, AlertKind, ModelStatus, ModelUsage, RegisteredModel
+
+logger = logging.getLogger(__name__)
+
+ALERT_TASK_NAME = "registry.check_alerts"
+ALERT_SCHEDULE_NAME = "registry: alert checks"
+
+# A subject is ("model", id) or ("source", id).
+Subject = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A condition that holds now for one subject."""
+
+    kind: str
+    subject: Subject
+    message: str
+    details: dict[str, Any]
+
+
+@dataclass
+class CheckResult:
+    """What one check found: firing subjects, and subjects it could not judge (left as they are)."""
+
+    firing: dict[Subject, Finding] = field(default_factory=dict)
+    undecided: set[Subject] = field(default_factory=set)
+
+
+@dataclass
+class AlertChanges:
+    opened: list[Alert] = field(default_factory=list)
+    resolved: list[Alert] = field(default_factory=list)
+
+
+def _usage_by_model(start: datetime, end: datetime) -> dict[int, dict[str, float]]:
+    """Requests, errors and request-weighted latency per model in ``[start, end)``, in one query."""
+    rows = (
+        ModelUsage.objects.filter(model__isnull=False, timestamp__gte=start, timestamp__lt=end)
+        .order_by()
+        .values("model_id")
+        .annotate(
+            requests=Sum("request_count"),
+            errors=Sum("error_count"),
+            latency_sum=Sum(F("average_latency") * F("request_count"), output_field=FloatField()),
+            latency_requests=Sum(
+                Case(When(average_latency__isnull=False, then=F("request_count")), default=0),
+                output_field=IntegerField(),
+            ),
+        )
+    )
+    return {
+        row["model_id"]: {
+            "requests": float(row["requests"] or 0),
+            "errors": float(row["errors"] or 0),
+            "latency_sum": float(row["latency_sum"] or 0.0),
+            "latency_requests": float(row["latency_requests"] or 0),
+        }
+        for row in rows
+    }
+
+
+def _model_names(ids: Iterable[int]) -> dict[int, str]:
+    return dict(RegisteredModel.objects.filter(pk__in=list(ids)).values_list("pk", "name"))
+
+
+def check_error_rate(now: datetime) -> CheckResult:
+    """Errors / requests over the window above ALERT_ERROR_RATE_THRESHOLD, once there is enough traffic."""
+    window = settings.ALERT_WINDOW_MINUTES
+    threshold = settings.ALERT_ERROR_RATE_THRESHOLD
+    usage = _usage_by_model(now - timedelta(minutes=window), now)
+    names = _model_names(usage)
+    result = CheckResult()
+    for model_id, totals in usage.items():
+        subject: Subject = ("model", model_id)
+        requests_seen = totals["requests"]
+        if requests_seen < settings.ALERT_MIN_REQUESTS:
+            # Too few requests for a rate to mean anything (1 error in 2 requests is not 50%).
+            if requests_seen > 0:
+                result.undecided.add(subject)
+            continue
+        rate = totals["errors"] / requests_seen
+        if rate > threshold:
+            result.firing[subject] = Finding(
+                kind=AlertKind.ERROR_RATE,
+                subject=subject,
+                message=(
+                    f"{names.get(model_id, model_id)}: error rate {rate:.1%} over the last {window} min "
+                    f"({int(totals['errors'])} of {int(requests_seen)} requests; threshold {threshold:.1%})"
+                ),
+                details={
+                    "error_rate": round(rate, 6),
+                    "errors": int(totals["errors"]),
+                    "requests": int(requests_seen),
+                    "threshold": threshold,
+                    "window_minutes": window,
+                },
+            )
+    return result
+
+
+def check_latency(now: datetime) -> CheckResult:
+    """Average latency over the window worse than the model's own previous 7 days by the set percentage."""
+    window = settings.ALERT_WINDOW_MINUTES
+    percent = settings.ALERT_LATENCY_REGRESSION_PERCENT
+    window_start = now - timedelta(minutes=window)
+    current = _usage_by_model(window_start, now)
+    baseline = _usage_by_model(window_start - timedelta(days=7), window_start)
+    names = _model_names(current)
+    result = CheckResult()
+    for model_id, totals in current.items():
+        subject: Subject = ("model", model_id)
+        if totals["latency_requests"] < settings.ALERT_MIN_REQUESTS:
+            if totals["latency_requests"] > 0:
+                result.undecided.add(subject)
+            continue
+        past = baseline.get(model_id)
+        if past is None or past["latency_requests"] < settings.ALERT_MIN_REQUESTS or past["latency_sum"] <= 0:
+            continue  # no baseline to regress from
+        average = totals["latency_sum"] / totals["latency_requests"]
+        reference = past["latency_sum"] / past["latency_requests"]
+        worse_by = (average / reference - 1.0) * 100.0
+        if worse_by > percent:
+            result.firing[subject] = Finding(
+                kind=AlertKind.LATENCY,
+                subject=subject,
+                message=(
+                    f"{names.get(model_id, model_id)}: average latency {average:.3f} s over the last {window} min "
+                    f"is {worse_by:.0f}% above its 7-day baseline of {reference:.3f} s (threshold {percent:.0f}%)"
+                ),
+                details={
+                    "average_latency": round(average, 6),
+                    "baseline_latency": round(reference, 6),
+                    "worse_by_percent": round(worse_by, 2),
+                    "threshold_percent": percent,
+                    "window_minutes": window,
+                },
+            )
+    return result
+
+
+def check_unavailable(now: datetime) -> CheckResult:
+    """A model discovery had listed, unavailable for longer than ALERT_UNAVAILABLE_MINUTES.
+
+    Unavailable since it was last seen: discovery marks a model unavailable when a source stops
+    listing it. A model an operator set unavailable by hand (never seen by discovery) is a
+    decision, not an incident.
+    """
+    minutes = settings.ALERT_UNAVAILABLE_MINUTES
+    cutoff = now - timedelta(minutes=minutes)
+    rows = RegisteredModel.objects.filter(
+        status=ModelStatus.UNAVAILABLE, last_seen_at__isnull=False, last_seen_at__lt=cutoff
+    ).values_list("pk", "name", "last_seen_at")
+    result = CheckResult()
+    for model_id, name, last_seen in rows:
+        if last_seen is None:  # excluded by the filter; narrows the type
+            continue
+        subject: Subject = ("model", model_id)
+        down_minutes = int((now - last_seen).total_seconds() // 60)
+        result.firing[subject] = Finding(
+            kind=AlertKind.UNAVAILABLE,
+            subject=subject,
+            message=f"{name}: unavailable for {down_minutes} min (last seen {last_seen:%Y-%m-%d %H:%M} UTC)",
+            details={"last_seen_at": last_seen.isoformat(), "threshold_minutes": minutes},
+        )
+    return result
+
+
+def check_failing_sources(now: datetime) -> CheckResult:
+    """An enabled discovery source whose last ALERT_SOURCE_FAILURES runs or more all failed."""
+    limit = settings.ALERT_SOURCE_FAILURES
+    rows = ProviderSource.objects.filter(enabled=True, consecutive_failures__gte=limit).values_list(
+        "pk", "name", "consecutive_failures", "last_error"
+    )
+    result = CheckResult()
+    for source_id, name, failures, last_error in rows:
+        subject: Subject = ("source", source_id)
+        result.firing[subject] = Finding(
+            kind=AlertKind.SOURCE_FAILING,
+            subject=subject,
+            message=f"discovery source {name}: {failures} failed runs in a row",
+            details={"consecutive_failures": failures, "threshold": limit, "last_error": last_error[:500]},
+        )
+    return result
+
+
+CHECKS: dict[str, Callable[[datetime], CheckResult]] = {
+    AlertKind.ERROR_RATE: check_error_rate,
+    AlertKind.LATENCY: check_latency,
+    AlertKind.UNAVAILABLE: check_unavailable,
+    AlertKind.SOURCE_FAILING: check_failing_sources,
+}
+
+
+def _subject_of(alert: Alert) -> Subject:
+    if alert.model_id is not None:
+        return ("model", alert.model_id)
+    assert alert.source_id is not None  # the alerts_have_a_subject constraint
+    return ("source", alert.source_id)
+
+
+def _open(finding: Finding, now: datetime) -> Alert | None:
+    """Insert the alert; None when one is already open for the subject (constraint, not a read)."""
+    subject_type, subject_id = finding.subject
+    alert = Alert(
+        kind=finding.kind,
+        model_id=subject_id if subject_type == "model" else None,
+        source_id=subject_id if subject_type == "source" else None,
+        message=finding.message,
+        details=finding.details,
+        opened_at=now,
+    )
+    try:
+        with transaction.atomic():
+            alert.save()
+    except IntegrityError:
+        return None  # a concurrent check opened it first
+    return alert
+
+
+@transaction.atomic
+def alerts_check(*, now: datetime | None = None) -> AlertChanges:
+    """Run every alert check, open new alerts and resolve cleared ones; notify after commit."""
+    now = now or timezone.now()
+    changes = AlertChanges()
+    open_alerts = list(Alert.objects.open())
+    for kind, check in CHECKS.items():
+        result = check(now)
+        open_of_kind = {_subject_of(alert): alert for alert in open_alerts if alert.kind == kind}
+        for subject, finding in result.firing.items():
+            if subject in open_of_kind:
+                continue
+            alert = _open(finding, now)
+            if alert is not None:
+                changes.opened.append(alert)
+        for subject, alert in open_of_kind.items():
+            if subject in result.firing or subject in result.undecided:
+                continue
+            # Conditional UPDATE: of two concurrent checks, only the one that resolves it notifies.
+            if Alert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(resolved_at=now):
+                alert.resolved_at = now
+                changes.resolved.append(alert)
+    for alert in changes.opened:
+        metrics.alert_opened(kind=alert.kind)
+        logger.warning("alert opened: %s", alert.message, extra={"alert_id": alert.pk, "kind": alert.kind})
+    for alert in changes.resolved:
+        metrics.alert_resolved(kind=alert.kind)
+        logger.info("alert resolved: %s", alert.message, extra={"alert_id": alert.pk, "kind": alert.kind})
+    if changes.opened or changes.resolved:
+        events = [alert_payload(a, "opened") for a in changes.opened] + [
+            alert_payload(a, "resolved") for a in changes.resolved
+        ]
+        transaction.on_commit(lambda: alert_webhook_post(events))
+    return changes
+
+
+def alert_payload(alert: Alert, event: str) -> dict[str, Any]:
+    """The JSON document a webhook receives for one alert event."""
+    return {
+        "event": event,
+        "id": alert.pk,
+        "kind": alert.kind,
+        "model": alert.model.name if alert.model is not None else None,
+        "source": alert.source.name if alert.source is not None else None,
+        "message": alert.message,
+        "details": alert.details,
+        "opened_at": alert.opened_at.isoformat(),
+        "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+    }
+
+
+def alert_webhook_post(events: list[dict[str, Any]]) -> int:
+    """POST each event to ALERT_WEBHOOK_URL; returns how many the receiver accepted (2xx). Never raises."""
+    url = settings.ALERT_WEBHOOK_URL
+    if not url:
+        return 0
+    # The URL may carry a token (Slack, ntfy): only its host is ever logged.
+    host = urlsplit(url).netloc.rpartition("@")[2]
+    accepted = 0
+    for event in events:
+        try:
+            response = requests.post(url, json=event, timeout=settings.ALERT_WEBHOOK_TIMEOUT)
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            metrics.alert_webhook_failed()
+            reason = f"HTTP {exc.response.status_code}" if exc.response is not None else type(exc).__name__
+            logger.warning("alert webhook to %s failed (%s) for alert %s", host, reason, event["id"])
+            continue
+        accepted += 1
+    return accepted
+
+
+@transaction.atomic
+def alert_schedule_ensure() -> PeriodicTask:
+    """Create the periodic alert check if it is missing; an existing one is left as the operator set it.
+
+    Upserted, never wiped and rebuilt: an interval changed or a task disabled in the admin
+    survives a restart or a deploy.
+    """
+    existing = PeriodicTask.objects.filter(name=ALERT_SCHEDULE_NAME).first()
+    if existing is not None:
+        return existing
+    interval, _ = IntervalSchedule.objects.get_or_create(
+        every=settings.ALERT_CHECK_INTERVAL_SECONDS, period=IntervalSchedule.SECONDS
+    )
+    return PeriodicTask.objects.create(
+        name=ALERT_SCHEDULE_NAME,
+        task=ALERT_TASK_NAME,
+        interval=interval,
+        description="Opens and resolves alerts (registry/alerts.py); thresholds from the ALERT_* settings.",
+    )

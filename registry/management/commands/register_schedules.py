@@ -1,0 +1,18 @@
+"""``manage.py register_schedules``: create the registry's periodic tasks if they are missing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from registry.alerts import alert_schedule_ensure
+
+
+class Command(BaseCommand):
+    help = "Create the periodic alert check in django-celery-beat if missing (an operator's changes are kept)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        task = alert_schedule_ensure()
+        state = "enabled" if task.enabled else "disabled"
+        self.stdout.write(f"schedule {task.name!r}: {task.task}, {task.interval or task.crontab} ({state})")
