@@ -1,10 +1,79 @@
-"""The REST API: DRF viewsets over registry.services and registry.selectors."""
+"""The REST API's routes, at the root of the service as the design document names them.
 
-from django.urls import URLPattern, URLResolver, path
+``{ref}`` is a model's id or its name, and names contain '/' (``hf.co/bartowski/...:Q4_K_M``). The
+WSGI server decodes ``%2F`` to '/' before Django routes, so the sub-resource word is recognised at
+the end of the path (``^models/(?P<ref>.+)/capabilities$``) and names may not contain those words
+as a segment (see ``validate_model_name``). Order matters: specific patterns come first.
+"""
+
+from django.conf import settings
+from django.urls import URLPattern, URLResolver, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView, TokenVerifyView
+
+from registry.api import schema  # noqa: F401 (registers the authentication schemes of the OpenAPI schema)
+from registry.api.permissions import IsViewer
+from registry.api.views import (
+    CapabilityViewSet,
+    EndpointViewSet,
+    ModelViewSet,
+    ParameterViewSet,
+    PerformanceViewSet,
+    UsageViewSet,
+)
+
+REF = r"(?P<ref>.+)"
+# The schema says nothing secret, but the issue puts every path but health and login behind a JWT;
+# API_DOCS_PUBLIC opens it (and the browsable docs, which cannot send a token) where that is wanted.
+DOCS_PERMISSIONS = [AllowAny] if settings.API_DOCS_PUBLIC else [IsViewer]
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("auth/token", TokenObtainPairView.as_view(), name="auth-token"),
     path("auth/token/refresh", TokenRefreshView.as_view(), name="auth-token-refresh"),
     path("auth/token/verify", TokenVerifyView.as_view(), name="auth-token-verify"),
+    path("api/schema", SpectacularAPIView.as_view(permission_classes=DOCS_PERMISSIONS), name="api-schema"),
+    path(
+        "api/docs",
+        SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=DOCS_PERMISSIONS),
+        name="api-docs",
+    ),
+    re_path(r"^models$", ModelViewSet.as_view({"get": "list", "post": "create"}), name="model-list"),
+    re_path(r"^models/select$", ModelViewSet.as_view({"get": "select"}), name="model-select"),
+    re_path(
+        rf"^models/{REF}/capabilities/(?P<capability>[^/]+)$",
+        CapabilityViewSet.as_view({"delete": "destroy"}),
+        name="model-capability-detail",
+    ),
+    re_path(
+        rf"^models/{REF}/capabilities$",
+        CapabilityViewSet.as_view({"get": "list", "post": "create"}),
+        name="model-capabilities",
+    ),
+    re_path(
+        rf"^models/{REF}/parameters$",
+        ParameterViewSet.as_view({"get": "list", "post": "create"}),
+        name="model-parameters",
+    ),
+    re_path(
+        rf"^models/{REF}/performance$",
+        PerformanceViewSet.as_view({"get": "list", "post": "create"}),
+        name="model-performance",
+    ),
+    re_path(rf"^models/{REF}/usage$", UsageViewSet.as_view({"get": "list", "post": "create"}), name="model-usage"),
+    re_path(
+        rf"^models/{REF}/endpoints/(?P<endpoint_id>[0-9]+)$",
+        EndpointViewSet.as_view({"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}),
+        name="model-endpoint-detail",
+    ),
+    re_path(
+        rf"^models/{REF}/endpoints$",
+        EndpointViewSet.as_view({"get": "list", "post": "create"}),
+        name="model-endpoints",
+    ),
+    re_path(
+        rf"^models/{REF}$",
+        ModelViewSet.as_view({"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}),
+        name="model-detail",
+    ),
 ]

@@ -1,0 +1,34 @@
+"""How the OpenAPI schema describes the API's authentication (imported by registry.api.urls to register)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+
+
+class LocalJWTScheme(OpenApiAuthenticationExtension):
+    target_class = "registry.api.authentication.LocalJWTAuthentication"
+    name = "localJWT"
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "An access token of a local user, from POST /auth/token.",
+        }
+
+
+class PlatformJWTScheme(OpenApiAuthenticationExtension):
+    target_class = "registry.api.authentication.PlatformJWTAuthentication"
+    name = "platformJWT"
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "A token of the platform's auth service (HS256, signed with JWT_SECRET).",
+        }

@@ -1,0 +1,600 @@
+"""Representations and input validation of the REST API.
+
+Writes are strict: a field the serializer does not know is an error (a typo is not silently
+lost), values are checked against the rules of the issue, and nothing reaches the database until
+the whole body is valid. Fields that only appear in representations (``id``, ``available``, ...)
+are accepted and ignored on input, so that a client can send back what it read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import unicodedata
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from registry.models import (
+    AuthType,
+    ModelCapability,
+    ModelEndpoint,
+    ModelParameter,
+    ModelPerformance,
+    ModelStatus,
+    ModelType,
+    ModelUsage,
+    Provider,
+    RegisteredModel,
+)
+
+# Path words after a model's name: a name may not contain them as a segment, or its URLs would be ambiguous.
+SUB_RESOURCES = ("capabilities", "parameters", "performance", "usage", "endpoints")
+RESERVED_NAMES = ("select",)
+CAPABILITY_NAME = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
+PARAMETER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+# RFC 9110 token characters.
+HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+MAX_HEADERS = 50
+MAX_HEADER_VALUE = 8192
+MAX_JSON_BYTES = 16 * 1024
+MAX_FUTURE = timedelta(minutes=5)
+MAX_BATCH = 1000
+INT32_MAX = 2**31 - 1
+
+
+def _has_control_or_space(value: str) -> bool:
+    return any(ch.isspace() or unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"} for ch in value)
+
+
+def validate_model_name(value: str) -> None:
+    """Names are path segments of the API: printable, no whitespace, and never read as a route word."""
+    if _has_control_or_space(value):
+        raise serializers.ValidationError("Names may not contain whitespace or control characters.")
+    if value.isdigit():
+        raise serializers.ValidationError("A name may not be only digits: /models/{id} would read it as an id.")
+    if value in RESERVED_NAMES:
+        raise serializers.ValidationError(f"{value!r} is reserved by the API.")
+    if any(ch in value for ch in "?#\\"):
+        raise serializers.ValidationError("Names may not contain '?', '#' or '\\'.")
+    segments = value.split("/")
+    if any(segment == "" for segment in segments):
+        raise serializers.ValidationError("Names may not start or end with '/' nor contain '//'.")
+    if any(segment in SUB_RESOURCES for segment in segments[1:]):
+        raise serializers.ValidationError(
+            f"A segment after '/' may not be one of {', '.join(SUB_RESOURCES)}: the API's paths use these words."
+        )
+
+
+def validate_printable(value: str) -> None:
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise serializers.ValidationError("Control characters are not allowed.")
+
+
+def json_size_check(value: Any) -> None:
+    if len(json.dumps(value, separators=(",", ":")).encode()) > MAX_JSON_BYTES:
+        raise serializers.ValidationError(f"At most {MAX_JSON_BYTES // 1024} KiB of JSON.")
+
+
+def not_in_future(value: Any) -> None:
+    if value is not None and value > timezone.now() + MAX_FUTURE:
+        raise serializers.ValidationError("May not be more than 5 minutes in the future.")
+
+
+class StrictSerializerMixin:
+    """Reject fields the serializer does not know, naming each of them."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            known: Mapping[str, Any] = getattr(self, "fields")  # noqa: B009 (the serializer's, not the mixin's)
+            unknown = sorted(set(data) - set(known))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class StrictFloatField(serializers.FloatField):
+    """A JSON number: no strings, no booleans, nothing infinite."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        if not math.isfinite(data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer that fits the database's 32-bit columns."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("max_value", INT32_MAX)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": MAX_HEADERS})
+class HeaderMapField(serializers.Field):
+    """A flat object of HTTP header names to string values, safe to send on the wire."""
+
+    default_error_messages = {"invalid": "Expected an object of header names to string values."}
+
+    def __init__(self, *, allow_null_values: bool = False, **kwargs: Any) -> None:
+        self.allow_null_values = allow_null_values
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, str | None]:
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        if len(data) > MAX_HEADERS:
+            raise serializers.ValidationError(f"At most {MAX_HEADERS} headers.")
+        errors: dict[str, str] = {}
+        for name, value in data.items():
+            if not HEADER_NAME.match(name):
+                errors[name] = "Not a valid header name (letters, digits and !#$%&'*+.^_`|~- only)."
+            elif value is None and self.allow_null_values:
+                continue
+            elif not isinstance(value, str):
+                errors[name] = "Header values must be strings."
+            elif "\r" in value or "\n" in value or "\0" in value:
+                errors[name] = "Header values may not contain CR, LF or NUL."
+            elif len(value) > MAX_HEADER_VALUE:
+                errors[name] = f"At most {MAX_HEADER_VALUE} characters."
+        if errors:
+            raise serializers.ValidationError(errors)
+        return dict(data)
+
+    def to_representation(self, value: Any) -> dict[str, str]:
+        return dict(value or {})
+
+
+@extend_schema_field(
+    {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}},
+)
+class CapabilityMapField(serializers.Field):
+    """A model's capabilities as ``{"code": 0.92, "text": 0.8}``."""
+
+    default_error_messages = {"invalid": "Expected an object of capability names to scores."}
+
+    def get_attribute(self, instance: RegisteredModel) -> dict[str, float]:
+        return {row.capability: row.capability_score for row in instance.capabilities.all()}
+
+    def to_representation(self, value: dict[str, float]) -> dict[str, float]:
+        return dict(value)
+
+    def to_internal_value(self, data: Any) -> dict[str, float]:
+        if not isinstance(data, dict):
+            self.fail("invalid")
+        errors: dict[str, str] = {}
+        for name, score in data.items():
+            if len(name) > 50 or not CAPABILITY_NAME.match(name):
+                errors[name] = "Capability names are lower-case slugs of at most 50 characters."
+            elif isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
+                errors[name] = "Scores are numbers."
+            elif not 0 <= score <= 1:
+                errors[name] = "Scores are between 0 and 1."
+        if errors:
+            raise serializers.ValidationError(errors)
+        return {name: float(score) for name, score in data.items()}
+
+
+class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    """Where a model is called. Credentials are write-only: the response says what is set, never the value."""
+
+    id = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Ignored on create; in a model's endpoints, which one to update."
+    )
+    endpoint_url = serializers.CharField(max_length=255, required=False, allow_null=True)
+    auth_type = serializers.ChoiceField(choices=AuthType.choices, required=False, allow_null=True)
+    headers = HeaderMapField(
+        required=False,
+        allow_null=True,
+        help_text="Headers sent with each call. Credential-like ones (Authorization, *key*, *token*, ...) are "
+        "moved to the encrypted secret headers and only their names are shown.",
+    )
+    secret_headers = HeaderMapField(
+        allow_null_values=True,
+        required=False,
+        allow_null=True,
+        write_only=True,
+        help_text="Write-only, encrypted: each name set to a value is stored, set to null is removed; "
+        "null clears them all. Headers not named keep their stored values.",
+    )
+    api_key = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        max_length=4096,
+        write_only=True,
+        trim_whitespace=False,
+        help_text="Write-only, encrypted. Omit to keep the stored key; null or empty clears it.",
+    )
+    has_api_key = serializers.SerializerMethodField()
+    secret_header_names = serializers.SerializerMethodField()
+    source = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)  # type: ignore[assignment,var-annotated]
+
+    class Meta:
+        model = ModelEndpoint
+        fields = [
+            "id",
+            "endpoint_type",
+            "endpoint_url",
+            "auth_type",
+            "headers",
+            "secret_headers",
+            "api_key",
+            "has_api_key",
+            "secret_header_names",
+            "source",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def get_has_api_key(self, endpoint: ModelEndpoint) -> bool:
+        return bool(endpoint.api_key)
+
+    def get_secret_header_names(self, endpoint: ModelEndpoint) -> list[str]:
+        return sorted(endpoint.secret_headers or {})
+
+    def validate_endpoint_url(self, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"}:
+            raise serializers.ValidationError("Only http and https URLs are allowed.")
+        try:
+            host = parts.hostname
+            parts.port  # noqa: B018 (raises ValueError on a malformed port)
+        except ValueError as exc:
+            raise serializers.ValidationError("Not a valid URL.") from exc
+        if not host:
+            raise serializers.ValidationError("The URL needs a host.")
+        if _has_control_or_space(value):
+            raise serializers.ValidationError("URLs may not contain whitespace or control characters.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if len(set(attrs.get("headers") or {}) | set(attrs.get("secret_headers") or {})) > MAX_HEADERS:
+            raise serializers.ValidationError({"headers": [f"At most {MAX_HEADERS} headers in all."]})
+        return attrs
+
+
+class ParameterSerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    """A tunable parameter; added or updated by ``parameter_name``."""
+
+    parameter_name = serializers.CharField(max_length=100)
+    default_value = serializers.JSONField(help_text="Any JSON value but null.")
+    min_value = serializers.JSONField(required=False, allow_null=True)
+    max_value = serializers.JSONField(required=False, allow_null=True)
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=10_000)
+
+    class Meta:
+        model = ModelParameter
+        fields = ["parameter_name", "default_value", "min_value", "max_value", "description", "set_by"]
+        read_only_fields = ["set_by"]
+
+    def validate_parameter_name(self, value: str) -> str:
+        if not PARAMETER_NAME.match(value):
+            raise serializers.ValidationError("Letters, digits and '_', '.', ':', '-' only, starting with a letter.")
+        return value
+
+    def validate_default_value(self, value: Any) -> Any:
+        if value is None:
+            raise serializers.ValidationError("A default value is required (null is not one).")
+        json_size_check(value)
+        return value
+
+    def validate_min_value(self, value: Any) -> Any:
+        json_size_check(value)
+        return value
+
+    def validate_max_value(self, value: Any) -> Any:
+        json_size_check(value)
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        default = attrs.get("default_value")
+        errors: dict[str, list[str]] = {}
+        for bound in ("min_value", "max_value"):
+            value = attrs.get(bound)
+            if value is not None and json_type(value) != json_type(default):
+                errors[bound] = [f"Must be a {json_type(default)}, like default_value."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        if json_type(default) == "number":
+            low, high = attrs.get("min_value"), attrs.get("max_value")
+            if low is not None and high is not None and low > high:
+                raise serializers.ValidationError({"min_value": ["Must not be greater than max_value."]})
+            if low is not None and default < low:
+                raise serializers.ValidationError({"default_value": ["Must not be less than min_value."]})
+            if high is not None and default > high:
+                raise serializers.ValidationError({"default_value": ["Must not be greater than max_value."]})
+        return attrs
+
+
+def json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+class CapabilitySerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    """One capability of a model and its 0-1 score; added or updated by name."""
+
+    capability = serializers.CharField(max_length=50)
+    capability_score = StrictFloatField(min_value=0.0, max_value=1.0)
+    evidence = serializers.CharField(required=False, allow_blank=True, max_length=300)
+
+    class Meta:
+        model = ModelCapability
+        fields = ["capability", "capability_score", "set_by", "evidence"]
+        read_only_fields = ["set_by"]
+
+    def validate_capability(self, value: str) -> str:
+        if not CAPABILITY_NAME.match(value):
+            raise serializers.ValidationError("Capability names are lower-case slugs (a-z, 0-9, '-', '_').")
+        return value
+
+
+class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    """A model as routers read it: capabilities as a mapping, parameters, endpoints, status and availability."""
+
+    name = serializers.CharField(min_length=1, max_length=100, validators=[validate_model_name])
+    display_name = serializers.CharField(min_length=1, max_length=200, validators=[validate_printable])
+    provider = serializers.ChoiceField(choices=Provider.choices)
+    model_type = serializers.ChoiceField(choices=ModelType.choices)
+    version = serializers.CharField(max_length=50, required=False, allow_null=True, allow_blank=True)
+    description = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=10_000)
+    status = serializers.ChoiceField(choices=ModelStatus.choices, required=False)
+    available = serializers.BooleanField(read_only=True)
+    context_window = StrictIntegerField(min_value=1, required=False, allow_null=True)
+    input_cost_per_mtok = serializers.DecimalField(
+        max_digits=12, decimal_places=6, min_value=0, required=False, allow_null=True, coerce_to_string=False
+    )
+    output_cost_per_mtok = serializers.DecimalField(
+        max_digits=12, decimal_places=6, min_value=0, required=False, allow_null=True, coerce_to_string=False
+    )
+    details = serializers.JSONField(required=False, help_text="Facts the provider reported; a JSON object.")
+    source = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)  # type: ignore[assignment,var-annotated]
+    capabilities = CapabilityMapField(required=False)
+    parameters = ParameterSerializer(many=True, read_only=True)
+    endpoints = EndpointSerializer(many=True, required=False)
+
+    class Meta:
+        model = RegisteredModel
+        fields = [
+            "id",
+            "name",
+            "display_name",
+            "provider",
+            "model_type",
+            "version",
+            "description",
+            "status",
+            "available",
+            "context_window",
+            "input_cost_per_mtok",
+            "output_cost_per_mtok",
+            "details",
+            "source",
+            "first_seen_at",
+            "last_seen_at",
+            "created_at",
+            "updated_at",
+            "capabilities",
+            "parameters",
+            "endpoints",
+        ]
+        read_only_fields = ["id", "first_seen_at", "last_seen_at", "created_at", "updated_at"]
+
+    def validate_details(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        json_size_check(value)
+        return value
+
+    def validate_endpoints(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        instance = self.instance if isinstance(self.instance, RegisteredModel) else None
+        known = {endpoint.pk for endpoint in instance.endpoints.all()} if instance is not None else set()
+        for item in value:
+            if item.get("id") is not None and item["id"] not in known:
+                raise serializers.ValidationError(f"Endpoint {item['id']} is not an endpoint of this model.")
+        if len(value) > 100:
+            raise serializers.ValidationError("At most 100 endpoints.")
+        return value
+
+
+class UsageRecordSerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    """Usage over a moment: requests, tokens, errors, mean latency (seconds) and cost (USD)."""
+
+    timestamp = serializers.DateTimeField(required=False, validators=[not_in_future], help_text="Defaults to now.")
+    token_count = StrictIntegerField(min_value=0, required=False, allow_null=True)
+    request_count = StrictIntegerField(min_value=0, required=False, default=1)
+    average_latency = StrictFloatField(min_value=0.0, required=False, allow_null=True, help_text="Seconds.")
+    error_count = StrictIntegerField(min_value=0, required=False, default=0)
+    cost = serializers.DecimalField(
+        max_digits=10, decimal_places=6, min_value=0, required=False, allow_null=True, coerce_to_string=False
+    )
+
+    class Meta:
+        model = ModelUsage
+        fields = ["timestamp", "token_count", "request_count", "average_latency", "error_count", "cost"]
+
+
+# Metric names whose values are amounts that cannot be negative.
+_NON_NEGATIVE_METRIC = re.compile(r"latency|cost|count|tokens|duration|time", re.I)
+
+
+class PerformanceRecordSerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    """One measurement of a model, optionally for a task category."""
+
+    timestamp = serializers.DateTimeField(required=False, validators=[not_in_future], help_text="Defaults to now.")
+    metric_name = serializers.CharField(min_length=1, max_length=100, validators=[validate_printable])
+    metric_value = StrictFloatField()
+    task_category = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
+    sample_size = StrictIntegerField(min_value=1, required=False, allow_null=True)
+
+    class Meta:
+        model = ModelPerformance
+        fields = ["id", "timestamp", "metric_name", "metric_value", "task_category", "sample_size"]
+        read_only_fields = ["id"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if _NON_NEGATIVE_METRIC.search(attrs["metric_name"]) and attrs["metric_value"] < 0:
+            raise serializers.ValidationError({"metric_value": ["A latency, cost, count or duration is not negative."]})
+        return attrs
+
+
+class RecordedSerializer(serializers.Serializer):
+    recorded = serializers.IntegerField(help_text="How many records were stored.")
+
+
+# --- Query parameters ------------------------------------------------------------------------------
+
+
+class ModelListQuerySerializer(serializers.Serializer):
+    ORDERINGS = ["name", "-name", "created_at", "-created_at", "updated_at", "-updated_at", "provider", "-provider"]
+
+    provider = serializers.ChoiceField(choices=Provider.choices, required=False)
+    model_type = serializers.ChoiceField(choices=ModelType.choices, required=False)
+    status = serializers.ChoiceField(choices=ModelStatus.choices, required=False)
+    available = serializers.BooleanField(required=False, allow_null=True, default=None)
+    capability = serializers.CharField(required=False, max_length=50)
+    min_score = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, default=0.0)
+    search = serializers.CharField(required=False, max_length=200)
+    ordering = serializers.ChoiceField(choices=ORDERINGS, required=False, default="name")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=500, help_text="Page size (default 50).")
+    offset = serializers.IntegerField(required=False, min_value=0)
+
+
+class ModelSelectQuerySerializer(serializers.Serializer):
+    capability = serializers.ListField(
+        child=serializers.CharField(max_length=50), required=False, default=list, help_text="Repeat for several."
+    )
+    min_score = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, default=0.0)
+    model_type = serializers.ChoiceField(choices=ModelType.choices, required=False)
+    provider = serializers.ChoiceField(choices=Provider.choices, required=False)
+    local_only = serializers.BooleanField(required=False, default=False)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=100, default=10)
+
+    def validate_capability(self, value: list[str]) -> list[str]:
+        bad = [name for name in value if not CAPABILITY_NAME.match(name)]
+        if bad:
+            raise serializers.ValidationError(f"Not capability names: {', '.join(bad)}.")
+        return value
+
+
+class RankingSerializer(serializers.Serializer):
+    score = serializers.FloatField(allow_null=True, help_text="Mean score on the requested capabilities.")
+    capabilities = serializers.DictField(child=serializers.FloatField())
+    recent_latency = serializers.FloatField(allow_null=True, help_text="Request-weighted, last 24 h, seconds.")
+    cost_per_mtok = serializers.FloatField(allow_null=True, help_text="Mean of input and output price, USD.")
+
+
+class SelectionItemSerializer(serializers.Serializer):
+    model = RegisteredModelSerializer()
+    ranking = RankingSerializer()
+
+
+class SelectionSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    results = SelectionItemSerializer(many=True)
+
+
+class TimeRangeQuerySerializer(serializers.Serializer):
+    # "from" is a Python keyword: declared through the fields mapping below.
+    to = serializers.DateTimeField(required=False, help_text="End (exclusive); default now.")
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = serializers.DateTimeField(required=False, help_text="Start (inclusive).")
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("from") is not None and attrs.get("to") is not None and attrs["from"] >= attrs["to"]:
+            raise serializers.ValidationError({"from": ["Must be before 'to'."]})
+        return attrs
+
+
+class UsageQuerySerializer(TimeRangeQuerySerializer):
+    MAX_RANGE = {"hour": timedelta(days=93), "day": timedelta(days=3660)}
+
+    bucket = serializers.ChoiceField(choices=["hour", "day"], required=False, default="hour")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        end = attrs.get("to") or timezone.now()
+        default_span = timedelta(hours=24) if attrs["bucket"] == "hour" else timedelta(days=30)
+        start = attrs.get("from") or end - default_span
+        if start >= end:
+            raise serializers.ValidationError({"from": ["Must be before 'to'."]})
+        if end - start > self.MAX_RANGE[attrs["bucket"]]:
+            raise serializers.ValidationError(
+                {"from": [f"At most {self.MAX_RANGE[attrs['bucket']].days} days of {attrs['bucket']} buckets."]}
+            )
+        return {"bucket": attrs["bucket"], "start": start, "end": end}
+
+
+class PerformanceQuerySerializer(TimeRangeQuerySerializer):
+    metric_name = serializers.CharField(required=False, max_length=100)
+    task_category = serializers.CharField(required=False, max_length=100)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
+
+
+class UsageFiguresSerializer(serializers.Serializer):
+    requests = serializers.IntegerField()
+    tokens = serializers.IntegerField()
+    # Shadows Serializer.errors only in the class body: DRF's metaclass moves declared fields out of it.
+    errors = serializers.IntegerField()  # type: ignore[assignment]
+    error_rate = serializers.FloatField()
+    average_latency = serializers.FloatField(allow_null=True, help_text="Request-weighted, seconds.")
+    cost = serializers.DecimalField(max_digits=20, decimal_places=6, coerce_to_string=False)
+
+
+class UsageBucketSerializer(UsageFiguresSerializer):
+    start = serializers.DateTimeField()
+
+
+class UsageSummarySerializer(serializers.Serializer):
+    model = serializers.CharField()
+    bucket = serializers.ChoiceField(choices=["hour", "day"])
+    totals = UsageFiguresSerializer()
+    buckets = UsageBucketSerializer(many=True)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = serializers.DateTimeField()
+        fields["to"] = serializers.DateTimeField()
+        return fields
+
+
+class MetricSummarySerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    avg = serializers.FloatField()
+    min = serializers.FloatField()
+    max = serializers.FloatField()
+
+
+class PerformanceSummarySerializer(serializers.Serializer):
+    model = serializers.CharField()
+    records = PerformanceRecordSerializer(many=True)
+    summary = serializers.DictField(child=MetricSummarySerializer(), help_text="Per metric, over the filtered set.")

@@ -1,0 +1,532 @@
+"""The REST API's viewsets: parse the request, call one selector or service, shape the response.
+
+``RegistryViewSet`` carries what every endpoint shares: authentication (the settings' defaults),
+per-action roles, the audit actor of the authenticated caller, the model lookup by id or name,
+and the mapping of domain errors to HTTP statuses. Model reads (list, detail, selection and the
+configuration sub-resources) are served through the generation-keyed cache.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlencode
+
+from auditlog.middleware import AuditlogMiddleware
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, NotFound
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.viewsets import GenericViewSet
+
+from registry import selectors, services
+from registry.api.authentication import PlatformUser
+from registry.api.permissions import ActionRoles
+from registry.api.serializers import (
+    CapabilitySerializer,
+    EndpointSerializer,
+    ModelListQuerySerializer,
+    ModelSelectQuerySerializer,
+    ParameterSerializer,
+    PerformanceQuerySerializer,
+    PerformanceRecordSerializer,
+    PerformanceSummarySerializer,
+    RecordedSerializer,
+    RegisteredModelSerializer,
+    SelectionSerializer,
+    UsageQuerySerializer,
+    UsageRecordSerializer,
+    UsageSummarySerializer,
+)
+from registry.audit import acting_as
+from registry.cache import cached_model_read
+from registry.models import ModelEndpoint, RegisteredModel
+from registry.roles import Role
+
+T = TypeVar("T")
+
+REF_PARAMETER = OpenApiParameter(
+    "ref",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="The model's integer id, or its name with '/' (and any reserved character) percent-encoded: "
+    "`hf.co%2Fbartowski%2FLlama-3.2-3B-Instruct-GGUF:Q4_K_M`.",
+)
+ENDPOINT_ID_PARAMETER = OpenApiParameter("endpoint_id", OpenApiTypes.INT, OpenApiParameter.PATH)
+CAPABILITY_PARAMETER = OpenApiParameter("capability", OpenApiTypes.STR, OpenApiParameter.PATH)
+ERROR_RESPONSES: dict[int | str, Any] = {
+    400: OpenApiResponse(description="Invalid input; the body names each offending field."),
+    401: OpenApiResponse(description="No token, or a bad one."),
+    403: OpenApiResponse(description="The caller's role may not do this."),
+    404: OpenApiResponse(description="No such model."),
+}
+
+
+class Conflict(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the registry's current state."
+    default_code = "conflict"
+
+
+class ModelPagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 500
+
+
+class RegistryViewSet(GenericViewSet):
+    """Base of every registry viewset: roles per action, the audit actor, model lookup, error mapping."""
+
+    permission_classes = [ActionRoles]
+    action_roles: ClassVar[dict[str, Role]] = {}
+    queryset = RegisteredModel.objects.none()
+    _audit_stack: contextlib.ExitStack
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        # The stack outlives the handler and closes even when it raises, so the actor never leaks
+        # into the next request served by this thread.
+        with contextlib.ExitStack() as stack:
+            self._audit_stack = stack
+            return super().dispatch(request, *args, **kwargs)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # DRF authenticates here, after auditlog's middleware saw an anonymous request: name the actor now.
+        remote_addr = AuditlogMiddleware._get_remote_addr(request)
+        user = request.user
+        if isinstance(user, PlatformUser):
+            actor = acting_as(
+                label=f"platform:{user.sub}",
+                details={"sub": user.sub, "role": user.platform_role},
+                remote_addr=remote_addr,
+            )
+        else:
+            actor = acting_as(user=user, remote_addr=remote_addr)  # type: ignore[arg-type]
+        self._audit_stack.enter_context(actor)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, services.ModelNameConflict):
+            exc = Conflict({"name": [str(exc)]})
+        elif isinstance(exc, RegisteredModel.DoesNotExist):
+            exc = NotFound("No such model.")
+        elif isinstance(exc, ModelEndpoint.DoesNotExist):
+            exc = NotFound("No such endpoint of this model.")
+        return super().handle_exception(exc)
+
+    @property
+    def model_ref(self) -> str:
+        return str(self.kwargs["ref"])
+
+    def registered_model(self) -> RegisteredModel:
+        """The model of the URL, for writes (no prefetch)."""
+        return selectors.model_get(self.model_ref, related=False)
+
+    def cached(self, kind: str, key: str, build: Callable[[], T]) -> T:
+        return cached_model_read(kind, key, build)
+
+    def validated_query(self, serializer_class: type[serializers.Serializer]) -> dict[str, Any]:
+        serializer = serializer_class(data=self.request.query_params)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def validated_body(self, serializer: serializers.BaseSerializer) -> Any:
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+    def records_body(self, serializer_class: Any) -> list[dict[str, Any]]:
+        """One record or a list of up to 1,000 (all validated before any is written)."""
+        data = self.request.data
+        many = isinstance(data, list)
+        serializer = serializer_class(
+            data=data, many=many, **({"max_length": 1000, "allow_empty": False} if many else {})
+        )
+        validated = self.validated_body(serializer)
+        return list(validated) if many else [validated]
+
+
+def _canonical_query(request: Request) -> str:
+    return urlencode(
+        sorted((key, value) for key in request.query_params for value in request.query_params.getlist(key))
+    )
+
+
+def _model_representation(model: RegisteredModel) -> dict[str, Any]:
+    return dict(RegisteredModelSerializer(model).data)
+
+
+def _split_model_write(validated: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float] | None, list[Any] | None]:
+    capabilities = validated.pop("capabilities", None)
+    endpoints = validated.pop("endpoints", None)
+    if endpoints is not None:
+        endpoints = [dict(item) for item in endpoints]
+    return validated, capabilities, endpoints
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List models",
+        parameters=[ModelListQuerySerializer],
+        responses={200: RegisteredModelSerializer(many=True), **ERROR_RESPONSES},
+    ),
+    create=extend_schema(
+        summary="Register a model",
+        request=RegisteredModelSerializer,
+        responses={201: RegisteredModelSerializer, 409: OpenApiResponse(description="Name taken."), **ERROR_RESPONSES},
+    ),
+    retrieve=extend_schema(
+        summary="A model", parameters=[REF_PARAMETER], responses={200: RegisteredModelSerializer, **ERROR_RESPONSES}
+    ),
+    update=extend_schema(
+        summary="Replace a model's configuration",
+        parameters=[REF_PARAMETER],
+        request=RegisteredModelSerializer,
+        responses={200: RegisteredModelSerializer, 409: OpenApiResponse(description="Name taken."), **ERROR_RESPONSES},
+    ),
+    partial_update=extend_schema(
+        summary="Change some of a model's configuration",
+        parameters=[REF_PARAMETER],
+        request=RegisteredModelSerializer,
+        responses={200: RegisteredModelSerializer, 409: OpenApiResponse(description="Name taken."), **ERROR_RESPONSES},
+    ),
+    destroy=extend_schema(
+        summary="Delete a model (its usage and performance history is kept)",
+        parameters=[REF_PARAMETER],
+        responses={204: None, **ERROR_RESPONSES},
+    ),
+)
+class ModelViewSet(RegistryViewSet):
+    serializer_class = RegisteredModelSerializer
+    pagination_class = ModelPagination
+    action_roles = {
+        "list": Role.VIEWER,
+        "retrieve": Role.VIEWER,
+        "select": Role.VIEWER,
+        "create": Role.EDITOR,
+        "update": Role.EDITOR,
+        "partial_update": Role.EDITOR,
+        "destroy": Role.ADMIN,
+    }
+
+    def list(self, request: Request) -> Response:
+        query = self.validated_query(ModelListQuerySerializer)
+        query.pop("limit", None)
+        query.pop("offset", None)
+
+        def build() -> dict[str, Any]:
+            queryset = selectors.models_filtered(**query)
+            paginator = self.paginator
+            assert paginator is not None
+            page = paginator.paginate_queryset(queryset, request, view=self) or []
+            return dict(paginator.get_paginated_response([_model_representation(m) for m in page]).data)
+
+        return Response(self.cached("list", f"{request.get_host()}?{_canonical_query(request)}", build))
+
+    def retrieve(self, request: Request, ref: str) -> Response:
+        return Response(self.cached("detail", ref, lambda: _model_representation(selectors.model_get(ref))))
+
+    @extend_schema(
+        summary="Select models for a task, best first",
+        parameters=[ModelSelectQuerySerializer],
+        responses={200: SelectionSerializer, **ERROR_RESPONSES},
+    )
+    def select(self, request: Request) -> Response:
+        query = self.validated_query(ModelSelectQuerySerializer)
+
+        def build() -> dict[str, Any]:
+            ranked = selectors.models_select(capabilities=query.pop("capability"), **query)
+            results = [
+                {
+                    "model": _model_representation(item.model),
+                    "ranking": {
+                        "score": item.score,
+                        "capabilities": item.capability_scores,
+                        "recent_latency": item.recent_latency,
+                        "cost_per_mtok": item.cost_per_mtok,
+                    },
+                }
+                for item in ranked
+            ]
+            return {"count": len(results), "results": results}
+
+        return Response(self.cached("select", _canonical_query(request), build))
+
+    def create(self, request: Request) -> Response:
+        validated = dict(self.validated_body(RegisteredModelSerializer(data=request.data)))
+        fields, capabilities, endpoints = _split_model_write(validated)
+        model = services.model_register(fields=fields, capabilities=capabilities, endpoints=endpoints)
+        body = _model_representation(selectors.model_get(str(model.pk)))
+        return Response(body, status=status.HTTP_201_CREATED, headers={"Location": f"/models/{model.pk}"})
+
+    def update(self, request: Request, ref: str, partial: bool = False) -> Response:
+        model = selectors.model_get(ref)
+        serializer = RegisteredModelSerializer(model, data=request.data, partial=partial)
+        fields, capabilities, endpoints = _split_model_write(dict(self.validated_body(serializer)))
+        services.model_update(model=model, fields=fields, capabilities=capabilities, endpoints=endpoints)
+        return Response(_model_representation(selectors.model_get(str(model.pk))))
+
+    def partial_update(self, request: Request, ref: str) -> Response:
+        return self.update(request, ref, partial=True)
+
+    def destroy(self, request: Request, ref: str) -> Response:
+        services.model_delete(model=self.registered_model())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="A model's capabilities",
+        parameters=[REF_PARAMETER],
+        responses={200: CapabilitySerializer(many=True), **ERROR_RESPONSES},
+    ),
+    create=extend_schema(
+        summary="Add or change a capability (by name)",
+        parameters=[REF_PARAMETER],
+        request=CapabilitySerializer,
+        responses={200: CapabilitySerializer, 201: CapabilitySerializer, **ERROR_RESPONSES},
+    ),
+    destroy=extend_schema(
+        summary="Remove a capability",
+        parameters=[REF_PARAMETER, CAPABILITY_PARAMETER],
+        responses={204: None, **ERROR_RESPONSES},
+    ),
+)
+class CapabilityViewSet(RegistryViewSet):
+    serializer_class = CapabilitySerializer
+    action_roles = {"list": Role.VIEWER, "create": Role.EDITOR, "destroy": Role.EDITOR}
+
+    def list(self, request: Request, ref: str) -> Response:
+        return Response(
+            self.cached(
+                "capabilities",
+                ref,
+                lambda: list(CapabilitySerializer(selectors.model_get(ref).capabilities.all(), many=True).data),
+            )
+        )
+
+    def create(self, request: Request, ref: str) -> Response:
+        model = self.registered_model()
+        validated = self.validated_body(CapabilitySerializer(data=request.data))
+        row, created = services.capability_set(
+            model=model,
+            capability=validated["capability"],
+            score=validated["capability_score"],
+            evidence=validated.get("evidence", ""),
+        )
+        return Response(
+            CapabilitySerializer(row).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    def destroy(self, request: Request, ref: str, capability: str) -> Response:
+        if not services.capability_remove(model=self.registered_model(), capability=capability):
+            raise NotFound(f"The model has no capability {capability!r}.")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="A model's parameters",
+        parameters=[REF_PARAMETER],
+        responses={200: ParameterSerializer(many=True), **ERROR_RESPONSES},
+    ),
+    create=extend_schema(
+        summary="Add or update a parameter (by parameter_name)",
+        parameters=[REF_PARAMETER],
+        request=ParameterSerializer,
+        responses={200: ParameterSerializer, 201: ParameterSerializer, **ERROR_RESPONSES},
+    ),
+)
+class ParameterViewSet(RegistryViewSet):
+    serializer_class = ParameterSerializer
+    action_roles = {"list": Role.VIEWER, "create": Role.EDITOR}
+
+    def list(self, request: Request, ref: str) -> Response:
+        return Response(
+            self.cached(
+                "parameters",
+                ref,
+                lambda: list(ParameterSerializer(selectors.model_get(ref).parameters.all(), many=True).data),
+            )
+        )
+
+    def create(self, request: Request, ref: str) -> Response:
+        model = self.registered_model()
+        validated = self.validated_body(ParameterSerializer(data=request.data))
+        row, created = services.parameter_set(model=model, **validated)
+        return Response(
+            ParameterSerializer(row).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="A model's endpoints",
+        parameters=[REF_PARAMETER],
+        responses={200: EndpointSerializer(many=True), **ERROR_RESPONSES},
+    ),
+    create=extend_schema(
+        summary="Add an endpoint",
+        parameters=[REF_PARAMETER],
+        request=EndpointSerializer,
+        responses={201: EndpointSerializer, **ERROR_RESPONSES},
+    ),
+    retrieve=extend_schema(
+        summary="An endpoint",
+        parameters=[REF_PARAMETER, ENDPOINT_ID_PARAMETER],
+        responses={200: EndpointSerializer, **ERROR_RESPONSES},
+    ),
+    update=extend_schema(
+        summary="Replace an endpoint (credentials not given are kept)",
+        parameters=[REF_PARAMETER, ENDPOINT_ID_PARAMETER],
+        request=EndpointSerializer,
+        responses={200: EndpointSerializer, **ERROR_RESPONSES},
+    ),
+    partial_update=extend_schema(
+        summary="Change an endpoint",
+        parameters=[REF_PARAMETER, ENDPOINT_ID_PARAMETER],
+        request=EndpointSerializer,
+        responses={200: EndpointSerializer, **ERROR_RESPONSES},
+    ),
+    destroy=extend_schema(
+        summary="Delete an endpoint",
+        parameters=[REF_PARAMETER, ENDPOINT_ID_PARAMETER],
+        responses={204: None, **ERROR_RESPONSES},
+    ),
+)
+class EndpointViewSet(RegistryViewSet):
+    serializer_class = EndpointSerializer
+    action_roles = {
+        "list": Role.VIEWER,
+        "retrieve": Role.VIEWER,
+        "create": Role.EDITOR,
+        "update": Role.EDITOR,
+        "partial_update": Role.EDITOR,
+        "destroy": Role.EDITOR,
+    }
+
+    def endpoint(self, endpoint_id: str) -> ModelEndpoint:
+        return ModelEndpoint.objects.select_related("source").get(pk=int(endpoint_id), model=self.registered_model())
+
+    def list(self, request: Request, ref: str) -> Response:
+        return Response(
+            self.cached(
+                "endpoints",
+                ref,
+                lambda: list(EndpointSerializer(selectors.model_get(ref).endpoints.all(), many=True).data),
+            )
+        )
+
+    def retrieve(self, request: Request, ref: str, endpoint_id: str) -> Response:
+        return Response(EndpointSerializer(self.endpoint(endpoint_id)).data)
+
+    def create(self, request: Request, ref: str) -> Response:
+        model = self.registered_model()
+        validated = dict(self.validated_body(EndpointSerializer(data=request.data)))
+        validated.pop("id", None)
+        endpoint = services.endpoint_create(model=model, **validated)
+        return Response(EndpointSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, ref: str, endpoint_id: str, partial: bool = False) -> Response:
+        endpoint = self.endpoint(endpoint_id)
+        validated = dict(self.validated_body(EndpointSerializer(endpoint, data=request.data, partial=partial)))
+        validated.pop("id", None)
+        if not partial:
+            # A full replacement resets what it leaves out, except credentials (write-only: the client never saw them).
+            for field in ("endpoint_url", "auth_type", "headers"):
+                validated.setdefault(field, None)
+        endpoint = services.endpoint_update(endpoint=endpoint, **validated)
+        return Response(EndpointSerializer(endpoint).data)
+
+    def partial_update(self, request: Request, ref: str, endpoint_id: str) -> Response:
+        return self.update(request, ref, endpoint_id, partial=True)
+
+    def destroy(self, request: Request, ref: str, endpoint_id: str) -> Response:
+        services.endpoint_delete(endpoint=self.endpoint(endpoint_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _records_request(serializer_class: Any, name: str) -> PolymorphicProxySerializer:
+    """One record, or a list of up to 1,000 of them."""
+    return PolymorphicProxySerializer(
+        component_name=name,
+        serializers=[serializer_class, serializer_class(many=True, max_length=1000, allow_empty=False)],
+        resource_type_field_name=None,
+        many=False,
+    )
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Usage statistics: totals and time buckets",
+        parameters=[REF_PARAMETER, UsageQuerySerializer],
+        responses={200: UsageSummarySerializer, **ERROR_RESPONSES},
+    ),
+    create=extend_schema(
+        summary="Record usage: one record or a list of up to 1,000 (all or nothing)",
+        parameters=[REF_PARAMETER],
+        request=_records_request(UsageRecordSerializer, "UsageRecords"),
+        responses={201: RecordedSerializer, **ERROR_RESPONSES},
+    ),
+)
+class UsageViewSet(RegistryViewSet):
+    serializer_class = UsageRecordSerializer
+    action_roles = {"list": Role.VIEWER, "create": Role.SERVICE}
+
+    def list(self, request: Request, ref: str) -> Response:
+        query = self.validated_query(UsageQuerySerializer)
+        model_id, name = selectors.model_key_get(ref)
+        summary = selectors.usage_summary(model_id=model_id, **query)
+        return Response(UsageSummarySerializer({"model": name, **summary}).data)
+
+    def create(self, request: Request, ref: str) -> Response:
+        model = self.registered_model()
+        records = self.records_body(UsageRecordSerializer)
+        created = services.usage_record_batch(model=model, records=records)
+        return Response({"recorded": len(created)}, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Performance records and per-metric count/avg/min/max",
+        parameters=[REF_PARAMETER, PerformanceQuerySerializer],
+        responses={200: PerformanceSummarySerializer, **ERROR_RESPONSES},
+    ),
+    create=extend_schema(
+        summary="Record performance: one record or a list of up to 1,000 (all or nothing)",
+        parameters=[REF_PARAMETER],
+        request=_records_request(PerformanceRecordSerializer, "PerformanceRecords"),
+        responses={201: RecordedSerializer, **ERROR_RESPONSES},
+    ),
+)
+class PerformanceViewSet(RegistryViewSet):
+    serializer_class = PerformanceRecordSerializer
+    action_roles = {"list": Role.VIEWER, "create": Role.SERVICE}
+
+    def list(self, request: Request, ref: str) -> Response:
+        query = self.validated_query(PerformanceQuerySerializer)
+        limit = query.pop("limit")
+        model_id, name = selectors.model_key_get(ref)
+        records: QuerySet[Any] = selectors.performance_records(
+            model_id=model_id,
+            metric_name=query.get("metric_name"),
+            task_category=query.get("task_category"),
+            start=query.get("from"),
+            end=query.get("to"),
+        )
+        body = {"model": name, "records": records[:limit], "summary": selectors.performance_summary(records)}
+        return Response(PerformanceSummarySerializer(body).data)
+
+    def create(self, request: Request, ref: str) -> Response:
+        model = self.registered_model()
+        records = self.records_body(PerformanceRecordSerializer)
+        created = services.performance_record_batch(model=model, records=records)
+        return Response({"recorded": len(created)}, status=status.HTTP_201_CREATED)

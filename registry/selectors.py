@@ -1,0 +1,310 @@
+"""Reads of the registry: lookups, lists, selection for routers, usage and performance roll-ups.
+
+Every function here runs a fixed number of queries whatever the number of models or records:
+representations come from ``with_related()`` (one query per related table), rankings and
+roll-ups are computed by the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    DecimalField,
+    Exists,
+    F,
+    FloatField,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour
+from django.utils import timezone
+
+from registry.models import (
+    EndpointType,
+    ModelCapability,
+    ModelEndpoint,
+    ModelPerformance,
+    ModelUsage,
+    Provider,
+    RegisteredModel,
+)
+
+# Providers whose models run in someone else's cloud; every other provider is served by the platform.
+CLOUD_PROVIDERS = (Provider.OPENAI, Provider.ANTHROPIC)
+# How far back "recent latency" looks when ranking models for selection.
+RECENT_LATENCY_WINDOW = timedelta(hours=24)
+
+
+def model_get(ref: str, *, related: bool = True) -> RegisteredModel:
+    """The model named ``ref``, or whose id is ``ref`` when it is all digits (names may not be).
+
+    ``related`` prefetches what the model's representation shows. Raises ``RegisteredModel.DoesNotExist``.
+    """
+    queryset = RegisteredModel.objects.with_related() if related else RegisteredModel.objects.all()
+    if ref.isdigit():
+        return queryset.get(pk=int(ref))
+    return queryset.get(name=ref)
+
+
+def model_key_get(ref: str) -> tuple[int, str]:
+    """The id and name of the model ``ref`` (id or name), with one small query; raises ``DoesNotExist``."""
+    lookup: dict[str, Any] = {"pk": int(ref)} if ref.isdigit() else {"name": ref}
+    row = RegisteredModel.objects.filter(**lookup).values_list("pk", "name").first()
+    if row is None:
+        raise RegisteredModel.DoesNotExist(f"No model {ref!r}.")
+    return int(row[0]), str(row[1])
+
+
+def models_filtered(
+    *,
+    provider: str | None = None,
+    model_type: str | None = None,
+    status: str | None = None,
+    available: bool | None = None,
+    capability: str | None = None,
+    min_score: float | None = None,
+    search: str | None = None,
+    ordering: str = "name",
+) -> QuerySet[RegisteredModel]:
+    """Models matching every given filter, in ``ordering`` then id (a stable order for pagination)."""
+    queryset = RegisteredModel.objects.with_related()
+    if provider:
+        queryset = queryset.filter(provider=provider)
+    if model_type:
+        queryset = queryset.filter(model_type=model_type)
+    if status:
+        queryset = queryset.filter(status=status)
+    if available is not None:
+        queryset = queryset.available() if available else queryset.exclude(pk__in=RegisteredModel.objects.available())
+    if capability:
+        # Exists, not a join: a join would repeat a model once per matching capability row.
+        queryset = queryset.filter(
+            Exists(
+                ModelCapability.objects.filter(
+                    model=OuterRef("pk"), capability=capability, capability_score__gte=min_score or 0.0
+                )
+            )
+        )
+    if search:
+        queryset = queryset.filter(
+            Q(name__icontains=search) | Q(display_name__icontains=search) | Q(description__icontains=search)
+        )
+    return queryset.order_by(ordering, "pk" if not ordering.startswith("-") else "-pk")
+
+
+@dataclass(frozen=True)
+class RankedModel:
+    """A model chosen by ``models_select`` and the figures that ranked it."""
+
+    model: RegisteredModel
+    score: float | None
+    capability_scores: dict[str, float]
+    recent_latency: float | None
+    cost_per_mtok: float | None
+
+
+def _capability_score(capability: str) -> Subquery:
+    return Subquery(
+        ModelCapability.objects.filter(model=OuterRef("pk"), capability=capability).values("capability_score")[:1],
+        output_field=FloatField(),
+    )
+
+
+def _recent_latency(since: datetime) -> Subquery:
+    """Request-weighted mean latency of a model's usage records since ``since`` (seconds), or NULL."""
+    weighted = (
+        ModelUsage.objects.filter(model=OuterRef("pk"), timestamp__gte=since, average_latency__isnull=False)
+        .order_by()
+        .values("model")
+        .annotate(
+            latency=Sum(F("average_latency") * F("request_count"), output_field=FloatField())
+            / Cast(Sum("request_count"), FloatField())
+        )
+        .values("latency")
+    )
+    return Subquery(weighted[:1], output_field=FloatField())
+
+
+def models_select(
+    *,
+    capabilities: list[str],
+    min_score: float = 0.0,
+    model_type: str | None = None,
+    provider: str | None = None,
+    local_only: bool = False,
+    limit: int = 10,
+) -> list[RankedModel]:
+    """The available models holding every capability at ``min_score`` or above, best first.
+
+    Ranked by the mean score on the requested capabilities, then by lower recent latency
+    (request-weighted, last 24 h; models without recent usage after those with), then by lower
+    cost per million tokens (mean of input and output prices; unknown prices last), then by name.
+    One query for the ranking, plus the fixed prefetches of the representation.
+    """
+    capabilities = sorted(set(capabilities))
+    queryset = RegisteredModel.objects.available()
+    if model_type:
+        queryset = queryset.filter(model_type=model_type)
+    if provider:
+        queryset = queryset.filter(provider=provider)
+    if local_only:
+        # Served by the platform: any provider but the clouds, or a cloud model with a local endpoint.
+        queryset = queryset.filter(
+            ~Q(provider__in=CLOUD_PROVIDERS)
+            | Exists(ModelEndpoint.objects.filter(model=OuterRef("pk"), endpoint_type=EndpointType.LOCAL))
+        )
+    annotations: dict[str, Any] = {f"cap_{index}": _capability_score(name) for index, name in enumerate(capabilities)}
+    queryset = queryset.annotate(**annotations)
+    for index in range(len(capabilities)):
+        queryset = queryset.filter(**{f"cap_{index}__gte": min_score})
+    score: Any = Value(None, output_field=FloatField())
+    if capabilities:
+        total: Any = F("cap_0")
+        for index in range(1, len(capabilities)):
+            total = total + F(f"cap_{index}")
+        score = total / Value(float(len(capabilities)))
+    cost = Case(
+        When(
+            input_cost_per_mtok__isnull=False,
+            output_cost_per_mtok__isnull=False,
+            then=(F("input_cost_per_mtok") + F("output_cost_per_mtok")) / Value(2),
+        ),
+        default=Coalesce("input_cost_per_mtok", "output_cost_per_mtok"),
+        output_field=DecimalField(max_digits=13, decimal_places=6),
+    )
+    queryset = (
+        queryset.annotate(
+            score=score, recent_latency=_recent_latency(timezone.now() - RECENT_LATENCY_WINDOW), cost_per_mtok=cost
+        )
+        .order_by(
+            F("score").desc(nulls_last=True),
+            F("recent_latency").asc(nulls_last=True),
+            F("cost_per_mtok").asc(nulls_last=True),
+            "name",
+        )
+        .select_related("source")
+        .prefetch_related("capabilities", "parameters", "endpoints")
+    )
+    ranked = []
+    for model in queryset[:limit]:
+        cost_value = getattr(model, "cost_per_mtok", None)
+        ranked.append(
+            RankedModel(
+                model=model,
+                score=getattr(model, "score", None),
+                capability_scores={
+                    name: float(getattr(model, f"cap_{index}")) for index, name in enumerate(capabilities)
+                },
+                recent_latency=getattr(model, "recent_latency", None),
+                cost_per_mtok=float(cost_value) if cost_value is not None else None,
+            )
+        )
+    return ranked
+
+
+Bucket = Literal["hour", "day"]
+
+
+def _rates(row: dict[str, Any]) -> dict[str, Any]:
+    requests = int(row["requests"] or 0)
+    errors = int(row["errors"] or 0)
+    latency_requests = int(row["latency_requests"] or 0)
+    return {
+        "requests": requests,
+        "tokens": int(row["tokens"] or 0),
+        "errors": errors,
+        "error_rate": errors / requests if requests else 0.0,
+        "average_latency": float(row["latency_weighted"]) / latency_requests if latency_requests else None,
+        "cost": row["cost"] if row["cost"] is not None else 0,
+    }
+
+
+_USAGE_AGGREGATES: dict[str, Any] = {
+    "requests": Sum("request_count"),
+    "tokens": Sum("token_count"),
+    "errors": Sum("error_count"),
+    # Latency is a per-record mean: weight it by the record's requests, over records that report it.
+    "latency_weighted": Sum(
+        F("average_latency") * F("request_count"),
+        filter=Q(average_latency__isnull=False),
+        output_field=FloatField(),
+    ),
+    "latency_requests": Sum("request_count", filter=Q(average_latency__isnull=False)),
+    "cost": Sum("cost"),
+}
+
+
+def usage_summary(*, model_id: int, bucket: Bucket, start: datetime, end: datetime) -> dict[str, Any]:
+    """Totals and per-bucket figures of a model's usage in ``[start, end)``, aggregated by the database."""
+    records = ModelUsage.objects.filter(model_id=model_id, timestamp__gte=start, timestamp__lt=end).order_by()
+    truncate = TruncHour if bucket == "hour" else TruncDay
+    rows = (
+        records.annotate(bucket_start=truncate("timestamp"))
+        .values("bucket_start")
+        .annotate(**_USAGE_AGGREGATES)
+        .order_by("bucket_start")
+    )
+    buckets = [{"start": row["bucket_start"], **_rates(row)} for row in rows]
+    totals = _totals_of(buckets)
+    return {"bucket": bucket, "from": start, "to": end, "totals": totals, "buckets": buckets}
+
+
+def _totals_of(buckets: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals from the buckets themselves: one query fewer, and they always add up."""
+    requests = sum(b["requests"] for b in buckets)
+    errors = sum(b["errors"] for b in buckets)
+    latency_requests = sum(b["requests"] for b in buckets if b["average_latency"] is not None)
+    latency_weighted = sum(b["average_latency"] * b["requests"] for b in buckets if b["average_latency"] is not None)
+    return {
+        "requests": requests,
+        "tokens": sum(b["tokens"] for b in buckets),
+        "errors": errors,
+        "error_rate": errors / requests if requests else 0.0,
+        "average_latency": latency_weighted / latency_requests if latency_requests else None,
+        "cost": sum((b["cost"] for b in buckets), start=0),
+    }
+
+
+def performance_records(
+    *,
+    model_id: int,
+    metric_name: str | None = None,
+    task_category: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> QuerySet[ModelPerformance]:
+    """A model's performance records matching the filters, newest first."""
+    queryset = ModelPerformance.objects.filter(model_id=model_id)
+    if metric_name:
+        queryset = queryset.filter(metric_name=metric_name)
+    if task_category:
+        queryset = queryset.filter(task_category=task_category)
+    if start is not None:
+        queryset = queryset.filter(timestamp__gte=start)
+    if end is not None:
+        queryset = queryset.filter(timestamp__lt=end)
+    return queryset.order_by("-timestamp", "-id")
+
+
+def performance_summary(records: QuerySet[ModelPerformance]) -> dict[str, dict[str, Any]]:
+    """Count, mean, min and max of each metric over ``records``."""
+    rows = (
+        records.order_by()
+        .values("metric_name")
+        .annotate(count=Count("id"), avg=Avg("metric_value"), min=Min("metric_value"), max=Max("metric_value"))
+        .order_by("metric_name")
+    )
+    return {row["metric_name"]: {k: row[k] for k in ("count", "avg", "min", "max")} for row in rows}
