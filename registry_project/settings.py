@@ -242,6 +242,11 @@ DISCOVERY_MAX_RETRIES = env_int("DISCOVERY_MAX_RETRIES", 3, minimum=0)
 DISCOVERY_MAX_RESPONSE_BYTES = env_int("DISCOVERY_MAX_RESPONSE_BYTES", 20 * 1024 * 1024, minimum=1024)
 DISCOVERY_DEFAULT_INTERVAL_SECONDS = env_int("DISCOVERY_DEFAULT_INTERVAL_SECONDS", 3600, minimum=10)
 DISCOVERY_ON_STARTUP = env_bool("DISCOVERY_ON_STARTUP", True)
+# Retries of 429/5xx/timeouts back off exponentially from this base; Retry-After is honoured, both capped.
+DISCOVERY_BACKOFF_SECONDS = env_float("DISCOVERY_BACKOFF_SECONDS", 1.0, minimum=0.0)
+DISCOVERY_MAX_BACKOFF_SECONDS = env_float("DISCOVERY_MAX_BACKOFF_SECONDS", 30.0, minimum=0.0)
+# last_seen_at is refreshed when older than this, so that an idle rerun writes nothing.
+DISCOVERY_LAST_SEEN_RESOLUTION_SECONDS = env_int("DISCOVERY_LAST_SEEN_RESOLUTION_SECONDS", 3600, minimum=0)
 
 # --- Operations ---------------------------------------------------------------------------------
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS")  # addresses or networks: 10.0.0.0/8, 127.0.0.1
@@ -254,11 +259,6 @@ METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")
 ALERT_WEBHOOK_URL = env_str("ALERT_WEBHOOK_URL")
 ALERT_WEBHOOK_TIMEOUT = env_float("ALERT_WEBHOOK_TIMEOUT", 5.0, minimum=0.1)
 HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", 0.8, minimum=0.05)
-
-# --- Audit --------------------------------------------------------------------------------------
-AUDITLOG_INCLUDE_ALL_MODELS = False
-AUDITLOG_DISABLE_REMOTE_ADDR = False
-AUDITLOG_STORE_JSON_CHANGES = True
 # Alert checks (registry/alerts.py), run by beat every ALERT_CHECK_INTERVAL_SECONDS.
 ALERT_CHECK_INTERVAL_SECONDS = env_int("ALERT_CHECK_INTERVAL_SECONDS", 60, minimum=10)
 ALERT_WINDOW_MINUTES = env_int("ALERT_WINDOW_MINUTES", 60, minimum=1)
@@ -267,6 +267,11 @@ ALERT_MIN_REQUESTS = env_int("ALERT_MIN_REQUESTS", 20, minimum=1)  # fewer reque
 ALERT_LATENCY_REGRESSION_PERCENT = env_float("ALERT_LATENCY_REGRESSION_PERCENT", 50.0, minimum=0.0)
 ALERT_UNAVAILABLE_MINUTES = env_int("ALERT_UNAVAILABLE_MINUTES", 30, minimum=1)
 ALERT_SOURCE_FAILURES = env_int("ALERT_SOURCE_FAILURES", 3, minimum=1)
+
+# --- Audit --------------------------------------------------------------------------------------
+AUDITLOG_INCLUDE_ALL_MODELS = False
+AUDITLOG_DISABLE_REMOTE_ADDR = False
+AUDITLOG_STORE_JSON_CHANGES = True
 # auditlog's default mask keeps half of the value; ours hides all of it.
 AUDITLOG_MASK_CALLABLE = "registry.audit.mask_secret"
 

@@ -1,0 +1,72 @@
+"""What a provider client returns: the models a source lists, in the registry's terms.
+
+Clients only talk HTTP and translate; they never touch the database. The sync service compares
+their ``Listing`` with the registry and writes the difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+# Called as progress(done, total) by clients that make one request per model (Ollama's /api/show).
+Progress = Callable[[int, int], None]
+
+
+class ProviderError(Exception):
+    """A source could not be listed; the message is for operators and never holds a secret."""
+
+
+class SourceKeyRejected(ProviderError):
+    """The provider answered 401 or 403."""
+
+
+@dataclass(frozen=True)
+class CapabilityClaim:
+    score: float
+    evidence: str
+
+
+@dataclass(frozen=True)
+class ParameterClaim:
+    default: Any
+    min_value: Any = None
+    max_value: Any = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class EndpointClaim:
+    endpoint_type: str
+    endpoint_url: str
+    auth_type: str
+    headers: dict[str, str] | None = None
+
+
+@dataclass
+class DiscoveredModel:
+    """One model as a source lists it, already mapped to the registry's vocabulary."""
+
+    name: str
+    display_name: str
+    provider: str
+    model_type: str
+    endpoint: EndpointClaim
+    version: str | None = None
+    description: str | None = None
+    context_window: int | None = None
+    input_cost_per_mtok: Decimal | None = None
+    output_cost_per_mtok: Decimal | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    capabilities: dict[str, CapabilityClaim] = field(default_factory=dict)
+    parameters: dict[str, ParameterClaim] = field(default_factory=dict)
+
+
+@dataclass
+class Listing:
+    """Everything one source lists: the models to register and the ids deliberately skipped."""
+
+    models: list[DiscoveredModel] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)

@@ -1,0 +1,185 @@
+"""HTTP to providers: timeouts, bounded retries with backoff, a size cap, and no secret in any log.
+
+Every provider client goes through ``ProviderHTTP``. Settings are read at call time so that a
+test (or an operator's environment) changes them without reloading anything:
+``DISCOVERY_CONNECT_TIMEOUT``, ``DISCOVERY_READ_TIMEOUT``, ``DISCOVERY_MAX_RETRIES``,
+``DISCOVERY_BACKOFF_SECONDS``, ``DISCOVERY_MAX_BACKOFF_SECONDS``, ``DISCOVERY_MAX_RESPONSE_BYTES``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from django.conf import settings
+from django.utils import timezone
+
+from discovery.clients.base import ProviderError, SourceKeyRejected
+
+logger = logging.getLogger(__name__)
+
+RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+USER_AGENT = "model-registry-discovery/1"
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without user:password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After is either delta-seconds or an HTTP date (RFC 9110, section 10.2.3)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - timezone.now()).total_seconds())
+
+
+class ProviderHTTP:
+    """A requests Session bound to one source, speaking JSON."""
+
+    def __init__(self, *, source_name: str, base_url: str, headers: dict[str, str] | None = None) -> None:
+        self.source_name = source_name
+        self.base_url = base_url.rstrip("/")
+        self.session = requests.Session()
+        # Secrets travel only in these headers, which are never logged. Proxies from the
+        # environment still apply (trust_env), as operators expect.
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})})
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> ProviderHTTP:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        return self._request("GET", path, params=params)
+
+    def post_json(self, path: str, body: dict[str, Any]) -> Any:
+        return self._request("POST", path, body=body)
+
+    def _request(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, body: dict[str, Any] | None = None
+    ) -> Any:
+        url = f"{self.base_url}{path}"
+        shown = f"{method} {redacted_url(url)}"
+        max_retries = int(settings.DISCOVERY_MAX_RETRIES)
+        attempts = max_retries + 1
+        problem = ""
+        for attempt in range(1, attempts + 1):
+            retry_after: float | None = None
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=body,
+                    timeout=(float(settings.DISCOVERY_CONNECT_TIMEOUT), float(settings.DISCOVERY_READ_TIMEOUT)),
+                    stream=True,
+                    # A redirect to another host would carry x-api-key along (requests strips only
+                    # Authorization): providers do not redirect their API, so treat it as an error.
+                    allow_redirects=False,
+                )
+            except requests.ConnectTimeout:
+                problem = f"did not accept a connection within {settings.DISCOVERY_CONNECT_TIMEOUT}s (connect timeout)"
+            except requests.ReadTimeout:
+                problem = f"did not answer within {settings.DISCOVERY_READ_TIMEOUT}s (read timeout)"
+            except requests.ConnectionError as exc:
+                problem = f"could not be reached ({_connection_reason(exc)})"
+            except requests.RequestException as exc:
+                raise ProviderError(f"source {self.source_name}: {shown} failed: {type(exc).__name__}") from exc
+            else:
+                with response:
+                    status = response.status_code
+                    if status in (401, 403):
+                        raise SourceKeyRejected(
+                            f"the key for source {self.source_name} was rejected (HTTP {status} from {shown})"
+                        )
+                    if status in RETRIED_STATUSES:
+                        problem = f"answered HTTP {status}"
+                        retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+                    elif status >= 300:
+                        raise ProviderError(f"source {self.source_name}: {shown} answered HTTP {status}")
+                    else:
+                        return self._read_json(response, shown)
+            logger.warning(
+                "discovery source %s: %s %s (attempt %d of %d)", self.source_name, shown, problem, attempt, attempts
+            )
+            if attempt < attempts:
+                time.sleep(self._delay(attempt, retry_after))
+        raise ProviderError(f"source {self.source_name}: {shown} {problem}, after {attempts} attempt(s)")
+
+    @staticmethod
+    def _delay(attempt: int, retry_after: float | None) -> float:
+        cap = float(settings.DISCOVERY_MAX_BACKOFF_SECONDS)
+        if retry_after is not None:
+            return min(cap, retry_after)
+        return min(cap, float(settings.DISCOVERY_BACKOFF_SECONDS) * 2 ** (attempt - 1))
+
+    def _read_json(self, response: requests.Response, shown: str) -> Any:
+        limit = int(settings.DISCOVERY_MAX_RESPONSE_BYTES)
+        too_big = ProviderError(
+            f"source {self.source_name}: the answer to {shown} is larger than the limit of {limit} bytes "
+            "(DISCOVERY_MAX_RESPONSE_BYTES)"
+        )
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_big
+        # Count while streaming: a server that lies about (or omits) Content-Length is still capped.
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in response.iter_content(chunk_size=65536):
+                size += len(chunk)
+                if size > limit:
+                    raise too_big
+                chunks.append(chunk)
+        except requests.RequestException as exc:
+            raise ProviderError(
+                f"source {self.source_name}: the answer to {shown} was cut off ({type(exc).__name__})"
+            ) from exc
+        try:
+            return json.loads(b"".join(chunks))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ProviderError(
+                f"source {self.source_name}: the answer to {shown} is not valid JSON (malformed or truncated: {exc})"
+            ) from exc
+
+
+def _connection_reason(exc: requests.ConnectionError) -> str:
+    text = str(exc).lower()
+    if "refused" in text:
+        return "connection refused"
+    if "name or service not known" in text or "nodename nor servname" in text or "name resolution" in text:
+        return "host name not found"
+    if "timed out" in text:
+        return f"read timeout after {settings.DISCOVERY_READ_TIMEOUT}s"
+    return type(exc).__name__
+
+
+def expect_mapping(payload: Any, key: str, *, source_name: str, what: str) -> list[Any]:
+    """``payload[key]`` as a list, or a clear ProviderError when the answer has another shape."""
+    if not isinstance(payload, dict) or not isinstance(payload.get(key), list):
+        raise ProviderError(f"source {source_name}: unexpected answer from {what} (no '{key}' list)")
+    return list(payload[key])

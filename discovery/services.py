@@ -1,0 +1,107 @@
+"""Writes to provider sources: every save goes through here so its beat schedule follows it.
+
+The admin's ``save_model``/``delete_model``, ``register_sources`` and any API call these
+functions; a source saved any other way would leave its schedule behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+
+from discovery.models import ProviderSource, SourceKind
+from discovery.schedules import schedule_remove, schedule_upsert
+
+logger = logging.getLogger(__name__)
+
+# Names of the sources that the environment registers.
+ENV_OLLAMA = "ollama"
+ENV_OPENAI = "openai"
+ENV_ANTHROPIC = "anthropic"
+
+
+@transaction.atomic
+def source_save(*, source: ProviderSource) -> ProviderSource:
+    """Save ``source`` (validated) and upsert its beat schedule (removed when disabled)."""
+    source.full_clean()
+    source.save()
+    schedule_upsert(source=source)
+    return source
+
+
+@transaction.atomic
+def source_delete(*, source: ProviderSource) -> None:
+    """Delete ``source`` and its schedule. Its models stay; their endpoints lose the source link."""
+    schedule_remove(source=source)
+    source.delete()
+
+
+@dataclass(frozen=True)
+class EnvironmentSource:
+    name: str
+    kind: str
+    base_url: str
+    api_key: str | None
+
+
+def environment_sources() -> list[EnvironmentSource]:
+    """The sources the environment names. A cloud source without a key is not one."""
+    found = []
+    if settings.OLLAMA_URL:
+        found.append(EnvironmentSource(ENV_OLLAMA, SourceKind.OLLAMA, settings.OLLAMA_URL, None))
+    if settings.OPENAI_API_KEY:
+        base = settings.OPENAI_BASE_URL or "https://api.openai.com/v1"
+        found.append(EnvironmentSource(ENV_OPENAI, SourceKind.OPENAI, base, settings.OPENAI_API_KEY))
+    if settings.ANTHROPIC_API_KEY:
+        base = settings.ANTHROPIC_BASE_URL or "https://api.anthropic.com"
+        found.append(EnvironmentSource(ENV_ANTHROPIC, SourceKind.ANTHROPIC, base, settings.ANTHROPIC_API_KEY))
+    return found
+
+
+@dataclass(frozen=True)
+class RegisteredSource:
+    source: ProviderSource
+    created: bool
+    changed: bool
+
+
+@transaction.atomic
+def sources_register_from_environment() -> list[RegisteredSource]:
+    """Create or update the sources named by the environment, with their schedules.
+
+    The environment owns a source's URL and key; the operator owns its interval and whether it
+    is enabled, so a restart never resets those. A source of the same name that an operator
+    created by hand is left alone (with a warning): the environment does not take it over.
+    """
+    results = []
+    for wanted in environment_sources():
+        source = ProviderSource.objects.filter(name=wanted.name).first()
+        if source is None:
+            source = ProviderSource(
+                name=wanted.name,
+                kind=wanted.kind,
+                base_url=wanted.base_url,
+                api_key=wanted.api_key,
+                from_environment=True,
+            )
+            results.append(RegisteredSource(source_save(source=source), created=True, changed=True))
+            continue
+        if not source.from_environment:
+            logger.warning(
+                "source %s exists and was not registered from the environment; leaving it as the operator set it",
+                source.name,
+            )
+            results.append(RegisteredSource(source, created=False, changed=False))
+            continue
+        changed = source.kind != wanted.kind or source.base_url != wanted.base_url or source.api_key != wanted.api_key
+        if changed:
+            source.kind, source.base_url, source.api_key = wanted.kind, wanted.base_url, wanted.api_key
+            source_save(source=source)
+        else:
+            # Unchanged: only make sure its schedule exists (created before this code, or removed by hand).
+            schedule_upsert(source=source)
+        results.append(RegisteredSource(source, created=False, changed=changed))
+    return results

@@ -1,0 +1,473 @@
+"""One discovery run of one source: ask the provider, then write the difference in one transaction.
+
+The run is planned first (what to create, change, delete, make unavailable) from a fixed number
+of reads, then applied with bulk writes, so a source of 1,000 models costs a bounded number of
+queries and a rerun over an unchanged answer writes nothing. The rules:
+
+- A model name is one model whichever sources list it; each source keeps one endpoint on it
+  (``model_endpoints_one_per_source``). The source that first discovered a model (``model.source``)
+  owns its description (type, limits, prices, details) and its discovery-set capabilities and
+  parameters; other sources only add their endpoint and keep the model available.
+- Rows an operator set (``set_by=operator``) are never changed or removed; discovery changes and
+  removes only the capability and parameter rows it set itself.
+- A model is never deleted. When a source stops listing it, that source's endpoint goes, and the
+  model becomes ``unavailable`` once no source lists it; a ``deprecated`` model stays deprecated.
+- ``last_seen_at`` is refreshed when older than ``DISCOVERY_LAST_SEEN_RESOLUTION_SECONDS``, so an
+  idle rerun writes nothing; it is bookkeeping (not audited, ``updated_at`` unchanged).
+- The provider is asked before the transaction opens: a failure leaves the registry untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+
+from auditlog.context import disable_auditlog
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Model
+from django.utils import timezone
+
+from discovery.clients import fetch_listing
+from discovery.clients.base import DiscoveredModel, Listing, Progress, ProviderError
+from discovery.models import DiscoveryRun, ProviderSource, RunStatus
+from registry import metrics
+from registry.audit import log_bulk
+from registry.cache import models_changed
+from registry.models import (
+    ModelCapability,
+    ModelEndpoint,
+    ModelParameter,
+    ModelStatus,
+    RegisteredModel,
+    SetBy,
+)
+
+logger = logging.getLogger(__name__)
+
+# The fields of a model that its owning source describes.
+DESCRIBED_FIELDS = (
+    "display_name",
+    "provider",
+    "model_type",
+    "version",
+    "context_window",
+    "input_cost_per_mtok",
+    "output_cost_per_mtok",
+    "details",
+)
+NAME_MAX_LENGTH = 100  # models.name
+# First key of the two-key advisory lock: the registry's discovery namespace ("MR" + 1).
+ADVISORY_LOCK_NAMESPACE = 0x4D5201
+
+
+def _text(value: Any) -> str:
+    """A value as auditlog stores it in ``changes``."""
+    if value is None:
+        return "None"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _diff(obj: Model, desired: dict[str, Any]) -> dict[str, list[str]]:
+    """Set ``desired`` on ``obj``; return the changed fields as ``{field: [old, new]}``."""
+    changes: dict[str, list[str]] = {}
+    for name, new in desired.items():
+        old = getattr(obj, name)
+        if old != new:
+            changes[name] = [_text(old), _text(new)]
+            setattr(obj, name, new)
+    return changes
+
+
+RowT = TypeVar("RowT", bound=Model)
+
+
+@dataclass
+class RowChanges(Generic[RowT]):
+    """Rows of one table to create, change (with their audit changes) and delete."""
+
+    create: list[RowT] = field(default_factory=list)
+    update: list[tuple[RowT, dict[str, list[str]]]] = field(default_factory=list)
+    delete: list[RowT] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.create or self.update or self.delete)
+
+
+@dataclass
+class SyncPlan:
+    """What a run would write; ``apply_plan`` writes it."""
+
+    now: datetime
+    seen: int = 0
+    skipped: int = 0
+    added: set[str] = field(default_factory=set)
+    updated: set[str] = field(default_factory=set)
+    unavailable: set[str] = field(default_factory=set)
+    models: RowChanges[RegisteredModel] = field(default_factory=RowChanges)
+    endpoints: RowChanges[ModelEndpoint] = field(default_factory=RowChanges)
+    capabilities: RowChanges[ModelCapability] = field(default_factory=RowChanges)
+    parameters: RowChanges[ModelParameter] = field(default_factory=RowChanges)
+    # Bookkeeping only (last_seen_at): written, neither audited nor counted as a change.
+    models_seen_again: list[RegisteredModel] = field(default_factory=list)
+    endpoints_seen_again: list[ModelEndpoint] = field(default_factory=list)
+
+    @property
+    def changes_anything(self) -> bool:
+        return bool(self.models or self.endpoints or self.capabilities or self.parameters)
+
+
+def _described(claim: DiscoveredModel) -> dict[str, Any]:
+    return {
+        "display_name": claim.display_name[:200],
+        "provider": claim.provider,
+        "model_type": claim.model_type,
+        "version": claim.version[:50] if claim.version else None,
+        "context_window": claim.context_window,
+        "input_cost_per_mtok": claim.input_cost_per_mtok,
+        "output_cost_per_mtok": claim.output_cost_per_mtok,
+        "details": claim.details,
+    }
+
+
+def _plan_owned_rows(
+    plan: SyncPlan,
+    model: RegisteredModel,
+    claim: DiscoveredModel,
+    existing_caps: dict[str, ModelCapability],
+    existing_params: dict[str, ModelParameter],
+) -> bool:
+    """Capabilities and parameters of a model this source owns; True when any row changes."""
+    changed = False
+    for name, cap_claim in claim.capabilities.items():
+        score = min(1.0, max(0.0, float(cap_claim.score)))
+        row = existing_caps.get(name)
+        if row is None:
+            plan.capabilities.create.append(
+                ModelCapability(
+                    model=model,
+                    capability=name,
+                    capability_score=score,
+                    set_by=SetBy.DISCOVERY,
+                    evidence=cap_claim.evidence[:300],
+                )
+            )
+            changed = True
+        elif row.set_by == SetBy.DISCOVERY:
+            changes = _diff(row, {"capability_score": score, "evidence": cap_claim.evidence[:300]})
+            if changes:
+                plan.capabilities.update.append((row, changes))
+                changed = True
+    for name, row in existing_caps.items():
+        if row.set_by == SetBy.DISCOVERY and name not in claim.capabilities:
+            plan.capabilities.delete.append(row)
+            changed = True
+    for name, param_claim in claim.parameters.items():
+        desired = {
+            "default_value": param_claim.default,
+            "min_value": param_claim.min_value,
+            "max_value": param_claim.max_value,
+            "description": param_claim.description,
+        }
+        param = existing_params.get(name)
+        if param is None:
+            plan.parameters.create.append(
+                ModelParameter(model=model, parameter_name=name[:100], set_by=SetBy.DISCOVERY, **desired)
+            )
+            changed = True
+        elif param.set_by == SetBy.DISCOVERY:
+            changes = _diff(param, desired)
+            if changes:
+                plan.parameters.update.append((param, changes))
+                changed = True
+    for name, param in existing_params.items():
+        if param.set_by == SetBy.DISCOVERY and name not in claim.parameters:
+            plan.parameters.delete.append(param)
+            changed = True
+    return changed
+
+
+def _endpoint_values(claim: DiscoveredModel) -> dict[str, Any]:
+    return {
+        "endpoint_type": claim.endpoint.endpoint_type,
+        "endpoint_url": claim.endpoint.endpoint_url[:255],
+        "auth_type": claim.endpoint.auth_type,
+        "headers": claim.endpoint.headers,
+    }
+
+
+def plan_sync(source: ProviderSource, listing: Listing, *, now: datetime) -> SyncPlan:
+    """Compare ``listing`` with the registry; reads only, a fixed number of queries."""
+    plan = SyncPlan(now=now, skipped=len(listing.skipped))
+    resolution = timedelta(seconds=int(settings.DISCOVERY_LAST_SEEN_RESOLUTION_SECONDS))
+    claims: dict[str, DiscoveredModel] = {}
+    for claim in listing.models:
+        if len(claim.name) > NAME_MAX_LENGTH:
+            logger.warning("discovery source %s: model name longer than 100 characters skipped", source.name)
+            plan.skipped += 1
+        elif claim.name not in claims:
+            claims[claim.name] = claim
+    plan.seen = len(claims)
+
+    existing = {m.name: m for m in RegisteredModel.objects.filter(name__in=list(claims))}
+    endpoints = {e.model_id: e for e in ModelEndpoint.objects.filter(source=source).select_related("model")}
+    owned_ids = [m.pk for m in existing.values() if m.source_id == source.pk]
+    caps_by_model: dict[int, dict[str, ModelCapability]] = {}
+    params_by_model: dict[int, dict[str, ModelParameter]] = {}
+    if owned_ids:
+        for cap in ModelCapability.objects.filter(model_id__in=owned_ids):
+            caps_by_model.setdefault(cap.model_id, {})[cap.capability] = cap
+        for param in ModelParameter.objects.filter(model_id__in=owned_ids):
+            params_by_model.setdefault(param.model_id, {})[param.parameter_name] = param
+
+    for name, claim in claims.items():
+        model = existing.get(name)
+        if model is None:
+            model = RegisteredModel(
+                name=name,
+                source=source,
+                status=ModelStatus.AVAILABLE,
+                first_seen_at=now,
+                last_seen_at=now,
+                **_described(claim),
+            )
+            plan.models.create.append(model)
+            plan.added.add(name)
+            _plan_owned_rows(plan, model, claim, {}, {})
+            plan.endpoints.create.append(
+                ModelEndpoint(model=model, source=source, last_seen_at=now, **_endpoint_values(claim))
+            )
+            continue
+
+        desired: dict[str, Any] = _described(claim) if model.source_id == source.pk else {}
+        if model.status == ModelStatus.UNAVAILABLE:
+            desired["status"] = ModelStatus.AVAILABLE  # it came back
+        if model.first_seen_at is None:
+            desired["first_seen_at"] = now  # registered by hand, listed for the first time
+        changes = _diff(model, desired)
+        rows_changed = False
+        if model.source_id == source.pk:
+            rows_changed = _plan_owned_rows(
+                plan, model, claim, caps_by_model.get(model.pk, {}), params_by_model.get(model.pk, {})
+            )
+        endpoint = endpoints.get(model.pk)
+        if endpoint is None:
+            plan.endpoints.create.append(
+                ModelEndpoint(model=model, source=source, last_seen_at=now, **_endpoint_values(claim))
+            )
+            rows_changed = True
+        else:
+            endpoint_changes = _diff(endpoint, _endpoint_values(claim))
+            if endpoint_changes:
+                plan.endpoints.update.append((endpoint, endpoint_changes))
+                rows_changed = True
+            if endpoint.last_seen_at is None or now - endpoint.last_seen_at >= resolution:
+                endpoint.last_seen_at = now
+                plan.endpoints_seen_again.append(endpoint)
+        if changes:
+            model.updated_at = now
+            plan.models.update.append((model, changes))
+        if changes or rows_changed:
+            plan.updated.add(name)
+        if model.last_seen_at is None or now - model.last_seen_at >= resolution:
+            model.last_seen_at = now
+            plan.models_seen_again.append(model)
+
+    # This source's endpoints on models it no longer lists: the endpoint goes, the model stays.
+    gone = [e for e in endpoints.values() if e.model.name not in claims]
+    if gone:
+        plan.endpoints.delete.extend(gone)
+        gone_ids = [e.model_id for e in gone]
+        still_listed = set(
+            ModelEndpoint.objects.filter(model_id__in=gone_ids, source__isnull=False)
+            .exclude(source=source)
+            .values_list("model_id", flat=True)
+        )
+        for endpoint in gone:
+            model = endpoint.model
+            if endpoint.model_id in still_listed:
+                plan.updated.add(model.name)
+            elif model.status == ModelStatus.AVAILABLE:
+                changes = _diff(model, {"status": ModelStatus.UNAVAILABLE, "updated_at": now})
+                changes.pop("updated_at", None)
+                plan.models.update.append((model, changes))
+                plan.unavailable.add(model.name)
+    return plan
+
+
+def _fields_of(changed: Sequence[tuple[Model, dict[str, list[str]]]], *extra: str) -> list[str]:
+    names = {name for _, changes in changed for name in changes}
+    return sorted(names | set(extra))
+
+
+# The fields an audit entry of a created row shows.
+CREATED_AUDIT_FIELDS: dict[type[Model], list[str]] = {
+    RegisteredModel: ["name", "provider", "model_type", "status", "source_id"],
+    ModelEndpoint: ["model_id", "source_id", "endpoint_type", "endpoint_url", "auth_type"],
+    ModelCapability: ["model_id", "capability", "capability_score", "set_by", "evidence"],
+    ModelParameter: ["model_id", "parameter_name", "default_value", "min_value", "max_value", "set_by"],
+}
+
+
+def _create(table: type[RowT], rows: list[RowT]) -> None:
+    if not rows:
+        return
+    table._default_manager.bulk_create(rows)
+    names = CREATED_AUDIT_FIELDS[table]
+    log_bulk("create", rows, [{name: ["None", _text(getattr(row, name))] for name in names} for row in rows])
+
+
+def _update(table: type[RowT], rows: list[tuple[RowT, dict[str, list[str]]]], *bookkeeping: str) -> None:
+    if not rows:
+        return
+    table._default_manager.bulk_update([row for row, _ in rows], _fields_of(rows, *bookkeeping))
+    log_bulk("update", [row for row, _ in rows], [changes for _, changes in rows])
+
+
+def _delete(table: type[RowT], rows: list[RowT]) -> None:
+    if not rows:
+        return
+    log_bulk("delete", rows, [{} for _ in rows])
+    # Logged above in one bulk insert; auditlog's own per-row delete entries would cost a query each.
+    with disable_auditlog():
+        table._default_manager.filter(pk__in=[row.pk for row in rows]).delete()
+
+
+def apply_plan(plan: SyncPlan) -> None:
+    """Write ``plan`` with bulk operations (a bounded number of queries), auditing each write."""
+    _create(RegisteredModel, plan.models.create)
+    # New models got their primary keys from the bulk insert above; point their rows at them.
+    for endpoint in plan.endpoints.create:
+        endpoint.model_id = endpoint.model.pk
+    for capability in plan.capabilities.create:
+        capability.model_id = capability.model.pk
+    for parameter in plan.parameters.create:
+        parameter.model_id = parameter.model.pk
+    for endpoint, _ in plan.endpoints.update:
+        endpoint.updated_at = plan.now
+    # updated_at is auto_now, which bulk_update skips: the plan set it on every changed row.
+    _update(RegisteredModel, plan.models.update, "updated_at", "last_seen_at")
+    _update(ModelEndpoint, plan.endpoints.update, "updated_at", "last_seen_at")
+    _update(ModelCapability, plan.capabilities.update)
+    _update(ModelParameter, plan.parameters.update)
+    _delete(ModelEndpoint, plan.endpoints.delete)
+    _delete(ModelCapability, plan.capabilities.delete)
+    _delete(ModelParameter, plan.parameters.delete)
+    _create(ModelEndpoint, plan.endpoints.create)
+    _create(ModelCapability, plan.capabilities.create)
+    _create(ModelParameter, plan.parameters.create)
+
+    changed_models = {model.pk for model, _ in plan.models.update}
+    seen_models = [m for m in plan.models_seen_again if m.pk not in changed_models]
+    if seen_models:
+        RegisteredModel.objects.bulk_update(seen_models, ["last_seen_at"])
+    changed_endpoints = {endpoint.pk for endpoint, _ in plan.endpoints.update}
+    seen_endpoints = [e for e in plan.endpoints_seen_again if e.pk not in changed_endpoints]
+    if seen_endpoints:
+        ModelEndpoint.objects.bulk_update(seen_endpoints, ["last_seen_at"])
+    if plan.changes_anything:
+        models_changed()
+
+
+@contextlib.contextmanager
+def source_lock(source: ProviderSource) -> Iterator[bool]:
+    """Hold the source's discovery lock for the block; yields False when another run holds it.
+
+    On PostgreSQL a session-level advisory lock: held across the provider call (no transaction is
+    kept open while waiting on HTTP) and released by PostgreSQL itself if the process dies.
+    SQLite has no such lock; its single-writer file lock serializes the write transactions.
+    """
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, source.pk])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, source.pk])
+
+
+@dataclass
+class RunOutcome:
+    status: str
+    error: str = ""
+    plan: SyncPlan | None = None
+
+
+def _discover(source: ProviderSource, *, dry_run: bool, progress: Progress | None) -> RunOutcome:
+    with source_lock(source) as acquired:
+        if not acquired:
+            return RunOutcome(RunStatus.SKIPPED, f"another discovery run of source {source.name} holds the lock")
+        try:
+            # Outside the transaction: a slow or failing provider holds no database lock or snapshot.
+            listing = fetch_listing(source, progress=progress)
+            with transaction.atomic():
+                plan = plan_sync(source, listing, now=timezone.now())
+                if not dry_run:
+                    apply_plan(plan)
+        except ProviderError as exc:
+            logger.warning("discovery source %s failed: %s", source.name, exc)
+            return RunOutcome(RunStatus.FAILED, str(exc))
+        except Exception as exc:
+            # A bug or a database failure: the transaction rolled back; record it rather than lose it.
+            logger.exception("discovery source %s failed unexpectedly", source.name)
+            return RunOutcome(RunStatus.FAILED, f"unexpected error while syncing source {source.name}: {exc!r}"[:2000])
+    return RunOutcome(RunStatus.SUCCEEDED, plan=plan)
+
+
+def source_sync(
+    *, source: ProviderSource, trigger: str, dry_run: bool = False, progress: Progress | None = None
+) -> DiscoveryRun:
+    """Run discovery for ``source`` once and record the run; never raises for a provider failure.
+
+    Not one ``@transaction.atomic``: the run row is committed first (so a run in progress is
+    visible), the registry is written in one inner transaction, and the outcome is recorded after
+    it, whether it committed or rolled back. Call it inside ``registry.audit.system_actor``.
+    """
+    run = DiscoveryRun.objects.create(source=source, trigger=trigger[:20], dry_run=dry_run)
+    started = time.monotonic()
+    outcome = _discover(source, dry_run=dry_run, progress=progress)
+    finished = timezone.now()
+    run.status = outcome.status
+    run.error_message = outcome.error
+    run.finished_at = finished
+    if outcome.plan is not None:
+        run.models_seen = outcome.plan.seen
+        run.models_added = len(outcome.plan.added)
+        run.models_updated = len(outcome.plan.updated - outcome.plan.added)
+        run.models_unavailable = len(outcome.plan.unavailable)
+        run.models_skipped = outcome.plan.skipped
+    run.save(
+        update_fields=[
+            "status",
+            "error_message",
+            "finished_at",
+            "models_seen",
+            "models_added",
+            "models_updated",
+            "models_unavailable",
+            "models_skipped",
+        ]
+    )
+    if not dry_run and outcome.status != RunStatus.SKIPPED:
+        # .update(): bookkeeping the ops alerts read, not a configuration change to audit.
+        ProviderSource.objects.filter(pk=source.pk).update(
+            last_run_at=finished,
+            last_status=outcome.status,
+            last_error=outcome.error,
+            consecutive_failures=0 if outcome.status == RunStatus.SUCCEEDED else F("consecutive_failures") + 1,
+        )
+    metrics.discovery_finished(source=source.name, status=outcome.status, duration_seconds=time.monotonic() - started)
+    return run
