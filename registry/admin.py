@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from auditlog.admin import LogEntryAdmin as AuditLogEntryAdmin
+from auditlog.models import LogEntry
 from django.contrib import admin
 from django.http import HttpRequest
 
@@ -123,3 +125,22 @@ class AlertAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+
+class ReadOnlyLogEntryAdmin(AuditLogEntryAdmin):
+    """The audit log: no one adds, changes or deletes an entry here, superusers included."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# auditlog registers its own admin (it lets a delete cascade through); ours replaces it.
+if admin.site.is_registered(LogEntry):
+    admin.site.unregister(LogEntry)
+admin.site.register(LogEntry, ReadOnlyLogEntryAdmin)

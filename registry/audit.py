@@ -19,6 +19,7 @@ from auditlog.context import auditlog_value, set_extra_data
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model
@@ -55,6 +56,15 @@ def register_models() -> None:
                 # Bookkeeping columns that change on every run would make idle discovery look busy.
                 exclude_fields=["updated_at", "last_seen_at", "last_run_at", "last_status", "last_error"],
             )
+    # Users' roles: group membership (m2m, logged by auditlog's m2m_changed handler) and the flags
+    # that make a superuser. Only these fields: a password hash or a login time is not an audit fact.
+    user_model = get_user_model()
+    if not auditlog.contains(user_model):
+        auditlog.register(
+            user_model,
+            include_fields=["username", "is_active", "is_staff", "is_superuser"],
+            m2m_fields={"groups"},
+        )
 
 
 @contextlib.contextmanager
