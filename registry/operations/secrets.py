@@ -54,7 +54,7 @@ def secrets_reencrypt(*, batch_size: int = 500) -> dict[str, int]:
     return rewritten
 
 
-def _undecryptable(field: models.Field[object, object], value: object) -> bool:
+def _undecryptable(field: object, value: object) -> bool:
     """Whether reading ``value`` failed: the library then returns what is stored instead of raising.
 
     A text field reads back as its Fernet token; a JSON field reads back as its JSON text (a
