@@ -1,7 +1,7 @@
 """Reads of the registry: lookups, lists, selection for routers, usage and performance roll-ups.
 
 Every function here runs a fixed number of queries whatever the number of models or records:
-representations come from ``with_related()`` (one query per related table), rankings and
+representations come from ``with_representation()`` (one query per related table), rankings and
 roll-ups are computed by the database.
 """
 
@@ -22,6 +22,7 @@ from django.db.models import (
     Max,
     Min,
     OuterRef,
+    Prefetch,
     Q,
     QuerySet,
     Subquery,
@@ -40,6 +41,7 @@ from registry.models import (
     ModelUsage,
     Provider,
     RegisteredModel,
+    RegisteredModelQuerySet,
 )
 
 # Providers whose models run in someone else's cloud; every other provider is served by the platform.
@@ -48,12 +50,23 @@ CLOUD_PROVIDERS = (Provider.OPENAI, Provider.ANTHROPIC)
 RECENT_LATENCY_WINDOW = timedelta(hours=24)
 
 
+def with_representation(queryset: RegisteredModelQuerySet) -> RegisteredModelQuerySet:
+    """Everything the API's representation of a model reads, in a fixed number of queries.
+
+    ``with_related()`` plus each endpoint's source, joined into the endpoints' query rather than
+    fetched by one more.
+    """
+    return queryset.select_related("source").prefetch_related(
+        "capabilities", "parameters", Prefetch("endpoints", queryset=ModelEndpoint.objects.select_related("source"))
+    )
+
+
 def model_get(ref: str, *, related: bool = True) -> RegisteredModel:
     """The model named ``ref``, or whose id is ``ref`` when it is all digits (names may not be).
 
     ``related`` prefetches what the model's representation shows. Raises ``RegisteredModel.DoesNotExist``.
     """
-    queryset = RegisteredModel.objects.with_related() if related else RegisteredModel.objects.all()
+    queryset = with_representation(RegisteredModel.objects.all()) if related else RegisteredModel.objects.all()
     if ref.isdigit():
         return queryset.get(pk=int(ref))
     return queryset.get(name=ref)
@@ -78,9 +91,9 @@ def models_filtered(
     min_score: float | None = None,
     search: str | None = None,
     ordering: str = "name",
-) -> QuerySet[RegisteredModel]:
+) -> RegisteredModelQuerySet:
     """Models matching every given filter, in ``ordering`` then id (a stable order for pagination)."""
-    queryset = RegisteredModel.objects.with_related()
+    queryset = with_representation(RegisteredModel.objects.all())
     if provider:
         queryset = queryset.filter(provider=provider)
     if model_type:
@@ -185,19 +198,15 @@ def models_select(
         default=Coalesce("input_cost_per_mtok", "output_cost_per_mtok"),
         output_field=DecimalField(max_digits=13, decimal_places=6),
     )
-    queryset = (
-        queryset.annotate(
-            score=score, recent_latency=_recent_latency(timezone.now() - RECENT_LATENCY_WINDOW), cost_per_mtok=cost
-        )
-        .order_by(
-            F("score").desc(nulls_last=True),
-            F("recent_latency").asc(nulls_last=True),
-            F("cost_per_mtok").asc(nulls_last=True),
-            "name",
-        )
-        .select_related("source")
-        .prefetch_related("capabilities", "parameters", "endpoints")
+    queryset = queryset.annotate(
+        score=score, recent_latency=_recent_latency(timezone.now() - RECENT_LATENCY_WINDOW), cost_per_mtok=cost
+    ).order_by(
+        F("score").desc(nulls_last=True),
+        F("recent_latency").asc(nulls_last=True),
+        F("cost_per_mtok").asc(nulls_last=True),
+        "name",
     )
+    queryset = with_representation(queryset)
     ranked = []
     for model in queryset[:limit]:
         cost_value = getattr(model, "cost_per_mtok", None)

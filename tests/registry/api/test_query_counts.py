@@ -1,0 +1,99 @@
+"""List, detail and selection cost a fixed number of queries, whatever the number of models."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from registry.models import (
+    EndpointType,
+    ModelCapability,
+    ModelEndpoint,
+    ModelParameter,
+    ModelType,
+    ModelUsage,
+    Provider,
+    RegisteredModel,
+)
+from tests.factories import ProviderSourceFactory
+from tests.tokens import platform_token
+
+pytestmark = pytest.mark.django_db
+
+MAX_QUERIES = 8
+
+
+def grow_registry_to(count: int) -> None:
+    """Models with every related row the representation shows (bulk, so that 200 stay fast to create)."""
+    start = RegisteredModel.objects.count()
+    source = ProviderSourceFactory()
+    models = RegisteredModel.objects.bulk_create(
+        RegisteredModel(
+            name=f"m-{index}",
+            display_name=f"M {index}",
+            provider=Provider.OLLAMA,
+            model_type=ModelType.CHAT,
+            source=source,
+        )
+        for index in range(start, count)
+    )
+    ModelCapability.objects.bulk_create(
+        ModelCapability(model=model, capability=capability, capability_score=0.5 + (model.pk % 5) / 10)
+        for model in models
+        for capability in ("code", "text")
+    )
+    ModelParameter.objects.bulk_create(
+        ModelParameter(model=model, parameter_name="temperature", default_value=0.7) for model in models
+    )
+    ModelEndpoint.objects.bulk_create(
+        ModelEndpoint(model=model, endpoint_type=EndpointType.REST, endpoint_url="http://h/api", source=source)
+        for model in models
+    )
+    ModelUsage.objects.bulk_create(
+        ModelUsage(model=model, model_name=model.name, average_latency=0.5) for model in models
+    )
+
+
+def queries_of(client: APIClient, path: str) -> int:
+    cache.clear()
+    with CaptureQueriesContext(connection) as context:
+        response = client.get(path)
+    assert response.status_code == 200
+    return len(context.captured_queries)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/models?limit=500",
+        "/models?capability=code&min_score=0.6&search=m-&limit=500",
+        "/models/m-0",
+        "/models/m-0/endpoints",
+        "/models/select?capability=code&capability=text&limit=100",
+    ],
+)
+def test_reads_make_the_same_number_of_queries_for_5_and_200_models(
+    api_client_for: Callable[[str], APIClient], path: str
+) -> None:
+    client = api_client_for("viewer")
+    grow_registry_to(5)
+    with_five = queries_of(client, path)
+    grow_registry_to(200)
+    with_two_hundred = queries_of(client, path)
+    assert with_five == with_two_hundred
+    assert with_two_hundred <= MAX_QUERIES
+
+
+def test_a_cached_read_makes_no_query_with_a_platform_token() -> None:
+    grow_registry_to(5)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {platform_token('authenticated')}")
+    assert client.get("/models").status_code == 200
+    with CaptureQueriesContext(connection) as context:
+        assert client.get("/models").status_code == 200
+    assert context.captured_queries == []
