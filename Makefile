@@ -24,11 +24,11 @@ install: $(VENV)/.runtime-installed
 install-dev: $(VENV)/.dev-installed
 
 # Embedded defaults (SQLite in data/, local cache, no Redis); DEBUG on unless set.
+# migrate, admin user, schedules, sources + first discovery; then web (gunicorn), worker and beat.
+# Ctrl-C stops all three (registry_project/runall.py).
 run: install
-	DEBUG=$${DEBUG:-true} $(PY) manage.py migrate --noinput
-	DEBUG=$${DEBUG:-true} $(PY) manage.py ensure_admin
-	DEBUG=$${DEBUG:-true} exec $(VENV)/bin/gunicorn registry_project.wsgi \
-		--bind $(HOST):$(PORT) --workers $${WEB_CONCURRENCY:-2} --access-logfile -
+	DEBUG=$${DEBUG:-true} HOST=$(HOST) PORT=$(PORT) WEB_CONCURRENCY=$${WEB_CONCURRENCY:-2} \
+		exec $(PY) -m registry_project.runall
 
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
