@@ -21,7 +21,7 @@ from decimal import Decimal
 from django.apps import apps
 from django.db import DatabaseError
 from django.db.models import Count
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess, start_http_server
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -121,13 +121,28 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
 
+def events_registry() -> CollectorRegistry:
+    """The event counters: of every process sharing PROMETHEUS_MULTIPROC_DIR, or of this process."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    return REGISTRY
+
+
+def serve_worker_metrics(port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 - a container's port
+    """Serve the counters of a Celery worker (and its pool processes) on their own port, in a thread.
+
+    For deployments where the worker does not share a multiprocess directory (and a process id
+    namespace) with the web processes, such as separate containers: Prometheus scrapes both.
+    """
+    start_http_server(port, addr=address, registry=events_registry())
+    logger.info("worker metrics on %s:%d", address, port)
+
+
 def exposition() -> bytes:
     """The text exposition of every metric: counters of all processes, then the state gauges."""
-    if multiprocess_dir():
-        events = CollectorRegistry()
-        multiprocess.MultiProcessCollector(events)
-    else:
-        events = REGISTRY
+    events = events_registry()
     state = CollectorRegistry(auto_describe=False)
     state.register(RegistryStateCollector())
     return generate_latest(events) + generate_latest(state)

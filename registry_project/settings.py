@@ -256,6 +256,8 @@ for _entry in METRICS_ALLOWED_IPS:
     except ValueError as exc:
         raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_entry!r} is not an address or network") from exc
 METRICS_BEARER_TOKEN = env_str("METRICS_BEARER_TOKEN")
+# A Celery worker in its own container serves its counters on this port (0: off; see docs/operations.md).
+WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
 ALERT_WEBHOOK_URL = env_str("ALERT_WEBHOOK_URL")
 ALERT_WEBHOOK_TIMEOUT = env_float("ALERT_WEBHOOK_TIMEOUT", 5.0, minimum=0.1)
 HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", 0.8, minimum=0.05)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -174,3 +175,13 @@ def test_counters_from_several_processes_add_up_in_one_scrape(tmp_path: Path) ->
     found = samples(output)
     assert found[("registry_usage_requests_total", (("model", "multiprocess-model"),))] == 7.0
     assert found[("registry_state_up", ())] == 1.0
+
+
+def test_a_worker_can_serve_its_own_counters(free_port: int) -> None:
+    metrics.discovery_finished(source="metrics-worker-port", status="succeeded", duration_seconds=1.0)
+
+    metrics.serve_worker_metrics(free_port, address="127.0.0.1")
+    text = requests.get(f"http://127.0.0.1:{free_port}/metrics", timeout=5).text
+
+    found = samples(text)
+    assert found[("registry_discovery_runs_total", (("source", "metrics-worker-port"), ("status", "succeeded")))] == 1.0
