@@ -8,6 +8,7 @@ a hang past the client's read timeout, a truncated JSON body, or a body over the
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 @dataclass
 class Failure:
-    mode: str  # "status", "hang", "truncate", "oversize"
+    mode: str  # "status", "hang", "truncate", "oversize"; "pass" answers normally (to fail a later request)
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
@@ -56,6 +57,12 @@ class FakeProviderServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # Headers and body go out in separate writes: without NODELAY, Nagle and delayed ACKs
+                # add ~40 ms to every keep-alive request (as they would not on a real provider).
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet test output
                 return
@@ -111,7 +118,7 @@ class FakeProviderServer:
             failure = self.failures.popleft() if self.failures else None
         if self.delay_seconds:
             self._stopping.wait(self.delay_seconds)
-        if failure is not None:
+        if failure is not None and failure.mode != "pass":
             self._fail(handler, failure, request)
             return
         reply = self.answer(request)
