@@ -1,0 +1,68 @@
+"""Two runs of one source at once: no duplicate, no IntegrityError; the second skips and says so."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
+from discovery.sync import source_sync
+from registry.audit import system_actor
+from registry.models import ModelEndpoint, RegisteredModel
+from tests.discovery.fakes.ollama import FakeOllama
+from tests.factories import ProviderSourceFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the advisory lock is PostgreSQL's; SQLite serializes writers with its file lock")
+
+
+def _run_in_thread(source_id: int, results: list[DiscoveryRun], errors: list[BaseException]) -> None:
+    try:
+        source = ProviderSource.objects.get(pk=source_id)
+        with system_actor("discovery"):
+            results.append(source_sync(source=source, trigger="manual"))
+    except BaseException as exc:  # collected and asserted on by the test
+        errors.append(exc)
+    finally:
+        connection.close()
+
+
+def test_two_simultaneous_runs_of_one_source_give_one_success_and_one_skip(fake_ollama: FakeOllama) -> None:
+    source = ProviderSourceFactory(name="ollama-a", kind=SourceKind.OLLAMA, base_url=fake_ollama.url)
+    fake_ollama.delay_seconds = 0.05  # 6 requests: the first run holds the lock for ~0.3 s
+    results: list[DiscoveryRun] = []
+    errors: list[BaseException] = []
+    threads = [threading.Thread(target=_run_in_thread, args=(source.pk, results, errors)) for _ in range(2)]
+
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert sorted(run.status for run in results) == [RunStatus.SKIPPED, RunStatus.SUCCEEDED]
+    skipped = next(run for run in results if run.status == RunStatus.SKIPPED)
+    assert skipped.error_message == "another discovery run of source ollama-a holds the lock"
+    assert RegisteredModel.objects.count() == 5
+    assert ModelEndpoint.objects.count() == 5
+
+
+def test_runs_of_one_source_one_after_the_other_both_succeed(fake_ollama: FakeOllama) -> None:
+    source = ProviderSourceFactory(name="ollama-a", kind=SourceKind.OLLAMA, base_url=fake_ollama.url)
+    results: list[DiscoveryRun] = []
+    errors: list[BaseException] = []
+
+    for _ in range(2):
+        thread = threading.Thread(target=_run_in_thread, args=(source.pk, results, errors))
+        thread.start()
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert [run.status for run in results] == [RunStatus.SUCCEEDED, RunStatus.SUCCEEDED]
