@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from encrypted_fields.fields import EncryptedTextField
@@ -26,16 +30,26 @@ def _default_interval() -> int:
     return int(settings.DISCOVERY_DEFAULT_INTERVAL_SECONDS)
 
 
+def validate_base_url(value: str) -> None:
+    """An http(s) URL with a host. Not Django's URLValidator: it rejects hosts without a dot,
+    and provider hosts are often bare service names (``http://ollama:11434``)."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError("Enter an http:// or https:// URL with a host, e.g. http://ollama:11434.", code="invalid")
+
+
 class ProviderSource(models.Model):
     """One provider endpoint to discover models from (an Ollama host, the OpenAI API, a vLLM server)."""
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=30, choices=SourceKind.choices)
-    base_url = models.CharField(max_length=255)
+    base_url = models.CharField(max_length=255, validators=[validate_base_url])
     api_key = EncryptedTextField(null=True, blank=True, help_text="Encrypted at rest; never shown or returned.")
     enabled = models.BooleanField(default=True)
     interval_seconds = models.PositiveIntegerField(
-        default=_default_interval, help_text="How often discovery runs for this source."
+        default=_default_interval,
+        validators=[MinValueValidator(10)],
+        help_text="How often discovery runs for this source, in seconds (at least 10).",
     )
     from_environment = models.BooleanField(
         default=False, help_text="Registered from the environment (OLLAMA_URL, OPENAI_API_KEY, ...)."
