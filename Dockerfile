@@ -1,0 +1,51 @@
+# Model Registry: one image for the web process (default), the Celery worker and beat.
+#   docker build -t alfred-model-registry .
+#   docker run ... alfred-model-registry            # web on 8700 (gunicorn)
+#   docker run ... alfred-model-registry worker     # Celery worker
+#   docker run ... alfred-model-registry beat       # Celery beat
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
+
+# curl for the HEALTHCHECK (and the compose file's); psycopg[binary] brings its own libpq.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 registry \
+    && useradd --system --uid 10001 --gid registry --home-dir /app --shell /usr/sbin/nologin registry
+
+WORKDIR /app
+
+# Dependencies in their own layer: rebuilt only when requirements.txt changes.
+COPY requirements.txt .
+RUN python -m venv "$VIRTUAL_ENV" && pip install -r requirements.txt
+
+COPY . .
+
+# Static files (admin, API docs) collected with whitenoise's manifest; the keys below exist only
+# for this build step (settings refuse to load without them) and are not kept in the image.
+RUN SECRET_KEY=collectstatic-only JWT_SECRET=collectstatic-only DEBUG=false \
+        python manage.py collectstatic --noinput --verbosity 0 \
+    && mkdir -p /app/data \
+    && chown -R registry:registry /app/data \
+    && chmod 0755 docker/entrypoint.sh
+
+USER registry
+
+ENV PORT=8700 \
+    HOST=0.0.0.0 \
+    REGISTRY_DATA_DIR=/app/data \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
+
+EXPOSE 8700
+
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+    CMD curl -fsS "http://127.0.0.1:${PORT}/health" || exit 1
+
+ENTRYPOINT ["/app/docker/entrypoint.sh"]
+CMD ["web"]

@@ -1,0 +1,62 @@
+#!/bin/sh
+# Container entrypoint of the Model Registry.
+#
+#   web      (default) wait for the database, migrate (creates the schema), admin user, schedules,
+#            provider sources from the environment and their first discovery, then exec gunicorn
+#   worker   wait for the database, exec a Celery worker
+#   beat     wait for the database, exec Celery beat (django-celery-beat's database scheduler)
+#   prepare  the web's preparation steps only, then exit (one-off jobs, tests)
+#   anything else is executed as given (a shell, manage.py ...)
+set -eu
+
+cd "$(dirname "$0")/.."
+
+# Each container has its own Prometheus multiprocess directory (pids are per container), emptied
+# at start: files of an earlier run would add stale counts.
+PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-/tmp/prometheus}"
+export PROMETHEUS_MULTIPROC_DIR
+
+reset_metrics_dir() {
+    rm -rf "$PROMETHEUS_MULTIPROC_DIR"
+    mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+}
+
+wait_for_database() {
+    python manage.py wait_for_database --timeout "${DB_WAIT_SECONDS:-60}"
+}
+
+prepare() {
+    wait_for_database
+    python manage.py migrate --noinput
+    python manage.py ensure_admin
+    python manage.py register_schedules
+    python manage.py register_sources --discover
+}
+
+command="${1:-web}"
+case "$command" in
+    web)
+        reset_metrics_dir
+        prepare
+        exec gunicorn registry_project.wsgi --config gunicorn.conf.py
+        ;;
+    worker)
+        reset_metrics_dir
+        wait_for_database
+        exec celery -A registry_project worker --loglevel "${LOG_LEVEL:-info}" \
+            --concurrency "${CELERY_WORKER_CONCURRENCY:-2}"
+        ;;
+    beat)
+        reset_metrics_dir
+        wait_for_database
+        # No schedule file: django-celery-beat keeps the schedule in the database.
+        exec celery -A registry_project beat --loglevel "${LOG_LEVEL:-info}" --pidfile=
+        ;;
+    prepare)
+        reset_metrics_dir
+        prepare
+        ;;
+    *)
+        exec "$@"
+        ;;
+esac
