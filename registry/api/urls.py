@@ -57,10 +57,10 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     re_path(
         rf"^models/{REF}/performance$",
-        PerformanceViewSet.as_view({"get": "list", "post": "create"}),
+        PerformanceViewSet.as_view({"get": "summary", "post": "create"}),
         name="model-performance",
     ),
-    re_path(rf"^models/{REF}/usage$", UsageViewSet.as_view({"get": "list", "post": "create"}), name="model-usage"),
+    re_path(rf"^models/{REF}/usage$", UsageViewSet.as_view({"get": "summary", "post": "create"}), name="model-usage"),
     re_path(
         rf"^models/{REF}/endpoints/(?P<endpoint_id>[0-9]+)$",
         EndpointViewSet.as_view({"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}),

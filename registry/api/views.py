@@ -25,7 +25,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound
-from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.pagination import BasePagination, LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
@@ -90,6 +90,8 @@ class RegistryViewSet(GenericViewSet):
     permission_classes = [ActionRoles]
     action_roles: ClassVar[dict[str, Role]] = {}
     queryset = RegisteredModel.objects.none()
+    # A model's sub-resources are small and returned whole; only the list of models is paginated.
+    pagination_class: type[BasePagination] | None = None
     _audit_stack: contextlib.ExitStack
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
@@ -465,11 +467,6 @@ def _records_request(serializer_class: Any, name: str) -> PolymorphicProxySerial
 
 
 @extend_schema_view(
-    list=extend_schema(
-        summary="Usage statistics: totals and time buckets",
-        parameters=[REF_PARAMETER, UsageQuerySerializer],
-        responses={200: UsageSummarySerializer, **ERROR_RESPONSES},
-    ),
     create=extend_schema(
         summary="Record usage: one record or a list of up to 1,000 (all or nothing)",
         parameters=[REF_PARAMETER],
@@ -479,9 +476,14 @@ def _records_request(serializer_class: Any, name: str) -> PolymorphicProxySerial
 )
 class UsageViewSet(RegistryViewSet):
     serializer_class = UsageRecordSerializer
-    action_roles = {"list": Role.VIEWER, "create": Role.SERVICE}
+    action_roles = {"summary": Role.VIEWER, "create": Role.SERVICE}
 
-    def list(self, request: Request, ref: str) -> Response:
+    @extend_schema(
+        summary="Usage statistics: totals and time buckets",
+        parameters=[REF_PARAMETER, UsageQuerySerializer],
+        responses={200: UsageSummarySerializer, **ERROR_RESPONSES},
+    )
+    def summary(self, request: Request, ref: str) -> Response:
         query = self.validated_query(UsageQuerySerializer)
         model_id, name = selectors.model_key_get(ref)
         summary = selectors.usage_summary(model_id=model_id, **query)
@@ -495,11 +497,6 @@ class UsageViewSet(RegistryViewSet):
 
 
 @extend_schema_view(
-    list=extend_schema(
-        summary="Performance records and per-metric count/avg/min/max",
-        parameters=[REF_PARAMETER, PerformanceQuerySerializer],
-        responses={200: PerformanceSummarySerializer, **ERROR_RESPONSES},
-    ),
     create=extend_schema(
         summary="Record performance: one record or a list of up to 1,000 (all or nothing)",
         parameters=[REF_PARAMETER],
@@ -509,9 +506,14 @@ class UsageViewSet(RegistryViewSet):
 )
 class PerformanceViewSet(RegistryViewSet):
     serializer_class = PerformanceRecordSerializer
-    action_roles = {"list": Role.VIEWER, "create": Role.SERVICE}
+    action_roles = {"summary": Role.VIEWER, "create": Role.SERVICE}
 
-    def list(self, request: Request, ref: str) -> Response:
+    @extend_schema(
+        summary="Performance records and per-metric count/avg/min/max",
+        parameters=[REF_PARAMETER, PerformanceQuerySerializer],
+        responses={200: PerformanceSummarySerializer, **ERROR_RESPONSES},
+    )
+    def summary(self, request: Request, ref: str) -> Response:
         query = self.validated_query(PerformanceQuerySerializer)
         limit = query.pop("limit")
         model_id, name = selectors.model_key_get(ref)
