@@ -8,4 +8,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("healthz", views.healthz, name="healthz"),
     path("health", views.health, name="health"),
     path("metrics", views.metrics_view, name="metrics"),
+    path("audit", views.AuditLogView.as_view(), name="audit"),
 ]

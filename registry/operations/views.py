@@ -1,22 +1,32 @@
-"""Operational endpoints: ``/healthz`` (liveness), ``/health`` (readiness), ``/metrics``.
+"""Operational endpoints: ``/healthz`` (liveness), ``/health`` (readiness), ``/metrics``, ``/audit``.
 
-Plain Django views, not DRF: they take no JWT, run no content negotiation, and must keep
-answering when the API's dependencies do not.
+Health and metrics are plain Django views, not DRF: they take no JWT, run no content
+negotiation, and must keep answering when the API's dependencies do not. ``/audit`` is part of
+the API (JWT, admins only).
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+from typing import Any
 
+from auditlog.models import LogEntry
 from django.conf import settings
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST
+from rest_framework.generics import ListAPIView
+from rest_framework.pagination import LimitOffsetPagination
 
 from registry import metrics
+from registry.api.permissions import IsAdmin
 from registry.operations.health import health_report
+from registry.operations.selectors import audit_entries, audit_object_types
+from registry.operations.serializers import AuditEntrySerializer, AuditQuerySerializer
 
 
 @never_cache
@@ -67,3 +77,39 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
+
+
+class AuditPagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 500
+
+
+@extend_schema(
+    summary="The audit log (admins)",
+    parameters=[AuditQuerySerializer],
+    responses={
+        200: AuditEntrySerializer(many=True),
+        400: OpenApiResponse(description="Invalid filter; the body names the parameter."),
+        401: OpenApiResponse(description="No token, or a bad one."),
+        403: OpenApiResponse(description="Only admins read the audit log."),
+    },
+)
+class AuditLogView(ListAPIView):
+    """``GET /audit``: every change to models, endpoints, capabilities, parameters, sources and users' roles.
+
+    Filters: ``object_type`` and ``object_id``, ``actor`` (a username or a named actor such as
+    ``system:discovery`` or ``platform:<sub>``), ``action`` (create, update, delete), ``since`` and
+    ``until`` (ISO 8601). Newest first; secrets appear only as ``********``.
+    """
+
+    permission_classes = [IsAdmin]
+    serializer_class = AuditEntrySerializer
+    pagination_class = AuditPagination
+
+    def get_queryset(self) -> QuerySet[LogEntry]:
+        query = AuditQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return audit_entries(**query.validated_data)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "object_types": audit_object_types()}

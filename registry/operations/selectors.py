@@ -1,0 +1,58 @@
+"""Reads of the operational data: the audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from auditlog.models import LogEntry
+from django.apps import apps
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Q, QuerySet
+
+# The audited objects, by the names the API uses for them.
+AUDITED_OBJECTS: dict[str, str] = {
+    "model": "registry.RegisteredModel",
+    "endpoint": "registry.ModelEndpoint",
+    "capability": "registry.ModelCapability",
+    "parameter": "registry.ModelParameter",
+    "source": "discovery.ProviderSource",
+    "user": settings.AUTH_USER_MODEL,
+}
+ACTIONS = {"create": LogEntry.Action.CREATE, "update": LogEntry.Action.UPDATE, "delete": LogEntry.Action.DELETE}
+
+
+def audit_object_types() -> dict[int, str]:
+    """Content type id -> the API's name for it."""
+    models = {name: apps.get_model(label) for name, label in AUDITED_OBJECTS.items()}
+    content_types = ContentType.objects.get_for_models(*models.values())
+    return {content_types[model].pk: name for name, model in models.items()}
+
+
+def audit_entries(
+    *,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    actor: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[LogEntry]:
+    """Audit entries, newest first, filtered; ``actor`` is a username or a label (``system:discovery``)."""
+    entries = LogEntry.objects.select_related("actor").order_by("-timestamp", "-id")
+    if object_type is not None:
+        type_ids = {name: pk for pk, name in audit_object_types().items()}
+        entries = entries.filter(content_type_id=type_ids[object_type])
+    if object_id is not None:
+        entries = entries.filter(object_pk=object_id)
+    if actor is not None:
+        username_field = get_user_model().USERNAME_FIELD
+        entries = entries.filter(Q(**{f"actor__{username_field}": actor}) | Q(actor__isnull=True, actor_email=actor))
+    if action is not None:
+        entries = entries.filter(action=ACTIONS[action])
+    if since is not None:
+        entries = entries.filter(timestamp__gte=since)
+    if until is not None:
+        entries = entries.filter(timestamp__lt=until)
+    return entries

@@ -1,0 +1,54 @@
+"""Representations of the operational endpoints: the audit log and its filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from auditlog.models import LogEntry
+from rest_framework import serializers
+
+from registry.operations.selectors import ACTIONS, AUDITED_OBJECTS
+
+ACTION_NAMES = {value: name for name, value in ACTIONS.items()}
+
+
+class AuditQuerySerializer(serializers.Serializer):
+    """Filters of ``GET /audit``; an unknown value is a 400 naming the parameter."""
+
+    object_type = serializers.ChoiceField(choices=sorted(AUDITED_OBJECTS), required=False)
+    object_id = serializers.CharField(required=False, max_length=255)
+    actor = serializers.CharField(required=False, max_length=255)
+    action = serializers.ChoiceField(choices=sorted(ACTIONS), required=False)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "since" in attrs and "until" in attrs and attrs["since"] >= attrs["until"]:
+            raise serializers.ValidationError({"until": ["Must be later than since."]})
+        return attrs
+
+
+class AuditEntrySerializer(serializers.Serializer):
+    """One change: what, to which object, by whom (a local user or a named actor), when."""
+
+    id = serializers.IntegerField()
+    timestamp = serializers.DateTimeField()
+    action = serializers.SerializerMethodField()
+    object_type = serializers.SerializerMethodField()
+    object_id = serializers.CharField(source="object_pk")
+    object_repr = serializers.CharField()
+    actor = serializers.SerializerMethodField()
+    actor_details = serializers.JSONField(source="additional_data", allow_null=True)
+    changes = serializers.JSONField(allow_null=True)
+    remote_addr = serializers.IPAddressField(allow_null=True)
+
+    def get_action(self, entry: LogEntry) -> str:
+        return ACTION_NAMES.get(entry.action, "access")
+
+    def get_object_type(self, entry: LogEntry) -> str | None:
+        return self.context["object_types"].get(entry.content_type_id)
+
+    def get_actor(self, entry: LogEntry) -> str | None:
+        if entry.actor is not None:
+            return entry.actor.get_username()
+        return entry.actor_email or None
