@@ -1,0 +1,91 @@
+"""Reads of the registry, called directly."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from registry import selectors
+from registry.models import RegisteredModel
+from tests.factories import ModelCapabilityFactory, ModelUsageFactory, RegisteredModelFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_model_get_reads_digits_as_an_id_and_anything_else_as_a_name() -> None:
+    model = RegisteredModelFactory(name="llama3.2:latest")
+    assert selectors.model_get(str(model.pk)) == model
+    assert selectors.model_get("llama3.2:latest") == model
+    with pytest.raises(RegisteredModel.DoesNotExist):
+        selectors.model_get(str(model.pk + 1000))
+
+
+def test_model_key_get_returns_id_and_name() -> None:
+    model = RegisteredModelFactory(name="gpt-4o")
+    assert selectors.model_key_get("gpt-4o") == (model.pk, "gpt-4o")
+
+
+def test_models_filtered_does_not_repeat_a_model_with_several_matching_rows() -> None:
+    model = RegisteredModelFactory()
+    ModelCapabilityFactory(model=model, capability="code", capability_score=0.9)
+    ModelCapabilityFactory(model=model, capability="text", capability_score=0.9)
+    assert list(selectors.models_filtered(capability="code")) == [model]
+
+
+def test_recent_latency_ignores_usage_older_than_a_day() -> None:
+    model = RegisteredModelFactory()
+    ModelCapabilityFactory(model=model, capability="code")
+    ModelUsageFactory(model=model, average_latency=0.4, request_count=1)
+    ModelUsageFactory(
+        model=model, average_latency=50.0, request_count=99, timestamp=timezone.now() - timedelta(hours=25)
+    )
+    [ranked] = selectors.models_select(capabilities=["code"])
+    assert ranked.recent_latency == pytest.approx(0.4)
+
+
+def test_models_without_recent_usage_rank_after_measured_ones() -> None:
+    measured = RegisteredModelFactory(name="b-measured")
+    unmeasured = RegisteredModelFactory(name="a-unmeasured")
+    for model in (measured, unmeasured):
+        ModelCapabilityFactory(model=model, capability="code", capability_score=0.7)
+    ModelUsageFactory(model=measured, average_latency=3.0)
+    assert [r.model.name for r in selectors.models_select(capabilities=["code"])] == ["b-measured", "a-unmeasured"]
+
+
+def test_selection_without_capabilities_lists_available_models() -> None:
+    RegisteredModelFactory(name="on")
+    RegisteredModelFactory(name="off", status="unavailable")
+    ranked = selectors.models_select(capabilities=[])
+    assert [(r.model.name, r.score, r.capability_scores) for r in ranked] == [("on", None, {})]
+
+
+def test_usage_summary_weights_latency_by_requests_and_totals_add_up() -> None:
+    model = RegisteredModelFactory()
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    ModelUsageFactory(model=model, timestamp=start, request_count=1, average_latency=1.0, cost="0.1")
+    ModelUsageFactory(model=model, timestamp=start + timedelta(minutes=5), request_count=3, average_latency=0.2)
+    ModelUsageFactory(
+        model=model, timestamp=start + timedelta(hours=1), request_count=4, average_latency=0.5, cost="0.3"
+    )
+    summary = selectors.usage_summary(model_id=model.pk, bucket="hour", start=start, end=start + timedelta(hours=2))
+    assert [b["average_latency"] for b in summary["buckets"]] == [pytest.approx(0.4), pytest.approx(0.5)]
+    assert summary["totals"]["requests"] == 8
+    assert summary["totals"]["average_latency"] == pytest.approx((1.0 + 0.6 + 2.0) / 8)
+    assert float(summary["totals"]["cost"]) == pytest.approx(0.4)
+
+
+def test_usage_summary_of_a_quiet_range_is_zero() -> None:
+    model = RegisteredModelFactory()
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    summary = selectors.usage_summary(model_id=model.pk, bucket="day", start=start, end=start + timedelta(days=1))
+    assert summary["buckets"] == []
+    assert summary["totals"] == {
+        "requests": 0,
+        "tokens": 0,
+        "errors": 0,
+        "error_rate": 0.0,
+        "average_latency": None,
+        "cost": 0,
+    }

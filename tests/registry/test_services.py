@@ -1,0 +1,127 @@
+"""Writes of the registry, called directly (the API, admin actions and tasks all go through them)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from django.db import IntegrityError
+
+from registry import services
+from registry.models import ModelCapability, ModelEndpoint, ModelParameter, ModelUsage, RegisteredModel, SetBy
+from tests.factories import ModelCapabilityFactory, ModelEndpointFactory, ProviderSourceFactory, RegisteredModelFactory
+
+pytestmark = pytest.mark.django_db
+
+FIELDS: dict[str, Any] = {"name": "gpt-4o", "display_name": "GPT-4o", "provider": "openai", "model_type": "chat"}
+
+
+def test_model_register_refuses_a_taken_name() -> None:
+    RegisteredModelFactory(name="gpt-4o")
+    with pytest.raises(services.ModelNameConflict, match="gpt-4o"):
+        services.model_register(fields=FIELDS)
+
+
+def test_model_register_is_all_or_nothing() -> None:
+    with pytest.raises(IntegrityError):
+        services.model_register(fields=FIELDS, capabilities={"code": 0.5, "text": 7.0})
+    assert RegisteredModel.objects.count() == 0
+    assert ModelCapability.objects.count() == 0
+
+
+def test_capability_set_takes_a_discovery_row_for_the_operator() -> None:
+    row = ModelCapabilityFactory(capability="code", capability_score=0.5, set_by=SetBy.DISCOVERY)
+    updated, created = services.capability_set(model=row.model, capability="code", score=0.8)
+    assert created is False
+    assert (updated.pk, updated.capability_score, updated.set_by) == (row.pk, 0.8, SetBy.OPERATOR)
+
+
+def test_parameter_set_adds_then_updates_by_name() -> None:
+    model = RegisteredModelFactory()
+    _, created = services.parameter_set(model=model, parameter_name="top_k", default_value=40)
+    _, created_again = services.parameter_set(model=model, parameter_name="top_k", default_value=20, min_value=1)
+    assert (created, created_again) == (True, False)
+    row = ModelParameter.objects.get(model=model)
+    assert (row.default_value, row.min_value, row.set_by) == (20, 1, SetBy.OPERATOR)
+
+
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("Authorization", True),
+        ("proxy-authorization", True),
+        ("X-Api-Key", True),
+        ("api-key", True),
+        ("X-Auth-Token", True),
+        ("Cookie", True),
+        ("X-Client-Secret", True),
+        ("OpenAI-Organization", False),
+        ("Content-Type", False),
+        ("X-Tenant", False),
+    ],
+)
+def test_credential_like_headers_are_secret(name: str, secret: bool) -> None:
+    assert services.is_secret_header(name) is secret
+
+
+def test_endpoint_credentials_are_kept_cleared_or_replaced_as_asked() -> None:
+    endpoint = services.endpoint_create(
+        model=RegisteredModelFactory(),
+        endpoint_type="rest",
+        headers={"Authorization": "Bearer a", "X-Tenant": "t"},
+        api_key="sk-1",
+    )
+    assert (endpoint.headers, endpoint.secret_headers, endpoint.api_key) == (
+        {"X-Tenant": "t"},
+        {"Authorization": "Bearer a"},
+        "sk-1",
+    )
+    services.endpoint_update(endpoint=endpoint, endpoint_url="https://x.example")
+    endpoint.refresh_from_db()
+    assert (endpoint.secret_headers, endpoint.api_key) == ({"Authorization": "Bearer a"}, "sk-1")
+    services.endpoint_update(endpoint=endpoint, secret_headers={"Authorization": None, "X-Api-Key": "k"}, api_key=None)
+    endpoint.refresh_from_db()
+    assert (endpoint.secret_headers, endpoint.api_key) == ({"X-Api-Key": "k"}, None)
+    services.endpoint_update(endpoint=endpoint, secret_headers=None)
+    endpoint.refresh_from_db()
+    assert endpoint.secret_headers is None
+
+
+def test_endpoints_created_by_hand_have_no_source() -> None:
+    endpoint = services.endpoint_create(model=RegisteredModelFactory(), endpoint_type="local")
+    assert endpoint.source_id is None
+
+
+def test_model_update_replaces_endpoints_and_leaves_them_alone_when_not_given() -> None:
+    model = RegisteredModelFactory()
+    managed = ModelEndpointFactory(model=model, source=ProviderSourceFactory())
+    services.model_update(model=model, fields={"description": "x"})
+    assert ModelEndpoint.objects.filter(pk=managed.pk).exists()
+    services.model_update(model=model, fields={}, endpoints=[{"endpoint_type": "rest", "endpoint_url": "https://n"}])
+    assert list(ModelEndpoint.objects.filter(model=model).values_list("endpoint_url", flat=True)) == ["https://n"]
+
+
+@pytest.mark.postgres
+def test_usage_batch_is_one_insert_with_the_model_name(on_postgres: bool, django_assert_num_queries: Any) -> None:
+    if not on_postgres:
+        pytest.skip("SQLite caps the variables of a statement, so Django splits the INSERT there")
+    model = RegisteredModelFactory(name="gpt-4o")
+    records = [{"token_count": i, "timestamp": datetime(2026, 1, 1, tzinfo=UTC)} for i in range(1000)]
+    # The savepoint of @transaction.atomic (inside the test's transaction), one INSERT, the release.
+    with django_assert_num_queries(3):
+        services.usage_record_batch(model=model, records=records)
+    assert ModelUsage.objects.filter(model=model, model_name="gpt-4o").count() == 1000
+
+
+def test_usage_batch_that_the_database_rejects_writes_nothing() -> None:
+    model = RegisteredModelFactory()
+    with pytest.raises(IntegrityError):
+        services.usage_record_batch(model=model, records=[{"token_count": 1}, {"token_count": -1}])
+    assert ModelUsage.objects.count() == 0
+
+
+def test_usage_batch_defaults_counts() -> None:
+    model = RegisteredModelFactory()
+    [row] = services.usage_record_batch(model=model, records=[{}])
+    assert (row.request_count, row.error_count, row.token_count, row.cost) == (1, 0, None, None)
