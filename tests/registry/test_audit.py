@@ -9,11 +9,15 @@ from auditlog.models import LogEntry
 from django.contrib.auth.models import AbstractUser, Group
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
+from rest_framework.test import APIClient
 
 from discovery.models import ProviderSource
+from discovery.tasks import discover_source
 from registry.audit import MASK, acting_as, log_bulk, system_actor
 from registry.models import ModelCapability, ModelEndpoint, RegisteredModel
+from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import ModelEndpointFactory, ProviderSourceFactory, RegisteredModelFactory, UserFactory
+from tests.tokens import platform_token
 
 pytestmark = pytest.mark.django_db
 
@@ -240,3 +244,63 @@ class TestAdmin:
         assert change.status_code == 403
         entry.refresh_from_db()
         assert entry.object_repr != "forged"
+
+
+class TestThroughTheApiAndDiscovery:
+    def test_api_changes_are_logged_with_the_local_caller(self, api_client_for, role_users) -> None:
+        body = {"name": "mistral:7b", "display_name": "Mistral 7B", "provider": "ollama", "model_type": "chat"}
+        response = api_client_for("editor").post("/models", body, format="json")
+        assert response.status_code == 201
+
+        [entry] = entries_for(RegisteredModel, response.json()["id"])
+        assert entry.action == LogEntry.Action.CREATE
+        assert entry.actor_id == role_users["editor"].pk
+
+    def test_api_changes_by_a_platform_token_name_its_sub_and_role(self) -> None:
+        client = APIClient()
+        token = platform_token("authenticated", registry_role="editor", sub="0b5e-platform-user")
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        body = {"name": "phi3:mini", "display_name": "Phi-3 mini", "provider": "ollama", "model_type": "chat"}
+
+        response = client.post("/models", body, format="json")
+        assert response.status_code == 201
+
+        [entry] = entries_for(RegisteredModel, response.json()["id"])
+        assert entry.actor_id is None
+        assert entry.actor_email == "platform:0b5e-platform-user"
+        assert entry.additional_data == {
+            "actor": "platform:0b5e-platform-user",
+            "sub": "0b5e-platform-user",
+            "role": "authenticated",
+        }
+
+    def test_api_endpoint_credentials_never_reach_the_log(self, api_client_for) -> None:
+        model = RegisteredModelFactory(name="gpt-4o", provider="openai")
+        endpoint = {
+            "endpoint_type": "rest",
+            "endpoint_url": "https://api.openai.com/v1/chat/completions",
+            "auth_type": "api_key",
+            "api_key": SECRETS[0],
+            "headers": {"Authorization": SECRETS[1], "X-Team": "platform"},
+        }
+        response = api_client_for("editor").post(f"/models/{model.name}/endpoints", endpoint, format="json")
+        assert response.status_code == 201
+
+        [entry] = entries_for(ModelEndpoint, response.json()["id"])
+        assert entry.changes["api_key"] == [MASK, MASK]
+        assert entry.changes["secret_headers"] == [MASK, MASK]
+        assert_no_secret_in_the_log()
+
+    def test_discovery_changes_are_logged_with_the_system_actor(self) -> None:
+        fake = FakeOllama().start()
+        try:
+            source = ProviderSourceFactory(name="ollama-audit", base_url=fake.url)
+            LogEntry.objects.all().delete()
+            discover_source.apply(args=(source.pk,), kwargs={"trigger": "manual"})
+        finally:
+            fake.stop()
+
+        model_entries = list(LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(RegisteredModel)))
+        assert {e.object_repr for e in model_entries} == {tag["name"] for tag in fake.tags}
+        assert {e.actor_email for e in LogEntry.objects.all()} == {"system:discovery"}
+        assert {e.actor_id for e in LogEntry.objects.all()} == {None}

@@ -13,16 +13,21 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 from django.db import transaction
-from django.test import override_settings
+from django.test import Client, override_settings
 
+from discovery.sync import source_sync
 from registry import metrics
+from registry.audit import system_actor
 from registry.cache import GENERATION_KEY, cached_model_read, models_changed
 from registry.models import ModelCapability, RegisteredModel
+from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import (
     ModelCapabilityFactory,
     ModelEndpointFactory,
     ModelParameterFactory,
+    ProviderSourceFactory,
     RegisteredModelFactory,
+    UserFactory,
 )
 
 pytestmark = pytest.mark.django_db
@@ -253,3 +258,110 @@ def test_reads_use_redis_again_when_it_comes_back(
     warnings = redis_warnings(caplog)
     assert len(warnings) == 2
     assert warnings[1].startswith("Redis answers again after")
+
+
+class TestThroughTheApi:
+    """The API's reads, after writes from the API, the admin and discovery, and with Redis gone."""
+
+    @pytest.fixture
+    def viewer(self, api_client_for):
+        return api_client_for("viewer")
+
+    @pytest.fixture
+    def editor(self, api_client_for):
+        return api_client_for("editor")
+
+    def detail(self, viewer, name: str = "llama3.2:latest") -> dict[str, Any]:
+        response = viewer.get(f"/models/{name}")
+        assert response.status_code == 200
+        return response.json()
+
+    def test_api_model_change_is_fresh(self, model, viewer, editor, committed) -> None:
+        assert self.detail(viewer)["display_name"] == "Llama 3.2"
+        with committed():
+            assert (
+                editor.patch(f"/models/{model.name}", {"display_name": "Llama 3.2 3B"}, format="json").status_code
+                == 200
+            )
+
+        assert self.detail(viewer)["display_name"] == "Llama 3.2 3B"
+
+    def test_api_capability_and_parameter_writes_are_fresh(self, model, viewer, editor, committed) -> None:
+        self.detail(viewer)
+        with committed():
+            capability = {"capability": "code", "capability_score": 0.9}
+            assert editor.post(f"/models/{model.name}/capabilities", capability, format="json").status_code == 201
+        assert self.detail(viewer)["capabilities"] == {"code": 0.9}
+        parameters = viewer.get(f"/models/{model.name}/parameters").json()
+        with committed():
+            parameter = {"parameter_name": "temperature", "default_value": 0.3}
+            assert editor.post(f"/models/{model.name}/parameters", parameter, format="json").status_code == 201
+
+        fresh = viewer.get(f"/models/{model.name}/parameters").json()
+        assert parameters == []
+        assert [(p["parameter_name"], p["default_value"]) for p in fresh] == [("temperature", 0.3)]
+
+    def test_api_endpoint_write_is_fresh(self, model, viewer, editor, committed) -> None:
+        assert viewer.get(f"/models/{model.name}/endpoints").json() == []
+        with committed():
+            endpoint = {"endpoint_type": "rest", "endpoint_url": "http://gpu-1:11434/api/chat"}
+            assert editor.post(f"/models/{model.name}/endpoints", endpoint, format="json").status_code == 201
+
+        listed = viewer.get(f"/models/{model.name}/endpoints").json()
+        assert [e["endpoint_url"] for e in listed] == ["http://gpu-1:11434/api/chat"]
+
+    def test_api_delete_is_fresh(self, model, viewer, api_client_for, committed) -> None:
+        self.detail(viewer)
+        with committed():
+            assert api_client_for("admin").delete(f"/models/{model.name}").status_code == 204
+
+        assert viewer.get(f"/models/{model.name}").status_code == 404
+
+    def test_admin_change_is_fresh(self, model, viewer, committed, settings) -> None:
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        }
+        self.detail(viewer)
+        admin = UserFactory(username="console", is_staff=True, is_superuser=True)
+        client = Client()
+        client.force_login(admin)
+        form = {
+            "name": model.name,
+            "display_name": "Renamed in the console",
+            "provider": model.provider,
+            "model_type": model.model_type,
+            "status": model.status,
+            "details": "{}",
+        }
+        for prefix in ("endpoints", "capabilities", "parameters"):
+            form.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+        with committed():
+            response = client.post(f"/admin/registry/registeredmodel/{model.pk}/change/", form)
+        assert response.status_code == 302, response.content.decode()[:2000]
+
+        assert self.detail(viewer)["display_name"] == "Renamed in the console"
+
+    def test_discovery_run_is_fresh(self, viewer, committed) -> None:
+        fake = FakeOllama().start()
+        try:
+            source = ProviderSourceFactory(name="ollama-cache", base_url=fake.url)
+            listed_before = viewer.get("/models").json()
+            with committed(), system_actor("discovery"):
+                run = source_sync(source=source, trigger="manual")
+        finally:
+            fake.stop()
+        assert run.status == "succeeded"
+
+        listed_after = viewer.get("/models").json()
+        assert listed_before["count"] == 0
+        assert {m["name"] for m in listed_after["results"]} == {tag["name"] for tag in fake.tags}
+
+    def test_reads_answer_200_with_redis_stopped(self, model, viewer, closed_port: int) -> None:
+        with override_settings(CACHES=redis_cache(closed_port)):
+            listing = viewer.get("/models")
+            detail = viewer.get(f"/models/{model.name}")
+            selection = viewer.get("/models/select", {"capability": "text"})
+
+        assert (listing.status_code, detail.status_code, selection.status_code) == (200, 200, 200)
+        assert [m["name"] for m in listing.json()["results"]] == [model.name]

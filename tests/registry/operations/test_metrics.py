@@ -12,8 +12,10 @@ import requests
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from discovery.tasks import discover_source
 from registry import metrics
 from registry.models import ModelStatus, Provider
+from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import ProviderSourceFactory, RegisteredModelFactory
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -138,6 +140,7 @@ def test_metrics_requires_the_bearer_token_when_set(client: Client, settings) ->
 INCREMENT = """
 import django
 django.setup()
+from discovery.tasks import discover_source
 from registry import metrics
 metrics.usage_recorded(model="multiprocess-model", requests={requests}, tokens=10, errors=0, cost=0)
 """
@@ -185,3 +188,34 @@ def test_a_worker_can_serve_its_own_counters(free_port: int) -> None:
 
     found = samples(text)
     assert found[("registry_discovery_runs_total", (("source", "metrics-worker-port"), ("status", "succeeded")))] == 1.0
+
+
+def test_a_discovery_run_and_usage_records_show_with_their_values(
+    client: Client, api_client_for, django_capture_on_commit_callbacks
+) -> None:
+    fake = FakeOllama().start()
+    try:
+        source = ProviderSourceFactory(name="metrics-e2e-ollama", base_url=fake.url)
+        discover_source.apply(args=(source.pk,), kwargs={"trigger": "manual"})
+    finally:
+        fake.stop()
+    model_name = fake.tags[0]["name"]
+    records = [
+        {"token_count": 1000, "request_count": 4, "error_count": 1, "average_latency": 0.4, "cost": "0.012500"},
+        {"token_count": 500, "request_count": 2, "error_count": 0, "average_latency": 0.2, "cost": "0.002500"},
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client_for("service").post(f"/models/{model_name}/usage", records, format="json")
+    assert response.status_code == 201
+
+    found = scrape(client)
+
+    run = (("source", "metrics-e2e-ollama"), ("status", "succeeded"))
+    assert found[("registry_discovery_runs_total", run)] == 1.0
+    assert found[("registry_discovery_duration_seconds_count", (("source", "metrics-e2e-ollama"),))] == 1.0
+    assert found[("registry_models", (("provider", "ollama"), ("status", "available")))] == float(len(fake.tags))
+    labels = (("model", model_name),)
+    assert found[("registry_usage_requests_total", labels)] == 6.0
+    assert found[("registry_usage_tokens_total", labels)] == 1500.0
+    assert found[("registry_usage_errors_total", labels)] == 1.0
+    assert found[("registry_usage_cost_usd_total", labels)] == pytest.approx(0.015)
