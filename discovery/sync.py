@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar
 
 from auditlog.context import disable_auditlog
 from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
 from django.db.models import F, Model
 from django.utils import timezone
@@ -343,6 +344,8 @@ def _delete(table: type[RowT], rows: list[RowT]) -> None:
 
 def apply_plan(plan: SyncPlan) -> None:
     """Write ``plan`` with bulk operations (a bounded number of queries), auditing each write."""
+    # log_bulk looks up each row's content type; warm Django's cache in one query instead of four.
+    ContentType.objects.get_for_models(RegisteredModel, ModelEndpoint, ModelCapability, ModelParameter)
     _create(RegisteredModel, plan.models.create)
     # New models got their primary keys from the bulk insert above; point their rows at them.
     for endpoint in plan.endpoints.create:

@@ -1,0 +1,115 @@
+"""Benchmark: one discovery run over 1,000 models, and a rerun over the same answer.
+
+Targets (ARCHITECTURE.md): a run over 1,000 models in at most 40 queries; a rerun with nothing
+changed writes nothing. The provider is the fake Ollama server of the test suite on loopback
+(1,000 models, each with 3 capabilities and 5 parameters: 9,000 rows and their audit entries),
+so the seconds include 1,001 HTTP requests.
+
+    BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/registry_bench .venv/bin/python bench/bench_discovery.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/registry_bench")
+os.environ["DATABASE_URL"] = DATABASE_URL
+os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production-0123456789")
+os.environ.setdefault("JWT_SECRET", "bench-jwt-secret-not-for-production-0123456789")
+os.environ.setdefault("LOG_LEVEL", "error")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry_project.settings")
+
+MODELS = 1000
+QUERY_TARGET = 40
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+def ensure_database(url: str) -> None:
+    """Create the benchmark database if it does not exist (the server must)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+    from psycopg import sql
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    admin_url = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, ""))
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def main() -> int:
+    try:
+        ensure_database(DATABASE_URL)
+    except Exception as exc:
+        print(f"bench_discovery: cannot reach the benchmark database {DATABASE_URL}: {exc}", file=sys.stderr)
+        return 1
+
+    import django
+
+    django.setup()
+
+    from auditlog.context import disable_auditlog
+    from auditlog.models import LogEntry
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
+    from discovery.sync import source_sync
+    from registry.audit import system_actor
+    from registry.models import RegisteredModel
+    from tests.discovery.fakes.ollama import FakeOllama, generated_models
+
+    call_command("migrate", verbosity=0, interactive=False)
+    prefix = f"bench-disc-{os.getpid()}"
+    actor = f"bench:{prefix}"
+    server = FakeOllama(models=generated_models(MODELS, prefix=prefix)).start()
+    with disable_auditlog():  # the bench's own source is not an audit fact either
+        source = ProviderSource.objects.create(name=prefix, kind=SourceKind.OLLAMA, base_url=server.url)
+    try:
+        figures = []
+        for label in ("first_run", "rerun"):
+            with system_actor(actor), CaptureQueriesContext(connection) as queries:
+                started = time.perf_counter()
+                run = source_sync(source=source, trigger="command")
+                seconds = time.perf_counter() - started
+            if run.status != RunStatus.SUCCEEDED:
+                print(f"bench_discovery: the {label} failed: {run.error_message}", file=sys.stderr)
+                return 1
+            writes = [
+                q["sql"]
+                for q in queries.captured_queries
+                if q["sql"].lstrip().upper().startswith(WRITES)
+                and "discovery_runs" not in q["sql"]
+                and "provider_sources" not in q["sql"]
+            ]
+            figures.append((label, len(queries.captured_queries), len(writes), seconds, run))
+        (_, first_q, _, first_s, first_run), (_, re_q, re_w, re_s, _) = figures
+        assert first_run.models_added == MODELS
+        print(f"discovery_first_run_queries: {first_q} queries for {MODELS} models (target <= {QUERY_TARGET})")
+        print(f"discovery_first_run_seconds: {first_s:.2f} s for {MODELS} models, HTTP included (target none)")
+        print(f"discovery_rerun_writes: {re_w} write statements (target 0)")
+        print(f"discovery_rerun_queries: {re_q} queries (target <= {QUERY_TARGET})")
+        print(f"discovery_rerun_seconds: {re_s:.2f} s, HTTP included (target none)")
+        return 0 if first_q <= QUERY_TARGET and re_w == 0 else 2
+    finally:
+        server.stop()
+        # Clean up without writing thousands of audit entries about the cleanup itself.
+        with disable_auditlog():
+            RegisteredModel.objects.filter(name__startswith=prefix).delete()
+            DiscoveryRun.objects.filter(source=source).delete()
+            source.delete()
+        LogEntry.objects.filter(actor_email=f"system:{actor}").delete()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
