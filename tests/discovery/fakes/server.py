@@ -80,8 +80,7 @@ class FakeProviderServer:
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self.httpd.server_port}"
 
     def start(self) -> FakeProviderServer:
         self.thread.start()
