@@ -109,7 +109,7 @@ class SyncPlan:
 
     now: datetime
     seen: int = 0
-    skipped: int = 0
+    skipped: list[str] = field(default_factory=list)
     added: set[str] = field(default_factory=set)
     updated: set[str] = field(default_factory=set)
     unavailable: set[str] = field(default_factory=set)
@@ -207,13 +207,13 @@ def _endpoint_values(claim: DiscoveredModel) -> dict[str, Any]:
 
 def plan_sync(source: ProviderSource, listing: Listing, *, now: datetime) -> SyncPlan:
     """Compare ``listing`` with the registry; reads only, a fixed number of queries."""
-    plan = SyncPlan(now=now, skipped=len(listing.skipped))
+    plan = SyncPlan(now=now, skipped=list(listing.skipped))
     resolution = timedelta(seconds=int(settings.DISCOVERY_LAST_SEEN_RESOLUTION_SECONDS))
     claims: dict[str, DiscoveredModel] = {}
     for claim in listing.models:
         if len(claim.name) > NAME_MAX_LENGTH:
             logger.warning("discovery source %s: model name longer than 100 characters skipped", source.name)
-            plan.skipped += 1
+            plan.skipped.append(claim.name[:NAME_MAX_LENGTH] + "...")
         elif claim.name not in claims:
             claims[claim.name] = claim
     plan.seen = len(claims)
@@ -430,10 +430,28 @@ def _discover(source: ProviderSource, *, dry_run: bool, progress: Progress | Non
     return RunOutcome(RunStatus.SUCCEEDED, plan=plan)
 
 
+@dataclass(frozen=True)
+class SyncReport:
+    """A recorded run and the names behind its counts (for the ``discover`` command to print)."""
+
+    run: DiscoveryRun
+    added: list[str]
+    updated: list[str]
+    unavailable: list[str]
+    skipped: list[str]
+
+
 def source_sync(
     *, source: ProviderSource, trigger: str, dry_run: bool = False, progress: Progress | None = None
 ) -> DiscoveryRun:
-    """Run discovery for ``source`` once and record the run; never raises for a provider failure.
+    """Run discovery for ``source`` once and record the run; never raises for a provider failure."""
+    return source_sync_report(source=source, trigger=trigger, dry_run=dry_run, progress=progress).run
+
+
+def source_sync_report(
+    *, source: ProviderSource, trigger: str, dry_run: bool = False, progress: Progress | None = None
+) -> SyncReport:
+    """``source_sync``, returning the names of the models added, updated, made unavailable and skipped.
 
     Not one ``@transaction.atomic``: the run row is committed first (so a run in progress is
     visible), the registry is written in one inner transaction, and the outcome is recorded after
@@ -451,7 +469,7 @@ def source_sync(
         run.models_added = len(outcome.plan.added)
         run.models_updated = len(outcome.plan.updated - outcome.plan.added)
         run.models_unavailable = len(outcome.plan.unavailable)
-        run.models_skipped = outcome.plan.skipped
+        run.models_skipped = len(outcome.plan.skipped)
     run.save(
         update_fields=[
             "status",
@@ -473,4 +491,13 @@ def source_sync(
             consecutive_failures=0 if outcome.status == RunStatus.SUCCEEDED else F("consecutive_failures") + 1,
         )
     metrics.discovery_finished(source=source.name, status=outcome.status, duration_seconds=time.monotonic() - started)
-    return run
+    plan = outcome.plan
+    if plan is None:
+        return SyncReport(run, [], [], [], [])
+    return SyncReport(
+        run,
+        added=sorted(plan.added),
+        updated=sorted(plan.updated - plan.added),
+        unavailable=sorted(plan.unavailable),
+        skipped=sorted(plan.skipped),
+    )

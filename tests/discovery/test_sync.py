@@ -101,6 +101,29 @@ def test_rerun_over_the_same_answer_writes_no_row_and_no_audit_entry(ollama_sour
     assert dict(RegisteredModel.objects.values_list("name", "updated_at")) == updated
 
 
+@pytest.mark.parametrize("kind", ["openai", "anthropic", "openai_compatible"])
+def test_rerun_of_a_cloud_or_compatible_source_writes_nothing(
+    kind: str, openai_source: ProviderSource, anthropic_source: ProviderSource, fake_vllm: FakeOpenAICompatible
+) -> None:
+    source = {
+        "openai": openai_source,
+        "anthropic": anthropic_source,
+        "openai_compatible": ProviderSourceFactory(
+            name="vllm", kind=SourceKind.OPENAI_COMPATIBLE, base_url=fake_vllm.url
+        ),
+    }[kind]
+    first = _sync(source)
+    audit_entries = LogEntry.objects.count()
+
+    with CaptureQueriesContext(connection) as queries:
+        run = _sync(source)
+
+    assert first.models_added > 0
+    assert (run.status, run.models_added, run.models_updated) == (RunStatus.SUCCEEDED, 0, 0)
+    assert _registry_writes(queries.captured_queries) == []
+    assert LogEntry.objects.count() == audit_entries
+
+
 def test_rerun_with_nothing_changed_does_not_invalidate_cached_reads(ollama_source: ProviderSource) -> None:
     _sync(ollama_source)
     generation = cache.get(GENERATION_KEY)

@@ -6,13 +6,14 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from discovery.models import DiscoveryRun, RunStatus
+from discovery.models import RunStatus
 from discovery.selectors import sources_for_discovery
 from discovery.services import sources_register_from_environment
-from discovery.sync import source_sync
+from discovery.sync import SyncReport, source_sync_report
 from registry.audit import system_actor
 
 PROGRESS_EVERY = 25
+NAMES_SHOWN = 20
 
 
 class Command(BaseCommand):
@@ -38,11 +39,11 @@ class Command(BaseCommand):
             failed = []
             for source in sources:
                 self.stdout.write(f"{source.name} ({source.kind}, {source.base_url}): discovering...")
-                run = source_sync(
+                report = source_sync_report(
                     source=source, trigger="command", dry_run=dry_run, progress=self._progress(source.name)
                 )
-                self._report(run, dry_run)
-                if run.status == RunStatus.FAILED:
+                self._report(report, dry_run, all_names=options["verbosity"] >= 2)
+                if report.run.status == RunStatus.FAILED:
                     failed.append(source.name)
         if failed:
             raise CommandError(f"discovery failed for: {', '.join(failed)}", returncode=1)
@@ -54,7 +55,8 @@ class Command(BaseCommand):
 
         return progress
 
-    def _report(self, run: DiscoveryRun, dry_run: bool) -> None:
+    def _report(self, report: SyncReport, dry_run: bool, *, all_names: bool) -> None:
+        run = report.run
         verb = "would be" if dry_run else "were"
         if run.status == RunStatus.SUCCEEDED:
             self.stdout.write(
@@ -64,6 +66,16 @@ class Command(BaseCommand):
                     f"{run.models_skipped} skipped"
                 )
             )
+            for label, names in (
+                ("added", report.added),
+                ("updated", report.updated),
+                ("made unavailable", report.unavailable),
+                ("skipped", report.skipped),
+            ):
+                if names:
+                    shown = names if all_names else names[:NAMES_SHOWN]
+                    more = f" and {len(names) - len(shown)} more (-v 2 lists all)" if len(names) > len(shown) else ""
+                    self.stdout.write(f"    {label}: {', '.join(shown)}{more}")
         elif run.status == RunStatus.SKIPPED:
             self.stdout.write(self.style.WARNING(f"  {run.source.name}: skipped: {run.error_message}"))
         else:

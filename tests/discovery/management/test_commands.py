@@ -14,6 +14,7 @@ from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
 from discovery.tasks import discover_source
 from registry.models import RegisteredModel
 from tests.discovery.fakes.ollama import FakeOllama, generated_models
+from tests.discovery.fakes.openai import FakeOpenAI
 from tests.factories import ProviderSourceFactory
 
 pytestmark = pytest.mark.django_db
@@ -36,6 +37,19 @@ def test_discover_registers_the_environment_source_and_runs_it(fake_ollama: Fake
     run = DiscoveryRun.objects.get()
     assert (run.trigger, run.status) == ("command", RunStatus.SUCCEEDED)
     assert LogEntry.objects.filter(actor_email="system:command:discover").count() > 0
+
+
+def test_discover_names_what_it_changed_and_skipped(fake_openai: FakeOpenAI, settings: Any) -> None:
+    settings.OPENAI_API_KEY = fake_openai.api_key
+    settings.OPENAI_BASE_URL = f"{fake_openai.url}/v1"
+
+    output = _discover()
+
+    assert "    added: ft:gpt-4o-mini-2024-07-18:acme::9xYz1234, gpt-3.5-turbo-instruct, gpt-4o," in output
+    assert (
+        "    skipped: dall-e-3, gpt-4o-audio-preview, gpt-4o-realtime-preview, gpt-image-1, "
+        "omni-moderation-latest, tts-1-hd, whisper-1\n"
+    ) in output
 
 
 def test_discover_dry_run_says_what_would_change_and_writes_nothing(fake_ollama: FakeOllama, settings: Any) -> None:
