@@ -409,10 +409,20 @@ class RunOutcome:
     plan: SyncPlan | None = None
 
 
-def _discover(source: ProviderSource, *, dry_run: bool, progress: Progress | None) -> RunOutcome:
+INTERRUPTED = "interrupted: the process running it stopped before it finished"
+
+
+def _discover(run: DiscoveryRun, *, dry_run: bool, progress: Progress | None) -> RunOutcome:
+    source = run.source
     with source_lock(source) as acquired:
         if not acquired:
             return RunOutcome(RunStatus.SKIPPED, f"another discovery run of source {source.name} holds the lock")
+        if connection.vendor == "postgresql":
+            # Holding the lock, no other run of this source is in progress: a run still marked
+            # running was cut off (a killed worker). Close it so that history and alerts stay true.
+            DiscoveryRun.objects.filter(source=source, status=RunStatus.RUNNING).exclude(pk=run.pk).update(
+                status=RunStatus.FAILED, finished_at=timezone.now(), error_message=INTERRUPTED
+            )
         try:
             # Outside the transaction: a slow or failing provider holds no database lock or snapshot.
             listing = fetch_listing(source, progress=progress)
@@ -459,7 +469,7 @@ def source_sync_report(
     """
     run = DiscoveryRun.objects.create(source=source, trigger=trigger[:20], dry_run=dry_run)
     started = time.monotonic()
-    outcome = _discover(source, dry_run=dry_run, progress=progress)
+    outcome = _discover(run, dry_run=dry_run, progress=progress)
     finished = timezone.now()
     run.status = outcome.status
     run.error_message = outcome.error

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
-from discovery.sync import source_sync
+from discovery.sync import INTERRUPTED, source_sync
 from registry.audit import system_actor
 from registry.models import ModelEndpoint, RegisteredModel
 from tests.discovery.fakes.ollama import FakeOllama
@@ -66,3 +66,16 @@ def test_runs_of_one_source_one_after_the_other_both_succeed(fake_ollama: FakeOl
 
     assert errors == []
     assert [run.status for run in results] == [RunStatus.SUCCEEDED, RunStatus.SUCCEEDED]
+
+
+def test_run_left_running_by_a_killed_worker_is_closed_by_the_next_run(fake_ollama: FakeOllama) -> None:
+    source = ProviderSourceFactory(name="ollama-a", kind=SourceKind.OLLAMA, base_url=fake_ollama.url)
+    stale = DiscoveryRun.objects.create(source=source, status=RunStatus.RUNNING)
+
+    with system_actor("discovery"):
+        run = source_sync(source=source, trigger="manual")
+
+    stale.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert (stale.status, stale.error_message) == (RunStatus.FAILED, INTERRUPTED)
+    assert stale.finished_at is not None
