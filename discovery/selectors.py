@@ -7,6 +7,10 @@ from django.db.models import QuerySet
 from discovery.models import DiscoveryRun, ProviderSource
 
 
+def sources_all() -> QuerySet[ProviderSource]:
+    return ProviderSource.objects.order_by("name")
+
+
 def sources_enabled() -> QuerySet[ProviderSource]:
     return ProviderSource.objects.filter(enabled=True).order_by("name")
 
@@ -18,5 +22,5 @@ def sources_for_discovery(*, name: str | None = None) -> QuerySet[ProviderSource
     return sources_enabled()
 
 
-def runs_recent(*, source: ProviderSource, limit: int = 20) -> QuerySet[DiscoveryRun]:
-    return DiscoveryRun.objects.filter(source=source).order_by("-started_at", "-id")[:limit]
+def runs_recent(*, source: ProviderSource, limit: int = 50) -> QuerySet[DiscoveryRun]:
+    return DiscoveryRun.objects.filter(source=source).select_related("source").order_by("-started_at", "-id")[:limit]

@@ -347,6 +347,8 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Discovery runs' status shares its field name with the models' status: name its enum apart.
+    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "discovery.models.RunStatus"},
 }
 # /api/schema and /api/docs need a JWT like the rest of the API unless this is on (a browser cannot
 # send a bearer token when it opens the docs page).

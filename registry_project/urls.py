@@ -9,4 +9,6 @@ urlpatterns = [
     path("", include("registry.operations.urls")),
     # /models..., /auth/token..., /api/schema, /api/docs
     path("", include("registry.api.urls")),
+    # /sources, /sources/{id}/runs, /sources/{id}/discover (admins)
+    path("", include("discovery.api.urls")),
 ]

@@ -1,0 +1,104 @@
+"""Provider sources and discovery runs over the API. A source's key is write-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from discovery.models import DiscoveryRun, ProviderSource, RunStatus
+from registry.api.serializers import StrictSerializerMixin
+
+
+class ProviderSourceSerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    last_status = serializers.ChoiceField(choices=RunStatus.choices, allow_blank=True, read_only=True)
+    # Write-only: accepted, stored encrypted, never returned; null (or "") removes a stored key.
+    api_key = serializers.CharField(
+        write_only=True, required=False, allow_null=True, allow_blank=True, max_length=4096, trim_whitespace=True
+    )
+    has_api_key = serializers.SerializerMethodField(
+        help_text="Whether a key is stored (the key itself is never shown)."
+    )
+
+    class Meta:
+        model = ProviderSource
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "base_url",
+            "api_key",
+            "has_api_key",
+            "enabled",
+            "interval_seconds",
+            "from_environment",
+            "last_run_at",
+            "last_status",
+            "last_error",
+            "consecutive_failures",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = [
+            "id",
+            "from_environment",
+            "last_run_at",
+            "last_status",
+            "last_error",
+            "consecutive_failures",
+            "created_at",
+            "updated_at",
+        ]
+        extra_kwargs = {"interval_seconds": {"min_value": 10, "max_value": 2_147_483_647}}
+
+    def get_has_api_key(self, source: ProviderSource) -> bool:
+        return bool(source.api_key)
+
+    def validate_api_key(self, value: str | None) -> str | None:
+        return value or None
+
+    def validate_name(self, value: str) -> str:
+        if not value.isprintable():
+            raise serializers.ValidationError("May not contain control characters.")
+        return value.strip()
+
+    def apply(self, source: ProviderSource) -> ProviderSource:
+        """Set the validated values on ``source`` (unsaved); the service validates again and saves."""
+        for name, value in self.validated_data.items():
+            setattr(source, name, value)
+        return source
+
+
+class DiscoveryRunSerializer(serializers.ModelSerializer):
+    status = serializers.ChoiceField(choices=RunStatus.choices, read_only=True)
+    duration_seconds = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DiscoveryRun
+        fields = [
+            "id",
+            "trigger",
+            "dry_run",
+            "status",
+            "started_at",
+            "finished_at",
+            "duration_seconds",
+            "models_seen",
+            "models_added",
+            "models_updated",
+            "models_unavailable",
+            "models_skipped",
+            "error_message",
+        ]
+        read_only_fields = fields
+
+    def get_duration_seconds(self, run: DiscoveryRun) -> float | None:
+        return run.duration_seconds
+
+
+class DiscoveryQueuedSerializer(serializers.Serializer):
+    queued = serializers.BooleanField()
+    source_name = serializers.CharField()
+
+    def to_representation(self, instance: Any) -> Any:
+        return dict(instance)

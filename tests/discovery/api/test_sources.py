@@ -1,0 +1,217 @@
+"""``/sources``: admins manage provider sources over the API; the key is write-only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from auditlog.models import LogEntry
+from django_celery_beat.models import PeriodicTask
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework.test import APIClient
+
+from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
+from discovery.schedules import schedule_name
+from discovery.services import source_save
+from discovery.tasks import discover_source
+from registry.audit import MASK
+from tests.factories import ProviderSourceFactory
+from tests.registry.api.test_schema import assert_matches_schema
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "sk-api-typed-secret-0123456789"
+
+
+@pytest.fixture(scope="module")
+def openapi() -> dict[str, Any]:
+    return SchemaGenerator().get_schema(request=None, public=True)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def admin(api_client_for: Callable[[str], APIClient]) -> APIClient:
+    return api_client_for("admin")
+
+
+@pytest.fixture
+def source() -> ProviderSource:
+    return source_save(
+        source=ProviderSource(
+            name="openai", kind=SourceKind.OPENAI, base_url="https://api.openai.com/v1", api_key=SECRET
+        )
+    )
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
+    sent: list[tuple[Any, Any]] = []
+    monkeypatch.setattr(discover_source, "apply_async", lambda args, kwargs, **_: sent.append((args, kwargs)))
+    return sent
+
+
+def test_admin_lists_sources_without_their_keys(
+    admin: APIClient, source: ProviderSource, openapi: dict[str, Any]
+) -> None:
+    response = admin.get("/sources")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert [(s["name"], s["has_api_key"]) for s in body] == [("openai", True)]
+    assert "api_key" not in body[0]
+    assert SECRET not in response.content.decode()
+    assert_matches_schema(openapi, "get", "/sources", 200, body)
+
+
+@pytest.mark.parametrize("role", ["viewer", "service", "editor"])
+def test_roles_below_admin_may_not_see_sources(
+    api_client_for: Callable[[str], APIClient], source: ProviderSource, role: str
+) -> None:
+    assert api_client_for(role).get("/sources").status_code == 403
+    assert api_client_for(role).post(f"/sources/{source.pk}/discover").status_code == 403
+
+
+def test_sources_need_a_token(source: ProviderSource) -> None:
+    assert APIClient().get("/sources").status_code == 401
+
+
+def test_admin_adds_a_source_and_its_schedule_with_a_write_only_key(admin: APIClient, openapi: dict[str, Any]) -> None:
+    response = admin.post(
+        "/sources",
+        {"name": "vllm", "kind": "openai_compatible", "base_url": "http://vllm:8000", "api_key": SECRET},
+        format="json",
+    )
+
+    assert response.status_code == 201
+    assert SECRET not in response.content.decode()
+    assert_matches_schema(openapi, "post", "/sources", 201, response.json())
+    source = ProviderSource.objects.get(name="vllm")
+    assert source.api_key == SECRET
+    assert PeriodicTask.objects.get(name=schedule_name(source)).interval.every == source.interval_seconds
+    entry = LogEntry.objects.get(content_type__model="providersource", object_pk=str(source.pk))
+    assert entry.actor is not None
+    assert SECRET not in str(entry.changes)
+    assert entry.changes["api_key"][1] == MASK
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"base_url": "vllm:8000"}, "base_url"),
+        ({"interval_seconds": 5}, "interval_seconds"),
+        ({"interval_seconds": "often"}, "interval_seconds"),
+        ({"kind": "bedrock"}, "kind"),
+        ({"name": "ollama"}, "name"),  # taken
+        ({"name": "tab\there"}, "name"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+def test_invalid_source_is_a_400_naming_the_field_and_writes_nothing(
+    admin: APIClient, body: dict[str, Any], field: str
+) -> None:
+    ProviderSourceFactory(name="ollama")
+    payload = {"name": "new", "kind": "ollama", "base_url": "http://ollama:11434", **body}
+
+    response = admin.post("/sources", payload, format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()) == [field]
+    assert not ProviderSource.objects.filter(name__in=["new", "tab\there"]).exists()
+    assert PeriodicTask.objects.count() == 0
+
+
+def test_changing_the_interval_moves_the_schedule(
+    admin: APIClient, source: ProviderSource, openapi: dict[str, Any]
+) -> None:
+    response = admin.patch(f"/sources/{source.pk}", {"interval_seconds": 900}, format="json")
+
+    assert response.status_code == 200
+    assert_matches_schema(openapi, "patch", "/sources/{source_id}", 200, response.json())
+    assert PeriodicTask.objects.get(name=schedule_name(source)).interval.every == 900
+
+
+def test_disabling_a_source_removes_its_schedule(admin: APIClient, source: ProviderSource) -> None:
+    response = admin.patch(f"/sources/{source.pk}", {"enabled": False}, format="json")
+
+    assert response.status_code == 200
+    assert not PeriodicTask.objects.filter(name=schedule_name(source)).exists()
+
+
+def test_null_key_removes_the_stored_key_and_an_omitted_key_keeps_it(admin: APIClient, source: ProviderSource) -> None:
+    admin.patch(f"/sources/{source.pk}", {"enabled": True}, format="json")
+    source.refresh_from_db()
+    assert source.api_key == SECRET
+
+    response = admin.patch(f"/sources/{source.pk}", {"api_key": None}, format="json")
+
+    source.refresh_from_db()
+    assert (response.status_code, response.json()["has_api_key"], source.api_key) == (200, False, None)
+
+
+def test_put_replaces_a_source(admin: APIClient, source: ProviderSource, openapi: dict[str, Any]) -> None:
+    response = admin.put(
+        f"/sources/{source.pk}",
+        {"name": "openai-eu", "kind": "openai", "base_url": "https://eu.api.openai.com/v1", "interval_seconds": 600},
+        format="json",
+    )
+
+    assert response.status_code == 200
+    assert_matches_schema(openapi, "put", "/sources/{source_id}", 200, response.json())
+    source.refresh_from_db()
+    assert (source.name, source.base_url, source.api_key) == ("openai-eu", "https://eu.api.openai.com/v1", SECRET)
+
+
+def test_deleting_a_source_removes_it_and_its_schedule(admin: APIClient, source: ProviderSource) -> None:
+    name = schedule_name(source)
+
+    response = admin.delete(f"/sources/{source.pk}")
+
+    assert response.status_code == 204
+    assert not ProviderSource.objects.exists()
+    assert not PeriodicTask.objects.filter(name=name).exists()
+
+
+def test_unknown_source_is_a_404(admin: APIClient) -> None:
+    assert admin.get("/sources/999999").status_code == 404
+    assert admin.post("/sources/999999/discover").status_code == 404
+    assert admin.get("/sources/999999/runs").status_code == 404
+
+
+def test_discover_queues_the_source_after_commit(
+    admin: APIClient,
+    source: ProviderSource,
+    queued: list[tuple[Any, Any]],
+    django_capture_on_commit_callbacks: Any,
+    openapi: dict[str, Any],
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin.post(f"/sources/{source.pk}/discover")
+
+    assert response.status_code == 202
+    assert response.json() == {"queued": True, "source_name": "openai"}
+    assert_matches_schema(openapi, "post", "/sources/{source_id}/discover", 202, response.json())
+    assert queued == [((source.pk,), {"trigger": "manual"})]
+
+
+def test_runs_lists_the_latest_runs_with_counts_and_errors(
+    admin: APIClient, source: ProviderSource, openapi: dict[str, Any]
+) -> None:
+    DiscoveryRun.objects.create(source=source, status=RunStatus.SUCCEEDED, models_added=3)
+    DiscoveryRun.objects.create(
+        source=source, status=RunStatus.FAILED, error_message="the key for source openai was rejected"
+    )
+
+    response = admin.get(f"/sources/{source.pk}/runs?limit=1")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert [(r["status"], r["error_message"]) for r in body] == [("failed", "the key for source openai was rejected")]
+    assert_matches_schema(openapi, "get", "/sources/{source_id}/runs", 200, body)
+
+
+@pytest.mark.parametrize("limit", ["0", "501", "many"])
+def test_runs_limit_out_of_range_is_a_400(admin: APIClient, source: ProviderSource, limit: str) -> None:
+    response = admin.get(f"/sources/{source.pk}/runs?limit={limit}")
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["limit"]
