@@ -16,8 +16,9 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from psycopg import sql
 
 from registry import metrics
 from registry.models import (
@@ -283,36 +284,69 @@ def endpoint_delete(*, endpoint: ModelEndpoint) -> None:
     endpoint.delete()
 
 
-USAGE_FIELDS: Final = ("timestamp", "token_count", "request_count", "average_latency", "error_count", "cost")
 PERFORMANCE_FIELDS: Final = ("timestamp", "metric_name", "metric_value", "task_category", "sample_size")
 
 
-@transaction.atomic
-def usage_record_batch(*, model: RegisteredModel, records: Sequence[Mapping[str, Any]]) -> list[ModelUsage]:
-    """Record a batch of usage for ``model`` in one INSERT: all of it or none of it.
+# Column order of a usage row as usage_record_batch writes it.
+_USAGE_COLUMNS: Final = (
+    "model_id",
+    "model_name",
+    "timestamp",
+    "token_count",
+    "request_count",
+    "average_latency",
+    "error_count",
+    "cost",
+)
 
-    Counters are incremented only once the batch is committed, so a rolled-back batch is never counted.
+
+def _copy_rows(table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Write ``rows`` with PostgreSQL's COPY: one statement, no per-value ORM preparation."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(column) for column in columns)
+    )
+    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+@transaction.atomic
+def usage_record_batch(*, model: RegisteredModel, records: Sequence[Mapping[str, Any]]) -> int:
+    """Record a batch of usage for ``model`` in one statement and one transaction: all of it or none of it.
+
+    On PostgreSQL the batch goes in with COPY, which is several times faster than ``bulk_create``
+    (whose cost is Django preparing each value of each row); the table's CHECK constraints hold
+    either way, and a violation rejects the whole batch. Elsewhere (SQLite) it is ``bulk_create``.
+    Counters are incremented only once the batch is committed, so a rolled-back batch is never
+    counted. Returns the number of records written.
     """
     now = timezone.now()
     rows = [
-        ModelUsage(
-            model=model,
-            model_name=model.name,
-            **{key: record[key] for key in USAGE_FIELDS if record.get(key) is not None},
-            **({} if record.get("timestamp") else {"timestamp": now}),
+        (
+            model.pk,
+            model.name,
+            record.get("timestamp") or now,
+            record.get("token_count"),
+            1 if record.get("request_count") is None else record["request_count"],
+            record.get("average_latency"),
+            0 if record.get("error_count") is None else record["error_count"],
+            record.get("cost"),
         )
         for record in records
     ]
-    created = ModelUsage.objects.bulk_create(rows)
-    requests = sum(row.request_count for row in rows)
-    tokens = sum(row.token_count or 0 for row in rows)
-    errors = sum(row.error_count for row in rows)
-    cost = sum((Decimal(row.cost) for row in rows if row.cost is not None), start=Decimal(0))
+    if connection.vendor == "postgresql":
+        _copy_rows(ModelUsage._meta.db_table, _USAGE_COLUMNS, rows)
+    else:
+        ModelUsage.objects.bulk_create([ModelUsage(**dict(zip(_USAGE_COLUMNS, row, strict=True))) for row in rows])
+    requests = sum(row[4] for row in rows)
+    tokens = sum(row[3] or 0 for row in rows)
+    errors = sum(row[6] for row in rows)
+    cost = sum((Decimal(row[7]) for row in rows if row[7] is not None), start=Decimal(0))
     name = model.name
     transaction.on_commit(
         lambda: metrics.usage_recorded(model=name, requests=requests, tokens=tokens, errors=errors, cost=cost)
     )
-    return created
+    return len(rows)
 
 
 @transaction.atomic
