@@ -8,7 +8,7 @@ roll-ups are computed by the database.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from django.db.models import (
@@ -261,7 +261,8 @@ def usage_summary(*, model_id: int, bucket: Bucket, start: datetime, end: dateti
     records = ModelUsage.objects.filter(model_id=model_id, timestamp__gte=start, timestamp__lt=end).order_by()
     truncate = TruncHour if bucket == "hour" else TruncDay
     rows = (
-        records.annotate(bucket_start=truncate("timestamp"))
+        # Buckets are UTC hours and days; an explicit zone also spares a current-zone lookup per row.
+        records.annotate(bucket_start=truncate("timestamp", tzinfo=UTC))
         .values("bucket_start")
         .annotate(**_USAGE_AGGREGATES)
         .order_by("bucket_start")

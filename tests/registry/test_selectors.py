@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from registry import selectors
-from registry.models import RegisteredModel
+from registry.models import ModelUsage, RegisteredModel
 from tests.factories import ModelCapabilityFactory, ModelUsageFactory, RegisteredModelFactory
 
 pytestmark = pytest.mark.django_db
@@ -89,3 +90,17 @@ def test_usage_summary_of_a_quiet_range_is_zero() -> None:
         "average_latency": None,
         "cost": 0,
     }
+
+
+@pytest.mark.postgres
+def test_usage_reads_use_the_covering_index(on_postgres: bool) -> None:
+    if not on_postgres:
+        pytest.skip("the covering index is PostgreSQL's (migration 0003)")
+    model = RegisteredModelFactory()
+    ModelUsageFactory(model=model)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table would otherwise be scanned whole
+    start = timezone.now() - timedelta(days=30)
+    fields = ("request_count", "token_count", "error_count", "average_latency", "cost")
+    plan = ModelUsage.objects.filter(model_id=model.pk, timestamp__gte=start).values(*fields).explain()
+    assert "model_usage_model_ts_covering" in plan

@@ -151,12 +151,13 @@ def test_responses_match_the_schema(
     assert_matches_schema(openapi, method, template, status, response.json())
 
 
-def test_every_documented_operation_is_exercised_above(openapi: dict[str, Any]) -> None:
+def test_every_documented_model_operation_is_exercised_above(openapi: dict[str, Any]) -> None:
     documented = {
         (method, path)
         for path, operations in openapi["paths"].items()
         for method in operations
-        if not path.startswith("/auth/")
+        # The REST API of models; /auth is simplejwt's, /audit and the like belong to operations.
+        if path.startswith("/models")
     }
     exercised = {(method, template) for method, template, *_ in CASES}
     # Deletions answer 204 with no body: nothing to validate.

@@ -1,0 +1,194 @@
+"""Benchmarks of the REST API's usage targets, against PostgreSQL.
+
+- usage ingestion: records per second through ``services.usage_record_batch`` in batches of 1,000
+  (target: at least 20,000/s);
+- usage statistics: median time of one model's 30 days in hourly buckets with 10,000,000 rows in
+  ``model_usage`` spread over 100 models (target: under 50 ms), through the selector and through
+  ``GET /models/{ref}/usage`` (JWT check, serialization and all).
+
+Runs in a schema of its own (``bench_api_<pid>``) in BENCH_DATABASE_URL's database, dropped at the
+end, so it neither sees nor leaves anything behind. The 10,000,000 rows come from one
+``INSERT ... SELECT generate_series`` statement.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/registry_bench")
+SCHEMA = f"bench_api_{os.getpid()}"
+os.environ["DB_SCHEMA"] = SCHEMA
+os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production-0123456789")
+os.environ.setdefault("JWT_SECRET", "bench-jwt-secret-not-for-production-0123456789")
+os.environ.setdefault("LOG_LEVEL", "warning")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry_project.settings")
+os.environ.pop("REDIS_URL", None)  # statistics are not cached: measure the database, not a cache
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth.models import Group, User  # noqa: E402
+from django.core.cache import cache  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.utils import timezone  # noqa: E402
+from rest_framework_simplejwt.tokens import AccessToken  # noqa: E402
+
+from registry import selectors, services  # noqa: E402
+from registry.models import ModelType, Provider, RegisteredModel  # noqa: E402
+
+MODELS = 100
+ROWS = int(os.environ.get("BENCH_USAGE_ROWS", "10000000"))
+SPAN_DAYS = 90
+INGEST_BATCHES = 100
+BATCH_SIZE = 1000
+QUERY_RUNS = 30
+
+
+def setup_models() -> list[RegisteredModel]:
+    return RegisteredModel.objects.bulk_create(
+        RegisteredModel(
+            name=f"bench-{i}", display_name=f"Bench {i}", provider=Provider.OLLAMA, model_type=ModelType.CHAT
+        )
+        for i in range(MODELS)
+    )
+
+
+def bench_ingestion(model: RegisteredModel) -> float:
+    now = timezone.now()
+    batches = [
+        [
+            {
+                "timestamp": now - timedelta(seconds=b * BATCH_SIZE + i),
+                "token_count": 100 + i,
+                "request_count": 1,
+                "average_latency": 0.25,
+                "error_count": int(i % 50 == 0),
+                "cost": "0.000150",
+            }
+            for i in range(BATCH_SIZE)
+        ]
+        for b in range(INGEST_BATCHES)
+    ]
+    started = time.perf_counter()
+    for batch in batches:
+        services.usage_record_batch(model=model, records=batch)
+    elapsed = time.perf_counter() - started
+    return INGEST_BATCHES * BATCH_SIZE / elapsed
+
+
+def generate_usage(models: list[RegisteredModel]) -> float:
+    """ROWS usage rows over the last SPAN_DAYS, interleaved across the models as live traffic would be.
+
+    Loaded as a restore would: the table's secondary indexes are dropped, the rows inserted by one
+    statement without per-row foreign-key triggers (the ids are the bench's own models), and the
+    indexes rebuilt from their own definitions, so the measured table is indexed exactly as migrated.
+    """
+    first_id = min(m.pk for m in models)
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = 'model_usage' "
+            "AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE contype IN ('p', 'u'))",
+            [SCHEMA],
+        )
+        indexes = cursor.fetchall()
+        for name, _ in indexes:
+            cursor.execute(f'DROP INDEX "{name}"')
+        cursor.execute("SET session_replication_role = replica")
+        cursor.execute(
+            """
+            INSERT INTO model_usage
+                (model_id, model_name, timestamp, token_count, request_count, average_latency, error_count, cost)
+            SELECT %(first)s + g %% %(models)s,
+                   'bench-' || (g %% %(models)s),
+                   now() - (g::double precision / %(rows)s) * %(span)s * interval '1 day',
+                   100 + g %% 900,
+                   1 + g %% 3,
+                   0.05 + (g %% 1000) / 1000.0,
+                   (g %% 97 = 0)::int,
+                   (g %% 1000) / 1000000.0
+            FROM generate_series(1, %(rows)s) AS g
+            """,
+            {"first": first_id, "models": MODELS, "rows": ROWS, "span": SPAN_DAYS},
+        )
+        cursor.execute("SET session_replication_role = DEFAULT")
+        cursor.execute("SET maintenance_work_mem = '512MB'")
+        for _, definition in indexes:
+            cursor.execute(definition)
+        # What autovacuum does on a live table: statistics and the visibility map (index-only scans).
+        cursor.execute("VACUUM (ANALYZE) model_usage")
+    return time.perf_counter() - started
+
+
+def median_ms(run: object, runs: int = QUERY_RUNS) -> float:
+    timings = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        run()  # type: ignore[operator]
+        timings.append((time.perf_counter() - started) * 1000)
+    return statistics.median(timings)
+
+
+def main() -> int:
+    try:
+        call_command("migrate", verbosity=0, interactive=False)
+    except Exception as exc:
+        print(f"bench_api: cannot prepare the database: {exc}", file=sys.stderr)
+        return 2
+    try:
+        models = setup_models()
+        rate = bench_ingestion(models[0])
+        print(f"usage ingestion: {rate:,.0f} records/s (target >= 20,000 records/s; batches of {BATCH_SIZE})")
+
+        seconds = generate_usage(models)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM model_usage")
+            row = cursor.fetchone()
+            total = int(row[0]) if row else 0
+        print(f"usage rows generated: {total:,} in {seconds:.1f} s (setup, not a target)")
+
+        model = models[MODELS // 2]
+        end = timezone.now()
+        start = end - timedelta(days=30)
+        summary = selectors.usage_summary(model_id=model.pk, bucket="hour", start=start, end=end)
+        buckets = len(summary["buckets"])
+        selector_ms = median_ms(lambda: selectors.usage_summary(model_id=model.pk, bucket="hour", start=start, end=end))
+        print(
+            f"usage statistics (selector): {selector_ms:.1f} ms median "
+            f"(target < 50 ms; 30 days, {buckets} hourly buckets, {summary['totals']['requests']:,} requests, "
+            f"{total:,} rows in the table)"
+        )
+
+        user = User.objects.create(username="bench-viewer")
+        user.groups.add(Group.objects.get(name="viewer"))
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
+        query = {"bucket": "hour", "from": start.isoformat(), "to": end.isoformat()}
+        response = client.get(f"/models/{model.name}/usage", query)
+        if response.status_code != 200:
+            print(f"bench_api: GET usage answered {response.status_code}", file=sys.stderr)
+            return 2
+        api_ms = median_ms(lambda: client.get(f"/models/{model.name}/usage", query))
+        print(f"usage statistics (GET /models/{{ref}}/usage): {api_ms:.1f} ms median (target < 50 ms)")
+    finally:
+        cache.clear()
+        if os.environ.get("BENCH_KEEP_SCHEMA"):
+            print(f"bench_api: kept schema {SCHEMA} (BENCH_KEEP_SCHEMA); drop it when done", file=sys.stderr)
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE')
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
