@@ -26,7 +26,12 @@ def schedule_upsert(*, source: ProviderSource) -> PeriodicTask | None:
     if not source.enabled:
         schedule_remove(source=source)
         return None
-    interval, _ = IntervalSchedule.objects.get_or_create(every=source.interval_seconds, period=IntervalSchedule.SECONDS)
+    # Not get_or_create: beat's table has no unique (every, period), so duplicates may exist.
+    interval = (
+        IntervalSchedule.objects.filter(every=source.interval_seconds, period=IntervalSchedule.SECONDS)
+        .order_by("id")
+        .first()
+    ) or IntervalSchedule.objects.create(every=source.interval_seconds, period=IntervalSchedule.SECONDS)
     desired = {
         "task": DISCOVER_TASK,
         "interval": interval,

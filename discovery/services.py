@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import transaction
 
+from discovery.locks import registration_lock
 from discovery.models import ProviderSource, SourceKind
 from discovery.schedules import schedule_remove, schedule_upsert
 
@@ -75,7 +76,10 @@ def sources_register_from_environment() -> list[RegisteredSource]:
     The environment owns a source's URL and key; the operator owns its interval and whether it
     is enabled, so a restart never resets those. A source of the same name that an operator
     created by hand is left alone (with a warning): the environment does not take it over.
+    Processes starting together take turns (an advisory lock on PostgreSQL), so none fails on the
+    unique name another has just created.
     """
+    registration_lock()
     results = []
     for wanted in environment_sources():
         source = ProviderSource.objects.filter(name=wanted.name).first()

@@ -19,11 +19,10 @@ queries and a rerun over an unchanged answer writes nothing. The rules:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -37,6 +36,7 @@ from django.utils import timezone
 
 from discovery.clients import fetch_listing
 from discovery.clients.base import DiscoveredModel, Listing, Progress, ProviderError
+from discovery.locks import source_lock
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus
 from registry import metrics
 from registry.audit import log_bulk
@@ -64,8 +64,6 @@ DESCRIBED_FIELDS = (
     "details",
 )
 NAME_MAX_LENGTH = 100  # models.name
-# First key of the two-key advisory lock: the registry's discovery namespace ("MR" + 1).
-ADVISORY_LOCK_NAMESPACE = 0x4D5201
 
 
 def _text(value: Any) -> str:
@@ -378,28 +376,6 @@ def apply_plan(plan: SyncPlan) -> None:
         ModelEndpoint.objects.bulk_update(seen_endpoints, ["last_seen_at"])
     if plan.changes_anything:
         models_changed()
-
-
-@contextlib.contextmanager
-def source_lock(source: ProviderSource) -> Iterator[bool]:
-    """Hold the source's discovery lock for the block; yields False when another run holds it.
-
-    On PostgreSQL a session-level advisory lock: held across the provider call (no transaction is
-    kept open while waiting on HTTP) and released by PostgreSQL itself if the process dies.
-    SQLite has no such lock; its single-writer file lock serializes the write transactions.
-    """
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, source.pk])
-        acquired = bool(cursor.fetchone()[0])
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [ADVISORY_LOCK_NAMESPACE, source.pk])
 
 
 @dataclass

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 from django.db import connection
+from django_celery_beat.models import PeriodicTask
 
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
+from discovery.services import sources_register_from_environment
 from discovery.sync import INTERRUPTED, source_sync
 from registry.audit import system_actor
 from registry.models import ModelEndpoint, RegisteredModel
@@ -79,3 +82,28 @@ def test_run_left_running_by_a_killed_worker_is_closed_by_the_next_run(fake_olla
     assert run.status == RunStatus.SUCCEEDED
     assert (stale.status, stale.error_message) == (RunStatus.FAILED, INTERRUPTED)
     assert stale.finished_at is not None
+
+
+def test_processes_registering_the_environment_at_once_create_one_source(settings: Any) -> None:
+    settings.OLLAMA_URL = "http://llm-service:11434"
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def register() -> None:
+        try:
+            barrier.wait(timeout=10)
+            sources_register_from_environment()
+        except BaseException as exc:  # collected and asserted on by the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=register) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert list(ProviderSource.objects.values_list("name", flat=True)) == ["ollama"]
+    assert PeriodicTask.objects.count() == 1

@@ -1,0 +1,46 @@
+"""PostgreSQL advisory locks of discovery, in one namespace so they never collide with others'.
+
+Keys are (namespace, n): n is a source's id for its discovery runs, and 0 (ids start at 1) for
+the registration of the environment's sources. SQLite has no advisory locks; there the
+database's single-writer lock serializes writes, which is what the embedded mode needs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from django.db import connection
+
+from discovery.models import ProviderSource
+
+NAMESPACE = 0x4D5201  # "MR" + 1: the registry's discovery locks
+REGISTRATION = 0
+
+
+@contextlib.contextmanager
+def source_lock(source: ProviderSource) -> Iterator[bool]:
+    """Hold the source's discovery lock for the block; yields False when another run holds it.
+
+    Session-level: held across the provider call without keeping a transaction open while waiting
+    on HTTP, and released by PostgreSQL itself if the process dies.
+    """
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [NAMESPACE, source.pk])
+        acquired = bool(cursor.fetchone()[0])
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [NAMESPACE, source.pk])
+
+
+def registration_lock() -> None:
+    """Serialize registrations until the current transaction ends (several containers start at once)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [NAMESPACE, REGISTRATION])
