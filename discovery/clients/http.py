@@ -119,7 +119,13 @@ class ProviderHTTP:
                     if status in RETRIED_STATUSES:
                         problem = f"answered HTTP {status}"
                         retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
-                    elif status >= 300:
+                    elif 300 <= status < 400:
+                        location = redacted_url(response.headers.get("Location", "?"))
+                        raise ProviderError(
+                            f"source {self.source_name}: {shown} answered HTTP {status}, a redirect to {location}; "
+                            "redirects are not followed (fix the source's base URL)"
+                        )
+                    elif status >= 400:
                         raise ProviderError(f"source {self.source_name}: {shown} answered HTTP {status}")
                     else:
                         return self._read_json(response, shown)

@@ -21,12 +21,16 @@ def test_redirect_is_refused_and_the_key_never_follows_it(fake_openai: FakeOpenA
             source_name="openai", base_url=f"{fake_openai.url}/v1", headers={"Authorization": "Bearer sk-x"}
         )
 
-        with pytest.raises(ProviderError, match=r"answered HTTP 307$"):
+        with pytest.raises(ProviderError) as raised:
             http.get_json("/models")
     finally:
         elsewhere.stop()
 
     assert elsewhere.requests == []
+    assert str(raised.value) == (
+        f"source openai: GET {fake_openai.url}/v1/models answered HTTP 307, a redirect to {elsewhere.url}/v1/models; "
+        "redirects are not followed (fix the source's base URL)"
+    )
 
 
 def test_retry_after_accepts_seconds_and_http_dates() -> None:
