@@ -44,7 +44,8 @@ def classify(model_id: str) -> tuple[str, dict[str, CapabilityClaim]] | None:
     lowered = model_id.lower()
     if SKIPPED_ID.search(lowered):
         return None
-    base = lowered.split(":")[1] if lowered.startswith("ft:") and lowered.count(":") >= 1 else lowered
+    # A fine-tuned model, "ft:<base>:<org>::<id>", belongs to its base model's family.
+    base = lowered.split(":")[1] if lowered.startswith("ft:") else lowered
     if "embedding" in base:
         return ModelType.EMBEDDING, {caps.EMBEDDING: CapabilityClaim(caps.DECLARED_DEFAULT_SCORE, FAMILY_EVIDENCE)}
     if COMPLETION_ID.match(base):
@@ -114,8 +115,9 @@ def fetch(*, source_name: str, base_url: str, api_key: str | None, progress: Pro
     if not api_key:
         raise ProviderError(f"source {source_name} has no API key")
     listing = Listing()
-    with ProviderHTTP(source_name=source_name, base_url=base_url, headers={"Authorization": f"Bearer {api_key}"}) as h:
-        entries = expect_mapping(h.get_json("/models"), "data", source_name=source_name, what="GET /models")
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with ProviderHTTP(source_name=source_name, base_url=base_url, headers=headers) as http:
+        entries = expect_mapping(http.get_json("/models"), "data", source_name=source_name, what="GET /models")
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
             raise ProviderError(f"source {source_name}: a /models entry has no id")
