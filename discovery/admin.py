@@ -8,14 +8,17 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from discovery.models import DiscoveryRun, ProviderSource
+from discovery.selectors import runs_recent
 from discovery.services import source_delete, source_save
 from discovery.tasks import discovery_enqueue
 from registry.accounts import user_role
 from registry.forms import WriteOnlySecretsForm
 from registry.roles import Role
+
+RECENT_RUNS = 10
 
 
 class ProviderSourceForm(WriteOnlySecretsForm):
@@ -40,8 +43,44 @@ class ProviderSourceAdmin(admin.ModelAdmin):
     ]
     list_filter = ["kind", "enabled", "last_status"]
     search_fields = ["name", "base_url"]
-    readonly_fields = ["from_environment", "last_run_at", "last_status", "last_error", "consecutive_failures"]
+    readonly_fields = [
+        "from_environment",
+        "last_run_at",
+        "last_status",
+        "last_error",
+        "consecutive_failures",
+        "recent_runs",
+    ]
     actions = ["discover_now"]
+
+    @admin.display(description="recent runs")
+    def recent_runs(self, obj: ProviderSource) -> str:
+        if obj.pk is None:
+            return "-"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} / {} / {} / {}</td><td>{}</td></tr>",
+            (
+                (
+                    run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    run.trigger,
+                    run.get_status_display(),
+                    run.models_added,
+                    run.models_updated,
+                    run.models_unavailable,
+                    run.models_skipped,
+                    run.error_message[:200],
+                )
+                for run in runs_recent(source=obj, limit=RECENT_RUNS)
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>started</th><th>trigger</th><th>status</th>"
+            "<th>added / updated / unavailable / skipped</th><th>error</th></tr></thead><tbody>{}</tbody></table>"
+            '<p><a href="{}">all runs</a></p>',
+            rows,
+            reverse("admin:discovery_discoveryrun_changelist") + f"?source__id__exact={obj.pk}",
+        )
 
     @admin.display(description="runs")
     def runs_link(self, obj: ProviderSource) -> str:

@@ -134,3 +134,16 @@ def test_run_history_shows_counts_and_errors(staff: dict[str, Client]) -> None:
 
     assert response.status_code == 200
     assert "the key for source gpu-box was rejected (HTTP 401)" in response.content.decode()
+
+
+def test_source_page_shows_its_recent_runs(staff: dict[str, Client]) -> None:
+    source = ProviderSourceFactory(name="gpu-box")
+    DiscoveryRun.objects.create(source=source, status=RunStatus.SUCCEEDED, models_added=4)
+    DiscoveryRun.objects.create(source=source, status=RunStatus.FAILED, error_message="connection <refused>")
+
+    response = staff["admin"].get(reverse("admin:discovery_providersource_change", args=[source.pk]))
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<td>4 / 0 / 0 / 0</td>" in page
+    assert "connection &lt;refused&gt;" in page  # escaped
