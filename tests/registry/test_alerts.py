@@ -17,7 +17,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from registry import metrics
-from registry.alerts import ALERT_SCHEDULE_NAME, ALERT_TASK_NAME, alert_schedule_ensure, alerts_check
+from registry.alerts import ALERT_SCHEDULE_NAME, ALERT_TASK_NAME, alert_schedule_ensure, alerts_check, check_latency
 from registry.models import Alert, AlertKind, ModelStatus, RegisteredModel
 from registry.tasks import check_alerts
 from tests.factories import ModelUsageFactory, ProviderSourceFactory, RegisteredModelFactory
@@ -190,6 +190,19 @@ class TestLatency:
 
         assert len(changes.resolved) == 1
         assert Alert.objects.get().resolved_at == later
+
+    def test_the_baseline_is_read_once_an_hour(self, django_assert_num_queries) -> None:
+        now = timezone.now().replace(minute=30)
+        model = RegisteredModelFactory()
+        self.baseline(model, now)
+        usage(model, now - timedelta(minutes=5), requests=40, latency=1.0)
+        first = check_latency(now)
+
+        # The current window, the names of the models in it; not the seven days before.
+        with django_assert_num_queries(2):
+            later = check_latency(now + timedelta(minutes=1))
+
+        assert list(first.firing) == list(later.firing) == [("model", model.pk)]
 
     def test_no_baseline_opens_no_alert(self, django_capture_on_commit_callbacks) -> None:
         now = timezone.now()
