@@ -141,10 +141,17 @@ def model_update(
     if changed:
         _save_model(model)
     if capabilities is not None:
-        for row in ModelCapability.objects.filter(model=model).exclude(capability__in=list(capabilities)):
-            row.delete()
+        existing_scores: dict[str, float] = {}
+        for row in ModelCapability.objects.filter(model=model):
+            if row.capability in capabilities:
+                existing_scores[row.capability] = row.capability_score
+            else:
+                row.delete()
         for capability, score in capabilities.items():
-            capability_set(model=model, capability=capability, score=score)
+            # Unchanged scores stay as they are, and with their owner: a client that sends back the
+            # model it read does not take discovery's capabilities from it.
+            if existing_scores.get(capability) != score:
+                capability_set(model=model, capability=capability, score=score)
     if endpoints is not None:
         existing = {endpoint.pk: endpoint for endpoint in ModelEndpoint.objects.filter(model=model)}
         kept = {int(item["id"]) for item in endpoints if item.get("id") is not None}

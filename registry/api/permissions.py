@@ -72,10 +72,13 @@ class ActionRoles(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         action_roles: Mapping[str, Role] = getattr(view, "action_roles", {})
+        role = request_role(request)
         action: Any = getattr(view, "action", None)
         if action is None:
+            if hasattr(view, "action_map"):
+                # A viewset route without this method (or OPTIONS): any role may learn that (405, metadata).
+                return role is not None
             # Plain APIViews have no action: fall back to the HTTP method, lower-cased.
             action = (request.method or "").lower()
         required = action_roles.get(action)
-        role = request_role(request)
         return required is not None and role is not None and role >= required

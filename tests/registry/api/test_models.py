@@ -8,8 +8,10 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+import requests
 from auditlog.models import LogEntry
 from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
 
 from registry.models import ModelCapability, ModelEndpoint, ModelUsage, RegisteredModel, SetBy
 from tests.factories import (
@@ -400,3 +402,38 @@ def test_nan_is_not_a_number_here(api_client_for: ClientFor) -> None:
     response = api_client_for("editor").post("/models", body, content_type="application/json")
     assert response.status_code == 400
     assert RegisteredModel.objects.count() == 0
+
+
+def test_sending_back_what_was_read_keeps_discoverys_capabilities(api_client_for: ClientFor) -> None:
+    model = RegisteredModelFactory(name="gpt-4o")
+    ModelCapabilityFactory(model=model, capability="text", capability_score=0.8, set_by=SetBy.DISCOVERY)
+    client = api_client_for("editor")
+    representation = client.get("/models/gpt-4o").json()
+    representation["capabilities"]["code"] = 0.7
+    assert client.put("/models/gpt-4o", representation, format="json").status_code == 200
+    owners = dict(ModelCapability.objects.filter(model=model).values_list("capability", "set_by"))
+    assert owners == {"text": SetBy.DISCOVERY, "code": SetBy.OPERATOR}
+
+
+def test_a_method_a_route_does_not_have_is_405_for_a_role_and_401_without_a_token(
+    api_client_for: ClientFor,
+) -> None:
+    RegisteredModelFactory(name="gpt-4o")
+    assert api_client_for("viewer").delete("/models").status_code == 405
+    assert api_client_for("viewer").put("/models/gpt-4o/usage", {}, format="json").status_code == 405
+    assert APIClient().delete("/models").status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_names_work_over_real_http(live_server: Any, role_users: dict[str, Any]) -> None:
+    """Through a real HTTP server, where the WSGI layer decodes %2F before Django routes."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {AccessToken.for_user(role_users['editor'])}"
+    for name in EXAMPLE_NAMES:
+        body = new_model(name=name, capabilities={"code": 0.9})
+        assert session.post(f"{live_server.url}/models", json=body, timeout=10).status_code == 201
+        for ref in (quote(name, safe=""), name):
+            response = session.get(f"{live_server.url}/models/{ref}/capabilities", timeout=10)
+            assert response.status_code == 200
+            assert response.json()[0]["capability"] == "code"
+            assert session.get(f"{live_server.url}/models/{ref}", timeout=10).json()["name"] == name
