@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode
 
@@ -456,6 +457,16 @@ class EndpointViewSet(RegistryViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _usage_figures(figures: dict[str, Any]) -> dict[str, Any]:
+    # JSON-native values, shaped as UsageSummarySerializer documents them: the encoder then needs no
+    # per-value fallback, and a serializer pass over 720 hourly buckets would cost more than the query.
+    return {**figures, "cost": float(figures["cost"])}
+
+
 def _records_request(serializer_class: Any, name: str) -> PolymorphicProxySerializer:
     """One record, or a list of up to 1,000 of them."""
     return PolymorphicProxySerializer(
@@ -487,9 +498,16 @@ class UsageViewSet(RegistryViewSet):
         query = self.validated_query(UsageQuerySerializer)
         model_id, name = selectors.model_key_get(ref)
         summary = selectors.usage_summary(model_id=model_id, **query)
-        # Already plain data (the JSON renderer writes datetimes and decimals as the schema says): a
-        # serializer pass over 720 hourly buckets would cost more than the query.
-        return Response({"model": name, **summary})
+        return Response(
+            {
+                "model": name,
+                "bucket": summary["bucket"],
+                "from": _iso(summary["from"]),
+                "to": _iso(summary["to"]),
+                "totals": _usage_figures(summary["totals"]),
+                "buckets": [{**_usage_figures(b), "start": _iso(b["start"])} for b in summary["buckets"]],
+            }
+        )
 
     def create(self, request: Request, ref: str) -> Response:
         model = self.registered_model()
