@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode
 
+from auditlog.context import auditlog_value
 from auditlog.middleware import AuditlogMiddleware
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
@@ -96,11 +97,19 @@ class RegistryViewSet(GenericViewSet):
     _audit_stack: contextlib.ExitStack
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        # The stack outlives the handler and closes even when it raises, so the actor never leaks
-        # into the next request served by this thread.
-        with contextlib.ExitStack() as stack:
-            self._audit_stack = stack
-            return super().dispatch(request, *args, **kwargs)
+        # auditlog's context manager sets its context variable and never restores it, and its
+        # middleware disconnects the signal receiver found in that variable when the request ends:
+        # after our nested actor it would find ours and leave its own connected, one more receiver
+        # per request. Put the middleware's context back once the view is done.
+        outer_context = auditlog_value.get(None)
+        try:
+            # The stack closes even when the handler raises, so the actor never outlives the request.
+            with contextlib.ExitStack() as stack:
+                self._audit_stack = stack
+                return super().dispatch(request, *args, **kwargs)
+        finally:
+            if outer_context is not None:
+                auditlog_value.set(outer_context)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import pytest
 import requests
 from auditlog.models import LogEntry
+from django.db.models.signals import pre_save
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -437,3 +438,13 @@ def test_names_work_over_real_http(live_server: Any, role_users: dict[str, Any])
             assert response.status_code == 200
             assert response.json()[0]["capability"] == "code"
             assert session.get(f"{live_server.url}/models/{ref}", timeout=10).json()["name"] == name
+
+
+def test_api_writes_leave_no_audit_signal_receiver_behind(api_client_for: ClientFor) -> None:
+    """auditlog connects a receiver per request; nesting the API's actor must not keep any connected."""
+    client = api_client_for("editor")
+    client.post("/models", new_model(name="warm-up"), format="json")
+    before = len(pre_save._live_receivers(LogEntry)[0])
+    for index in range(3):
+        assert client.post("/models", new_model(name=f"m-{index}"), format="json").status_code == 201
+    assert len(pre_save._live_receivers(LogEntry)[0]) == before
