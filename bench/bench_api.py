@@ -32,7 +32,14 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry_project.settings")
 os.environ.pop("REDIS_URL", None)  # statistics are not cached: measure the database, not a cache
 
+import warnings  # noqa: E402
+from urllib.parse import urlsplit, urlunsplit  # noqa: E402
+
 import django  # noqa: E402
+import psycopg  # noqa: E402
+
+# The test client runs whitenoise, which warns when collectstatic has not run; not a benchmark matter.
+warnings.filterwarnings("ignore", message="No directory at")
 
 django.setup()
 
@@ -42,6 +49,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
+from psycopg import sql  # noqa: E402
 from rest_framework_simplejwt.tokens import AccessToken  # noqa: E402
 
 from registry import selectors, services  # noqa: E402
@@ -140,8 +148,19 @@ def median_ms(run: object, runs: int = QUERY_RUNS) -> float:
     return statistics.median(timings)
 
 
+def ensure_database(url: str) -> None:
+    """Create the benchmark database if it does not exist (the server must)."""
+    parts = urlsplit(url)
+    admin_url = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, ""))
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:
+        name = parts.path.lstrip("/")
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
 def main() -> int:
     try:
+        ensure_database(os.environ["DATABASE_URL"])
         call_command("migrate", verbosity=0, interactive=False)
     except Exception as exc:
         print(f"bench_api: cannot prepare the database: {exc}", file=sys.stderr)
@@ -156,7 +175,7 @@ def main() -> int:
             cursor.execute("SELECT count(*) FROM model_usage")
             row = cursor.fetchone()
             total = int(row[0]) if row else 0
-        print(f"usage rows generated: {total:,} in {seconds:.1f} s (setup, not a target)")
+        print(f"bench_api: generated {total:,} usage rows in {seconds:.1f} s", file=sys.stderr)
 
         model = models[MODELS // 2]
         end = timezone.now()
