@@ -94,9 +94,11 @@ def server_commands(port: int) -> dict[str, list[str]]:
         shutil.which("granian")
         or subprocess.run([sys.executable, "-c", "import granian"], capture_output=True).returncode == 0
     ):
-        commands["granian wsgi"] = [
+        # Four blocking threads, as gthread: each thread holds a database connection, and granian's
+        # default pool opened enough of them to exhaust PostgreSQL's max_connections.
+        commands["granian wsgi x4"] = [
             sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(WORKERS), "--no-ws", "bench.ops_server:application",
+            "--workers", str(WORKERS), "--blocking-threads", "4", "--no-ws", "bench.ops_server:application",
         ]  # fmt: skip
     return commands
 
