@@ -44,7 +44,8 @@ def role_users(db: None) -> dict[str, AbstractUser]:
     users = {}
     for name in ROLE_NAMES:
         user = UserFactory(username=name, password=None)
-        user.groups.add(Group.objects.get(name=name))
+        # get_or_create: a transactional test before this one may have flushed the migration's groups.
+        user.groups.add(Group.objects.get_or_create(name=name)[0])
         users[name] = user
     return users
 
