@@ -101,7 +101,14 @@ class _OutageLog:
 
     def exception(self, msg: str, *args: object, **kwargs: object) -> None:
         # Called by django-redis's omit_exception inside its ``except`` block.
-        self._outage.failed(_current_exception())
+        error = _current_exception()
+        if isinstance(error, _Skipped):
+            return  # not an attempt: it must not push the next probe further away
+        self._outage.failed(error)
+
+
+class _Skipped(ConnectionInterrupted):
+    """Raised instead of calling Redis while the breaker is open."""
 
 
 def _current_exception() -> BaseException | None:
@@ -125,7 +132,7 @@ class ResilientRedisCache(RedisCache):
     def client(self) -> Any:
         if self.outage.should_skip():
             # Raised inside django-redis's omit_exception wrapper: the call returns its default.
-            raise ConnectionInterrupted(connection=None)
+            raise _Skipped(connection=None)
         client = super().client
         if self.outage.is_down:
             # First call after the retry window: probe, so recovery is noticed (and logged) once.
@@ -140,7 +147,7 @@ class ResilientRedisCache(RedisCache):
         """Whether Redis answers now (bounded by the socket timeouts); used by ``/health``."""
         try:
             self.client.get_client(write=True).ping()
-        except ConnectionInterrupted:
+        except ConnectionInterrupted:  # skipped (breaker open) or the probe failed: already recorded
             return False
         except Exception as exc:
             self.outage.failed(exc)
