@@ -87,15 +87,39 @@ def not_in_future(value: Any) -> None:
         raise serializers.ValidationError("May not be more than 5 minutes in the future.")
 
 
+def is_storable_text(value: Any) -> bool:
+    """False when ``value`` holds a string no database column takes: NUL, or an unpaired surrogate.
+
+    JSON may carry both (``"\\u0000"``, ``"\\ud800"``); PostgreSQL refuses them, so they must be a 400
+    here rather than a database error later.
+    """
+    if isinstance(value, str):
+        if "\x00" in value:
+            return False
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(is_storable_text(key) and is_storable_text(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(is_storable_text(item) for item in value)
+    return True
+
+
 class StrictSerializerMixin:
-    """Reject fields the serializer does not know, naming each of them."""
+    """Reject fields the serializer does not know, and text no database column takes, naming each field."""
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
             known: Mapping[str, Any] = getattr(self, "fields")  # noqa: B009 (the serializer's, not the mixin's)
-            unknown = sorted(set(data) - set(known))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+            errors = {name: ["Unknown field."] for name in sorted(set(data) - set(known))}
+            for name, value in data.items():
+                if name not in errors and not is_storable_text(value):
+                    errors[name] = ["Text may not contain NUL characters or unpaired surrogates."]
+            if errors:
+                raise serializers.ValidationError(errors)
         return super().to_internal_value(data)  # type: ignore[misc]
 
 
@@ -250,14 +274,14 @@ class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     def validate_endpoint_url(self, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"}:
-            raise serializers.ValidationError("Only http and https URLs are allowed.")
         try:
+            parts = urlsplit(value)
             host = parts.hostname
             parts.port  # noqa: B018 (raises ValueError on a malformed port)
-        except ValueError as exc:
+        except ValueError as exc:  # "http://[::1/", "http://h:99999/"
             raise serializers.ValidationError("Not a valid URL.") from exc
+        if parts.scheme not in {"http", "https"}:
+            raise serializers.ValidationError("Only http and https URLs are allowed.")
         if not host:
             raise serializers.ValidationError("The URL needs a host.")
         if _has_control_or_space(value):
@@ -483,7 +507,7 @@ class ModelListQuerySerializer(serializers.Serializer):
     search = serializers.CharField(required=False, max_length=200)
     ordering = serializers.ChoiceField(choices=ORDERINGS, required=False, default="name")
     limit = serializers.IntegerField(required=False, min_value=1, max_value=500, help_text="Page size (default 50).")
-    offset = serializers.IntegerField(required=False, min_value=0)
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=INT32_MAX)
 
 
 class ModelSelectQuerySerializer(serializers.Serializer):
@@ -544,7 +568,10 @@ class UsageQuerySerializer(TimeRangeQuerySerializer):
         attrs = super().validate(attrs)
         end = attrs.get("to") or timezone.now()
         default_span = timedelta(hours=24) if attrs["bucket"] == "hour" else timedelta(days=30)
-        start = attrs.get("from") or end - default_span
+        try:
+            start = attrs.get("from") or end - default_span
+        except OverflowError as exc:
+            raise serializers.ValidationError({"to": ["Too early to have a default 'from'."]}) from exc
         if start >= end:
             raise serializers.ValidationError({"from": ["Must be before 'to'."]})
         if end - start > self.MAX_RANGE[attrs["bucket"]]:

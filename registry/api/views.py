@@ -50,6 +50,7 @@ from registry.api.serializers import (
     UsageQuerySerializer,
     UsageRecordSerializer,
     UsageSummarySerializer,
+    is_storable_text,
 )
 from registry.audit import acting_as
 from registry.cache import cached_model_read
@@ -113,6 +114,9 @@ class RegistryViewSet(GenericViewSet):
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
+        # A name with NUL or an unpaired surrogate (%00, %ED%A0%80) cannot exist: say so before the database refuses it.
+        if not all(is_storable_text(value) for value in kwargs.values()):
+            raise NotFound("No such model.")
         # DRF authenticates here, after auditlog's middleware saw an anonymous request: name the actor now.
         remote_addr = AuditlogMiddleware._get_remote_addr(request)
         user = request.user
