@@ -37,7 +37,9 @@ def mask_secret(value: str) -> str:
 def register_models() -> None:
     """Register the audited models; called once from RegistryConfig.ready()."""
     secret_fields = {
-        "registry.ModelEndpoint": ["api_key", "secret_headers"],
+        # ``headers`` too: the admin's endpoint form stores whatever headers it is given there, an
+        # Authorization header included, so their values cannot be trusted to be non-secret.
+        "registry.ModelEndpoint": ["api_key", "secret_headers", "headers"],
         "discovery.ProviderSource": ["api_key"],
     }
     audited = [

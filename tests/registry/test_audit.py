@@ -206,6 +206,38 @@ def plain_static_files(settings) -> None:
 
 
 @pytest.mark.usefixtures("plain_static_files")
+class TestAdminEndpointHeaders:
+    def test_a_credential_typed_into_plain_headers_in_the_admin_stays_out_of_the_log(
+        self, admin_client: Client
+    ) -> None:
+        model = RegisteredModelFactory(name="header-probe")
+        form = {
+            "name": model.name,
+            "display_name": "Header probe",
+            "provider": model.provider,
+            "model_type": model.model_type,
+            "status": model.status,
+            "details": "{}",
+            "endpoints-TOTAL_FORMS": "1",
+            "endpoints-INITIAL_FORMS": "0",
+            "endpoints-0-endpoint_type": "rest",
+            "endpoints-0-endpoint_url": "http://gpu-1:8000/v1",
+            "endpoints-0-headers": json.dumps({"Authorization": SECRETS[1]}),
+            "capabilities-TOTAL_FORMS": "0",
+            "capabilities-INITIAL_FORMS": "0",
+            "parameters-TOTAL_FORMS": "0",
+            "parameters-INITIAL_FORMS": "0",
+        }
+
+        response = admin_client.post(f"/admin/registry/registeredmodel/{model.pk}/change/", form)
+
+        assert response.status_code == 302
+        endpoint = ModelEndpoint.objects.get(model=model)
+        assert entries_for(ModelEndpoint, endpoint.pk)[0].changes["headers"] == [MASK, MASK]
+        assert_no_secret_in_the_log()
+
+
+@pytest.mark.usefixtures("plain_static_files")
 class TestAdmin:
     def test_the_audit_log_is_readable_in_the_admin(self, admin_client: Client) -> None:
         model = RegisteredModelFactory(name="visible-in-audit")
