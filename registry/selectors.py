@@ -50,6 +50,11 @@ CLOUD_PROVIDERS = (Provider.OPENAI, Provider.ANTHROPIC)
 RECENT_LATENCY_WINDOW = timedelta(hours=24)
 
 
+def is_model_id(ref: str) -> bool:
+    """Whether ``ref`` reads as a model's id: ASCII digits only ("²" is a digit to ``str.isdigit``, not to ``int``)."""
+    return ref.isascii() and ref.isdigit()
+
+
 def with_representation(queryset: RegisteredModelQuerySet) -> RegisteredModelQuerySet:
     """Everything the API's representation of a model reads, in a fixed number of queries.
 
@@ -67,14 +72,14 @@ def model_get(ref: str, *, related: bool = True) -> RegisteredModel:
     ``related`` prefetches what the model's representation shows. Raises ``RegisteredModel.DoesNotExist``.
     """
     queryset = with_representation(RegisteredModel.objects.all()) if related else RegisteredModel.objects.all()
-    if ref.isdigit():
+    if is_model_id(ref):
         return queryset.get(pk=int(ref))
     return queryset.get(name=ref)
 
 
 def model_key_get(ref: str) -> tuple[int, str]:
     """The id and name of the model ``ref`` (id or name), with one small query; raises ``DoesNotExist``."""
-    lookup: dict[str, Any] = {"pk": int(ref)} if ref.isdigit() else {"name": ref}
+    lookup: dict[str, Any] = {"pk": int(ref)} if is_model_id(ref) else {"name": ref}
     row = RegisteredModel.objects.filter(**lookup).values_list("pk", "name").first()
     if row is None:
         raise RegisteredModel.DoesNotExist(f"No model {ref!r}.")

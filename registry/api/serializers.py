@@ -33,6 +33,7 @@ from registry.models import (
     Provider,
     RegisteredModel,
 )
+from registry.selectors import is_model_id
 
 # Path words after a model's name: a name may not contain them as a segment, or its URLs would be ambiguous.
 SUB_RESOURCES = ("capabilities", "parameters", "performance", "usage", "endpoints")
@@ -57,7 +58,7 @@ def validate_model_name(value: str) -> None:
     """Names are path segments of the API: printable, no whitespace, and never read as a route word."""
     if _has_control_or_space(value):
         raise serializers.ValidationError("Names may not contain whitespace or control characters.")
-    if value.isdigit():
+    if is_model_id(value):
         raise serializers.ValidationError("A name may not be only digits: /models/{id} would read it as an id.")
     if value in RESERVED_NAMES:
         raise serializers.ValidationError(f"{value!r} is reserved by the API.")

@@ -33,6 +33,7 @@ def client(api_client_for: Callable[[str], APIClient]) -> APIClient:
         ("get", "/models/%00", 404),
         ("get", "/models/a%00b/capabilities", 404),
         ("get", "/models/%ED%A0%80", 404),
+        ("get", "/models/%C2%B2/endpoints/1", 404),  # "²" is a digit to str.isdigit(), not to int()
         ("delete", "/models/gpt-4o/capabilities/a%00", 404),
         ("get", "/models?offset=99999999999999999999999", 400),
         ("get", "/models?search=%00", 400),
