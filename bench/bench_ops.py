@@ -131,7 +131,7 @@ def wrk(url: str, token: str | None, seconds: int | None = None) -> float:
         command[1:1] = ["-H", f"Authorization: Bearer {token}"]
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     if "Non-2xx or 3xx responses" in output or "Socket errors" in output:
-        raise SystemExit(f"wrk saw errors on {url}:\n{output}")
+        raise SystemExit(f"wrk saw errors on {url} (server logs in {LOG_DIR}):\n{output}")
     match = re.search(r"Requests/sec:\s+([\d.]+)", output)
     if match is None:
         raise SystemExit(f"no Requests/sec in wrk's output:\n{output}")
@@ -200,6 +200,7 @@ def main() -> None:
         target = "target >= 0.50; the chosen server" if name == "gunicorn sync" else "comparison"
         print(f"{name}: cached read / bare view: {cached / bare:.2f} ratio ({target})")
     body_file.unlink()
+    shutil.rmtree(LOG_DIR)  # kept only when a run fails, for its server log
 
 
 if __name__ == "__main__":
