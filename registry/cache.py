@@ -1,10 +1,13 @@
 """Cached model reads with generation-based invalidation, and a Redis backend that degrades quietly.
 
-Every cached read of models (list, detail, selection) is keyed by a generation number. Any write
-to a model or its endpoints, capabilities or parameters calls ``models_changed()`` after commit,
-which bumps the generation: all earlier entries become unreachable at once, so a read after a
-write is never stale, and no one has to know which list pages a change touched. A read racing a
-write may store a stale value, but only under the old generation, which no one reads again.
+Any write to a model or its endpoints, capabilities or parameters calls ``models_changed()``
+after commit, which bumps one generation number. Each cached read is stored with the generation
+it was built under, and is served only while that is still the current generation: one write
+makes every earlier entry invalid at once, so a read after a write is never stale, and no one has
+to know which list pages a change touched. A hit reads the generation and the entry in one round
+trip (``get_many``), and an entry's key does not carry the generation, so a rebuild replaces the
+old entry instead of piling up beside it. A read racing a write may store a value built from the
+old state, but under the old generation, which no reader accepts.
 
 A missing generation key (first start, flush, eviction) is set to the current time in
 nanoseconds, never back to a small number: a number used before could match entries that
@@ -155,10 +158,10 @@ class ResilientRedisCache(RedisCache):
         return True
 
 
-def _generation() -> int:
-    value = cache.get(GENERATION_KEY)
-    if value is not None:
-        return int(value)
+def _generation(current: int | None = None) -> int:
+    """The current generation: ``current`` as read by the caller, or a new one when the key is missing."""
+    if current is not None:
+        return int(current)
     fresh = time.time_ns()
     # add(): when several processes find the key missing at once, one value wins for all of them.
     cache.add(GENERATION_KEY, fresh, timeout=None)
@@ -197,13 +200,15 @@ def _on_model_write(**kwargs: object) -> None:
 
 
 def cached_model_read(kind: str, key: str, build: Callable[[], T]) -> T:
-    """Return the cached value of ``kind``/``key`` for the current generation, building it on a miss."""
-    full_key = f"models:{_generation()}:{kind}:{key}"
-    value = cache.get(full_key, _MISSING)
-    if value is not _MISSING:
+    """Return the cached value of ``kind``/``key`` if it was built under the current generation, else build it."""
+    entry_key = f"models:{kind}:{key}"
+    found = cache.get_many([GENERATION_KEY, entry_key])
+    generation = _generation(found.get(GENERATION_KEY))
+    entry = found.get(entry_key)
+    if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == generation:
         metrics.cache_lookup(kind=kind, hit=True)
-        return value
+        return entry[1]
     metrics.cache_lookup(kind=kind, hit=False)
     value = build()
-    cache.set(full_key, value)
+    cache.set(entry_key, (generation, value))
     return value
