@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from auditlog.context import auditlog_value, set_extra_data
@@ -25,6 +26,9 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model
 
 MASK = "********"
+
+# The actor of the innermost acting_as block, for log_bulk (see _current_context).
+_actor_context: ContextVar[dict[str, Any] | None] = ContextVar("registry_audit_actor", default=None)
 
 ACTIONS = {"create": LogEntry.Action.CREATE, "update": LogEntry.Action.UPDATE, "delete": LogEntry.Action.DELETE}
 
@@ -86,8 +90,17 @@ def acting_as(
     if label is not None:
         context["actor_email"] = label
         context["additional_data"] = {"actor": label, **(details or {})}
-    with set_extra_data(context_data=context):
-        yield
+    # auditlog's set_extra_data sets its context variable and never restores it: an enclosing actor
+    # (auditlog's middleware, an outer acting_as) would lose its entries after this block, and the
+    # middleware would disconnect the wrong receiver. Checkpoint the variable and reset it on exit.
+    checkpoint = auditlog_value.set(auditlog_value.get(None))
+    ours = _actor_context.set(context)
+    try:
+        with set_extra_data(context_data=dict(context)):
+            yield
+    finally:
+        _actor_context.reset(ours)
+        auditlog_value.reset(checkpoint)
 
 
 def system_actor(name: str) -> contextlib.AbstractContextManager[None]:
@@ -96,10 +109,9 @@ def system_actor(name: str) -> contextlib.AbstractContextManager[None]:
 
 
 def _current_context() -> dict[str, Any]:
-    try:
-        return dict(auditlog_value.get())
-    except LookupError:
-        return {}
+    # Our own variable, not auditlog's: auditlog's middleware leaves its context set after a request
+    # ends (its receiver is gone, so signals ignore it), and a bulk entry must not inherit it.
+    return dict(_actor_context.get() or {})
 
 
 def log_bulk(action: str, objects: Sequence[Model], changes: Sequence[dict[str, list[Any]]] | None = None) -> int:
@@ -129,5 +141,6 @@ def log_bulk(action: str, objects: Sequence[Model], changes: Sequence[dict[str, 
                 remote_addr=context.get("remote_addr"),
             )
         )
-    LogEntry.objects.bulk_create(entries, batch_size=500)
+    # 2,000 rows x 13 columns stays well under PostgreSQL's 65,535 bind parameters a statement.
+    LogEntry.objects.bulk_create(entries, batch_size=2000)
     return len(entries)

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlencode
 
-from auditlog.context import auditlog_value
 from auditlog.middleware import AuditlogMiddleware
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
@@ -28,6 +27,7 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.pagination import BasePagination, LimitOffsetPagination
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
@@ -98,25 +98,19 @@ class RegistryViewSet(GenericViewSet):
     _audit_stack: contextlib.ExitStack
 
     def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        # auditlog's context manager sets its context variable and never restores it, and its
-        # middleware disconnects the signal receiver found in that variable when the request ends:
-        # after our nested actor it would find ours and leave its own connected, one more receiver
-        # per request. Put the middleware's context back once the view is done.
-        outer_context = auditlog_value.get(None)
-        try:
-            # The stack closes even when the handler raises, so the actor never outlives the request.
-            with contextlib.ExitStack() as stack:
-                self._audit_stack = stack
-                return super().dispatch(request, *args, **kwargs)
-        finally:
-            if outer_context is not None:
-                auditlog_value.set(outer_context)
+        # The stack closes even when the handler raises, so the actor never outlives the request
+        # (acting_as restores auditlog's middleware context on exit).
+        with contextlib.ExitStack() as stack:
+            self._audit_stack = stack
+            return super().dispatch(request, *args, **kwargs)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         # A name with NUL or an unpaired surrogate (%00, %ED%A0%80) cannot exist: say so before the database refuses it.
         if not all(is_storable_text(value) for value in kwargs.values()):
             raise NotFound("No such model.")
+        if request.method in SAFE_METHODS:
+            return  # reads write nothing to audit; skip the signal wiring on the hot path
         # DRF authenticates here, after auditlog's middleware saw an anonymous request: name the actor now.
         remote_addr = AuditlogMiddleware._get_remote_addr(request)
         user = request.user

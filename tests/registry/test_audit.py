@@ -145,6 +145,23 @@ class TestActors:
         assert {e.actor_email for e in entries} == {"system:discovery"}
         assert {e.action for e in entries} == {LogEntry.Action.CREATE}
 
+    def test_a_nested_actor_hands_back_to_the_outer_one(self) -> None:
+        with system_actor("outer"):
+            with system_actor("inner"):
+                inner_model = RegisteredModelFactory()
+            outer_model = RegisteredModelFactory()
+
+        assert entries_for(RegisteredModel, inner_model.pk)[0].actor_email == "system:inner"
+        assert entries_for(RegisteredModel, outer_model.pk)[0].actor_email == "system:outer"
+
+    def test_no_actor_lingers_after_the_block(self) -> None:
+        with system_actor("discovery"):
+            RegisteredModelFactory()
+        model = RegisteredModelFactory()
+        log_bulk("update", [model], [{"display_name": ["a", "b"]}])
+
+        assert [e.actor_email for e in entries_for(RegisteredModel, model.pk)] == [None, None]
+
     def test_deletes_are_logged(self, admin_user: AbstractUser) -> None:
         model = RegisteredModelFactory()
         pk = model.pk
