@@ -129,6 +129,8 @@ if _database["ENGINE"] in {"django.db.backends.postgresql", "django.db.backends.
     _database["SCHEMA"] = DB_SCHEMA
     _database["CONN_HEALTH_CHECKS"] = True
 elif _database["ENGINE"] == "django.db.backends.sqlite3":
+    # django-prometheus's instrumented SQLite backend: the same database metrics as on PostgreSQL.
+    _database["ENGINE"] = "django_prometheus.db.backends.sqlite3"
     # Several processes (web, worker, beat) share the file in the embedded mode: wait for locks.
     _database["OPTIONS"] = {**_database.get("OPTIONS", {}), "timeout": 20}
     _database["CONN_MAX_AGE"] = 0

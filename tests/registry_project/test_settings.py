@@ -98,7 +98,7 @@ def test_log_level_filters_lower_levels() -> None:
     ("url", "engine"),
     [
         ("postgresql://u@db:5432/registry", "registry_project.db_backends.postgresql"),
-        ("sqlite:////tmp/registry-test.sqlite3", "django.db.backends.sqlite3"),
+        ("sqlite:////tmp/registry-test.sqlite3", "django_prometheus.db.backends.sqlite3"),
     ],
 )
 def test_database_url_selects_the_backend(url: str, engine: str) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.backends.postgresql import base
+from django_prometheus.db.backends.postgresql import base
 from psycopg import sql
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    """django-prometheus's instrumented PostgreSQL wrapper (query and error metrics), pinned to one schema."""
+
     @property
     def schema_name(self) -> str:
         return str(self.settings_dict.get("SCHEMA") or "model_registry")

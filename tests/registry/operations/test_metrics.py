@@ -219,3 +219,16 @@ def test_a_discovery_run_and_usage_records_show_with_their_values(
     assert found[("registry_usage_tokens_total", labels)] == 1500.0
     assert found[("registry_usage_errors_total", labels)] == 1.0
     assert found[("registry_usage_cost_usd_total", labels)] == pytest.approx(0.015)
+
+
+def test_database_queries_are_counted_by_django_prometheus(client: Client) -> None:
+    before = scrape(client)
+    RegisteredModelFactory.create_batch(2)
+
+    after = scrape(client)
+
+    def executed(found: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> float:
+        return sum(value for (name, _), value in found.items() if name == "django_db_execute_total")
+
+    # Two inserts (and the scrape's own reads) went through the instrumented backend.
+    assert executed(after) >= executed(before) + 2
