@@ -10,6 +10,7 @@ from typing import Any
 
 from auditlog.admin import LogEntryAdmin as AuditLogEntryAdmin
 from auditlog.models import LogEntry
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
@@ -24,12 +25,39 @@ from registry.models import (
     RegisteredModel,
     SetBy,
 )
+from registry.services import headers_split
 
 
 class ModelEndpointForm(WriteOnlySecretsForm):
+    """An endpoint's form: credential-like headers typed into ``headers`` are moved to the encrypted side."""
+
     class Meta:
         model = ModelEndpoint
         fields = ["endpoint_type", "endpoint_url", "auth_type", "headers", "source"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        stored = sorted(self.instance.secret_headers or {}) if self.instance.pk else []
+        self.fields["headers"].help_text = (
+            "A flat JSON object of string values. Authorization-like headers are stored encrypted and "
+            "never shown again" + (f"; stored now: {', '.join(stored)}." if stored else ".")
+        )
+
+    def clean_headers(self) -> dict[str, str] | None:
+        headers = self.cleaned_data.get("headers")
+        if headers in (None, "", {}):
+            return None
+        if not isinstance(headers, dict) or not all(
+            isinstance(name, str) and isinstance(value, str) for name, value in headers.items()
+        ):
+            raise forms.ValidationError("Headers must be a flat JSON object of string values.")
+        if any("\r" in text or "\n" in text for item in headers.items() for text in item):
+            raise forms.ValidationError("Header names and values may not contain CR or LF.")
+        clear, secret = headers_split(headers)
+        if secret:
+            # Not a form field (never rendered), so set it on the instance; it is saved with the form.
+            self.instance.secret_headers = {**(self.instance.secret_headers or {}), **secret}
+        return clear or None
 
 
 class ModelEndpointInline(admin.StackedInline):

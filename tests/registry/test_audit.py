@@ -224,7 +224,7 @@ def plain_static_files(settings) -> None:
 
 @pytest.mark.usefixtures("plain_static_files")
 class TestAdminEndpointHeaders:
-    def test_a_credential_typed_into_plain_headers_in_the_admin_stays_out_of_the_log(
+    def test_a_credential_typed_into_plain_headers_in_the_admin_is_encrypted_and_stays_out_of_the_log(
         self, admin_client: Client
     ) -> None:
         model = RegisteredModelFactory(name="header-probe")
@@ -250,7 +250,9 @@ class TestAdminEndpointHeaders:
 
         assert response.status_code == 302
         endpoint = ModelEndpoint.objects.get(model=model)
-        assert entries_for(ModelEndpoint, endpoint.pk)[0].changes["headers"] == [MASK, MASK]
+        # Moved to the encrypted side, as the API does, and out of the clear column and the log.
+        assert endpoint.headers is None
+        assert endpoint.secret_headers == {"Authorization": SECRETS[1]}
         assert_no_secret_in_the_log()
 
 
