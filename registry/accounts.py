@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, Group
+from django.core.cache import cache
 from django.db import transaction
+from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
 from registry.roles import Role
 
@@ -53,3 +57,72 @@ def user_role(user: AbstractUser) -> Role | None:
     roles = [Role.from_name(name) for name in user.groups.values_list("name", flat=True)]
     known = [role for role in roles if role is not None]
     return max(known) if known else None
+
+
+@dataclass(frozen=True)
+class UserAccess:
+    """What a request needs to know of a local user to authorize it: whether it may log in, and its role."""
+
+    user_id: int
+    is_active: bool
+    role: Role | None
+
+
+def _access_key(user_id: int) -> str:
+    return f"user-access:{user_id}"
+
+
+def user_access(user_id: int) -> UserAccess | None:
+    """The access of local user ``user_id`` (None if there is no such user), cached for a short while.
+
+    Every API request with a local token needs it, and two queries (the user, its groups) cost more
+    than the cached read they guard. Changes to a user, its groups or a group drop the entry at once
+    (``connect_access_invalidation``); ``USER_ACCESS_CACHE_SECONDS`` bounds staleness if a signal is
+    bypassed (a raw SQL update).
+    """
+    key = _access_key(user_id)
+    cached = cache.get(key)
+    if isinstance(cached, UserAccess):
+        return cached
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None:
+        return None
+    access = UserAccess(user_id=user_id, is_active=user.is_active, role=user_role(user))
+    cache.set(key, access, timeout=settings.USER_ACCESS_CACHE_SECONDS)
+    return access
+
+
+def connect_access_invalidation() -> None:
+    """Drop cached access when a user, its group membership or any group changes."""
+    user_model = get_user_model()
+    post_save.connect(_on_user_change, sender=user_model, dispatch_uid="user-access-save")
+    post_delete.connect(_on_user_change, sender=user_model, dispatch_uid="user-access-delete")
+    m2m_changed.connect(_on_membership_change, sender=user_model.groups.through, dispatch_uid="user-access-groups")
+    post_save.connect(_on_group_change, sender=Group, dispatch_uid="user-access-group-save")
+    # pre_delete: once a group is gone, so are its memberships, and with them the members to drop.
+    pre_delete.connect(_on_group_change, sender=Group, dispatch_uid="user-access-group-delete")
+
+
+def _on_user_change(instance: AbstractUser, **kwargs: Any) -> None:
+    cache.delete(_access_key(instance.pk))
+
+
+def _on_membership_change(instance: Any, action: str, reverse: bool, pk_set: set[int] | None, **kwargs: Any) -> None:
+    if not action.startswith("post_"):
+        return
+    if not reverse:  # user.groups.add(...): instance is the user
+        cache.delete(_access_key(instance.pk))
+    elif pk_set:  # group.user_set.add(...): pk_set holds the users
+        cache.delete_many([_access_key(pk) for pk in pk_set])
+    else:  # group.user_set.clear(): we do not know whom it touched
+        _drop_all_access(instance)
+
+
+def _on_group_change(instance: Group, **kwargs: Any) -> None:
+    _drop_all_access(instance)
+
+
+def _drop_all_access(group: Group) -> None:
+    # A renamed or deleted group can change the role of every member; members are few per group.
+    member_ids = list(get_user_model().objects.filter(groups=group).values_list("pk", flat=True))
+    cache.delete_many([_access_key(pk) for pk in member_ids])

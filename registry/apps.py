@@ -8,7 +8,8 @@ class RegistryConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here, as Django documents, because these modules import models.
-        from registry import audit, cache
+        from registry import accounts, audit, cache
 
         audit.register_models()
         cache.connect_invalidation()
+        accounts.connect_access_invalidation()

@@ -335,6 +335,9 @@ SIMPLE_JWT: dict[str, Any] = {
     "AUTH_HEADER_TYPES": ("Bearer",),
     "UPDATE_LAST_LOGIN": False,
 }
+# How long a local user's access (active, role) may be served from the cache; user and group
+# changes drop it at once, this only bounds a change that bypassed the ORM.
+USER_ACCESS_CACHE_SECONDS = env_int("USER_ACCESS_CACHE_SECONDS", 60, minimum=0)
 SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Model Registry API",
     "DESCRIPTION": (

@@ -22,6 +22,7 @@ from typing import Any
 import jwt
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.utils.functional import SimpleLazyObject
 from rest_framework import HTTP_HEADER_ENCODING
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
@@ -29,11 +30,14 @@ from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.settings import api_settings as simplejwt_settings
 
-from registry.accounts import user_role
+from registry.accounts import user_access, user_role
 from registry.roles import Role
 
 BEARER = "Bearer"
 REALM = "model-registry"
+# Where a request keeps its caller's registry role once known (see request_role).
+_ROLE_ATTRIBUTE = "_registry_role"
+_UNSET = object()
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,21 @@ class LocalJWTAuthentication(JWTAuthentication):
         if token is None or not is_local_token(token):
             return None
         validated = self.get_validated_token(token.encode(HTTP_HEADER_ENCODING))
-        return self.get_user(validated), validated
+        try:
+            user_id = int(validated[simplejwt_settings.USER_ID_CLAIM])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AuthenticationFailed("The token names no user.", code="token_not_valid") from exc
+        # The role and the active flag come from a short-lived cache, not two queries a request:
+        # a read served from the cache then touches no database at all.
+        access = user_access(user_id)
+        if access is None:
+            raise AuthenticationFailed("User not found.", code="user_not_found")
+        if not access.is_active:
+            raise AuthenticationFailed("User is inactive.", code="user_inactive")
+        setattr(request, _ROLE_ATTRIBUTE, access.role)
+        # The User row itself is loaded only if something needs it (the audit actor of a write).
+        user = SimpleLazyObject(lambda: self.user_model.objects.get(pk=user_id))
+        return user, validated  # type: ignore[return-value]
 
 
 class PlatformJWTAuthentication(BaseAuthentication):
@@ -161,10 +179,6 @@ def platform_user(claims: dict[str, Any]) -> PlatformUser:
         role=platform_role_to_registry_role(claims),
         claims=claims,
     )
-
-
-_ROLE_ATTRIBUTE = "_registry_role"
-_UNSET = object()
 
 
 def request_role(request: Request) -> Role | None:

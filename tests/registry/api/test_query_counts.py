@@ -97,3 +97,12 @@ def test_a_cached_read_makes_no_query_with_a_platform_token() -> None:
     with CaptureQueriesContext(connection) as context:
         assert client.get("/models").status_code == 200
     assert context.captured_queries == []
+
+
+def test_a_cached_read_makes_no_query_with_a_local_token(api_client_for: Callable[[str], APIClient]) -> None:
+    grow_registry_to(5)
+    client = api_client_for("viewer")
+    assert client.get("/models").status_code == 200  # fills the model cache and the user's access
+    with CaptureQueriesContext(connection) as context:
+        assert client.get("/models").status_code == 200
+    assert context.captured_queries == []
