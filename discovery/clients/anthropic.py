@@ -112,14 +112,12 @@ def fetch(*, source_name: str, base_url: str, api_key: str | None, progress: Pro
         for _ in range(MAX_PAGES):
             page = http.get_json("/v1/models", params=params)
             entries = expect_mapping(page, "data", source_name=source_name, what="GET /v1/models")
-            for entry in entries:
-                if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-                    raise ProviderError(f"source {source_name}: a /v1/models entry has no id")
-                model = map_model(base_url=base_url, entry=entry)
-                if model is None:
-                    listing.skipped.append(entry["id"])
-                else:
-                    listing.models.append(model)
+            listing.add_entries(
+                entries,
+                lambda entry: map_model(base_url=base_url, entry=entry),
+                source_name=source_name,
+                what="/v1/models",
+            )
             last_id = page.get("last_id")
             if not page.get("has_more"):
                 return listing

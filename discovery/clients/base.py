@@ -70,3 +70,21 @@ class Listing:
 
     models: list[DiscoveredModel] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+
+    def add_entries(
+        self,
+        entries: list[Any],
+        map_entry: Callable[[dict[str, Any]], DiscoveredModel | None],
+        *,
+        source_name: str,
+        what: str,
+    ) -> None:
+        """Map each ``{"id": ...}`` entry of a model listing: kept when mapped, counted as skipped when not."""
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+                raise ProviderError(f"source {source_name}: a {what} entry has no id")
+            model = map_entry(entry)
+            if model is None:
+                self.skipped.append(entry["id"])
+            else:
+                self.models.append(model)

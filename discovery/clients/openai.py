@@ -118,12 +118,7 @@ def fetch(*, source_name: str, base_url: str, api_key: str | None, progress: Pro
     headers = {"Authorization": f"Bearer {api_key}"}
     with ProviderHTTP(source_name=source_name, base_url=base_url, headers=headers) as http:
         entries = expect_mapping(http.get_json("/models"), "data", source_name=source_name, what="GET /models")
-    for entry in entries:
-        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-            raise ProviderError(f"source {source_name}: a /models entry has no id")
-        model = map_model(base_url=base_url, entry=entry)
-        if model is None:
-            listing.skipped.append(entry["id"])
-        else:
-            listing.models.append(model)
+    listing.add_entries(
+        entries, lambda entry: map_model(base_url=base_url, entry=entry), source_name=source_name, what="/models"
+    )
     return listing
