@@ -338,6 +338,8 @@ SIMPLE_JWT: dict[str, Any] = {
 # How long a local user's access (active, role) may be served from the cache; user and group
 # changes drop it at once, this only bounds a change that bypassed the ORM.
 USER_ACCESS_CACHE_SECONDS = env_int("USER_ACCESS_CACHE_SECONDS", 60, minimum=0)
+# ... and how long each process may keep it in memory (a change made in another process shows after this).
+USER_ACCESS_LOCAL_SECONDS = env_float("USER_ACCESS_LOCAL_SECONDS", 2.0, minimum=0)
 SPECTACULAR_SETTINGS: dict[str, Any] = {
     "TITLE": "Model Registry API",
     "DESCRIPTION": (

@@ -12,6 +12,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from registry.accounts import clear_local_access
 from registry.roles import ROLE_NAMES
 from tests.factories import UserFactory
 
@@ -32,6 +33,8 @@ def free_port() -> int:
 def _empty_cache() -> None:
     """Each test starts with an empty cache, whichever backend the environment configured."""
     cache.clear()
+    # And with no access remembered in this process: user ids are reused across tests on SQLite.
+    clear_local_access()
 
 
 @pytest.fixture

@@ -216,3 +216,12 @@ def test_allow_any_views_do_not_need_a_token() -> None:
             return Response({"ok": True})
 
     assert call(Open, None).status_code == 200
+
+
+@pytest.mark.parametrize("garbage", ["abc", "a.b.c", "a.!!!.c", "e30.W10.sig", "e30.bnVsbA.sig", "..", "e30.%%%.x"])
+def test_a_malformed_token_is_refused_with_401(garbage: str) -> None:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {garbage}")
+    response = client.get("/models")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")

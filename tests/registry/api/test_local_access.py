@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
 from auditlog.models import LogEntry
-from django.contrib.auth.models import AbstractUser, Group
+from django.contrib.auth.models import AbstractUser, Group, User
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from registry.accounts import user_access
 from tests.factories import RegisteredModelFactory
 
 pytestmark = pytest.mark.django_db
@@ -85,3 +88,22 @@ def test_writes_are_audited_with_the_local_user_behind_the_token(
 
     entry = LogEntry.objects.filter(object_repr="fresh-model").get()
     assert entry.actor_id == role_users["editor"].pk
+
+
+def test_another_process_sees_a_change_once_its_memory_window_ends(
+    api_client_for: Callable[[str], APIClient], role_users: dict[str, AbstractUser], settings
+) -> None:
+    # This process stands for another gunicorn worker: it remembered the access before the change,
+    # and the change's signal reached only the shared cache, as it would from another process.
+    settings.USER_ACCESS_LOCAL_SECONDS = 0.2
+    user = role_users["viewer"]
+    client = api_client_for("viewer")
+    assert client.get("/models").status_code == 200
+    remembered = user_access(user.pk)
+
+    User.objects.filter(pk=user.pk).update(is_active=False)  # no signal: as if elsewhere
+    cache.delete(f"user-access:{user.pk}")  # what the other process's signal did
+
+    assert user_access(user.pk) == remembered  # still within the window
+    time.sleep(0.25)
+    assert client.get("/models").status_code == 401
