@@ -8,27 +8,22 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 
 
-class LocalJWTScheme(OpenApiAuthenticationExtension):
+class _BearerJWTScheme(OpenApiAuthenticationExtension):
+    """A bearer-JWT security scheme; subclasses name the authentication class and describe its tokens."""
+
+    description = ""
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
+        return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": self.description}
+
+
+class LocalJWTScheme(_BearerJWTScheme):
     target_class = "registry.api.authentication.LocalJWTAuthentication"
     name = "localJWT"
-
-    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "JWT",
-            "description": "An access token of a local user, from POST /auth/token.",
-        }
+    description = "An access token of a local user, from POST /auth/token."
 
 
-class PlatformJWTScheme(OpenApiAuthenticationExtension):
+class PlatformJWTScheme(_BearerJWTScheme):
     target_class = "registry.api.authentication.PlatformJWTAuthentication"
     name = "platformJWT"
-
-    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "JWT",
-            "description": "A token of the platform's auth service (HS256, signed with JWT_SECRET).",
-        }
+    description = "A token of the platform's auth service (HS256, signed with JWT_SECRET)."

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from discovery.models import ProviderSource, SourceKind
+from discovery.tasks import discover_source
 from tests.discovery.fakes.anthropic import FakeAnthropic
 from tests.discovery.fakes.ollama import FakeOllama
 from tests.discovery.fakes.openai import FakeOpenAI
@@ -74,3 +75,12 @@ def anthropic_source(fake_anthropic: FakeAnthropic) -> ProviderSource:
     return ProviderSourceFactory(
         name="anthropic", kind=SourceKind.ANTHROPIC, base_url=fake_anthropic.url, api_key=fake_anthropic.api_key
     )
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
+    """What was handed to the broker by ``discover_source.apply_async`` (the broker itself, and a real
+    worker running what it receives, are exercised by test_worker.py)."""
+    sent: list[tuple[Any, Any]] = []
+    monkeypatch.setattr(discover_source, "apply_async", lambda args, kwargs, **_: sent.append((args, kwargs)))
+    return sent

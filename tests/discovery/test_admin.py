@@ -12,7 +12,6 @@ from django_celery_beat.models import PeriodicTask
 
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
 from discovery.schedules import schedule_name
-from discovery.tasks import discover_source
 from tests.factories import ProviderSourceFactory
 
 pytestmark = pytest.mark.django_db
@@ -39,13 +38,6 @@ def staff(role_users: dict[str, AbstractUser]) -> dict[str, Client]:
         client.force_login(user)
         clients[role] = client
     return clients
-
-
-@pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
-    sent: list[tuple[Any, Any]] = []
-    monkeypatch.setattr(discover_source, "apply_async", lambda args, kwargs, **_: sent.append((args, kwargs)))
-    return sent
 
 
 def test_admin_discover_now_queues_the_selected_sources(

@@ -34,6 +34,18 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) 
     pytest.fail(f"{url} did not answer within {timeout}s: {last_error}")
 
 
+def interrupt(process: subprocess.Popen[bytes], *, timeout: float) -> bool:
+    """Send SIGINT (Ctrl-C) to the process group; True if it stopped by itself, else it is killed."""
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        return False
+    return True
+
+
 def test_make_run_serves_the_admin_login(tmp_path: Path, free_port: int) -> None:
     # A fresh machine: no database or Redis configured, an empty data folder.
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}}
@@ -56,14 +68,9 @@ def test_make_run_serves_the_admin_login(tmp_path: Path, free_port: int) -> None
         assert "csrfmiddlewaretoken" in response.text
         assert (tmp_path / "data" / "registry.sqlite3").exists()
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stopped_by_sigint = interrupt(process, timeout=30)
         log.close()
-    assert process.returncode is not None
+    assert stopped_by_sigint, "make run did not stop on SIGINT within 30 s"
 
 
 def children_of(pid: int) -> list[int]:
@@ -152,13 +159,9 @@ def test_make_run_starts_web_worker_and_beat_discovers_on_schedule_and_stops_on_
         assert health.json()["status"] == "ok"
         descendants = children_of(process.pid)
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stopped_by_sigint = interrupt(process, timeout=40)
         log.close()
         fake_ollama.stop()
+    assert stopped_by_sigint, "make run did not stop on SIGINT within 40 s"
     still_running = [pid for pid in descendants if Path(f"/proc/{pid}").exists()]
     assert still_running == []

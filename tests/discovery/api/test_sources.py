@@ -14,7 +14,6 @@ from rest_framework.test import APIClient
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
 from discovery.schedules import schedule_name
 from discovery.services import source_save
-from discovery.tasks import discover_source
 from registry.audit import MASK
 from tests.factories import ProviderSourceFactory
 from tests.registry.api.test_schema import assert_matches_schema
@@ -41,13 +40,6 @@ def source() -> ProviderSource:
             name="openai", kind=SourceKind.OPENAI, base_url="https://api.openai.com/v1", api_key=SECRET
         )
     )
-
-
-@pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
-    sent: list[tuple[Any, Any]] = []
-    monkeypatch.setattr(discover_source, "apply_async", lambda args, kwargs, **_: sent.append((args, kwargs)))
-    return sent
 
 
 def test_admin_lists_sources_without_their_keys(

@@ -11,7 +11,6 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
-from discovery.tasks import discover_source
 from registry.models import RegisteredModel
 from tests.discovery.fakes.ollama import FakeOllama, generated_models
 from tests.discovery.fakes.openai import FakeOpenAI
@@ -97,14 +96,6 @@ def test_discover_one_source_by_name(fake_ollama: FakeOllama, free_port: int) ->
 def test_discover_unknown_source_name_is_an_error() -> None:
     with pytest.raises(CommandError, match="no source named 'nope'"):
         _discover("--source", "nope")
-
-
-@pytest.fixture
-def queued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, Any]]:
-    """What was handed to the broker (the broker itself is exercised by the worker test)."""
-    sent: list[tuple[Any, Any]] = []
-    monkeypatch.setattr(discover_source, "apply_async", lambda args, kwargs, **_: sent.append((args, kwargs)))
-    return sent
 
 
 def test_register_sources_with_discover_queues_each_enabled_source_after_commit(
