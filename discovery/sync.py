@@ -52,17 +52,6 @@ from registry.models import (
 
 logger = logging.getLogger(__name__)
 
-# The fields of a model that its owning source describes.
-DESCRIBED_FIELDS = (
-    "display_name",
-    "provider",
-    "model_type",
-    "version",
-    "context_window",
-    "input_cost_per_mtok",
-    "output_cost_per_mtok",
-    "details",
-)
 NAME_MAX_LENGTH = 100  # models.name
 
 
@@ -247,7 +236,9 @@ def plan_sync(source: ProviderSource, listing: Listing, *, now: datetime) -> Syn
             continue
 
         desired: dict[str, Any] = _described(claim) if model.source_id == source.pk else {}
-        if model.status == ModelStatus.UNAVAILABLE:
+        for name_set_by_operator in model.operator_fields or []:
+            desired.pop(name_set_by_operator, None)  # an operator's value stays until handed back
+        if model.status == ModelStatus.UNAVAILABLE and "status" not in (model.operator_fields or []):
             desired["status"] = ModelStatus.AVAILABLE  # it came back
         if model.first_seen_at is None:
             desired["first_seen_at"] = now  # registered by hand, listed for the first time

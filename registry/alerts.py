@@ -312,6 +312,37 @@ def alerts_check(*, now: datetime | None = None) -> AlertChanges:
     return changes
 
 
+@transaction.atomic
+def alerts_acknowledge(*, alerts: Iterable[Alert], by: str, now: datetime | None = None) -> int:
+    """Mark open, unacknowledged alerts as seen by ``by`` (a username); returns how many changed."""
+    now = now or timezone.now()
+    changed = 0
+    for alert in alerts:
+        if alert.resolved_at is None and not alert.acknowledged_at:
+            alert.acknowledged_at, alert.acknowledged_by = now, by
+            alert.save(update_fields=["acknowledged_at", "acknowledged_by"])
+            changed += 1
+    return changed
+
+
+@transaction.atomic
+def alerts_resolve(*, alerts: Iterable[Alert], by: str, now: datetime | None = None) -> list[Alert]:
+    """Resolve open alerts by hand; the check opens a new one if the condition still holds. Notifies after commit."""
+    now = now or timezone.now()
+    resolved = []
+    for alert in alerts:
+        # Conditional UPDATE, as alerts_check does: a concurrent check's resolution is not overwritten.
+        if Alert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(resolved_at=now, resolved_by=by):
+            alert.resolved_at, alert.resolved_by = now, by
+            resolved.append(alert)
+            metrics.alert_resolved(kind=alert.kind)
+            logger.info("alert resolved by %s: %s", by, alert.message, extra={"alert_id": alert.pk, "kind": alert.kind})
+    if resolved:
+        events = [alert_payload(alert, "resolved") for alert in resolved]
+        transaction.on_commit(lambda: alert_webhook_post(events))
+    return resolved
+
+
 def alert_payload(alert: Alert, event: str) -> dict[str, Any]:
     """The JSON document a webhook receives for one alert event."""
     return {

@@ -59,6 +59,22 @@ class SetBy(models.TextChoices):
     DISCOVERY = "discovery", "Discovery"
 
 
+# The fields of a model that discovery describes (for the source that first listed it). An operator's
+# change to one of them is recorded in ``operator_fields``, and discovery leaves it as the operator set it.
+DISCOVERY_DESCRIBED_FIELDS = (
+    "display_name",
+    "provider",
+    "model_type",
+    "version",
+    "context_window",
+    "input_cost_per_mtok",
+    "output_cost_per_mtok",
+    "details",
+)
+# ``status`` joins them when an operator sets a model unavailable or deprecated by hand.
+OPERATOR_OWNABLE_FIELDS = (*DISCOVERY_DESCRIBED_FIELDS, "status")
+
+
 class RegisteredModelQuerySet(models.QuerySet["RegisteredModel"]):
     def available(self) -> RegisteredModelQuerySet:
         return self.filter(status=ModelStatus.AVAILABLE)
@@ -104,6 +120,11 @@ class RegisteredModel(models.Model):
     details = models.JSONField(
         default=dict, blank=True, help_text="Facts the provider reported (family, size, quantization, owner)."
     )
+    operator_fields = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Fields an operator set by hand; discovery leaves them as they are.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # auto_now is skipped by bulk_update(): bulk writers (discovery) set it explicitly.
     updated_at = models.DateTimeField(auto_now=True)
@@ -137,6 +158,13 @@ class RegisteredModel(models.Model):
     @property
     def available(self) -> bool:
         return self.status == ModelStatus.AVAILABLE
+
+
+def _model_label(row: ModelEndpoint | ModelCapability | ModelParameter) -> str:
+    """The name of ``row``'s model when it is loaded, its id otherwise: ``str()`` never costs a query."""
+    if type(row).model.is_cached(row):
+        return row.model.name
+    return f"model {row.model_id}"
 
 
 class ModelEndpoint(models.Model):
@@ -175,7 +203,8 @@ class ModelEndpoint(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.model_id}: {self.endpoint_type} {self.endpoint_url or ''}".strip()
+        # Names the model (as capabilities and parameters do) and not the URL, which may carry credentials.
+        return f"{_model_label(self)}: {self.endpoint_type} endpoint"
 
 
 class ModelCapability(models.Model):
@@ -204,7 +233,8 @@ class ModelCapability(models.Model):
         indexes = [models.Index(fields=["capability", "capability_score"], name="model_capabilities_cap_score")]
 
     def __str__(self) -> str:
-        return f"{self.capability}={self.capability_score}"
+        # Names the model, so that an audit entry of a capability says whose it is.
+        return f"{_model_label(self)}: {self.capability}"
 
 
 class ModelParameter(models.Model):
@@ -227,7 +257,7 @@ class ModelParameter(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.parameter_name
+        return f"{_model_label(self)}: {self.parameter_name}"
 
 
 class ModelPerformance(models.Model):
@@ -256,6 +286,8 @@ class ModelPerformance(models.Model):
         indexes = [
             models.Index(fields=["model", "timestamp"], name="model_performance_model_ts"),
             models.Index(fields=["model", "metric_name", "timestamp"], name="model_performance_metric_ts"),
+            # The console's newest-first list and its date filters, across all models.
+            models.Index(fields=["timestamp"], name="model_performance_ts"),
         ]
 
     def __str__(self) -> str:
@@ -324,7 +356,13 @@ class Alert(models.Model):
     message = models.TextField()
     details = models.JSONField(default=dict, blank=True)
     opened_at = models.DateTimeField(default=timezone.now)
+    # Who acknowledged or resolved it, by username: the record outlives the user account.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=150, blank=True, default="")
     resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(
+        max_length=150, blank=True, default="", help_text="Empty when the alert check resolved it."
+    )
 
     objects = AlertQuerySet.as_manager()
 

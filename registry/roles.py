@@ -38,14 +38,16 @@ _REGISTRY_CONFIG_MODELS = ["registeredmodel", "modelendpoint", "modelcapability"
 _HISTORY_MODELS = ["modelperformance", "modelusage"]
 
 ROLE_PERMISSIONS: dict[Role, list[str]] = {
-    Role.VIEWER: [f"registry.view_{m}" for m in [*_REGISTRY_CONFIG_MODELS, *_HISTORY_MODELS, "alert"]],
+    # Viewers see everything but secrets: sources (whose keys no page shows) and their runs included.
+    Role.VIEWER: [f"registry.view_{m}" for m in [*_REGISTRY_CONFIG_MODELS, *_HISTORY_MODELS, "alert"]]
+    + ["discovery.view_providersource", "discovery.view_discoveryrun"],
     Role.SERVICE: [f"registry.add_{m}" for m in _HISTORY_MODELS],
     Role.EDITOR: [f"registry.{action}_{m}" for m in _REGISTRY_CONFIG_MODELS for action in ("add", "change")]
     + ["registry.delete_modelcapability", "registry.delete_modelparameter", "registry.delete_modelendpoint"],
     Role.ADMIN: [f"registry.delete_{m}" for m in ["registeredmodel"]]
     + ["registry.change_alert"]
-    + [f"discovery.{action}_{m}" for m in ["providersource"] for action in ("view", "add", "change", "delete")]
-    + ["discovery.view_discoveryrun", "auditlog.view_logentry"],
+    + [f"discovery.{action}_{m}" for m in ["providersource"] for action in ("add", "change", "delete")]
+    + ["auditlog.view_logentry"],
 }
 
 

@@ -22,10 +22,12 @@ from psycopg import sql
 
 from registry import metrics
 from registry.models import (
+    OPERATOR_OWNABLE_FIELDS,
     ModelCapability,
     ModelEndpoint,
     ModelParameter,
     ModelPerformance,
+    ModelStatus,
     ModelUsage,
     RegisteredModel,
     SetBy,
@@ -133,12 +135,11 @@ def model_update(
     """
     if "name" in fields and fields["name"] != model.name:
         _ensure_name_free(fields["name"], exclude_pk=model.pk)
-    changed = False
-    for key, value in fields.items():
-        if key in MODEL_FIELDS and getattr(model, key) != value:
-            setattr(model, key, value)
-            changed = True
+    changed = [key for key, value in fields.items() if key in MODEL_FIELDS and getattr(model, key) != value]
+    for key in changed:
+        setattr(model, key, fields[key])
     if changed:
+        operator_fields_mark(model, changed)
         _save_model(model)
     if capabilities is not None:
         existing_scores: dict[str, float] = {}
@@ -165,6 +166,57 @@ def model_update(
             else:
                 endpoint_create(model=model, **values)
     return model
+
+
+def operator_fields_mark(model: RegisteredModel, changed: Sequence[str]) -> None:
+    """Record on ``model`` (not saved) that an operator set ``changed``: discovery leaves those fields alone.
+
+    A status set by hand to unavailable or deprecated is the operator's too; setting it back to
+    available hands it back to discovery, which may then mark the model unavailable when it vanishes.
+    """
+    owned = set(model.operator_fields or [])
+    owned.update(name for name in changed if name in OPERATOR_OWNABLE_FIELDS and name != "status")
+    if "status" in changed:
+        if model.status == ModelStatus.AVAILABLE:
+            owned.discard("status")
+        else:
+            owned.add("status")
+    model.operator_fields = sorted(owned)
+
+
+@transaction.atomic
+def model_fields_return_to_discovery(*, model: RegisteredModel, fields: Sequence[str]) -> RegisteredModel:
+    """Hand ``fields`` of ``model`` back to discovery: its next run writes the provider's values again."""
+    remaining = [name for name in model.operator_fields or [] if name not in fields]
+    if remaining != list(model.operator_fields or []):
+        model.operator_fields = remaining
+        model.save(update_fields=["operator_fields", "updated_at"])
+    return model
+
+
+@transaction.atomic
+def models_set_status(*, models: Sequence[RegisteredModel], status: str) -> int:
+    """Set the status of ``models`` by hand (audited row by row); returns how many changed."""
+    changed = 0
+    for model in models:
+        if model.status != status:
+            model.status = status
+            operator_fields_mark(model, ["status"])
+            model.save(update_fields=["status", "operator_fields", "updated_at"])
+            changed += 1
+    return changed
+
+
+@transaction.atomic
+def rows_return_to_discovery(*, rows: Sequence[ModelCapability | ModelParameter]) -> int:
+    """Hand capability or parameter rows back to discovery, which may then change or remove them."""
+    changed = 0
+    for row in rows:
+        if row.set_by != SetBy.DISCOVERY:
+            row.set_by = SetBy.DISCOVERY
+            row.save(update_fields=["set_by"])
+            changed += 1
+    return changed
 
 
 @transaction.atomic
