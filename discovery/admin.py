@@ -4,27 +4,35 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
+from discovery.api.serializers import ProviderSourceSerializer
 from discovery.models import DiscoveryRun, ProviderSource
 from discovery.selectors import runs_recent
-from discovery.services import source_delete, source_save
+from discovery.services import source_delete, source_save, source_test_connection
 from discovery.tasks import discovery_enqueue
 from registry.accounts import user_role
-from registry.forms import WriteOnlySecretsForm
+from registry.forms import ApiValidatedForm, WriteOnlySecretsForm
 from registry.roles import Role
 
 RECENT_RUNS = 10
 
 
-class ProviderSourceForm(WriteOnlySecretsForm):
+class ProviderSourceForm(WriteOnlySecretsForm, ApiValidatedForm):
+    """A source: validated as ``/sources`` validates it; its API key write-only."""
+
+    api_serializer = ProviderSourceSerializer
+    api_fields = ("name", "kind", "base_url", "enabled", "interval_seconds")
+
     class Meta:
         model = ProviderSource
         fields = ["name", "kind", "base_url", "enabled", "interval_seconds"]
+        widgets = {"base_url": forms.TextInput(attrs={"size": 60})}
 
 
 @admin.register(ProviderSource)
@@ -41,6 +49,14 @@ class ProviderSourceAdmin(admin.ModelAdmin):
         "consecutive_failures",
         "runs_link",
     ]
+    fieldsets = [
+        (None, {"fields": ["name", "kind", "base_url", "api_key", "clear_api_key", "enabled", "interval_seconds"]}),
+        (
+            "State",
+            {"fields": ["from_environment", "last_run_at", "last_status", "last_error", "consecutive_failures"]},
+        ),
+        ("Recent runs", {"fields": ["recent_runs"]}),
+    ]
     list_filter = ["kind", "enabled", "last_status"]
     search_fields = ["name", "base_url"]
     readonly_fields = [
@@ -51,7 +67,18 @@ class ProviderSourceAdmin(admin.ModelAdmin):
         "consecutive_failures",
         "recent_runs",
     ]
-    actions = ["discover_now"]
+    actions = ["discover_now", "test_connection"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = list(super().get_fieldsets(request, obj))
+        hidden = set()
+        if obj is None or not obj.api_key:
+            hidden.add("clear_api_key")  # nothing stored, nothing to clear: the form has no such box then
+        if not self.has_change_permission(request, obj):
+            # A read-only page would display the field's value: the key never appears, even to viewers.
+            hidden.update({"api_key", "clear_api_key"})
+        first = [name for name in fieldsets[0][1]["fields"] if name not in hidden]
+        return [(None, {"fields": first}), *fieldsets[1:]]
 
     @admin.display(description="recent runs")
     def recent_runs(self, obj: ProviderSource) -> str:
@@ -116,6 +143,12 @@ class ProviderSourceAdmin(admin.ModelAdmin):
             self.message_user(
                 request, f"{disabled} disabled source(s) not queued; enable them first.", messages.WARNING
             )
+
+    @admin.action(description="Test connection (list models now, change nothing)", permissions=["discover"])
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[ProviderSource]) -> None:
+        for source in queryset:
+            check = source_test_connection(source=source)
+            self.message_user(request, check.message, messages.SUCCESS if check.ok else messages.ERROR)
 
 
 @admin.register(DiscoveryRun)

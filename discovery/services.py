@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import transaction
 
+from discovery.clients import fetch_listing
+from discovery.clients.base import ProviderError
 from discovery.locks import registration_lock
 from discovery.models import ProviderSource, SourceKind
 from discovery.schedules import schedule_remove, schedule_upsert
@@ -109,3 +111,20 @@ def sources_register_from_environment() -> list[RegisteredSource]:
             schedule_upsert(source=source)
         results.append(RegisteredSource(source, created=False, changed=changed))
     return results
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """What asking a source for its listing told: reached or not, and what an operator should read."""
+
+    ok: bool
+    message: str
+
+
+def source_test_connection(*, source: ProviderSource) -> ConnectionCheck:
+    """Ask ``source`` for its listing now, writing nothing; the message never holds the key."""
+    try:
+        listing = fetch_listing(source)
+    except ProviderError as exc:
+        return ConnectionCheck(ok=False, message=f"{source.name}: {exc}")
+    return ConnectionCheck(ok=True, message=f"{source.name}: reached, {len(listing.models)} model(s) listed.")

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import AbstractUser, Group
 from django.core.cache import cache
 from django.db import connection
+from django.test import Client
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -63,3 +65,25 @@ def api_client_for(role_users: dict[str, AbstractUser]) -> Callable[[str], APICl
         return client
 
     return client_for
+
+
+@pytest.fixture
+def plain_static_files(settings: Any) -> None:
+    """Admin pages name static files; production's manifest storage would need collectstatic first."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture
+def staff(role_users: dict[str, AbstractUser], plain_static_files: None) -> dict[str, Client]:
+    """``staff["editor"]``: a Django test client logged into the admin as that role's (staff) user."""
+    clients = {}
+    for role, user in role_users.items():
+        user.is_staff = True
+        user.save()
+        client = Client()
+        client.force_login(user)
+        clients[role] = client
+    return clients

@@ -5,39 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import AbstractUser
 from django.test import Client
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
 from discovery.schedules import schedule_name
+from tests.admin_forms import rendered_form
+from tests.discovery.fakes.openai import FakeOpenAI
 from tests.factories import ProviderSourceFactory
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:discovery_providersource_changelist"
-
-
-@pytest.fixture(autouse=True)
-def _plain_static_files(settings: Any) -> None:
-    # Admin pages name static files; the manifest storage of production needs collectstatic first.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-
-
-@pytest.fixture
-def staff(role_users: dict[str, AbstractUser]) -> dict[str, Client]:
-    clients = {}
-    for role, user in role_users.items():
-        user.is_staff = True
-        user.save()
-        client = Client()
-        client.force_login(user)
-        clients[role] = client
-    return clients
 
 
 def test_admin_discover_now_queues_the_selected_sources(
@@ -55,13 +35,17 @@ def test_admin_discover_now_queues_the_selected_sources(
     assert "Discovery queued for gpu-box" in response.content.decode()
 
 
-def test_editor_cannot_reach_sources_or_discover_now(staff: dict[str, Client], queued: list[tuple[Any, Any]]) -> None:
+def test_editor_sees_sources_but_cannot_discover_now(staff: dict[str, Client], queued: list[tuple[Any, Any]]) -> None:
     source = ProviderSourceFactory(name="gpu-box")
 
     response = staff["editor"].post(reverse(CHANGELIST), {"action": "discover_now", "_selected_action": [source.pk]})
 
-    assert response.status_code == 403
+    assert response.status_code == 200
+    assert "Discovery queued" not in response.content.decode()
     assert queued == []
+    assert (
+        staff["editor"].post(reverse("admin:discovery_providersource_change", args=[source.pk]), {}).status_code == 403
+    )
 
 
 def test_adding_a_source_in_the_admin_creates_its_schedule_and_hides_the_key(staff: dict[str, Client]) -> None:
@@ -139,3 +123,82 @@ def test_source_page_shows_its_recent_runs(staff: dict[str, Client]) -> None:
     assert response.status_code == 200
     assert "<td>4 / 0 / 0 / 0</td>" in page
     assert "connection &lt;refused&gt;" in page  # escaped
+
+
+# --- The secret input, as the page renders it ------------------------------------------------------
+
+
+def test_the_source_form_renders_a_write_only_api_key_input(staff: dict[str, Client]) -> None:
+    page = staff["admin"].get(reverse("admin:discovery_providersource_add")).content.decode()
+
+    assert 'type="password" name="api_key"' in page
+    assert "Write-only" in page
+
+
+def test_a_key_typed_into_the_rendered_form_is_stored_and_never_shown(staff: dict[str, Client]) -> None:
+    form = rendered_form(staff["admin"], reverse("admin:discovery_providersource_add"), "providersource_form")
+    form.set("name", "vllm-box").set("kind", SourceKind.OPENAI_COMPATIBLE).set("base_url", "http://vllm:8000/v1")
+    form.set("api_key", "sk-typed-in-the-console")
+
+    response = staff["admin"].post(reverse("admin:discovery_providersource_add"), form.data)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    source = ProviderSource.objects.get(name="vllm-box")
+    assert source.api_key == "sk-typed-in-the-console"
+    change_url = reverse("admin:discovery_providersource_change", args=[source.pk])
+    for role in ("admin", "viewer"):
+        page = staff[role].get(change_url).content.decode()
+        assert "sk-typed-in-the-console" not in page
+    assert "A value is stored (hidden)" in staff["admin"].get(change_url).content.decode()
+
+
+def test_an_empty_key_box_keeps_the_key_and_the_clear_box_removes_it(staff: dict[str, Client]) -> None:
+    source = ProviderSourceFactory(name="box", kind=SourceKind.OPENAI_COMPATIBLE, api_key="sk-stored")
+    url = reverse("admin:discovery_providersource_change", args=[source.pk])
+
+    staff["admin"].post(url, rendered_form(staff["admin"], url, "providersource_form").set("enabled", True).data)
+    source.refresh_from_db()
+    assert source.api_key == "sk-stored"
+
+    staff["admin"].post(url, rendered_form(staff["admin"], url, "providersource_form").set("clear_api_key", True).data)
+    source.refresh_from_db()
+    assert source.api_key is None
+
+
+def test_the_source_form_validates_as_the_api_does(staff: dict[str, Client]) -> None:
+    form = rendered_form(staff["admin"], reverse("admin:discovery_providersource_add"), "providersource_form")
+    form.set("name", "box\x07bell").set("kind", SourceKind.OLLAMA).set("base_url", "ftp://box").set(
+        "interval_seconds", "5"
+    )
+
+    response = staff["admin"].post(reverse("admin:discovery_providersource_add"), form.data)
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "May not contain control characters." in page
+    assert "Enter an http:// or https:// URL with a host" in page
+    assert "Ensure this value is greater than or equal to 10." in page
+    assert not ProviderSource.objects.exists()
+
+
+def test_test_connection_reports_the_listing_or_the_providers_error_never_the_key(
+    staff: dict[str, Client], fake_openai: FakeOpenAI
+) -> None:
+    good = ProviderSourceFactory(
+        name="openai", kind=SourceKind.OPENAI, base_url=f"{fake_openai.url}/v1", api_key=fake_openai.api_key
+    )
+    bad = ProviderSourceFactory(
+        name="openai-old-key", kind=SourceKind.OPENAI, base_url=f"{fake_openai.url}/v1", api_key="sk-revoked-key"
+    )
+
+    response = staff["admin"].post(
+        reverse(CHANGELIST), {"action": "test_connection", "_selected_action": [good.pk, bad.pk]}, follow=True
+    )
+
+    page = response.content.decode().lower()  # the admin capitalises messages
+    assert "openai: reached," in page
+    assert "model(s) listed" in page
+    assert "openai-old-key:" in page
+    assert "sk-revoked-key" not in page
+    assert fake_openai.api_key.lower() not in page
+    assert not DiscoveryRun.objects.exists()  # a test writes nothing

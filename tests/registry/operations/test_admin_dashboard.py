@@ -25,7 +25,7 @@ def test_the_admin_index_links_the_operations_pages() -> None:
     page = client.get("/admin/").content.decode()
 
     assert 'id="operations-module"' in page
-    assert 'href="/admin/registry/alert/?resolved_at__isempty=1">Open alerts' in page
+    assert 'href="/admin/registry/alert/?state=open">Open alerts' in page
     assert 'href="/admin/discovery/discoveryrun/">Discovery runs' in page
     assert 'href="/admin/auditlog/logentry/">Audit log' in page
     assert 'href="/health">Health' in page
@@ -36,7 +36,7 @@ def test_the_open_alerts_link_filters_the_alert_list() -> None:
     client = Client()
     client.force_login(UserFactory(username="ops", is_staff=True, is_superuser=True))
 
-    assert client.get("/admin/registry/alert/?resolved_at__isempty=1").status_code == 200
+    assert client.get("/admin/registry/alert/?state=open").status_code == 200
 
 
 def test_staff_without_the_permissions_see_only_health_and_metrics() -> None:

@@ -1,0 +1,129 @@
+"""Usage and performance records: history, filterable by date, provider and model, exported as CSV, never edited.
+
+These tables hold millions of rows, so their lists never count the whole table (the paginator
+counts at most ``COUNT_CAP`` rows), never build a date hierarchy (a ``DISTINCT`` over every
+timestamp), and search by model name through the small models table, not with a ``LIKE`` scan.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.functional import cached_property
+
+from registry.admin.export import EXPORT_CHANGE_LIST, CsvExportMixin, columns_of
+from registry.models import ModelPerformance, ModelUsage, Provider, RegisteredModel
+
+COUNT_CAP = 10_000
+MODEL_SEARCH_LIMIT = 500
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most ``COUNT_CAP + 1`` rows: a bounded ``COUNT(*)`` over a ``LIMIT``-ed subquery."""
+
+    @cached_property
+    def count(self) -> int:
+        return int(self.object_list[: COUNT_CAP + 1].count())  # type: ignore[attr-defined]
+
+    @property
+    def count_is_capped(self) -> bool:
+        return self.count > COUNT_CAP
+
+
+class ProviderFilter(admin.SimpleListFilter):
+    title = "provider"
+    parameter_name = "provider"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return list(Provider.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value():
+            return queryset.filter(model__provider=self.value())
+        return queryset
+
+
+class ErrorsFilter(admin.SimpleListFilter):
+    title = "errors"
+    parameter_name = "errors"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("yes", "With errors"), ("no", "Without errors")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(error_count__gt=0)
+        if self.value() == "no":
+            return queryset.filter(error_count=0)
+        return queryset
+
+
+class HistoryAdmin(CsvExportMixin, admin.ModelAdmin):
+    """Read-only: usage and performance records are history, written by the API only."""
+
+    list_select_related = ["model"]
+    paginator = CappedCountPaginator
+    show_full_result_count = False
+    list_per_page = 100
+    change_list_template = EXPORT_CHANGE_LIST
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        # Names are matched in the models table (small, indexed), then records by model_id (indexed).
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        ids = list(
+            RegisteredModel.objects.filter(name__icontains=term).values_list("pk", flat=True)[:MODEL_SEARCH_LIMIT]
+        )
+        return queryset.filter(model_id__in=ids), False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ModelPerformance)
+class ModelPerformanceAdmin(HistoryAdmin):
+    list_display = ["timestamp", "model_name", "metric_name", "metric_value", "task_category", "sample_size"]
+    list_filter = [("timestamp", admin.DateFieldListFilter), ProviderFilter, "metric_name", "task_category"]
+    search_fields = ["model_name"]
+    search_help_text = "Model name (or part of it)."
+    export_values = ["timestamp", "model_name", "metric_name", "metric_value", "task_category", "sample_size"]
+    export_columns = columns_of(export_values)
+
+
+@admin.register(ModelUsage)
+class ModelUsageAdmin(HistoryAdmin):
+    list_display = [
+        "timestamp",
+        "model_name",
+        "request_count",
+        "token_count",
+        "error_count",
+        "average_latency",
+        "cost",
+    ]
+    list_filter = [("timestamp", admin.DateFieldListFilter), ProviderFilter, "model__model_type", ErrorsFilter]
+    search_fields = ["model_name"]
+    search_help_text = "Model name (or part of it)."
+    export_values = [
+        "timestamp",
+        "model_name",
+        "request_count",
+        "token_count",
+        "error_count",
+        "average_latency",
+        "cost",
+    ]
+    export_columns = columns_of(export_values)

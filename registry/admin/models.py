@@ -1,0 +1,443 @@
+"""Models with their endpoints, capabilities and parameters inline; status actions; CSV export; charts.
+
+Ownership is explicit. Whatever an operator changes here is the operator's: a capability or
+parameter row becomes ``set_by=operator``, a model field joins ``operator_fields``, and discovery
+leaves both as they are until the operator hands them back (a tick box beside each). Endpoints that
+discovery manages keep their address from the provider; their credentials are the operator's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.forms import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+from django.utils.safestring import SafeString, mark_safe
+
+from registry.accounts import user_role
+from registry.admin.export import EXPORT_CHANGE_LIST, CsvExportMixin, columns_of
+from registry.api.serializers import (
+    CapabilitySerializer,
+    EndpointSerializer,
+    ParameterSerializer,
+    RegisteredModelSerializer,
+)
+from registry.charts import line_chart, stacked_bar_chart
+from registry.dashboard import RANGES, model_charts
+from registry.forms import ApiValidatedForm, OptionalJSONField, WriteOnlySecretsForm
+from registry.models import (
+    OPERATOR_OWNABLE_FIELDS,
+    ModelCapability,
+    ModelEndpoint,
+    ModelParameter,
+    ModelStatus,
+    RegisteredModel,
+    SetBy,
+)
+from registry.roles import Role
+from registry.services import headers_split, models_set_status, operator_fields_mark
+
+HAND_BACK_HELP = "Tick to hand this value back to discovery: its next run writes the provider's value."
+
+
+def is_admin(request: HttpRequest) -> bool:
+    user = request.user
+    return bool(user.is_authenticated and user_role(user) == Role.ADMIN)
+
+
+# --- Endpoints -------------------------------------------------------------------------------------
+
+
+class ModelEndpointForm(WriteOnlySecretsForm, ApiValidatedForm):
+    """An endpoint: address checked as the API checks it; its key and secret headers write-only (admins)."""
+
+    api_serializer = EndpointSerializer
+    api_fields = ("endpoint_type", "endpoint_url", "auth_type", "headers")
+    may_set_secrets = True
+    headers = OptionalJSONField(widget=forms.Textarea(attrs={"rows": 2, "cols": 60}))
+    clear_secret_headers = forms.BooleanField(required=False, label="Clear the stored secret headers")
+
+    class Meta:
+        model = ModelEndpoint
+        fields = ["endpoint_type", "endpoint_url", "auth_type", "headers"]
+        widgets = {"endpoint_url": forms.TextInput(attrs={"size": 60})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        stored = sorted(self.instance.secret_headers or {}) if self.instance.pk else []
+        self.fields["headers"].help_text = (
+            "A JSON object of header names to string values. "
+            + (
+                "Authorization-like headers are stored encrypted and never shown again"
+                if self.may_set_secrets
+                else "Credential-like headers can only be set by an admin"
+            )
+            + (f"; stored secret headers: {', '.join(stored)}." if stored else ".")
+        )
+        if not stored and "clear_secret_headers" in self.fields:
+            self.fields["clear_secret_headers"].disabled = True
+        if self.instance.pk and self.instance.source_id:
+            # Discovery writes these from the provider at every run; editing them here would be undone.
+            for name in ("endpoint_type", "endpoint_url", "auth_type", "headers"):
+                self.fields[name].disabled = True
+                self.fields[name].help_text = "Managed by discovery (change the provider source instead)."
+
+    def clean_headers(self) -> dict[str, str] | None:
+        headers = self.cleaned_data.get("headers")
+        if headers in (None, "", {}):
+            return None
+        if not isinstance(headers, dict):
+            raise forms.ValidationError("Headers must be a JSON object of header names to string values.")
+        if self.fields["headers"].disabled:
+            return headers
+        clear, secret = headers_split({str(k): v for k, v in headers.items()})
+        if secret and not self.may_set_secrets:
+            names = ", ".join(sorted(secret))
+            raise forms.ValidationError(f"Only an admin may set credentials ({names}).")
+        if secret:
+            # Not a form field, so set on the instance; it is saved with the form.
+            self.instance.secret_headers = {**(self.instance.secret_headers or {}), **secret}
+        return clear or None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("clear_secret_headers"):
+            self.instance.secret_headers = None
+        return cleaned
+
+
+class EditorEndpointForm(ModelEndpointForm):
+    """What an editor gets: everything but the secrets, which only admins set."""
+
+    secret_fields = ()
+    may_set_secrets = False
+    api_key = None  # type: ignore[assignment]
+    clear_api_key = None  # type: ignore[assignment]
+    clear_secret_headers = None  # type: ignore[assignment]
+
+
+class ModelEndpointInline(admin.StackedInline):
+    model = ModelEndpoint
+    form = ModelEndpointForm
+    extra = 0
+    readonly_fields = ["source", "credentials", "last_seen_at"]
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> type[BaseInlineFormSet]:
+        self.form = ModelEndpointForm if is_admin(request) else EditorEndpointForm
+        return super().get_formset(request, obj, **kwargs)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = ["endpoint_type", "endpoint_url", "auth_type", "headers", "source", "credentials", "last_seen_at"]
+        if is_admin(request):
+            fields[4:4] = ["api_key", "clear_api_key", "clear_secret_headers"]
+        return fields
+
+    @admin.display(description="credentials stored")
+    def credentials(self, endpoint: ModelEndpoint) -> str:
+        if endpoint.pk is None:
+            return "-"
+        stored = (["API key"] if endpoint.api_key else []) + sorted(endpoint.secret_headers or {})
+        return ", ".join(stored) + " (hidden)" if stored else "none"
+
+
+# --- Capabilities and parameters -------------------------------------------------------------------
+
+
+class OwnedRowForm(ApiValidatedForm):
+    """A capability or parameter row: the operator's once changed here, or handed back to discovery."""
+
+    return_to_discovery = forms.BooleanField(required=False, label="hand back", help_text=HAND_BACK_HELP)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        row = self.instance
+        if not (row.pk and row.set_by == SetBy.OPERATOR and row.model.source_id):
+            # Only an operator's row of a discovered model has anything to hand back.
+            self.fields["return_to_discovery"].disabled = True
+
+
+class CapabilityForm(OwnedRowForm):
+    api_serializer = CapabilitySerializer
+
+    class Meta:
+        model = ModelCapability
+        fields = ["capability", "capability_score"]
+        widgets = {
+            "capability": forms.TextInput(attrs={"size": 16}),
+            "capability_score": forms.NumberInput(attrs={"step": "0.01", "min": "0", "max": "1", "style": "width:6em"}),
+        }
+
+
+class ParameterForm(OwnedRowForm):
+    api_serializer = ParameterSerializer
+    default_value = forms.JSONField(widget=forms.TextInput(attrs={"size": 10}), help_text='JSON: 0.7, 512, "text"')
+    min_value = OptionalJSONField(help_text="Empty: no minimum.")
+    max_value = OptionalJSONField(help_text="Empty: no maximum.")
+
+    class Meta:
+        model = ModelParameter
+        fields = ["parameter_name", "default_value", "min_value", "max_value", "description"]
+        widgets = {
+            "parameter_name": forms.TextInput(attrs={"size": 16}),
+            "description": forms.TextInput(attrs={"size": 30}),
+        }
+
+
+class OwnedRowInline(admin.TabularInline):
+    """Capabilities and parameters: who set each row is shown, never edited (saving here makes it the operator's)."""
+
+    extra = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        # Each row's form asks whether its model was discovered: one join instead of a query per row.
+        return super().get_queryset(request).select_related("model")
+
+    @admin.display(description="set by")
+    def owner(self, row: ModelCapability | ModelParameter) -> SafeString | str:
+        if row.pk is None:
+            return "-"
+        if row.set_by == SetBy.OPERATOR:
+            return mark_safe('<span class="owner owner-operator">operator</span>')
+        evidence = getattr(row, "evidence", "") or "set by discovery"
+        return format_html('<span class="owner owner-discovery" title="{}">discovery</span>', evidence)
+
+
+class ModelCapabilityInline(OwnedRowInline):
+    model = ModelCapability
+    form = CapabilityForm
+    fields = ["capability", "capability_score", "owner", "evidence", "return_to_discovery"]
+    readonly_fields = ["owner", "evidence"]
+
+
+class ModelParameterInline(OwnedRowInline):
+    model = ModelParameter
+    form = ParameterForm
+    fields = ["parameter_name", "default_value", "min_value", "max_value", "description"]
+    fields += ["owner", "return_to_discovery"]
+    readonly_fields = ["owner"]
+
+
+# --- The model -------------------------------------------------------------------------------------
+
+
+class RegisteredModelForm(ApiValidatedForm):
+    api_serializer = RegisteredModelSerializer
+    return_to_discovery = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Hand back to discovery",
+        help_text="Fields an operator set, which discovery leaves alone; tick one to let discovery manage it again.",
+    )
+
+    class Meta:
+        model = RegisteredModel
+        fields = [
+            "name",
+            "display_name",
+            "provider",
+            "model_type",
+            "version",
+            "status",
+            "description",
+            "context_window",
+            "input_cost_per_mtok",
+            "output_cost_per_mtok",
+            "details",
+        ]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3, "cols": 60})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        owned = list(self.instance.operator_fields or []) if self.instance.pk else []
+        if owned and self.instance.source_id:
+            field: forms.MultipleChoiceField = self.fields["return_to_discovery"]  # type: ignore[assignment]
+            field.choices = [(name, name.replace("_", " ")) for name in owned]
+        else:
+            self.fields.pop("return_to_discovery")
+
+
+class CapabilityFilter(admin.SimpleListFilter):
+    """Models that have a capability at 0.5 or more."""
+
+    title = "capability (score ≥ 0.5)"
+    parameter_name = "capability"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        names = ModelCapability.objects.order_by("capability").values_list("capability", flat=True).distinct()
+        return [(name, name) for name in names]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[RegisteredModel]) -> QuerySet[RegisteredModel]:
+        if self.value():
+            return queryset.with_capability(self.value(), min_score=0.5)  # type: ignore[attr-defined]
+        return queryset
+
+
+def _status_action(status: str, description: str) -> Any:
+    @admin.action(description=description, permissions=["change"])
+    def action(model_admin: RegisteredModelAdmin, request: HttpRequest, queryset: QuerySet[RegisteredModel]) -> None:
+        changed = models_set_status(models=list(queryset), status=status)
+        model_admin.message_user(request, f"{changed} model(s) marked {status}.", messages.SUCCESS)
+
+    action.__name__ = f"mark_{status}"
+    return action
+
+
+@admin.register(RegisteredModel)
+class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
+    form = RegisteredModelForm
+    list_display = ["name", "kind", "status_badge", "capability_summary", "source", "last_seen"]
+    list_filter = ["provider", "model_type", "status", CapabilityFilter, "source"]
+    search_fields = ["name", "display_name", "description"]
+    list_select_related = ["source"]
+    list_per_page = 50
+    change_list_template = EXPORT_CHANGE_LIST
+    readonly_fields = ["source", "first_seen_at", "last_seen_at", "created_at", "updated_at", "ownership", "related"]
+    inlines = [ModelCapabilityInline, ModelParameterInline, ModelEndpointInline]
+    change_form_template = "admin/registry/registeredmodel/change_form.html"
+    actions = [
+        _status_action(ModelStatus.AVAILABLE, "Mark selected models available"),
+        _status_action(ModelStatus.UNAVAILABLE, "Mark selected models unavailable"),
+        _status_action(ModelStatus.DEPRECATED, "Mark selected models deprecated"),
+    ]
+    export_values = [
+        "name",
+        "display_name",
+        "provider",
+        "model_type",
+        "status",
+        "source__name",
+        "context_window",
+        "input_cost_per_mtok",
+        "output_cost_per_mtok",
+        "first_seen_at",
+        "last_seen_at",
+    ]
+    export_columns = columns_of(export_values)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        ownership = ["ownership", "return_to_discovery"] if obj is not None and obj.operator_fields else ["ownership"]
+        fieldsets: list[tuple[str | None, dict[str, Any]]] = [
+            (
+                None,
+                {"fields": [("name", "status"), "display_name", ("provider", "model_type", "version"), "description"]},
+            ),
+            ("Limits and prices", {"fields": [("context_window", "input_cost_per_mtok", "output_cost_per_mtok")]}),
+            ("Discovery", {"fields": ["source", ("first_seen_at", "last_seen_at"), *ownership, "details"]}),
+        ]
+        if obj is not None:
+            fieldsets.append(("Record", {"fields": ["related", ("created_at", "updated_at")]}))
+        return fieldsets
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[RegisteredModel]:
+        return super().get_queryset(request).prefetch_related("capabilities")
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, model: RegisteredModel) -> SafeString:
+        return format_html('<span class="status status-{}">{}</span>', model.status, model.get_status_display())
+
+    @admin.display(description="provider · type", ordering="provider")
+    def kind(self, model: RegisteredModel) -> str:
+        return f"{model.get_provider_display()} · {model.model_type}"
+
+    @admin.display(description="last seen", ordering="last_seen_at")
+    def last_seen(self, model: RegisteredModel) -> str:
+        return f"{model.last_seen_at:%Y-%m-%d %H:%M}" if model.last_seen_at else "-"
+
+    @admin.display(description="capabilities")
+    def capability_summary(self, model: RegisteredModel) -> str:
+        rows = sorted(model.capabilities.all(), key=lambda row: -row.capability_score)[:4]
+        return ", ".join(f"{row.capability} {row.capability_score:.2f}" for row in rows) or "-"
+
+    @admin.display(description="who sets what")
+    def ownership(self, model: RegisteredModel) -> SafeString | str:
+        if model.pk is None:
+            return "-"
+        if model.source_id is None:
+            return "Registered by hand: every value is the operator's; discovery only adds endpoints."
+        owned = set(model.operator_fields or [])
+        managed = [name for name in OPERATOR_OWNABLE_FIELDS if name not in owned]
+        return format_html(
+            "Discovery (source <b>{}</b>) manages: {}.<br>Set by an operator (discovery leaves them): {}.",
+            model.source,
+            ", ".join(name.replace("_", " ") for name in managed) or "nothing",
+            ", ".join(name.replace("_", " ") for name in sorted(owned)) or "nothing",
+        )
+
+    @admin.display(description="history")
+    def related(self, model: RegisteredModel) -> SafeString | str:
+        if model.pk is None:
+            return "-"
+        links = [
+            ("usage", reverse("admin:registry_modelusage_changelist") + f"?model__id__exact={model.pk}"),
+            ("performance", reverse("admin:registry_modelperformance_changelist") + f"?model__id__exact={model.pk}"),
+            ("alerts", reverse("admin:registry_alert_changelist") + f"?model__id__exact={model.pk}"),
+            ("audit history", reverse("admin:auditlog_logentry_changelist") + "?" + urlencode({"model": model.pk})),
+        ]
+        return format_html_join(" · ", '<a href="{}">{}</a>', ((url, label) for label, url in links))
+
+    def save_model(self, request: HttpRequest, obj: RegisteredModel, form: Any, change: bool) -> None:
+        if change:
+            operator_fields_mark(obj, [name for name in form.changed_data if name in OPERATOR_OWNABLE_FIELDS])
+            handed_back = set(form.cleaned_data.get("return_to_discovery") or [])
+            obj.operator_fields = [name for name in obj.operator_fields if name not in handed_back]
+        super().save_model(request, obj, form, change)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        deleted = set(formset.deleted_forms)
+        for row_form in formset.forms:
+            row = row_form.instance
+            if row_form in deleted or not row_form.has_changed():
+                continue
+            if isinstance(row, ModelCapability | ModelParameter):
+                # Changed here, it is the operator's (discovery never overwrites it) unless handed back.
+                row.set_by = SetBy.DISCOVERY if row_form.cleaned_data.get("return_to_discovery") else SetBy.OPERATOR
+                if isinstance(row, ModelCapability) and row.set_by == SetBy.OPERATOR:
+                    row.evidence = "operator"
+        super().save_formset(request, form, formset, change)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra = dict(extra_context or {})
+        if object_id.isdigit() and request.user.has_perm("registry.view_modelusage"):
+            extra.update(self.charts_context(int(object_id), request.GET.get("range", "24h")))
+        return super().change_view(request, object_id, form_url, extra)
+
+    def charts_context(self, model_id: int, chart_range: str) -> dict[str, Any]:
+        charts = model_charts(model_id=model_id, chart_range=chart_range)
+        nothing = "No usage recorded in this range yet."
+        return {
+            "chart_range": charts.range,
+            "chart_ranges": list(RANGES),
+            "chart_totals": charts.totals,
+            "charts": [
+                (
+                    "Requests",
+                    stacked_bar_chart(title="Requests", labels=charts.labels, series=charts.requests, empty=nothing),
+                ),
+                (
+                    "Tokens",
+                    stacked_bar_chart(title="Tokens", labels=charts.labels, series=charts.tokens, empty=nothing),
+                ),
+                (
+                    "Latency (p50, p95 of reported means)",
+                    line_chart(title="Latency", labels=charts.labels, series=charts.latency, unit="s", empty=nothing),
+                ),
+                (
+                    "Error rate",
+                    line_chart(
+                        title="Error rate", labels=charts.labels, series=charts.error_rate, unit="%", empty=nothing
+                    ),
+                ),
+            ],
+            "performance_charts": [
+                (metric, line_chart(title=metric, labels=labels, series=series, empty="No records."))
+                for metric, (labels, series) in charts.performance.items()
+            ],
+        }

@@ -1,0 +1,57 @@
+"""The console's site: titles, and the dashboard that is its front page.
+
+The dashboard's figures come from selectors (``registry.dashboard``, ``discovery.selectors``);
+this module only decides what a user may see, and the template lays it out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+from discovery.selectors import sources_with_last_run
+from registry.charts import stacked_bar_chart
+from registry.dashboard import (
+    alerts_open_summary,
+    models_by_provider_status,
+    models_recently_unavailable,
+    usage_overview,
+)
+
+
+class ConsoleSite(admin.AdminSite):
+    site_header = "Model Registry"
+    site_title = "Model Registry"
+    index_title = "Dashboard"
+    # The registry has no public site; the link people want from the console is the API's docs.
+    site_url = "/api/docs"
+    index_template = "admin/dashboard.html"
+
+    def dashboard_context(self, request: HttpRequest) -> dict[str, Any]:
+        """What the dashboard shows this user: each panel only with the permission to view its list."""
+        user = request.user
+        context: dict[str, Any] = {}
+        if user.has_perm("registry.view_registeredmodel"):
+            context["models_by_provider"] = models_by_provider_status()
+            context["recently_unavailable"] = models_recently_unavailable()
+        if user.has_perm("discovery.view_providersource"):
+            context["sources"] = sources_with_last_run()
+        if user.has_perm("registry.view_alert"):
+            context["alerts"] = alerts_open_summary()
+        if user.has_perm("registry.view_modelusage"):
+            overview = usage_overview()
+            context["usage"] = overview
+            context["usage_chart"] = stacked_bar_chart(
+                title="Requests per hour, last 24 hours, by model",
+                labels=[f"{hour:%H:00}" for hour in overview.hours],
+                series=overview.series,
+                empty="No usage recorded in the last 24 hours yet.",
+            )
+            context["usage_since"] = overview.start
+        return context
+
+    def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
+        return super().index(request, {**self.dashboard_context(request), **(extra_context or {})})

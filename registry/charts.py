@@ -1,0 +1,168 @@
+"""Charts of the console, rendered on the server as inline SVG.
+
+No JavaScript and nothing loaded from elsewhere: a chart is part of the page's HTML, readable
+without a network, printable, and testable as text. Colours come from CSS classes (``series-0``
+... in ``static/registry/console.css``), so the same SVG follows the admin's light and dark themes.
+Every point carries a ``<title>``: hovering it shows the bucket and the exact value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
+
+WIDTH = 720
+HEIGHT = 200
+MARGIN_LEFT = 56
+MARGIN_RIGHT = 12
+MARGIN_TOP = 12
+MARGIN_BOTTOM = 28
+PALETTE_SIZE = 8
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line (or one layer of stacked bars): a value per label, ``None`` where there is none."""
+
+    name: str
+    values: Sequence[float | None]
+
+
+def _nice_ceiling(value: float) -> float:
+    """The smallest 1, 2, 2.5 or 5 times a power of ten at or above ``value``: round axis ticks."""
+    if value <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    for step in (1, 2, 2.5, 5, 10):
+        if value <= step * power:
+            return step * power
+    return 10 * power  # pragma: no cover (the loop always returns)
+
+
+def format_number(value: float, unit: str = "") -> str:
+    """Short numbers for axes and tooltips: 1.2k, 3.4M, 0.25."""
+    magnitude = abs(value)
+    if magnitude >= 1_000_000:
+        text = f"{value / 1_000_000:.1f}M"
+    elif magnitude >= 10_000:
+        text = f"{value / 1000:.0f}k"
+    elif magnitude >= 1000:
+        text = f"{value / 1000:.1f}k"
+    elif magnitude >= 10 or value == int(value):
+        text = f"{value:.0f}"
+    elif magnitude >= 0.01:
+        text = f"{value:.2f}"
+    else:
+        text = f"{value:.3g}"
+    return f"{text}{unit}"
+
+
+def _frame(labels: Sequence[str], top: float, unit: str) -> list[str]:
+    """Axes, horizontal grid lines with their values, and a few x labels."""
+    plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
+    plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    parts = []
+    for i in range(5):
+        value = top * i / 4
+        y = MARGIN_TOP + plot_h - plot_h * i / 4
+        parts.append(
+            f'<line class="grid" x1="{MARGIN_LEFT}" x2="{WIDTH - MARGIN_RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            f'<text class="axis" x="{MARGIN_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{escape(format_number(value, unit))}</text>"
+        )
+    count = len(labels)
+    every = max(1, math.ceil(count / 8))
+    for index in range(0, count, every):
+        x = MARGIN_LEFT + plot_w * (index + 0.5) / count
+        parts.append(
+            f'<text class="axis" x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="middle">{escape(labels[index])}</text>'
+        )
+    return parts
+
+
+def _legend(series: Sequence[Series]) -> str:
+    items = "".join(
+        f'<li><span class="swatch series-{index % PALETTE_SIZE}"></span>{escape(item.name)}</li>'
+        for index, item in enumerate(series)
+    )
+    return f'<ul class="chart-legend">{items}</ul>'
+
+
+def _empty(message: str) -> SafeString:
+    return format_html('<p class="chart-empty">{}</p>', message)
+
+
+def _svg(title: str, body: list[str]) -> str:
+    return (
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
+        f'preserveAspectRatio="xMidYMid meet">{"".join(body)}</svg>'
+    )
+
+
+def line_chart(
+    *, title: str, labels: Sequence[str], series: Sequence[Series], unit: str = "", empty: str
+) -> SafeString:
+    """Lines over ``labels``; a gap where a value is ``None``. ``empty`` is said when there is no value at all."""
+    values = [v for item in series for v in item.values if v is not None]
+    if not values or not labels:
+        return _empty(empty)
+    top = _nice_ceiling(max(values))
+    plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
+    plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    body = _frame(labels, top, unit)
+    for index, item in enumerate(series):
+        css = f"series-{index % PALETTE_SIZE}"
+        segment: list[str] = []
+        segments: list[list[str]] = []
+        dots = []
+        for position, value in enumerate(item.values):
+            if value is None:
+                if segment:
+                    segments.append(segment)
+                segment = []
+                continue
+            x = MARGIN_LEFT + plot_w * (position + 0.5) / len(labels)
+            y = MARGIN_TOP + plot_h - plot_h * value / top
+            segment.append(f"{x:.1f},{y:.1f}")
+            tip = f"{item.name} · {labels[position]}: {format_number(value, unit)}"
+            dots.append(
+                f'<circle class="dot {css}" cx="{x:.1f}" cy="{y:.1f}" r="2.5"><title>{escape(tip)}</title></circle>'
+            )
+        if segment:
+            segments.append(segment)
+        body.extend(f'<polyline class="line {css}" points="{" ".join(points)}"/>' for points in segments)
+        body.extend(dots)
+    return mark_safe(_svg(title, body) + _legend(series))  # noqa: S308 (every text in it is escaped above)
+
+
+def stacked_bar_chart(
+    *, title: str, labels: Sequence[str], series: Sequence[Series], unit: str = "", empty: str
+) -> SafeString:
+    """One bar per label, stacked by series (e.g. requests per hour, by model)."""
+    totals = [sum(item.values[i] or 0 for item in series) for i in range(len(labels))]
+    if not labels or not any(totals):
+        return _empty(empty)
+    top = _nice_ceiling(max(totals))
+    plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
+    plot_h = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    slot = plot_w / len(labels)
+    body = _frame(labels, top, unit)
+    for position, label in enumerate(labels):
+        base = 0.0
+        for index, item in enumerate(series):
+            value = item.values[position] or 0
+            if not value:
+                continue
+            height = plot_h * value / top
+            y = MARGIN_TOP + plot_h - plot_h * base / top - height
+            tip = f"{item.name} · {label}: {format_number(value, unit)}"
+            body.append(
+                f'<rect class="bar series-{index % PALETTE_SIZE}" x="{MARGIN_LEFT + slot * position + slot * 0.1:.1f}" '
+                f'y="{y:.1f}" width="{slot * 0.8:.1f}" height="{height:.1f}"><title>{escape(tip)}</title></rect>'
+            )
+            base += value
+    return mark_safe(_svg(title, body) + _legend(series))  # noqa: S308 (every text in it is escaped above)

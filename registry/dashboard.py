@@ -1,0 +1,255 @@
+"""Selectors of the console: the dashboard's figures and the series behind its charts.
+
+Every figure is aggregated by the database over a bounded time range, on the indexes that serve
+it (``model_usage (timestamp)`` INCLUDE-ing the summed columns for "all models, last 24 hours";
+``(model_id, timestamp)`` for one model's charts), so the dashboard's cost does not grow with the
+size of the usage table, only with the activity in the window it shows.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal
+
+from django.db import connection
+from django.db.models import Aggregate, Count, FloatField, Sum
+from django.db.models.functions import TruncDay, TruncHour
+from django.utils import timezone
+
+from registry.charts import Series
+from registry.models import Alert, ModelPerformance, ModelStatus, ModelUsage, Provider, RegisteredModel
+from registry.selectors import Bucket, usage_summary
+
+TOP_MODELS: Final = 10
+CHART_MODELS: Final = 5
+RECENTLY_UNAVAILABLE_DAYS: Final = 7
+# On SQLite (the embedded mode) percentiles are computed in Python from at most this many records.
+PERCENTILE_SAMPLE_LIMIT: Final = 50_000
+
+ChartRange = Literal["24h", "7d", "30d"]
+RANGES: Final[dict[str, tuple[timedelta, Bucket]]] = {
+    "24h": (timedelta(hours=24), "hour"),
+    "7d": (timedelta(days=7), "hour"),
+    "30d": (timedelta(days=30), "day"),
+}
+
+
+def models_by_provider_status() -> list[dict[str, Any]]:
+    """One row per provider with a count per status (one GROUP BY)."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(ModelStatus.values, 0))
+    for row in RegisteredModel.objects.order_by().values("provider", "status").annotate(n=Count("id")):
+        counts[row["provider"]][row["status"]] = row["n"]
+    labels = dict(Provider.choices)
+    return [
+        {
+            "provider": provider,
+            "label": labels.get(provider, provider),
+            "counts": by_status,
+            "total": sum(by_status.values()),
+        }
+        for provider, by_status in sorted(counts.items())
+    ]
+
+
+def alerts_open_summary(*, newest: int = 5) -> dict[str, Any]:
+    open_alerts = Alert.objects.open()
+    return {
+        "count": open_alerts.count(),
+        "newest": list(open_alerts.select_related("model", "source").order_by("-opened_at")[:newest]),
+    }
+
+
+def models_recently_unavailable(*, now: datetime | None = None, limit: int = 10) -> list[RegisteredModel]:
+    """Models that became unavailable in the last days, newest change first."""
+    since = (now or timezone.now()) - timedelta(days=RECENTLY_UNAVAILABLE_DAYS)
+    return list(
+        RegisteredModel.objects.filter(status=ModelStatus.UNAVAILABLE, updated_at__gte=since)
+        .select_related("source")
+        .order_by("-updated_at")[:limit]
+    )
+
+
+@dataclass(frozen=True)
+class UsageOverview:
+    """The last 24 hours of usage: the busiest models and their requests per hour."""
+
+    start: datetime
+    end: datetime
+    top: list[dict[str, Any]]
+    hours: list[datetime]
+    series: list[Series]
+
+
+def _hours(start: datetime, end: datetime) -> list[datetime]:
+    first = start.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    count = int((end - first).total_seconds() // 3600) + 1
+    return [first + timedelta(hours=i) for i in range(count)]
+
+
+def usage_overview(*, now: datetime | None = None, hours: int = 24) -> UsageOverview:
+    """Per model and hour, in one grouped query over the window; top models and the chart come from it."""
+    end = now or timezone.now()
+    start = end - timedelta(hours=hours)
+    rows = (
+        ModelUsage.objects.filter(timestamp__gte=start, timestamp__lt=end)
+        .order_by()
+        .annotate(hour=TruncHour("timestamp", tzinfo=UTC))
+        .values("model_id", "model_name", "hour")
+        .annotate(requests=Sum("request_count"), tokens=Sum("token_count"), errors=Sum("error_count"), cost=Sum("cost"))
+    )
+    totals: dict[tuple[int | None, str], dict[str, Any]] = {}
+    per_hour: dict[tuple[int | None, str], dict[datetime, int]] = defaultdict(dict)
+    for row in rows:
+        key = (row["model_id"], row["model_name"])
+        total = totals.setdefault(key, {"requests": 0, "tokens": 0, "errors": 0, "cost": 0})
+        for name in ("requests", "tokens", "errors", "cost"):
+            total[name] += row[name] or 0
+        per_hour[key][row["hour"]] = int(row["requests"] or 0)
+    ranked = sorted(totals.items(), key=lambda item: (-item[1]["requests"], item[0][1]))
+    top = [
+        {
+            "model_id": model_id,
+            "model_name": name,
+            **figures,
+            "error_rate": figures["errors"] / figures["requests"] if figures["requests"] else 0.0,
+        }
+        for (model_id, name), figures in ranked[:TOP_MODELS]
+    ]
+    buckets = _hours(start, end)
+    series = [
+        Series(name=name, values=[per_hour[(model_id, name)].get(hour, 0) for hour in buckets])
+        for (model_id, name), _ in ranked[:CHART_MODELS]
+    ]
+    others = ranked[CHART_MODELS:]
+    if others:
+        series.append(
+            Series(
+                name=f"{len(others)} other model(s)",
+                values=[sum(per_hour[key].get(hour, 0) for key, _ in others) for hour in buckets],
+            )
+        )
+    return UsageOverview(start=start, end=end, top=top, hours=buckets, series=series)
+
+
+# --- One model's charts ----------------------------------------------------------------------------
+
+
+class PercentileCont(Aggregate):
+    """PostgreSQL's ordered-set aggregate ``percentile_cont(f) WITHIN GROUP (ORDER BY x)``."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: str, fraction: float) -> None:
+        super().__init__(expression, fraction=float(fraction))
+
+
+def _bucket_starts(start: datetime, end: datetime, bucket: Bucket) -> list[datetime]:
+    if bucket == "hour":
+        return _hours(start, end)
+    first = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return [first + timedelta(days=i) for i in range((end - first).days + 1)]
+
+
+def _label(moment: datetime, bucket: Bucket, span: timedelta) -> str:
+    if bucket == "day":
+        return f"{moment:%m-%d}"
+    return f"{moment:%H:00}" if span <= timedelta(hours=24) else f"{moment:%m-%d %H}h"
+
+
+def _latency_percentiles(
+    model_id: int, start: datetime, end: datetime, bucket: Bucket
+) -> dict[datetime, tuple[float, float]]:
+    """p50 and p95 of the records' mean latency, per bucket."""
+    records = ModelUsage.objects.filter(
+        model_id=model_id, timestamp__gte=start, timestamp__lt=end, average_latency__isnull=False
+    ).order_by()
+    truncate = TruncHour if bucket == "hour" else TruncDay
+    if connection.vendor == "postgresql":
+        rows = (
+            records.annotate(b=truncate("timestamp", tzinfo=UTC))
+            .values("b")
+            .annotate(p50=PercentileCont("average_latency", 0.5), p95=PercentileCont("average_latency", 0.95))
+        )
+        return {row["b"]: (row["p50"], row["p95"]) for row in rows}
+    samples: dict[datetime, list[float]] = defaultdict(list)
+    for moment, latency in records.annotate(b=truncate("timestamp", tzinfo=UTC)).values_list("b", "average_latency")[
+        :PERCENTILE_SAMPLE_LIMIT
+    ]:
+        if latency is not None:
+            samples[moment].append(latency)
+    return {moment: (_percentile(values, 0.5), _percentile(values, 0.95)) for moment, values in samples.items()}
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    """Linear interpolation between closest ranks, as PostgreSQL's percentile_cont."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * fraction
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True)
+class ModelCharts:
+    """The series of a model's page for one range: usage, latency, errors and each performance metric."""
+
+    range: str
+    labels: list[str]
+    totals: dict[str, Any]
+    requests: list[Series]
+    tokens: list[Series]
+    latency: list[Series]
+    error_rate: list[Series]
+    performance: dict[str, tuple[list[str], list[Series]]]
+
+
+def model_charts(*, model_id: int, chart_range: str = "24h", now: datetime | None = None) -> ModelCharts:
+    """Everything a model's charts show for ``chart_range`` (24h, 7d or 30d): four aggregated queries."""
+    span, bucket = RANGES.get(chart_range, RANGES["24h"])
+    end = now or timezone.now()
+    start = end - span
+    summary = usage_summary(model_id=model_id, bucket=bucket, start=start, end=end)
+    starts = _bucket_starts(start, end, bucket)
+    labels = [_label(moment, bucket, span) for moment in starts]
+    by_start = {row["start"]: row for row in summary["buckets"]}
+    percentiles = _latency_percentiles(model_id, start, end, bucket)
+
+    def values(name: str) -> list[float | None]:
+        return [by_start[moment][name] if moment in by_start else None for moment in starts]
+
+    performance: dict[str, tuple[list[str], list[Series]]] = {}
+    metric_rows = (
+        ModelPerformance.objects.filter(model_id=model_id, timestamp__gte=start, timestamp__lt=end)
+        .order_by()
+        .annotate(b=(TruncHour if bucket == "hour" else TruncDay)("timestamp", tzinfo=UTC))
+        .values("metric_name", "task_category", "b")
+        .annotate(value=Sum("metric_value") / Count("id"))
+    )
+    per_metric: dict[str, dict[str, dict[datetime, float]]] = defaultdict(lambda: defaultdict(dict))
+    for row in metric_rows:
+        per_metric[row["metric_name"]][row["task_category"] or "all tasks"][row["b"]] = row["value"]
+    for metric, categories in sorted(per_metric.items()):
+        performance[metric] = (
+            labels,
+            [
+                Series(name=category, values=[points.get(moment) for moment in starts])
+                for category, points in sorted(categories.items())
+            ],
+        )
+    return ModelCharts(
+        range=chart_range if chart_range in RANGES else "24h",
+        labels=labels,
+        totals=summary["totals"],
+        requests=[Series("requests", [v or 0 for v in values("requests")])],
+        tokens=[Series("tokens", [v or 0 for v in values("tokens")])],
+        latency=[
+            Series("p50", [percentiles[m][0] if m in percentiles else None for m in starts]),
+            Series("p95", [percentiles[m][1] if m in percentiles else None for m in starts]),
+        ],
+        error_rate=[Series("error rate", [(v * 100) if v is not None else None for v in values("error_rate")])],
+        performance=performance,
+    )
