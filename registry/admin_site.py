@@ -50,7 +50,8 @@ class ConsoleSite(admin.AdminSite):
                 series=overview.series,
                 empty="No usage recorded in the last 24 hours yet.",
             )
-            context["usage_since"] = overview.start
+            # The usage list's date filter takes a day: the window's first day, in the list's own terms.
+            context["usage_since_date"] = f"{overview.start:%Y-%m-%d}"
         return context
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:

@@ -111,6 +111,7 @@ def usage_overview(*, now: datetime | None = None, hours: int = 24) -> UsageOver
     top = [
         {
             "model_id": model_id,
+            "model_id_text": str(model_id),
             "model_name": name,
             **figures,
             "error_rate": figures["errors"] / figures["requests"] if figures["requests"] else 0.0,

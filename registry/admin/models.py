@@ -128,6 +128,9 @@ class ModelEndpointInline(admin.StackedInline):
     extra = 0
     readonly_fields = ["source", "credentials", "last_seen_at"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelEndpoint]:
+        return super().get_queryset(request).select_related("model", "source")
+
     def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> type[BaseInlineFormSet]:
         self.form = ModelEndpointForm if is_admin(request) else EditorEndpointForm
         return super().get_formset(request, obj, **kwargs)
@@ -250,7 +253,10 @@ class RegisteredModelForm(ApiValidatedForm):
             "output_cost_per_mtok",
             "details",
         ]
-        widgets = {"description": forms.Textarea(attrs={"rows": 3, "cols": 60})}
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 3, "cols": 60}),
+            "details": forms.Textarea(attrs={"rows": 4, "cols": 60}),
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
