@@ -42,6 +42,7 @@ from registry import metrics
 from registry.audit import log_bulk
 from registry.cache import models_changed
 from registry.models import (
+    PLATFORM_DETAILS_KEY,
     ModelCapability,
     ModelEndpoint,
     ModelParameter,
@@ -247,6 +248,9 @@ def plan_sync(source: ProviderSource, listing: Listing, *, now: datetime) -> Syn
             continue
 
         desired: dict[str, Any] = _described(claim) if model.source_id == source.pk else {}
+        if "details" in desired and isinstance(model.details, dict) and PLATFORM_DETAILS_KEY in model.details:
+            # The provider's facts are the source's; the platform overrides beside them are the operator's.
+            desired["details"] = {**desired["details"], PLATFORM_DETAILS_KEY: model.details[PLATFORM_DETAILS_KEY]}
         if model.status == ModelStatus.UNAVAILABLE:
             desired["status"] = ModelStatus.AVAILABLE  # it came back
         if model.first_seen_at is None:

@@ -273,6 +273,35 @@ ALERT_LATENCY_REGRESSION_PERCENT = env_float("ALERT_LATENCY_REGRESSION_PERCENT",
 ALERT_UNAVAILABLE_MINUTES = env_int("ALERT_UNAVAILABLE_MINUTES", 30, minimum=1)
 ALERT_SOURCE_FAILURES = env_int("ALERT_SOURCE_FAILURES", 3, minimum=1)
 
+# --- Platform compatibility (docs/platform.md) ------------------------------------------------
+# "alfred": the /api/v1/ routes the platform's model router calls answer in the router's shapes.
+PLATFORM_API_COMPAT = (env_str("PLATFORM_API_COMPAT", "") or "").strip().lower()
+if PLATFORM_API_COMPAT not in {"", "off", "alfred"}:
+    raise ImproperlyConfigured(f"PLATFORM_API_COMPAT must be empty, off or alfred; got {PLATFORM_API_COMPAT!r}.")
+if PLATFORM_API_COMPAT == "off":
+    PLATFORM_API_COMPAT = ""
+# A capability counts as present (a flag the router reads) at this score or above.
+PLATFORM_CAPABILITY_THRESHOLD = env_float("PLATFORM_CAPABILITY_THRESHOLD", 0.5, minimum=0.0)
+if PLATFORM_CAPABILITY_THRESHOLD > 1:
+    raise ImproperlyConfigured(f"PLATFORM_CAPABILITY_THRESHOLD must be at most 1; got {PLATFORM_CAPABILITY_THRESHOLD}.")
+
+
+def _networks(name: str) -> list[str]:
+    """A comma-separated list of CIDRs (or single addresses), normalised; fails loudly on a bad entry."""
+    networks = []
+    for entry in env_list(name):
+        try:
+            networks.append(str(ip_network(entry, strict=False)))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {entry!r} is not an address or network") from exc
+    return networks
+
+
+# Callers from these networks without a token act as the service role (reads and usage posts only).
+PLATFORM_TRUSTED_NETWORKS = _networks("PLATFORM_TRUSTED_NETWORKS")
+# Reverse proxies whose X-Forwarded-For is believed; without them the socket's peer is the client.
+PLATFORM_TRUSTED_PROXIES = _networks("PLATFORM_TRUSTED_PROXIES")
+
 # --- Audit --------------------------------------------------------------------------------------
 AUDITLOG_INCLUDE_ALL_MODELS = False
 AUDITLOG_DISABLE_REMOTE_ADDR = False
@@ -313,6 +342,8 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "registry.api.authentication.LocalJWTAuthentication",
         "registry.api.authentication.PlatformJWTAuthentication",
+        # Last: only a request with no Authorization header at all, from PLATFORM_TRUSTED_NETWORKS.
+        "registry.api.authentication.TrustedNetworkAuthentication",
     ],
     # Closed by default: a view must at least ask for the viewer role (see registry/api/permissions.py).
     "DEFAULT_PERMISSION_CLASSES": ["registry.api.permissions.IsViewer"],
@@ -356,6 +387,8 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "REDOC_DIST": "SIDECAR",
     # Discovery runs' status shares its field name with the models' status: name its enum apart.
     "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "discovery.models.RunStatus"},
+    # /api/v1/ serves the same operations again: the schema documents each once (docs/platform.md).
+    "PREPROCESSING_HOOKS": ["registry.api.platform.schema_without_v1"],
 }
 # /api/schema and /api/docs need a JWT like the rest of the API unless this is on (a browser cannot
 # send a bearer token when it opens the docs page).

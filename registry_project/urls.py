@@ -5,6 +5,8 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # The same API under a versioned prefix; the platform router's shapes there when PLATFORM_API_COMPAT=alfred.
+    path("api/v1/", include("registry.api.platform_urls", namespace="v1")),
     # /health, /healthz, /metrics, /audit
     path("", include("registry.operations.urls")),
     # /models..., /auth/token..., /api/schema, /api/docs
