@@ -15,7 +15,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from registry_project.env import env_bool, env_float, env_int, env_list, env_str
+from registry_project.env import env_bool, env_float, env_int, env_list, env_networks, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("REGISTRY_DATA_DIR", str(BASE_DIR / "data")) or BASE_DIR / "data")
@@ -286,21 +286,10 @@ if PLATFORM_CAPABILITY_THRESHOLD > 1:
     raise ImproperlyConfigured(f"PLATFORM_CAPABILITY_THRESHOLD must be at most 1; got {PLATFORM_CAPABILITY_THRESHOLD}.")
 
 
-def _networks(name: str) -> list[str]:
-    """A comma-separated list of CIDRs (or single addresses), normalised; fails loudly on a bad entry."""
-    networks = []
-    for entry in env_list(name):
-        try:
-            networks.append(str(ip_network(entry, strict=False)))
-        except ValueError as exc:
-            raise ImproperlyConfigured(f"{name}: {entry!r} is not an address or network") from exc
-    return networks
-
-
 # Callers from these networks without a token act as the service role (reads and usage posts only).
-PLATFORM_TRUSTED_NETWORKS = _networks("PLATFORM_TRUSTED_NETWORKS")
+PLATFORM_TRUSTED_NETWORKS = env_networks("PLATFORM_TRUSTED_NETWORKS")
 # Reverse proxies whose X-Forwarded-For is believed; without them the socket's peer is the client.
-PLATFORM_TRUSTED_PROXIES = _networks("PLATFORM_TRUSTED_PROXIES")
+PLATFORM_TRUSTED_PROXIES = env_networks("PLATFORM_TRUSTED_PROXIES")
 
 # --- Audit --------------------------------------------------------------------------------------
 AUDITLOG_INCLUDE_ALL_MODELS = False

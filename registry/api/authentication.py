@@ -255,19 +255,19 @@ def client_address(meta: dict[str, Any]) -> IPAddress | None:
 
     X-Forwarded-For is read from the right (each proxy appends the address it saw) and the first
     hop that is not itself a trusted proxy is the client; anything a client wrote further left is
-    ignored. A malformed hop trusts nothing (None).
+    ignored. A malformed hop, or a proxy that names no client, gives None: a proxy is never a
+    trusted client for being a proxy (a misconfigured one would make every caller look like it).
     """
     peer = _address(str(meta.get("REMOTE_ADDR", "")))
     proxies = _parsed_networks(tuple(settings.PLATFORM_TRUSTED_PROXIES))
     if peer is None or not proxies or _network_of(peer, proxies) is None:
         return peer
-    hops = [hop for hop in str(meta.get("HTTP_X_FORWARDED_FOR", "")).split(",") if hop.strip()]
-    address: IPAddress | None = peer
-    for hop in reversed(hops):
+    hops = str(meta.get("HTTP_X_FORWARDED_FOR", "")).split(",")
+    for hop in reversed([hop for hop in hops if hop.strip()]):
         address = _address(hop)
         if address is None or _network_of(address, proxies) is None:
             return address
-    return address
+    return None
 
 
 class TrustedNetworkAuthentication(BaseAuthentication):

@@ -125,8 +125,11 @@ def test_a_trusted_proxy_forwards_the_clients_address(coder: Any, settings: Any)
     spoofed = f"{INSIDE}, {OUTSIDE}"
     assert anonymous().get("/api/v1/models", HTTP_X_FORWARDED_FOR=spoofed, **via_proxy).status_code == 401
     assert anonymous().get("/api/v1/models", HTTP_X_FORWARDED_FOR="bogus", **via_proxy).status_code == 401
-    # The proxy itself is not a trusted client for being a proxy.
-    assert anonymous().get("/api/v1/models", **via_proxy).status_code == 401
+    # A proxy is not a trusted client for being a proxy, even one inside a trusted network.
+    settings.PLATFORM_TRUSTED_PROXIES = ["10.9.9.9/32"]
+    assert anonymous().get("/api/v1/models", REMOTE_ADDR="10.9.9.9").status_code == 401
+    assert anonymous().get("/api/v1/models", REMOTE_ADDR="10.9.9.9", HTTP_X_FORWARDED_FOR="10.9.9.9").status_code == 401
+    assert anonymous().get("/api/v1/models", REMOTE_ADDR="10.9.9.9", HTTP_X_FORWARDED_FOR=INSIDE).status_code == 200
 
 
 def test_an_ipv4_peer_seen_by_a_dual_stack_socket_matches_ipv4_networks(coder: Any) -> None:
