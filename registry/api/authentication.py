@@ -270,6 +270,11 @@ def client_address(meta: dict[str, Any]) -> IPAddress | None:
     return None
 
 
+def _storable(text: str) -> str:
+    """``text`` as a text column takes it: a path is the caller's, and may hold NUL or a lone surrogate."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
 class TrustedNetworkAuthentication(BaseAuthentication):
     """No token, from ``PLATFORM_TRUSTED_NETWORKS``: the ``service`` role, for reads and usage posts.
 
@@ -301,8 +306,8 @@ class TrustedNetworkAuthentication(BaseAuthentication):
         log_access(
             label=f"platform:{caller.sub}",
             obj_model=RegisteredModel,
-            object_pk=ref,
-            description=f"{method} {request.path}"[:200],
+            object_pk=_storable(ref),
+            description=_storable(f"{method} {request.path}"),
             details={"authentication": TRUSTED_NETWORK_ROLE, "network": str(network), "method": method},
             remote_addr=str(address),
         )

@@ -157,6 +157,14 @@ def test_every_trusted_request_is_counted_and_audited(coder: Any, api_client_for
     assert audit.json()["count"] == 2
 
 
+@pytest.mark.parametrize("ref", ["%00", "%ED%A0%80", "a%00b/usage"])
+def test_a_path_no_column_can_hold_is_still_audited_and_a_json_404(ref: str) -> None:
+    response = anonymous().get(f"/api/v1/models/{ref}", REMOTE_ADDR=INSIDE)
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/json"
+    assert LogEntry.objects.filter(action=LogEntry.Action.ACCESS, remote_addr=INSIDE).count() == 1
+
+
 # --- Shapes ---------------------------------------------------------------------------------------
 
 
@@ -262,6 +270,18 @@ def test_a_malformed_metric_is_a_400_naming_the_field(coder: Any, body: dict[str
     assert not ModelUsage.objects.exists()
 
 
+def test_only_stored_metrics_are_counted_in_the_usage_metrics(
+    coder: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    labels = {"model": coder.name}
+    before = REGISTRY.get_sample_value("registry_usage_requests_total", labels) or 0.0
+    for _ in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert _post_usage(coder, {"request_id": "once", "success": False}).status_code == 200
+    assert (REGISTRY.get_sample_value("registry_usage_requests_total", labels) or 0.0) - before == 1
+    assert ModelUsage.objects.get().error_count == 1
+
+
 def test_the_model_id_may_be_the_id_or_the_name(coder: Any) -> None:
     assert _post_usage(coder, {"model_id": coder.pk, "request_id": "a"}).status_code == 200
     assert _post_usage(coder, {"model_id": coder.name, "request_id": "b"}).status_code == 200
@@ -292,8 +312,9 @@ def test_metrics_for_an_unknown_model_are_a_json_404(coder: Any) -> None:
 
 
 @pytest.mark.parametrize("method", ["get", "post", "delete"])
-def test_any_unknown_path_under_v1_is_a_json_404(method: str, api_client_for: ClientFor) -> None:
-    response = getattr(api_client_for("viewer"), method)("/api/v1/no/such/thing")
+@pytest.mark.parametrize("path", ["/api/v1/no/such/thing", "/api/v1/", "/api/v1"])
+def test_any_unknown_path_under_v1_is_a_json_404(method: str, path: str, api_client_for: ClientFor) -> None:
+    response = getattr(api_client_for("viewer"), method)(path)
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
 
