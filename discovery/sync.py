@@ -42,6 +42,7 @@ from registry import metrics
 from registry.audit import log_bulk
 from registry.cache import models_changed
 from registry.models import (
+    PLATFORM_DETAILS_KEY,
     ModelCapability,
     ModelEndpoint,
     ModelParameter,
@@ -238,6 +239,9 @@ def plan_sync(source: ProviderSource, listing: Listing, *, now: datetime) -> Syn
         desired: dict[str, Any] = _described(claim) if model.source_id == source.pk else {}
         for name_set_by_operator in model.operator_fields or []:
             desired.pop(name_set_by_operator, None)  # an operator's value stays until handed back
+        if "details" in desired and isinstance(model.details, dict) and PLATFORM_DETAILS_KEY in model.details:
+            # The provider's facts are the source's; the platform overrides beside them are the operator's.
+            desired["details"] = {**desired["details"], PLATFORM_DETAILS_KEY: model.details[PLATFORM_DETAILS_KEY]}
         if model.status == ModelStatus.UNAVAILABLE and "status" not in (model.operator_fields or []):
             desired["status"] = ModelStatus.AVAILABLE  # it came back
         if model.first_seen_at is None:

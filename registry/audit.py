@@ -144,3 +144,24 @@ def log_bulk(action: str, objects: Sequence[Model], changes: Sequence[dict[str, 
     # 2,000 rows x 13 columns stays well under PostgreSQL's 65,535 bind parameters a statement.
     LogEntry.objects.bulk_create(entries, batch_size=2000)
     return len(entries)
+
+
+def log_access(
+    *, label: str, obj_model: type[Model], object_pk: str, description: str, details: dict[str, Any], remote_addr: str
+) -> LogEntry:
+    """One ``access`` entry for a request that no signal sees, attributed to the named actor ``label``.
+
+    For callers trusted by their network alone (``PLATFORM_TRUSTED_NETWORKS``): each of their
+    requests, reads included, is on the record with the address it came from.
+    """
+    return LogEntry.objects.create(
+        content_type=ContentType.objects.get_for_model(obj_model),
+        object_pk=object_pk[:255],
+        object_id=int(object_pk) if object_pk.isascii() and object_pk.isdigit() and len(object_pk) < 19 else None,
+        object_repr=description[:200],
+        action=LogEntry.Action.ACCESS,
+        changes={},
+        actor_email=label[:254],
+        additional_data={"actor": label, **details},
+        remote_addr=remote_addr,
+    )

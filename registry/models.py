@@ -74,6 +74,11 @@ DISCOVERY_DESCRIBED_FIELDS = (
 # ``status`` joins them when an operator sets a model unavailable or deprecated by hand.
 OPERATOR_OWNABLE_FIELDS = (*DISCOVERY_DESCRIBED_FIELDS, "status")
 
+# The key of ``RegisteredModel.details`` that holds the operator's platform-profile overrides
+# (``{"task_types": [...], "content_types": [...]}``, docs/platform.md): discovery keeps it when it
+# rewrites the provider's facts around it.
+PLATFORM_DETAILS_KEY = "platform"
+
 
 class RegisteredModelQuerySet(models.QuerySet["RegisteredModel"]):
     def available(self) -> RegisteredModelQuerySet:
@@ -307,6 +312,9 @@ class ModelUsage(models.Model):
     average_latency = models.FloatField(null=True, blank=True, help_text="Seconds.")
     error_count = models.IntegerField(default=0)
     cost = models.DecimalField(max_digits=10, decimal_places=6, null=True, blank=True)
+    # The caller's id of the request this record reports, when it gives one: a retried post of the
+    # same request is stored once (a partial unique index, so records without one cost nothing).
+    request_id = models.CharField(max_length=200, null=True, blank=True)
 
     class Meta:
         db_table = "model_usage"
@@ -325,6 +333,13 @@ class ModelUsage(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(cost__isnull=True) | Q(cost__gte=Decimal("0")), name="model_usage_cost_not_negative"
+            ),
+            # Per model (by name, which outlives the model): a router that falls back to a second
+            # model reports both attempts under the same request id.
+            models.UniqueConstraint(
+                fields=["model_name", "request_id"],
+                condition=Q(request_id__isnull=False),
+                name="model_usage_request_id_once",
             ),
         ]
         indexes = [models.Index(fields=["model", "timestamp"], name="model_usage_model_ts")]

@@ -409,6 +409,69 @@ def usage_record_batch(*, model: RegisteredModel, records: Sequence[Mapping[str,
 
 
 @transaction.atomic
+def usage_record_idempotent(*, model: RegisteredModel, records: Sequence[Mapping[str, Any]]) -> int:
+    """Record usage whose records may carry a caller's ``request_id``: each request id is stored once per model.
+
+    For callers that retry a post they did not see answered (the platform's router): a record
+    whose ``request_id`` this model already has is skipped, in the database (``ON CONFLICT DO
+    NOTHING`` on ``model_usage_request_id_once``), so two concurrent retries cannot both land.
+    All of the batch or none of it; returns the number of records written, and only those are
+    counted in the metrics.
+    """
+    now = timezone.now()
+    columns = (*_USAGE_COLUMNS, "request_id")
+    seen: set[str] = set()
+    rows: list[tuple[Any, ...]] = []
+    for record in records:
+        request_id = record.get("request_id")
+        if request_id is not None:
+            if request_id in seen:
+                continue  # the same request twice in one batch: its first record stands
+            seen.add(request_id)
+        rows.append(
+            (
+                model.pk,
+                model.name,
+                record.get("timestamp") or now,
+                record.get("token_count"),
+                1 if record.get("request_count") is None else record["request_count"],
+                record.get("average_latency"),
+                0 if record.get("error_count") is None else record["error_count"],
+                record.get("cost"),
+                request_id,
+            )
+        )
+    if not rows:
+        return 0
+    # Values prepared by each column's field, as the ORM would (aware datetimes, decimals per backend).
+    concrete = {field.attname: field for field in ModelUsage._meta.concrete_fields}
+    fields = [concrete[column] for column in columns]
+    params = [
+        field.get_db_prep_save(value, connection) for row in rows for field, value in zip(fields, row, strict=True)
+    ]
+    quote = connection.ops.quote_name
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(rows))
+    statement = (
+        f"INSERT INTO {quote(ModelUsage._meta.db_table)} ({', '.join(quote(column) for column in columns)}) "  # noqa: S608 (identifiers quoted, values bound)
+        f"VALUES {placeholders} ON CONFLICT DO NOTHING RETURNING {quote('request_id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        stored_ids = {row[0] for row in cursor.fetchall()}
+    written = [row for row in rows if row[8] is None or row[8] in stored_ids]
+    requests = sum(row[4] for row in written)
+    tokens = sum(row[3] or 0 for row in written)
+    errors = sum(row[6] for row in written)
+    cost = sum((Decimal(row[7]) for row in written if row[7] is not None), start=Decimal(0))
+    name = model.name
+    if written:
+        transaction.on_commit(
+            lambda: metrics.usage_recorded(model=name, requests=requests, tokens=tokens, errors=errors, cost=cost)
+        )
+    return len(written)
+
+
+@transaction.atomic
 def performance_record_batch(*, model: RegisteredModel, records: Sequence[Mapping[str, Any]]) -> list[ModelPerformance]:
     """Record a batch of performance measurements for ``model`` in one INSERT: all of it or none of it."""
     now = timezone.now()

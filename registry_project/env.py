@@ -9,6 +9,7 @@ secrets), which wins over ``NAME``.
 from __future__ import annotations
 
 import os
+from ipaddress import ip_network
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -81,3 +82,14 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if raw is None:
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list[str]:
+    """A comma-separated list of CIDRs or single addresses, normalised (``10.1.2.3/8`` -> ``10.0.0.0/8``)."""
+    networks = []
+    for entry in env_list(name):
+        try:
+            networks.append(str(ip_network(entry, strict=False)))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {entry!r} is not an address or network.") from exc
+    return networks

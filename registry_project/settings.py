@@ -15,7 +15,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from registry_project.env import env_bool, env_float, env_int, env_list, env_str
+from registry_project.env import env_bool, env_float, env_int, env_list, env_networks, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("REGISTRY_DATA_DIR", str(BASE_DIR / "data")) or BASE_DIR / "data")
@@ -273,6 +273,24 @@ ALERT_LATENCY_REGRESSION_PERCENT = env_float("ALERT_LATENCY_REGRESSION_PERCENT",
 ALERT_UNAVAILABLE_MINUTES = env_int("ALERT_UNAVAILABLE_MINUTES", 30, minimum=1)
 ALERT_SOURCE_FAILURES = env_int("ALERT_SOURCE_FAILURES", 3, minimum=1)
 
+# --- Platform compatibility (docs/platform.md) ------------------------------------------------
+# "alfred": the /api/v1/ routes the platform's model router calls answer in the router's shapes.
+PLATFORM_API_COMPAT = (env_str("PLATFORM_API_COMPAT", "") or "").strip().lower()
+if PLATFORM_API_COMPAT not in {"", "off", "alfred"}:
+    raise ImproperlyConfigured(f"PLATFORM_API_COMPAT must be empty, off or alfred; got {PLATFORM_API_COMPAT!r}.")
+if PLATFORM_API_COMPAT == "off":
+    PLATFORM_API_COMPAT = ""
+# A capability counts as present (a flag the router reads) at this score or above.
+PLATFORM_CAPABILITY_THRESHOLD = env_float("PLATFORM_CAPABILITY_THRESHOLD", 0.5, minimum=0.0)
+if PLATFORM_CAPABILITY_THRESHOLD > 1:
+    raise ImproperlyConfigured(f"PLATFORM_CAPABILITY_THRESHOLD must be at most 1; got {PLATFORM_CAPABILITY_THRESHOLD}.")
+
+
+# Callers from these networks without a token act as the service role (reads and usage posts only).
+PLATFORM_TRUSTED_NETWORKS = env_networks("PLATFORM_TRUSTED_NETWORKS")
+# Reverse proxies whose X-Forwarded-For is believed; without them the socket's peer is the client.
+PLATFORM_TRUSTED_PROXIES = env_networks("PLATFORM_TRUSTED_PROXIES")
+
 # --- Audit --------------------------------------------------------------------------------------
 AUDITLOG_INCLUDE_ALL_MODELS = False
 AUDITLOG_DISABLE_REMOTE_ADDR = False
@@ -313,6 +331,8 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "registry.api.authentication.LocalJWTAuthentication",
         "registry.api.authentication.PlatformJWTAuthentication",
+        # Last: only a request with no Authorization header at all, from PLATFORM_TRUSTED_NETWORKS.
+        "registry.api.authentication.TrustedNetworkAuthentication",
     ],
     # Closed by default: a view must at least ask for the viewer role (see registry/api/permissions.py).
     "DEFAULT_PERMISSION_CLASSES": ["registry.api.permissions.IsViewer"],
@@ -356,6 +376,8 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "REDOC_DIST": "SIDECAR",
     # Discovery runs' status shares its field name with the models' status: name its enum apart.
     "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "discovery.models.RunStatus"},
+    # /api/v1/ serves the same operations again: the schema documents each once (docs/platform.md).
+    "PREPROCESSING_HOOKS": ["registry.api.platform.schema_without_v1"],
 }
 # /api/schema and /api/docs need a JWT like the rest of the API unless this is on (a browser cannot
 # send a bearer token when it opens the docs page).

@@ -3,8 +3,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from registry.api import platform
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # The same API under a versioned prefix; the platform router's shapes there when PLATFORM_API_COMPAT=alfred.
+    path("api/v1/", include("registry.api.platform_urls", namespace="v1")),
+    path("api/v1", platform.not_found),
     # /health, /healthz, /metrics, /audit
     path("", include("registry.operations.urls")),
     # /models..., /auth/token..., /api/schema, /api/docs

@@ -12,11 +12,17 @@ Two kinds of bearer token reach the API:
 
 The token's unverified ``iss`` only chooses which verifier runs; each verifier checks everything
 (signature, algorithm, expiry, audience) itself, so a forged ``iss`` gains nothing.
+
+A third way in has no token at all: a request from one of ``PLATFORM_TRUSTED_NETWORKS`` with no
+``Authorization`` header acts as the ``service`` role, for reads and usage posts only, and is
+counted and audited (``TrustedNetworkAuthentication``; docs/platform.md says what it trusts).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
+import ipaddress
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,11 +34,15 @@ from django.utils.functional import SimpleLazyObject
 from rest_framework import HTTP_HEADER_ENCODING
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.settings import api_settings as simplejwt_settings
 
+from registry import metrics
 from registry.accounts import user_access, user_role
+from registry.audit import log_access
+from registry.models import RegisteredModel
 from registry.roles import Role
 
 BEARER = "Bearer"
@@ -202,3 +212,103 @@ def request_role(request: Request) -> Role | None:
         role = None
     setattr(request, _ROLE_ATTRIBUTE, role)
     return role
+
+
+# --- Trusted networks ---------------------------------------------------------------------------
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+TRUSTED_NETWORK_ROLE = "trusted_network"
+# The writes a trusted-network caller may make: recording usage, nothing else (URL names).
+TRUSTED_NETWORK_WRITES = frozenset({"model-usage"})
+
+
+@dataclass(frozen=True)
+class TrustedNetworkCaller(PlatformUser):
+    """A caller without a token, trusted for its address: the ``service`` role, audited as ``platform:network:<a>``."""
+
+    network: str = ""
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_networks(entries: tuple[str, ...]) -> tuple[IPNetwork, ...]:
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def _address(text: str) -> IPAddress | None:
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    # A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d; match them against IPv4 networks.
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _network_of(address: IPAddress, networks: tuple[IPNetwork, ...]) -> IPNetwork | None:
+    return next((network for network in networks if address.version == network.version and address in network), None)
+
+
+def client_address(meta: dict[str, Any]) -> IPAddress | None:
+    """The client's address: the socket's peer, or, only when the peer is a trusted proxy, from X-Forwarded-For.
+
+    X-Forwarded-For is read from the right (each proxy appends the address it saw) and the first
+    hop that is not itself a trusted proxy is the client; anything a client wrote further left is
+    ignored. A malformed hop, or a proxy that names no client, gives None: a proxy is never a
+    trusted client for being a proxy (a misconfigured one would make every caller look like it).
+    """
+    peer = _address(str(meta.get("REMOTE_ADDR", "")))
+    proxies = _parsed_networks(tuple(settings.PLATFORM_TRUSTED_PROXIES))
+    if peer is None or not proxies or _network_of(peer, proxies) is None:
+        return peer
+    hops = str(meta.get("HTTP_X_FORWARDED_FOR", "")).split(",")
+    for hop in reversed([hop for hop in hops if hop.strip()]):
+        address = _address(hop)
+        if address is None or _network_of(address, proxies) is None:
+            return address
+    return None
+
+
+def _storable(text: str) -> str:
+    """``text`` as a text column takes it: a path is the caller's, and may hold NUL or a lone surrogate."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+class TrustedNetworkAuthentication(BaseAuthentication):
+    """No token, from ``PLATFORM_TRUSTED_NETWORKS``: the ``service`` role, for reads and usage posts.
+
+    Any ``Authorization`` header, even a bad one, is left to the token classes: a caller that sends
+    credentials is judged by them. Every request accepted here is counted
+    (``registry_trusted_network_requests_total``) and written to the audit log as an ``access``
+    entry of the actor ``platform:network:<address>``.
+    """
+
+    def authenticate(self, request: Request) -> tuple[TrustedNetworkCaller, None] | None:
+        if not settings.PLATFORM_TRUSTED_NETWORKS or "HTTP_AUTHORIZATION" in request.META:
+            return None
+        address = client_address(request.META)
+        if address is None:
+            return None
+        network = _network_of(address, _parsed_networks(tuple(settings.PLATFORM_TRUSTED_NETWORKS)))
+        if network is None:
+            return None
+        match = request._request.resolver_match
+        url_name = match.url_name if match is not None else None
+        method = request.method or ""
+        if method not in SAFE_METHODS and url_name not in TRUSTED_NETWORK_WRITES:
+            return None  # a write the network is not trusted for: 401, as for any caller without a token
+        caller = TrustedNetworkCaller(
+            sub=f"network:{address}", platform_role=TRUSTED_NETWORK_ROLE, role=Role.SERVICE, network=str(network)
+        )
+        metrics.trusted_network_request(network=str(network), method=method)
+        ref = str(match.kwargs.get("ref", "")) if match is not None else ""
+        log_access(
+            label=f"platform:{caller.sub}",
+            obj_model=RegisteredModel,
+            object_pk=_storable(ref),
+            description=_storable(f"{method} {request.path}"),
+            details={"authentication": TRUSTED_NETWORK_ROLE, "network": str(network), "method": method},
+            remote_addr=str(address),
+        )
+        return caller, None

@@ -27,3 +27,20 @@ class PlatformJWTScheme(_BearerJWTScheme):
     target_class = "registry.api.authentication.PlatformJWTAuthentication"
     name = "platformJWT"
     description = "A token of the platform's auth service (HS256, signed with JWT_SECRET)."
+
+
+class TrustedNetworkScheme(OpenApiAuthenticationExtension):
+    """No security scheme: OpenAPI has none for "no credentials, from these addresses" (docs/platform.md).
+
+    Declaring none keeps the operations' requirements the two bearer schemes, which is what any
+    caller outside PLATFORM_TRUSTED_NETWORKS needs.
+    """
+
+    target_class = "registry.api.authentication.TrustedNetworkAuthentication"
+    name: list[str] = []
+
+    def get_security_requirement(self, auto_schema: AutoSchema) -> list[dict[str, list[Any]]]:
+        return []
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> list[dict[str, Any]]:
+        return []

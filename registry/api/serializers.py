@@ -22,6 +22,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from registry.models import (
+    PLATFORM_DETAILS_KEY,
     AuthType,
     ModelCapability,
     ModelEndpoint,
@@ -76,6 +77,24 @@ def validate_model_name(value: str) -> None:
 def validate_printable(value: str) -> None:
     if any(unicodedata.category(ch) == "Cc" for ch in value):
         raise serializers.ValidationError("Control characters are not allowed.")
+
+
+def validate_platform_overrides(value: Any) -> None:
+    """``details.platform``: the operator's task and content types for the platform profile (docs/platform.md)."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise serializers.ValidationError({PLATFORM_DETAILS_KEY: ["Must be an object."]})
+    errors: dict[str, list[str]] = {}
+    for key, item in value.items():
+        if key not in {"task_types", "content_types"}:
+            errors[key] = ["Unknown key: task_types and content_types only."]
+        elif not isinstance(item, list) or not all(isinstance(word, str) and 0 < len(word) <= 100 for word in item):
+            errors[key] = ["A list of words (strings of 1 to 100 characters)."]
+        elif len(item) > 50:
+            errors[key] = ["At most 50."]
+    if errors:
+        raise serializers.ValidationError({PLATFORM_DETAILS_KEY: errors})
 
 
 def json_size_check(value: Any) -> None:
@@ -435,6 +454,7 @@ class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializ
         if not isinstance(value, dict):
             raise serializers.ValidationError("Must be a JSON object.")
         json_size_check(value)
+        validate_platform_overrides(value.get(PLATFORM_DETAILS_KEY))
         return value
 
     def validate_endpoints(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -20,7 +20,13 @@ AUDITED_OBJECTS: dict[str, str] = {
     "source": "discovery.ProviderSource",
     "user": settings.AUTH_USER_MODEL,
 }
-ACTIONS = {"create": LogEntry.Action.CREATE, "update": LogEntry.Action.UPDATE, "delete": LogEntry.Action.DELETE}
+ACTIONS = {
+    "create": LogEntry.Action.CREATE,
+    "update": LogEntry.Action.UPDATE,
+    "delete": LogEntry.Action.DELETE,
+    # Requests trusted by their network alone (registry.audit.log_access).
+    "access": LogEntry.Action.ACCESS,
+}
 
 
 def audit_object_types() -> dict[int, str]:

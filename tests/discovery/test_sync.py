@@ -392,3 +392,22 @@ def test_finished_run_is_counted_in_the_metrics(ollama_source: ProviderSource) -
     _sync(ollama_source)
 
     assert counter._value.get() == before + 1
+
+
+def test_discovery_keeps_the_operators_platform_overrides_in_details(
+    ollama_source: ProviderSource, fake_ollama: FakeOllama
+) -> None:
+    _sync(ollama_source)
+    model = RegisteredModel.objects.get(name="llama3.2:latest")
+    model.details = {**model.details, "platform": {"task_types": ["summarization"]}}
+    model.save()
+    tags = load_models()
+    tags[0][1]["model_info"]["llama.context_length"] = 65536  # a change, so the description is rewritten
+    fake_ollama.set_models(tags)
+
+    _sync(ollama_source)
+
+    model.refresh_from_db()
+    assert model.context_window == 65536
+    assert model.details["platform"] == {"task_types": ["summarization"]}
+    assert model.details["family"]  # the provider's facts are still the provider's

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.db import IntegrityError, connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.test.utils import CaptureQueriesContext
 
@@ -133,3 +135,51 @@ def test_usage_batch_defaults_counts() -> None:
     assert services.usage_record_batch(model=model, records=[{}]) == 1
     row = ModelUsage.objects.get()
     assert (row.request_count, row.error_count, row.token_count, row.cost) == (1, 0, None, None)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_posts_of_one_request_id_store_it_once(on_postgres: bool) -> None:
+    """The second insert waits on the first's uncommitted row in the unique index, then does nothing."""
+    if not on_postgres:
+        pytest.skip("SQLite serializes writers: there is no overlap to test")
+    model = RegisteredModelFactory(name="gpt-4o")
+    first_inserted = threading.Event()
+    results: dict[str, int] = {}
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                results["first"] = services.usage_record_idempotent(model=model, records=[{"request_id": "r"}])
+                first_inserted.set()
+                time.sleep(0.5)  # the second insert runs now, and must wait for this commit
+        finally:
+            connection.close()
+
+    def second() -> None:
+        try:
+            first_inserted.wait(timeout=10)
+            results["second"] = services.usage_record_idempotent(model=model, records=[{"request_id": "r"}])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert results == {"first": 1, "second": 0}
+    assert ModelUsage.objects.filter(request_id="r").count() == 1
+
+
+def test_usage_with_request_ids_skips_those_already_stored_for_the_model() -> None:
+    model = RegisteredModelFactory(name="gpt-4o")
+    other = RegisteredModelFactory(name="gpt-4o-mini")
+    stamp = datetime(2026, 1, 1, tzinfo=UTC)
+    records = [{"request_id": "a", "token_count": 3, "cost": Decimal("0.25"), "timestamp": stamp}, {"request_id": "b"}]
+    assert services.usage_record_idempotent(model=model, records=records) == 2
+    assert services.usage_record_idempotent(model=model, records=[*records, {"request_id": None}]) == 1
+    assert services.usage_record_idempotent(model=other, records=records) == 2
+    row = ModelUsage.objects.get(model=model, request_id="a")
+    assert (row.token_count, row.cost, row.timestamp, row.model_name) == (3, Decimal("0.25"), stamp, "gpt-4o")
+    assert ModelUsage.objects.filter(model=model).count() == 3

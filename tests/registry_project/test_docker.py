@@ -3,6 +3,7 @@ run outside Docker (there is no engine on these machines) against the test Postg
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import signal
@@ -102,6 +103,18 @@ class TestCompose:
         assert COMPOSE["networks"]["alfred-network"]["name"] == "alfred-network"
         for name, service in SERVICES.items():
             assert service["networks"] == ["alfred-network"], name
+
+    def test_only_the_platforms_containers_are_a_trusted_network(self) -> None:
+        environment = SERVICES["model-registry"]["environment"]
+        (plan,) = COMPOSE["networks"]["alfred-network"]["ipam"]["config"]
+        assert environment["PLATFORM_TRUSTED_NETWORKS"] == f"${{MODEL_REGISTRY_TRUSTED_NETWORKS:-{plan['ip_range']}}}"
+        containers = ipaddress.ip_network(plan["ip_range"])
+        assert containers.subnet_of(ipaddress.ip_network(plan["subnet"]))
+        # Published-port traffic comes in from the gateway: it must not be trusted.
+        assert ipaddress.ip_address(plan["gateway"]) not in containers
+        assert environment["PLATFORM_API_COMPAT"] == "${MODEL_REGISTRY_PLATFORM_API_COMPAT:-alfred}"
+        for name in ("worker", "beat"):
+            assert "PLATFORM_TRUSTED_NETWORKS" not in SERVICES[name]["environment"], name
 
     def test_ollama_is_an_optional_profile(self) -> None:
         assert SERVICES["llm-service"]["profiles"] == ["ollama"]

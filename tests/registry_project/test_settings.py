@@ -108,3 +108,26 @@ def test_database_url_selects_the_backend(url: str, engine: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == engine
+
+
+def test_trusted_networks_are_normalised_cidrs() -> None:
+    code = "from django.conf import settings; print(settings.PLATFORM_TRUSTED_NETWORKS)"
+    result = load_settings({"DEBUG": "true", "PLATFORM_TRUSTED_NETWORKS": "10.1.2.3/8, 192.168.0.9"}, code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['10.0.0.0/8', '192.168.0.9/32']"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PLATFORM_TRUSTED_NETWORKS", "10.0.0.0/8,internal"),
+        ("PLATFORM_TRUSTED_PROXIES", "300.1.1.1"),
+        ("PLATFORM_API_COMPAT", "openrouter"),
+        ("PLATFORM_CAPABILITY_THRESHOLD", "1.5"),
+    ],
+)
+def test_a_bad_platform_setting_refuses_to_start_naming_it(variable: str, value: str) -> None:
+    result = load_settings({"DEBUG": "true", variable: value})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert variable in result.stderr

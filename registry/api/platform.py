@@ -1,0 +1,350 @@
+"""The platform's compatibility profile: the registry's API again under ``/api/v1/``, in the router's shapes.
+
+``/api/v1/`` always serves every route of the API (the versioned prefix is worth having on its
+own), and every error under it is JSON, unknown paths included. With ``PLATFORM_API_COMPAT=alfred``
+the four routes the platform's model router calls answer as its registry client reads them
+(docs/platform.md):
+
+- ``GET /api/v1/models``: a plain list of models (no pagination object), each with ``active`` and
+  the primary ``endpoint_url`` at the top level and ``capabilities`` in the router's mapping;
+- ``GET /api/v1/models/{ref}``: one such model;
+- ``GET /api/v1/models/{ref}/capabilities``: ``{"code": true, ..., "task_types": [...],
+  "content_types": [...], "pricing": {...}}``;
+- ``POST /api/v1/models/{ref}/usage``: the router's routing metrics, answered 200, a retried
+  ``request_id`` stored once.
+
+Everything here maps onto the registry's own selectors and services: no table of its own, no
+second model. The one thing stored for it is the operator's overrides of task and content types,
+in the ``platform`` key of a model's ``details`` (which discovery leaves alone), and the usage
+records' ``request_id``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import URLPattern, URLResolver, re_path
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from registry import selectors, services
+from registry.api.serializers import (
+    INT32_MAX,
+    ModelListQuerySerializer,
+    RegisteredModelSerializer,
+    StrictFloatField,
+    StrictIntegerField,
+    StrictSerializerMixin,
+    not_in_future,
+    validate_printable,
+)
+from registry.api.views import CapabilityViewSet, ModelViewSet, RegistryViewSet, UsageViewSet
+from registry.capabilities import AUDIO, CODE, EMBEDDING, IMAGE, REASONING, TEXT, TOOLS, VOCABULARY
+from registry.models import PLATFORM_DETAILS_KEY, ModelStatus, ModelType, RegisteredModel
+
+logger = logging.getLogger(__name__)
+
+PROFILE = "alfred"
+PREFIX = "/api/v1/"
+# What each capability held at the threshold lets a model do, in the router's task words.
+TASK_TYPES_BY_CAPABILITY: dict[str, tuple[str, ...]] = {
+    TEXT: ("text_generation",),
+    CODE: ("code_generation",),
+    REASONING: ("reasoning",),
+    TOOLS: ("function_calling",),
+    IMAGE: ("image_analysis",),
+    EMBEDDING: ("embedding",),
+    AUDIO: ("audio_processing",),
+}
+TASK_TYPES_BY_MODEL_TYPE: dict[str, tuple[str, ...]] = {
+    ModelType.CHAT: ("chat", "text_generation"),
+    ModelType.COMPLETION: ("text_generation",),
+    ModelType.EMBEDDING: ("embedding",),
+    ModelType.VISION: ("image_analysis",),
+}
+# The kinds of content a model takes in, from its capabilities; every model but a pure embedding
+# or vision model reads text, and those read text too (a prompt, a caption).
+CONTENT_TYPES_BY_CAPABILITY: dict[str, str] = {TEXT: "text", CODE: "code", IMAGE: "image", AUDIO: "audio"}
+# Keys of the capability mapping that are not capability flags; a capability of one of these names is shadowed.
+RESERVED_CAPABILITY_KEYS = frozenset({"task_types", "content_types", "pricing"})
+OVERRIDE_KEYS = ("task_types", "content_types")
+
+
+def profile_on() -> bool:
+    """Whether the router's shapes are served (read per request, so a test can switch it)."""
+    return bool(settings.PLATFORM_API_COMPAT == PROFILE)
+
+
+# --- Shapes ---------------------------------------------------------------------------------------
+
+
+def _per_thousand(per_million: Decimal | None) -> float | None:
+    return float(per_million / 1000) if per_million is not None else None
+
+
+def _overrides(model: RegisteredModel) -> dict[str, list[str]]:
+    """The operator's task and content types of ``model`` (validated when written; skipped here if not a list)."""
+    stored = (model.details or {}).get(PLATFORM_DETAILS_KEY) if isinstance(model.details, dict) else None
+    if not isinstance(stored, dict):
+        return {}
+    return {
+        key: [str(item) for item in stored[key]]
+        for key in OVERRIDE_KEYS
+        if isinstance(stored.get(key), list) and all(isinstance(item, str) for item in stored[key])
+    }
+
+
+def platform_capabilities(model: RegisteredModel, scores: dict[str, float]) -> dict[str, Any]:
+    """A model's capabilities as the router reads them: a flag per capability, task and content types, prices."""
+    threshold = float(settings.PLATFORM_CAPABILITY_THRESHOLD)
+    flags = {name: False for name in sorted(VOCABULARY)}
+    flags.update({name: score >= threshold for name, score in sorted(scores.items())})
+    held = [name for name, present in flags.items() if present]
+    task_types = set(TASK_TYPES_BY_MODEL_TYPE.get(model.model_type, ()))
+    for name in held:
+        task_types.update(TASK_TYPES_BY_CAPABILITY.get(name, ()))
+    content_types = {"text"} | {
+        CONTENT_TYPES_BY_CAPABILITY[name] for name in held if name in CONTENT_TYPES_BY_CAPABILITY
+    }
+    if model.model_type == ModelType.VISION:
+        content_types.add("image")
+    overrides = _overrides(model)
+    return {
+        **{name: present for name, present in flags.items() if name not in RESERVED_CAPABILITY_KEYS},
+        "task_types": overrides.get("task_types", sorted(task_types)),
+        "content_types": overrides.get("content_types", sorted(content_types)),
+        "pricing": {
+            "input": _per_thousand(model.input_cost_per_mtok),
+            "output": _per_thousand(model.output_cost_per_mtok),
+            "per_tokens": 1000,
+            "currency": "USD",
+        },
+    }
+
+
+def primary_endpoint_url(model: RegisteredModel) -> str | None:
+    """The URL of the model's first endpoint that has one (endpoints are ordered by id), or None."""
+    return next((endpoint.endpoint_url for endpoint in model.endpoints.all() if endpoint.endpoint_url), None)
+
+
+def platform_model(model: RegisteredModel) -> dict[str, Any]:
+    """The registry's representation of a model, plus what the router reads at the top level.
+
+    ``capabilities`` becomes the router's mapping; the scores stay readable as ``capability_scores``.
+    """
+    body = dict(RegisteredModelSerializer(model).data)
+    scores: dict[str, float] = dict(body["capabilities"])
+    body["capability_scores"] = scores
+    body["capabilities"] = platform_capabilities(model, scores)
+    body["active"] = model.status == ModelStatus.AVAILABLE
+    body["endpoint_url"] = primary_endpoint_url(model)
+    return body
+
+
+def _canonical_query(request: Request) -> str:
+    params = request.query_params
+    return urlencode(sorted((key, value) for key in params for value in params.getlist(key)))
+
+
+# --- The router's metrics -------------------------------------------------------------------------
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON boolean, not "yes" or 1: a router that sends something else has a bug worth a 400."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class ModelRefField(serializers.Field):
+    """The model a metric is about: its id (number or digits) or its name."""
+
+    default_error_messages = {"invalid": "A model id (integer) or name (string)."}
+
+    def to_internal_value(self, data: Any) -> str:
+        if isinstance(data, bool) or not isinstance(data, int | str) or (isinstance(data, str) and not data):
+            self.fail("invalid")
+        return str(data)[:200]
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class PlatformUsageSerializer(StrictSerializerMixin, serializers.Serializer):
+    """One of the router's routing metrics, mapped onto a usage record (docs/platform.md)."""
+
+    request_id = serializers.CharField(max_length=200, required=False, allow_null=True, validators=[validate_printable])
+    model_id = ModelRefField(required=False, allow_null=True)
+    task_type = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
+    content_types = serializers.ListField(
+        child=serializers.CharField(max_length=100), max_length=50, required=False, allow_null=True
+    )
+    content_token_count = StrictIntegerField(min_value=0, required=False, allow_null=True)
+    response_token_count = StrictIntegerField(min_value=0, required=False, allow_null=True)
+    latency = StrictFloatField(min_value=0.0, required=False, allow_null=True, help_text="Seconds.")
+    success = StrictBooleanField(required=False, default=True)
+    error_message = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=10_000)
+    cost = StrictFloatField(min_value=0.0, max_value=9999.999999, required=False, allow_null=True, help_text="USD.")
+    timestamp = serializers.DateTimeField(required=False, validators=[not_in_future], help_text="Defaults to now.")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        counts = [attrs.get("content_token_count"), attrs.get("response_token_count")]
+        token_count = None if all(count is None for count in counts) else sum(count or 0 for count in counts)
+        if token_count is not None and token_count > INT32_MAX:
+            raise ValidationError({"response_token_count": [f"The two token counts add up to more than {INT32_MAX}."]})
+        cost = attrs.get("cost")
+        return {
+            "request_id": attrs.get("request_id") or None,
+            "model_id": attrs.get("model_id"),
+            "timestamp": attrs.get("timestamp"),
+            "token_count": token_count,
+            "request_count": 1,
+            "error_count": 0 if attrs.get("success", True) else 1,
+            "average_latency": attrs.get("latency"),
+            # The router's cost is a float of any precision; the column keeps 6 decimals (micro-dollars).
+            "cost": Decimal(repr(cost)).quantize(Decimal("0.000001"))
+            if cost is not None and math.isfinite(cost)
+            else None,
+        }
+
+
+# --- Views ----------------------------------------------------------------------------------------
+
+
+class PlatformModelViewSet(ModelViewSet):
+    """``/api/v1/models`` and ``/api/v1/models/{ref}``: the router's list and model with the profile on."""
+
+    def list(self, request: Request) -> Response:
+        if not profile_on():
+            return super().list(request)
+        query = self.validated_query(ModelListQuerySerializer)
+        limit, offset = query.pop("limit", None), query.pop("offset", None) or 0
+
+        def build() -> list[dict[str, Any]]:
+            queryset = selectors.models_filtered(**query)
+            if limit is not None or offset:
+                queryset = queryset[offset : offset + limit] if limit is not None else queryset[offset:]
+            return [platform_model(model) for model in queryset]
+
+        return Response(self.cached("platform-list", _canonical_query(request), build))
+
+    def retrieve(self, request: Request, ref: str) -> Response:
+        if not profile_on():
+            return super().retrieve(request, ref)
+        return Response(self.cached("platform-detail", ref, lambda: platform_model(selectors.model_get(ref))))
+
+
+class PlatformCapabilityViewSet(CapabilityViewSet):
+    """``/api/v1/models/{ref}/capabilities``: the router's capability mapping with the profile on."""
+
+    def list(self, request: Request, ref: str) -> Response:
+        if not profile_on():
+            return super().list(request, ref)
+
+        def build() -> dict[str, Any]:
+            model = selectors.model_get(ref)
+            return platform_capabilities(
+                model, {row.capability: row.capability_score for row in model.capabilities.all()}
+            )
+
+        return Response(self.cached("platform-capabilities", ref, build))
+
+
+class PlatformUsageViewSet(UsageViewSet):
+    """``POST /api/v1/models/{ref}/usage``: the router's metrics with the profile on, answered 200."""
+
+    def create(self, request: Request, ref: str) -> Response:
+        if not profile_on():
+            return super().create(request, ref)
+        model = self.registered_model()
+        records = self.records_body(PlatformUsageSerializer)
+        names = {str(model.pk), model.name}
+        if any(record["model_id"] is not None and record["model_id"] not in names for record in records):
+            # The URL names the model; a body naming another one is a router bug, not a record to file away.
+            raise ValidationError({"model_id": [f"Does not name the model of the URL ({model.pk}, {model.name!r})."]})
+        recorded = services.usage_record_idempotent(model=model, records=records)
+        # 200, not 201: the router counts any other status as a lost record, and a retry stored nothing new.
+        return Response({"recorded": recorded, "duplicates": len(records) - recorded}, status=status.HTTP_200_OK)
+
+
+# --- Routes ---------------------------------------------------------------------------------------
+
+# The API's viewsets and the profile's subclass of each, swapped in under /api/v1/.
+PROFILE_VIEWSETS: dict[type, type[RegistryViewSet]] = {
+    ModelViewSet: PlatformModelViewSet,
+    CapabilityViewSet: PlatformCapabilityViewSet,
+    UsageViewSet: PlatformUsageViewSet,
+}
+
+
+def _error(status_code: int, detail: str) -> JsonResponse:
+    return JsonResponse({"detail": detail}, status=status_code)
+
+
+def json_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """``view``, with the errors Django would answer as HTML pages answered as JSON instead.
+
+    DRF already answers its own errors in JSON; this covers what escapes it (an unexpected
+    exception, a request Django finds suspicious), so that nothing under /api/v1/ is an HTML page.
+    """
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except Http404:
+            return _error(404, "Not found.")
+        except PermissionDenied:
+            return _error(403, "You do not have permission to perform this action.")
+        except SuspiciousOperation as exc:
+            logger.warning("suspicious request to %s: %s", request.path, exc.__class__.__name__)
+            return _error(400, "Bad request.")
+        except Exception:
+            # Logged like Django's own handler would, since the exception ends here.
+            logger.exception("Internal Server Error: %s", request.path)
+            return _error(500, "Internal server error.")
+
+    return wrapped
+
+
+@csrf_exempt
+def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
+    """Any path under /api/v1/ that names no route: 404 in JSON, whatever the method."""
+    return _error(404, "Not found.")
+
+
+def v1_urlpatterns(sources: list[list[URLPattern | URLResolver]]) -> list[URLPattern | URLResolver]:
+    """The routes of ``sources`` again, with the profile's viewsets swapped in and JSON errors, then a JSON 404."""
+    patterns: list[URLPattern | URLResolver] = []
+    for source in sources:
+        for pattern in source:
+            if not isinstance(pattern, URLPattern):
+                patterns.append(pattern)
+                continue
+            callback = pattern.callback
+            viewset = getattr(callback, "cls", None)
+            actions = getattr(callback, "actions", None)
+            if viewset in PROFILE_VIEWSETS and actions is not None:
+                callback = PROFILE_VIEWSETS[viewset].as_view(actions)
+            patterns.append(URLPattern(pattern.pattern, json_errors(callback), pattern.default_args, pattern.name))
+    patterns.append(re_path(r"^(?P<path>.*)$", not_found, name="v1-not-found"))
+    return patterns
+
+
+def schema_without_v1(endpoints: list[tuple[str, str, str, Any]], **kwargs: Any) -> list[tuple[str, str, str, Any]]:
+    """drf-spectacular preprocessing hook: /api/v1/X is /X again, documented once (at /X)."""
+    return [endpoint for endpoint in endpoints if not endpoint[0].startswith(PREFIX)]

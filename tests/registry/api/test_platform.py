@@ -1,0 +1,344 @@
+"""The platform profile and trusted networks, request by request (the client address set with REMOTE_ADDR).
+
+The router's whole conversation over real HTTP is in test_platform_router.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from auditlog.models import LogEntry
+from prometheus_client import REGISTRY
+from rest_framework.test import APIClient
+
+from registry.api import platform
+from registry.models import ModelUsage
+from tests.factories import ModelCapabilityFactory, ModelEndpointFactory, RegisteredModelFactory
+from tests.tokens import platform_token
+
+pytestmark = pytest.mark.django_db
+
+ClientFor = Callable[[str], APIClient]
+INSIDE = "10.20.30.40"
+OUTSIDE = "192.0.2.7"
+
+
+@pytest.fixture(autouse=True)
+def _profile(settings: Any) -> None:
+    settings.PLATFORM_API_COMPAT = "alfred"
+    settings.PLATFORM_TRUSTED_NETWORKS = ["10.0.0.0/8"]
+    settings.PLATFORM_TRUSTED_PROXIES = []
+
+
+@pytest.fixture
+def coder() -> Any:
+    model = RegisteredModelFactory(name="qwen2.5-coder:7b", input_cost_per_mtok="0.5", output_cost_per_mtok="1.5")
+    ModelCapabilityFactory(model=model, capability="code", capability_score=0.9)
+    ModelCapabilityFactory(model=model, capability="image", capability_score=0.6)
+    return model
+
+
+def anonymous() -> APIClient:
+    return APIClient()
+
+
+def _trusted_count(network: str, method: str) -> float:
+    value = REGISTRY.get_sample_value("registry_trusted_network_requests_total", {"network": network, "method": method})
+    return value or 0.0
+
+
+# --- Trusted networks ----------------------------------------------------------------------------
+
+
+def test_a_request_without_a_token_from_a_trusted_network_reads_as_the_service_role(coder: Any) -> None:
+    assert anonymous().get("/api/v1/models", REMOTE_ADDR=INSIDE).status_code == 200
+    # The unprefixed API trusts the same networks.
+    assert anonymous().get("/models", REMOTE_ADDR=INSIDE).status_code == 200
+
+
+def test_a_request_without_a_token_from_outside_is_refused_in_json(coder: Any) -> None:
+    response = anonymous().get("/api/v1/models", REMOTE_ADDR=OUTSIDE)
+    assert response.status_code == 401
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_no_network_is_trusted_by_default(coder: Any, settings: Any) -> None:
+    settings.PLATFORM_TRUSTED_NETWORKS = []
+    assert anonymous().get("/api/v1/models", REMOTE_ADDR="127.0.0.1").status_code == 401
+
+
+def test_a_bad_token_from_a_trusted_network_is_still_refused(coder: Any) -> None:
+    client = anonymous()
+    client.credentials(HTTP_AUTHORIZATION="Bearer not-a-jwt")
+    assert client.get("/api/v1/models", REMOTE_ADDR=INSIDE).status_code == 401
+
+
+def test_a_valid_token_from_a_trusted_network_keeps_its_own_role(coder: Any) -> None:
+    client = anonymous()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {platform_token('service_role')}")
+    response = client.post(
+        "/api/v1/models",
+        {"name": "x", "display_name": "X", "provider": "custom", "model_type": "chat"},
+        format="json",
+        REMOTE_ADDR=INSIDE,
+    )
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/api/v1/models"),
+        ("patch", "/api/v1/models/qwen2.5-coder:7b"),
+        ("delete", "/api/v1/models/qwen2.5-coder:7b"),
+        ("post", "/api/v1/models/qwen2.5-coder:7b/capabilities"),
+        ("post", "/api/v1/models/qwen2.5-coder:7b/performance"),
+        ("post", "/models/qwen2.5-coder:7b/performance"),
+    ],
+)
+def test_the_trusted_network_may_not_write_anything_but_usage(coder: Any, method: str, path: str) -> None:
+    body = {"capability": "text", "capability_score": 0.5, "metric_name": "latency", "metric_value": 1.0}
+    response = getattr(anonymous(), method)(path, body, format="json", REMOTE_ADDR=INSIDE)
+    assert response.status_code == 401
+    assert response.headers["Content-Type"] == "application/json"
+
+
+def test_the_trusted_network_may_not_read_what_only_admins_read(coder: Any) -> None:
+    assert anonymous().get("/api/v1/sources", REMOTE_ADDR=INSIDE).status_code == 403
+    assert anonymous().get("/api/v1/audit", REMOTE_ADDR=INSIDE).status_code == 403
+
+
+def test_a_forwarded_address_is_ignored_without_a_trusted_proxy(coder: Any) -> None:
+    response = anonymous().get("/api/v1/models", REMOTE_ADDR=OUTSIDE, HTTP_X_FORWARDED_FOR=INSIDE)
+    assert response.status_code == 401
+
+
+def test_a_trusted_proxy_forwards_the_clients_address(coder: Any, settings: Any) -> None:
+    settings.PLATFORM_TRUSTED_PROXIES = ["172.28.0.2/32"]
+    via_proxy = {"REMOTE_ADDR": "172.28.0.2"}
+    assert anonymous().get("/api/v1/models", HTTP_X_FORWARDED_FOR=INSIDE, **via_proxy).status_code == 200
+    assert anonymous().get("/api/v1/models", HTTP_X_FORWARDED_FOR=OUTSIDE, **via_proxy).status_code == 401
+    # What a client wrote to the left of the proxy's own entry is not believed.
+    spoofed = f"{INSIDE}, {OUTSIDE}"
+    assert anonymous().get("/api/v1/models", HTTP_X_FORWARDED_FOR=spoofed, **via_proxy).status_code == 401
+    assert anonymous().get("/api/v1/models", HTTP_X_FORWARDED_FOR="bogus", **via_proxy).status_code == 401
+    # A proxy is not a trusted client for being a proxy, even one inside a trusted network.
+    settings.PLATFORM_TRUSTED_PROXIES = ["10.9.9.9/32"]
+    assert anonymous().get("/api/v1/models", REMOTE_ADDR="10.9.9.9").status_code == 401
+    assert anonymous().get("/api/v1/models", REMOTE_ADDR="10.9.9.9", HTTP_X_FORWARDED_FOR="10.9.9.9").status_code == 401
+    assert anonymous().get("/api/v1/models", REMOTE_ADDR="10.9.9.9", HTTP_X_FORWARDED_FOR=INSIDE).status_code == 200
+
+
+def test_an_ipv4_peer_seen_by_a_dual_stack_socket_matches_ipv4_networks(coder: Any) -> None:
+    assert anonymous().get("/api/v1/models", REMOTE_ADDR=f"::ffff:{INSIDE}").status_code == 200
+
+
+def test_every_trusted_request_is_counted_and_audited(coder: Any, api_client_for: ClientFor) -> None:
+    before_get, before_post = _trusted_count("10.0.0.0/8", "GET"), _trusted_count("10.0.0.0/8", "POST")
+    anonymous().get(f"/api/v1/models/{coder.pk}/capabilities", REMOTE_ADDR=INSIDE)
+    anonymous().post(f"/api/v1/models/{coder.pk}/usage", {"request_id": "r1"}, format="json", REMOTE_ADDR=INSIDE)
+    anonymous().get("/api/v1/models", REMOTE_ADDR=OUTSIDE)  # refused: neither counted nor audited
+
+    assert _trusted_count("10.0.0.0/8", "GET") - before_get == 1
+    assert _trusted_count("10.0.0.0/8", "POST") - before_post == 1
+    entries = LogEntry.objects.filter(action=LogEntry.Action.ACCESS).order_by("id")
+    assert [(e.actor_email, e.remote_addr, e.object_pk) for e in entries] == [
+        (f"platform:network:{INSIDE}", INSIDE, str(coder.pk)),
+        (f"platform:network:{INSIDE}", INSIDE, str(coder.pk)),
+    ]
+    assert entries[1].object_repr == f"POST /api/v1/models/{coder.pk}/usage"
+    assert entries[1].additional_data["network"] == "10.0.0.0/8"
+    # Admins find them in the audit log by actor and action.
+    audit = api_client_for("admin").get("/audit", {"actor": f"platform:network:{INSIDE}", "action": "access"})
+    assert audit.status_code == 200
+    assert audit.json()["count"] == 2
+
+
+@pytest.mark.parametrize("ref", ["%00", "%ED%A0%80", "a%00b/usage"])
+def test_a_path_no_column_can_hold_is_still_audited_and_a_json_404(ref: str) -> None:
+    response = anonymous().get(f"/api/v1/models/{ref}", REMOTE_ADDR=INSIDE)
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/json"
+    assert LogEntry.objects.filter(action=LogEntry.Action.ACCESS, remote_addr=INSIDE).count() == 1
+
+
+# --- Shapes ---------------------------------------------------------------------------------------
+
+
+def test_the_capability_flags_follow_the_configured_threshold(coder: Any, settings: Any) -> None:
+    settings.PLATFORM_CAPABILITY_THRESHOLD = 0.7
+    caps = anonymous().get(f"/api/v1/models/{coder.pk}/capabilities", REMOTE_ADDR=INSIDE).json()
+    assert (caps["code"], caps["image"], caps["audio"]) == (True, False, False)
+    assert "image_analysis" not in caps["task_types"]
+    assert caps["content_types"] == ["code", "text"]
+
+
+def test_task_and_content_types_follow_the_type_and_capabilities(coder: Any) -> None:
+    caps = anonymous().get(f"/api/v1/models/{coder.pk}/capabilities", REMOTE_ADDR=INSIDE).json()
+    assert caps["task_types"] == ["chat", "code_generation", "image_analysis", "text_generation"]
+    assert caps["content_types"] == ["code", "image", "text"]
+    assert caps["pricing"] == {"input": 0.0005, "output": 0.0015, "per_tokens": 1000, "currency": "USD"}
+
+
+def test_an_operator_overrides_task_and_content_types_in_details(coder: Any, api_client_for: ClientFor) -> None:
+    overrides = {"platform": {"task_types": ["code_review"], "content_types": ["text"]}}
+    patched = api_client_for("editor").patch(f"/models/{coder.pk}", {"details": overrides}, format="json")
+    assert patched.status_code == 200
+    caps = anonymous().get(f"/api/v1/models/{coder.pk}/capabilities", REMOTE_ADDR=INSIDE).json()
+    assert (caps["task_types"], caps["content_types"]) == (["code_review"], ["text"])
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"task_types": "chat"}, {"task_types": [1]}, {"tasks": ["chat"]}, ["chat"]],
+)
+def test_malformed_overrides_are_refused_naming_the_field(
+    coder: Any, api_client_for: ClientFor, overrides: Any
+) -> None:
+    response = api_client_for("editor").patch(
+        f"/models/{coder.pk}", {"details": {"platform": overrides}}, format="json"
+    )
+    assert response.status_code == 400
+    assert "platform" in response.json()["details"]
+
+
+def test_a_model_without_a_price_or_an_endpoint_says_null(api_client_for: ClientFor) -> None:
+    model = RegisteredModelFactory(name="plain:latest")
+    body = anonymous().get(f"/api/v1/models/{model.pk}", REMOTE_ADDR=INSIDE).json()
+    assert body["endpoint_url"] is None
+    assert body["capabilities"]["pricing"]["input"] is None
+
+
+def test_the_primary_endpoint_is_the_first_with_a_url(coder: Any) -> None:
+    ModelEndpointFactory(model=coder, endpoint_type="local", endpoint_url=None)
+    ModelEndpointFactory(model=coder, endpoint_url="http://first:11434")
+    ModelEndpointFactory(model=coder, endpoint_url="http://second:11434")
+    assert anonymous().get(f"/api/v1/models/{coder.pk}", REMOTE_ADDR=INSIDE).json()["endpoint_url"] == (
+        "http://first:11434"
+    )
+
+
+def test_the_plain_list_takes_the_registrys_filters(coder: Any) -> None:
+    RegisteredModelFactory(name="other:latest")
+    body = anonymous().get("/api/v1/models", {"capability": "code", "min_score": 0.8}, REMOTE_ADDR=INSIDE).json()
+    assert [model["name"] for model in body] == ["qwen2.5-coder:7b"]
+    bad = anonymous().get("/api/v1/models", {"min_score": 7}, REMOTE_ADDR=INSIDE)
+    assert bad.status_code == 400
+    assert "min_score" in bad.json()
+
+
+def test_the_plain_list_costs_the_same_queries_for_5_and_40_models(
+    django_assert_max_num_queries: Any, coder: Any
+) -> None:
+    for index in range(40):
+        model = RegisteredModelFactory(name=f"bulk-{index}:latest")
+        ModelCapabilityFactory(model=model, capability="text")
+        ModelEndpointFactory(model=model)
+    # Four for the models and their related rows, one for the trusted request's audit entry (plus the cache's).
+    with django_assert_max_num_queries(8):
+        response = anonymous().get("/api/v1/models", REMOTE_ADDR=INSIDE)
+    assert len(response.json()) == 41
+
+
+# --- The router's metrics ------------------------------------------------------------------------
+
+
+def _post_usage(model: Any, body: Any) -> Any:
+    return anonymous().post(f"/api/v1/models/{model.pk}/usage", body, format="json", REMOTE_ADDR=INSIDE)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"tokens": 3}, "tokens"),
+        ({"success": "yes"}, "success"),
+        ({"latency": -1}, "latency"),
+        ({"content_token_count": 1.5}, "content_token_count"),
+        ({"content_types": "text"}, "content_types"),
+        ({"cost": "free"}, "cost"),
+        ({"model_id": "someone-else"}, "model_id"),
+        ({"content_token_count": 2**31 - 1, "response_token_count": 2}, "response_token_count"),
+    ],
+)
+def test_a_malformed_metric_is_a_400_naming_the_field(coder: Any, body: dict[str, Any], field: str) -> None:
+    response = _post_usage(coder, body)
+    assert response.status_code == 400
+    assert field in response.json()
+    assert not ModelUsage.objects.exists()
+
+
+def test_only_stored_metrics_are_counted_in_the_usage_metrics(
+    coder: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    labels = {"model": coder.name}
+    before = REGISTRY.get_sample_value("registry_usage_requests_total", labels) or 0.0
+    for _ in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert _post_usage(coder, {"request_id": "once", "success": False}).status_code == 200
+    assert (REGISTRY.get_sample_value("registry_usage_requests_total", labels) or 0.0) - before == 1
+    assert ModelUsage.objects.get().error_count == 1
+
+
+def test_the_model_id_may_be_the_id_or_the_name(coder: Any) -> None:
+    assert _post_usage(coder, {"model_id": coder.pk, "request_id": "a"}).status_code == 200
+    assert _post_usage(coder, {"model_id": coder.name, "request_id": "b"}).status_code == 200
+    assert ModelUsage.objects.count() == 2
+
+
+def test_a_batch_stores_each_request_id_once(coder: Any) -> None:
+    body = [{"request_id": "x", "content_token_count": 1}, {"request_id": "x"}, {"request_id": "y"}, {}]
+    assert _post_usage(coder, body).json() == {"recorded": 3, "duplicates": 1}
+    assert _post_usage(coder, body).json() == {"recorded": 1, "duplicates": 3}  # only the id-less record again
+    assert ModelUsage.objects.filter(request_id="x").get().token_count == 1
+
+
+def test_the_same_request_id_on_two_models_is_two_records(coder: Any) -> None:
+    fallback = RegisteredModelFactory(name="fallback:latest")
+    assert _post_usage(coder, {"request_id": "r", "success": False}).json()["recorded"] == 1
+    assert _post_usage(fallback, {"request_id": "r"}).json()["recorded"] == 1
+    assert ModelUsage.objects.filter(request_id="r").count() == 2
+
+
+def test_metrics_for_an_unknown_model_are_a_json_404(coder: Any) -> None:
+    response = anonymous().post("/api/v1/models/nope:latest/usage", {}, format="json", REMOTE_ADDR=INSIDE)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "No such model."}
+
+
+# --- /api/v1/ itself -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["get", "post", "delete"])
+@pytest.mark.parametrize("path", ["/api/v1/no/such/thing", "/api/v1/", "/api/v1"])
+def test_any_unknown_path_under_v1_is_a_json_404(method: str, path: str, api_client_for: ClientFor) -> None:
+    response = getattr(api_client_for("viewer"), method)(path)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+def test_an_unexpected_failure_under_v1_is_a_json_500(coder: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(**kwargs: Any) -> Any:
+        raise RuntimeError("the database went away mid-query")
+
+    monkeypatch.setattr(platform.selectors, "models_filtered", broken)
+    response = anonymous().get("/api/v1/models", REMOTE_ADDR=INSIDE)
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal server error."}
+    assert "database" not in response.content.decode()
+
+
+def test_v1_without_the_profile_is_the_same_api(coder: Any, settings: Any, api_client_for: ClientFor) -> None:
+    settings.PLATFORM_API_COMPAT = ""
+    client = api_client_for("viewer")
+    usage = f"/models/{coder.pk}/usage?from=2026-11-01T00:00:00Z&to=2026-11-02T00:00:00Z"
+    for path in ("/models", f"/models/{coder.pk}", f"/models/{coder.pk}/capabilities", usage):
+        assert client.get(f"/api/v1{path}").json() == client.get(path).json(), path
+
+
+def test_the_schema_documents_each_operation_once(api_client_for: ClientFor) -> None:
+    paths = api_client_for("viewer").get("/api/schema", HTTP_ACCEPT="application/json").json()["paths"]
+    assert "/models" in paths
+    assert not [path for path in paths if path.startswith("/api/v1/")]
