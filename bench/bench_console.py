@@ -14,6 +14,9 @@ from __future__ import annotations
 import os
 import sys
 
+# Admin pages name static files; the manifest of production's storage needs collectstatic first.
+os.environ.setdefault("STATIC_MANIFEST", "false")
+
 from bench_api import ROWS, SCHEMA, ensure_database, generate_usage, median_ms, setup_models  # sets up Django
 from django.contrib.auth.models import User
 from django.core.cache import cache

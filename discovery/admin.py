@@ -38,17 +38,7 @@ class ProviderSourceForm(WriteOnlySecretsForm, ApiValidatedForm):
 @admin.register(ProviderSource)
 class ProviderSourceAdmin(admin.ModelAdmin):
     form = ProviderSourceForm
-    list_display = [
-        "name",
-        "kind",
-        "base_url",
-        "enabled",
-        "interval_seconds",
-        "last_run_at",
-        "last_status",
-        "consecutive_failures",
-        "runs_link",
-    ]
+    list_display = ["name", "kind", "base_url", "enabled", "last_run", "consecutive_failures", "runs_link"]
     fieldsets = [
         (None, {"fields": ["name", "kind", "base_url", "api_key", "clear_api_key", "enabled", "interval_seconds"]}),
         (
@@ -109,6 +99,17 @@ class ProviderSourceAdmin(admin.ModelAdmin):
             reverse("admin:discovery_discoveryrun_changelist") + f"?source__id__exact={obj.pk}",
         )
 
+    @admin.display(description="last run", ordering="last_run_at")
+    def last_run(self, obj: ProviderSource) -> str:
+        if obj.last_run_at is None:
+            return "never"
+        return format_html(
+            '<span class="status run-{}">{}</span> {}',
+            obj.last_status,
+            obj.get_last_status_display(),
+            f"{obj.last_run_at:%Y-%m-%d %H:%M}",
+        )
+
     @admin.display(description="runs")
     def runs_link(self, obj: ProviderSource) -> str:
         url = reverse("admin:discovery_discoveryrun_changelist") + f"?source__id__exact={obj.pk}"
@@ -153,24 +154,32 @@ class ProviderSourceAdmin(admin.ModelAdmin):
 
 @admin.register(DiscoveryRun)
 class DiscoveryRunAdmin(admin.ModelAdmin):
-    list_display = [
-        "started_at",
-        "source",
-        "trigger",
-        "dry_run",
-        "status",
-        "models_seen",
-        "models_added",
-        "models_updated",
-        "models_unavailable",
-        "models_skipped",
-        "finished_at",
-        "short_error",
-    ]
+    list_display = ["started", "source", "trigger", "outcome", "counts", "duration", "short_error"]
     list_filter = ["status", "trigger", "dry_run", "source"]
     list_select_related = ["source"]
     date_hierarchy = "started_at"
     search_fields = ["error_message", "source__name"]
+
+    @admin.display(description="started", ordering="started_at")
+    def started(self, obj: DiscoveryRun) -> str:
+        return f"{obj.started_at:%Y-%m-%d %H:%M:%S}"
+
+    @admin.display(description="outcome", ordering="status")
+    def outcome(self, obj: DiscoveryRun) -> str:
+        dry = " (dry run)" if obj.dry_run else ""
+        return format_html('<span class="status run-{}">{}</span>{}', obj.status, obj.get_status_display(), dry)
+
+    @admin.display(description="seen · added · updated · gone · skipped")
+    def counts(self, obj: DiscoveryRun) -> str:
+        return (
+            f"{obj.models_seen} · {obj.models_added} · {obj.models_updated} · "
+            f"{obj.models_unavailable} · {obj.models_skipped}"
+        )
+
+    @admin.display(description="took")
+    def duration(self, obj: DiscoveryRun) -> str:
+        seconds = obj.duration_seconds
+        return "-" if seconds is None else f"{seconds:.1f} s"
 
     @admin.display(description="error")
     def short_error(self, obj: DiscoveryRun) -> str:

@@ -7,7 +7,7 @@ timestamp), and search by model name through the small models table, not with a 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from django.contrib import admin
@@ -101,6 +101,14 @@ class TaskCategoryFilter(RecentValuesFilter):
 class HistoryAdmin(CsvExportMixin, admin.ModelAdmin):
     """Read-only: usage and performance records are history, written by the API only."""
 
+    @admin.display(description="when (UTC)", ordering="timestamp")
+    def when(self, record: ModelUsage | ModelPerformance) -> str:
+        return f"{record.timestamp.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+
+    @admin.display(description="model", ordering="model_name")
+    def model_column(self, record: ModelUsage | ModelPerformance) -> str:
+        return record.model_name
+
     list_select_related = ["model"]
     paginator = CappedCountPaginator
     show_full_result_count = False
@@ -131,7 +139,7 @@ class HistoryAdmin(CsvExportMixin, admin.ModelAdmin):
 
 @admin.register(ModelPerformance)
 class ModelPerformanceAdmin(HistoryAdmin):
-    list_display = ["timestamp", "model_name", "metric_name", "metric_value", "task_category", "sample_size"]
+    list_display = ["when", "model_column", "metric_name", "metric_value", "task_category", "sample_size"]
     list_filter = [("timestamp", admin.DateFieldListFilter), ProviderFilter, MetricFilter, TaskCategoryFilter]
     search_fields = ["model_name"]
     search_help_text = "Model name (or part of it)."
@@ -141,18 +149,27 @@ class ModelPerformanceAdmin(HistoryAdmin):
 
 @admin.register(ModelUsage)
 class ModelUsageAdmin(HistoryAdmin):
-    list_display = [
-        "timestamp",
-        "model_name",
-        "request_count",
-        "token_count",
-        "error_count",
-        "average_latency",
-        "cost",
-    ]
+    list_display = ["when", "model_column", "requests", "tokens", "errors", "latency", "cost"]
     list_filter = [("timestamp", admin.DateFieldListFilter), ProviderFilter, "model__model_type", ErrorsFilter]
     search_fields = ["model_name"]
     search_help_text = "Model name (or part of it)."
+
+    @admin.display(description="requests", ordering="request_count")
+    def requests(self, record: ModelUsage) -> int:
+        return record.request_count
+
+    @admin.display(description="tokens", ordering="token_count")
+    def tokens(self, record: ModelUsage) -> int | None:
+        return record.token_count
+
+    @admin.display(description="errors", ordering="error_count")
+    def errors(self, record: ModelUsage) -> int:
+        return record.error_count
+
+    @admin.display(description="latency (s)", ordering="average_latency")
+    def latency(self, record: ModelUsage) -> str:
+        return "-" if record.average_latency is None else f"{record.average_latency:.3f}"
+
     export_values = [
         "timestamp",
         "model_name",

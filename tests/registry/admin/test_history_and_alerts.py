@@ -44,7 +44,7 @@ def test_the_usage_list_filters_by_model_name_date_provider_and_errors(staff: di
 
     def shown(query: str) -> set[str]:
         page = staff["viewer"].get(url + query).content.decode()
-        return {n for n in ("11", "22", "33") if f'<td class="field-request_count">{n}</td>' in page}
+        return {n for n in ("11", "22", "33") if f'<td class="field-requests">{n}</td>' in page}
 
     assert shown("") == {"11", "22", "33"}
     assert shown("?q=llama") == {"22", "33"}
