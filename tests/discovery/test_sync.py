@@ -392,3 +392,59 @@ def test_finished_run_is_counted_in_the_metrics(ollama_source: ProviderSource) -
     _sync(ollama_source)
 
     assert counter._value.get() == before + 1
+
+
+def test_run_records_the_names_of_the_models_it_added_updated_and_made_unavailable(
+    ollama_source: ProviderSource, fake_ollama: FakeOllama
+) -> None:
+    listed = load_models()
+    first = _sync(ollama_source)
+    assert first.changes == {
+        "added": sorted(tag["name"] for tag, _ in listed),
+        "updated": [],
+        "unavailable": [],
+        "skipped": [],
+    }
+
+    gone, *rest = listed
+    fake_ollama.set_models(rest)
+    second = _sync(ollama_source)
+    fake_ollama.set_models(listed)
+    third = _sync(ollama_source)
+
+    second.refresh_from_db()
+    third.refresh_from_db()
+    assert second.changes == {"added": [], "updated": [], "unavailable": [gone[0]["name"]], "skipped": []}
+    assert third.changes == {"added": [], "updated": [gone[0]["name"]], "unavailable": [], "skipped": []}
+
+
+def test_run_records_the_names_it_skipped(ollama_source: ProviderSource, fake_ollama: FakeOllama) -> None:
+    tag, show = load_models()[0]
+    long_name = "x" * 120
+    fake_ollama.set_models([({**tag, "name": long_name, "model": long_name}, show)])
+
+    run = _sync(ollama_source)
+
+    assert run.changes["skipped"] == ["x" * 100 + "..."]
+    assert run.models_skipped == 1
+
+
+def test_run_keeps_the_first_names_of_a_long_list_and_the_full_count(
+    ollama_source: ProviderSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("discovery.sync.CHANGES_NAMES_MAX", 2)
+
+    run = _sync(ollama_source)
+
+    run.refresh_from_db()
+    assert run.models_added == 5
+    assert run.changes["added"] == sorted(tag["name"] for tag, _ in load_models())[:2]
+
+
+def test_failed_run_records_no_names(ollama_source: ProviderSource, fake_ollama: FakeOllama) -> None:
+    fake_ollama.fail_next("status", status=401, times=5)
+
+    run = _sync(ollama_source)
+
+    assert run.status == RunStatus.FAILED
+    assert run.changes == {}
