@@ -218,13 +218,16 @@ def plan_sync(source: ProviderSource, listing: Listing, *, now: datetime) -> Syn
 
     existing = {m.name: m for m in RegisteredModel.objects.filter(name__in=list(claims))}
     endpoints = {e.model_id: e for e in ModelEndpoint.objects.filter(source=source).select_related("model")}
-    owned_ids = [m.pk for m in existing.values() if m.source_id == source.pk]
+    owned = {m.pk: m for m in existing.values() if m.source_id == source.pk}
     caps_by_model: dict[int, dict[str, ModelCapability]] = {}
     params_by_model: dict[int, dict[str, ModelParameter]] = {}
-    if owned_ids:
-        for cap in ModelCapability.objects.filter(model_id__in=owned_ids):
+    if owned:
+        # Each row gets its model object from `owned` (no query): the audit entries name the model.
+        for cap in ModelCapability.objects.filter(model_id__in=list(owned)):
+            cap.model = owned[cap.model_id]
             caps_by_model.setdefault(cap.model_id, {})[cap.capability] = cap
-        for param in ModelParameter.objects.filter(model_id__in=owned_ids):
+        for param in ModelParameter.objects.filter(model_id__in=list(owned)):
+            param.model = owned[param.model_id]
             params_by_model.setdefault(param.model_id, {})[param.parameter_name] = param
 
     for name, claim in claims.items():

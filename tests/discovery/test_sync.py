@@ -235,7 +235,8 @@ def test_discovery_removes_a_capability_it_set_when_the_provider_stops_declaring
     model = RegisteredModel.objects.get(name="qwen3:8b")
     assert run.models_updated == 1
     assert set(model.capabilities.values_list("capability", flat=True)) == {"text", "tools"}
-    assert LogEntry.objects.filter(content_type__model="modelcapability", action=LogEntry.Action.DELETE).count() == 1
+    [entry] = LogEntry.objects.filter(content_type__model="modelcapability", action=LogEntry.Action.DELETE)
+    assert entry.object_repr == "qwen3:8b: reasoning"
 
 
 def test_operator_parameter_is_never_overwritten(ollama_source: ProviderSource) -> None:
@@ -448,3 +449,21 @@ def test_failed_run_records_no_names(ollama_source: ProviderSource, fake_ollama:
 
     assert run.status == RunStatus.FAILED
     assert run.changes == {}
+
+
+def test_audit_entries_of_capabilities_and_parameters_name_their_model(ollama_source: ProviderSource) -> None:
+    _sync(ollama_source)
+
+    model = RegisteredModel.objects.get(name="qwen3:8b")
+    capability_entries = LogEntry.objects.filter(
+        content_type__model="modelcapability", object_id__in=model.capabilities.values("pk")
+    )
+    parameter_entries = LogEntry.objects.filter(
+        content_type__model="modelparameter", object_id__in=model.parameters.values("pk")
+    )
+    assert set(capability_entries.values_list("object_repr", flat=True)) == {
+        "qwen3:8b: text",
+        "qwen3:8b: tools",
+        "qwen3:8b: reasoning",
+    }
+    assert "qwen3:8b: temperature" in set(parameter_entries.values_list("object_repr", flat=True))
