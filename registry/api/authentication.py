@@ -26,7 +26,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils.functional import SimpleLazyObject
 from rest_framework import HTTP_HEADER_ENCODING
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
@@ -137,6 +137,25 @@ class PlatformJWTAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return f'{BEARER} realm="{REALM}"'
+
+
+class StaffSessionAuthentication(SessionAuthentication):
+    """The Django session of a staff user logged into the admin, for the pages people open in a browser.
+
+    Only the API docs, the schema and the audit log take it (``BROWSER_AUTHENTICATION``): a browser
+    cannot send a bearer token there, while programs keep using JWTs everywhere else. DRF's session
+    check enforces CSRF on unsafe methods; a session of a user who is not staff counts for nothing.
+    """
+
+    def authenticate(self, request: Request) -> tuple[AbstractBaseUser, None] | None:
+        result = super().authenticate(request)
+        if result is None or not getattr(result[0], "is_staff", False):
+            return None
+        return result
+
+
+# The bearer tokens first: an anonymous caller still gets 401 with a Bearer challenge, as on the API.
+BROWSER_AUTHENTICATION = [LocalJWTAuthentication, PlatformJWTAuthentication, StaffSessionAuthentication]
 
 
 def decode_platform_token(token: str) -> dict[str, Any]:

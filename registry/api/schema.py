@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 
@@ -27,3 +28,16 @@ class PlatformJWTScheme(_BearerJWTScheme):
     target_class = "registry.api.authentication.PlatformJWTAuthentication"
     name = "platformJWT"
     description = "A token of the platform's auth service (HS256, signed with JWT_SECRET)."
+
+
+class StaffSessionScheme(OpenApiAuthenticationExtension):
+    target_class = "registry.api.authentication.StaffSessionAuthentication"
+    name = "staffSession"
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
+        return {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": settings.SESSION_COOKIE_NAME,
+            "description": "The session of a staff user logged into the admin (/admin/login/), for a browser.",
+        }
