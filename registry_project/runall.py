@@ -306,8 +306,13 @@ def banner(*, url: str, admin: Admin, logs: list[Path], not_up: list[str]) -> li
         f"  Admin:     {url}/admin/",
         f"  API docs:  {url}/api/docs",
         f"  Health:    {url}/health",
-        f"  Username:  {admin.username}",
+        *credentials(admin),
     ]
+    return lines
+
+
+def credentials(admin: Admin) -> list[str]:
+    lines = [f"  Username:  {admin.username}"]
     if admin.generated_password:
         lines.append(f"  Password:  {admin.generated_password}")
         lines.append("             (generated now, shown only this once; to choose your own:")
@@ -348,9 +353,14 @@ def main() -> int:
     checks = {"web": answers(f"{url}/healthz")}
     checks.update({name: marked_ready(ready_dir / name) for name in LOGGED_TO_FILES})
     not_up = supervisor.wait_until_ready(checks, timeout=float(os.environ.get("RUNALL_READY_TIMEOUT", "90")))
-    if not supervisor.stopping and all(c.process is not None and c.process.poll() is None for c in members):
-        logs = [child.log for child in members if child.log is not None]
-        print("\n".join(["", *banner(url=url, admin=admin, logs=logs, not_up=not_up)]), flush=True)
+    if supervisor.stopping or any(c.process is None or c.process.poll() is not None for c in members):
+        code = supervisor.wait()
+        if admin.generated_password:
+            # Stored nowhere in clear: a start that failed must not take the only copy with it.
+            print("\n".join(["runall: the admin user was created:", *credentials(admin)]), flush=True)
+        return code
+    logs = [child.log for child in members if child.log is not None]
+    print("\n".join(["", *banner(url=url, admin=admin, logs=logs, not_up=not_up)]), flush=True)
     return supervisor.wait()
 
 

@@ -287,3 +287,23 @@ def test_make_run_on_a_busy_port_fails_at_once_saying_how_to_choose_another(tmp_
     # Before any migration: the data folder holds no database.
     assert not (tmp_path / "data" / "registry.sqlite3").exists()
     assert "Applying" not in output
+
+
+def test_a_start_that_fails_still_shows_the_generated_password_last(tmp_path: Path, free_port: int) -> None:
+    # 192.0.2.1 (TEST-NET-1) is on no interface: the web server cannot bind it and exits.
+    log_path = tmp_path / "run.log"
+    process = start_runall(runall_env(tmp_path, free_port, HOST="192.0.2.1", RUNALL_STOP_TIMEOUT="5"), log_path)
+    try:
+        code = process.wait(timeout=90)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    lines = log_path.read_text().rstrip("\n").splitlines()
+    assert code != 0
+    assert any(line.startswith("runall: web exited with") for line in lines)
+    assert lines[-5:-3] == ["runall: the admin user was created:", "  Username:  admin"]
+    assert lines[-3].startswith("  Password:  ")
+    assert len(lines[-3].split()) == 2
+    assert lines[-1].endswith("DJANGO_SUPERUSER_PASSWORD=<password> make run)")
