@@ -35,6 +35,8 @@ max_requests_jitter = max_requests // 10
 # Heartbeat files in memory: a slow disk (or a container's overlay) must not get workers killed.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 - gunicorn's documented advice
 accesslog = "-" if os.environ.get("WEB_ACCESS_LOG", "true").lower() in {"1", "true", "yes", "on"} else None
+# Requests for static files (whitenoise) are not logged: they would bury the API's.
+logger_class = "registry_project.accesslog.AccessLogWithoutStatic"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # X-Forwarded-* are trusted from these addresses only (the reverse proxy).

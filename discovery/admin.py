@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
 from discovery.api.serializers import ProviderSourceSerializer
 from discovery.models import DiscoveryRun, ProviderSource
@@ -159,6 +160,35 @@ class DiscoveryRunAdmin(admin.ModelAdmin):
     list_select_related = ["source"]
     date_hierarchy = "started_at"
     search_fields = ["error_message", "source__name"]
+    fieldsets = [
+        (None, {"fields": ["source", "trigger", "dry_run", "status", ("started_at", "finished_at"), "error_message"]}),
+        ("What it changed", {"fields": ["counts", "changed_models"]}),
+    ]
+    readonly_fields = ["counts", "changed_models"]
+
+    @admin.display(description="models by change")
+    def changed_models(self, obj: DiscoveryRun) -> str:
+        changes = obj.changes or {}
+        if not any(changes.values()):
+            return "Nothing changed." if obj.status == "succeeded" else "-"
+        # Names link to the model list searched by name: a run keeps names, which outlive renames.
+        model_list = reverse("admin:registry_registeredmodel_changelist")
+        sections = []
+        for key, label, total in (
+            ("added", "Added", obj.models_added),
+            ("updated", "Updated", obj.models_updated),
+            ("unavailable", "Made unavailable", obj.models_unavailable),
+            ("skipped", "Skipped", obj.models_skipped),
+        ):
+            names = changes.get(key) or []
+            if not names:
+                continue
+            links = format_html_join(
+                ", ", '<a href="{}?{}">{}</a>', ((model_list, urlencode({"q": name}), name) for name in names)
+            )
+            more = f" and {total - len(names)} more" if total > len(names) else ""
+            sections.append(format_html("<p><b>{}</b> ({}): {}{}</p>", label, total, links, more))
+        return format_html_join("", "{}", ((section,) for section in sections))
 
     @admin.display(description="started", ordering="started_at")
     def started(self, obj: DiscoveryRun) -> str:

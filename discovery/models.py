@@ -73,6 +73,12 @@ class ProviderSource(models.Model):
         return self.name
 
 
+# How many names each list of DiscoveryRun.changes keeps: a first run of a large catalogue would
+# otherwise store (and the admin render) tens of thousands of names in one row.
+CHANGES_NAMES_MAX = 500
+CHANGE_KINDS = ("added", "updated", "unavailable", "skipped")
+
+
 class DiscoveryRun(models.Model):
     """One discovery run of one source: when, how it ended, and what it changed."""
 
@@ -87,6 +93,13 @@ class DiscoveryRun(models.Model):
     models_updated = models.PositiveIntegerField(default=0)
     models_unavailable = models.PositiveIntegerField(default=0)
     models_skipped = models.PositiveIntegerField(default=0)
+    # The names behind the counts, so an operator sees which models a run touched without digging
+    # through the audit log. Capped (CHANGES_NAMES_MAX per list): the counts above stay the totals.
+    changes = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Names of the models added, updated, made unavailable and skipped: {"added": [...], ...}.',
+    )
     error_message = models.TextField(blank=True, default="")
 
     class Meta:

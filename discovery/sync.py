@@ -37,7 +37,7 @@ from django.utils import timezone
 from discovery.clients import fetch_listing
 from discovery.clients.base import DiscoveredModel, Listing, Progress, ProviderError
 from discovery.locks import source_lock
-from discovery.models import DiscoveryRun, ProviderSource, RunStatus
+from discovery.models import CHANGE_KINDS, CHANGES_NAMES_MAX, DiscoveryRun, ProviderSource, RunStatus
 from registry import metrics
 from registry.audit import log_bulk
 from registry.cache import models_changed
@@ -208,13 +208,16 @@ def plan_sync(source: ProviderSource, listing: Listing, *, now: datetime) -> Syn
 
     existing = {m.name: m for m in RegisteredModel.objects.filter(name__in=list(claims))}
     endpoints = {e.model_id: e for e in ModelEndpoint.objects.filter(source=source).select_related("model")}
-    owned_ids = [m.pk for m in existing.values() if m.source_id == source.pk]
+    owned = {m.pk: m for m in existing.values() if m.source_id == source.pk}
     caps_by_model: dict[int, dict[str, ModelCapability]] = {}
     params_by_model: dict[int, dict[str, ModelParameter]] = {}
-    if owned_ids:
-        for cap in ModelCapability.objects.filter(model_id__in=owned_ids):
+    if owned:
+        # Each row gets its model object from `owned` (no query): the audit entries name the model.
+        for cap in ModelCapability.objects.filter(model_id__in=list(owned)):
+            cap.model = owned[cap.model_id]
             caps_by_model.setdefault(cap.model_id, {})[cap.capability] = cap
-        for param in ModelParameter.objects.filter(model_id__in=owned_ids):
+        for param in ModelParameter.objects.filter(model_id__in=list(owned)):
+            param.model = owned[param.model_id]
             params_by_model.setdefault(param.model_id, {})[param.parameter_name] = param
 
     for name, claim in claims.items():
@@ -445,12 +448,14 @@ def source_sync_report(
     run.status = outcome.status
     run.error_message = outcome.error
     run.finished_at = finished
+    names = _changed_names(outcome.plan)
     if outcome.plan is not None:
         run.models_seen = outcome.plan.seen
-        run.models_added = len(outcome.plan.added)
-        run.models_updated = len(outcome.plan.updated - outcome.plan.added)
-        run.models_unavailable = len(outcome.plan.unavailable)
-        run.models_skipped = len(outcome.plan.skipped)
+        run.models_added = len(names["added"])
+        run.models_updated = len(names["updated"])
+        run.models_unavailable = len(names["unavailable"])
+        run.models_skipped = len(names["skipped"])
+        run.changes = {kind: names[kind][:CHANGES_NAMES_MAX] for kind in CHANGE_KINDS}
     run.save(
         update_fields=[
             "status",
@@ -461,6 +466,7 @@ def source_sync_report(
             "models_updated",
             "models_unavailable",
             "models_skipped",
+            "changes",
         ]
     )
     if not dry_run and outcome.status != RunStatus.SKIPPED:
@@ -472,13 +478,22 @@ def source_sync_report(
             consecutive_failures=0 if outcome.status == RunStatus.SUCCEEDED else F("consecutive_failures") + 1,
         )
     metrics.discovery_finished(source=source.name, status=outcome.status, duration_seconds=time.monotonic() - started)
-    plan = outcome.plan
-    if plan is None:
-        return SyncReport(run, [], [], [], [])
     return SyncReport(
         run,
-        added=sorted(plan.added),
-        updated=sorted(plan.updated - plan.added),
-        unavailable=sorted(plan.unavailable),
-        skipped=sorted(plan.skipped),
+        added=names["added"],
+        updated=names["updated"],
+        unavailable=names["unavailable"],
+        skipped=names["skipped"],
     )
+
+
+def _changed_names(plan: SyncPlan | None) -> dict[str, list[str]]:
+    """The sorted names behind a run's counts; a model added in this run is not also "updated"."""
+    if plan is None:
+        return {kind: [] for kind in CHANGE_KINDS}
+    return {
+        "added": sorted(plan.added),
+        "updated": sorted(plan.updated - plan.added),
+        "unavailable": sorted(plan.unavailable),
+        "skipped": sorted(plan.skipped),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from dataclasses import dataclass
@@ -15,6 +16,11 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 
 from registry.roles import Role
+from registry_project.env import env_str
+
+# What to tell someone who wants a password of their own: the environment's password is applied
+# at every start (admin_user_ensure), so this works as printed, with no DEBUG or settings to know.
+CHOOSE_PASSWORD_HINT = "to choose your own, set DJANGO_SUPERUSER_PASSWORD (applied at every start)"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,8 @@ class EnsuredAdmin:
     username: str
     created: bool
     generated_password: str | None
+    # The caller's password was applied (the environment's, for the commands).
+    password_given: bool = False
 
 
 @transaction.atomic
@@ -46,7 +54,21 @@ def admin_user_ensure(*, username: str, password: str | None, email: str = "") -
     if password is not None:
         user.set_password(password)
     user.save()
-    return EnsuredAdmin(username=username, created=created, generated_password=generated)
+    return EnsuredAdmin(
+        username=username,
+        created=created,
+        generated_password=generated,
+        password_given=password is not None and generated is None,
+    )
+
+
+def admin_user_ensure_from_environment() -> EnsuredAdmin:
+    """``admin_user_ensure`` for DJANGO_SUPERUSER_USERNAME (default ``admin``), _PASSWORD (or _FILE) and _EMAIL."""
+    return admin_user_ensure(
+        username=os.environ.get("DJANGO_SUPERUSER_USERNAME") or "admin",
+        password=env_str("DJANGO_SUPERUSER_PASSWORD"),
+        email=os.environ.get("DJANGO_SUPERUSER_EMAIL", ""),
+    )
 
 
 def user_role(user: AbstractUser) -> Role | None:

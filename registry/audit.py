@@ -25,6 +25,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model
 
+from registry.models import ModelCapability, ModelParameter, RegisteredModel
+
 MASK = "********"
 
 # The actor of the innermost acting_as block, for log_bulk (see _current_context).
@@ -124,6 +126,7 @@ def log_bulk(action: str, objects: Sequence[Model], changes: Sequence[dict[str, 
         return 0
     context = _current_context()
     actor = context.get("actor")
+    reprs = _object_reprs(objects)
     entries = []
     for index, obj in enumerate(objects):
         entry_changes = changes[index] if changes is not None else {}
@@ -132,7 +135,7 @@ def log_bulk(action: str, objects: Sequence[Model], changes: Sequence[dict[str, 
                 content_type=ContentType.objects.get_for_model(obj),
                 object_pk=str(obj.pk),
                 object_id=obj.pk if isinstance(obj.pk, int) else None,
-                object_repr=str(obj)[:200],
+                object_repr=reprs[index][:200],
                 action=ACTIONS[action],
                 changes=entry_changes,
                 actor=actor if isinstance(actor, AbstractBaseUser) else None,
@@ -165,3 +168,30 @@ def log_access(
         additional_data={"actor": label, **details},
         remote_addr=remote_addr,
     )
+
+
+def _object_reprs(objects: Sequence[Model]) -> list[str]:
+    """``str(obj)`` of each object; capabilities and parameters as "<model name>: <their name>".
+
+    Rows whose model is loaded (discovery's are) cost nothing; the others' model names come in one query.
+    """
+    model_names: dict[int, str] = {}
+    unloaded: set[int] = set()
+    for obj in objects:
+        if isinstance(obj, ModelCapability | ModelParameter):
+            if type(obj).model.is_cached(obj):
+                model_names[obj.model_id] = obj.model.name
+            else:
+                unloaded.add(obj.model_id)
+    if unloaded - model_names.keys():
+        rows = RegisteredModel.objects.filter(pk__in=unloaded - model_names.keys()).values_list("pk", "name")
+        model_names.update(rows)
+    reprs = []
+    for obj in objects:
+        if isinstance(obj, ModelCapability):
+            reprs.append(f"{model_names.get(obj.model_id, obj.model_id)}: {obj.capability}")
+        elif isinstance(obj, ModelParameter):
+            reprs.append(f"{model_names.get(obj.model_id, obj.model_id)}: {obj.parameter_name}")
+        else:
+            reprs.append(str(obj))
+    return reprs

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from discovery.models import DiscoveryRun, ProviderSource, RunStatus
+from discovery.models import CHANGE_KINDS, CHANGES_NAMES_MAX, DiscoveryRun, ProviderSource, RunStatus
 from registry.api.serializers import StrictSerializerMixin
 
 
@@ -69,9 +70,21 @@ class ProviderSourceSerializer(StrictSerializerMixin, serializers.ModelSerialize
         return source
 
 
+class DiscoveryRunChangesSerializer(serializers.Serializer):
+    """The names behind a run's counts, each list cut at its first CHANGES_NAMES_MAX names."""
+
+    added = serializers.ListField(child=serializers.CharField(), max_length=CHANGES_NAMES_MAX)
+    updated = serializers.ListField(child=serializers.CharField(), max_length=CHANGES_NAMES_MAX)
+    unavailable = serializers.ListField(child=serializers.CharField(), max_length=CHANGES_NAMES_MAX)
+    skipped = serializers.ListField(child=serializers.CharField(), max_length=CHANGES_NAMES_MAX)
+
+
 class DiscoveryRunSerializer(serializers.ModelSerializer):
     status = serializers.ChoiceField(choices=RunStatus.choices, read_only=True)
     duration_seconds = serializers.SerializerMethodField()
+    changes = serializers.SerializerMethodField(
+        help_text="Names of the models added, updated, made unavailable and skipped (the counts are the totals)."
+    )
 
     class Meta:
         model = DiscoveryRun
@@ -88,12 +101,19 @@ class DiscoveryRunSerializer(serializers.ModelSerializer):
             "models_updated",
             "models_unavailable",
             "models_skipped",
+            "changes",
             "error_message",
         ]
         read_only_fields = fields
 
     def get_duration_seconds(self, run: DiscoveryRun) -> float | None:
         return run.duration_seconds
+
+    @extend_schema_field(DiscoveryRunChangesSerializer)
+    def get_changes(self, run: DiscoveryRun) -> dict[str, list[str]]:
+        # Every key, always: a failed run (or one recorded before the column existed) stores {}.
+        stored = run.changes if isinstance(run.changes, dict) else {}
+        return {kind: list(stored.get(kind, [])) for kind in CHANGE_KINDS}
 
 
 class DiscoveryQueuedSerializer(serializers.Serializer):

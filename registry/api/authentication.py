@@ -32,7 +32,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils.functional import SimpleLazyObject
 from rest_framework import HTTP_HEADER_ENCODING
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
@@ -147,6 +147,22 @@ class PlatformJWTAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return f'{BEARER} realm="{REALM}"'
+
+
+class StaffSessionAuthentication(SessionAuthentication):
+    """The Django session of a staff user logged into the admin, for the pages people open in a browser.
+
+    Only the API docs, the schema and the audit log take it (``BROWSER_AUTHENTICATION``): a browser
+    cannot send a bearer token there, while programs keep using JWTs everywhere else. DRF's session
+    check enforces CSRF on unsafe methods; a session of a user who is not staff counts for nothing.
+    """
+
+    def authenticate(self, request: Request) -> tuple[AbstractBaseUser, None] | None:
+        result = super().authenticate(request)
+        if result is None or not getattr(result[0], "is_staff", False):
+            return None
+        return result
+
 
 
 def decode_platform_token(token: str) -> dict[str, Any]:
@@ -312,3 +328,14 @@ class TrustedNetworkAuthentication(BaseAuthentication):
             remote_addr=str(address),
         )
         return caller, None
+
+
+# The views people open in a browser (the docs, /audit): the API's chain plus a staff session. The
+# bearer tokens first, so an anonymous caller still gets 401 with a Bearer challenge as on the API;
+# a trusted network's caller is the service role there too (and refused what that role may not read).
+BROWSER_AUTHENTICATION = [
+    LocalJWTAuthentication,
+    PlatformJWTAuthentication,
+    StaffSessionAuthentication,
+    TrustedNetworkAuthentication,
+]

@@ -13,6 +13,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView, TokenVerifyView
 
 from registry.api import schema  # noqa: F401 (registers the authentication schemes of the OpenAPI schema)
+from registry.api.authentication import BROWSER_AUTHENTICATION
 from registry.api.permissions import IsViewer
 from registry.api.views import (
     CapabilityViewSet,
@@ -25,19 +26,17 @@ from registry.api.views import (
 
 REF = r"(?P<ref>.+)"
 # The schema says nothing secret, but the issue puts every path but health and login behind a JWT;
-# API_DOCS_PUBLIC opens it (and the browsable docs, which cannot send a token) where that is wanted.
+# API_DOCS_PUBLIC opens it where that is wanted. The docs are for people: a staff user logged into
+# the admin opens them with that session (a browser cannot send a bearer token).
 DOCS_PERMISSIONS = [AllowAny] if settings.API_DOCS_PUBLIC else [IsViewer]
+DOCS_VIEW_OPTIONS = {"permission_classes": DOCS_PERMISSIONS, "authentication_classes": BROWSER_AUTHENTICATION}
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("auth/token", TokenObtainPairView.as_view(), name="auth-token"),
     path("auth/token/refresh", TokenRefreshView.as_view(), name="auth-token-refresh"),
     path("auth/token/verify", TokenVerifyView.as_view(), name="auth-token-verify"),
-    path("api/schema", SpectacularAPIView.as_view(permission_classes=DOCS_PERMISSIONS), name="api-schema"),
-    path(
-        "api/docs",
-        SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=DOCS_PERMISSIONS),
-        name="api-docs",
-    ),
+    path("api/schema", SpectacularAPIView.as_view(**DOCS_VIEW_OPTIONS), name="api-schema"),
+    path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema", **DOCS_VIEW_OPTIONS), name="api-docs"),
     re_path(r"^models$", ModelViewSet.as_view({"get": "list", "post": "create"}), name="model-list"),
     re_path(r"^models/select$", ModelViewSet.as_view({"get": "select"}), name="model-select"),
     re_path(

@@ -14,7 +14,8 @@ from typing import Any
 from auditlog.models import LogEntry
 from django.conf import settings
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -23,10 +24,38 @@ from rest_framework.generics import ListAPIView
 from rest_framework.pagination import LimitOffsetPagination
 
 from registry import metrics
+from registry.api.authentication import BROWSER_AUTHENTICATION
 from registry.api.permissions import IsAdmin
 from registry.operations.health import health_report
 from registry.operations.selectors import audit_entries, audit_object_types
 from registry.operations.serializers import AuditEntrySerializer, AuditQuerySerializer
+
+
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    """``/``: a browser goes to the console; an API client gets where things are, as JSON.
+
+    A browser asks for ``text/html`` before anything else; ``curl``, ``requests`` and HTTP
+    libraries send ``*/*`` and so get the JSON (the first type offered).
+    """
+    if request.get_preferred_type(["application/json", "text/html"]) == "text/html":
+        return HttpResponseRedirect(reverse("admin:index"))
+    links = {
+        "admin": reverse("admin:index"),
+        "docs": reverse("api-docs"),
+        "schema": reverse("api-schema"),
+        "health": reverse("health"),
+    }
+    response = JsonResponse(
+        {
+            "service": "model-registry",
+            "version": settings.VERSION,
+            "links": {name: request.build_absolute_uri(path) for name, path in links.items()},
+        }
+    )
+    # One URL, two representations: caches must key on Accept.
+    response["Vary"] = "Accept"
+    return response
 
 
 @never_cache
@@ -102,6 +131,8 @@ class AuditLogView(ListAPIView):
     ``until`` (ISO 8601). Newest first; secrets appear only as ``********``.
     """
 
+    # Also an admin's session in the admin: the console links here for the history of a change.
+    authentication_classes = BROWSER_AUTHENTICATION
     permission_classes = [IsAdmin]
     serializer_class = AuditEntrySerializer
     pagination_class = AuditPagination

@@ -202,3 +202,22 @@ def test_test_connection_reports_the_listing_or_the_providers_error_never_the_ke
     assert "sk-revoked-key" not in page
     assert fake_openai.api_key.lower() not in page
     assert not DiscoveryRun.objects.exists()  # a test writes nothing
+
+
+def test_a_runs_page_names_the_models_it_added_and_made_unavailable(staff: dict[str, Client]) -> None:
+    source = ProviderSourceFactory(name="gpu-box")
+    run = DiscoveryRun.objects.create(
+        source=source,
+        status=RunStatus.SUCCEEDED,
+        models_added=3,
+        models_unavailable=1,
+        changes={"added": ["llama3.2:latest", "a&b"], "updated": [], "unavailable": ["old:7b"], "skipped": []},
+    )
+
+    page = staff["viewer"].get(reverse("admin:discovery_discoveryrun_change", args=[run.pk])).content.decode()
+
+    assert "<b>Added</b> (3)" in page
+    assert 'href="/admin/registry/registeredmodel/?q=llama3.2%3Alatest">llama3.2:latest</a>' in page
+    assert 'href="/admin/registry/registeredmodel/?q=a%26b">a&amp;b</a>' in page
+    assert "and 1 more" in page
+    assert "<b>Made unavailable</b> (1)" in page

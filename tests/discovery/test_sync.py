@@ -235,7 +235,8 @@ def test_discovery_removes_a_capability_it_set_when_the_provider_stops_declaring
     model = RegisteredModel.objects.get(name="qwen3:8b")
     assert run.models_updated == 1
     assert set(model.capabilities.values_list("capability", flat=True)) == {"text", "tools"}
-    assert LogEntry.objects.filter(content_type__model="modelcapability", action=LogEntry.Action.DELETE).count() == 1
+    [entry] = LogEntry.objects.filter(content_type__model="modelcapability", action=LogEntry.Action.DELETE)
+    assert entry.object_repr == "qwen3:8b: reasoning"
 
 
 def test_operator_parameter_is_never_overwritten(ollama_source: ProviderSource) -> None:
@@ -411,3 +412,77 @@ def test_discovery_keeps_the_operators_platform_overrides_in_details(
     assert model.context_window == 65536
     assert model.details["platform"] == {"task_types": ["summarization"]}
     assert model.details["family"]  # the provider's facts are still the provider's
+
+
+def test_run_records_the_names_of_the_models_it_added_updated_and_made_unavailable(
+    ollama_source: ProviderSource, fake_ollama: FakeOllama
+) -> None:
+    listed = load_models()
+    first = _sync(ollama_source)
+    assert first.changes == {
+        "added": sorted(tag["name"] for tag, _ in listed),
+        "updated": [],
+        "unavailable": [],
+        "skipped": [],
+    }
+
+    gone, *rest = listed
+    fake_ollama.set_models(rest)
+    second = _sync(ollama_source)
+    fake_ollama.set_models(listed)
+    third = _sync(ollama_source)
+
+    second.refresh_from_db()
+    third.refresh_from_db()
+    assert second.changes == {"added": [], "updated": [], "unavailable": [gone[0]["name"]], "skipped": []}
+    assert third.changes == {"added": [], "updated": [gone[0]["name"]], "unavailable": [], "skipped": []}
+
+
+def test_run_records_the_names_it_skipped(ollama_source: ProviderSource, fake_ollama: FakeOllama) -> None:
+    tag, show = load_models()[0]
+    long_name = "x" * 120
+    fake_ollama.set_models([({**tag, "name": long_name, "model": long_name}, show)])
+
+    run = _sync(ollama_source)
+
+    assert run.changes["skipped"] == ["x" * 100 + "..."]
+    assert run.models_skipped == 1
+
+
+def test_run_keeps_the_first_names_of_a_long_list_and_the_full_count(
+    ollama_source: ProviderSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("discovery.sync.CHANGES_NAMES_MAX", 2)
+
+    run = _sync(ollama_source)
+
+    run.refresh_from_db()
+    assert run.models_added == 5
+    assert run.changes["added"] == sorted(tag["name"] for tag, _ in load_models())[:2]
+
+
+def test_failed_run_records_no_names(ollama_source: ProviderSource, fake_ollama: FakeOllama) -> None:
+    fake_ollama.fail_next("status", status=401, times=5)
+
+    run = _sync(ollama_source)
+
+    assert run.status == RunStatus.FAILED
+    assert run.changes == {}
+
+
+def test_audit_entries_of_capabilities_and_parameters_name_their_model(ollama_source: ProviderSource) -> None:
+    _sync(ollama_source)
+
+    model = RegisteredModel.objects.get(name="qwen3:8b")
+    capability_entries = LogEntry.objects.filter(
+        content_type__model="modelcapability", object_id__in=model.capabilities.values("pk")
+    )
+    parameter_entries = LogEntry.objects.filter(
+        content_type__model="modelparameter", object_id__in=model.parameters.values("pk")
+    )
+    assert set(capability_entries.values_list("object_repr", flat=True)) == {
+        "qwen3:8b: text",
+        "qwen3:8b: tools",
+        "qwen3:8b: reasoning",
+    }
+    assert "qwen3:8b: temperature" in set(parameter_entries.values_list("object_repr", flat=True))

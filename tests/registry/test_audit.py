@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from auditlog.models import LogEntry
@@ -14,9 +15,16 @@ from rest_framework.test import APIClient
 from discovery.models import ProviderSource
 from discovery.tasks import discover_source
 from registry.audit import MASK, acting_as, log_bulk, system_actor
-from registry.models import ModelCapability, ModelEndpoint, RegisteredModel
+from registry.models import ModelCapability, ModelEndpoint, ModelParameter, RegisteredModel
 from tests.discovery.fakes.ollama import FakeOllama
-from tests.factories import ModelEndpointFactory, ProviderSourceFactory, RegisteredModelFactory, UserFactory
+from tests.factories import (
+    ModelCapabilityFactory,
+    ModelEndpointFactory,
+    ModelParameterFactory,
+    ProviderSourceFactory,
+    RegisteredModelFactory,
+    UserFactory,
+)
 from tests.tokens import platform_token
 
 pytestmark = pytest.mark.django_db
@@ -144,6 +152,27 @@ class TestActors:
         assert [e.object_pk for e in entries] == [str(c.pk) for c in capabilities]
         assert {e.actor_email for e in entries} == {"system:discovery"}
         assert {e.action for e in entries} == {LogEntry.Action.CREATE}
+
+    def test_bulk_entries_of_capabilities_and_parameters_name_their_model_in_one_query(
+        self, django_assert_max_num_queries: Any
+    ) -> None:
+        model = RegisteredModelFactory(name="gpt-4o")
+        ModelCapabilityFactory(model=model, capability="code")
+        ModelParameterFactory(model=model, parameter_name="temperature")
+        other = RegisteredModelFactory(name="o3")
+        # Loaded without their model, as a bulk caller might: the names come in one query.
+        rows = [*ModelCapability.objects.all(), *ModelParameter.objects.all(), other]
+        ContentType.objects.get_for_models(ModelCapability, ModelParameter, RegisteredModel)
+        LogEntry.objects.all().delete()
+
+        with django_assert_max_num_queries(2):  # the model names, the insert
+            log_bulk("update", rows, [{} for _ in rows])
+
+        assert list(LogEntry.objects.order_by("id").values_list("object_repr", flat=True)) == [
+            "gpt-4o: code",
+            "gpt-4o: temperature",
+            "o3",
+        ]
 
     def test_a_nested_actor_hands_back_to_the_outer_one(self) -> None:
         with system_actor("outer"):

@@ -64,7 +64,7 @@ class TestCompose:
     def test_every_variable_given_to_the_service_is_one_it_reads(self) -> None:
         readers = [
             "registry_project/settings.py",
-            "registry/management/commands/ensure_admin.py",
+            "registry/accounts.py",
             "gunicorn.conf.py",
             "docker/entrypoint.sh",
         ]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -165,3 +167,148 @@ def test_make_run_starts_web_worker_and_beat_discovers_on_schedule_and_stops_on_
     assert stopped_by_sigint, "make run did not stop on SIGINT within 40 s"
     still_running = [pid for pid in descendants if Path(f"/proc/{pid}").exists()]
     assert still_running == []
+
+
+def runall_env(tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
+    """`make run`'s environment on a fresh machine (no database or Redis configured), on ``port``."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL"}}
+    env = {k: v for k, v in env.items() if not k.startswith("DJANGO_SUPERUSER_")}
+    env.update(
+        {"DEBUG": "true", "PORT": str(port), "REGISTRY_DATA_DIR": str(tmp_path / "data"), "WEB_CONCURRENCY": "1"}
+    )
+    env.update(extra)
+    return env
+
+
+def start_runall(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """``python -m registry_project.runall`` as `make run` execs it; its stdout and stderr go to ``log_path``."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "registry_project.runall"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def wait_for_text(path: Path, text: str, process: subprocess.Popen[bytes], timeout: float = 120.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        output = path.read_text(errors="replace")
+        if text in output:
+            return output
+        if process.poll() is not None:
+            pytest.fail(f"runall exited with {process.returncode} before printing {text!r}:\n{output}")
+        time.sleep(0.3)
+    pytest.fail(f"runall printed no {text!r} within {timeout}s:\n{path.read_text(errors='replace')}")
+
+
+def test_make_run_ends_with_the_urls_and_the_generated_password_and_logs_no_static_file(
+    tmp_path: Path, free_port: int
+) -> None:
+    fake_ollama = FakeOllama().start()
+    log_path = tmp_path / "run.log"
+    process = start_runall(runall_env(tmp_path, free_port, OLLAMA_URL=fake_ollama.url), log_path)
+    base = f"http://127.0.0.1:{free_port}"
+    try:
+        wait_for_text(log_path, "  Password:", process)
+        # The first discovery runs in the worker meanwhile: its logs must not scroll the banner away.
+        deadline = time.monotonic() + 60
+        database = tmp_path / "data" / "registry.sqlite3"
+        while time.monotonic() < deadline and ("startup", "succeeded") not in discovery_runs(database):
+            time.sleep(0.5)
+        if ("startup", "succeeded") not in discovery_runs(database):
+            with contextlib.closing(sqlite3.connect(database, timeout=5)) as connection:
+                errors = connection.execute("SELECT error_message FROM discovery_runs").fetchall()
+            worker_log = tmp_path / "data" / "logs" / "worker.log"
+            tail = worker_log.read_text(errors="replace")[-3000:] if worker_log.exists() else ""
+            pytest.fail(f"the startup discovery did not succeed: {errors}\nworker log:\n{tail}")
+        time.sleep(2)
+        lines = log_path.read_text().rstrip("\n").splitlines()
+
+        start = max(i for i, line in enumerate(lines) if line.startswith("runall: web, worker and beat are up"))
+        banner = lines[start:]
+        assert [line.split(":")[0].strip() for line in banner[2:7]] == [
+            "Admin",
+            "API docs",
+            "Health",
+            "Username",
+            "Password",
+        ]
+        assert banner[2:6] == [
+            f"  Admin:     {base}/admin/",
+            f"  API docs:  {base}/api/docs",
+            f"  Health:    {base}/health",
+            "  Username:  admin",
+        ]
+        assert "data/logs/worker.log" in banner[1]
+        assert "data/logs/beat.log" in banner[1]
+        assert "DJANGO_SUPERUSER_PASSWORD=<password> make run" in banner[-1]
+        assert not any("changepassword" in line for line in lines)
+        password = banner[6].split("Password:")[1].strip()
+        # Printed once, in the banner, not in the middle of the migration log.
+        assert sum(password in line for line in lines) == 1
+        # The worker's and beat's own logs went to their files.
+        terminal = "\n".join(lines)
+        assert "[config]" not in terminal
+        assert "beat: Starting" not in terminal
+        assert "[config]" in (tmp_path / "data" / "logs" / "worker.log").read_text()
+        assert "beat: Starting" in (tmp_path / "data" / "logs" / "beat.log").read_text()
+
+        token = requests.post(f"{base}/auth/token", json={"username": "admin", "password": password}, timeout=5)
+        assert token.status_code == 200
+        assert requests.get(f"{base}/static/admin/css/base.css", timeout=5).status_code == 200
+        assert requests.get(f"{base}/models", timeout=5).status_code == 401
+        time.sleep(1)
+        after = log_path.read_text()
+        assert '"GET /models HTTP/1.1" 401' in after
+        assert '"POST /auth/token HTTP/1.1" 200' in after
+        assert "/static/" not in after
+    finally:
+        stopped_by_sigint = interrupt(process, timeout=40)
+        fake_ollama.stop()
+    assert stopped_by_sigint
+
+
+def test_make_run_on_a_busy_port_fails_at_once_saying_how_to_choose_another(tmp_path: Path, free_port: int) -> None:
+    log_path = tmp_path / "run.log"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", free_port))
+        taken.listen()
+        process = start_runall(runall_env(tmp_path, free_port), log_path)
+        try:
+            code = process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+    output = log_path.read_text()
+    assert code != 0
+    assert f"port {free_port} on 127.0.0.1 is already in use" in output
+    assert f"PORT={free_port + 1} make run" in output
+    # Before any migration: the data folder holds no database.
+    assert not (tmp_path / "data" / "registry.sqlite3").exists()
+    assert "Applying" not in output
+
+
+def test_a_start_that_fails_still_shows_the_generated_password_last(tmp_path: Path, free_port: int) -> None:
+    # 192.0.2.1 (TEST-NET-1) is on no interface: the web server cannot bind it and exits.
+    log_path = tmp_path / "run.log"
+    process = start_runall(runall_env(tmp_path, free_port, HOST="192.0.2.1", RUNALL_STOP_TIMEOUT="5"), log_path)
+    try:
+        code = process.wait(timeout=90)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    lines = log_path.read_text().rstrip("\n").splitlines()
+    assert code != 0
+    assert any(line.startswith("runall: web exited with") for line in lines)
+    assert lines[-5:-3] == ["runall: the admin user was created:", "  Username:  admin"]
+    assert lines[-3].startswith("  Password:  ")
+    assert len(lines[-3].split()) == 2
+    assert lines[-1].endswith("DJANGO_SUPERUSER_PASSWORD=<password> make run)")

@@ -198,6 +198,19 @@ def test_runs_lists_the_latest_runs_with_counts_and_errors(
     assert response.status_code == 200
     body = response.json()
     assert [(r["status"], r["error_message"]) for r in body] == [("failed", "the key for source openai was rejected")]
+    assert body[0]["changes"] == {"added": [], "updated": [], "unavailable": [], "skipped": []}
+    assert_matches_schema(openapi, "get", "/sources/{source_id}/runs", 200, body)
+
+
+def test_runs_name_the_models_each_run_changed(
+    admin: APIClient, source: ProviderSource, openapi: dict[str, Any]
+) -> None:
+    changes = {"added": ["gpt-4o", "o3"], "updated": ["gpt-4.1"], "unavailable": ["gpt-4"], "skipped": []}
+    DiscoveryRun.objects.create(source=source, status=RunStatus.SUCCEEDED, models_added=2, changes=changes)
+
+    body = admin.get(f"/sources/{source.pk}/runs").json()
+
+    assert body[0]["changes"] == changes
     assert_matches_schema(openapi, "get", "/sources/{source_id}/runs", 200, body)
 
 

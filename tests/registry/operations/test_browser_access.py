@@ -1,0 +1,131 @@
+"""What a person in a browser reaches: ``/`` leads to the console, and a staff session opens the docs and the audit log.
+
+The rest of the API stays for programs, with a JWT: a session opens nothing else.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import AbstractUser
+from django.test import Client
+
+pytestmark = pytest.mark.django_db
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+
+
+@pytest.fixture(autouse=True)
+def _pages_render_without_a_collectstatic_manifest(settings: Any) -> None:
+    # The HTML pages name their static files; the manifest comes from the image's collectstatic.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+def session_of(user: AbstractUser, *, staff: bool = True, csrf_checks: bool = False) -> Client:
+    """A browser logged in as ``user`` (a staff member by default), as the admin's login leaves it."""
+    user.is_staff = staff
+    user.save()
+    client = Client(enforce_csrf_checks=csrf_checks)
+    client.force_login(user)
+    return client
+
+
+def test_a_browser_opening_the_root_goes_to_the_admin() -> None:
+    response = Client().get("/", HTTP_ACCEPT=BROWSER_ACCEPT)
+
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+
+
+@pytest.mark.parametrize("accept", ["*/*", "application/json", None])
+def test_an_api_client_opening_the_root_gets_an_index_of_links(accept: str | None) -> None:
+    headers = {"HTTP_ACCEPT": accept} if accept else {}
+    response = Client().get("/", **headers)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert "Accept" in response["Vary"]
+    body = response.json()
+    assert body["service"] == "model-registry"
+    assert body["version"]
+    assert body["links"] == {
+        "admin": "http://testserver/admin/",
+        "docs": "http://testserver/api/docs",
+        "schema": "http://testserver/api/schema",
+        "health": "http://testserver/health",
+    }
+
+
+def test_every_link_of_the_index_answers(role_users: dict[str, AbstractUser]) -> None:
+    links = Client().get("/").json()["links"]
+    browser = session_of(role_users["viewer"])
+
+    # The admin and the docs for a staff member in a browser, health for anyone.
+    assert browser.get(links["admin"]).status_code == 200
+    assert browser.get(links["docs"]).status_code == 200
+    assert browser.get(links["schema"]).status_code == 200
+    assert Client().get(links["health"]).status_code == 200
+
+
+def test_the_root_answers_405_to_a_post() -> None:
+    assert Client().post("/").status_code == 405
+
+
+@pytest.mark.parametrize("path", ["/api/docs", "/api/schema"])
+def test_staff_logged_into_the_admin_open_the_api_docs(role_users: dict[str, AbstractUser], path: str) -> None:
+    response = session_of(role_users["viewer"]).get(path, HTTP_ACCEPT=BROWSER_ACCEPT)
+
+    assert response.status_code == 200
+
+
+def test_the_docs_page_in_a_browser_is_the_swagger_ui(role_users: dict[str, AbstractUser]) -> None:
+    page = session_of(role_users["viewer"]).get("/api/docs", HTTP_ACCEPT=BROWSER_ACCEPT).content.decode()
+
+    assert "swagger-ui" in page
+
+
+def test_an_admin_logged_into_the_admin_reads_the_audit_log(role_users: dict[str, AbstractUser]) -> None:
+    response = session_of(role_users["admin"]).get("/audit")
+
+    assert response.status_code == 200
+    assert "results" in response.json()
+
+
+def test_staff_below_the_admin_role_may_not_read_the_audit_log(role_users: dict[str, AbstractUser]) -> None:
+    assert session_of(role_users["editor"]).get("/audit").status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/api/docs", "/api/schema", "/audit"])
+def test_anonymous_browsers_still_get_401(path: str) -> None:
+    response = Client().get(path, HTTP_ACCEPT=BROWSER_ACCEPT)
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("path", ["/api/docs", "/audit"])
+def test_a_session_of_a_user_who_is_not_staff_counts_for_nothing(
+    role_users: dict[str, AbstractUser], path: str
+) -> None:
+    assert session_of(role_users["admin"], staff=False).get(path).status_code == 401
+
+
+@pytest.mark.parametrize("path", ["/models", "/models/select?capability=code", "/sources", "/auth/token/verify"])
+def test_the_rest_of_the_api_takes_no_session(role_users: dict[str, AbstractUser], path: str) -> None:
+    browser = session_of(role_users["admin"])
+
+    assert browser.get(path).status_code in {401, 405}
+    assert browser.post("/models", {"name": "x"}, content_type="application/json").status_code == 401
+
+
+def test_a_session_cannot_post_without_its_csrf_token(role_users: dict[str, AbstractUser]) -> None:
+    browser = session_of(role_users["admin"], csrf_checks=True)
+
+    response = browser.post("/audit", {}, content_type="application/json")
+
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]
