@@ -109,6 +109,14 @@ def test_login_shows_the_dashboard_with_the_seeded_figures_and_a_chart(
     models.get_by_role("link", name="5").first.click()  # every number links to its filtered list
     expect(page.locator("#result_list tbody tr")).to_have_count(5)
 
+    console.open(f"/admin/registry/registeredmodel/{busy.pk}/change/?range=24h")
+    charts = page.locator("#model-charts")
+    expect(charts.locator("figure", has_text="Requests").locator("rect.bar")).to_have_count(6)
+    expect(charts.locator("figure", has_text="Latency").locator("polyline")).to_have_count(2)
+    assert console.page_width() <= LAPTOP["width"]
+    charts.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "model-charts.png"), clip=charts.bounding_box())
+
     dark = page.context.browser.new_context(viewport=LAPTOP, color_scheme="dark")  # type: ignore[union-attr]
     dark.add_cookies(page.context.cookies())
     dark_page = dark.new_page()
