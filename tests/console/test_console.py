@@ -151,7 +151,7 @@ def test_an_operators_score_survives_the_next_discovery(
     expect(page.locator("#result_list tbody tr", has_text="qwen2.5-coder:1.5b")).to_contain_text("code 0.93")
 
     page.locator("#result_list tbody tr", has_text="qwen2.5-coder:1.5b").locator("th a").click()
-    page.get_by_role("link", name="audit history").click()
+    page.locator("#model-history").get_by_role("link", name="audit history").click()
     console.remember()
     expect(page.locator("#result_list")).to_contain_text("qwen2.5-coder:1.5b: code")
     console.screenshot("audit-history")

@@ -367,3 +367,14 @@ def test_a_secret_never_reaches_a_viewers_page(staff: dict[str, Client]) -> None
     assert "sk-hidden-from-viewers" not in page
     assert "hdr-secret" not in page
     assert ModelEndpoint.objects.get().api_key == "sk-hidden-from-viewers"
+
+
+def test_the_history_links_show_what_each_role_may_open(staff: dict[str, Client]) -> None:
+    model = RegisteredModelFactory()
+
+    editor = staff["editor"].get(change_url(model)).content.decode()
+    admin_page = staff["admin"].get(change_url(model)).content.decode()
+
+    assert f"?model__id__exact={model.pk}" in editor
+    assert "audit history" not in editor  # the audit log is the admins'
+    assert f'href="/admin/auditlog/logentry/?model={model.pk}">audit history' in admin_page
