@@ -1,0 +1,195 @@
+"""The JSON of models for the read path, built from ``values()`` rows instead of nested DRF serializers.
+
+A page of 500 models through ``RegisteredModelSerializer`` costs about a second of field objects;
+here it is one query per table (models with their source's name, capabilities, parameters,
+endpoints with their source's name) and plain dicts. The output is byte for byte what the
+serializers and DRF's ``JSONRenderer`` produce for the same rows (tests/registry/api/
+test_representations.py compares both): same keys in the same order, datetimes in DRF's ISO
+format, decimals as JSON numbers, ``\\u2028``/``\\u2029`` escaped. The serializers stay the
+schema (drf-spectacular) and the write path; a field added there must be added here too, which
+that test catches.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from datetime import datetime, tzinfo
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from registry.models import ModelCapability, ModelEndpoint, ModelParameter, ModelStatus, RegisteredModel
+
+# The model's own columns, in the serializer's field order (RegisteredModelSerializer.Meta.fields).
+_MODEL_COLUMNS = (
+    "id",
+    "name",
+    "display_name",
+    "provider",
+    "model_type",
+    "version",
+    "description",
+    "status",
+    "context_window",
+    "input_cost_per_mtok",
+    "output_cost_per_mtok",
+    "details",
+    "source__name",
+    "first_seen_at",
+    "last_seen_at",
+    "created_at",
+    "updated_at",
+)
+# orjson and Python's json module write every float alike except below 1e-4 ("0.00001" against
+# "1e-05", "1e-6" against "1e-06"); an output holding either form is encoded again the slow way.
+_FLOAT_FORMS_THAT_DIFFER = re.compile(rb"[0-9]e-[0-9]|0\.0000")
+
+
+def json_bytes(data: Any) -> bytes:
+    """``data`` as DRF's JSONRenderer writes it (compact, UTF-8, no NaN), with orjson's speed where it agrees."""
+    try:
+        body = orjson.dumps(data)
+    except TypeError:  # an integer beyond 64 bits (a provider's detail): only the json module writes it
+        body = b""
+    if not body or _FLOAT_FORMS_THAT_DIFFER.search(body):
+        body = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    # DRF escapes these two (valid JSON, but line breaks to JavaScript); so must every cached body.
+    if b"\xe2\x80\xa8" in body or b"\xe2\x80\xa9" in body:
+        body = body.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+    return body
+
+
+def _datetime(value: datetime | None, zone: tzinfo) -> str | None:
+    # DRF's DateTimeField: the current time zone, ISO 8601, "Z" for UTC.
+    if value is None:
+        return None
+    text = value.astimezone(zone).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def _number(value: Decimal | None) -> float | None:
+    # DecimalField(coerce_to_string=False) hands DRF's encoder a Decimal, which it writes as float().
+    return float(value) if value is not None else None
+
+
+def model_values(queryset: QuerySet[RegisteredModel], *annotations: str) -> QuerySet[Any, dict[str, Any]]:
+    """``queryset`` as the rows the representation reads (plus its ``annotations``), still lazy (to paginate)."""
+    return queryset.prefetch_related(None).values(*_MODEL_COLUMNS, *annotations)
+
+
+def model_rows(queryset: QuerySet[RegisteredModel], *annotations: str) -> list[dict[str, Any]]:
+    """The rows of ``model_values``, in one query."""
+    return list(model_values(queryset, *annotations))
+
+
+def model_bodies(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The representation of each of the model ``rows`` (from ``model_rows``), in three more queries."""
+    if not rows:
+        return []
+    zone = timezone.get_current_timezone()
+    ids = [row["id"] for row in rows]
+    capabilities = _capabilities(ids)
+    parameters = _parameters(ids)
+    endpoints = _endpoints(ids, zone)
+    return [
+        {
+            "id": row["id"],
+            "name": row["name"],
+            "display_name": row["display_name"],
+            "provider": row["provider"],
+            "model_type": row["model_type"],
+            "version": row["version"],
+            "description": row["description"],
+            "status": row["status"],
+            "available": row["status"] == ModelStatus.AVAILABLE,
+            "context_window": row["context_window"],
+            "input_cost_per_mtok": _number(row["input_cost_per_mtok"]),
+            "output_cost_per_mtok": _number(row["output_cost_per_mtok"]),
+            "details": row["details"],
+            "source": row["source__name"],
+            "first_seen_at": _datetime(row["first_seen_at"], zone),
+            "last_seen_at": _datetime(row["last_seen_at"], zone),
+            "created_at": _datetime(row["created_at"], zone),
+            "updated_at": _datetime(row["updated_at"], zone),
+            "capabilities": capabilities.get(row["id"], {}),
+            "parameters": parameters.get(row["id"], []),
+            "endpoints": endpoints.get(row["id"], []),
+        }
+        for row in rows
+    ]
+
+
+def _capabilities(ids: Iterable[int]) -> dict[int, dict[str, float]]:
+    found: dict[int, dict[str, float]] = {}
+    rows = (
+        ModelCapability.objects.filter(model_id__in=ids)
+        .order_by("capability")
+        .values_list("model_id", "capability", "capability_score")
+    )
+    for model_id, capability, score in rows:
+        found.setdefault(model_id, {})[capability] = score
+    return found
+
+
+def _parameters(ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
+    found: dict[int, list[dict[str, Any]]] = {}
+    rows = (
+        ModelParameter.objects.filter(model_id__in=ids)
+        .order_by("parameter_name")
+        .values_list("model_id", "parameter_name", "default_value", "min_value", "max_value", "description", "set_by")
+    )
+    for model_id, name, default, low, high, description, set_by in rows:
+        found.setdefault(model_id, []).append(
+            {
+                "parameter_name": name,
+                "default_value": default,
+                "min_value": low,
+                "max_value": high,
+                "description": description,
+                "set_by": set_by,
+            }
+        )
+    return found
+
+
+def _endpoints(ids: Iterable[int], zone: tzinfo) -> dict[int, list[dict[str, Any]]]:
+    found: dict[int, list[dict[str, Any]]] = {}
+    rows = (
+        ModelEndpoint.objects.filter(model_id__in=ids)
+        .order_by("id")
+        .values_list(
+            "model_id",
+            "id",
+            "endpoint_type",
+            "endpoint_url",
+            "auth_type",
+            "headers",
+            # Decrypted only where set (NULL is not): what the representation says is whether they are.
+            "api_key",
+            "secret_headers",
+            "source__name",
+            "created_at",
+            "updated_at",
+        )
+    )
+    for model_id, pk, kind, url, auth, headers, api_key, secret, source, created, updated in rows:
+        found.setdefault(model_id, []).append(
+            {
+                "id": pk,
+                "endpoint_type": kind,
+                "endpoint_url": url,
+                "auth_type": auth,
+                "headers": headers,  # DRF writes null for None without asking the field
+                "has_api_key": bool(api_key),
+                "secret_header_names": sorted(secret or {}),
+                "source": source,
+                "created_at": _datetime(created, zone),
+                "updated_at": _datetime(updated, zone),
+            }
+        )
+    return found
