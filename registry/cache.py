@@ -219,10 +219,9 @@ def current_generation() -> int:
     return _generation(cache.get(GENERATION_KEY))
 
 
-def generation_and_entry(entry_key: str) -> tuple[int, Any]:
-    """The current generation and the raw entry stored at ``entry_key`` (or None), in one round trip."""
-    found = cache.get_many([GENERATION_KEY, entry_key])
-    return _generation(found.get(GENERATION_KEY)), found.get(entry_key)
+def stored_entry(entry_key: str) -> Any:
+    """The raw entry stored at ``entry_key``, or None."""
+    return cache.get(entry_key)
 
 
 def store_entry(entry_key: str, value: Any) -> None:

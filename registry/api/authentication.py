@@ -24,6 +24,7 @@ from typing import Any
 import jwt
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 from rest_framework import HTTP_HEADER_ENCODING
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -202,3 +203,17 @@ def request_role(request: Request) -> Role | None:
         role = None
     setattr(request, _ROLE_ATTRIBUTE, role)
     return role
+
+
+def bearer_role(request: HttpRequest) -> Role | None:
+    """The registry role of a request's bearer token, checked as the API's authenticators check it.
+
+    For the WSGI front of cached reads (registry/api/fast_reads.py), which answers before DRF: the
+    same classes in the same order as ``REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]``. None
+    when no token is given; ``AuthenticationFailed`` when one is refused.
+    """
+    if LocalJWTAuthentication().authenticate(request) is not None:  # type: ignore[arg-type]
+        # Its user is a lazy object: only the role it set on the request is read (no query).
+        return getattr(request, _ROLE_ATTRIBUTE, None)
+    platform = PlatformJWTAuthentication().authenticate(request)  # type: ignore[arg-type]
+    return platform[0].role if platform is not None else None

@@ -12,7 +12,6 @@ import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
-from urllib.parse import urlencode
 
 from auditlog.middleware import AuditlogMiddleware
 from django.db.models import QuerySet
@@ -38,7 +37,7 @@ from registry.api import representations
 from registry.api.authentication import PlatformUser
 from registry.api.permissions import ActionRoles
 from registry.api.representations import json_bytes
-from registry.api.responses import cached_json_response
+from registry.api.responses import cached_json_response, canonical_query, list_key
 from registry.api.serializers import (
     CapabilitySerializer,
     EndpointSerializer,
@@ -166,12 +165,6 @@ class RegistryViewSet(GenericViewSet):
         return list(validated) if many else [validated]
 
 
-def _canonical_query(request: Request) -> str:
-    return urlencode(
-        sorted((key, value) for key in request.query_params for value in request.query_params.getlist(key))
-    )
-
-
 def _model_representation(model: RegisteredModel) -> dict[str, Any]:
     """One model through its serializer: the write path's responses (the read path uses representations)."""
     return dict(RegisteredModelSerializer(model).data)
@@ -246,8 +239,7 @@ class ModelViewSet(RegistryViewSet):
                 "results": representations.model_bodies(rows),
             }
 
-        # The page's next/previous links are absolute: the scheme and host are part of the body.
-        return self.cached("list", f"{request.scheme}://{request.get_host()}?{_canonical_query(request)}", build)
+        return self.cached("list", list_key(request), build)
 
     def retrieve(self, request: Request, ref: str) -> HttpResponse:
         def build() -> dict[str, Any]:
@@ -285,7 +277,7 @@ class ModelViewSet(RegistryViewSet):
             ]
             return {"count": len(results), "results": results}
 
-        return self.cached("select", _canonical_query(request), build)
+        return self.cached("select", canonical_query(request), build)
 
     def create(self, request: Request) -> Response:
         validated = dict(self.validated_body(RegisteredModelSerializer(data=request.data)))
