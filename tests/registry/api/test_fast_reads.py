@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import time
 from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from registry.api.fast_reads import CachedReads
 from registry.models import RegisteredModel
 from tests.factories import ModelCapabilityFactory, RegisteredModelFactory, UserFactory
+from tests.tokens import platform_token
 
 pytestmark = pytest.mark.django_db
 
@@ -162,3 +165,39 @@ def test_after_a_write_the_front_serves_the_new_body(
         model.save()
     assert b'"display_name":"Changed"' in Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).body
     assert b'"display_name":"Changed"' in Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).body
+
+
+def test_a_deactivated_user_is_refused_by_the_front_at_once(front: CachedReads, django_app: CountingDjango) -> None:
+    RegisteredModelFactory(name="fast-0")
+    user = UserFactory(username="leaving")
+    user.groups.add(Group.objects.get(name="viewer"))
+    token = f"Bearer {AccessToken.for_user(user)}"
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
+    user.is_active = False
+    user.save()  # drops the cached access (registry.accounts)
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 401
+
+
+def test_an_expired_token_is_refused_although_it_was_verified_before(
+    front: CachedReads, django_app: CountingDjango
+) -> None:
+    RegisteredModelFactory(name="fast-0")
+    user = UserFactory(username="brief")
+    user.groups.add(Group.objects.get(name="viewer"))
+    access = AccessToken.for_user(user)
+    access.set_exp(lifetime=timedelta(seconds=1))
+    token = f"Bearer {access}"
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
+    time.sleep(1.1)
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 401
+
+
+def test_a_platform_token_is_served_by_the_front(front: CachedReads, django_app: CountingDjango) -> None:
+    RegisteredModelFactory(name="fast-0")
+    token = f"Bearer {platform_token('authenticated')}"
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
+    assert django_app.calls == 1
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=f"Bearer {platform_token('anon')}").code == 403
