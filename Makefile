@@ -24,7 +24,7 @@ install: $(VENV)/.runtime-installed
 install-dev: $(VENV)/.dev-installed
 
 # Embedded defaults (SQLite in data/, local cache, no Redis); DEBUG on unless set.
-# migrate, admin user, schedules, sources + first discovery; then web (gunicorn), worker and beat.
+# migrate, admin user, schedules, sources + first discovery; then web (granian), worker and beat.
 # Ctrl-C stops all three (registry_project/runall.py).
 run: install
 	DEBUG=$${DEBUG:-true} HOST=$(HOST) PORT=$(PORT) WEB_CONCURRENCY=$${WEB_CONCURRENCY:-2} \
