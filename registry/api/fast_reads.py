@@ -27,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
+from django.http import HttpRequest
 from django.urls import Resolver404, resolve
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -37,7 +38,6 @@ from registry.api.responses import (
     canonical_query,
     encoded_body,
     entry_key,
-    list_key,
     lookup,
 )
 from registry.api.serializers import is_storable_text
@@ -53,6 +53,71 @@ CACHED_ROUTES = {"model-list": "list", "model-select": "select", "model-detail":
 # Headers that belong to one response, not to every response of a kind.
 _PER_RESPONSE = {"content-length", "etag", "content-encoding", "date", "server"}
 _JSON_TYPES = ("application/json", "application/*", "*/*")
+
+
+def cached_route(path: str) -> tuple[str, str | None] | None:
+    """The cache kind (and model ref) of a path, as Django's URL resolver would route it; None if not cached.
+
+    ``/models/<ref>`` with no further '/' can only be the detail route (every sub-resource route has
+    one more segment); refs with '/' (names such as ``hf.co/org/model``) are left to the resolver.
+    """
+    if path == "/models":
+        return "list", None
+    if path == "/models/select":
+        return "select", None
+    if not path.startswith("/models/"):
+        return None
+    ref = path[len("/models/") :]
+    if ref and "/" not in ref:
+        return "detail", ref
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return None
+    kind = CACHED_ROUTES.get(match.url_name or "")
+    return (kind, match.kwargs.get("ref")) if kind is not None else None
+
+
+_ORIGINS_MAX = 256
+_origins: dict[tuple[Any, ...], tuple[str, str, bool] | None] = {}
+_QUERIES_MAX = 1024
+_queries: dict[str, str] = {}
+
+
+def _origin(environ: dict[str, Any]) -> tuple[str, str, bool] | None:
+    """The validated host, the scheme and whether the request is secure, as Django computes them (memoized)."""
+    proxy_header = settings.SECURE_PROXY_SSL_HEADER[0] if settings.SECURE_PROXY_SSL_HEADER else ""
+    key = (
+        environ.get("HTTP_X_FORWARDED_HOST"),
+        environ.get("HTTP_X_FORWARDED_PORT"),
+        environ.get("HTTP_HOST"),
+        environ.get("SERVER_NAME"),
+        environ.get("SERVER_PORT"),
+        environ.get("wsgi.url_scheme"),
+        environ.get(proxy_header),
+    )
+    if key in _origins:
+        return _origins[key]
+    request = WSGIRequest(environ)
+    try:
+        origin: tuple[str, str, bool] | None = (request.get_host(), str(request.scheme), request.is_secure())
+    except DisallowedHost:
+        origin = None
+    if len(_origins) >= _ORIGINS_MAX:
+        _origins.clear()  # a flood of distinct hosts: forget rather than grow
+    _origins[key] = origin
+    return origin
+
+
+def _canonical_query(environ: dict[str, Any]) -> str:
+    raw = environ.get("QUERY_STRING", "")
+    found = _queries.get(raw)
+    if found is None:
+        found = canonical_query(WSGIRequest(environ))
+        if len(_queries) >= _QUERIES_MAX:
+            _queries.clear()
+        _queries[raw] = found
+    return found
 
 
 class CachedReads:
@@ -89,32 +154,29 @@ class CachedReads:
 
     def serve(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes] | None:
         """The cached response, already started; None to let Django answer."""
-        path = environ.get("PATH_INFO", "")
-        if not path.startswith("/models"):
+        route = cached_route(environ.get("PATH_INFO", ""))
+        if route is None:
             return None
-        try:
-            match = resolve(path)
-        except Resolver404:
-            return None
-        kind = CACHED_ROUTES.get(match.url_name or "")
-        if kind is None:
-            return None
+        kind, ref = route
         accept = environ.get("HTTP_ACCEPT")
         if accept and not any(media in accept for media in _JSON_TYPES):
             return None  # DRF's content negotiation decides (406)
-        request = WSGIRequest(environ)
-        try:
-            if kind == "list":
-                key = list_key(request)
-            else:
-                request.get_host()  # the Host check Django's CommonMiddleware makes
-                key = canonical_query(request) if kind == "select" else str(match.kwargs["ref"])
-        except DisallowedHost:
+        origin = _origin(environ)
+        if origin is None:
+            return None  # a Host Django refuses: it answers 400
+        host, scheme, secure = origin
+        if settings.SECURE_SSL_REDIRECT and not secure:
             return None
-        if settings.SECURE_SSL_REDIRECT and not request.is_secure():
-            return None
-        if kind == "detail" and not is_storable_text(key):
-            return None
+        if kind == "list":
+            key = f"{scheme}://{host}?{_canonical_query(environ)}"
+        elif kind == "select":
+            key = _canonical_query(environ)
+        else:
+            key = str(ref)
+            if not is_storable_text(key):
+                return None
+        request = HttpRequest()
+        request.META = environ  # all the authenticators read
         try:
             role = bearer_role(request)
         except AuthenticationFailed:

@@ -15,9 +15,10 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, connection
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
+from django.urls import Resolver404, resolve
 from rest_framework_simplejwt.tokens import AccessToken
 
-from registry.api.fast_reads import CachedReads
+from registry.api.fast_reads import CACHED_ROUTES, CachedReads, cached_route
 from registry.models import RegisteredModel
 from tests.factories import ModelCapabilityFactory, RegisteredModelFactory, UserFactory
 from tests.tokens import platform_token
@@ -201,3 +202,35 @@ def test_a_platform_token_is_served_by_the_front(front: CachedReads, django_app:
     assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
     assert django_app.calls == 1
     assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=f"Bearer {platform_token('anon')}").code == 403
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/models",
+        "/models/select",
+        "/models/llama3.2:latest",
+        "/models/42",
+        "/models/gpt-4o",
+        "/models/hf.co/org/Model-GGUF:Q4_K_M",
+        "/models/a/capabilities",
+        "/models/a/capabilities/code",
+        "/models/a/parameters",
+        "/models/a/endpoints",
+        "/models/a/endpoints/3",
+        "/models/a/usage",
+        "/models/a/performance",
+        "/models/hf.co/org/m/usage",
+        "/models/",
+        "/modelsx",
+        "/health",
+    ],
+)
+def test_the_fronts_routing_agrees_with_djangos(path: str) -> None:
+    try:
+        match = resolve(path)
+        expected = CACHED_ROUTES.get(match.url_name or "")
+        ref = match.kwargs.get("ref") if expected else None
+    except Resolver404:
+        expected, ref = None, None
+    assert cached_route(path) == ((expected, ref) if expected else None)
