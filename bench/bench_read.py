@@ -106,6 +106,7 @@ READS = {
 TARGETS = {("list", "hit"): 0.4, ("detail", "hit"): 0.25, ("select", "hit"): 0.3}
 TARGETS |= {("list", "miss"): 0.02, ("detail", "miss"): 0.1, ("select", "miss"): 0.01}
 MAX_QUERIES = 8
+GZIP_SIZES: dict[str, int | None] = {}  # bytes on the wire with Accept-Encoding: gzip (None: sent as is)
 MAX_RSS_MIB = 150
 
 
@@ -277,6 +278,9 @@ def capture_bodies(server: Server, token: str) -> dict[str, str]:
         response.raise_for_status()
         (WORK_DIR / f"{name}.json").write_bytes(response.content)
         etags[name] = response.headers["ETag"]
+        gzip_headers = {"Authorization": f"Bearer {token}", "Accept-Encoding": "gzip"}
+        zipped = requests.get(server.base + path, headers=gzip_headers, stream=True, timeout=60)
+        GZIP_SIZES[name] = len(zipped.raw.read()) if zipped.headers.get("Content-Encoding") == "gzip" else None
     return etags
 
 
@@ -388,6 +392,7 @@ def build_report(runs: dict[str, list[Run]], counts: dict[str, Any], rss: float,
             "models": 1000,
             "reads": READS,
             "body_bytes": body_sizes,
+            "gzip_bytes": GZIP_SIZES,
             "server": "registry_project.web (granian WSGI, access log on)",
             "workers": WORKERS,
             "wrk": f"-t2 -c{CONNECTIONS} -d{SECONDS}s",

@@ -7,7 +7,7 @@ granian was chosen by measurement over gunicorn (sync and gthread): see docs/BEN
 Environment:
 - ``HOST`` / ``PORT`` (0.0.0.0 / 8700);
 - ``WEB_CONCURRENCY``: worker processes (default 2 per CPU, at most 8);
-- ``WEB_THREADS``: blocking threads per worker (default 2); each may hold a database
+- ``WEB_THREADS``: blocking threads per worker (default 1: more measured slower, the GIL); each may hold a database
   connection, so PostgreSQL must allow workers x threads connections per web container;
 - ``WEB_ACCESS_LOG`` (true): one access-log line per request on stdout;
 - ``WEB_GRACEFUL_TIMEOUT`` (20 s): how long a stopping worker may finish its requests;
@@ -51,7 +51,7 @@ def command(*, application: str = APPLICATION, host: str | None = None, port: st
         "--workers",
         str(workers()),
         "--blocking-threads",
-        str(env_int("WEB_THREADS", 2, minimum=1)),
+        str(env_int("WEB_THREADS", 1, minimum=1)),
         # HTTP/1.1 with keep-alive: what a router's connection pool speaks; no websockets here.
         "--http",
         "1",
