@@ -25,7 +25,7 @@ install-dev: $(VENV)/.dev-installed
 
 # Embedded defaults (SQLite in data/, local cache, no Redis); DEBUG on unless set.
 # A busy port stops it first (PORT=8701 make run). Then migrate, admin user, schedules, sources + first
-# discovery; then web (gunicorn, in this terminal), worker and beat (logs in data/logs/). The last lines
+# discovery; then web (granian, in this terminal), worker and beat (logs in data/logs/). The last lines
 # printed are the URLs and the admin's credentials. Ctrl-C stops all three (registry_project/runall.py).
 run: install
 	DEBUG=$${DEBUG:-true} HOST=$(HOST) PORT=$(PORT) WEB_CONCURRENCY=$${WEB_CONCURRENCY:-2} \

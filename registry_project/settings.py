@@ -142,6 +142,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache --------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
 CACHE_TTL_SECONDS = env_int("CACHE_TTL_SECONDS", 300, minimum=1)
+# Each web process keeps copies of the cached read bodies it served, up to this many bytes, and uses
+# one only while its generation is current (registry/api/responses.py); 0 turns the copies off.
+CACHE_LOCAL_MAX_BYTES = env_int("CACHE_LOCAL_MAX_BYTES", 32 * 1024 * 1024, minimum=0)
 if REDIS_URL:
     CACHES: dict[str, dict[str, Any]] = {
         "default": {

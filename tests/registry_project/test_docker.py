@@ -65,7 +65,7 @@ class TestCompose:
         readers = [
             "registry_project/settings.py",
             "registry/accounts.py",
-            "gunicorn.conf.py",
+            "registry_project/web.py",
             "docker/entrypoint.sh",
         ]
         text = "".join((ROOT / path).read_text() for path in readers)
@@ -268,7 +268,7 @@ def test_entrypoint_web_serves_health_and_stops_on_sigterm(
         assert response.status_code == 200
         assert response.json()["services"]["database"] == "ok"
     finally:
-        # exec: the shell became gunicorn, so SIGTERM reaches its master directly.
+        # exec: the shell became granian, so SIGTERM reaches its main process directly.
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
         log.close()
