@@ -201,6 +201,12 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# --- Request limits and error answers (docs/RELIABILITY.md) -----------------------------------
+# Bodies larger than this are refused with 413 (JSON); a batch of 1,000 usage records is ~150 KB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 2_621_440, minimum=1024)
+# Sent with every 503 (a dependency down): how long a client should wait before retrying.
+RETRY_AFTER_SECONDS = env_int("RETRY_AFTER_SECONDS", 5, minimum=1)
+
 # --- Security headers for production ------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
@@ -319,7 +325,18 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Bounded in size (DATA_UPLOAD_MAX_MEMORY_SIZE) and depth: no body can make a view fail with a 500.
+    "DEFAULT_PARSER_CLASSES": ["registry.api.parsers.BoundedJSONParser"],
+    # Database down -> 503 with Retry-After, body too large -> 413; both JSON (registry/api/errors.py).
+    "EXCEPTION_HANDLER": "registry.api.errors.exception_handler",
+    # Only the token endpoints are throttled (registry/api/tokens.py); rates per client and per username.
+    "DEFAULT_THROTTLE_RATES": {
+        "auth-client": env_str("AUTH_THROTTLE_CLIENT_RATE", "30/minute"),
+        "auth-username": env_str("AUTH_THROTTLE_USERNAME_RATE", "10/minute"),
+    },
+    # A client's address for throttling: REMOTE_ADDR, or X-Forwarded-For as written by this many proxies.
+    # 0 ignores X-Forwarded-For, which a client can set to anything (DRF's default, None, trusts it).
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0),
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
