@@ -43,6 +43,8 @@ DISCOVERY_DURATION = Histogram(
 CACHE_HITS = Counter("registry_cache_hits", "Model reads served from the cache", ["kind"])
 CACHE_MISSES = Counter("registry_cache_misses", "Model reads built from the database", ["kind"])
 
+THROTTLED = Counter("registry_requests_throttled", "Requests refused with 429, by throttle scope", ["scope"])
+
 ALERTS_OPENED = Counter("registry_alerts_opened", "Alerts opened, by kind", ["kind"])
 ALERTS_RESOLVED = Counter("registry_alerts_resolved", "Alerts resolved, by kind", ["kind"])
 ALERT_WEBHOOK_FAILURES = Counter("registry_alert_webhook_failures", "Alert notifications the webhook did not accept")
@@ -63,6 +65,10 @@ def discovery_finished(*, source: str, status: str, duration_seconds: float) -> 
 
 def cache_lookup(*, kind: str, hit: bool) -> None:
     (CACHE_HITS if hit else CACHE_MISSES).labels(kind=kind).inc()
+
+
+def request_throttled(*, scope: str) -> None:
+    THROTTLED.labels(scope=scope).inc()
 
 
 def alert_opened(*, kind: str) -> None:

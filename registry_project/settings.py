@@ -373,6 +373,11 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "REDOC_DIST": "SIDECAR",
     # Discovery runs' status shares its field name with the models' status: name its enum apart.
     "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "discovery.models.RunStatus"},
+    # Every error an operation can answer, each with the one Error schema (registry/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "registry.api.schema.complete_error_responses",
+    ],
 }
 # /api/schema and /api/docs need a JWT like the rest of the API unless this is on (a browser cannot
 # send a bearer token when it opens the docs page).

@@ -10,10 +10,10 @@ from django.conf import settings
 from django.urls import URLPattern, URLResolver, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView, TokenVerifyView
 
 from registry.api import schema  # noqa: F401 (registers the authentication schemes of the OpenAPI schema)
 from registry.api.permissions import IsViewer
+from registry.api.tokens import TokenObtainView, TokenRefreshThrottledView, TokenVerifyThrottledView
 from registry.api.views import (
     CapabilityViewSet,
     EndpointViewSet,
@@ -29,9 +29,9 @@ REF = r"(?P<ref>.+)"
 DOCS_PERMISSIONS = [AllowAny] if settings.API_DOCS_PUBLIC else [IsViewer]
 
 urlpatterns: list[URLPattern | URLResolver] = [
-    path("auth/token", TokenObtainPairView.as_view(), name="auth-token"),
-    path("auth/token/refresh", TokenRefreshView.as_view(), name="auth-token-refresh"),
-    path("auth/token/verify", TokenVerifyView.as_view(), name="auth-token-verify"),
+    path("auth/token", TokenObtainView.as_view(), name="auth-token"),
+    path("auth/token/refresh", TokenRefreshThrottledView.as_view(), name="auth-token-refresh"),
+    path("auth/token/verify", TokenVerifyThrottledView.as_view(), name="auth-token-verify"),
     path("api/schema", SpectacularAPIView.as_view(permission_classes=DOCS_PERMISSIONS), name="api-schema"),
     path(
         "api/docs",
