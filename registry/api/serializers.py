@@ -21,6 +21,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from registry.credentials import redact_text, url_credentials
 from registry.models import (
     AuthType,
     ModelCapability,
@@ -213,13 +214,34 @@ class CapabilityMapField(serializers.Field):
         return {name: float(score) for name, score in data.items()}
 
 
+def refuse_url_credentials(value: str, *, instead: str) -> None:
+    """A URL may not carry a credential in clear: it would be shown to every viewer and audited."""
+    found = url_credentials(value)
+    if found:
+        raise serializers.ValidationError(
+            f"The URL carries a credential ({', '.join(found)}); put it in {instead}, which are stored "
+            "encrypted and never shown."
+        )
+
+
+class RedactedURLField(serializers.CharField):
+    """A URL that is shown with any credential-like part (user info, ?api_key=...) replaced by ``***``.
+
+    The API refuses such URLs; ones that arrived through the environment, the admin or before the
+    check are still never shown in clear.
+    """
+
+    def to_representation(self, value: Any) -> str:
+        return redact_text(super().to_representation(value))
+
+
 class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     """Where a model is called. Credentials are write-only: the response says what is set, never the value."""
 
     id = serializers.IntegerField(
         required=False, allow_null=True, help_text="Ignored on create; in a model's endpoints, which one to update."
     )
-    endpoint_url = serializers.CharField(max_length=255, required=False, allow_null=True)
+    endpoint_url = RedactedURLField(max_length=255, required=False, allow_null=True)
     auth_type = serializers.ChoiceField(choices=AuthType.choices, required=False, allow_null=True)
     headers = HeaderMapField(
         required=False,
@@ -287,6 +309,7 @@ class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
             raise serializers.ValidationError("The URL needs a host.")
         if _has_control_or_space(value):
             raise serializers.ValidationError("URLs may not contain whitespace or control characters.")
+        refuse_url_credentials(value, instead="api_key or secret_headers")
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
