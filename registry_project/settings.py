@@ -215,9 +215,28 @@ SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 # --- Celery -------------------------------------------------------------------------------------
+# A discovery task gets SoftTimeLimitExceeded (the run is recorded as failed) after the soft limit,
+# and its process is killed after the hard one. A run of 1,000 models takes well under a minute.
+DISCOVERY_TASK_SOFT_TIME_LIMIT_SECONDS = env_int("DISCOVERY_TASK_SOFT_TIME_LIMIT_SECONDS", 600, minimum=10)
+DISCOVERY_TASK_TIME_LIMIT_SECONDS = env_int(
+    "DISCOVERY_TASK_TIME_LIMIT_SECONDS", DISCOVERY_TASK_SOFT_TIME_LIMIT_SECONDS + 60, minimum=20
+)
+if DISCOVERY_TASK_TIME_LIMIT_SECONDS <= DISCOVERY_TASK_SOFT_TIME_LIMIT_SECONDS:
+    raise ImproperlyConfigured("DISCOVERY_TASK_TIME_LIMIT_SECONDS must be greater than the soft limit.")
 # Without REDIS_URL the broker is kombu's filesystem transport: no server, works across processes.
 BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
+# Options of a Redis broker (the production one).
+BROKER_REDIS_TRANSPORT_OPTIONS: dict[str, Any] = {
+    # A task acknowledged late (on completion) goes back to the queue when its worker died, after
+    # this long: just past the discovery task's hard time limit, so it is never redelivered while
+    # still running, and not an hour later.
+    "visibility_timeout": DISCOVERY_TASK_TIME_LIMIT_SECONDS + 60,
+    # A broker that accepts connections and never answers must not hold a request (or a worker)
+    # for long: each socket operation gives up after this, and enqueueing fails with a 503.
+    "socket_timeout": env_float("CELERY_BROKER_SOCKET_TIMEOUT", 3.0, minimum=0.1),
+    "socket_connect_timeout": env_float("CELERY_BROKER_SOCKET_TIMEOUT", 3.0, minimum=0.1),
+}
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
     {
         "data_folder_in": str(BROKER_DIR / "queue"),
@@ -227,7 +246,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {"visibility_timeout": 3600}
+    else BROKER_REDIS_TRANSPORT_OPTIONS
 )
 CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

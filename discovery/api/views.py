@@ -15,7 +15,8 @@ from discovery.api.serializers import DiscoveryQueuedSerializer, DiscoveryRunSer
 from discovery.models import ProviderSource
 from discovery.selectors import runs_recent, sources_all
 from discovery.services import source_delete, source_save
-from discovery.tasks import discovery_enqueue
+from discovery.tasks import BrokerUnavailable, discovery_queue_now
+from registry.api.exceptions import DependencyUnavailable
 from registry.api.views import ERROR_RESPONSES, RegistryViewSet
 from registry.roles import Role
 
@@ -92,7 +93,10 @@ class ProviderSourceViewSet(RegistryViewSet):
     )
     def discover(self, request: Request, source_id: int) -> Response:
         source = self.source()
-        discovery_enqueue(source_ids=[source.pk], trigger="manual")
+        try:
+            discovery_queue_now(source=source, trigger="manual")
+        except BrokerUnavailable as exc:
+            raise DependencyUnavailable("The task broker is unavailable: nothing was queued; retry later.") from exc
         return Response({"queued": True, "source_name": source.name}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
