@@ -23,6 +23,11 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 from prometheus_client import multiprocess
 
+from registry_project import server_errors
+
+# gunicorn's own 400/414/431 answers in the API's JSON error shape, not HTML.
+server_errors.install()
+
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8700')}"  # noqa: S104 - a container's port
 workers = int(os.environ.get("WEB_CONCURRENCY") or min(2 * (os.cpu_count() or 1), 8))
 threads = int(os.environ.get("WEB_THREADS", "1"))
@@ -40,6 +45,11 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # X-Forwarded-* are trusted from these addresses only (the reverse proxy).
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 proc_name = "model-registry"
+# Request line and header limits: above the application's (registry/api/limits.py), which answer
+# first and in JSON; these only catch what is larger still (and answer JSON too, see server_errors).
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -81,6 +81,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Before anything reads the request: oversized URIs, headers and bodies get a JSON 414/431/413.
+    "registry.api.limits.RequestLimitsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -204,6 +206,11 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # --- Request limits and error answers (docs/RELIABILITY.md) -----------------------------------
 # Bodies larger than this are refused with 413 (JSON); a batch of 1,000 usage records is ~150 KB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 2_621_440, minimum=1024)
+# Larger URIs (path + query) are refused with 414, more or larger headers with 431, all JSON
+# (registry/api/limits.py), below the WSGI server's own limits, whose answers cannot be JSON.
+MAX_URI_BYTES = env_int("MAX_URI_BYTES", 8000, minimum=256)
+MAX_HEADER_FIELDS = env_int("MAX_HEADER_FIELDS", 90, minimum=10)
+MAX_HEADER_BYTES = env_int("MAX_HEADER_BYTES", 65536, minimum=1024)
 # Sent with every 503 (a dependency down): how long a client should wait before retrying.
 RETRY_AFTER_SECONDS = env_int("RETRY_AFTER_SECONDS", 5, minimum=1)
 

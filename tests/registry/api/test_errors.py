@@ -95,3 +95,25 @@ def test_the_api_answers_503_json_while_postgresql_is_cut_and_recovers(
         connection.close()
         connection.settings_dict.update(HOST=original["HOST"], PORT=original["PORT"])
         proxy.close()
+
+
+def test_a_uri_over_the_limit_is_a_414_json(settings) -> None:
+    response = Client().get("/models?search=" + "x" * settings.MAX_URI_BYTES)
+    assert response.status_code == 414
+    assert "URI is longer" in response.json()["detail"]
+
+
+def test_headers_over_the_limit_are_a_431_json(settings) -> None:
+    many = {f"HTTP_X_FILLER_{n}": "v" for n in range(settings.MAX_HEADER_FIELDS + 1)}
+    assert Client().get("/models", **many).status_code == 431
+    large = {f"HTTP_X_FILLER_{n}": "v" * 8000 for n in range(settings.MAX_HEADER_BYTES // 8000 + 1)}
+    response = Client().get("/models", **large)
+    assert response.status_code == 431
+    assert "headers exceed" in response.json()["detail"]
+
+
+def test_a_declared_body_over_the_limit_is_a_413_before_it_is_read(settings) -> None:
+    response = Client().generic(
+        "POST", "/auth/token", b"{}", content_type="application/json", CONTENT_LENGTH=str(10 * 1024 * 1024)
+    )
+    assert response.status_code == 413
