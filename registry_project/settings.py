@@ -393,6 +393,9 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
         "Which models the platform has, where they run, what they are good at, how they perform and what they cost."
     ),
     "VERSION": VERSION,
+    # 3.1: JSON Schema 2020-12, so that a mapping's keys can be constrained (propertyNames), as
+    # capability names are.
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Separate request and response components: write-only credentials and read-only fields each
     # appear only where they belong, so a client generated from the schema sends the right body.

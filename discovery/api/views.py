@@ -17,13 +17,14 @@ from discovery.selectors import runs_recent, sources_all
 from discovery.services import source_delete, source_save
 from discovery.tasks import BrokerUnavailable, discovery_queue_now
 from registry.api.exceptions import DependencyUnavailable
+from registry.api.serializers import QuerySerializer
 from registry.api.views import ERROR_RESPONSES, RegistryViewSet
 from registry.roles import Role
 
 ERRORS: dict[int | str, Any] = {**ERROR_RESPONSES, 404: OpenApiResponse(description="No such source.")}
 
 
-class RunsQuerySerializer(serializers.Serializer):
+class RunsQuerySerializer(QuerySerializer):
     limit = serializers.IntegerField(min_value=1, max_value=500, default=50)
 
 

@@ -8,6 +8,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSe
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 
+from registry.api.serializers import NONBLANK_TEXT_PATTERN, TEXT_PATTERN
+
 
 class _BearerJWTScheme(OpenApiAuthenticationExtension):
     """A bearer-JWT security scheme; subclasses name the authentication class and describe its tokens."""
@@ -74,6 +76,8 @@ def complete_error_responses(result: dict[str, Any], generator: Any, request: An
     down), 401/403 where a token is needed, 400 where there is input, 404 where the path names
     something, 413 where there is a body.
     """
+    _collapse_nullable_any(result)
+    _state_text_patterns(result)
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components.setdefault(
         "Error",
@@ -99,3 +103,47 @@ def complete_error_responses(result: dict[str, Any], generator: Any, request: An
                 if code[0] in "45" and "content" not in response:
                     response["content"] = _ERROR_REF
     return result
+
+
+def _collapse_nullable_any(node: Any) -> None:
+    """In OpenAPI 3.1 drf-spectacular writes a nullable JSONField as ``oneOf: [{}, {type: null}]``,
+    which nothing can satisfy (null matches both); any value at all is ``{}``."""
+    if isinstance(node, dict):
+        one_of = node.get("oneOf")
+        if isinstance(one_of, list) and len(one_of) == 2 and {} in one_of and {"type": "null"} in one_of:
+            del node["oneOf"]
+        for child in node.values():
+            _collapse_nullable_any(child)
+    elif isinstance(node, list):
+        for child in node:
+            _collapse_nullable_any(child)
+
+
+def _string_schemas(node: Any) -> Any:
+    """Every schema object of type string under ``node`` (properties, items, nested objects)."""
+    if isinstance(node, dict):
+        types = node.get("type")
+        if types == "string" or (isinstance(types, list) and "string" in types):
+            yield node
+        for key, child in node.items():
+            if key != "enum":
+                yield from _string_schemas(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from _string_schemas(child)
+
+
+def _state_text_patterns(result: dict[str, Any]) -> None:
+    """The text rule every input string is checked against (StrictSerializerMixin: no NUL, no lone
+    surrogate; not blank where required), as patterns, on request bodies and query parameters."""
+    inputs: list[Any] = [
+        schema for name, schema in result.get("components", {}).get("schemas", {}).items() if name.endswith("Request")
+    ]
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict):
+                inputs.extend(p.get("schema") for p in operation.get("parameters", []) if p.get("in") == "query")
+    for schema in _string_schemas(inputs):
+        if "pattern" in schema or "format" in schema or "enum" in schema:
+            continue
+        schema["pattern"] = NONBLANK_TEXT_PATTERN if schema.get("minLength", 0) >= 1 else TEXT_PATTERN

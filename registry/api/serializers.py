@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.core.validators import RegexValidator
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -39,10 +40,53 @@ from registry.selectors import is_model_id
 # Path words after a model's name: a name may not contain them as a segment, or its URLs would be ambiguous.
 SUB_RESOURCES = ("capabilities", "parameters", "performance", "usage", "endpoints")
 RESERVED_NAMES = ("select",)
-CAPABILITY_NAME = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
+# Lower-case slugs starting with a letter ("0" or "-x" is no capability name).
+CAPABILITY_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 PARAMETER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 # RFC 9110 token characters.
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_WHITESPACE = "".join(chr(code) for code in range(0x10000) if chr(code).isspace())
+
+
+def _excluded_class(extra: str = "") -> str:
+    """The inside of a regex character class, as escapes valid in Python and ECMA-262, of what text may not hold.
+
+    Control and format characters, line and paragraph separators, surrogates (no database column
+    takes an unpaired one), and ``extra`` on top. Only the Basic Multilingual Plane: the schema's
+    patterns must read the same in every regex dialect, and the service checks with these same patterns.
+    """
+    excluded = [
+        code
+        for code in range(0x10000)
+        if unicodedata.category(chr(code)) in {"Cc", "Cf", "Zl", "Zp", "Cs"} or chr(code) in extra
+    ]
+    ranges: list[list[int]] = []
+    for code in excluded:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
+
+
+# Any text: no NUL or lone surrogate (StrictSerializerMixin refuses both everywhere).
+_TEXT_CHAR = "[^\\u0000\\ud800-\\udfff]"
+TEXT_PATTERN = f"^{_TEXT_CHAR}*$"
+# Text that must say something (a field that may not be blank; DRF trims surrounding whitespace).
+_SOLID_CHAR = f"[^\\u0000\\ud800-\\udfff{_excluded_class(_WHITESPACE)}]"
+NONBLANK_TEXT_PATTERN = f"^{_TEXT_CHAR}*{_SOLID_CHAR}{_TEXT_CHAR}*$"
+# Printable text (validate_printable: no control character) that says something.
+_PRINTABLE_CHAR = "[^\\u0000-\\u001f\\u007f-\\u009f\\ud800-\\udfff]"
+VISIBLE_TEXT_PATTERN = f"^{_PRINTABLE_CHAR}*{_SOLID_CHAR}{_PRINTABLE_CHAR}*$"
+# A model name as a regular expression: what validate_model_name accepts, stated in the schema.
+MODEL_NAME_PATTERN = (
+    r"^(?![0-9]+$)(?!select$)(?!/)(?!.*/$)(?!.*//)"
+    r"(?!.*/(?:capabilities|parameters|performance|usage|endpoints)(?:/|$))"
+    f"[^{_excluded_class(_WHITESPACE + '?#')}\\\\]+$"
+)
+MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
+# http(s), a host name or IPv4 address, a port, then printable ASCII: the URLs the service calls.
+URL_PATTERN = r"^https?://[A-Za-z0-9._~-]+(?::[0-9]{1,5})?(?:[/?#][!-~]*)?$"
 MAX_HEADERS = 50
 MAX_HEADER_VALUE = 8192
 MAX_JSON_BYTES = 16 * 1024
@@ -72,6 +116,18 @@ def validate_model_name(value: str) -> None:
         raise serializers.ValidationError(
             f"A segment after '/' may not be one of {', '.join(SUB_RESOURCES)}: the API's paths use these words."
         )
+    if not MODEL_NAME.match(value):
+        raise serializers.ValidationError("Names may not contain control or format characters.")
+
+
+class ModelNameValidator(RegexValidator):
+    """validate_model_name's specific messages, and the one pattern the schema states (``MODEL_NAME_PATTERN``)."""
+
+    def __init__(self) -> None:
+        super().__init__(MODEL_NAME_PATTERN, "Not a valid model name.")
+
+    def __call__(self, value: Any) -> None:
+        validate_model_name(value)
 
 
 def validate_printable(value: str) -> None:
@@ -149,7 +205,17 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-@extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": MAX_HEADERS})
+_HEADER_VALUE = {"type": "string", "maxLength": MAX_HEADER_VALUE, "pattern": "^[^\\r\\n\\u0000]*$"}
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "propertyNames": {"pattern": HEADER_NAME.pattern},
+        "additionalProperties": _HEADER_VALUE,
+        "maxProperties": MAX_HEADERS,
+    }
+)
 class HeaderMapField(serializers.Field):
     """A flat object of HTTP header names to string values, safe to send on the wire."""
 
@@ -185,7 +251,33 @@ class HeaderMapField(serializers.Field):
 
 
 @extend_schema_field(
-    {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}},
+    {
+        "type": "object",
+        "propertyNames": {"pattern": HEADER_NAME.pattern},
+        "additionalProperties": {**_HEADER_VALUE, "type": ["string", "null"]},
+        "maxProperties": MAX_HEADERS,
+    }
+)
+class SecretHeaderMapField(HeaderMapField):
+    """Secret headers: a name set to null removes that header."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_null_values=True, **kwargs)
+
+
+@extend_schema_field(
+    {"type": "object", "additionalProperties": {}, "description": "Facts the provider reported; a JSON object."}
+)
+class JSONObjectField(serializers.JSONField):
+    """A JSON object (of at most 16 KiB; ``validate_details`` checks)."""
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "propertyNames": {"pattern": CAPABILITY_NAME.pattern, "maxLength": 50},
+        "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
+    },
 )
 class CapabilityMapField(serializers.Field):
     """A model's capabilities as ``{"code": 0.92, "text": 0.8}``."""
@@ -224,6 +316,17 @@ def refuse_url_credentials(value: str, *, instead: str) -> None:
         )
 
 
+class EndpointURLValidator(RegexValidator):
+    """The schema's URL pattern; a URL carrying a credential is refused first, saying where it goes."""
+
+    def __init__(self) -> None:
+        super().__init__(URL_PATTERN, "Only http and https URLs with a host are allowed.")
+
+    def __call__(self, value: Any) -> None:
+        refuse_url_credentials(str(value), instead="api_key or secret_headers")
+        super().__call__(value)
+
+
 class RedactedURLField(serializers.CharField):
     """A URL that is shown with any credential-like part (user info, ?api_key=...) replaced by ``***``.
 
@@ -241,7 +344,13 @@ class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     id = serializers.IntegerField(
         required=False, allow_null=True, help_text="Ignored on create; in a model's endpoints, which one to update."
     )
-    endpoint_url = RedactedURLField(max_length=255, required=False, allow_null=True)
+    endpoint_url = RedactedURLField(
+        max_length=255,
+        required=False,
+        allow_null=True,
+        validators=[EndpointURLValidator()],
+        help_text="http(s) only; no credentials in it (user info, ?api_key=...): use api_key or secret_headers.",
+    )
     auth_type = serializers.ChoiceField(choices=AuthType.choices, required=False, allow_null=True)
     headers = HeaderMapField(
         required=False,
@@ -249,8 +358,7 @@ class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         help_text="Headers sent with each call. Credential-like ones (Authorization, *key*, *token*, ...) are "
         "moved to the encrypted secret headers and only their names are shown.",
     )
-    secret_headers = HeaderMapField(
-        allow_null_values=True,
+    secret_headers = SecretHeaderMapField(
         required=False,
         allow_null=True,
         write_only=True,
@@ -321,7 +429,7 @@ class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
 class ParameterSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     """A tunable parameter; added or updated by ``parameter_name``."""
 
-    parameter_name = serializers.CharField(max_length=100)
+    parameter_name = serializers.CharField(max_length=100, validators=[RegexValidator(PARAMETER_NAME.pattern)])
     default_value = serializers.JSONField(help_text="Any JSON value but null.")
     min_value = serializers.JSONField(required=False, allow_null=True)
     max_value = serializers.JSONField(required=False, allow_null=True)
@@ -388,7 +496,12 @@ def json_type(value: Any) -> str:
 class CapabilitySerializer(StrictSerializerMixin, serializers.ModelSerializer):
     """One capability of a model and its 0-1 score; added or updated by name."""
 
-    capability = serializers.CharField(max_length=50)
+    capability = serializers.CharField(
+        max_length=50,
+        validators=[
+            RegexValidator(CAPABILITY_NAME.pattern, "Capability names are lower-case slugs starting with a letter.")
+        ],
+    )
     capability_score = StrictFloatField(min_value=0.0, max_value=1.0)
     evidence = serializers.CharField(required=False, allow_blank=True, max_length=300)
 
@@ -406,8 +519,14 @@ class CapabilitySerializer(StrictSerializerMixin, serializers.ModelSerializer):
 class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     """A model as routers read it: capabilities as a mapping, parameters, endpoints, status and availability."""
 
-    name = serializers.CharField(min_length=1, max_length=100, validators=[validate_model_name])
-    display_name = serializers.CharField(min_length=1, max_length=200, validators=[validate_printable])
+    # Not trimmed: a name with a leading or trailing space is refused rather than silently changed.
+    name = serializers.CharField(min_length=1, max_length=100, trim_whitespace=False, validators=[ModelNameValidator()])
+    display_name = serializers.CharField(
+        min_length=1,
+        max_length=200,
+        validators=[validate_printable, RegexValidator(VISIBLE_TEXT_PATTERN, "Must hold a visible character.")],
+        help_text="Leading and trailing whitespace is removed.",
+    )
     provider = serializers.ChoiceField(choices=Provider.choices)
     model_type = serializers.ChoiceField(choices=ModelType.choices)
     version = serializers.CharField(max_length=50, required=False, allow_null=True, allow_blank=True)
@@ -421,7 +540,7 @@ class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializ
     output_cost_per_mtok = serializers.DecimalField(
         max_digits=12, decimal_places=6, min_value=0, required=False, allow_null=True, coerce_to_string=False
     )
-    details = serializers.JSONField(required=False, help_text="Facts the provider reported; a JSON object.")
+    details = JSONObjectField(required=False, help_text="Facts the provider reported; a JSON object.")
     source = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)  # type: ignore[assignment,var-annotated]
     capabilities = CapabilityMapField(required=False)
     parameters = ParameterSerializer(many=True, read_only=True)
@@ -496,7 +615,11 @@ class PerformanceRecordSerializer(StrictSerializerMixin, serializers.ModelSerial
     """One measurement of a model, optionally for a task category."""
 
     timestamp = serializers.DateTimeField(required=False, validators=[not_in_future], help_text="Defaults to now.")
-    metric_name = serializers.CharField(min_length=1, max_length=100, validators=[validate_printable])
+    metric_name = serializers.CharField(
+        min_length=1,
+        max_length=100,
+        validators=[validate_printable, RegexValidator(VISIBLE_TEXT_PATTERN, "Must hold a visible character.")],
+    )
     metric_value = StrictFloatField()
     task_category = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
     sample_size = StrictIntegerField(min_value=1, required=False, allow_null=True)
@@ -519,14 +642,32 @@ class RecordedSerializer(serializers.Serializer):
 # --- Query parameters ------------------------------------------------------------------------------
 
 
-class ModelListQuerySerializer(serializers.Serializer):
+class QuerySerializer(serializers.Serializer):
+    """Query parameters: an empty value (``?status=``) is refused, not read as absent, as the schema says."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        getlist = getattr(data, "getlist", None)
+        if getlist is not None:
+            empty: dict[str, list[str]] = {
+                str(name): ["May not be empty; leave the parameter out instead."]
+                for name in self.fields
+                if name in data and any(value == "" for value in getlist(name))
+            }
+            if empty:
+                raise serializers.ValidationError(empty)
+        return super().to_internal_value(data)
+
+
+class ModelListQuerySerializer(QuerySerializer):
     ORDERINGS = ["name", "-name", "created_at", "-created_at", "updated_at", "-updated_at", "provider", "-provider"]
 
     provider = serializers.ChoiceField(choices=Provider.choices, required=False)
     model_type = serializers.ChoiceField(choices=ModelType.choices, required=False)
     status = serializers.ChoiceField(choices=ModelStatus.choices, required=False)
     available = serializers.BooleanField(required=False, allow_null=True, default=None)
-    capability = serializers.CharField(required=False, max_length=50)
+    capability = serializers.CharField(
+        required=False, max_length=50, validators=[RegexValidator(CAPABILITY_NAME.pattern, "Not a capability name.")]
+    )
     min_score = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, default=0.0)
     search = serializers.CharField(required=False, max_length=200)
     ordering = serializers.ChoiceField(choices=ORDERINGS, required=False, default="name")
@@ -534,9 +675,12 @@ class ModelListQuerySerializer(serializers.Serializer):
     offset = serializers.IntegerField(required=False, min_value=0, max_value=INT32_MAX)
 
 
-class ModelSelectQuerySerializer(serializers.Serializer):
+class ModelSelectQuerySerializer(QuerySerializer):
     capability = serializers.ListField(
-        child=serializers.CharField(max_length=50), required=False, default=list, help_text="Repeat for several."
+        child=serializers.CharField(max_length=50, validators=[RegexValidator(CAPABILITY_NAME.pattern)]),
+        required=False,
+        default=list,
+        help_text="Repeat for several.",
     )
     min_score = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, default=0.0)
     model_type = serializers.ChoiceField(choices=ModelType.choices, required=False)
@@ -568,7 +712,7 @@ class SelectionSerializer(serializers.Serializer):
     results = SelectionItemSerializer(many=True)
 
 
-class TimeRangeQuerySerializer(serializers.Serializer):
+class TimeRangeQuerySerializer(QuerySerializer):
     # "from" is a Python keyword: declared through the fields mapping below.
     to = serializers.DateTimeField(required=False, help_text="End (exclusive); default now.")
 

@@ -10,6 +10,7 @@ import hashlib
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import AuthenticationFailed
@@ -66,14 +67,15 @@ class RefreshSerializer(TokenRefreshSerializer):
 
 
 _CREDENTIALS = inline_serializer(
-    "TokenObtainRequest",
+    "TokenObtain",
     fields={"username": serializers.CharField(max_length=150), "password": serializers.CharField(max_length=4096)},
 )
 _PAIR = inline_serializer("TokenPair", fields={"access": serializers.CharField(), "refresh": serializers.CharField()})
-_REFRESH_REQUEST = inline_serializer("TokenRefreshRequest", fields={"refresh": serializers.CharField()})
+_REFRESH_REQUEST = inline_serializer("TokenRefresh", fields={"refresh": serializers.CharField()})
 _ACCESS = inline_serializer("AccessToken", fields={"access": serializers.CharField()})
-_VERIFY_REQUEST = inline_serializer("TokenVerifyRequest", fields={"token": serializers.CharField()})
-_VERIFIED = inline_serializer("TokenVerified", fields={})
+_VERIFY_REQUEST = inline_serializer("TokenVerify", fields={"token": serializers.CharField()})
+# simplejwt answers a valid token with an empty object.
+_VERIFIED = OpenApiResponse(OpenApiTypes.OBJECT, description="The token is valid: an empty object.")
 
 
 def _token_errors(unauthorized: str) -> dict[int, OpenApiResponse]:
