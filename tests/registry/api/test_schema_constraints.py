@@ -81,3 +81,12 @@ def test_empty_filter_values_are_refused(api_client_for: Callable[[str], APIClie
     response = api_client_for("viewer").get(f"/models?{query}")
     assert response.status_code == 400
     assert response.json() == {query[:-1]: ["May not be empty; leave the parameter out instead."]}
+
+
+@pytest.mark.parametrize("role", ["viewer", "admin"])
+def test_options_answers_any_role_with_the_endpoints_metadata(
+    api_client_for: Callable[[str], APIClient], role: str
+) -> None:
+    response = api_client_for(role).options("/models")
+    assert response.status_code == 200
+    assert response.json()["name"]
