@@ -273,6 +273,8 @@ ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
 DISCOVERY_CONNECT_TIMEOUT = env_float("DISCOVERY_CONNECT_TIMEOUT", 5.0, minimum=0.1)
 DISCOVERY_READ_TIMEOUT = env_float("DISCOVERY_READ_TIMEOUT", 30.0, minimum=0.1)
+# The whole of one request (answer and body), however slowly a provider sends it; see discovery/clients/http.py.
+DISCOVERY_REQUEST_DEADLINE_SECONDS = env_float("DISCOVERY_REQUEST_DEADLINE_SECONDS", 60.0, minimum=0.1)
 DISCOVERY_MAX_RETRIES = env_int("DISCOVERY_MAX_RETRIES", 3, minimum=0)
 DISCOVERY_MAX_RESPONSE_BYTES = env_int("DISCOVERY_MAX_RESPONSE_BYTES", 20 * 1024 * 1024, minimum=1024)
 DISCOVERY_DEFAULT_INTERVAL_SECONDS = env_int("DISCOVERY_DEFAULT_INTERVAL_SECONDS", 3600, minimum=10)
