@@ -368,6 +368,7 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_PARSER_CLASSES": ["registry.api.parsers.BoundedJSONParser"],
     # Database down -> 503 with Retry-After, body too large -> 413; both JSON (registry/api/errors.py).
     "EXCEPTION_HANDLER": "registry.api.errors.exception_handler",
+    "DEFAULT_METADATA_CLASS": "registry.api.metadata.EndpointMetadata",
     # Only the token endpoints are throttled (registry/api/tokens.py); rates per client and per username.
     "DEFAULT_THROTTLE_RATES": {
         "auth-client": env_str("AUTH_THROTTLE_CLIENT_RATE", "30/minute"),
