@@ -7,11 +7,11 @@ from typing import Any
 from rest_framework import serializers
 
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus
-from registry.api.serializers import RedactedURLField, StrictSerializerMixin, refuse_url_credentials
+from registry.api.serializers import RedactedURLField, StrictSerializerMixin, URLValidator
 
 
 class ProviderSourceSerializer(StrictSerializerMixin, serializers.ModelSerializer):
-    base_url = RedactedURLField(max_length=255)
+    base_url = RedactedURLField(max_length=255, validators=[URLValidator(instead="api_key")])
     last_status = serializers.ChoiceField(choices=RunStatus.choices, allow_blank=True, read_only=True)
     # Write-only: accepted, stored encrypted, never returned; null (or "") removes a stored key.
     api_key = serializers.CharField(
@@ -57,10 +57,6 @@ class ProviderSourceSerializer(StrictSerializerMixin, serializers.ModelSerialize
 
     def validate_api_key(self, value: str | None) -> str | None:
         return value or None
-
-    def validate_base_url(self, value: str) -> str:
-        refuse_url_credentials(value, instead="api_key")
-        return value
 
     def validate_name(self, value: str) -> str:
         if not value.isprintable():

@@ -143,6 +143,10 @@ def _state_text_patterns(result: dict[str, Any]) -> None:
         for operation in operations.values():
             if isinstance(operation, dict):
                 inputs.extend(p.get("schema") for p in operation.get("parameters", []) if p.get("in") == "query")
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        # Request bodies refuse fields they do not know (StrictSerializerMixin).
+        if name.endswith("Request") and component.get("type") == "object" and "properties" in component:
+            component.setdefault("additionalProperties", False)
     for schema in _string_schemas(inputs):
         if "pattern" in schema or "format" in schema or "enum" in schema:
             continue

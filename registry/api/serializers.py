@@ -184,6 +184,14 @@ class StrictSerializerMixin:
             for name, value in data.items():
                 if name not in errors and not is_storable_text(value):
                     errors[name] = ["Text may not contain NUL characters or unpaired surrogates."]
+                elif (
+                    name not in errors
+                    and isinstance(known.get(name), serializers.CharField)
+                    and value is not None
+                    and not isinstance(value, str)
+                ):
+                    # DRF would store 0 as "0": the schema says a string, so a number is an error.
+                    errors[name] = ["Expected a string."]
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)  # type: ignore[misc]
@@ -324,14 +332,15 @@ def refuse_url_credentials(value: str, *, instead: str) -> None:
         )
 
 
-class EndpointURLValidator(RegexValidator):
-    """The schema's URL pattern; a URL carrying a credential is refused first, saying where it goes."""
+class URLValidator(RegexValidator):
+    """The schema's URL pattern; a URL carrying a credential is refused first, saying where it goes (``instead``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, instead: str) -> None:
+        self.instead = instead
         super().__init__(URL_PATTERN, "Only http and https URLs with a host are allowed.")
 
     def __call__(self, value: Any) -> None:
-        refuse_url_credentials(str(value), instead="api_key or secret_headers")
+        refuse_url_credentials(str(value), instead=self.instead)
         super().__call__(value)
 
 
@@ -356,7 +365,7 @@ class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         max_length=255,
         required=False,
         allow_null=True,
-        validators=[EndpointURLValidator()],
+        validators=[URLValidator(instead="api_key or secret_headers")],
         help_text="http(s) only; no credentials in it (user info, ?api_key=...): use api_key or secret_headers.",
     )
     auth_type = serializers.ChoiceField(choices=AuthType.choices, required=False, allow_null=True)
