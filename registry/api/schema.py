@@ -64,6 +64,8 @@ _DESCRIPTIONS = {
     "403": "The caller's role may not do this.",
     "404": "Nothing at this path (no such model, endpoint, capability or source).",
     "413": "The request body is larger than the service accepts.",
+    "414": "The URI (path and query) is longer than the service accepts.",
+    "431": "The request's headers are more or larger than the service accepts.",
     "503": "The database (or, for discovery, the broker) is unavailable; retry after Retry-After seconds.",
 }
 _ERROR_REF = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
@@ -72,9 +74,9 @@ _ERROR_REF = {"application/json": {"schema": {"$ref": "#/components/schemas/Erro
 def complete_error_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: every error an operation can answer is listed, each with the Error schema.
 
-    Added here, in one place, rather than repeated on each view: 503 everywhere (the database may be
-    down), 401/403 where a token is needed, 400 where there is input, 404 where the path names
-    something, 413 where there is a body.
+    Added here, in one place, rather than repeated on each view: 503, 414 and 431 everywhere (the
+    database may be down, any request may be too large), 401/403 where a token is needed, 400
+    where there is input, 404 where the path names something, 413 where there is a body.
     """
     _collapse_nullable_any(result)
     _state_text_patterns(result)
@@ -88,7 +90,8 @@ def complete_error_responses(result: dict[str, Any], generator: Any, request: An
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             responses: dict[str, Any] = operation["responses"]
-            wanted = {"503"}
+            # Any request may be refused for its size (registry/api/limits.py) or a database outage.
+            wanted = {"414", "431", "503"}
             if operation.get("security") != [] and any(operation.get("security") or [{}]):
                 wanted |= {"401", "403"}
             if operation.get("parameters") or "requestBody" in operation:

@@ -14,6 +14,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from datetime import timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -206,6 +207,19 @@ class StrictFloatField(serializers.FloatField):
         if not math.isfinite(data):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class RoundedDecimalField(serializers.DecimalField):
+    """A JSON number stored with ``decimal_places`` decimals: rounded to them, not refused for having more.
+
+    Clients send floats (0.1 + 0.2 is 0.30000000000000004); refusing their 17th decimal would turn a
+    valid price into a 400.
+    """
+
+    def validate_precision(self, value: Decimal) -> Decimal:
+        if self.decimal_places is not None and value.is_finite():
+            value = value.quantize(Decimal(1).scaleb(-self.decimal_places), rounding=ROUND_HALF_EVEN)
+        return super().validate_precision(value)
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -551,11 +565,23 @@ class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializ
     status = serializers.ChoiceField(choices=ModelStatus.choices, required=False)
     available = serializers.BooleanField(read_only=True)
     context_window = StrictIntegerField(min_value=1, required=False, allow_null=True)
-    input_cost_per_mtok = serializers.DecimalField(
-        max_digits=12, decimal_places=6, min_value=0, required=False, allow_null=True, coerce_to_string=False
+    input_cost_per_mtok = RoundedDecimalField(
+        max_digits=12,
+        decimal_places=6,
+        min_value=0,
+        required=False,
+        allow_null=True,
+        coerce_to_string=False,
+        help_text="USD; rounded to 6 decimal places.",
     )
-    output_cost_per_mtok = serializers.DecimalField(
-        max_digits=12, decimal_places=6, min_value=0, required=False, allow_null=True, coerce_to_string=False
+    output_cost_per_mtok = RoundedDecimalField(
+        max_digits=12,
+        decimal_places=6,
+        min_value=0,
+        required=False,
+        allow_null=True,
+        coerce_to_string=False,
+        help_text="USD; rounded to 6 decimal places.",
     )
     details = JSONObjectField(required=False, help_text="Facts the provider reported; a JSON object.")
     source = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)  # type: ignore[assignment,var-annotated]
@@ -615,8 +641,14 @@ class UsageRecordSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     request_count = StrictIntegerField(min_value=0, required=False, default=1)
     average_latency = StrictFloatField(min_value=0.0, required=False, allow_null=True, help_text="Seconds.")
     error_count = StrictIntegerField(min_value=0, required=False, default=0)
-    cost = serializers.DecimalField(
-        max_digits=10, decimal_places=6, min_value=0, required=False, allow_null=True, coerce_to_string=False
+    cost = RoundedDecimalField(
+        max_digits=10,
+        decimal_places=6,
+        min_value=0,
+        required=False,
+        allow_null=True,
+        coerce_to_string=False,
+        help_text="USD; rounded to 6 decimal places.",
     )
 
     class Meta:

@@ -92,3 +92,23 @@ def test_options_answers_any_role_with_the_endpoints_metadata(
         response = api_client_for(role).options(path)
         assert response.status_code in {200, 403}, path  # /sources is for admins
         assert response.json()["name" if response.status_code == 200 else "detail"]
+
+
+def test_prices_with_more_decimals_than_stored_are_rounded_not_refused(
+    api_client_for: Callable[[str], APIClient],
+) -> None:
+    body = {
+        "name": "m",
+        "display_name": "M",
+        "provider": "openai",
+        "model_type": "chat",
+        "input_cost_per_mtok": 0.1 + 0.2,
+    }
+    response = api_client_for("editor").post("/models", body, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["input_cost_per_mtok"] == 0.3
+
+
+def test_every_operation_documents_the_size_refusals(openapi: dict[str, Any]) -> None:
+    for path, method, operation in operations(openapi):
+        assert {"414", "431"} <= set(operation["responses"]), (path, method)
