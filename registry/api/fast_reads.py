@@ -33,6 +33,7 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from registry import metrics
 from registry.api.authentication import bearer_role
+from registry.api.limits import refusal_of
 from registry.api.responses import (
     CACHED_READ_ENVIRON_KEY,
     canonical_query,
@@ -154,6 +155,8 @@ class CachedReads:
 
     def serve(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes] | None:
         """The cached response, already started; None to let Django answer."""
+        if refusal_of(environ) is not None:
+            return None  # over the request limits: Django's middleware answers 414/431/413 as JSON
         route = cached_route(environ.get("PATH_INFO", ""))
         if route is None:
             return None

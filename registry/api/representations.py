@@ -26,6 +26,7 @@ from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from registry.credentials import redact_text
 from registry.models import ModelCapability, ModelEndpoint, ModelParameter, ModelStatus, RegisteredModel
 
 # The model's own columns, in the serializer's field order (RegisteredModelSerializer.Meta.fields).
@@ -225,7 +226,8 @@ def _endpoints(ids: list[int], moment: Moment) -> dict[int, list[dict[str, Any]]
             {
                 "id": pk,
                 "endpoint_type": kind,
-                "endpoint_url": url,
+                # Shown as EndpointSerializer shows it: any credential in the URL as *** (registry.credentials).
+                "endpoint_url": redact_text(url) if url is not None else None,
                 "auth_type": auth,
                 "headers": headers,  # DRF writes null for None without asking the field
                 "has_api_key": bool(api_key),

@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from registry_project.accesslog import STATIC_PREFIX, WithoutStaticFiles
+from registry_project.accesslog import STATIC_PREFIX, WithoutStaticFilesOrProbes
 from registry_project.runall import Admin, banner, base_url, port_in_use
 
 URL = "http://127.0.0.1:8700"
@@ -69,5 +69,7 @@ def test_the_access_log_filter_drops_static_files_only() -> None:
     def record(path: str) -> logging.LogRecord:
         return logging.LogRecord("granian.access", logging.INFO, "", 0, "%(path)s", ({"path": path},), None)
 
-    assert not WithoutStaticFiles().filter(record(f"{STATIC_PREFIX}admin/css/base.css"))
-    assert WithoutStaticFiles().filter(record("/models"))
+    assert not WithoutStaticFilesOrProbes().filter(record(f"{STATIC_PREFIX}admin/css/base.css"))
+    assert not WithoutStaticFilesOrProbes().filter(record("/healthz"))
+    assert WithoutStaticFilesOrProbes().filter(record("/models"))
+    assert WithoutStaticFilesOrProbes().filter(record("/health"))

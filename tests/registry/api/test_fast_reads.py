@@ -234,3 +234,16 @@ def test_the_fronts_routing_agrees_with_djangos(path: str) -> None:
     except Resolver404:
         expected, ref = None, None
     assert cached_route(path) == ((expected, ref) if expected else None)
+
+
+def test_a_hit_over_the_request_limits_is_refused_by_django_as_json(
+    front: CachedReads, django_app: CountingDjango, token: str, settings: Any
+) -> None:
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
+    settings.MAX_HEADER_FIELDS = 3
+
+    refused = Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token, HTTP_X_A="1", HTTP_X_B="2", HTTP_X_C="3")
+
+    assert refused.code == 431
+    assert django_app.calls == 2
+    assert refused.headers["content-type"] == "application/json"
