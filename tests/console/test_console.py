@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -53,13 +52,6 @@ def operators(transactional_db: None) -> dict[str, Any]:
         user.groups.add(group)
         users[role.group_name] = user
     return users
-
-
-@pytest.fixture
-def fake_ollama() -> Iterator[FakeOllama]:
-    server = FakeOllama().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -45,13 +44,6 @@ def inline_index(form: RenderedForm, prefix: str, field: str, value: str) -> int
         if name.startswith(f"{prefix}-") and name.endswith(f"-{field}") and shown == value:
             return int(name.split("-")[1])
     raise AssertionError(f"no {prefix} row with {field}={value!r}")
-
-
-@pytest.fixture
-def fake_ollama() -> Iterator[FakeOllama]:
-    server = FakeOllama().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
