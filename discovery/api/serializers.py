@@ -8,12 +8,13 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from discovery.models import CHANGE_KINDS, CHANGES_NAMES_MAX, DiscoveryRun, ProviderSource, RunStatus
-from registry.api.serializers import RedactedURLField, StrictSerializerMixin, URLValidator
+from registry.api.serializers import RedactedURLField, StrictBooleanField, StrictSerializerMixin, URLValidator
 
 
 class ProviderSourceSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     base_url = RedactedURLField(max_length=255, validators=[URLValidator(instead="api_key")])
     last_status = serializers.ChoiceField(choices=RunStatus.choices, allow_blank=True, read_only=True)
+    enabled = StrictBooleanField(required=False, help_text="Whether discovery runs for this source (default true).")
     # Write-only: accepted, stored encrypted, never returned; null (or "") removes a stored key.
     api_key = serializers.CharField(
         write_only=True, required=False, allow_null=True, allow_blank=True, max_length=4096, trim_whitespace=True

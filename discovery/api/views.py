@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
@@ -25,7 +25,9 @@ ERRORS: dict[int | str, Any] = {**ERROR_RESPONSES, 404: OpenApiResponse(descript
 
 
 class RunsQuerySerializer(QuerySerializer):
-    limit = serializers.IntegerField(min_value=1, max_value=500, default=50)
+    limit = serializers.IntegerField(
+        min_value=1, max_value=500, default=50, help_text="How many runs, newest first (1-500, default 50)."
+    )
 
 
 @extend_schema_view(
@@ -102,7 +104,7 @@ class ProviderSourceViewSet(RegistryViewSet):
 
     @extend_schema(
         summary="This source's most recent discovery runs",
-        parameters=[OpenApiParameter("limit", int, description="How many runs, newest first (1-500, default 50).")],
+        parameters=[RunsQuerySerializer],
         responses={200: DiscoveryRunSerializer(many=True), **ERRORS},
     )
     def runs(self, request: Request, source_id: int) -> Response:

@@ -228,6 +228,15 @@ class StrictFloatField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON boolean: ``true`` or ``false``, not 0, 1 or "yes" (the schema says boolean, so does the service)."""
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class RoundedDecimalField(serializers.DecimalField):
     """A JSON number stored with ``decimal_places`` decimals: rounded to them, not refused for having more.
 
@@ -643,13 +652,16 @@ class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializ
         return value
 
     def validate_endpoints(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if len(value) > 100:
+            raise serializers.ValidationError("At most 100 endpoints.")
         instance = self.instance if isinstance(self.instance, RegisteredModel) else None
-        known = {endpoint.pk for endpoint in instance.endpoints.all()} if instance is not None else set()
+        if instance is None:
+            # A new model has no endpoints to update: each item creates one, and an id is ignored (as documented).
+            return [{key: item_value for key, item_value in item.items() if key != "id"} for item in value]
+        known = {endpoint.pk for endpoint in instance.endpoints.all()}
         for item in value:
             if item.get("id") is not None and item["id"] not in known:
                 raise serializers.ValidationError(f"Endpoint {item['id']} is not an endpoint of this model.")
-        if len(value) > 100:
-            raise serializers.ValidationError("At most 100 endpoints.")
         return value
 
 

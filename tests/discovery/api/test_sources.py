@@ -92,6 +92,8 @@ def test_admin_adds_a_source_and_its_schedule_with_a_write_only_key(admin: APICl
         ({"base_url": "vllm:8000"}, "base_url"),
         ({"interval_seconds": 5}, "interval_seconds"),
         ({"interval_seconds": "often"}, "interval_seconds"),
+        ({"enabled": 0}, "enabled"),  # found by make fuzz: the schema says boolean
+        ({"enabled": "yes"}, "enabled"),
         ({"kind": "bedrock"}, "kind"),
         ({"name": "ollama"}, "name"),  # taken
         ({"name": "tab\there"}, "name"),
@@ -220,3 +222,10 @@ def test_runs_limit_out_of_range_is_a_400(admin: APIClient, source: ProviderSour
 
     assert response.status_code == 400
     assert list(response.json()) == ["limit"]
+
+
+def test_the_runs_limit_is_stated_in_the_schema(openapi: dict[str, Any]) -> None:
+    # Found by make fuzz: limit=0 was refused while the schema allowed any integer.
+    parameters = openapi["paths"]["/sources/{source_id}/runs"]["get"]["parameters"]
+    limit = next(parameter for parameter in parameters if parameter["name"] == "limit")
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 500)
