@@ -164,7 +164,6 @@ class StaffSessionAuthentication(SessionAuthentication):
         return result
 
 
-
 def decode_platform_token(token: str) -> dict[str, Any]:
     """Verify a platform token: signature, the one configured algorithm, ``exp`` present and not past, audience."""
     try:
