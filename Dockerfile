@@ -1,6 +1,6 @@
 # Model Registry: one image for the web process (default), the Celery worker and beat.
 #   docker build -t alfred-model-registry .
-#   docker run ... alfred-model-registry            # web on 8700 (gunicorn)
+#   docker run ... alfred-model-registry            # web on 8700 (granian, WSGI)
 #   docker run ... alfred-model-registry worker     # Celery worker
 #   docker run ... alfred-model-registry beat       # Celery beat
 FROM python:3.11-slim

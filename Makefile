@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8700
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint typecheck format check migrations install install-dev clean
+.PHONY: run test bench fuzz load lint typecheck format check migrations install install-dev clean
 
 $(VENV)/.runtime-installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ install-dev: $(VENV)/.dev-installed
 
 # Embedded defaults (SQLite in data/, local cache, no Redis); DEBUG on unless set.
 # A busy port stops it first (PORT=8701 make run). Then migrate, admin user, schedules, sources + first
-# discovery; then web (gunicorn, in this terminal), worker and beat (logs in data/logs/). The last lines
+# discovery; then web (granian, in this terminal), worker and beat (logs in data/logs/). The last lines
 # printed are the URLs and the admin's credentials. Ctrl-C stops all three (registry_project/runall.py).
 run: install
 	DEBUG=$${DEBUG:-true} HOST=$(HOST) PORT=$(PORT) WEB_CONCURRENCY=$${WEB_CONCURRENCY:-2} \
@@ -38,6 +38,16 @@ test: install-dev
 # They need PostgreSQL (BENCH_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/registry_bench).
 bench: install-dev
 	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+# Reliability figures (docs/RELIABILITY.md) against the production web server on PostgreSQL and Redis:
+# LOAD_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/registry_load, recreated) and
+# LOAD_REDIS_URL (default redis://127.0.0.1:6379/14). FUZZ_EXAMPLES (100) cases per operation.
+fuzz: install-dev
+	$(PY) bench/fuzz.py
+
+# 50 clients for 60 s (LOAD_CLIENTS, LOAD_SECONDS): reads, selections and usage writes.
+load: install-dev
+	$(PY) bench/load.py
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -24,6 +24,11 @@ os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production-0123456
 os.environ.setdefault("JWT_SECRET", "bench-jwt-secret-not-for-production-0123456789")
 os.environ.setdefault("LOG_LEVEL", "error")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry_project.settings")
+# Never the caller's Redis (it may be another service's database): the bench's own, or the file cache.
+if os.environ.get("BENCH_REDIS_URL"):
+    os.environ["REDIS_URL"] = os.environ["BENCH_REDIS_URL"]
+else:
+    os.environ.pop("REDIS_URL", None)
 
 MODELS = 1000
 QUERY_TARGET = 40

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from discovery.clients import fetch_listing
 from discovery.clients.base import ProviderError
 from discovery.locks import registration_lock
-from discovery.models import ProviderSource, SourceKind
+from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
 from discovery.schedules import schedule_remove, schedule_upsert
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,17 @@ def source_delete(*, source: ProviderSource) -> None:
     """Delete ``source`` and its schedule. Its models stay; their endpoints lose the source link."""
     schedule_remove(source=source)
     source.delete()
+
+
+def run_record_not_queued(*, source: ProviderSource, trigger: str, reason: str) -> DiscoveryRun:
+    """A run that never started because the broker refused it: operators see the request and why it failed."""
+    return DiscoveryRun.objects.create(
+        source=source,
+        trigger=trigger[:20],
+        status=RunStatus.FAILED,
+        finished_at=timezone.now(),
+        error_message=f"Not queued: the broker is unavailable ({reason}).",
+    )
 
 
 @dataclass(frozen=True)

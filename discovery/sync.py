@@ -41,6 +41,7 @@ from discovery.models import CHANGE_KINDS, CHANGES_NAMES_MAX, DiscoveryRun, Prov
 from registry import metrics
 from registry.audit import log_bulk
 from registry.cache import models_changed
+from registry.credentials import redact_text
 from registry.models import (
     PLATFORM_DETAILS_KEY,
     Alert,
@@ -482,6 +483,8 @@ def source_sync_report(
     outcome = _discover(run, dry_run=dry_run, progress=progress)
     finished = timezone.now()
     run.status = outcome.status
+    # A provider's error may quote the URL it called, and a base URL may carry a key (?key=, user:pw@).
+    outcome.error = redact_text(outcome.error) if outcome.error else outcome.error
     run.error_message = outcome.error
     run.finished_at = finished
     names = _changed_names(outcome.plan)

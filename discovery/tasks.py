@@ -5,17 +5,28 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 
 from discovery.models import ProviderSource
 from discovery.schedules import DISCOVER_TASK
+from discovery.services import run_record_not_queued
 from discovery.sync import source_sync
 from registry.audit import system_actor
+from registry.credentials import redact_text
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name=DISCOVER_TASK, ignore_result=True)
+@shared_task(
+    name=DISCOVER_TASK,
+    ignore_result=True,
+    # The soft limit raises SoftTimeLimitExceeded inside the run (recorded as failed, lock released);
+    # the hard one kills a process stuck where no exception reaches. The broker's visibility timeout
+    # is set past the hard limit (settings.BROKER_REDIS_TRANSPORT_OPTIONS).
+    soft_time_limit=settings.DISCOVERY_TASK_SOFT_TIME_LIMIT_SECONDS,
+    time_limit=settings.DISCOVERY_TASK_TIME_LIMIT_SECONDS,
+)
 def discover_source(source_id: int, trigger: str = "schedule") -> str | None:
     """Discover the models of one source; returns the run's status."""
     source = ProviderSource.objects.filter(pk=source_id).first()
@@ -28,6 +39,25 @@ def discover_source(source_id: int, trigger: str = "schedule") -> str | None:
     with system_actor("discovery"):
         run = source_sync(source=source, trigger=trigger)
     return run.status
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not take a task (refused, or no answer within CELERY_BROKER_SOCKET_TIMEOUT)."""
+
+
+def discovery_queue_now(*, source: ProviderSource, trigger: str) -> None:
+    """Queue one discovery now, for a caller that must say whether it was queued (``POST /sources/{id}/discover``).
+
+    Bounded by the broker's socket timeouts; on failure a failed run records why, and
+    ``BrokerUnavailable`` is raised.
+    """
+    try:
+        discover_source.apply_async(args=(source.pk,), kwargs={"trigger": trigger}, retry=False)
+    except Exception as exc:  # kombu wraps some errors, not all (redis' own TimeoutError, OSError)
+        reason = redact_text(str(exc)) or type(exc).__name__
+        logger.warning("could not queue discovery of source #%s: %s", source.pk, reason)
+        run_record_not_queued(source=source, trigger=trigger, reason=reason)
+        raise BrokerUnavailable(reason) from exc
 
 
 def discovery_enqueue(*, source_ids: list[int], trigger: str) -> None:

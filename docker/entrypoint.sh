@@ -2,7 +2,8 @@
 # Container entrypoint of the Model Registry.
 #
 #   web      (default) wait for the database, migrate (creates the schema), admin user, schedules,
-#            provider sources from the environment and their first discovery, then exec gunicorn
+#            provider sources from the environment and their first discovery, then exec the web
+#            server (granian, WSGI; configured by registry_project/web.py from WEB_* variables)
 #   worker   wait for the database, exec a Celery worker
 #   beat     wait for the database, exec Celery beat (django-celery-beat's database scheduler)
 #   prepare  the web's preparation steps only, then exit (one-off jobs, tests)
@@ -38,7 +39,7 @@ case "$command" in
     web)
         reset_metrics_dir
         prepare
-        exec gunicorn registry_project.wsgi --config gunicorn.conf.py
+        exec python -m registry_project.web
         ;;
     worker)
         reset_metrics_dir

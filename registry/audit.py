@@ -12,6 +12,7 @@ the whole value: an entry shows that a key changed, never any part of it.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -25,9 +26,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model
 
+from registry.credentials import redact_text
 from registry.models import ModelCapability, ModelParameter, RegisteredModel
 
 MASK = "********"
+# A whole value that is one http(s) URL (a masked URL field's value), as opposed to a secret.
+_URL = re.compile(r"^https?://[^\s]+$", re.I)
 
 # The actor of the innermost acting_as block, for log_bulk (see _current_context).
 _actor_context: ContextVar[dict[str, Any] | None] = ContextVar("registry_audit_actor", default=None)
@@ -36,7 +40,13 @@ ACTIONS = {"create": LogEntry.Action.CREATE, "update": LogEntry.Action.UPDATE, "
 
 
 def mask_secret(value: str) -> str:
-    """AUDITLOG_MASK_CALLABLE: hide the whole value (auditlog's default shows half of it)."""
+    """AUDITLOG_MASK_CALLABLE: hide the whole value (auditlog's default shows half of it).
+
+    URL fields (an endpoint's URL, a source's base URL) are masked fields too, but only their
+    credential-like parts are hidden: which host a model moved to is an audit fact.
+    """
+    if _URL.match(value):
+        return redact_text(value)
     return MASK
 
 
@@ -45,8 +55,8 @@ def register_models() -> None:
     secret_fields = {
         # ``headers`` too: the admin's endpoint form stores whatever headers it is given there, an
         # Authorization header included, so their values cannot be trusted to be non-secret.
-        "registry.ModelEndpoint": ["api_key", "secret_headers", "headers"],
-        "discovery.ProviderSource": ["api_key"],
+        "registry.ModelEndpoint": ["api_key", "secret_headers", "headers", "endpoint_url"],
+        "discovery.ProviderSource": ["api_key", "base_url"],
     }
     audited = [
         "registry.RegisteredModel",
@@ -117,6 +127,11 @@ def _current_context() -> dict[str, Any]:
     return dict(_actor_context.get() or {})
 
 
+def _redacted(changes: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    # Discovery's endpoint URLs derive from the source's base URL, which may carry user info.
+    return {name: [redact_text(v) if isinstance(v, str) else v for v in pair] for name, pair in changes.items()}
+
+
 def log_bulk(action: str, objects: Sequence[Model], changes: Sequence[dict[str, list[Any]]] | None = None) -> int:
     """Write one audit entry per object for writes that bypassed model signals.
 
@@ -130,7 +145,7 @@ def log_bulk(action: str, objects: Sequence[Model], changes: Sequence[dict[str, 
     reprs = _object_reprs(objects)
     entries = []
     for index, obj in enumerate(objects):
-        entry_changes = changes[index] if changes is not None else {}
+        entry_changes = _redacted(changes[index]) if changes is not None else {}
         entries.append(
             LogEntry(
                 content_type=ContentType.objects.get_for_model(obj),

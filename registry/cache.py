@@ -212,3 +212,17 @@ def cached_model_read(kind: str, key: str, build: Callable[[], T]) -> T:
     value = build()
     cache.set(entry_key, (generation, value))
     return value
+
+
+def current_generation() -> int:
+    """The generation every cached read must have been built under to be served (one round trip)."""
+    return _generation(cache.get(GENERATION_KEY))
+
+
+def stored_entry(entry_key: str) -> Any:
+    """The raw entry stored at ``entry_key``, or None."""
+    return cache.get(entry_key)
+
+
+def store_entry(entry_key: str, value: Any) -> None:
+    cache.set(entry_key, value)

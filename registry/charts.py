@@ -54,10 +54,8 @@ def format_number(value: float, unit: str = "") -> str:
         text = f"{value / 1000:.1f}k"
     elif magnitude >= 10 or value == int(value):
         text = f"{value:.0f}"
-    elif magnitude >= 0.01:
-        text = f"{value:.2f}"
     else:
-        text = f"{value:.3g}"
+        text = f"{value:.3g}"  # 0.125, 0.375, 2.5: a quarter of a round axis stays exact
     return f"{text}{unit}"
 
 

@@ -53,6 +53,7 @@ TRUSTED_NETWORK_REQUESTS = Counter(
     "API requests without a token accepted as the service role from PLATFORM_TRUSTED_NETWORKS",
     ["network", "method"],
 )
+THROTTLED = Counter("registry_requests_throttled", "Requests refused with 429, by throttle scope", ["scope"])
 
 ALERTS_OPENED = Counter("registry_alerts_opened", "Alerts opened, by kind", ["kind"])
 ALERTS_RESOLVED = Counter("registry_alerts_resolved", "Alerts resolved, by kind", ["kind"])
@@ -82,6 +83,10 @@ def cache_lookup(*, kind: str, hit: bool) -> None:
 
 def trusted_network_request(*, network: str, method: str) -> None:
     TRUSTED_NETWORK_REQUESTS.labels(network=network, method=method).inc()
+
+
+def request_throttled(*, scope: str) -> None:
+    THROTTLED.labels(scope=scope).inc()
 
 
 def alert_opened(*, kind: str) -> None:

@@ -78,6 +78,13 @@ def model_get(ref: str, *, related: bool = True) -> RegisteredModel:
     return queryset.get(name=ref)
 
 
+def model_lookup(ref: str) -> RegisteredModelQuerySet:
+    """The models (none or one) named ``ref``, or whose id is ``ref`` when it is all digits."""
+    if is_model_id(ref):
+        return RegisteredModel.objects.filter(pk=int(ref))
+    return RegisteredModel.objects.filter(name=ref)
+
+
 def model_key_get(ref: str) -> tuple[int, str]:
     """The id and name of the model ``ref`` (id or name), with one small query; raises ``DoesNotExist``."""
     lookup: dict[str, Any] = {"pk": int(ref)} if is_model_id(ref) else {"name": ref}
@@ -157,23 +164,22 @@ def _recent_latency(since: datetime) -> Subquery:
     return Subquery(weighted[:1], output_field=FloatField())
 
 
-def models_select(
+def models_ranked(
     *,
     capabilities: list[str],
     min_score: float = 0.0,
     model_type: str | None = None,
     provider: str | None = None,
     local_only: bool = False,
-    limit: int = 10,
-) -> list[RankedModel]:
+) -> RegisteredModelQuerySet:
     """The available models holding every capability at ``min_score`` or above, best first.
 
     Ranked by the mean score on the requested capabilities, then by lower recent latency
     (request-weighted, last 24 h; models without recent usage after those with), then by lower
     cost per million tokens (mean of input and output prices; unknown prices last), then by name.
-    One query for the ranking, plus the fixed prefetches of the representation.
+    Annotated with ``score``, ``cap_<i>`` (the score of ``capabilities[i]``, which must be sorted
+    and distinct), ``recent_latency`` and ``cost_per_mtok``. One query for the ranking.
     """
-    capabilities = sorted(set(capabilities))
     queryset = RegisteredModel.objects.available()
     if model_type:
         queryset = queryset.filter(model_type=model_type)
@@ -211,6 +217,23 @@ def models_select(
         F("recent_latency").asc(nulls_last=True),
         F("cost_per_mtok").asc(nulls_last=True),
         "name",
+    )
+    return queryset
+
+
+def models_select(
+    *,
+    capabilities: list[str],
+    min_score: float = 0.0,
+    model_type: str | None = None,
+    provider: str | None = None,
+    local_only: bool = False,
+    limit: int = 10,
+) -> list[RankedModel]:
+    """The available models holding every capability at ``min_score`` or above, best first (see ``models_ranked``)."""
+    capabilities = sorted(set(capabilities))
+    queryset = models_ranked(
+        capabilities=capabilities, min_score=min_score, model_type=model_type, provider=provider, local_only=local_only
     )
     queryset = with_representation(queryset)
     ranked = []

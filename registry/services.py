@@ -130,7 +130,8 @@ def model_register(
     for capability, score in (capabilities or {}).items():
         capability_set(model=model, capability=capability, score=score)
     for endpoint in endpoints or []:
-        endpoint_create(model=model, **endpoint)
+        # A new model's endpoints are all new: an "id" (a client sending back what it read) means nothing here.
+        endpoint_create(model=model, **{key: value for key, value in endpoint.items() if key != "id"})
     return model
 
 

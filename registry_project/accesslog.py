@@ -1,21 +1,31 @@
-"""gunicorn's access log without static files (``logger_class`` in gunicorn.conf.py).
+"""The web server's access log without static files and liveness probes.
 
-One admin page pulls a dozen CSS, JS and image files through whitenoise; logged, they bury the
-requests an operator reads the log for. Every other request is logged as gunicorn always does.
+One admin page pulls a dozen CSS, JS and image files through whitenoise, and an orchestrator asks
+``/healthz`` every few seconds; logged, they bury the requests an operator reads the log for.
+granian logs each request through the ``granian.access`` logger of the worker process, with the
+request's fields as the record's mapping argument; this filter drops those two kinds and lets
+every other request through as granian writes it (``/health``, the readiness check, stays).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
 
-from gunicorn.glogging import Logger
-
-# settings.STATIC_URL (gunicorn's master process does not load the Django settings).
+# settings.STATIC_URL; kept literal so that the filter needs no Django settings.
 STATIC_PREFIX = "/static/"
+LIVENESS_PATH = "/healthz"
+ACCESS_LOGGER = "granian.access"
 
 
-class AccessLogWithoutStatic(Logger):
-    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
-        if str(environ.get("PATH_INFO", "")).startswith(STATIC_PREFIX):
-            return
-        super().access(resp, req, environ, request_time)
+class WithoutStaticFilesOrProbes(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = record.args
+        path = fields.get("path", "") if isinstance(fields, dict) else ""
+        return not (str(path).startswith(STATIC_PREFIX) or path == LIVENESS_PATH)
+
+
+def install() -> None:
+    """Attach the filter to the access logger (idempotent); granian configures its handlers, not its filters."""
+    access = logging.getLogger(ACCESS_LOGGER)
+    if not any(isinstance(existing, WithoutStaticFilesOrProbes) for existing in access.filters):
+        access.addFilter(WithoutStaticFilesOrProbes())

@@ -2,7 +2,8 @@
 
 Prepares the database (migrate, the admin user, the alert schedule, the provider sources named
 by the environment and their first discovery), then starts and supervises three processes:
-gunicorn (web), a Celery worker and Celery beat. With no environment this is the embedded mode:
+the web server (granian, as registry_project/web.py configures it), a Celery worker and Celery
+beat. With no environment this is the embedded mode:
 SQLite, the file cache and kombu's filesystem broker, all under ``REGISTRY_DATA_DIR``.
 
 A busy port stops it at once, before any migration, with the ``PORT=`` to use instead. The web
@@ -44,6 +45,7 @@ import django
 from django.core.management import call_command
 from django.db import connections
 
+from registry_project import web
 from registry_project.celery import READY_DIR_VARIABLE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -138,20 +140,9 @@ def prepare_database() -> Admin:
 
 def children(*, host: str, port: str, sqlite: bool) -> list[Child]:
     python = sys.executable
-    bin_dir = Path(python).parent
     concurrency = os.environ.get("CELERY_WORKER_CONCURRENCY") or ("1" if sqlite else "2")
     return [
-        Child(
-            "web",
-            [
-                str(bin_dir / "gunicorn"),
-                "registry_project.wsgi",
-                "--config",
-                str(BASE_DIR / "gunicorn.conf.py"),
-                "--bind",
-                f"{host}:{port}",
-            ],
-        ),
+        Child("web", web.command(host=host, port=port)),
         Child(
             "worker",
             [

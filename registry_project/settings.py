@@ -81,6 +81,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Before anything reads the request: oversized URIs, headers and bodies get a JSON 414/431/413.
+    "registry.api.limits.RequestLimitsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -142,6 +144,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache --------------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
 CACHE_TTL_SECONDS = env_int("CACHE_TTL_SECONDS", 300, minimum=1)
+# Each web process keeps copies of the cached read bodies it served, up to this many bytes, and uses
+# one only while its generation is current (registry/api/responses.py); 0 turns the copies off.
+CACHE_LOCAL_MAX_BYTES = env_int("CACHE_LOCAL_MAX_BYTES", 32 * 1024 * 1024, minimum=0)
 if REDIS_URL:
     CACHES: dict[str, dict[str, Any]] = {
         "default": {
@@ -201,17 +206,54 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# --- Request limits and error answers (docs/RELIABILITY.md) -----------------------------------
+# Bodies larger than this are refused with 413 (JSON); a batch of 1,000 usage records is ~150 KB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 2_621_440, minimum=1024)
+# Larger URIs (path + query) are refused with 414, more or larger headers with 431, all JSON
+# (registry/api/limits.py), below the WSGI server's own limits, whose answers cannot be JSON.
+MAX_URI_BYTES = env_int("MAX_URI_BYTES", 8000, minimum=256)
+MAX_HEADER_FIELDS = env_int("MAX_HEADER_FIELDS", 90, minimum=10)
+MAX_HEADER_BYTES = env_int("MAX_HEADER_BYTES", 65536, minimum=1024)
+# Sent with every 503 (a dependency down): how long a client should wait before retrying.
+RETRY_AFTER_SECONDS = env_int("RETRY_AFTER_SECONDS", 5, minimum=1)
+
 # --- Security headers for production ------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+# Served over HTTPS (docs/RELIABILITY.md, "Deployment"): these make `manage.py check --deploy` clean.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+# Probes and scrapers inside the network speak plain HTTP to the container: never redirect them.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^health$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", SESSION_COOKIE_SECURE)
 
 # --- Celery -------------------------------------------------------------------------------------
+# A discovery task gets SoftTimeLimitExceeded (the run is recorded as failed) after the soft limit,
+# and its process is killed after the hard one. A run of 1,000 models takes well under a minute.
+DISCOVERY_TASK_SOFT_TIME_LIMIT_SECONDS = env_int("DISCOVERY_TASK_SOFT_TIME_LIMIT_SECONDS", 600, minimum=10)
+DISCOVERY_TASK_TIME_LIMIT_SECONDS = env_int(
+    "DISCOVERY_TASK_TIME_LIMIT_SECONDS", DISCOVERY_TASK_SOFT_TIME_LIMIT_SECONDS + 60, minimum=20
+)
+if DISCOVERY_TASK_TIME_LIMIT_SECONDS <= DISCOVERY_TASK_SOFT_TIME_LIMIT_SECONDS:
+    raise ImproperlyConfigured("DISCOVERY_TASK_TIME_LIMIT_SECONDS must be greater than the soft limit.")
 # Without REDIS_URL the broker is kombu's filesystem transport: no server, works across processes.
 BROKER_DIR = DATA_DIR / "broker"
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
+# Options of a Redis broker (the production one).
+BROKER_REDIS_TRANSPORT_OPTIONS: dict[str, Any] = {
+    # A task acknowledged late (on completion) goes back to the queue when its worker died, after
+    # this long: just past the discovery task's hard time limit, so it is never redelivered while
+    # still running, and not an hour later.
+    "visibility_timeout": DISCOVERY_TASK_TIME_LIMIT_SECONDS + 60,
+    # A broker that accepts connections and never answers must not hold a request (or a worker)
+    # for long: each socket operation gives up after this, and enqueueing fails with a 503.
+    "socket_timeout": env_float("CELERY_BROKER_SOCKET_TIMEOUT", 3.0, minimum=0.1),
+    "socket_connect_timeout": env_float("CELERY_BROKER_SOCKET_TIMEOUT", 3.0, minimum=0.1),
+}
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
     {
         "data_folder_in": str(BROKER_DIR / "queue"),
@@ -221,7 +263,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = (
         "store_processed": False,
     }
     if CELERY_BROKER_URL.startswith("filesystem")
-    else {"visibility_timeout": 3600}
+    else BROKER_REDIS_TRANSPORT_OPTIONS
 )
 CELERY_BROKER_CONNECTION_TIMEOUT = env_float("CELERY_BROKER_CONNECTION_TIMEOUT", 2.0)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -241,6 +283,8 @@ ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY")
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
 DISCOVERY_CONNECT_TIMEOUT = env_float("DISCOVERY_CONNECT_TIMEOUT", 5.0, minimum=0.1)
 DISCOVERY_READ_TIMEOUT = env_float("DISCOVERY_READ_TIMEOUT", 30.0, minimum=0.1)
+# The whole of one request (answer and body), however slowly a provider sends it; see discovery/clients/http.py.
+DISCOVERY_REQUEST_DEADLINE_SECONDS = env_float("DISCOVERY_REQUEST_DEADLINE_SECONDS", 60.0, minimum=0.1)
 DISCOVERY_MAX_RETRIES = env_int("DISCOVERY_MAX_RETRIES", 3, minimum=0)
 DISCOVERY_MAX_RESPONSE_BYTES = env_int("DISCOVERY_MAX_RESPONSE_BYTES", 20 * 1024 * 1024, minimum=1024)
 DISCOVERY_DEFAULT_INTERVAL_SECONDS = env_int("DISCOVERY_DEFAULT_INTERVAL_SECONDS", 3600, minimum=10)
@@ -317,7 +361,11 @@ LOGGING: dict[str, Any] = {
         },
         "text": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
+    # Every line goes through the redaction of credentials in URLs (user info, ?key=...).
+    "filters": {"redact_credentials": {"()": "registry.credentials.RedactCredentialsFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact_credentials"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},
@@ -339,7 +387,19 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Bounded in size (DATA_UPLOAD_MAX_MEMORY_SIZE) and depth: no body can make a view fail with a 500.
+    "DEFAULT_PARSER_CLASSES": ["registry.api.parsers.BoundedJSONParser"],
+    # Database down -> 503 with Retry-After, body too large -> 413; both JSON (registry/api/errors.py).
+    "EXCEPTION_HANDLER": "registry.api.errors.exception_handler",
+    "DEFAULT_METADATA_CLASS": "registry.api.metadata.EndpointMetadata",
+    # Only the token endpoints are throttled (registry/api/tokens.py); rates per client and per username.
+    "DEFAULT_THROTTLE_RATES": {
+        "auth-client": env_str("AUTH_THROTTLE_CLIENT_RATE", "30/minute"),
+        "auth-username": env_str("AUTH_THROTTLE_USERNAME_RATE", "10/minute"),
+    },
+    # A client's address for throttling: REMOTE_ADDR, or X-Forwarded-For as written by this many proxies.
+    # 0 ignores X-Forwarded-For, which a client can set to anything (DRF's default, None, trusts it).
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0),
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
@@ -366,6 +426,9 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
         "Which models the platform has, where they run, what they are good at, how they perform and what they cost."
     ),
     "VERSION": VERSION,
+    # 3.1: JSON Schema 2020-12, so that a mapping's keys can be constrained (propertyNames), as
+    # capability names are.
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Separate request and response components: write-only credentials and read-only fields each
     # appear only where they belong, so a client generated from the schema sends the right body.
@@ -378,6 +441,11 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "discovery.models.RunStatus"},
     # /api/v1/ serves the same operations again: the schema documents each once (docs/platform.md).
     "PREPROCESSING_HOOKS": ["registry.api.platform.schema_without_v1"],
+    # Every error an operation can answer, each with the one Error schema (registry/api/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "registry.api.schema.complete_error_responses",
+    ],
 }
 # /api/schema and /api/docs need a JWT like the rest of the API unless this is on (a browser cannot
 # send a bearer token when it opens the docs page).

@@ -17,3 +17,10 @@ urlpatterns = [
     # /sources, /sources/{id}/runs, /sources/{id}/discover (admins)
     path("", include("discovery.api.urls")),
 ]
+
+# JSON errors outside the API's views too (unknown paths, a bad Host header, uncaught errors); the
+# admin keeps Django's HTML pages. One place: registry/api/errors.py.
+handler400 = "registry.api.errors.bad_request"
+handler403 = "registry.api.errors.permission_denied"
+handler404 = "registry.api.errors.page_not_found"
+handler500 = "registry.api.errors.server_error"

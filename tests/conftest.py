@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from registry.accounts import clear_local_access
 from registry.roles import ROLE_NAMES
+from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import UserFactory
 
 
@@ -87,3 +88,11 @@ def staff(role_users: dict[str, AbstractUser], plain_static_files: None) -> dict
         client.force_login(user)
         clients[role] = client
     return clients
+
+
+@pytest.fixture
+def fake_ollama() -> Iterator[FakeOllama]:
+    """A fake Ollama on loopback (tests/discovery/fakes): discovery's, the console's and the API's tests use it."""
+    server = FakeOllama().start()
+    yield server
+    server.stop()

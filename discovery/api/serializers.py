@@ -8,10 +8,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from discovery.models import CHANGE_KINDS, CHANGES_NAMES_MAX, DiscoveryRun, ProviderSource, RunStatus
-from registry.api.serializers import StrictSerializerMixin
+from registry.api.serializers import RedactedURLField, StrictSerializerMixin, URLValidator
 
 
 class ProviderSourceSerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    base_url = RedactedURLField(max_length=255, validators=[URLValidator(instead="api_key")])
     last_status = serializers.ChoiceField(choices=RunStatus.choices, allow_blank=True, read_only=True)
     # Write-only: accepted, stored encrypted, never returned; null (or "") removes a stored key.
     api_key = serializers.CharField(

@@ -15,14 +15,16 @@ from discovery.api.serializers import DiscoveryQueuedSerializer, DiscoveryRunSer
 from discovery.models import ProviderSource
 from discovery.selectors import runs_recent, sources_all
 from discovery.services import source_delete, source_save
-from discovery.tasks import discovery_enqueue
+from discovery.tasks import BrokerUnavailable, discovery_queue_now
+from registry.api.exceptions import DependencyUnavailable
+from registry.api.serializers import QuerySerializer
 from registry.api.views import ERROR_RESPONSES, RegistryViewSet
 from registry.roles import Role
 
 ERRORS: dict[int | str, Any] = {**ERROR_RESPONSES, 404: OpenApiResponse(description="No such source.")}
 
 
-class RunsQuerySerializer(serializers.Serializer):
+class RunsQuerySerializer(QuerySerializer):
     limit = serializers.IntegerField(min_value=1, max_value=500, default=50)
 
 
@@ -92,7 +94,10 @@ class ProviderSourceViewSet(RegistryViewSet):
     )
     def discover(self, request: Request, source_id: int) -> Response:
         source = self.source()
-        discovery_enqueue(source_ids=[source.pk], trigger="manual")
+        try:
+            discovery_queue_now(source=source, trigger="manual")
+        except BrokerUnavailable as exc:
+            raise DependencyUnavailable("The task broker is unavailable: nothing was queued; retry later.") from exc
         return Response({"queued": True, "source_name": source.name}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(

@@ -3,7 +3,12 @@
 Every provider client goes through ``ProviderHTTP``. Settings are read at call time so that a
 test (or an operator's environment) changes them without reloading anything:
 ``DISCOVERY_CONNECT_TIMEOUT``, ``DISCOVERY_READ_TIMEOUT``, ``DISCOVERY_MAX_RETRIES``,
-``DISCOVERY_BACKOFF_SECONDS``, ``DISCOVERY_MAX_BACKOFF_SECONDS``, ``DISCOVERY_MAX_RESPONSE_BYTES``.
+``DISCOVERY_BACKOFF_SECONDS``, ``DISCOVERY_MAX_BACKOFF_SECONDS``, ``DISCOVERY_MAX_RESPONSE_BYTES``,
+``DISCOVERY_REQUEST_DEADLINE_SECONDS``.
+
+The read timeout bounds each socket read, not the whole: a server that sends a byte a second
+would keep one request going for as long as it likes. Each attempt therefore also has a total
+deadline, checked between the (small) reads of the body.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
+import urllib3
 from django.conf import settings
 from django.utils import timezone
 
@@ -89,6 +95,7 @@ class ProviderHTTP:
         problem = ""
         for attempt in range(1, attempts + 1):
             retry_after: float | None = None
+            deadline = time.monotonic() + float(settings.DISCOVERY_REQUEST_DEADLINE_SECONDS)
             try:
                 response = self.session.request(
                     method,
@@ -128,7 +135,7 @@ class ProviderHTTP:
                     elif status >= 400:
                         raise ProviderError(f"source {self.source_name}: {shown} answered HTTP {status}")
                     else:
-                        return self._read_json(response, shown)
+                        return self._read_json(response, shown, deadline)
             logger.warning(
                 "discovery source %s: %s %s (attempt %d of %d)", self.source_name, shown, problem, attempt, attempts
             )
@@ -143,7 +150,7 @@ class ProviderHTTP:
             return min(cap, retry_after)
         return min(cap, float(settings.DISCOVERY_BACKOFF_SECONDS) * 2 ** (attempt - 1))
 
-    def _read_json(self, response: requests.Response, shown: str) -> Any:
+    def _read_json(self, response: requests.Response, shown: str, deadline: float) -> Any:
         limit = int(settings.DISCOVERY_MAX_RESPONSE_BYTES)
         too_big = ProviderError(
             f"source {self.source_name}: the answer to {shown} is larger than the limit of {limit} bytes "
@@ -153,15 +160,22 @@ class ProviderHTTP:
         if declared.isdigit() and int(declared) > limit:
             raise too_big
         # Count while streaming: a server that lies about (or omits) Content-Length is still capped.
+        # read1 returns what one socket read brings (never waits to fill the chunk), so the deadline
+        # is checked at least once per read timeout however slowly the bytes come.
         chunks: list[bytes] = []
         size = 0
         try:
-            for chunk in response.iter_content(chunk_size=65536):
+            while chunk := response.raw.read1(65536, decode_content=True):
                 size += len(chunk)
                 if size > limit:
                     raise too_big
+                if time.monotonic() > deadline:
+                    raise ProviderError(
+                        f"source {self.source_name}: the answer to {shown} did not arrive within "
+                        f"{settings.DISCOVERY_REQUEST_DEADLINE_SECONDS}s (DISCOVERY_REQUEST_DEADLINE_SECONDS)"
+                    )
                 chunks.append(chunk)
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise ProviderError(
                 f"source {self.source_name}: the answer to {shown} was cut off ({type(exc).__name__})"
             ) from exc

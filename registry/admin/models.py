@@ -15,9 +15,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
-from django.utils.html import format_html, format_html_join
-from django.utils.http import urlencode
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from registry.accounts import user_role
@@ -336,7 +334,7 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
     list_select_related = ["source"]
     list_per_page = 50
     change_list_template = EXPORT_CHANGE_LIST
-    readonly_fields = ["source", "first_seen_at", "last_seen_at", "created_at", "updated_at", "ownership", "related"]
+    readonly_fields = ["source", "first_seen_at", "last_seen_at", "created_at", "updated_at", "ownership"]
     inlines = [ModelCapabilityInline, ModelParameterInline, ModelPriceInline, ModelEndpointInline]
     change_form_template = "admin/registry/registeredmodel/change_form.html"
     actions = [
@@ -372,7 +370,7 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
             ("Discovery", {"fields": ["source", ("first_seen_at", "last_seen_at"), *ownership, "details"]}),
         ]
         if obj is not None:
-            fieldsets.append(("Record", {"fields": ["related", ("created_at", "updated_at")]}))
+            fieldsets.append(("Record", {"fields": [("created_at", "updated_at")]}))
         return fieldsets
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[RegisteredModel]:
@@ -409,18 +407,6 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
             ", ".join(name.replace("_", " ") for name in managed) or "nothing",
             ", ".join(name.replace("_", " ") for name in sorted(owned)) or "nothing",
         )
-
-    @admin.display(description="history")
-    def related(self, model: RegisteredModel) -> SafeString | str:
-        if model.pk is None:
-            return "-"
-        links = [
-            ("usage", reverse("admin:registry_modelusage_changelist") + f"?model__id__exact={model.pk}"),
-            ("performance", reverse("admin:registry_modelperformance_changelist") + f"?model__id__exact={model.pk}"),
-            ("alerts", reverse("admin:registry_alert_changelist") + f"?model__id__exact={model.pk}"),
-            ("audit history", reverse("admin:auditlog_logentry_changelist") + "?" + urlencode({"model": model.pk})),
-        ]
-        return format_html_join(" · ", '<a href="{}">{}</a>', ((url, label) for label, url in links))
 
     def save_model(self, request: HttpRequest, obj: RegisteredModel, form: Any, change: bool) -> None:
         if change:

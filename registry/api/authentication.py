@@ -24,12 +24,15 @@ import base64
 import functools
 import ipaddress
 import json
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 from rest_framework import HTTP_HEADER_ENCODING
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication, get_authorization_header
@@ -338,3 +341,62 @@ BROWSER_AUTHENTICATION = [
     StaffSessionAuthentication,
     TrustedNetworkAuthentication,
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    """A token whose signature and claims passed once: what a later request with the same bytes needs."""
+
+    expires_at: float
+    user_id: int | None  # a local token's user, whose access is looked up on every request
+    role: Role | None  # a platform token's role, fixed by its claims
+
+
+_VERIFIED_MAX = 4096
+_verified: dict[str, _Verified] = {}
+_verified_lock = threading.Lock()
+
+
+def bearer_role(request: HttpRequest) -> Role | None:
+    """The registry role of a request's bearer token, checked as the API's authenticators check it.
+
+    For the WSGI front of cached reads (registry/api/fast_reads.py), which answers before DRF: the
+    same classes in the same order as ``REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]``. None
+    when no token is given; ``AuthenticationFailed`` when one is refused.
+
+    A router sends the same token on every request until it expires: once its signature and claims
+    passed, the exact same bytes are not verified again, only their expiry, and a local user's
+    access (active, role) is still read on every request (``user_access``: revocation is bounded
+    as for any request, see docs/api.md).
+    """
+    token = _bearer_token(request)  # type: ignore[arg-type]
+    if token is None:
+        return None
+    known = _verified.get(token)
+    if known is not None and known.expires_at > time.time():
+        if known.user_id is None:
+            return known.role
+        access = user_access(known.user_id)
+        if access is None or not access.is_active:
+            raise AuthenticationFailed("User not found or inactive.", code="user_inactive")
+        return access.role
+    local = LocalJWTAuthentication().authenticate(request)  # type: ignore[arg-type]
+    if local is not None:
+        validated = local[1]
+        # Its user is a lazy object: only the role it set on the request is read (no query).
+        role: Role | None = getattr(request, _ROLE_ATTRIBUTE, None)
+        _remember(token, _Verified(float(validated["exp"]), int(validated[simplejwt_settings.USER_ID_CLAIM]), None))
+        return role
+    platform = PlatformJWTAuthentication().authenticate(request)  # type: ignore[arg-type]
+    if platform is None:
+        return None
+    user, claims = platform
+    _remember(token, _Verified(float(claims["exp"]), None, user.role))
+    return user.role
+
+
+def _remember(token: str, verified: _Verified) -> None:
+    with _verified_lock:
+        if len(_verified) >= _VERIFIED_MAX:
+            _verified.clear()  # a burst of distinct tokens: start over rather than track an order
+        _verified[token] = verified

@@ -80,5 +80,8 @@ class ActionRoles(BasePermission):
                 return role is not None
             # Plain APIViews have no action: fall back to the HTTP method, lower-cased.
             action = (request.method or "").lower()
+        if action == "metadata":
+            # OPTIONS (DRF names its action "metadata"): what the endpoint accepts, for any role.
+            return role is not None
         required = action_roles.get(action)
         return required is not None and role is not None and role >= required

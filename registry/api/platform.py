@@ -228,7 +228,7 @@ class PlatformUsageSerializer(StrictSerializerMixin, serializers.Serializer):
 class PlatformModelViewSet(ModelViewSet):
     """``/api/v1/models`` and ``/api/v1/models/{ref}``: the router's list and model with the profile on."""
 
-    def list(self, request: Request) -> Response:
+    def list(self, request: Request) -> HttpResponse:
         if not profile_on():
             return super().list(request)
         query = self.validated_query(ModelListQuerySerializer)
@@ -240,18 +240,18 @@ class PlatformModelViewSet(ModelViewSet):
                 queryset = queryset[offset : offset + limit] if limit is not None else queryset[offset:]
             return [platform_model(model) for model in queryset]
 
-        return Response(self.cached("platform-list", _canonical_query(request), build))
+        return self.cached("platform-list", _canonical_query(request), build)
 
-    def retrieve(self, request: Request, ref: str) -> Response:
+    def retrieve(self, request: Request, ref: str) -> HttpResponse:
         if not profile_on():
             return super().retrieve(request, ref)
-        return Response(self.cached("platform-detail", ref, lambda: platform_model(selectors.model_get(ref))))
+        return self.cached("platform-detail", ref, lambda: platform_model(selectors.model_get(ref)))
 
 
 class PlatformCapabilityViewSet(CapabilityViewSet):
     """``/api/v1/models/{ref}/capabilities``: the router's capability mapping with the profile on."""
 
-    def list(self, request: Request, ref: str) -> Response:
+    def list(self, request: Request, ref: str) -> HttpResponse:
         if not profile_on():
             return super().list(request, ref)
 
@@ -261,7 +261,7 @@ class PlatformCapabilityViewSet(CapabilityViewSet):
                 model, {row.capability: row.capability_score for row in model.capabilities.all()}
             )
 
-        return Response(self.cached("platform-capabilities", ref, build))
+        return self.cached("platform-capabilities", ref, build)
 
 
 class PlatformUsageViewSet(UsageViewSet):

@@ -1,12 +1,15 @@
-"""How the OpenAPI schema describes the API's authentication (imported by registry.api.urls to register)."""
+"""How the OpenAPI schema describes the API's authentication and errors (imported by registry.api.urls to register)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema
+from rest_framework import serializers
+
+from registry.api.serializers import NONBLANK_TEXT_PATTERN, TEXT_PATTERN
 
 
 class _BearerJWTScheme(OpenApiAuthenticationExtension):
@@ -58,3 +61,127 @@ class StaffSessionScheme(OpenApiAuthenticationExtension):
             "name": settings.SESSION_COOKIE_NAME,
             "description": "The session of a staff user logged into the admin (/admin/login/), for a browser.",
         }
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error shape of the API (see registry/api/errors.py); described by ErrorSchema below."""
+
+    detail = serializers.CharField(required=False)
+
+
+ERROR_SERIALIZER = ErrorSerializer
+
+
+class ErrorSchema(OpenApiSerializerExtension):
+    target_class = "registry.api.schema.ErrorSerializer"
+
+    def get_name(self, auto_schema: AutoSchema, direction: str) -> str:
+        return "Error"
+
+    def map_serializer(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "description": "Every error: `detail` says what went wrong; for invalid input each offending field "
+            "(or a batch record's index) maps to its messages instead.",
+            "properties": {"detail": {"type": "string"}},
+            "additionalProperties": {},
+        }
+
+
+# What any operation may answer beside what its view declares, and when.
+_DESCRIPTIONS = {
+    "400": "Invalid input; the body names each offending field or parameter.",
+    "401": "No token, or a bad one.",
+    "403": "The caller's role may not do this.",
+    "404": "Nothing at this path (no such model, endpoint, capability or source).",
+    "413": "The request body is larger than the service accepts.",
+    "414": "The URI (path and query) is longer than the service accepts.",
+    "431": "The request's headers are more or larger than the service accepts.",
+    "503": "The database (or, for discovery, the broker) is unavailable; retry after Retry-After seconds.",
+}
+_ERROR_REF = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+
+
+def complete_error_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: every error an operation can answer is listed, each with the Error schema.
+
+    Added here, in one place, rather than repeated on each view: 503, 414 and 431 everywhere (the
+    database may be down, any request may be too large), 401/403 where a token is needed, 400
+    where there is input, 404 where the path names something, 413 where there is a body.
+    """
+    _collapse_nullable_any(result)
+    _state_text_patterns(result)
+    components = result.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault(
+        "Error",
+        ErrorSchema(ErrorSerializer).map_serializer(None, "response"),  # type: ignore[arg-type]
+    )
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses: dict[str, Any] = operation["responses"]
+            # Any request may be refused for its size (registry/api/limits.py) or a database outage.
+            wanted = {"414", "431", "503"}
+            if operation.get("security") != [] and any(operation.get("security") or [{}]):
+                wanted |= {"401", "403"}
+            if operation.get("parameters") or "requestBody" in operation:
+                wanted.add("400")
+            if "{" in path:
+                wanted.add("404")
+            if "requestBody" in operation or method in {"post", "put", "patch"}:
+                wanted.add("413")
+            for code in sorted(wanted):
+                responses.setdefault(code, {"description": _DESCRIPTIONS[code]})
+            for code, response in responses.items():
+                if code[0] in "45" and "content" not in response:
+                    response["content"] = _ERROR_REF
+    return result
+
+
+def _collapse_nullable_any(node: Any) -> None:
+    """In OpenAPI 3.1 drf-spectacular writes a nullable JSONField as ``oneOf: [{}, {type: null}]``,
+    which nothing can satisfy (null matches both); any value at all is ``{}``."""
+    if isinstance(node, dict):
+        one_of = node.get("oneOf")
+        if isinstance(one_of, list) and len(one_of) == 2 and {} in one_of and {"type": "null"} in one_of:
+            del node["oneOf"]
+        for child in node.values():
+            _collapse_nullable_any(child)
+    elif isinstance(node, list):
+        for child in node:
+            _collapse_nullable_any(child)
+
+
+def _string_schemas(node: Any) -> Any:
+    """Every schema object of type string under ``node`` (properties, items, nested objects)."""
+    if isinstance(node, dict):
+        types = node.get("type")
+        if types == "string" or (isinstance(types, list) and "string" in types):
+            yield node
+        for key, child in node.items():
+            if key != "enum":
+                yield from _string_schemas(child)
+    elif isinstance(node, list):
+        for child in node:
+            yield from _string_schemas(child)
+
+
+def _state_text_patterns(result: dict[str, Any]) -> None:
+    """The text rule every input string is checked against (StrictSerializerMixin: no NUL, no lone
+    surrogate; not blank where required), as patterns, on request bodies and query parameters."""
+    inputs: list[Any] = [
+        schema for name, schema in result.get("components", {}).get("schemas", {}).items() if name.endswith("Request")
+    ]
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict):
+                inputs.extend(p.get("schema") for p in operation.get("parameters", []) if p.get("in") == "query")
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        # Request bodies refuse fields they do not know (StrictSerializerMixin).
+        if name.endswith("Request") and component.get("type") == "object" and "properties" in component:
+            component.setdefault("additionalProperties", False)
+    for schema in _string_schemas(inputs):
+        if "pattern" in schema or "format" in schema or "enum" in schema:
+            continue
+        schema["pattern"] = NONBLANK_TEXT_PATTERN if schema.get("minLength", 0) >= 1 else TEXT_PATTERN

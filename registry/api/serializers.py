@@ -14,13 +14,16 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from datetime import timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.core.validators import RegexValidator
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from registry.credentials import redact_text, url_credentials
 from registry.models import (
     PLATFORM_DETAILS_KEY,
     AuthType,
@@ -40,10 +43,61 @@ from registry.selectors import is_model_id
 # Path words after a model's name: a name may not contain them as a segment, or its URLs would be ambiguous.
 SUB_RESOURCES = ("capabilities", "parameters", "performance", "usage", "endpoints", "prices")
 RESERVED_NAMES = ("select",)
-CAPABILITY_NAME = re.compile(r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")
+# Lower-case slugs starting with a letter ("0" or "-x" is no capability name).
+CAPABILITY_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 PARAMETER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
 # RFC 9110 token characters.
 HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_WHITESPACE = "".join(chr(code) for code in range(0x10000) if chr(code).isspace())
+
+
+def _excluded_class(extra: str = "") -> str:
+    """The inside of a regex character class of what a kind of text may not hold, valid in Python and ECMA-262.
+
+    Control and format characters, line and paragraph separators, and ``extra`` on top. Only the
+    Basic Multilingual Plane: the schema's patterns must read the same in every regex dialect, and
+    the service checks with these same patterns.
+    """
+    excluded = [
+        code
+        for code in range(0x10000)
+        if unicodedata.category(chr(code)) in {"Cc", "Cf", "Zl", "Zp"} or chr(code) in extra
+    ]
+    ranges: list[list[int]] = []
+    for code in excluded:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "".join(_class_char(a) if a == b else f"{_class_char(a)}-{_class_char(b)}" for a, b in ranges)
+
+
+def _class_char(code: int) -> str:
+    # Literal characters, not \\u escapes: regex dialects agree on literals, not on escapes
+    # (schemathesis drops a pattern it cannot read as written).
+    char = chr(code)
+    return f"\\{char}" if char in "\\]^-[" else char
+
+
+# Any text: no NUL. (StrictSerializerMixin also refuses lone surrogates, which no JSON encoder
+# produces from valid text and no regex dialect states the same way.)
+_TEXT_CHAR = "[^\x00]"
+TEXT_PATTERN = f"^{_TEXT_CHAR}*$"
+# Text that must say something (a field that may not be blank; DRF trims surrounding whitespace).
+_SOLID_CHAR = f"[^{_excluded_class(_WHITESPACE)}]"
+NONBLANK_TEXT_PATTERN = f"^{_TEXT_CHAR}*{_SOLID_CHAR}{_TEXT_CHAR}*$"
+# Printable text (validate_printable: no control character) that says something.
+_PRINTABLE_CHAR = "[^\x00-\x1f\x7f-\x9f]"
+VISIBLE_TEXT_PATTERN = f"^{_PRINTABLE_CHAR}*{_SOLID_CHAR}{_PRINTABLE_CHAR}*$"
+# A model name as a regular expression: what validate_model_name accepts, stated in the schema.
+MODEL_NAME_PATTERN = (
+    r"^(?![0-9]+$)(?!select$)(?!/)(?!.*/$)(?!.*//)"
+    r"(?!.*/(?:capabilities|parameters|performance|usage|endpoints)(?:/|$))"
+    f"[^{_excluded_class(_WHITESPACE + '?#')}\\\\]+$"
+)
+MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
+# http(s), a host name or IPv4 address, a port, then printable ASCII: the URLs the service calls.
+URL_PATTERN = r"^https?://[A-Za-z0-9._~-]+(?::[0-9]{1,5})?(?:[/?#][!-~]*)?$"
 MAX_HEADERS = 50
 MAX_HEADER_VALUE = 8192
 MAX_JSON_BYTES = 16 * 1024
@@ -73,6 +127,18 @@ def validate_model_name(value: str) -> None:
         raise serializers.ValidationError(
             f"A segment after '/' may not be one of {', '.join(SUB_RESOURCES)}: the API's paths use these words."
         )
+    if not MODEL_NAME.match(value):
+        raise serializers.ValidationError("Names may not contain control or format characters.")
+
+
+class ModelNameValidator(RegexValidator):
+    """validate_model_name's specific messages, and the one pattern the schema states (``MODEL_NAME_PATTERN``)."""
+
+    def __init__(self) -> None:
+        super().__init__(MODEL_NAME_PATTERN, "Not a valid model name.")
+
+    def __call__(self, value: Any) -> None:
+        validate_model_name(value)
 
 
 def validate_printable(value: str) -> None:
@@ -139,6 +205,14 @@ class StrictSerializerMixin:
             for name, value in data.items():
                 if name not in errors and not is_storable_text(value):
                     errors[name] = ["Text may not contain NUL characters or unpaired surrogates."]
+                elif (
+                    name not in errors
+                    and isinstance(known.get(name), serializers.CharField)
+                    and value is not None
+                    and not isinstance(value, str)
+                ):
+                    # DRF would store 0 as "0": the schema says a string, so a number is an error.
+                    errors[name] = ["Expected a string."]
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)  # type: ignore[misc]
@@ -155,6 +229,19 @@ class StrictFloatField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
+class RoundedDecimalField(serializers.DecimalField):
+    """A JSON number stored with ``decimal_places`` decimals: rounded to them, not refused for having more.
+
+    Clients send floats (0.1 + 0.2 is 0.30000000000000004); refusing their 17th decimal would turn a
+    valid price into a 400.
+    """
+
+    def validate_precision(self, value: Decimal) -> Decimal:
+        if self.decimal_places is not None and value.is_finite():
+            value = value.quantize(Decimal(1).scaleb(-self.decimal_places), rounding=ROUND_HALF_EVEN)
+        return super().validate_precision(value)
+
+
 class StrictIntegerField(serializers.IntegerField):
     """A JSON integer that fits the database's 32-bit columns."""
 
@@ -168,7 +255,17 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-@extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": MAX_HEADERS})
+_HEADER_VALUE = {"type": "string", "maxLength": MAX_HEADER_VALUE, "pattern": "^[^\\r\\n\\u0000]*$"}
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "propertyNames": {"pattern": HEADER_NAME.pattern},
+        "additionalProperties": _HEADER_VALUE,
+        "maxProperties": MAX_HEADERS,
+    }
+)
 class HeaderMapField(serializers.Field):
     """A flat object of HTTP header names to string values, safe to send on the wire."""
 
@@ -204,7 +301,33 @@ class HeaderMapField(serializers.Field):
 
 
 @extend_schema_field(
-    {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}},
+    {
+        "type": "object",
+        "propertyNames": {"pattern": HEADER_NAME.pattern},
+        "additionalProperties": {**_HEADER_VALUE, "type": ["string", "null"]},
+        "maxProperties": MAX_HEADERS,
+    }
+)
+class SecretHeaderMapField(HeaderMapField):
+    """Secret headers: a name set to null removes that header."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_null_values=True, **kwargs)
+
+
+@extend_schema_field(
+    {"type": "object", "additionalProperties": {}, "description": "Facts the provider reported; a JSON object."}
+)
+class JSONObjectField(serializers.JSONField):
+    """A JSON object (of at most 16 KiB; ``validate_details`` checks)."""
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "propertyNames": {"pattern": CAPABILITY_NAME.pattern, "maxLength": 50},
+        "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1},
+    },
 )
 class CapabilityMapField(serializers.Field):
     """A model's capabilities as ``{"code": 0.92, "text": 0.8}``."""
@@ -233,13 +356,52 @@ class CapabilityMapField(serializers.Field):
         return {name: float(score) for name, score in data.items()}
 
 
+def refuse_url_credentials(value: str, *, instead: str) -> None:
+    """A URL may not carry a credential in clear: it would be shown to every viewer and audited."""
+    found = url_credentials(value)
+    if found:
+        raise serializers.ValidationError(
+            f"The URL carries a credential ({', '.join(found)}); put it in {instead}, which are stored "
+            "encrypted and never shown."
+        )
+
+
+class URLValidator(RegexValidator):
+    """The schema's URL pattern; a URL carrying a credential is refused first, saying where it goes (``instead``)."""
+
+    def __init__(self, *, instead: str) -> None:
+        self.instead = instead
+        super().__init__(URL_PATTERN, "Only http and https URLs with a host are allowed.")
+
+    def __call__(self, value: Any) -> None:
+        refuse_url_credentials(str(value), instead=self.instead)
+        super().__call__(value)
+
+
+class RedactedURLField(serializers.CharField):
+    """A URL that is shown with any credential-like part (user info, ?api_key=...) replaced by ``***``.
+
+    The API refuses such URLs; ones that arrived through the environment, the admin or before the
+    check are still never shown in clear.
+    """
+
+    def to_representation(self, value: Any) -> str:
+        return redact_text(super().to_representation(value))
+
+
 class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     """Where a model is called. Credentials are write-only: the response says what is set, never the value."""
 
     id = serializers.IntegerField(
         required=False, allow_null=True, help_text="Ignored on create; in a model's endpoints, which one to update."
     )
-    endpoint_url = serializers.CharField(max_length=255, required=False, allow_null=True)
+    endpoint_url = RedactedURLField(
+        max_length=255,
+        required=False,
+        allow_null=True,
+        validators=[URLValidator(instead="api_key or secret_headers")],
+        help_text="http(s) only; no credentials in it (user info, ?api_key=...): use api_key or secret_headers.",
+    )
     auth_type = serializers.ChoiceField(choices=AuthType.choices, required=False, allow_null=True)
     headers = HeaderMapField(
         required=False,
@@ -247,8 +409,7 @@ class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         help_text="Headers sent with each call. Credential-like ones (Authorization, *key*, *token*, ...) are "
         "moved to the encrypted secret headers and only their names are shown.",
     )
-    secret_headers = HeaderMapField(
-        allow_null_values=True,
+    secret_headers = SecretHeaderMapField(
         required=False,
         allow_null=True,
         write_only=True,
@@ -307,6 +468,7 @@ class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
             raise serializers.ValidationError("The URL needs a host.")
         if _has_control_or_space(value):
             raise serializers.ValidationError("URLs may not contain whitespace or control characters.")
+        refuse_url_credentials(value, instead="api_key or secret_headers")
         return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -318,7 +480,7 @@ class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
 class ParameterSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     """A tunable parameter; added or updated by ``parameter_name``."""
 
-    parameter_name = serializers.CharField(max_length=100)
+    parameter_name = serializers.CharField(max_length=100, validators=[RegexValidator(PARAMETER_NAME.pattern)])
     default_value = serializers.JSONField(help_text="Any JSON value but null.")
     min_value = serializers.JSONField(required=False, allow_null=True)
     max_value = serializers.JSONField(required=False, allow_null=True)
@@ -385,7 +547,12 @@ def json_type(value: Any) -> str:
 class CapabilitySerializer(StrictSerializerMixin, serializers.ModelSerializer):
     """One capability of a model and its 0-1 score; added or updated by name."""
 
-    capability = serializers.CharField(max_length=50)
+    capability = serializers.CharField(
+        max_length=50,
+        validators=[
+            RegexValidator(CAPABILITY_NAME.pattern, "Capability names are lower-case slugs starting with a letter.")
+        ],
+    )
     capability_score = StrictFloatField(min_value=0.0, max_value=1.0)
     evidence = serializers.CharField(required=False, allow_blank=True, max_length=300)
 
@@ -403,8 +570,14 @@ class CapabilitySerializer(StrictSerializerMixin, serializers.ModelSerializer):
 class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     """A model as routers read it: capabilities as a mapping, parameters, endpoints, status and availability."""
 
-    name = serializers.CharField(min_length=1, max_length=100, validators=[validate_model_name])
-    display_name = serializers.CharField(min_length=1, max_length=200, validators=[validate_printable])
+    # Not trimmed: a name with a leading or trailing space is refused rather than silently changed.
+    name = serializers.CharField(min_length=1, max_length=100, trim_whitespace=False, validators=[ModelNameValidator()])
+    display_name = serializers.CharField(
+        min_length=1,
+        max_length=200,
+        validators=[validate_printable, RegexValidator(VISIBLE_TEXT_PATTERN, "Must hold a visible character.")],
+        help_text="Leading and trailing whitespace is removed.",
+    )
     provider = serializers.ChoiceField(choices=Provider.choices)
     model_type = serializers.ChoiceField(choices=ModelType.choices)
     version = serializers.CharField(max_length=50, required=False, allow_null=True, allow_blank=True)
@@ -412,13 +585,25 @@ class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializ
     status = serializers.ChoiceField(choices=ModelStatus.choices, required=False)
     available = serializers.BooleanField(read_only=True)
     context_window = StrictIntegerField(min_value=1, required=False, allow_null=True)
-    input_cost_per_mtok = serializers.DecimalField(
-        max_digits=12, decimal_places=6, min_value=0, required=False, allow_null=True, coerce_to_string=False
+    input_cost_per_mtok = RoundedDecimalField(
+        max_digits=12,
+        decimal_places=6,
+        min_value=0,
+        required=False,
+        allow_null=True,
+        coerce_to_string=False,
+        help_text="USD; rounded to 6 decimal places.",
     )
-    output_cost_per_mtok = serializers.DecimalField(
-        max_digits=12, decimal_places=6, min_value=0, required=False, allow_null=True, coerce_to_string=False
+    output_cost_per_mtok = RoundedDecimalField(
+        max_digits=12,
+        decimal_places=6,
+        min_value=0,
+        required=False,
+        allow_null=True,
+        coerce_to_string=False,
+        help_text="USD; rounded to 6 decimal places.",
     )
-    details = serializers.JSONField(required=False, help_text="Facts the provider reported; a JSON object.")
+    details = JSONObjectField(required=False, help_text="Facts the provider reported; a JSON object.")
     source = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)  # type: ignore[assignment,var-annotated]
     capabilities = CapabilityMapField(required=False)
     parameters = ParameterSerializer(many=True, read_only=True)
@@ -488,8 +673,14 @@ class UsageRecordSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     request_count = StrictIntegerField(min_value=0, required=False, default=1)
     average_latency = StrictFloatField(min_value=0.0, required=False, allow_null=True, help_text="Seconds.")
     error_count = StrictIntegerField(min_value=0, required=False, default=0)
-    cost = serializers.DecimalField(
-        max_digits=10, decimal_places=6, min_value=0, required=False, allow_null=True, coerce_to_string=False
+    cost = RoundedDecimalField(
+        max_digits=10,
+        decimal_places=6,
+        min_value=0,
+        required=False,
+        allow_null=True,
+        coerce_to_string=False,
+        help_text="USD; rounded to 6 decimal places.",
     )
 
     class Meta:
@@ -551,7 +742,11 @@ class PerformanceRecordSerializer(StrictSerializerMixin, serializers.ModelSerial
     """One measurement of a model, optionally for a task category."""
 
     timestamp = serializers.DateTimeField(required=False, validators=[not_in_future], help_text="Defaults to now.")
-    metric_name = serializers.CharField(min_length=1, max_length=100, validators=[validate_printable])
+    metric_name = serializers.CharField(
+        min_length=1,
+        max_length=100,
+        validators=[validate_printable, RegexValidator(VISIBLE_TEXT_PATTERN, "Must hold a visible character.")],
+    )
     metric_value = StrictFloatField()
     task_category = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
     sample_size = StrictIntegerField(min_value=1, required=False, allow_null=True)
@@ -574,14 +769,32 @@ class RecordedSerializer(serializers.Serializer):
 # --- Query parameters ------------------------------------------------------------------------------
 
 
-class ModelListQuerySerializer(serializers.Serializer):
+class QuerySerializer(serializers.Serializer):
+    """Query parameters: an empty value (``?status=``) is refused, not read as absent, as the schema says."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        getlist = getattr(data, "getlist", None)
+        if getlist is not None:
+            empty: dict[str, list[str]] = {
+                str(name): ["May not be empty; leave the parameter out instead."]
+                for name in self.fields
+                if name in data and any(value == "" for value in getlist(name))
+            }
+            if empty:
+                raise serializers.ValidationError(empty)
+        return super().to_internal_value(data)
+
+
+class ModelListQuerySerializer(QuerySerializer):
     ORDERINGS = ["name", "-name", "created_at", "-created_at", "updated_at", "-updated_at", "provider", "-provider"]
 
     provider = serializers.ChoiceField(choices=Provider.choices, required=False)
     model_type = serializers.ChoiceField(choices=ModelType.choices, required=False)
     status = serializers.ChoiceField(choices=ModelStatus.choices, required=False)
     available = serializers.BooleanField(required=False, allow_null=True, default=None)
-    capability = serializers.CharField(required=False, max_length=50)
+    capability = serializers.CharField(
+        required=False, max_length=50, validators=[RegexValidator(CAPABILITY_NAME.pattern, "Not a capability name.")]
+    )
     min_score = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, default=0.0)
     search = serializers.CharField(required=False, max_length=200)
     ordering = serializers.ChoiceField(choices=ORDERINGS, required=False, default="name")
@@ -589,9 +802,12 @@ class ModelListQuerySerializer(serializers.Serializer):
     offset = serializers.IntegerField(required=False, min_value=0, max_value=INT32_MAX)
 
 
-class ModelSelectQuerySerializer(serializers.Serializer):
+class ModelSelectQuerySerializer(QuerySerializer):
     capability = serializers.ListField(
-        child=serializers.CharField(max_length=50), required=False, default=list, help_text="Repeat for several."
+        child=serializers.CharField(max_length=50, validators=[RegexValidator(CAPABILITY_NAME.pattern)]),
+        required=False,
+        default=list,
+        help_text="Repeat for several.",
     )
     min_score = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, default=0.0)
     model_type = serializers.ChoiceField(choices=ModelType.choices, required=False)
@@ -623,7 +839,7 @@ class SelectionSerializer(serializers.Serializer):
     results = SelectionItemSerializer(many=True)
 
 
-class TimeRangeQuerySerializer(serializers.Serializer):
+class TimeRangeQuerySerializer(QuerySerializer):
     # "from" is a Python keyword: declared through the fields mapping below.
     to = serializers.DateTimeField(required=False, help_text="End (exclusive); default now.")
 

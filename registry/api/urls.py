@@ -10,11 +10,11 @@ from django.conf import settings
 from django.urls import URLPattern, URLResolver, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
-from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView, TokenVerifyView
 
 from registry.api import schema  # noqa: F401 (registers the authentication schemes of the OpenAPI schema)
 from registry.api.authentication import BROWSER_AUTHENTICATION
 from registry.api.permissions import IsViewer
+from registry.api.tokens import TokenObtainView, TokenRefreshThrottledView, TokenVerifyThrottledView
 from registry.api.views import (
     CapabilityViewSet,
     EndpointViewSet,
@@ -33,9 +33,9 @@ DOCS_PERMISSIONS = [AllowAny] if settings.API_DOCS_PUBLIC else [IsViewer]
 DOCS_VIEW_OPTIONS = {"permission_classes": DOCS_PERMISSIONS, "authentication_classes": BROWSER_AUTHENTICATION}
 
 urlpatterns: list[URLPattern | URLResolver] = [
-    path("auth/token", TokenObtainPairView.as_view(), name="auth-token"),
-    path("auth/token/refresh", TokenRefreshView.as_view(), name="auth-token-refresh"),
-    path("auth/token/verify", TokenVerifyView.as_view(), name="auth-token-verify"),
+    path("auth/token", TokenObtainView.as_view(), name="auth-token"),
+    path("auth/token/refresh", TokenRefreshThrottledView.as_view(), name="auth-token-refresh"),
+    path("auth/token/verify", TokenVerifyThrottledView.as_view(), name="auth-token-verify"),
     path("api/schema", SpectacularAPIView.as_view(**DOCS_VIEW_OPTIONS), name="api-schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema", **DOCS_VIEW_OPTIONS), name="api-docs"),
     re_path(r"^models$", ModelViewSet.as_view({"get": "list", "post": "create"}), name="model-list"),

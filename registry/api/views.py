@@ -11,11 +11,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
-from urllib.parse import urlencode
+from typing import Any, ClassVar
 
 from auditlog.middleware import AuditlogMiddleware
 from django.db.models import QuerySet
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -33,8 +33,11 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from registry import selectors, services
+from registry.api import representations
 from registry.api.authentication import PlatformUser
 from registry.api.permissions import ActionRoles
+from registry.api.representations import json_bytes
+from registry.api.responses import cached_json_response, canonical_query, list_key
 from registry.api.serializers import (
     CapabilitySerializer,
     EndpointSerializer,
@@ -54,11 +57,8 @@ from registry.api.serializers import (
     is_storable_text,
 )
 from registry.audit import acting_as
-from registry.cache import cached_model_read
 from registry.models import ModelEndpoint, RegisteredModel
 from registry.roles import Role
-
-T = TypeVar("T")
 
 REF_PARAMETER = OpenApiParameter(
     "ref",
@@ -144,8 +144,9 @@ class RegistryViewSet(GenericViewSet):
         """The model of the URL, for writes (no prefetch)."""
         return selectors.model_get(self.model_ref, related=False)
 
-    def cached(self, kind: str, key: str, build: Callable[[], T]) -> T:
-        return cached_model_read(kind, key, build)
+    def cached(self, kind: str, key: str, build: Callable[[], Any]) -> HttpResponse:
+        """A cached read: the stored bytes on a hit; on a miss ``build()``'s JSON-ready data, rendered once."""
+        return cached_json_response(self.request, kind=kind, key=key, build=lambda: json_bytes(build()))
 
     def validated_query(self, serializer_class: type[serializers.Serializer]) -> dict[str, Any]:
         serializer = serializer_class(data=self.request.query_params)
@@ -167,13 +168,8 @@ class RegistryViewSet(GenericViewSet):
         return list(validated) if many else [validated]
 
 
-def _canonical_query(request: Request) -> str:
-    return urlencode(
-        sorted((key, value) for key in request.query_params for value in request.query_params.getlist(key))
-    )
-
-
 def _model_representation(model: RegisteredModel) -> dict[str, Any]:
+    """One model through its serializer: the write path's responses (the read path uses representations)."""
     return dict(RegisteredModelSerializer(model).data)
 
 
@@ -230,48 +226,61 @@ class ModelViewSet(RegistryViewSet):
         "destroy": Role.ADMIN,
     }
 
-    def list(self, request: Request) -> Response:
-        query = self.validated_query(ModelListQuerySerializer)
-        query.pop("limit", None)
-        query.pop("offset", None)
-
+    def list(self, request: Request) -> HttpResponse:
         def build() -> dict[str, Any]:
-            queryset = selectors.models_filtered(**query)
+            query = self.validated_query(ModelListQuerySerializer)
+            query.pop("limit", None)
+            query.pop("offset", None)
             paginator = self.paginator
-            assert paginator is not None
-            page = paginator.paginate_queryset(queryset, request, view=self) or []
-            return dict(paginator.get_paginated_response([_model_representation(m) for m in page]).data)
+            assert isinstance(paginator, ModelPagination)
+            models = representations.model_values(selectors.models_filtered(**query))
+            rows = paginator.paginate_queryset(models, request, view=self) or []
+            return {
+                "count": paginator.count,
+                "next": paginator.get_next_link(),
+                "previous": paginator.get_previous_link(),
+                "results": representations.model_bodies(rows),
+            }
 
-        return Response(self.cached("list", f"{request.get_host()}?{_canonical_query(request)}", build))
+        return self.cached("list", list_key(request), build)
 
-    def retrieve(self, request: Request, ref: str) -> Response:
-        return Response(self.cached("detail", ref, lambda: _model_representation(selectors.model_get(ref))))
+    def retrieve(self, request: Request, ref: str) -> HttpResponse:
+        def build() -> dict[str, Any]:
+            rows = representations.model_rows(selectors.model_lookup(ref))
+            if not rows:
+                raise NotFound("No such model.")
+            return representations.model_bodies(rows)[0]
+
+        return self.cached("detail", ref, build)
 
     @extend_schema(
         summary="Select models for a task, best first",
         parameters=[ModelSelectQuerySerializer],
         responses={200: SelectionSerializer, **ERROR_RESPONSES},
     )
-    def select(self, request: Request) -> Response:
-        query = self.validated_query(ModelSelectQuerySerializer)
-
+    def select(self, request: Request) -> HttpResponse:
         def build() -> dict[str, Any]:
-            ranked = selectors.models_select(capabilities=query.pop("capability"), **query)
+            query = self.validated_query(ModelSelectQuerySerializer)
+            capabilities = sorted(set(query.pop("capability")))
+            limit = query.pop("limit")
+            ranked = selectors.models_ranked(capabilities=capabilities, **query)
+            figures = [f"cap_{index}" for index in range(len(capabilities))]
+            rows = representations.model_rows(ranked[:limit], "score", "recent_latency", "cost_per_mtok", *figures)
             results = [
                 {
-                    "model": _model_representation(item.model),
+                    "model": body,
                     "ranking": {
-                        "score": item.score,
-                        "capabilities": item.capability_scores,
-                        "recent_latency": item.recent_latency,
-                        "cost_per_mtok": item.cost_per_mtok,
+                        "score": row["score"],
+                        "capabilities": {name: float(row[f"cap_{i}"]) for i, name in enumerate(capabilities)},
+                        "recent_latency": row["recent_latency"],
+                        "cost_per_mtok": float(row["cost_per_mtok"]) if row["cost_per_mtok"] is not None else None,
                     },
                 }
-                for item in ranked
+                for row, body in zip(rows, representations.model_bodies(rows), strict=True)
             ]
             return {"count": len(results), "results": results}
 
-        return Response(self.cached("select", _canonical_query(request), build))
+        return self.cached("select", canonical_query(request), build)
 
     def create(self, request: Request) -> Response:
         validated = dict(self.validated_body(RegisteredModelSerializer(data=request.data)))
@@ -317,14 +326,9 @@ class CapabilityViewSet(RegistryViewSet):
     serializer_class = CapabilitySerializer
     action_roles = {"list": Role.VIEWER, "create": Role.EDITOR, "destroy": Role.EDITOR}
 
-    def list(self, request: Request, ref: str) -> Response:
-        return Response(
-            self.cached(
-                "capabilities",
-                ref,
-                lambda: list(CapabilitySerializer(selectors.model_get(ref).capabilities.all(), many=True).data),
-            )
-        )
+    def list(self, request: Request, ref: str) -> HttpResponse:
+        rows = lambda: selectors.model_get(ref, related=False).capabilities.all()  # noqa: E731
+        return self.cached("capabilities", ref, lambda: list(CapabilitySerializer(rows(), many=True).data))
 
     def create(self, request: Request, ref: str) -> Response:
         model = self.registered_model()
@@ -362,14 +366,9 @@ class ParameterViewSet(RegistryViewSet):
     serializer_class = ParameterSerializer
     action_roles = {"list": Role.VIEWER, "create": Role.EDITOR}
 
-    def list(self, request: Request, ref: str) -> Response:
-        return Response(
-            self.cached(
-                "parameters",
-                ref,
-                lambda: list(ParameterSerializer(selectors.model_get(ref).parameters.all(), many=True).data),
-            )
-        )
+    def list(self, request: Request, ref: str) -> HttpResponse:
+        rows = lambda: selectors.model_get(ref, related=False).parameters.all()  # noqa: E731
+        return self.cached("parameters", ref, lambda: list(ParameterSerializer(rows(), many=True).data))
 
     def create(self, request: Request, ref: str) -> Response:
         model = self.registered_model()
@@ -429,13 +428,15 @@ class EndpointViewSet(RegistryViewSet):
     def endpoint(self, endpoint_id: str) -> ModelEndpoint:
         return ModelEndpoint.objects.select_related("source").get(pk=int(endpoint_id), model=self.registered_model())
 
-    def list(self, request: Request, ref: str) -> Response:
-        return Response(
-            self.cached(
-                "endpoints",
-                ref,
-                lambda: list(EndpointSerializer(selectors.model_get(ref).endpoints.all(), many=True).data),
-            )
+    def list(self, request: Request, ref: str) -> HttpResponse:
+        return self.cached(
+            "endpoints",
+            ref,
+            lambda: list(
+                EndpointSerializer(
+                    selectors.model_get(ref, related=False).endpoints.select_related("source"), many=True
+                ).data
+            ),
         )
 
     def retrieve(self, request: Request, ref: str, endpoint_id: str) -> Response:

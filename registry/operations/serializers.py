@@ -7,12 +7,13 @@ from typing import Any
 from auditlog.models import LogEntry
 from rest_framework import serializers
 
+from registry.api.serializers import QuerySerializer
 from registry.operations.selectors import ACTIONS, AUDITED_OBJECTS
 
 ACTION_NAMES = {value: name for name, value in ACTIONS.items()}
 
 
-class AuditQuerySerializer(serializers.Serializer):
+class AuditQuerySerializer(QuerySerializer):
     """Filters of ``GET /audit``; an unknown value is a 400 naming the parameter."""
 
     object_type = serializers.ChoiceField(choices=sorted(AUDITED_OBJECTS), required=False)

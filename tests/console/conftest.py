@@ -27,17 +27,29 @@ pytestmark = pytest.mark.browser
 if shutil.which(CHROMIUM) is None:  # pragma: no cover (CI installs it: .ci/run)
     pytest.skip(f"no Chromium at {CHROMIUM} (apt install chromium)", allow_module_level=True)
 
-# Playwright's sync API runs an event loop in the test's thread; Django then refuses ORM calls from it
-# as "async" unless told that this thread is a plain synchronous test.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402 (after the skip above)
 
 from registry_project.celery import app as celery_app  # noqa: E402
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Playwright's sync API runs an event loop in this thread while it is open; Django then refuses
+    # ORM calls from the thread as "async" unless told that it is a plain synchronous test. Set for as
+    # long as the browser is open only, so that no process a later test starts inherits it (check
+    # --deploy refuses it, rightly).
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        yield from _chromium()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def _chromium() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(
             executable_path=CHROMIUM,

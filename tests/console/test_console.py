@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -56,13 +55,6 @@ def operators(transactional_db: None) -> dict[str, Any]:
 
 
 @pytest.fixture
-def fake_ollama() -> Iterator[FakeOllama]:
-    server = FakeOllama().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def discovered_ollama(fake_ollama: FakeOllama, settings: Any) -> ProviderSource:
     settings.OLLAMA_URL = None
     source = ProviderSourceFactory(name="gpu-box", kind=SourceKind.OLLAMA, base_url=fake_ollama.url)
@@ -109,6 +101,14 @@ def test_login_shows_the_dashboard_with_the_seeded_figures_and_a_chart(
     models.get_by_role("link", name="5").first.click()  # every number links to its filtered list
     expect(page.locator("#result_list tbody tr")).to_have_count(5)
 
+    console.open(f"/admin/registry/registeredmodel/{busy.pk}/change/?range=24h")
+    charts = page.locator("#model-charts")
+    expect(charts.locator("figure", has_text="Requests").locator("rect.bar")).to_have_count(6)
+    expect(charts.locator("figure", has_text="Latency").locator("polyline")).to_have_count(2)
+    assert console.page_width() <= LAPTOP["width"]
+    charts.scroll_into_view_if_needed()
+    page.screenshot(path=str(SCREENSHOTS / "model-charts.png"), clip=charts.bounding_box())
+
     dark = page.context.browser.new_context(viewport=LAPTOP, color_scheme="dark")  # type: ignore[union-attr]
     dark.add_cookies(page.context.cookies())
     dark_page = dark.new_page()
@@ -143,7 +143,7 @@ def test_an_operators_score_survives_the_next_discovery(
     expect(page.locator("#result_list tbody tr", has_text="qwen2.5-coder:1.5b")).to_contain_text("code 0.93")
 
     page.locator("#result_list tbody tr", has_text="qwen2.5-coder:1.5b").locator("th a").click()
-    page.get_by_role("link", name="audit history").click()
+    page.locator("#model-history").get_by_role("link", name="audit history").click()
     console.remember()
     expect(page.locator("#result_list")).to_contain_text("qwen2.5-coder:1.5b: code")
     console.screenshot("audit-history")

@@ -31,13 +31,6 @@ def _fast_discovery(settings: Any) -> None:
 
 
 @pytest.fixture
-def fake_ollama() -> Iterator[FakeOllama]:
-    server = FakeOllama().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def fake_openai() -> Iterator[FakeOpenAI]:
     server = FakeOpenAI().start()
     yield server

@@ -77,7 +77,7 @@ def test_invalid_base_url_in_the_admin_is_a_field_error(staff: dict[str, Client]
     )
 
     assert response.status_code == 200
-    assert "Enter an http:// or https:// URL with a host" in response.content.decode()
+    assert "Only http and https URLs with a host are allowed." in response.content.decode()
     assert ProviderSource.objects.count() == 0
 
 
@@ -176,7 +176,7 @@ def test_the_source_form_validates_as_the_api_does(staff: dict[str, Client]) -> 
     page = response.content.decode()
     assert response.status_code == 200
     assert "May not contain control characters." in page
-    assert "Enter an http:// or https:// URL with a host" in page
+    assert "Only http and https URLs with a host are allowed." in page
     assert "Ensure this value is greater than or equal to 10." in page
     assert not ProviderSource.objects.exists()
 

@@ -250,3 +250,20 @@ def test_anthropic_failure_on_a_later_page_changes_nothing(anthropic_source: Pro
     assert "/v1/models answered HTTP 500, after 3 attempt(s)" in run.error_message
     assert [r.query.get("after_id") for r in server.requests] == [None] + [["claude-opus-4-20250514"]] * 3
     assert RegisteredModel.objects.count() == 0
+
+
+def test_a_provider_that_drips_its_answer_fails_the_run_at_the_deadline(
+    synced_ollama: ProviderSource, fake_ollama: FakeOllama, settings: Any
+) -> None:
+    settings.DISCOVERY_READ_TIMEOUT = 1.0
+    settings.DISCOVERY_REQUEST_DEADLINE_SECONDS = 1.0
+    settings.DISCOVERY_MAX_RETRIES = 0
+    before = _snapshot()
+    fake_ollama.fail_next("drip", seconds=0.2)
+    started = time.monotonic()
+    _sync(synced_ollama)
+
+    _assert_failed_and_unchanged(
+        synced_ollama, before, "did not arrive within 1.0s (DISCOVERY_REQUEST_DEADLINE_SECONDS)"
+    )
+    assert time.monotonic() - started < 5

@@ -143,7 +143,7 @@ def test_make_run_starts_web_worker_and_beat_discovers_on_schedule_and_stops_on_
         assert response.json() == {"status": "ok"}
 
         processes = command_lines(children_of(process.pid))
-        assert any("gunicorn" in line and "registry_project.wsgi" in line for line in processes)
+        assert any("granian" in line and "registry_project.wsgi" in line for line in processes)
         assert any("celery" in line and " worker " in line for line in processes)
         assert any("celery" in line and " beat " in line for line in processes)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from pathlib import Path
 from typing import Any
 
-from registry_project.accesslog import STATIC_PREFIX
+from registry_project.accesslog import STATIC_PREFIX, WithoutStaticFilesOrProbes
 from registry_project.runall import Admin, banner, base_url, port_in_use
 
 URL = "http://127.0.0.1:8700"
@@ -62,3 +63,13 @@ def test_a_port_someone_listens_on_is_in_use_and_a_free_one_is_not(free_port: in
 
 def test_the_access_log_skips_the_static_url_django_serves(settings: Any) -> None:
     assert settings.STATIC_URL == STATIC_PREFIX
+
+
+def test_the_access_log_filter_drops_static_files_only() -> None:
+    def record(path: str) -> logging.LogRecord:
+        return logging.LogRecord("granian.access", logging.INFO, "", 0, "%(path)s", ({"path": path},), None)
+
+    assert not WithoutStaticFilesOrProbes().filter(record(f"{STATIC_PREFIX}admin/css/base.css"))
+    assert not WithoutStaticFilesOrProbes().filter(record("/healthz"))
+    assert WithoutStaticFilesOrProbes().filter(record("/models"))
+    assert WithoutStaticFilesOrProbes().filter(record("/health"))

@@ -1,4 +1,4 @@
-"""The launcher behind `make run` and the gunicorn configuration, piece by piece."""
+"""The launcher behind `make run` and the web server's configuration (registry_project/web.py), piece by piece."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -83,35 +84,63 @@ def test_the_broker_folders_exist_before_the_worker_starts(tmp_path: Path) -> No
     assert (tmp_path / "broker" / "processed").is_dir()
 
 
-def test_the_processes_are_gunicorn_a_worker_and_beat() -> None:
+def test_the_processes_are_granian_a_worker_and_beat() -> None:
     members = runall.children(host="127.0.0.1", port="8123", sqlite=True)
 
     assert [child.name for child in members] == ["web", "worker", "beat"]
     web, worker, beat = (child.command for child in members)
-    assert web[0].endswith("gunicorn")
-    assert web[-2:] == ["--bind", "127.0.0.1:8123"]
+    assert web[1:3] == ["-m", "granian"]
+    assert web[web.index("--host") + 1 : web.index("--host") + 4] == ["127.0.0.1", "--port", "8123"]
+    assert web[-1] == "registry_project.wsgi:application"
     assert worker[worker.index("--concurrency") + 1] == "1"  # SQLite: one writer at a time
     assert beat[-3:] == ["beat", "--loglevel", "INFO"]
 
 
-GUNICORN_SETTINGS = """
-import json, os, runpy
-settings = runpy.run_path("gunicorn.conf.py")
-print(json.dumps({
-    "bind": settings["bind"], "workers": settings["workers"],
-    "multiproc": os.environ["PROMETHEUS_MULTIPROC_DIR"], "has_child_exit": callable(settings["child_exit"]),
-}))
+WEB_SETTINGS = """
+import json, os
+from registry_project import web
+web.prepare_metrics_dir()
+print(json.dumps({"command": web.command(), "multiproc": os.environ["PROMETHEUS_MULTIPROC_DIR"]}))
 """
 
 
-def test_gunicorn_reads_port_and_workers_from_the_environment() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update({"PORT": "8799", "WEB_CONCURRENCY": "3"})
+def web_settings(**env: str) -> dict[str, Any]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("PROMETHEUS_MULTIPROC_DIR", "WEB_"))}
+    environment.update(env)
+    output = subprocess.run(
+        python(WEB_SETTINGS), cwd=ROOT, env=environment, capture_output=True, check=True, timeout=30
+    )
+    return dict(json.loads(output.stdout))
 
-    output = subprocess.run(python(GUNICORN_SETTINGS), cwd=ROOT, env=env, capture_output=True, check=True, timeout=30)
 
-    settings = json.loads(output.stdout)
-    assert settings["bind"] == "0.0.0.0:8799"
-    assert settings["workers"] == 3
+def option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_the_web_server_reads_port_workers_and_threads_from_the_environment() -> None:
+    settings = web_settings(PORT="8799", WEB_CONCURRENCY="3", WEB_THREADS="4")
+
+    command = settings["command"]
+    assert (option(command, "--interface"), option(command, "--host"), option(command, "--port")) == (
+        "wsgi",
+        "0.0.0.0",
+        "8799",
+    )
+    assert (option(command, "--workers"), option(command, "--blocking-threads")) == ("3", "4")
+    assert "--access-log" in command  # on unless WEB_ACCESS_LOG says otherwise
     assert settings["multiproc"].endswith("model-registry-prometheus-8799")
-    assert settings["has_child_exit"] is True
+
+
+def test_the_access_log_can_be_turned_off_and_workers_recycled() -> None:
+    command = web_settings(WEB_ACCESS_LOG="false", WEB_WORKERS_LIFETIME="3600")["command"]
+
+    assert "--access-log" not in command
+    assert option(command, "--workers-lifetime") == "3600"
+
+
+def test_a_bad_worker_count_fails_loudly_with_its_name() -> None:
+    environment = {**os.environ, "WEB_CONCURRENCY": "many"}
+    result = subprocess.run(python(WEB_SETTINGS), cwd=ROOT, env=environment, capture_output=True, timeout=30)
+
+    assert result.returncode != 0
+    assert b"WEB_CONCURRENCY" in result.stderr

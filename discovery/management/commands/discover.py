@@ -11,6 +11,7 @@ from discovery.selectors import sources_for_discovery
 from discovery.services import sources_register_from_environment
 from discovery.sync import SyncReport, source_sync_report
 from registry.audit import system_actor
+from registry.credentials import redact_url
 
 PROGRESS_EVERY = 25
 NAMES_SHOWN = 20
@@ -38,7 +39,7 @@ class Command(BaseCommand):
                 return
             failed = []
             for source in sources:
-                self.stdout.write(f"{source.name} ({source.kind}, {source.base_url}): discovering...")
+                self.stdout.write(f"{source.name} ({source.kind}, {redact_url(source.base_url)}): discovering...")
                 report = source_sync_report(
                     source=source, trigger="command", dry_run=dry_run, progress=self._progress(source.name)
                 )

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 @dataclass
 class Failure:
-    mode: str  # "status", "hang", "truncate", "oversize"; "pass" answers normally (to fail a later request)
+    mode: str  # "status", "hang", "drip", "truncate", "oversize"; "pass" answers normally (to fail a later request)
     status: int = 500
     headers: dict[str, str] = field(default_factory=dict)
     body: Any = None
@@ -162,5 +162,22 @@ class FakeProviderServer:
                     sent += len(piece)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client stopped reading at its limit, as it should
+        elif failure.mode == "drip":
+            # A server that answers, then sends its body one byte every ``seconds``: each read is within
+            # the client's read timeout, the whole never ends in time.
+            dripped = json.dumps(self.answer(request).body).encode()
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(dripped)))
+            handler.end_headers()
+            handler.close_connection = True
+            try:
+                for index in range(len(dripped)):
+                    handler.wfile.write(dripped[index : index + 1])
+                    handler.wfile.flush()
+                    if self._stopping.wait(failure.seconds):
+                        return
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up at its deadline, as it should
         else:
             raise ValueError(failure.mode)

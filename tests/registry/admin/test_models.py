@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -45,13 +44,6 @@ def inline_index(form: RenderedForm, prefix: str, field: str, value: str) -> int
         if name.startswith(f"{prefix}-") and name.endswith(f"-{field}") and shown == value:
             return int(name.split("-")[1])
     raise AssertionError(f"no {prefix} row with {field}={value!r}")
-
-
-@pytest.fixture
-def fake_ollama() -> Iterator[FakeOllama]:
-    server = FakeOllama().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -367,3 +359,14 @@ def test_a_secret_never_reaches_a_viewers_page(staff: dict[str, Client]) -> None
     assert "sk-hidden-from-viewers" not in page
     assert "hdr-secret" not in page
     assert ModelEndpoint.objects.get().api_key == "sk-hidden-from-viewers"
+
+
+def test_the_history_links_show_what_each_role_may_open(staff: dict[str, Client]) -> None:
+    model = RegisteredModelFactory()
+
+    editor = staff["editor"].get(change_url(model)).content.decode()
+    admin_page = staff["admin"].get(change_url(model)).content.decode()
+
+    assert f"?model__id__exact={model.pk}" in editor
+    assert "audit history" not in editor  # the audit log is the admins'
+    assert f'href="/admin/auditlog/logentry/?model={model.pk}">audit history' in admin_page

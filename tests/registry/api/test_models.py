@@ -448,3 +448,11 @@ def test_api_writes_leave_no_audit_signal_receiver_behind(api_client_for: Client
     for index in range(3):
         assert client.post("/models", new_model(name=f"m-{index}"), format="json").status_code == 201
     assert len(pre_save._live_receivers(LogEntry)[0]) == before
+
+
+def test_registering_a_model_ignores_ids_in_its_new_endpoints(api_client_for: ClientFor) -> None:
+    # Found by make fuzz: {"id": null} in a new model's endpoint was a 500.
+    body = new_model(endpoints=[{"id": None, "endpoint_type": "rest", "endpoint_url": "http://gpu-1:8000/v1"}])
+    response = api_client_for("editor").post("/models", body, format="json")
+    assert response.status_code == 201, response.content
+    assert len(response.json()["endpoints"]) == 1

@@ -1,0 +1,204 @@
+"""The WSGI front of cached reads: a hit is answered before Django's middleware and DRF run.
+
+Django's middleware stack and DRF's request cycle cost several times what a cache hit needs
+(docs/BENCHMARKS.md: a bare Django view reaches about a fifth of a bare Starlette server on the
+same bytes). For ``GET /models``, ``/models/select`` and ``/models/{ref}`` with a bearer token,
+this front does what the view would do on a hit, with the same functions: resolve the route,
+validate the Host, check the token and the role (registry.api.authentication), compute the same
+cache key, and return the stored bytes (or a 304). Everything else, and anything unusual (no
+token, a refused token, a missing role, a miss, a non-JSON Accept, a bad Host), goes to Django
+unchanged, which answers it (401, 403, 400, 406, or a miss that stores the entry).
+
+The response headers are the ones Django sent for that read: the front learns them from the first
+response of each kind that Django serves in this process (minus the per-response ETag, length and
+encoding), so the security headers, ``Vary`` and ``Allow`` stay whatever the middleware makes them.
+Until it has seen one, the front passes the read to Django.
+
+Hits answered here are counted by ``registry_cache_hits_total``; django-prometheus's per-view
+request metrics do not see them (the server's access log does).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.wsgi import WSGIRequest
+from django.http import HttpRequest
+from django.urls import Resolver404, resolve
+from rest_framework.exceptions import AuthenticationFailed
+
+from registry import metrics
+from registry.api.authentication import bearer_role
+from registry.api.limits import refusal_of
+from registry.api.responses import (
+    CACHED_READ_ENVIRON_KEY,
+    canonical_query,
+    encoded_body,
+    entry_key,
+    lookup,
+)
+from registry.api.serializers import is_storable_text
+from registry.roles import Role
+
+logger = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+WSGIApplication = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+# The routes (registry/api/urls.py names) whose GET is a cached read, and their cache kinds.
+CACHED_ROUTES = {"model-list": "list", "model-select": "select", "model-detail": "detail"}
+# Headers that belong to one response, not to every response of a kind.
+_PER_RESPONSE = {"content-length", "etag", "content-encoding", "date", "server"}
+_JSON_TYPES = ("application/json", "application/*", "*/*")
+
+
+def cached_route(path: str) -> tuple[str, str | None] | None:
+    """The cache kind (and model ref) of a path, as Django's URL resolver would route it; None if not cached.
+
+    ``/models/<ref>`` with no further '/' can only be the detail route (every sub-resource route has
+    one more segment); refs with '/' (names such as ``hf.co/org/model``) are left to the resolver.
+    """
+    if path == "/models":
+        return "list", None
+    if path == "/models/select":
+        return "select", None
+    if not path.startswith("/models/"):
+        return None
+    ref = path[len("/models/") :]
+    if ref and "/" not in ref:
+        return "detail", ref
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return None
+    kind = CACHED_ROUTES.get(match.url_name or "")
+    return (kind, match.kwargs.get("ref")) if kind is not None else None
+
+
+_ORIGINS_MAX = 256
+_origins: dict[tuple[Any, ...], tuple[str, str, bool] | None] = {}
+_QUERIES_MAX = 1024
+_queries: dict[str, str] = {}
+
+
+def _origin(environ: dict[str, Any]) -> tuple[str, str, bool] | None:
+    """The validated host, the scheme and whether the request is secure, as Django computes them (memoized)."""
+    proxy_header = settings.SECURE_PROXY_SSL_HEADER[0] if settings.SECURE_PROXY_SSL_HEADER else ""
+    key = (
+        environ.get("HTTP_X_FORWARDED_HOST"),
+        environ.get("HTTP_X_FORWARDED_PORT"),
+        environ.get("HTTP_HOST"),
+        environ.get("SERVER_NAME"),
+        environ.get("SERVER_PORT"),
+        environ.get("wsgi.url_scheme"),
+        environ.get(proxy_header),
+    )
+    if key in _origins:
+        return _origins[key]
+    request = WSGIRequest(environ)
+    try:
+        origin: tuple[str, str, bool] | None = (request.get_host(), str(request.scheme), request.is_secure())
+    except DisallowedHost:
+        origin = None
+    if len(_origins) >= _ORIGINS_MAX:
+        _origins.clear()  # a flood of distinct hosts: forget rather than grow
+    _origins[key] = origin
+    return origin
+
+
+def _canonical_query(environ: dict[str, Any]) -> str:
+    raw = environ.get("QUERY_STRING", "")
+    found = _queries.get(raw)
+    if found is None:
+        found = canonical_query(WSGIRequest(environ))
+        if len(_queries) >= _QUERIES_MAX:
+            _queries.clear()
+        _queries[raw] = found
+    return found
+
+
+class CachedReads:
+    """WSGI middleware: cache hits of model reads without Django; everything else through it."""
+
+    def __init__(self, application: WSGIApplication) -> None:
+        self.application = application
+        # (kind, status) -> Django's status line and headers for that read, as learnt from it.
+        self.learnt: dict[tuple[str, int], tuple[str, list[tuple[str, str]]]] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") == "GET" and environ.get("HTTP_AUTHORIZATION"):
+            try:
+                served = self.serve(environ, start_response)
+            except Exception:  # the front must never be the reason a read fails: Django answers instead
+                logger.exception("cached-read front failed; the request goes to Django")
+                served = None
+            if served is not None:
+                return served
+        return self.application(environ, self._learning(environ, start_response))
+
+    def _learning(self, environ: dict[str, Any], start_response: StartResponse) -> StartResponse:
+        def learn(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            kind = environ.get(CACHED_READ_ENVIRON_KEY)
+            code = int(status[:3])
+            if kind is not None and exc_info is None and code in (200, 304):
+                names = {name.lower() for name, _ in headers}
+                if "set-cookie" not in names:
+                    kept = [(name, value) for name, value in headers if name.lower() not in _PER_RESPONSE]
+                    self.learnt[(kind, code)] = (status, kept)
+            return start_response(status, headers, exc_info)
+
+        return learn
+
+    def serve(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes] | None:
+        """The cached response, already started; None to let Django answer."""
+        if refusal_of(environ) is not None:
+            return None  # over the request limits: Django's middleware answers 414/431/413 as JSON
+        route = cached_route(environ.get("PATH_INFO", ""))
+        if route is None:
+            return None
+        kind, ref = route
+        accept = environ.get("HTTP_ACCEPT")
+        if accept and not any(media in accept for media in _JSON_TYPES):
+            return None  # DRF's content negotiation decides (406)
+        origin = _origin(environ)
+        if origin is None:
+            return None  # a Host Django refuses: it answers 400
+        host, scheme, secure = origin
+        if settings.SECURE_SSL_REDIRECT and not secure:
+            return None
+        if kind == "list":
+            key = f"{scheme}://{host}?{_canonical_query(environ)}"
+        elif kind == "select":
+            key = _canonical_query(environ)
+        else:
+            key = str(ref)
+            if not is_storable_text(key):
+                return None
+        request = HttpRequest()
+        request.META = environ  # all the authenticators read
+        try:
+            role = bearer_role(request)
+        except AuthenticationFailed:
+            return None
+        if role is None or role < Role.VIEWER:
+            return None
+        found = lookup(entry_key(kind, key), environ.get("HTTP_IF_NONE_MATCH"))
+        code = 304 if found.not_modified else 200
+        learnt = self.learnt.get((kind, code))
+        if learnt is None or (found.body is None and not found.not_modified):
+            return None
+        status, headers = learnt
+        headers = [*headers, ("ETag", found.etag)]
+        body = b""
+        if found.body is not None:
+            body, compressed = encoded_body(found.body, found.gzipped, environ.get("HTTP_ACCEPT_ENCODING", ""))
+            if compressed:
+                headers.append(("Content-Encoding", "gzip"))
+            headers.append(("Content-Length", str(len(body))))
+        metrics.cache_lookup(kind=kind, hit=True)
+        start_response(status, headers)
+        return [body] if body else []

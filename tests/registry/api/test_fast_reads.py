@@ -1,0 +1,249 @@
+"""The WSGI front answers cache hits exactly as Django would, and hands everything else to Django."""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, connection
+from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
+from django.urls import Resolver404, resolve
+from rest_framework_simplejwt.tokens import AccessToken
+
+from registry.api.fast_reads import CACHED_ROUTES, CachedReads, cached_route
+from registry.models import RegisteredModel
+from tests.factories import ModelCapabilityFactory, RegisteredModelFactory, UserFactory
+from tests.tokens import platform_token
+
+pytestmark = pytest.mark.django_db
+
+READS = ["/models?limit=500", "/models/fast-0", "/models/select?capability=code&min_score=0.5&limit=100"]
+
+
+class CountingDjango:
+    """The real Django WSGI handler, counting the requests it answers."""
+
+    def __init__(self) -> None:
+        self.handler = WSGIHandler()
+        self.calls = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        self.calls += 1
+        return self.handler(environ, start_response)
+
+
+class Answer:
+    def __init__(self, app: CachedReads, path: str, **headers: str) -> None:
+        environ = RequestFactory().get(path, **headers).environ
+        self.status = ""
+        self.headers: dict[str, str] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+            self.status = status
+            self.headers = {name.lower(): value for name, value in headers}
+
+        chunks = app(environ, start_response)
+        self.body = b"".join(chunks)
+        getattr(chunks, "close", lambda: None)()
+
+    @property
+    def code(self) -> int:
+        return int(self.status[:3])
+
+
+@pytest.fixture
+def django_app() -> Iterator[CountingDjango]:
+    # As Django's test client does: the test's transaction must survive the end of each request.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield CountingDjango()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def front(django_app: CountingDjango) -> CachedReads:
+    return CachedReads(django_app)
+
+
+@pytest.fixture
+def token() -> str:
+    for i in range(8):
+        model = RegisteredModelFactory(name=f"fast-{i}", description="y" * 200)
+        ModelCapabilityFactory(model=model, capability="code", capability_score=0.7)
+    user = UserFactory(username="fast-viewer")
+    user.groups.add(Group.objects.get(name="viewer"))
+    return f"Bearer {AccessToken.for_user(user)}"
+
+
+@pytest.mark.parametrize("path", READS)
+def test_a_hit_is_answered_by_the_front_as_django_answered_it(
+    front: CachedReads, django_app: CountingDjango, token: str, path: str
+) -> None:
+    first = Answer(front, path, HTTP_AUTHORIZATION=token)
+    assert first.code == 200
+    assert django_app.calls == 1
+    with CaptureQueriesContext(connection) as context:
+        second = Answer(front, path, HTTP_AUTHORIZATION=token)
+    assert django_app.calls == 1
+    assert context.captured_queries == []
+    assert (second.status, second.body) == (first.status, first.body)
+    assert second.headers == first.headers
+    assert {"x-content-type-options", "x-frame-options", "vary", "allow", "etag"} <= set(second.headers)
+
+
+@pytest.mark.parametrize("path", READS)
+def test_if_none_match_is_answered_304_by_the_front(
+    front: CachedReads, django_app: CountingDjango, token: str, path: str
+) -> None:
+    etag = Answer(front, path, HTTP_AUTHORIZATION=token).headers["etag"]
+    from_django = Answer(front, path, HTTP_AUTHORIZATION=token, HTTP_IF_NONE_MATCH=etag)
+    assert from_django.code == 304
+    calls = django_app.calls
+    from_front = Answer(front, path, HTTP_AUTHORIZATION=token, HTTP_IF_NONE_MATCH=etag)
+    assert django_app.calls == calls
+    assert (from_front.status, from_front.body, from_front.headers.get("etag")) == ("304 Not Modified", b"", etag)
+
+
+def test_the_front_serves_the_gzip_form(front: CachedReads, django_app: CountingDjango, token: str) -> None:
+    plain = Answer(front, "/models?limit=500", HTTP_AUTHORIZATION=token)
+    zipped = Answer(front, "/models?limit=500", HTTP_AUTHORIZATION=token, HTTP_ACCEPT_ENCODING="gzip")
+    assert django_app.calls == 1
+    assert zipped.headers["content-encoding"] == "gzip"
+    assert gzip.decompress(zipped.body) == plain.body
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"HTTP_AUTHORIZATION": ""}, 401),
+        ({"HTTP_AUTHORIZATION": "Bearer not-a-token"}, 401),
+        ({"HTTP_ACCEPT": "text/html"}, 406),
+        ({"HTTP_HOST": "evil.example"}, 400),
+    ],
+)
+def test_what_the_front_refuses_django_answers(
+    front: CachedReads, django_app: CountingDjango, token: str, headers: dict[str, str], status: int
+) -> None:
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200  # cached, headers learnt
+    calls = django_app.calls
+    answer = Answer(front, "/models/fast-0", **{"HTTP_AUTHORIZATION": token, **headers})
+    assert django_app.calls == calls + 1
+    assert answer.code == status
+
+
+def test_a_caller_without_a_role_gets_django_403(front: CachedReads, django_app: CountingDjango, token: str) -> None:
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
+    nobody = UserFactory(username="no-role")
+    answer = Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(nobody)}")
+    assert answer.code == 403
+
+
+def test_other_routes_and_methods_go_to_django(front: CachedReads, django_app: CountingDjango, token: str) -> None:
+    for _ in range(2):
+        assert Answer(front, "/models/fast-0/capabilities", HTTP_AUTHORIZATION=token).code == 200
+    assert django_app.calls == 2
+
+
+def test_after_a_write_the_front_serves_the_new_body(
+    front: CachedReads, django_app: CountingDjango, token: str, django_capture_on_commit_callbacks: Any
+) -> None:
+    Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token)
+    Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token)
+    with django_capture_on_commit_callbacks(execute=True):
+        model = RegisteredModel.objects.get(name="fast-0")
+        model.display_name = "Changed"
+        model.save()
+    assert b'"display_name":"Changed"' in Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).body
+    assert b'"display_name":"Changed"' in Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).body
+
+
+def test_a_deactivated_user_is_refused_by_the_front_at_once(front: CachedReads, django_app: CountingDjango) -> None:
+    RegisteredModelFactory(name="fast-0")
+    user = UserFactory(username="leaving")
+    user.groups.add(Group.objects.get(name="viewer"))
+    token = f"Bearer {AccessToken.for_user(user)}"
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
+    user.is_active = False
+    user.save()  # drops the cached access (registry.accounts)
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 401
+
+
+def test_an_expired_token_is_refused_although_it_was_verified_before(
+    front: CachedReads, django_app: CountingDjango
+) -> None:
+    RegisteredModelFactory(name="fast-0")
+    user = UserFactory(username="brief")
+    user.groups.add(Group.objects.get(name="viewer"))
+    access = AccessToken.for_user(user)
+    access.set_exp(lifetime=timedelta(seconds=1))
+    token = f"Bearer {access}"
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
+    time.sleep(1.1)
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 401
+
+
+def test_a_platform_token_is_served_by_the_front(front: CachedReads, django_app: CountingDjango) -> None:
+    RegisteredModelFactory(name="fast-0")
+    token = f"Bearer {platform_token('authenticated')}"
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
+    assert django_app.calls == 1
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=f"Bearer {platform_token('anon')}").code == 403
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/models",
+        "/models/select",
+        "/models/llama3.2:latest",
+        "/models/42",
+        "/models/gpt-4o",
+        "/models/hf.co/org/Model-GGUF:Q4_K_M",
+        "/models/a/capabilities",
+        "/models/a/capabilities/code",
+        "/models/a/parameters",
+        "/models/a/endpoints",
+        "/models/a/endpoints/3",
+        "/models/a/usage",
+        "/models/a/performance",
+        "/models/hf.co/org/m/usage",
+        "/models/",
+        "/modelsx",
+        "/health",
+    ],
+)
+def test_the_fronts_routing_agrees_with_djangos(path: str) -> None:
+    try:
+        match = resolve(path)
+        expected = CACHED_ROUTES.get(match.url_name or "")
+        ref = match.kwargs.get("ref") if expected else None
+    except Resolver404:
+        expected, ref = None, None
+    assert cached_route(path) == ((expected, ref) if expected else None)
+
+
+def test_a_hit_over_the_request_limits_is_refused_by_django_as_json(
+    front: CachedReads, django_app: CountingDjango, token: str, settings: Any
+) -> None:
+    assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
+    settings.MAX_HEADER_FIELDS = 3
+
+    refused = Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token, HTTP_X_A="1", HTTP_X_B="2", HTTP_X_C="3")
+
+    assert refused.code == 431
+    assert django_app.calls == 2
+    assert refused.headers["content-type"] == "application/json"

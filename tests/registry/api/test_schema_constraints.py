@@ -1,0 +1,114 @@
+"""The schema states what the service checks: errors with one shape, every status, name and text patterns."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from drf_spectacular.generators import SchemaGenerator
+from rest_framework.test import APIClient
+
+from tests.factories import RegisteredModelFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def openapi() -> dict[str, Any]:
+    return SchemaGenerator().get_schema(request=None, public=True)  # type: ignore[no-any-return]
+
+
+def operations(openapi: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [(path, method, op) for path, ops in openapi["paths"].items() for method, op in ops.items()]
+
+
+def test_every_error_response_has_the_error_schema(openapi: dict[str, Any]) -> None:
+    for path, method, operation in operations(openapi):
+        for status, response in operation["responses"].items():
+            if status[0] in "45":
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Error"}, (path, method, status)
+        assert "503" in operation["responses"], (path, method)
+
+
+def test_the_token_endpoints_document_their_answers(openapi: dict[str, Any]) -> None:
+    token = openapi["paths"]["/auth/token"]["post"]["responses"]
+    assert {"200", "400", "401", "429", "503"} <= set(token)
+    assert "content" in openapi["paths"]["/auth/token/verify"]["post"]["responses"]["200"]
+
+
+def test_writes_document_413_and_reads_of_a_thing_document_404(openapi: dict[str, Any]) -> None:
+    assert "413" in openapi["paths"]["/models"]["post"]["responses"]
+    assert "404" in openapi["paths"]["/models/{ref}"]["get"]["responses"]
+    assert {"401", "403"} <= set(openapi["paths"]["/models"]["get"]["responses"])
+
+
+@pytest.mark.parametrize(
+    "name", ["gpt-4o", "hf.co/org/m:Q4", "12", "select", " gpt", "a//b", "a/usage", "a\u200bb", "modèle:1", "a?b"]
+)
+def test_the_schemas_name_pattern_agrees_with_the_service(
+    openapi: dict[str, Any], api_client_for: Callable[[str], APIClient], name: str
+) -> None:
+    pattern = openapi["components"]["schemas"]["RegisteredModelRequest"]["properties"]["name"]["pattern"]
+    body = {"name": name, "display_name": "M", "provider": "ollama", "model_type": "chat"}
+    response = api_client_for("editor").post("/models", body, format="json")
+    assert (response.status_code == 201) == bool(re.search(pattern, name)), response.content
+
+
+def test_a_leading_space_in_a_name_is_refused_not_stripped(api_client_for: Callable[[str], APIClient]) -> None:
+    body = {"name": " gpt-4o", "display_name": "M", "provider": "openai", "model_type": "chat"}
+    response = api_client_for("editor").post("/models", body, format="json")
+    assert response.status_code == 400
+    assert "name" in response.json()
+
+
+@pytest.mark.parametrize("capability", ["0", "9b", "-x", "Code"])
+def test_capability_names_start_with_a_lower_case_letter(
+    api_client_for: Callable[[str], APIClient], capability: str
+) -> None:
+    model = RegisteredModelFactory()
+    response = api_client_for("editor").post(
+        f"/models/{model.pk}/capabilities", {"capability": capability, "capability_score": 0.5}, format="json"
+    )
+    assert response.status_code == 400
+    assert "capability" in response.json()
+
+
+@pytest.mark.parametrize("query", ["status=", "provider=", "capability=", "limit=", "search="])
+def test_empty_filter_values_are_refused(api_client_for: Callable[[str], APIClient], query: str) -> None:
+    response = api_client_for("viewer").get(f"/models?{query}")
+    assert response.status_code == 400
+    assert response.json() == {query[:-1]: ["May not be empty; leave the parameter out instead."]}
+
+
+@pytest.mark.parametrize("role", ["viewer", "admin"])
+def test_options_answers_any_role_with_the_endpoints_metadata(
+    api_client_for: Callable[[str], APIClient], role: str
+) -> None:
+    model = RegisteredModelFactory()
+    for path in ("/models", f"/models/{model.pk}", f"/models/{model.pk}/endpoints/1", "/sources/1"):
+        response = api_client_for(role).options(path)
+        assert response.status_code in {200, 403}, path  # /sources is for admins
+        assert response.json()["name" if response.status_code == 200 else "detail"]
+
+
+def test_prices_with_more_decimals_than_stored_are_rounded_not_refused(
+    api_client_for: Callable[[str], APIClient],
+) -> None:
+    body = {
+        "name": "m",
+        "display_name": "M",
+        "provider": "openai",
+        "model_type": "chat",
+        "input_cost_per_mtok": 0.1 + 0.2,
+    }
+    response = api_client_for("editor").post("/models", body, format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["input_cost_per_mtok"] == 0.3
+
+
+def test_every_operation_documents_the_size_refusals(openapi: dict[str, Any]) -> None:
+    for path, method, operation in operations(openapi):
+        assert {"414", "431"} <= set(operation["responses"]), (path, method)
