@@ -79,10 +79,11 @@ class ModelNameConflict(Exception):
 class UsageRejected(Exception):
     """A usage batch that cannot be stored as given; ``field`` names the offending input."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, *, index: int | None = None) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        self.index = index  # the record's position in its batch
 
 
 def is_secret_header(name: str) -> bool:
@@ -502,9 +503,12 @@ def _usage_rows(
     prices = list(ModelPrice.objects.filter(model=model).order_by("effective_from")) if needs_price else None
     rows: list[tuple[Any, ...]] = []
     unpriced = 0
-    for record in records:
+    for index, record in enumerate(records):
         moment = record.get("timestamp") or now
-        token_count, cost, cost_source, no_price = _tokens_and_cost(record, moment, prices)
+        try:
+            token_count, cost, cost_source, no_price = _tokens_and_cost(record, moment, prices)
+        except UsageRejected as exc:
+            raise UsageRejected(exc.field, exc.message, index=index) from exc
         unpriced += no_price
         row: tuple[Any, ...] = (
             model.pk,

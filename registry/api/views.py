@@ -133,7 +133,11 @@ class RegistryViewSet(GenericViewSet):
         elif isinstance(exc, ModelEndpoint.DoesNotExist):
             exc = NotFound("No such endpoint of this model.")
         elif isinstance(exc, services.UsageRejected):
-            exc = serializers.ValidationError({exc.field: [exc.message]})
+            # Shaped as a serializer's batch errors: a list body names the record's index.
+            detail: dict[str, Any] = {exc.field: [exc.message]}
+            if isinstance(self.request.data, list) and exc.index is not None:
+                detail = {str(exc.index): detail}
+            exc = serializers.ValidationError(detail)
         return super().handle_exception(exc)
 
     @property

@@ -217,6 +217,10 @@ def test_a_computed_cost_too_large_is_a_400(api_client_for: ClientFor, model: Re
     response = api_client_for("service").post("/models/gpt-4o/usage", {"input_tokens": 2_000_000_000}, format="json")
     assert response.status_code == 400
     assert "cost" in response.json()
+    batch = [{"input_tokens": 1}, {"input_tokens": 2_000_000_000}]
+    response = api_client_for("service").post("/models/gpt-4o/usage", batch, format="json")
+    assert (response.status_code, list(response.json()), list(response.json()["1"])) == (400, ["1"], ["cost"])
+    assert not ModelUsage.objects.exists()
 
 
 # --- Console -----------------------------------------------------------------------------------------
