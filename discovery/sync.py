@@ -44,9 +44,12 @@ from registry.cache import models_changed
 from registry.credentials import redact_text
 from registry.models import (
     PLATFORM_DETAILS_KEY,
+    Alert,
+    AlertKind,
     ModelCapability,
     ModelEndpoint,
     ModelParameter,
+    ModelPrice,
     ModelStatus,
     RegisteredModel,
     SetBy,
@@ -312,7 +315,31 @@ CREATED_AUDIT_FIELDS: dict[type[Model], list[str]] = {
     ModelEndpoint: ["model_id", "source_id", "endpoint_type", "endpoint_url", "auth_type"],
     ModelCapability: ["model_id", "capability", "capability_score", "set_by", "evidence"],
     ModelParameter: ["model_id", "parameter_name", "default_value", "min_value", "max_value", "set_by"],
+    ModelPrice: ["model_id", "input_per_mtok", "output_per_mtok", "effective_from", "set_by"],
 }
+PRICE_FIELDS = ("input_cost_per_mtok", "output_cost_per_mtok")
+
+
+def _new_prices(plan: SyncPlan) -> list[ModelPrice]:
+    """A dated price, from this run on, for each model whose price discovery set or changed (both known).
+
+    The model's price fields are what discovery describes; the price history is what usage is
+    costed at, so a provider's price change applies from the run that saw it, never to past costs.
+    """
+    changed = [model for model in plan.models.create] + [
+        model for model, changes in plan.models.update if set(PRICE_FIELDS) & set(changes)
+    ]
+    return [
+        ModelPrice(
+            model=model,
+            input_per_mtok=model.input_cost_per_mtok,
+            output_per_mtok=model.output_cost_per_mtok,
+            effective_from=plan.now,
+            set_by=SetBy.DISCOVERY,
+        )
+        for model in changed
+        if model.input_cost_per_mtok is not None and model.output_cost_per_mtok is not None
+    ]
 
 
 def _create(table: type[RowT], rows: list[RowT]) -> None:
@@ -342,7 +369,7 @@ def _delete(table: type[RowT], rows: list[RowT]) -> None:
 def apply_plan(plan: SyncPlan) -> None:
     """Write ``plan`` with bulk operations (a bounded number of queries), auditing each write."""
     # log_bulk looks up each row's content type; warm Django's cache in one query instead of four.
-    ContentType.objects.get_for_models(RegisteredModel, ModelEndpoint, ModelCapability, ModelParameter)
+    ContentType.objects.get_for_models(RegisteredModel, ModelEndpoint, ModelCapability, ModelParameter, ModelPrice)
     _create(RegisteredModel, plan.models.create)
     # New models got their primary keys from the bulk insert above; point their rows at them.
     for endpoint in plan.endpoints.create:
@@ -364,6 +391,15 @@ def apply_plan(plan: SyncPlan) -> None:
     _create(ModelEndpoint, plan.endpoints.create)
     _create(ModelCapability, plan.capabilities.create)
     _create(ModelParameter, plan.parameters.create)
+    prices = _new_prices(plan)
+    for price in prices:
+        price.model_id = price.model.pk
+    _create(ModelPrice, prices)
+    if prices:
+        # Usage of these models could not be costed before: it can be from now on.
+        Alert.objects.filter(
+            kind=AlertKind.UNPRICED_USAGE, model_id__in=[price.model_id for price in prices], resolved_at__isnull=True
+        ).update(resolved_at=plan.now)
 
     changed_models = {model.pk for model, _ in plan.models.update}
     seen_models = [m for m in plan.models_seen_again if m.pk not in changed_models]

@@ -276,6 +276,54 @@ def _open(finding: Finding, now: datetime) -> Alert | None:
     return alert
 
 
+def _unpriced_open_alert(model: RegisteredModel, *, lock: bool) -> Alert | None:
+    alerts = Alert.objects.filter(kind=AlertKind.UNPRICED_USAGE, model=model, resolved_at__isnull=True)
+    return (alerts.select_for_update() if lock else alerts).first()
+
+
+@transaction.atomic
+def unpriced_usage_open(*, model: RegisteredModel, records: int, now: datetime | None = None) -> Alert | None:
+    """Count ``records`` of usage that could not be costed, opening the model's alert on the first of them.
+
+    Once per model: while the alert is open, later records only add to its count (the row is
+    locked for the increment, so concurrent batches all count); it is resolved when the model
+    gets a price. Returns the alert when this call opened it.
+    """
+    now = now or timezone.now()
+    transaction.on_commit(lambda: metrics.usage_unpriced(model=model.name, records=records))
+    finding = Finding(
+        kind=AlertKind.UNPRICED_USAGE,
+        subject=("model", model.pk),
+        message=f"Usage of {model.name} arrives without a cost and the model has no known price: "
+        "it is counted, not costed, until a price is set.",
+        details={"model": model.name, "records": records},
+    )
+    alert = _unpriced_open_alert(model, lock=True)
+    if alert is None:
+        opened = _open(finding, now)
+        if opened is not None:
+            metrics.alert_opened(kind=opened.kind)
+            logger.warning("alert opened: %s", opened.message, extra={"alert_id": opened.pk, "kind": opened.kind})
+            events = [alert_payload(opened, "opened")]
+            transaction.on_commit(lambda: alert_webhook_post(events))
+            return opened
+        alert = _unpriced_open_alert(model, lock=True)  # opened by a concurrent batch since the read
+    if alert is not None:
+        alert.details = {**alert.details, "records": int(alert.details.get("records", 0)) + records}
+        alert.save(update_fields=["details"])
+    return None
+
+
+def unpriced_usage_resolve(*, model: RegisteredModel, now: datetime | None = None) -> bool:
+    """Resolve the model's unpriced-usage alert (it has a price now); True when one was open."""
+    now = now or timezone.now()
+    return bool(
+        Alert.objects.filter(kind=AlertKind.UNPRICED_USAGE, model=model, resolved_at__isnull=True).update(
+            resolved_at=now
+        )
+    )
+
+
 @transaction.atomic
 def alerts_check(*, now: datetime | None = None) -> AlertChanges:
     """Run every alert check, open new alerts and resolve cleared ones; notify after commit."""

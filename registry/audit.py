@@ -63,6 +63,7 @@ def register_models() -> None:
         "registry.ModelEndpoint",
         "registry.ModelCapability",
         "registry.ModelParameter",
+        "registry.ModelPrice",
         "discovery.ProviderSource",
     ]
     for label in audited:

@@ -31,6 +31,11 @@ USAGE_REQUESTS = Counter("registry_usage_requests", "Requests reported in usage 
 USAGE_TOKENS = Counter("registry_usage_tokens", "Tokens reported in usage records", ["model"])
 USAGE_ERRORS = Counter("registry_usage_errors", "Errors reported in usage records", ["model"])
 USAGE_COST = Counter("registry_usage_cost_usd", "Cost reported in usage records, USD", ["model"])
+USAGE_UNPRICED = Counter(
+    "registry_usage_unpriced_records",
+    "Usage records with tokens but no cost, of models without a known price",
+    ["model"],
+)
 
 DISCOVERY_RUNS = Counter("registry_discovery_runs", "Discovery runs by source and outcome", ["source", "status"])
 DISCOVERY_DURATION = Histogram(
@@ -61,6 +66,10 @@ def usage_recorded(*, model: str, requests: int, tokens: int, errors: int, cost:
     USAGE_TOKENS.labels(model=model).inc(tokens)
     USAGE_ERRORS.labels(model=model).inc(errors)
     USAGE_COST.labels(model=model).inc(float(cost))
+
+
+def usage_unpriced(*, model: str, records: int) -> None:
+    USAGE_UNPRICED.labels(model=model).inc(records)
 
 
 def discovery_finished(*, source: str, status: str, duration_seconds: float) -> None:

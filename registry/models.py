@@ -165,7 +165,7 @@ class RegisteredModel(models.Model):
         return self.status == ModelStatus.AVAILABLE
 
 
-def _model_label(row: ModelEndpoint | ModelCapability | ModelParameter) -> str:
+def _model_label(row: ModelEndpoint | ModelCapability | ModelParameter | ModelPrice) -> str:
     """The name of ``row``'s model when it is loaded, its id otherwise: ``str()`` never costs a query."""
     if type(row).model.is_cached(row):
         return row.model.name
@@ -299,6 +299,37 @@ class ModelPerformance(models.Model):
         return f"{self.model_name} {self.metric_name}={self.metric_value}"
 
 
+class ModelPrice(models.Model):
+    """A model's price per million tokens from ``effective_from`` on: usage is costed at the price in force then."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="prices")
+    input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, help_text="USD per million input tokens.")
+    output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, help_text="USD per million output tokens.")
+    effective_from = models.DateTimeField(help_text="In force from this moment until the next price's.")
+    set_by = models.CharField(max_length=20, choices=SetBy.choices, default=SetBy.OPERATOR)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "model_prices"
+        ordering = ["-effective_from"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "effective_from"], name="model_prices_one_per_moment"),
+            models.CheckConstraint(condition=Q(input_per_mtok__gte=0), name="model_prices_input_not_negative"),
+            models.CheckConstraint(condition=Q(output_per_mtok__gte=0), name="model_prices_output_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{_model_label(self)}: from {self.effective_from:%Y-%m-%d %H:%M}"
+
+
+class CostSource(models.TextChoices):
+    """Where a usage record's cost comes from; NULL when it has none (no tokens, or no known price)."""
+
+    REPORTED = "reported", "Reported by the caller"
+    COMPUTED = "computed", "Computed from input and output tokens"
+    ESTIMATED = "estimated", "Estimated from a bare token count"
+
+
 class ModelUsage(models.Model):
     """Usage reported by callers: requests, tokens, errors, latency and cost over a moment."""
 
@@ -307,11 +338,14 @@ class ModelUsage(models.Model):
     )
     model_name = models.CharField(max_length=100, help_text="The model's name when recorded; kept after deletion.")
     timestamp = models.DateTimeField(default=timezone.now)
-    token_count = models.IntegerField(null=True, blank=True)
+    token_count = models.IntegerField(null=True, blank=True, help_text="input_tokens + output_tokens when given.")
+    input_tokens = models.IntegerField(null=True, blank=True)
+    output_tokens = models.IntegerField(null=True, blank=True)
     request_count = models.IntegerField(default=1)
     average_latency = models.FloatField(null=True, blank=True, help_text="Seconds.")
     error_count = models.IntegerField(default=0)
     cost = models.DecimalField(max_digits=10, decimal_places=6, null=True, blank=True)
+    cost_source = models.CharField(max_length=10, choices=CostSource.choices, null=True, blank=True)
     # The caller's id of the request this record reports, when it gives one: a retried post of the
     # same request is stored once (a partial unique index, so records without one cost nothing).
     request_id = models.CharField(max_length=200, null=True, blank=True)
@@ -324,6 +358,14 @@ class ModelUsage(models.Model):
             models.CheckConstraint(
                 condition=Q(token_count__isnull=True) | Q(token_count__gte=0),
                 name="model_usage_token_count_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(input_tokens__isnull=True) | Q(input_tokens__gte=0),
+                name="model_usage_input_tokens_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(output_tokens__isnull=True) | Q(output_tokens__gte=0),
+                name="model_usage_output_tokens_not_negative",
             ),
             models.CheckConstraint(condition=Q(request_count__gte=0), name="model_usage_request_count_not_negative"),
             models.CheckConstraint(condition=Q(error_count__gte=0), name="model_usage_error_count_not_negative"),
@@ -353,6 +395,7 @@ class AlertKind(models.TextChoices):
     LATENCY = "latency", "Latency worse than baseline"
     UNAVAILABLE = "unavailable", "Model unavailable too long"
     SOURCE_FAILING = "source_failing", "Discovery source failing"
+    UNPRICED_USAGE = "unpriced_usage", "Usage of a model without a known price"
 
 
 class AlertQuerySet(models.QuerySet["Alert"]):

@@ -38,6 +38,7 @@ from registry.models import (
     ModelCapability,
     ModelEndpoint,
     ModelPerformance,
+    ModelPrice,
     ModelUsage,
     Provider,
     RegisteredModel,
@@ -265,7 +266,8 @@ def _rates(row: dict[str, Any]) -> dict[str, Any]:
         "errors": errors,
         "error_rate": errors / requests if requests else 0.0,
         "average_latency": float(row["latency_weighted"]) / latency_requests if latency_requests else None,
-        "cost": row["cost"] if row["cost"] is not None else 0,
+        "cost": row["cost_total"] if row["cost_total"] is not None else 0,
+        "uncosted_requests": int(row["uncosted_requests"] or 0),
     }
 
 
@@ -280,7 +282,10 @@ _USAGE_AGGREGATES: dict[str, Any] = {
         output_field=FloatField(),
     ),
     "latency_requests": Sum("request_count", filter=Q(average_latency__isnull=False)),
-    "cost": Sum("cost"),
+    # Not named "cost": an annotation of a column's name would shadow the column in the filter below.
+    "cost_total": Sum("cost"),
+    # Both columns are in the covering indexes: still an index-only scan.
+    "uncosted_requests": Sum("request_count", filter=Q(cost__isnull=True)),
 }
 
 
@@ -313,7 +318,19 @@ def _totals_of(buckets: list[dict[str, Any]]) -> dict[str, Any]:
         "error_rate": errors / requests if requests else 0.0,
         "average_latency": latency_weighted / latency_requests if latency_requests else None,
         "cost": sum((b["cost"] for b in buckets), start=0),
+        "uncosted_requests": sum(b["uncosted_requests"] for b in buckets),
     }
+
+
+def model_prices(*, model_id: int) -> list[ModelPrice]:
+    """A model's price history, newest first."""
+    return list(ModelPrice.objects.filter(model_id=model_id).order_by("-effective_from"))
+
+
+def price_in_force_id(prices: list[ModelPrice], *, now: datetime | None = None) -> int | None:
+    """The id of the price of ``prices`` (newest first) in force at ``now``."""
+    now = now or timezone.now()
+    return next((price.pk for price in prices if price.effective_from <= now), None)
 
 
 def performance_records(

@@ -11,22 +11,26 @@ discovery never overwrites) and endpoints have no provider source.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from psycopg import sql
 
-from registry import metrics
+from registry import alerts, metrics
 from registry.models import (
     OPERATOR_OWNABLE_FIELDS,
+    CostSource,
     ModelCapability,
     ModelEndpoint,
     ModelParameter,
     ModelPerformance,
+    ModelPrice,
     ModelStatus,
     ModelUsage,
     RegisteredModel,
@@ -72,6 +76,16 @@ class ModelNameConflict(Exception):
         self.name = name
 
 
+class UsageRejected(Exception):
+    """A usage batch that cannot be stored as given; ``field`` names the offending input."""
+
+    def __init__(self, field: str, message: str, *, index: int | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        self.index = index  # the record's position in its batch
+
+
 def is_secret_header(name: str) -> bool:
     return bool(_SECRET_HEADER.search(name))
 
@@ -113,6 +127,7 @@ def model_register(
     _ensure_name_free(fields["name"])
     model = RegisteredModel(**{key: value for key, value in fields.items() if key in MODEL_FIELDS})
     _save_model(model)
+    price_from_model_fields(model, set_by=SetBy.OPERATOR)
     for capability, score in (capabilities or {}).items():
         capability_set(model=model, capability=capability, score=score)
     for endpoint in endpoints or []:
@@ -142,6 +157,8 @@ def model_update(
     if changed:
         operator_fields_mark(model, changed)
         _save_model(model)
+        if {"input_cost_per_mtok", "output_cost_per_mtok"} & set(changed):
+            price_from_model_fields(model, set_by=SetBy.OPERATOR)
     if capabilities is not None:
         existing_scores: dict[str, float] = {}
         for row in ModelCapability.objects.filter(model=model):
@@ -344,6 +361,172 @@ def endpoint_delete(*, endpoint: ModelEndpoint) -> None:
     endpoint.delete()
 
 
+PRICE_FIELDS: Final = ("input_cost_per_mtok", "output_cost_per_mtok")
+_MTOK: Final = Decimal(1_000_000)
+_COST_QUANTUM: Final = Decimal("0.000001")
+# model_usage.cost is NUMERIC(10, 6).
+_COST_MAX: Final = Decimal("9999.999999")
+
+
+def price_from_model_fields(model: RegisteredModel, *, set_by: str) -> ModelPrice | None:
+    """The model's price fields, set by hand (API or console), as its price from now on (when both are known)."""
+    if model.input_cost_per_mtok is None or model.output_cost_per_mtok is None:
+        return None
+    row, _ = ModelPrice.objects.update_or_create(
+        model=model,
+        effective_from=timezone.now(),
+        defaults={
+            "input_per_mtok": model.input_cost_per_mtok,
+            "output_per_mtok": model.output_cost_per_mtok,
+            "set_by": set_by,
+        },
+    )
+    alerts.unpriced_usage_resolve(model=model)
+    return row
+
+
+def price_in_force(prices: Sequence[ModelPrice], moment: datetime) -> ModelPrice | None:
+    """The price of ``prices`` (sorted by ``effective_from``, oldest first) in force at ``moment``."""
+    index = bisect.bisect_right([price.effective_from for price in prices], moment)
+    return prices[index - 1] if index else None
+
+
+def model_price_follow(*, model: RegisteredModel, now: datetime | None = None) -> bool:
+    """Set the model's current price fields to the price in force now; True when they changed.
+
+    A price dated in the future takes over when this runs after its moment (the price task, or
+    the next price change); past usage keeps the cost it was stored with.
+    """
+    prices = list(ModelPrice.objects.filter(model=model).order_by("effective_from"))
+    current = price_in_force(prices, now or timezone.now())
+    if current is None:
+        return False
+    if (model.input_cost_per_mtok, model.output_cost_per_mtok) == (current.input_per_mtok, current.output_per_mtok):
+        return False
+    model.input_cost_per_mtok = current.input_per_mtok
+    model.output_cost_per_mtok = current.output_per_mtok
+    model.save(update_fields=[*PRICE_FIELDS, "updated_at"])
+    return True
+
+
+@transaction.atomic
+def price_set(
+    *,
+    model: RegisteredModel,
+    input_per_mtok: Decimal,
+    output_per_mtok: Decimal,
+    effective_from: datetime | None = None,
+    set_by: str = SetBy.OPERATOR,
+) -> tuple[ModelPrice, bool]:
+    """Add the model's price from ``effective_from`` (default now), or correct the one of that moment.
+
+    Costs already stored on usage records stay as they are: a price applies to records costed
+    after it is known. An operator's price makes the model's price fields the operator's, so
+    discovery no longer changes them. Returns (row, created).
+    """
+    row, created = ModelPrice.objects.update_or_create(
+        model=model,
+        effective_from=effective_from or timezone.now(),
+        defaults={"input_per_mtok": input_per_mtok, "output_per_mtok": output_per_mtok, "set_by": set_by},
+    )
+    if set_by == SetBy.OPERATOR and not set(PRICE_FIELDS) <= set(model.operator_fields or []):
+        operator_fields_mark(model, PRICE_FIELDS)
+        model.save(update_fields=["operator_fields", "updated_at"])
+    model_price_follow(model=model)
+    alerts.unpriced_usage_resolve(model=model)
+    return row, created
+
+
+@transaction.atomic
+def price_delete(*, price: ModelPrice) -> None:
+    """Remove a price row (a mistake); the model's price fields follow what is then in force."""
+    model = price.model
+    price.delete()
+    model_price_follow(model=model)
+
+
+def prices_follow_all(*, now: datetime | None = None) -> int:
+    """Bring every model's price fields to the price in force now (future-dated prices taking over)."""
+    now = now or timezone.now()
+    changed = 0
+    due = ModelPrice.objects.filter(effective_from__lte=now).values_list("model_id", flat=True).distinct()
+    for model in RegisteredModel.objects.filter(pk__in=due):
+        with transaction.atomic():
+            changed += model_price_follow(model=model, now=now)
+    return changed
+
+
+def _tokens_and_cost(
+    record: Mapping[str, Any], moment: datetime, prices: Sequence[ModelPrice] | None
+) -> tuple[int | None, Decimal | None, str | None, bool]:
+    """A record's (token_count, cost, cost_source, unpriced): the cost at the price in force at ``moment``.
+
+    ``prices`` is None when every record of the batch reports its cost (no lookup was needed).
+    """
+    input_tokens = record.get("input_tokens")
+    output_tokens = record.get("output_tokens")
+    split = input_tokens is not None or output_tokens is not None
+    token_count = (input_tokens or 0) + (output_tokens or 0) if split else record.get("token_count")
+    cost = record.get("cost")
+    if cost is not None:
+        return token_count, cost, CostSource.REPORTED, False
+    if token_count is None or prices is None:
+        return token_count, None, None, False
+    price = price_in_force(prices, moment)
+    if price is None:
+        return token_count, None, None, True
+    if split:
+        amount = (
+            Decimal(input_tokens or 0) * price.input_per_mtok + Decimal(output_tokens or 0) * price.output_per_mtok
+        ) / _MTOK
+        source = CostSource.COMPUTED
+    else:
+        amount = Decimal(token_count) * (price.input_per_mtok + price.output_per_mtok) / 2 / _MTOK
+        source = CostSource.ESTIMATED
+    try:
+        amount = amount.quantize(_COST_QUANTUM)
+    except InvalidOperation as exc:
+        raise UsageRejected("cost", "The computed cost is too large to store; report the cost.") from exc
+    if amount > _COST_MAX:
+        raise UsageRejected(
+            "cost", f"The computed cost ({amount} USD) exceeds {_COST_MAX}; report records in smaller parts."
+        )
+    return token_count, amount, source, False
+
+
+def _usage_rows(
+    model: RegisteredModel, records: Sequence[Mapping[str, Any]], *, with_request_id: bool
+) -> tuple[list[tuple[Any, ...]], int]:
+    """The rows of ``records`` in ``_USAGE_COLUMNS`` order (then request_id), and how many could not be priced."""
+    now = timezone.now()
+    needs_price = any(record.get("cost") is None for record in records)
+    prices = list(ModelPrice.objects.filter(model=model).order_by("effective_from")) if needs_price else None
+    rows: list[tuple[Any, ...]] = []
+    unpriced = 0
+    for index, record in enumerate(records):
+        moment = record.get("timestamp") or now
+        try:
+            token_count, cost, cost_source, no_price = _tokens_and_cost(record, moment, prices)
+        except UsageRejected as exc:
+            raise UsageRejected(exc.field, exc.message, index=index) from exc
+        unpriced += no_price
+        row: tuple[Any, ...] = (
+            model.pk,
+            model.name,
+            moment,
+            token_count,
+            record.get("input_tokens"),
+            record.get("output_tokens"),
+            1 if record.get("request_count") is None else record["request_count"],
+            record.get("average_latency"),
+            0 if record.get("error_count") is None else record["error_count"],
+            cost,
+            cost_source,
+        )
+        rows.append((*row, record.get("request_id")) if with_request_id else row)
+    return rows, unpriced
+
+
 PERFORMANCE_FIELDS: Final = ("timestamp", "metric_name", "metric_value", "task_category", "sample_size")
 
 
@@ -353,11 +536,15 @@ _USAGE_COLUMNS: Final = (
     "model_name",
     "timestamp",
     "token_count",
+    "input_tokens",
+    "output_tokens",
     "request_count",
     "average_latency",
     "error_count",
     "cost",
+    "cost_source",
 )
+_TOKENS, _REQUESTS, _ERRORS, _COST = 3, 6, 8, 9
 
 
 def _copy_rows(table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
@@ -380,28 +567,17 @@ def usage_record_batch(*, model: RegisteredModel, records: Sequence[Mapping[str,
     Counters are incremented only once the batch is committed, so a rolled-back batch is never
     counted. Returns the number of records written.
     """
-    now = timezone.now()
-    rows = [
-        (
-            model.pk,
-            model.name,
-            record.get("timestamp") or now,
-            record.get("token_count"),
-            1 if record.get("request_count") is None else record["request_count"],
-            record.get("average_latency"),
-            0 if record.get("error_count") is None else record["error_count"],
-            record.get("cost"),
-        )
-        for record in records
-    ]
+    rows, unpriced = _usage_rows(model, records, with_request_id=False)
     if connection.vendor == "postgresql":
         _copy_rows(ModelUsage._meta.db_table, _USAGE_COLUMNS, rows)
     else:
         ModelUsage.objects.bulk_create([ModelUsage(**dict(zip(_USAGE_COLUMNS, row, strict=True))) for row in rows])
-    requests = sum(row[4] for row in rows)
-    tokens = sum(row[3] or 0 for row in rows)
-    errors = sum(row[6] for row in rows)
-    cost = sum((Decimal(row[7]) for row in rows if row[7] is not None), start=Decimal(0))
+    if unpriced:
+        alerts.unpriced_usage_open(model=model, records=unpriced)
+    requests = sum(row[_REQUESTS] for row in rows)
+    tokens = sum(row[_TOKENS] or 0 for row in rows)
+    errors = sum(row[_ERRORS] for row in rows)
+    cost = sum((Decimal(row[_COST]) for row in rows if row[_COST] is not None), start=Decimal(0))
     name = model.name
     transaction.on_commit(
         lambda: metrics.usage_recorded(model=name, requests=requests, tokens=tokens, errors=errors, cost=cost)
@@ -419,29 +595,17 @@ def usage_record_idempotent(*, model: RegisteredModel, records: Sequence[Mapping
     All of the batch or none of it; returns the number of records written, and only those are
     counted in the metrics.
     """
-    now = timezone.now()
     columns = (*_USAGE_COLUMNS, "request_id")
     seen: set[str] = set()
-    rows: list[tuple[Any, ...]] = []
+    unique: list[Mapping[str, Any]] = []
     for record in records:
         request_id = record.get("request_id")
         if request_id is not None:
             if request_id in seen:
                 continue  # the same request twice in one batch: its first record stands
             seen.add(request_id)
-        rows.append(
-            (
-                model.pk,
-                model.name,
-                record.get("timestamp") or now,
-                record.get("token_count"),
-                1 if record.get("request_count") is None else record["request_count"],
-                record.get("average_latency"),
-                0 if record.get("error_count") is None else record["error_count"],
-                record.get("cost"),
-                request_id,
-            )
-        )
+        unique.append(record)
+    rows, _ = _usage_rows(model, unique, with_request_id=True)
     if not rows:
         return 0
     # Values prepared by each column's field, as the ORM would (aware datetimes, decimals per backend).
@@ -459,11 +623,15 @@ def usage_record_idempotent(*, model: RegisteredModel, records: Sequence[Mapping
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         stored_ids = {row[0] for row in cursor.fetchall()}
-    written = [row for row in rows if row[8] is None or row[8] in stored_ids]
-    requests = sum(row[4] for row in written)
-    tokens = sum(row[3] or 0 for row in written)
-    errors = sum(row[6] for row in written)
-    cost = sum((Decimal(row[7]) for row in written if row[7] is not None), start=Decimal(0))
+    request_id_at = len(_USAGE_COLUMNS)
+    written = [row for row in rows if row[request_id_at] is None or row[request_id_at] in stored_ids]
+    unpriced = sum(1 for row in written if row[_COST] is None and row[_TOKENS] is not None)
+    if unpriced:
+        alerts.unpriced_usage_open(model=model, records=unpriced)
+    requests = sum(row[_REQUESTS] for row in written)
+    tokens = sum(row[_TOKENS] or 0 for row in written)
+    errors = sum(row[_ERRORS] for row in written)
+    cost = sum((Decimal(row[_COST]) for row in written if row[_COST] is not None), start=Decimal(0))
     name = model.name
     if written:
         transaction.on_commit(

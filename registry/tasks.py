@@ -8,8 +8,10 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from registry import metrics
+from registry import metrics, services
 from registry.alerts import ALERT_TASK_NAME, alerts_check
+from registry.audit import system_actor
+from registry.schedules import PRICES_TASK_NAME
 
 
 @shared_task(name=ALERT_TASK_NAME, ignore_result=True)
@@ -17,6 +19,13 @@ def check_alerts() -> dict[str, int]:
     """Periodic (beat, ``registry: alert checks``): safe to run twice, see registry/alerts.py."""
     changes = alerts_check()
     return {"opened": len(changes.opened), "resolved": len(changes.resolved)}
+
+
+@shared_task(name=PRICES_TASK_NAME, ignore_result=True)
+def prices_follow() -> int:
+    """Periodic (beat, ``registry: prices in force``): idempotent, a model already at its price is not written."""
+    with system_actor("prices"):
+        return services.prices_follow_all()
 
 
 @worker_ready.connect

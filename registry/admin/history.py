@@ -149,7 +149,7 @@ class ModelPerformanceAdmin(HistoryAdmin):
 
 @admin.register(ModelUsage)
 class ModelUsageAdmin(HistoryAdmin):
-    list_display = ["when", "model_column", "requests", "tokens", "errors", "latency", "cost"]
+    list_display = ["when", "model_column", "requests", "tokens", "errors", "latency", "cost", "cost_source"]
     list_filter = [("timestamp", admin.DateFieldListFilter), ProviderFilter, "model__model_type", ErrorsFilter]
     search_fields = ["model_name"]
     search_help_text = "Model name (or part of it)."
@@ -178,5 +178,8 @@ class ModelUsageAdmin(HistoryAdmin):
         "error_count",
         "average_latency",
         "cost",
+        "input_tokens",
+        "output_tokens",
+        "cost_source",
     ]
     export_columns = columns_of(export_values)

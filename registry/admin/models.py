@@ -24,6 +24,7 @@ from registry.api.serializers import (
     CapabilitySerializer,
     EndpointSerializer,
     ParameterSerializer,
+    PriceSerializer,
     RegisteredModelSerializer,
 )
 from registry.charts import line_chart, stacked_bar_chart
@@ -34,12 +35,21 @@ from registry.models import (
     ModelCapability,
     ModelEndpoint,
     ModelParameter,
+    ModelPrice,
     ModelStatus,
     RegisteredModel,
     SetBy,
 )
 from registry.roles import Role
-from registry.services import headers_split, models_set_status, operator_fields_mark
+from registry.services import (
+    PRICE_FIELDS,
+    headers_split,
+    models_set_status,
+    operator_fields_mark,
+    price_delete,
+    price_from_model_fields,
+    price_set,
+)
 
 HAND_BACK_HELP = "Tick to hand this value back to discovery: its next run writes the provider's value."
 
@@ -224,6 +234,29 @@ class ModelParameterInline(OwnedRowInline):
     readonly_fields = ["owner"]
 
 
+# --- Prices ----------------------------------------------------------------------------------------
+
+
+class PriceForm(ApiValidatedForm):
+    api_serializer = PriceSerializer
+
+    class Meta:
+        model = ModelPrice
+        fields = ["input_per_mtok", "output_per_mtok", "effective_from"]
+
+
+class ModelPriceInline(admin.TabularInline):
+    """The model's dated prices: saved through ``services.price_set``, as the API's are (past costs stay)."""
+
+    model = ModelPrice
+    form = PriceForm
+    extra = 0
+    fields = ["input_per_mtok", "output_per_mtok", "effective_from", "set_by", "created_at"]
+    readonly_fields = ["set_by", "created_at"]
+    verbose_name = "price"
+    verbose_name_plural = "prices (per million tokens, USD; the model's price fields follow the one in force)"
+
+
 # --- The model -------------------------------------------------------------------------------------
 
 
@@ -302,7 +335,7 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
     list_per_page = 50
     change_list_template = EXPORT_CHANGE_LIST
     readonly_fields = ["source", "first_seen_at", "last_seen_at", "created_at", "updated_at", "ownership"]
-    inlines = [ModelCapabilityInline, ModelParameterInline, ModelEndpointInline]
+    inlines = [ModelCapabilityInline, ModelParameterInline, ModelPriceInline, ModelEndpointInline]
     change_form_template = "admin/registry/registeredmodel/change_form.html"
     actions = [
         _status_action(ModelStatus.AVAILABLE, "Mark selected models available"),
@@ -325,7 +358,9 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
     export_columns = columns_of(export_values)
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
-        ownership = ["ownership", "return_to_discovery"] if obj is not None and obj.operator_fields else ["ownership"]
+        # A viewer's page is read-only: a form-only field there has no value to show (and would not render).
+        can_hand_back = obj is not None and obj.operator_fields and self.has_change_permission(request, obj)
+        ownership = ["ownership", "return_to_discovery"] if can_hand_back else ["ownership"]
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [
             (
                 None,
@@ -379,8 +414,13 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
             handed_back = set(form.cleaned_data.get("return_to_discovery") or [])
             obj.operator_fields = [name for name in obj.operator_fields if name not in handed_back]
         super().save_model(request, obj, form, change)
+        if set(PRICE_FIELDS) & set(form.changed_data):
+            price_from_model_fields(obj, set_by=SetBy.OPERATOR)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is ModelPrice:
+            self.save_prices(form.instance, formset)
+            return
         deleted = set(formset.deleted_forms)
         for row_form in formset.forms:
             row = row_form.instance
@@ -392,6 +432,30 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
                 if isinstance(row, ModelCapability) and row.set_by == SetBy.OPERATOR:
                     row.evidence = "operator"
         super().save_formset(request, form, formset, change)
+
+    def save_prices(self, model: RegisteredModel, formset: Any) -> None:
+        """Prices go through the same services as the API's, so the model's price fields follow them."""
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for row_form in formset.deleted_forms:
+            if row_form.instance.pk is not None:
+                price_delete(price=row_form.instance)
+                formset.deleted_objects.append(row_form.instance)
+        for row_form in formset.forms:
+            if row_form in formset.deleted_forms or not row_form.has_changed():
+                continue
+            data = row_form.cleaned_data
+            if row_form.instance.pk is not None and data["effective_from"] != row_form.initial.get("effective_from"):
+                price_delete(price=row_form.instance)  # moved to another moment: the old row goes
+            row, created = price_set(
+                model=model,
+                input_per_mtok=data["input_per_mtok"],
+                output_per_mtok=data["output_per_mtok"],
+                effective_from=data["effective_from"],
+            )
+            if created:
+                formset.new_objects.append(row)
+            else:
+                formset.changed_objects.append((row, row_form.changed_data))
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None

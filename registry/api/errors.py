@@ -8,7 +8,8 @@ errors and each is mapped here:
   Django: a database that cannot be reached (503 with ``Retry-After``), a body over the limit (413).
 - Django outside the views (an unknown path, a bad Host header, an uncaught error): the
   ``handler400/403/404/500`` of the root URLconf, JSON everywhere but the admin's HTML pages.
-- The WSGI server (a request line or headers over its limits): see ``registry_project/server_errors.py``.
+- The WSGI server (granian): its own 414/431 beyond its HTTP/1 buffer have empty bodies that no
+  application can change; ``registry/api/limits.py`` refuses well below them, in JSON.
 """
 
 from __future__ import annotations

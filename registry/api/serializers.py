@@ -31,6 +31,7 @@ from registry.models import (
     ModelEndpoint,
     ModelParameter,
     ModelPerformance,
+    ModelPrice,
     ModelStatus,
     ModelType,
     ModelUsage,
@@ -40,7 +41,7 @@ from registry.models import (
 from registry.selectors import is_model_id
 
 # Path words after a model's name: a name may not contain them as a segment, or its URLs would be ambiguous.
-SUB_RESOURCES = ("capabilities", "parameters", "performance", "usage", "endpoints")
+SUB_RESOURCES = ("capabilities", "parameters", "performance", "usage", "endpoints", "prices")
 RESERVED_NAMES = ("select",)
 # Lower-case slugs starting with a letter ("0" or "-x" is no capability name).
 CAPABILITY_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
@@ -666,10 +667,21 @@ class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializ
 
 
 class UsageRecordSerializer(StrictSerializerMixin, serializers.ModelSerializer):
-    """Usage over a moment: requests, tokens, errors, mean latency (seconds) and cost (USD)."""
+    """Usage over a moment: requests, tokens, errors, mean latency (seconds) and cost (USD).
+
+    Without a ``cost``, the registry computes one from the price in force at ``timestamp``.
+    """
 
     timestamp = serializers.DateTimeField(required=False, validators=[not_in_future], help_text="Defaults to now.")
-    token_count = StrictIntegerField(min_value=0, required=False, allow_null=True)
+    token_count = StrictIntegerField(
+        min_value=0,
+        max_value=INT32_MAX,
+        required=False,
+        allow_null=True,
+        help_text="Total tokens; when input_tokens or output_tokens are given it is their sum (and may be left out).",
+    )
+    input_tokens = StrictIntegerField(min_value=0, max_value=INT32_MAX, required=False, allow_null=True)
+    output_tokens = StrictIntegerField(min_value=0, max_value=INT32_MAX, required=False, allow_null=True)
     request_count = StrictIntegerField(min_value=0, required=False, default=1)
     average_latency = StrictFloatField(min_value=0.0, required=False, allow_null=True, help_text="Seconds.")
     error_count = StrictIntegerField(min_value=0, required=False, default=0)
@@ -685,7 +697,53 @@ class UsageRecordSerializer(StrictSerializerMixin, serializers.ModelSerializer):
 
     class Meta:
         model = ModelUsage
-        fields = ["timestamp", "token_count", "request_count", "average_latency", "error_count", "cost"]
+        fields = [
+            "timestamp",
+            "token_count",
+            "input_tokens",
+            "output_tokens",
+            "request_count",
+            "average_latency",
+            "error_count",
+            "cost",
+        ]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        input_tokens, output_tokens = attrs.get("input_tokens"), attrs.get("output_tokens")
+        if input_tokens is None and output_tokens is None:
+            return attrs
+        total = (input_tokens or 0) + (output_tokens or 0)
+        if total > INT32_MAX:
+            raise serializers.ValidationError({"input_tokens": [f"input_tokens + output_tokens exceeds {INT32_MAX}."]})
+        if attrs.get("token_count") is not None and attrs["token_count"] != total:
+            raise serializers.ValidationError(
+                {"token_count": [f"Must be input_tokens + output_tokens ({total}) when they are given."]}
+            )
+        return attrs
+
+
+class PriceSerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    """A model's price per million tokens from ``effective_from`` on (USD)."""
+
+    input_per_mtok = serializers.DecimalField(
+        max_digits=12, decimal_places=6, min_value=0, max_value=999999, coerce_to_string=False
+    )
+    output_per_mtok = serializers.DecimalField(
+        max_digits=12, decimal_places=6, min_value=0, max_value=999999, coerce_to_string=False
+    )
+    effective_from = serializers.DateTimeField(
+        required=False, help_text="When the price takes effect; defaults to now. May be in the past or the future."
+    )
+    in_force = serializers.SerializerMethodField(help_text="Whether this is the price in force now.")
+
+    class Meta:
+        model = ModelPrice
+        fields = ["id", "input_per_mtok", "output_per_mtok", "effective_from", "set_by", "created_at", "in_force"]
+        read_only_fields = ["id", "set_by", "created_at", "in_force"]
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_in_force(self, obj: ModelPrice) -> bool:
+        return bool(self.context.get("in_force_id") == obj.pk)
 
 
 # Metric names whose values are amounts that cannot be negative.
@@ -843,7 +901,12 @@ class UsageFiguresSerializer(serializers.Serializer):
     errors = serializers.IntegerField()  # type: ignore[assignment]
     error_rate = serializers.FloatField()
     average_latency = serializers.FloatField(allow_null=True, help_text="Request-weighted, seconds.")
-    cost = serializers.DecimalField(max_digits=20, decimal_places=6, coerce_to_string=False)
+    cost = serializers.DecimalField(
+        max_digits=20, decimal_places=6, coerce_to_string=False, help_text="Reported, computed and estimated, USD."
+    )
+    uncosted_requests = serializers.IntegerField(
+        help_text="Requests of records without a cost (no tokens, or no price known at their time)."
+    )
 
 
 class UsageBucketSerializer(UsageFiguresSerializer):

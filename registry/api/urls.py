@@ -21,6 +21,7 @@ from registry.api.views import (
     ModelViewSet,
     ParameterViewSet,
     PerformanceViewSet,
+    PriceViewSet,
     UsageViewSet,
 )
 
@@ -59,6 +60,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         PerformanceViewSet.as_view({"get": "summary", "post": "create"}),
         name="model-performance",
     ),
+    re_path(rf"^models/{REF}/prices$", PriceViewSet.as_view({"get": "list", "post": "create"}), name="model-prices"),
     re_path(rf"^models/{REF}/usage$", UsageViewSet.as_view({"get": "summary", "post": "create"}), name="model-usage"),
     re_path(
         rf"^models/{REF}/endpoints/(?P<endpoint_id>[0-9]+)$",

@@ -47,6 +47,7 @@ from registry.api.serializers import (
     PerformanceQuerySerializer,
     PerformanceRecordSerializer,
     PerformanceSummarySerializer,
+    PriceSerializer,
     RecordedSerializer,
     RegisteredModelSerializer,
     SelectionSerializer,
@@ -131,6 +132,12 @@ class RegistryViewSet(GenericViewSet):
             exc = NotFound("No such model.")
         elif isinstance(exc, ModelEndpoint.DoesNotExist):
             exc = NotFound("No such endpoint of this model.")
+        elif isinstance(exc, services.UsageRejected):
+            # Shaped as a serializer's batch errors: a list body names the record's index.
+            detail: dict[str, Any] = {exc.field: [exc.message]}
+            if isinstance(self.request.data, list) and exc.index is not None:
+                detail = {str(exc.index): detail}
+            exc = serializers.ValidationError(detail)
         return super().handle_exception(exc)
 
     @property
@@ -463,6 +470,40 @@ class EndpointViewSet(RegistryViewSet):
     def destroy(self, request: Request, ref: str, endpoint_id: str) -> Response:
         services.endpoint_delete(endpoint=self.endpoint(endpoint_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="A model's price history, newest first",
+        parameters=[REF_PARAMETER],
+        responses={200: PriceSerializer(many=True), **ERROR_RESPONSES},
+    ),
+    create=extend_schema(
+        summary="Add a price from a moment on (or correct the one of that moment); past costs stay as stored",
+        parameters=[REF_PARAMETER],
+        request=PriceSerializer,
+        responses={200: PriceSerializer, 201: PriceSerializer, **ERROR_RESPONSES},
+    ),
+)
+class PriceViewSet(RegistryViewSet):
+    serializer_class = PriceSerializer
+    action_roles = {"list": Role.VIEWER, "create": Role.EDITOR}
+
+    def list(self, request: Request, ref: str) -> Response:
+        model_id, _ = selectors.model_key_get(ref)
+        prices = selectors.model_prices(model_id=model_id)
+        context = {"in_force_id": selectors.price_in_force_id(prices)}
+        return Response(PriceSerializer(prices, many=True, context=context).data)
+
+    def create(self, request: Request, ref: str) -> Response:
+        model = self.registered_model()
+        validated = self.validated_body(PriceSerializer(data=request.data))
+        row, created = services.price_set(model=model, **validated)
+        context = {"in_force_id": selectors.price_in_force_id(selectors.model_prices(model_id=model.pk))}
+        return Response(
+            PriceSerializer(row, context=context).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
 
 
 def _iso(moment: datetime) -> str:

@@ -273,6 +273,8 @@ class TestAdminEndpointHeaders:
             "capabilities-INITIAL_FORMS": "0",
             "parameters-TOTAL_FORMS": "0",
             "parameters-INITIAL_FORMS": "0",
+            "prices-TOTAL_FORMS": "0",
+            "prices-INITIAL_FORMS": "0",
         }
 
         response = admin_client.post(f"/admin/registry/registeredmodel/{model.pk}/change/", form)

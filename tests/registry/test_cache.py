@@ -337,7 +337,7 @@ class TestThroughTheApi:
             "status": model.status,
             "details": "{}",
         }
-        for prefix in ("endpoints", "capabilities", "parameters"):
+        for prefix in ("endpoints", "capabilities", "parameters", "prices"):
             form.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
         with committed():
             response = client.post(f"/admin/registry/registeredmodel/{model.pk}/change/", form)

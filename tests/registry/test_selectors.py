@@ -89,6 +89,7 @@ def test_usage_summary_of_a_quiet_range_is_zero() -> None:
         "error_rate": 0.0,
         "average_latency": None,
         "cost": 0,
+        "uncosted_requests": 0,
     }
 
 

@@ -93,12 +93,3 @@ def test_the_servers_error_answers_are_json(server: tuple[int, list[str]], case:
     assert status == expected
     assert content_type == "application/json"
     assert isinstance(json.loads(raw)["detail"], str)
-
-
-def test_gunicorns_own_limits_answer_json(server: tuple[int, list[str]]) -> None:
-    port, command = server
-    if not command[0].endswith("gunicorn"):
-        pytest.skip("gunicorn's own answers only")
-    status, content_type, raw = request(port, "GET", "/models", {f"X-H-{n}": "v" for n in range(150)})
-    assert (status, content_type) == (431, "application/json")
-    assert "Request Header Fields Too Large" in json.loads(raw)["detail"]

@@ -62,7 +62,10 @@ def test_the_usage_list_exports_its_filtered_rows(staff: dict[str, Client]) -> N
     response = staff["viewer"].get(reverse("admin:registry_modelusage_export") + "?provider=openai")
 
     lines = b"".join(response.streaming_content).decode().strip().splitlines()  # type: ignore[attr-defined]
-    assert lines[0] == "timestamp,model_name,request_count,token_count,error_count,average_latency,cost"
+    assert lines[0] == (
+        "timestamp,model_name,request_count,token_count,error_count,average_latency,cost,"
+        "input_tokens,output_tokens,cost_source"
+    )
     assert len(lines) == 2
     assert ",gpt-4o,7,70,0," in lines[1]
 

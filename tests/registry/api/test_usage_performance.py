@@ -145,6 +145,7 @@ def test_usage_summary_buckets_by_hour(api_client_for: ClientFor, model: Any) ->
         "error_rate": pytest.approx(1 / 45),
         "average_latency": pytest.approx((10 * 0.2 + 30 * 0.6) / 40),
         "cost": 1.75,
+        "uncosted_requests": 5,
     }
     assert [bucket["start"] for bucket in data["buckets"]] == ["2026-11-20T10:00:00Z", "2026-11-20T12:00:00Z"]
     assert data["buckets"][0]["requests"] == 40
@@ -157,6 +158,7 @@ def test_usage_summary_buckets_by_hour(api_client_for: ClientFor, model: Any) ->
         "error_rate": 0.0,
         "average_latency": None,
         "cost": 0.0,
+        "uncosted_requests": 5,
     }
 
 
