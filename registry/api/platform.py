@@ -44,6 +44,7 @@ from registry.api.serializers import (
     INT32_MAX,
     ModelListQuerySerializer,
     RegisteredModelSerializer,
+    StrictBooleanField,
     StrictFloatField,
     StrictIntegerField,
     StrictSerializerMixin,
@@ -159,15 +160,6 @@ def _canonical_query(request: Request) -> str:
 
 
 # --- The router's metrics -------------------------------------------------------------------------
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """A JSON boolean, not "yes" or 1: a router that sends something else has a bug worth a 400."""
-
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
 
 
 class ModelRefField(serializers.Field):

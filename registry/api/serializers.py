@@ -14,7 +14,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from datetime import timedelta
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -247,7 +247,11 @@ class RoundedDecimalField(serializers.DecimalField):
 
     def validate_precision(self, value: Decimal) -> Decimal:
         if self.decimal_places is not None and value.is_finite():
-            value = value.quantize(Decimal(1).scaleb(-self.decimal_places), rounding=ROUND_HALF_EVEN)
+            try:
+                value = value.quantize(Decimal(1).scaleb(-self.decimal_places), rounding=ROUND_HALF_EVEN)
+            except InvalidOperation:
+                # More digits than the decimal context holds (-1e22 with 6 places): far past max_digits.
+                self.fail("max_digits", max_digits=self.max_digits)
         return super().validate_precision(value)
 
 

@@ -464,3 +464,10 @@ def test_registering_a_model_ignores_any_id_in_its_new_endpoints(api_client_for:
     response = api_client_for("editor").post("/models", body, format="json")
     assert response.status_code == 201, response.content
     assert len(response.json()["endpoints"]) == 1
+
+
+def test_a_price_beyond_the_decimal_context_is_a_400_naming_the_field(api_client_for: ClientFor) -> None:
+    # Found by the schema fuzz test on PostgreSQL: rounding -1e22 to 6 decimals raised InvalidOperation (500).
+    response = api_client_for("editor").post("/models", new_model(input_cost_per_mtok=-1e22), format="json")
+    assert response.status_code == 400
+    assert list(response.json()) == ["input_cost_per_mtok"]
