@@ -17,7 +17,7 @@ from discovery.models import DiscoveryRun, ProviderSource
 from discovery.selectors import runs_recent
 from discovery.services import source_delete, source_save, source_test_connection
 from discovery.tasks import discovery_enqueue
-from registry.accounts import user_role
+from registry.accounts import request_role
 from registry.forms import ApiValidatedForm, WriteOnlySecretsForm
 from registry.roles import Role
 
@@ -129,7 +129,7 @@ class ProviderSourceAdmin(admin.ModelAdmin):
 
     def has_discover_permission(self, request: HttpRequest) -> bool:
         user = request.user
-        return bool(user.is_authenticated and user.is_staff and user_role(user) == Role.ADMIN)
+        return bool(user.is_authenticated and user.is_staff and request_role(request) == Role.ADMIN)
 
     @admin.action(description="Discover now", permissions=["discover"])
     def discover_now(self, request: HttpRequest, queryset: QuerySet[ProviderSource]) -> None:

@@ -14,6 +14,7 @@ from django.contrib.auth.models import AbstractUser, Group
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
+from django.http import HttpRequest
 
 from registry.roles import Role
 from registry_project.env import env_str
@@ -80,6 +81,23 @@ def user_role(user: AbstractUser) -> Role | None:
     roles = [Role.from_name(name) for name in user.groups.values_list("name", flat=True)]
     known = [role for role in roles if role is not None]
     return max(known) if known else None
+
+
+def request_role(request: HttpRequest) -> Role | None:
+    """The role of a request's logged-in user, looked up once per request.
+
+    The console asks it several times while building one page (each inline's form and fields); a
+    role is a query on the user's groups, so the answer is kept on the request.
+    """
+    cached = getattr(request, "_console_role", _NOT_LOOKED_UP)
+    if cached is _NOT_LOOKED_UP:
+        user = request.user
+        cached = user_role(user) if user.is_authenticated else None
+        request._console_role = cached  # type: ignore[attr-defined]
+    return cached  # type: ignore[return-value]
+
+
+_NOT_LOOKED_UP = object()
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import urlencode
 
 from discovery.selectors import sources_with_last_run
 from registry.charts import stacked_bar_chart
@@ -50,8 +52,17 @@ class ConsoleSite(admin.AdminSite):
                 series=overview.series,
                 empty="No usage recorded in the last 24 hours yet.",
             )
-            # The usage list's date filter takes a day: the window's first day, in the list's own terms.
-            context["usage_since_date"] = f"{overview.start:%Y-%m-%d}"
+            # Each top model's usage records of the window (the list's date filter takes a day).
+            usage_list = reverse("admin:registry_modelusage_changelist")
+            since = f"{overview.start:%Y-%m-%d}"
+
+            def usage_link(model_id: int | None) -> str | None:
+                if model_id is None:
+                    return None  # a deleted model's records: no list filters by a model that is gone
+                query: dict[str, str | int] = {"model__id__exact": model_id, "timestamp__gte": since}
+                return f"{usage_list}?{urlencode(query)}"
+
+            context["top_models"] = [{**row, "usage_link": usage_link(row["model_id"])} for row in overview.top]
         return context
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:

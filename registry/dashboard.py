@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from django.db import connection
 from django.db.models import Aggregate, Count, FloatField, Sum
@@ -28,7 +28,6 @@ RECENTLY_UNAVAILABLE_DAYS: Final = 7
 # On SQLite (the embedded mode) percentiles are computed in Python from at most this many records.
 PERCENTILE_SAMPLE_LIMIT: Final = 50_000
 
-ChartRange = Literal["24h", "7d", "30d"]
 RANGES: Final[dict[str, tuple[timedelta, Bucket]]] = {
     "24h": (timedelta(hours=24), "hour"),
     "7d": (timedelta(days=7), "hour"),
@@ -111,7 +110,6 @@ def usage_overview(*, now: datetime | None = None, hours: int = 24) -> UsageOver
     top = [
         {
             "model_id": model_id,
-            "model_id_text": str(model_id),
             "model_name": name,
             **figures,
             "error_rate": figures["errors"] / figures["requests"] if figures["requests"] else 0.0,

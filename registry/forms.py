@@ -11,6 +11,7 @@ Two rules hold for every console form:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -91,6 +92,12 @@ def _messages(detail: Any) -> list[str]:
     return [str(detail)]
 
 
+@functools.cache
+def serializer_field_names(serializer_class: type[serializers.Serializer]) -> frozenset[str]:
+    """The fields a serializer declares: read once per class, not built again for every inline row."""
+    return frozenset(serializer_class().fields)
+
+
 class ApiValidatedForm(forms.ModelForm):
     """Runs the form's values through ``api_serializer`` (the API's validation) and shows its errors per field.
 
@@ -105,13 +112,13 @@ class ApiValidatedForm(forms.ModelForm):
 
     def api_data(self, cleaned: Mapping[str, Any]) -> dict[str, Any]:
         assert self.api_serializer is not None
-        known = set(self.api_serializer().fields)
+        known = serializer_field_names(self.api_serializer)
         names = self.api_fields if self.api_fields is not None else self.fields
         return {name: cleaned[name] for name in names if name in known and name in cleaned}
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
-        if self.api_serializer is None or self.errors.get("__all__"):
+        if self.api_serializer is None:
             return cleaned
         data = self.api_data(cleaned)
         instance = self.instance if self.instance.pk else None

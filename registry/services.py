@@ -186,11 +186,13 @@ def model_update(
     return model
 
 
-def operator_fields_mark(model: RegisteredModel, changed: Sequence[str]) -> None:
-    """Record on ``model`` (not saved) that an operator set ``changed``: discovery leaves those fields alone.
+def operator_fields_mark(model: RegisteredModel, changed: Sequence[str], *, handed_back: Sequence[str] = ()) -> None:
+    """Record on ``model`` (not saved) which fields are the operator's: discovery leaves those alone.
 
-    A status set by hand to unavailable or deprecated is the operator's too; setting it back to
-    available hands it back to discovery, which may then mark the model unavailable when it vanishes.
+    ``changed`` were set by an operator; ``handed_back`` are returned to discovery (its next run
+    writes the provider's values again). A status set by hand to unavailable or deprecated is the
+    operator's too; setting it back to available hands it back, so that discovery may mark the model
+    unavailable when it vanishes.
     """
     owned = set(model.operator_fields or [])
     owned.update(name for name in changed if name in OPERATOR_OWNABLE_FIELDS and name != "status")
@@ -199,17 +201,8 @@ def operator_fields_mark(model: RegisteredModel, changed: Sequence[str]) -> None
             owned.discard("status")
         else:
             owned.add("status")
+    owned.difference_update(handed_back)
     model.operator_fields = sorted(owned)
-
-
-@transaction.atomic
-def model_fields_return_to_discovery(*, model: RegisteredModel, fields: Sequence[str]) -> RegisteredModel:
-    """Hand ``fields`` of ``model`` back to discovery: its next run writes the provider's values again."""
-    remaining = [name for name in model.operator_fields or [] if name not in fields]
-    if remaining != list(model.operator_fields or []):
-        model.operator_fields = remaining
-        model.save(update_fields=["operator_fields", "updated_at"])
-    return model
 
 
 @transaction.atomic
@@ -221,18 +214,6 @@ def models_set_status(*, models: Sequence[RegisteredModel], status: str) -> int:
             model.status = status
             operator_fields_mark(model, ["status"])
             model.save(update_fields=["status", "operator_fields", "updated_at"])
-            changed += 1
-    return changed
-
-
-@transaction.atomic
-def rows_return_to_discovery(*, rows: Sequence[ModelCapability | ModelParameter]) -> int:
-    """Hand capability or parameter rows back to discovery, which may then change or remove them."""
-    changed = 0
-    for row in rows:
-        if row.set_by != SetBy.DISCOVERY:
-            row.set_by = SetBy.DISCOVERY
-            row.save(update_fields=["set_by"])
             changed += 1
     return changed
 
@@ -574,6 +555,12 @@ def usage_record_batch(*, model: RegisteredModel, records: Sequence[Mapping[str,
         ModelUsage.objects.bulk_create([ModelUsage(**dict(zip(_USAGE_COLUMNS, row, strict=True))) for row in rows])
     if unpriced:
         alerts.unpriced_usage_open(model=model, records=unpriced)
+    _count_on_commit(model, rows)
+    return len(rows)
+
+
+def _count_on_commit(model: RegisteredModel, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Count written usage rows in the metrics once their transaction commits (a rolled-back batch never is)."""
     requests = sum(row[_REQUESTS] for row in rows)
     tokens = sum(row[_TOKENS] or 0 for row in rows)
     errors = sum(row[_ERRORS] for row in rows)
@@ -582,7 +569,6 @@ def usage_record_batch(*, model: RegisteredModel, records: Sequence[Mapping[str,
     transaction.on_commit(
         lambda: metrics.usage_recorded(model=name, requests=requests, tokens=tokens, errors=errors, cost=cost)
     )
-    return len(rows)
 
 
 @transaction.atomic
@@ -628,15 +614,8 @@ def usage_record_idempotent(*, model: RegisteredModel, records: Sequence[Mapping
     unpriced = sum(1 for row in written if row[_COST] is None and row[_TOKENS] is not None)
     if unpriced:
         alerts.unpriced_usage_open(model=model, records=unpriced)
-    requests = sum(row[_REQUESTS] for row in written)
-    tokens = sum(row[_TOKENS] or 0 for row in written)
-    errors = sum(row[_ERRORS] for row in written)
-    cost = sum((Decimal(row[_COST]) for row in written if row[_COST] is not None), start=Decimal(0))
-    name = model.name
     if written:
-        transaction.on_commit(
-            lambda: metrics.usage_recorded(model=name, requests=requests, tokens=tokens, errors=errors, cost=cost)
-        )
+        _count_on_commit(model, written)
     return len(written)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from auditlog.admin import LogEntryAdmin as AuditLogEntryAdmin
 from auditlog.models import LogEntry
 from django.contrib import admin
@@ -11,6 +9,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
+from registry.admin.readonly import ReadOnlyAdminMixin
 from registry.models import ModelCapability, ModelEndpoint, ModelParameter, RegisteredModel
 
 
@@ -46,19 +45,10 @@ class ModelHistoryFilter(admin.SimpleListFilter):
         )
 
 
-class ReadOnlyLogEntryAdmin(AuditLogEntryAdmin):
+class ReadOnlyLogEntryAdmin(ReadOnlyAdminMixin, AuditLogEntryAdmin):
     """No one adds, changes or deletes an entry here."""
 
     list_filter = [ModelHistoryFilter, *AuditLogEntryAdmin.list_filter]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # auditlog registers its own admin (it lets a delete cascade through); ours replaces it.

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from registry.admin.export import EXPORT_CHANGE_LIST, CsvExportMixin, columns_of
+from registry.admin.readonly import ReadOnlyAdminMixin
 from registry.models import ModelPerformance, ModelUsage, Provider, RegisteredModel
 
 COUNT_CAP = 10_000
@@ -98,7 +99,7 @@ class TaskCategoryFilter(RecentValuesFilter):
     parameter_name = field_name = "task_category"
 
 
-class HistoryAdmin(CsvExportMixin, admin.ModelAdmin):
+class HistoryAdmin(ReadOnlyAdminMixin, CsvExportMixin, admin.ModelAdmin):
     """Read-only: usage and performance records are history, written by the API only."""
 
     @admin.display(description="when (UTC)", ordering="timestamp")
@@ -126,15 +127,6 @@ class HistoryAdmin(CsvExportMixin, admin.ModelAdmin):
             RegisteredModel.objects.filter(name__icontains=term).values_list("pk", flat=True)[:MODEL_SEARCH_LIMIT]
         )
         return queryset.filter(model_id__in=ids), False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(ModelPerformance)

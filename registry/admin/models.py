@@ -18,7 +18,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from registry.accounts import user_role
+from registry.accounts import request_role
 from registry.admin.export import EXPORT_CHANGE_LIST, CsvExportMixin, columns_of
 from registry.api.serializers import (
     CapabilitySerializer,
@@ -56,7 +56,7 @@ HAND_BACK_HELP = "Tick to hand this value back to discovery: its next run writes
 
 def is_admin(request: HttpRequest) -> bool:
     user = request.user
-    return bool(user.is_authenticated and user_role(user) == Role.ADMIN)
+    return bool(user.is_authenticated and request_role(request) == Role.ADMIN)
 
 
 # --- Endpoints -------------------------------------------------------------------------------------
@@ -140,7 +140,7 @@ class ModelEndpointInline(admin.StackedInline):
         return super().get_queryset(request).select_related("model", "source")
 
     def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> type[BaseInlineFormSet]:
-        self.form = ModelEndpointForm if is_admin(request) else EditorEndpointForm
+        kwargs["form"] = ModelEndpointForm if is_admin(request) else EditorEndpointForm
         return super().get_formset(request, obj, **kwargs)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -410,9 +410,7 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: RegisteredModel, form: Any, change: bool) -> None:
         if change:
-            operator_fields_mark(obj, [name for name in form.changed_data if name in OPERATOR_OWNABLE_FIELDS])
-            handed_back = set(form.cleaned_data.get("return_to_discovery") or [])
-            obj.operator_fields = [name for name in obj.operator_fields if name not in handed_back]
+            operator_fields_mark(obj, form.changed_data, handed_back=form.cleaned_data.get("return_to_discovery") or [])
         super().save_model(request, obj, form, change)
         if set(PRICE_FIELDS) & set(form.changed_data):
             price_from_model_fields(obj, set_by=SetBy.OPERATOR)

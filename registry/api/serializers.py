@@ -255,6 +255,20 @@ class RoundedDecimalField(serializers.DecimalField):
         return super().validate_precision(value)
 
 
+def price_per_mtok_field(**kwargs: Any) -> RoundedDecimalField:
+    """A price per million tokens as the models table keeps it: USD, 6 decimals, not negative."""
+    options: dict[str, Any] = {
+        "max_digits": 12,
+        "decimal_places": 6,
+        "min_value": 0,
+        "required": False,
+        "allow_null": True,
+        "coerce_to_string": False,
+        "help_text": "USD; rounded to 6 decimal places.",
+    }
+    return RoundedDecimalField(**{**options, **kwargs})
+
+
 class StrictIntegerField(serializers.IntegerField):
     """A JSON integer that fits the database's 32-bit columns."""
 
@@ -598,24 +612,8 @@ class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializ
     status = serializers.ChoiceField(choices=ModelStatus.choices, required=False)
     available = serializers.BooleanField(read_only=True)
     context_window = StrictIntegerField(min_value=1, required=False, allow_null=True)
-    input_cost_per_mtok = RoundedDecimalField(
-        max_digits=12,
-        decimal_places=6,
-        min_value=0,
-        required=False,
-        allow_null=True,
-        coerce_to_string=False,
-        help_text="USD; rounded to 6 decimal places.",
-    )
-    output_cost_per_mtok = RoundedDecimalField(
-        max_digits=12,
-        decimal_places=6,
-        min_value=0,
-        required=False,
-        allow_null=True,
-        coerce_to_string=False,
-        help_text="USD; rounded to 6 decimal places.",
-    )
+    input_cost_per_mtok = price_per_mtok_field()
+    output_cost_per_mtok = price_per_mtok_field()
     details = JSONObjectField(required=False, help_text="Facts the provider reported; a JSON object.")
     source = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)  # type: ignore[assignment,var-annotated]
     capabilities = CapabilityMapField(required=False)

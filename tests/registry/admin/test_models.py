@@ -370,3 +370,20 @@ def test_the_history_links_show_what_each_role_may_open(staff: dict[str, Client]
     assert f"?model__id__exact={model.pk}" in editor
     assert "audit history" not in editor  # the audit log is the admins'
     assert f'href="/admin/auditlog/logentry/?model={model.pk}">audit history' in admin_page
+
+
+def test_a_models_page_costs_the_same_queries_for_more_inline_rows(staff: dict[str, Client]) -> None:
+    source = ProviderSourceFactory()
+    few, many = RegisteredModelFactory(source=source), RegisteredModelFactory(source=source)
+    for model, count in ((few, 2), (many, 12)):
+        for index in range(count):
+            ModelCapabilityFactory(model=model, capability=f"cap-{index}", set_by=SetBy.OPERATOR)
+            ModelParameterFactory(model=model, parameter_name=f"param_{index}")
+            ModelEndpointFactory(model=model)
+
+    def queries(model: RegisteredModel) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert staff["admin"].get(change_url(model)).status_code == 200
+        return len(captured)
+
+    assert queries(many) == queries(few)
