@@ -289,12 +289,16 @@ class RegisteredModelForm(ApiValidatedForm):
             "details": forms.Textarea(attrs={"rows": 4, "cols": 60}),
         }
 
+    @staticmethod
+    def offers_hand_back(model: RegisteredModel | None) -> bool:
+        """Only a discovered model with fields an operator set has anything to hand back to discovery."""
+        return bool(model is not None and model.pk and model.source_id and model.operator_fields)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        owned = list(self.instance.operator_fields or []) if self.instance.pk else []
-        if owned and self.instance.source_id:
+        if self.offers_hand_back(self.instance):
             field: forms.MultipleChoiceField = self.fields["return_to_discovery"]  # type: ignore[assignment]
-            field.choices = [(name, name.replace("_", " ")) for name in owned]
+            field.choices = [(name, name.replace("_", " ")) for name in self.instance.operator_fields]
         else:
             self.fields.pop("return_to_discovery")
 
@@ -359,7 +363,7 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         # A viewer's page is read-only: a form-only field there has no value to show (and would not render).
-        can_hand_back = obj is not None and obj.operator_fields and self.has_change_permission(request, obj)
+        can_hand_back = RegisteredModelForm.offers_hand_back(obj) and self.has_change_permission(request, obj)
         ownership = ["ownership", "return_to_discovery"] if can_hand_back else ["ownership"]
         fieldsets: list[tuple[str | None, dict[str, Any]]] = [
             (

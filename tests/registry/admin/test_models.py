@@ -387,3 +387,15 @@ def test_a_models_page_costs_the_same_queries_for_more_inline_rows(staff: dict[s
         return len(captured)
 
     assert queries(many) == queries(few)
+
+
+def test_a_hand_registered_model_changed_by_an_operator_still_opens(staff: dict[str, Client]) -> None:
+    model = RegisteredModelFactory(name="hand-made", source=None)
+    staff["editor"].post(change_url(model), model_form(staff["editor"], model).set("display_name", "Renamed").data)
+    model.refresh_from_db()
+    assert model.operator_fields == ["display_name"]
+
+    for role in ("editor", "viewer"):
+        page = staff[role].get(change_url(model))
+        assert page.status_code == 200
+        assert "Hand back to discovery" not in page.content.decode()  # nothing discovers it
