@@ -133,8 +133,11 @@ if _database["ENGINE"] in {"django.db.backends.postgresql", "django.db.backends.
 elif _database["ENGINE"] == "django.db.backends.sqlite3":
     # django-prometheus's instrumented SQLite backend: the same database metrics as on PostgreSQL.
     _database["ENGINE"] = "django_prometheus.db.backends.sqlite3"
-    # Several processes (web, worker, beat) share the file in the embedded mode: wait for locks.
-    _database["OPTIONS"] = {**_database.get("OPTIONS", {}), "timeout": 20}
+    # Several processes (web, worker, beat) share the file in the embedded mode: wait for locks. Each
+    # transaction takes the write lock when it begins (IMMEDIATE): a deferred one that reads, then
+    # writes while another process writes, gets "database is locked" at once, without waiting (SQLite
+    # refuses the lock upgrade to avoid a deadlock); a discovery run at startup failed that way.
+    _database["OPTIONS"] = {**_database.get("OPTIONS", {}), "timeout": 20, "transaction_mode": "IMMEDIATE"}
     _database["CONN_MAX_AGE"] = 0
     if _database["NAME"] and _database["NAME"] != ":memory:":
         Path(_database["NAME"]).parent.mkdir(parents=True, exist_ok=True)

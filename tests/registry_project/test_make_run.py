@@ -152,8 +152,10 @@ def test_make_run_starts_web_worker_and_beat_discovers_on_schedule_and_stops_on_
         while time.monotonic() < deadline and ("schedule", "succeeded") not in discovery_runs(database):
             time.sleep(0.5)
         runs = discovery_runs(database)
-        assert ("startup", "succeeded") in runs
-        assert ("schedule", "succeeded") in runs
+        with contextlib.closing(sqlite3.connect(database, timeout=5)) as connection:
+            errors = connection.execute("SELECT trigger, error_message FROM discovery_runs").fetchall()
+        assert ("startup", "succeeded") in runs, errors
+        assert ("schedule", "succeeded") in runs, errors
         with contextlib.closing(sqlite3.connect(database, timeout=5)) as connection:
             names = {row[0] for row in connection.execute("SELECT name FROM models")}
         assert {tag["name"] for tag in fake_ollama.tags} <= names
