@@ -87,10 +87,13 @@ class CapabilityEvidenceField(serializers.Field):
     def to_representation(self, value: ModelCapability) -> dict[str, Any]:
         return capability_evidence(value)
 
-    def to_internal_value(self, data: Any) -> str:
-        """The note; an operator's evidence has no other part it may set."""
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        """``{"evidence": note}`` (the field reads the whole row, so its value merges into the validated data).
+
+        An operator's evidence has no other part it may set.
+        """
         if isinstance(data, str):
-            return self._note(data)
+            return {"evidence": self._note(data)}
         if not isinstance(data, dict):
             self.fail("invalid")
         errors: dict[str, list[str]] = {}
@@ -113,7 +116,7 @@ class CapabilityEvidenceField(serializers.Field):
                 errors[key] = ["Unknown field."]
         if errors:
             raise serializers.ValidationError(errors)
-        return self._note(data.get("note", ""))
+        return {"evidence": self._note(data.get("note", ""))}
 
     def _note(self, value: str) -> str:
         if len(value) > NOTE_MAX_LENGTH:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from registry.models import CapabilityMetric, EvidenceSource, ModelCapability, RegisteredModel, SetBy
 from tests.admin_forms import rendered_form
@@ -112,3 +114,18 @@ def test_a_viewer_sees_the_rules_but_cannot_change_them(staff: dict[str, Client]
         == 403
     )
     assert CapabilityMetric.objects.exists()
+
+
+def test_a_rules_change_is_in_the_audit_log_by_its_object_type(
+    staff: dict[str, Client], api_client_for: Callable[[str], APIClient]
+) -> None:
+    url = reverse("admin:registry_capabilitymetric_add")
+    form = rendered_form(staff["editor"], url, "capabilitymetric_form")
+    assert (
+        staff["editor"].post(url, form.set("capability", "code").set("metric_name", "success_rate").data).status_code
+        == 302
+    )
+    entries = api_client_for("admin").get("/audit", {"object_type": "capability_metric"}).json()["results"]
+    assert [(entry["object_type"], entry["action"], entry["actor"]) for entry in entries] == [
+        ("capability_metric", "create", "editor")
+    ]
