@@ -278,6 +278,8 @@ class MeasuredScore:
 
 @dataclass(frozen=True)
 class MeasuredApplied:
+    """What ``capabilities_measured_apply`` wrote: rows created, updated and removed."""
+
     created: int = 0
     updated: int = 0
     removed: int = 0
