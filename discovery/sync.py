@@ -9,7 +9,8 @@ queries and a rerun over an unchanged answer writes nothing. The rules:
   owns its description (type, limits, prices, details) and its discovery-set capabilities and
   parameters; other sources only add their endpoint and keep the model available.
 - Rows an operator set (``set_by=operator``) are never changed or removed; discovery changes and
-  removes only the capability and parameter rows it set itself.
+  removes only the capability and parameter rows it set itself, and never a measured score
+  (``evidence_source=measured``, written by registry.scores from performance records).
 - A model is never deleted. When a source stops listing it, that source's endpoint goes, and the
   model becomes ``unavailable`` once no source lists it; a ``deprecated`` model stays deprecated.
 - ``last_seen_at`` is refreshed when older than ``DISCOVERY_LAST_SEEN_RESOLUTION_SECONDS``, so an
@@ -46,6 +47,7 @@ from registry.models import (
     PLATFORM_DETAILS_KEY,
     Alert,
     AlertKind,
+    EvidenceSource,
     ModelCapability,
     ModelEndpoint,
     ModelParameter,
@@ -131,6 +133,15 @@ def _described(claim: DiscoveredModel) -> dict[str, Any]:
     }
 
 
+def _discovery_owns(row: ModelCapability) -> bool:
+    """Whether discovery may change or remove a capability row: not an operator's, and not a measured score.
+
+    A measured score rests on performance records (registry.scores), which a provider's
+    declaration or the catalog does not outweigh; the derivation removes it when it goes stale.
+    """
+    return row.set_by == SetBy.DISCOVERY and row.evidence_source != EvidenceSource.MEASURED
+
+
 def _plan_owned_rows(
     plan: SyncPlan,
     model: RegisteredModel,
@@ -151,16 +162,22 @@ def _plan_owned_rows(
                     capability_score=score,
                     set_by=SetBy.DISCOVERY,
                     evidence=cap_claim.evidence[:300],
+                    evidence_source=cap_claim.source,
+                    evaluated_at=plan.now,
                 )
             )
             changed = True
-        elif row.set_by == SetBy.DISCOVERY:
-            changes = _diff(row, {"capability_score": score, "evidence": cap_claim.evidence[:300]})
+        elif _discovery_owns(row):
+            changes = _diff(
+                row,
+                {"capability_score": score, "evidence": cap_claim.evidence[:300], "evidence_source": cap_claim.source},
+            )
             if changes:
+                changes.update(_diff(row, {"evaluated_at": plan.now}))
                 plan.capabilities.update.append((row, changes))
                 changed = True
     for name, row in existing_caps.items():
-        if row.set_by == SetBy.DISCOVERY and name not in claim.capabilities:
+        if _discovery_owns(row) and name not in claim.capabilities:
             plan.capabilities.delete.append(row)
             changed = True
     for name, param_claim in claim.parameters.items():
@@ -313,7 +330,7 @@ def _fields_of(changed: Sequence[tuple[Model, dict[str, list[str]]]], *extra: st
 CREATED_AUDIT_FIELDS: dict[type[Model], list[str]] = {
     RegisteredModel: ["name", "provider", "model_type", "status", "source_id"],
     ModelEndpoint: ["model_id", "source_id", "endpoint_type", "endpoint_url", "auth_type"],
-    ModelCapability: ["model_id", "capability", "capability_score", "set_by", "evidence"],
+    ModelCapability: ["model_id", "capability", "capability_score", "set_by", "evidence_source", "evidence"],
     ModelParameter: ["model_id", "parameter_name", "default_value", "min_value", "max_value", "set_by"],
     ModelPrice: ["model_id", "input_per_mtok", "output_per_mtok", "effective_from", "set_by"],
 }

@@ -64,6 +64,7 @@ def register_models() -> None:
         "registry.ModelCapability",
         "registry.ModelParameter",
         "registry.ModelPrice",
+        "registry.CapabilityMetric",
         "discovery.ProviderSource",
     ]
     for label in audited:

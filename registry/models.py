@@ -59,6 +59,15 @@ class SetBy(models.TextChoices):
     DISCOVERY = "discovery", "Discovery"
 
 
+class EvidenceSource(models.TextChoices):
+    """What a capability score rests on (the ``source`` of its evidence)."""
+
+    OPERATOR = "operator", "Operator"
+    PROVIDER = "provider", "Provider's declaration"
+    CATALOG = "catalog", "Curated catalog"
+    MEASURED = "measured", "Measured from performance records"
+
+
 # The fields of a model that discovery describes (for the source that first listed it). An operator's
 # change to one of them is recorded in ``operator_fields``, and discovery leaves it as the operator set it.
 DISCOVERY_DESCRIBED_FIELDS = (
@@ -218,10 +227,22 @@ class ModelCapability(models.Model):
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="capabilities")
     capability = models.CharField(max_length=50)
     capability_score = models.FloatField()
+    # A measured score is set_by=discovery (the system's, not an operator's): its evidence_source
+    # tells it apart, and discovery's sync leaves measured rows to the derivation task.
     set_by = models.CharField(max_length=20, choices=SetBy.choices, default=SetBy.OPERATOR)
+    evidence_source = models.CharField(
+        max_length=20, choices=EvidenceSource.choices, default=EvidenceSource.OPERATOR, db_index=True
+    )
+    # The evidence's free-text note (the API's ``evidence.note``); the column keeps its old name.
     evidence = models.CharField(
         max_length=300, blank=True, default="", help_text="Where the score comes from (catalog source, default rule)."
     )
+    metric_name = models.CharField(max_length=100, null=True, blank=True, help_text="Measured scores: the metric.")
+    task_category = models.CharField(max_length=100, null=True, blank=True, help_text="Measured scores: the task.")
+    sample_size = models.PositiveIntegerField(null=True, blank=True, help_text="Samples the score was measured over.")
+    window_start = models.DateTimeField(null=True, blank=True, help_text="First record of the measured window.")
+    window_end = models.DateTimeField(null=True, blank=True, help_text="Last record of the measured window.")
+    evaluated_at = models.DateTimeField(null=True, blank=True, help_text="When the score was last evaluated.")
 
     class Meta:
         db_table = "model_capabilities"
@@ -240,6 +261,41 @@ class ModelCapability(models.Model):
     def __str__(self) -> str:
         # Names the model, so that an audit entry of a capability says whose it is.
         return f"{_model_label(self)}: {self.capability}"
+
+
+class CapabilityMetric(models.Model):
+    """How a capability's measured score is derived from performance records (registry.scores)."""
+
+    capability = models.CharField(max_length=50, unique=True)
+    metric_name = models.CharField(max_length=100, help_text="The performance metric, a 0-1 rate (success_rate).")
+    task_category = models.CharField(
+        max_length=100, null=True, blank=True, help_text="Only records of this task category; empty: any category."
+    )
+    window_days = models.PositiveIntegerField(default=30, help_text="Records of the last N days count.")
+    min_samples = models.PositiveIntegerField(
+        default=50, help_text="Fewer samples than this in the window: no measured score."
+    )
+    stale_after_days = models.PositiveIntegerField(
+        default=7, help_text="Decay half-life: without fresh samples, the sample size halves every N days."
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "capability_metrics"
+        ordering = ["capability"]
+        verbose_name = "capability metric"
+        constraints = [
+            models.CheckConstraint(condition=~Q(capability=""), name="capability_metrics_capability_not_empty"),
+            models.CheckConstraint(condition=~Q(metric_name=""), name="capability_metrics_metric_not_empty"),
+            models.CheckConstraint(condition=Q(window_days__gte=1), name="capability_metrics_window_positive"),
+            models.CheckConstraint(condition=Q(min_samples__gte=1), name="capability_metrics_min_samples_positive"),
+            models.CheckConstraint(condition=Q(stale_after_days__gte=1), name="capability_metrics_half_life_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.capability} <- {self.metric_name}"
 
 
 class ModelParameter(models.Model):

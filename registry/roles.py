@@ -34,7 +34,14 @@ class Role(IntEnum):
 ROLE_NAMES = [role.group_name for role in Role]
 
 # Model permissions (app_label.codename) of each role's group, cumulative up the ladder.
-_REGISTRY_CONFIG_MODELS = ["registeredmodel", "modelendpoint", "modelcapability", "modelparameter", "modelprice"]
+_REGISTRY_CONFIG_MODELS = [
+    "registeredmodel",
+    "modelendpoint",
+    "modelcapability",
+    "modelparameter",
+    "modelprice",
+    "capabilitymetric",
+]
 _HISTORY_MODELS = ["modelperformance", "modelusage"]
 
 ROLE_PERMISSIONS: dict[Role, list[str]] = {
@@ -44,7 +51,7 @@ ROLE_PERMISSIONS: dict[Role, list[str]] = {
     Role.SERVICE: [f"registry.add_{m}" for m in _HISTORY_MODELS],
     Role.EDITOR: [f"registry.{action}_{m}" for m in _REGISTRY_CONFIG_MODELS for action in ("add", "change")]
     + ["registry.delete_modelcapability", "registry.delete_modelparameter", "registry.delete_modelendpoint"]
-    + ["registry.delete_modelprice"],
+    + ["registry.delete_modelprice", "registry.delete_capabilitymetric"],
     Role.ADMIN: [f"registry.delete_{m}" for m in ["registeredmodel"]]
     + ["registry.change_alert"]
     + [f"discovery.{action}_{m}" for m in ["providersource"] for action in ("add", "change", "delete")]

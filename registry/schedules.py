@@ -8,16 +8,36 @@ PRICES_TASK_NAME = "registry.prices_follow"
 PRICES_SCHEDULE_NAME = "registry: prices in force"
 PRICES_INTERVAL_SECONDS = 300
 
+SCORES_TASK_NAME = "registry.scores_derive"
+SCORES_SCHEDULE_NAME = "registry: measured scores"
+SCORES_INTERVAL_SECONDS = 3600
+
+
+def _schedule_ensure(*, name: str, task: str, every: int, description: str) -> PeriodicTask:
+    """Create the periodic task ``name`` when missing; an existing one is left as the operator set it."""
+    existing = PeriodicTask.objects.filter(name=name).first()
+    if existing is not None:
+        return existing
+    interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.SECONDS)
+    return PeriodicTask.objects.create(name=name, task=task, interval=interval, description=description)
+
 
 def prices_schedule_ensure() -> PeriodicTask:
     """Create the periodic task that makes future-dated prices take over; an existing one is left as set."""
-    existing = PeriodicTask.objects.filter(name=PRICES_SCHEDULE_NAME).first()
-    if existing is not None:
-        return existing
-    interval, _ = IntervalSchedule.objects.get_or_create(every=PRICES_INTERVAL_SECONDS, period=IntervalSchedule.SECONDS)
-    return PeriodicTask.objects.create(
+    return _schedule_ensure(
         name=PRICES_SCHEDULE_NAME,
         task=PRICES_TASK_NAME,
-        interval=interval,
+        every=PRICES_INTERVAL_SECONDS,
         description="Sets each model's price fields to its dated price in force (services.prices_follow_all).",
+    )
+
+
+def scores_schedule_ensure() -> PeriodicTask:
+    """Create the periodic task that derives measured capability scores; an existing one is left as set."""
+    return _schedule_ensure(
+        name=SCORES_SCHEDULE_NAME,
+        task=SCORES_TASK_NAME,
+        every=SCORES_INTERVAL_SECONDS,
+        description="Derives measured capability scores from performance records and lets stale ones decay "
+        "(registry.scores.scores_derive; rules: capability metrics).",
     )

@@ -14,18 +14,22 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+from auditlog.context import disable_auditlog
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from psycopg import sql
 
-from registry import alerts, metrics
+from registry import alerts, audit, metrics
+from registry.cache import models_changed
 from registry.models import (
     OPERATOR_OWNABLE_FIELDS,
     CostSource,
+    EvidenceSource,
     ModelCapability,
     ModelEndpoint,
     ModelParameter,
@@ -224,17 +228,182 @@ def model_delete(*, model: RegisteredModel) -> None:
     model.delete()
 
 
+# An operator's score rests on the operator alone: no measurement facts.
+OPERATOR_EVIDENCE: Final = {
+    "evidence_source": EvidenceSource.OPERATOR,
+    "metric_name": None,
+    "task_category": None,
+    "sample_size": None,
+    "window_start": None,
+    "window_end": None,
+}
+
+
 @transaction.atomic
 def capability_set(
     *, model: RegisteredModel, capability: str, score: float, evidence: str = ""
 ) -> tuple[ModelCapability, bool]:
-    """Add or change a capability as the operator's; returns (row, created)."""
+    """Add or change a capability as the operator's (evidence source ``operator``, evaluated now).
+
+    Returns (row, created).
+    """
     row, created = ModelCapability.objects.update_or_create(
         model=model,
         capability=capability,
-        defaults={"capability_score": score, "set_by": SetBy.OPERATOR, "evidence": evidence or "operator"},
+        defaults={
+            "capability_score": score,
+            "set_by": SetBy.OPERATOR,
+            "evidence": evidence or "operator",
+            **OPERATOR_EVIDENCE,
+            "evaluated_at": timezone.now(),
+        },
     )
     return row, created
+
+
+@dataclass(frozen=True)
+class MeasuredScore:
+    """A capability score measured from performance records, with its evidence (registry.scores)."""
+
+    model_id: int
+    capability: str
+    score: float
+    note: str
+    metric_name: str
+    task_category: str | None
+    sample_size: int
+    window_start: datetime
+    window_end: datetime
+
+
+@dataclass(frozen=True)
+class MeasuredApplied:
+    """What ``capabilities_measured_apply`` wrote: rows created, updated and removed."""
+
+    created: int = 0
+    updated: int = 0
+    removed: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.removed)
+
+
+# The columns a measured score writes (besides evaluated_at, set when any of them changes).
+_MEASURED_COLUMNS: Final = (
+    "capability_score",
+    "set_by",
+    "evidence_source",
+    "evidence",
+    "metric_name",
+    "task_category",
+    "sample_size",
+    "window_start",
+    "window_end",
+)
+
+
+def _measured_values(score: MeasuredScore) -> dict[str, Any]:
+    return {
+        "capability_score": score.score,
+        # The system's, not an operator's: discovery-like ownership, told apart by its evidence source.
+        "set_by": SetBy.DISCOVERY,
+        "evidence_source": EvidenceSource.MEASURED,
+        "evidence": score.note[:300],
+        "metric_name": score.metric_name[:100],
+        "task_category": score.task_category[:100] if score.task_category else None,
+        "sample_size": score.sample_size,
+        "window_start": score.window_start,
+        "window_end": score.window_end,
+    }
+
+
+def _audit_text(value: Any) -> str:
+    """A value as auditlog stores it in ``changes``."""
+    return "None" if value is None else str(value)
+
+
+@transaction.atomic
+def capabilities_measured_apply(
+    *, scores: Sequence[MeasuredScore], expired: Sequence[tuple[int, str]] = (), now: datetime | None = None
+) -> MeasuredApplied:
+    """Write measured capability scores and remove expired measured ones, in bulk: a fixed number of queries.
+
+    Never touches an operator's row (``set_by=operator``); replaces a provider's or the catalog's
+    score with the measured one; writes nothing for a score whose value and evidence are as stored
+    (so a rerun over the same records writes nothing). ``expired`` names (model id, capability)
+    pairs whose measured score is removed (unknown from then on) if it is still a measured one.
+    Every write is audited with the current actor (``registry.audit.system_actor``) and
+    invalidates the cached reads.
+    """
+    now = now or timezone.now()
+    wanted = {(score.model_id, score.capability): score for score in scores}
+    pairs = set(wanted) | set(expired)
+    if not pairs:
+        return MeasuredApplied()
+    # Locked: an operator's write racing this one either lands first (and is then left alone) or waits.
+    existing = {
+        (row.model_id, row.capability): row
+        for row in ModelCapability.objects.select_for_update()
+        .filter(model_id__in={model_id for model_id, _ in pairs}, capability__in={name for _, name in pairs})
+        .order_by("pk")
+    }
+    created: list[ModelCapability] = []
+    updated: list[tuple[ModelCapability, dict[str, list[str]]]] = []
+    for key, score in wanted.items():
+        desired = _measured_values(score)
+        row = existing.get(key)
+        if row is None:
+            created.append(
+                ModelCapability(model_id=score.model_id, capability=score.capability, evaluated_at=now, **desired)
+            )
+            continue
+        if row.set_by == SetBy.OPERATOR:
+            continue
+        changes = {
+            name: [_audit_text(getattr(row, name)), _audit_text(value)]
+            for name, value in desired.items()
+            if getattr(row, name) != value
+        }
+        if changes:
+            for name, value in desired.items():
+                setattr(row, name, value)
+            changes["evaluated_at"] = [_audit_text(row.evaluated_at), _audit_text(now)]
+            row.evaluated_at = now
+            updated.append((row, changes))
+    removed = [
+        row
+        for key in expired
+        if key not in wanted
+        and (row := existing.get(key)) is not None
+        and row.evidence_source == EvidenceSource.MEASURED
+        and row.set_by != SetBy.OPERATOR
+    ]
+    if created:
+        ModelCapability.objects.bulk_create(created)
+        audit.log_bulk(
+            "create",
+            created,
+            [
+                {
+                    name: ["None", _audit_text(getattr(row, name))]
+                    for name in ("model_id", "capability", *_MEASURED_COLUMNS)
+                }
+                for row in created
+            ],
+        )
+    if updated:
+        ModelCapability.objects.bulk_update([row for row, _ in updated], [*_MEASURED_COLUMNS, "evaluated_at"])
+        audit.log_bulk("update", [row for row, _ in updated], [changes for _, changes in updated])
+    if removed:
+        audit.log_bulk("delete", removed, [{} for _ in removed])
+        # Logged above in one insert; auditlog's own per-row entries would cost a query each.
+        with disable_auditlog():
+            ModelCapability.objects.filter(pk__in=[row.pk for row in removed]).delete()
+    outcome = MeasuredApplied(created=len(created), updated=len(updated), removed=len(removed))
+    if outcome.changed:
+        models_changed()
+    return outcome
 
 
 @transaction.atomic

@@ -8,10 +8,10 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from registry import metrics, services
+from registry import metrics, scores, services
 from registry.alerts import ALERT_TASK_NAME, alerts_check
 from registry.audit import system_actor
-from registry.schedules import PRICES_TASK_NAME
+from registry.schedules import PRICES_TASK_NAME, SCORES_TASK_NAME
 
 
 @shared_task(name=ALERT_TASK_NAME, ignore_result=True)
@@ -26,6 +26,14 @@ def prices_follow() -> int:
     """Periodic (beat, ``registry: prices in force``): idempotent, a model already at its price is not written."""
     with system_actor("prices"):
         return services.prices_follow_all()
+
+
+@shared_task(name=SCORES_TASK_NAME, ignore_result=True)
+def scores_derive() -> dict[str, int]:
+    """Periodic (beat, ``registry: measured scores``): idempotent, a rerun over the same records writes nothing."""
+    with system_actor("scores"):
+        outcome = scores.scores_derive()
+    return {"created": outcome.created, "updated": outcome.updated, "removed": outcome.removed}
 
 
 @worker_ready.connect

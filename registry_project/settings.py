@@ -441,7 +441,10 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Discovery runs' status shares its field name with the models' status: name its enum apart.
-    "ENUM_NAME_OVERRIDES": {"RunStatusEnum": "discovery.models.RunStatus"},
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "discovery.models.RunStatus",
+        "EvidenceSourceEnum": "registry.models.EvidenceSource",
+    },
     # /api/v1/ serves the same operations again: the schema documents each once (docs/platform.md).
     "PREPROCESSING_HOOKS": ["registry.api.platform.schema_without_v1"],
     # Every error an operation can answer, each with the one Error schema (registry/api/schema.py).

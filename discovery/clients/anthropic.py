@@ -22,7 +22,7 @@ from discovery.clients.base import (
 )
 from discovery.clients.http import ProviderHTTP, expect_mapping
 from registry import capabilities as caps
-from registry.models import AuthType, EndpointType, ModelType, Provider
+from registry.models import AuthType, EndpointType, EvidenceSource, ModelType, Provider
 
 API_VERSION = "2023-06-01"
 PAGE_SIZE = 100  # the API's maximum
@@ -94,7 +94,10 @@ def map_model(*, base_url: str, entry: dict[str, Any]) -> DiscoveredModel | None
         # and the catalog does not rate keeps its default score.
         model.capabilities = {
             **model.capabilities,
-            **{name: CapabilityClaim(score, evidence) for name, score in facts.capabilities.items()},
+            **{
+                name: CapabilityClaim(score, evidence, EvidenceSource.CATALOG)
+                for name, score in facts.capabilities.items()
+            },
         }
         details["catalog"] = facts.key
     return model

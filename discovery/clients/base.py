@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from registry.models import EvidenceSource
+
 # Called as progress(done, total) by clients that make one request per model (Ollama's /api/show).
 Progress = Callable[[int, int], None]
 
@@ -25,8 +27,12 @@ class SourceKeyRejected(ProviderError):
 
 @dataclass(frozen=True)
 class CapabilityClaim:
+    """A score a source states for a capability, the note saying why, and what kind of evidence it is."""
+
     score: float
     evidence: str
+    # ``EvidenceSource.PROVIDER`` (the provider declares it; a default score) or ``CATALOG`` (the curated catalog's).
+    source: str = EvidenceSource.PROVIDER
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from discovery.clients.base import (
 )
 from discovery.clients.http import ProviderHTTP, expect_mapping
 from registry import capabilities as caps
-from registry.models import AuthType, EndpointType, ModelType, Provider
+from registry.models import AuthType, EndpointType, EvidenceSource, ModelType, Provider
 
 # Deliberately not registered (counted as skipped): they are not called through chat or embeddings.
 SKIPPED_ID = re.compile(
@@ -96,7 +96,8 @@ def map_model(*, base_url: str, entry: dict[str, Any]) -> DiscoveredModel | None
         model.output_cost_per_mtok = entry_facts.output_cost_per_mtok
         evidence = f"curated catalog ({entry_facts.key}): {entry_facts.source}"[:300]
         model.capabilities = {
-            name: CapabilityClaim(score, evidence) for name, score in entry_facts.capabilities.items()
+            name: CapabilityClaim(score, evidence, EvidenceSource.CATALOG)
+            for name, score in entry_facts.capabilities.items()
         }
         details["catalog"] = entry_facts.key
     return model

@@ -15,6 +15,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
@@ -32,6 +33,7 @@ from registry.dashboard import RANGES, model_charts
 from registry.forms import ApiValidatedForm, OptionalJSONField, WriteOnlySecretsForm
 from registry.models import (
     OPERATOR_OWNABLE_FIELDS,
+    EvidenceSource,
     ModelCapability,
     ModelEndpoint,
     ModelParameter,
@@ -42,6 +44,7 @@ from registry.models import (
 )
 from registry.roles import Role
 from registry.services import (
+    OPERATOR_EVIDENCE,
     PRICE_FIELDS,
     headers_split,
     models_set_status,
@@ -215,15 +218,38 @@ class OwnedRowInline(admin.TabularInline):
             return "-"
         if row.set_by == SetBy.OPERATOR:
             return mark_safe('<span class="owner owner-operator">operator</span>')
+        if getattr(row, "evidence_source", None) == EvidenceSource.MEASURED:
+            # The score derivation's (registry.scores): discovery leaves it, it decays when stale.
+            return mark_safe('<span class="owner owner-discovery" title="derived from performance">measured</span>')
         evidence = getattr(row, "evidence", "") or "set by discovery"
         return format_html('<span class="owner owner-discovery" title="{}">discovery</span>', evidence)
+
+
+def evidence_line(row: ModelCapability) -> str:
+    """A capability's evidence in one compact line: source, sample size, window, evaluated, metric; then the note."""
+    parts = [str(row.evidence_source)]
+    if row.sample_size is not None:
+        parts.append(f"n={row.sample_size:,}")
+    if row.window_start is not None and row.window_end is not None:
+        parts.append(f"{row.window_start:%Y-%m-%d} → {row.window_end:%Y-%m-%d}")
+    if row.evaluated_at is not None:
+        parts.append(f"evaluated {row.evaluated_at:%Y-%m-%d %H:%M}")
+    if row.metric_name:
+        parts.append(row.metric_name + (f" ({row.task_category})" if row.task_category else ""))
+    if row.evidence and row.evidence != "operator":
+        parts.append(row.evidence)
+    return " · ".join(parts)
 
 
 class ModelCapabilityInline(OwnedRowInline):
     model = ModelCapability
     form = CapabilityForm
-    fields = ["capability", "capability_score", "owner", "evidence", "return_to_discovery"]
-    readonly_fields = ["owner", "evidence"]
+    fields = ["capability", "capability_score", "owner", "evidence_summary", "return_to_discovery"]
+    readonly_fields = ["owner", "evidence_summary"]
+
+    @admin.display(description="evidence")
+    def evidence_summary(self, row: ModelCapability) -> str:
+        return "-" if row.pk is None else evidence_line(row)
 
 
 class ModelParameterInline(OwnedRowInline):
@@ -432,7 +458,11 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
                 # Changed here, it is the operator's (discovery never overwrites it) unless handed back.
                 row.set_by = SetBy.DISCOVERY if row_form.cleaned_data.get("return_to_discovery") else SetBy.OPERATOR
                 if isinstance(row, ModelCapability) and row.set_by == SetBy.OPERATOR:
+                    # As services.capability_set writes an operator's score: the operator's evidence alone.
                     row.evidence = "operator"
+                    for name, value in OPERATOR_EVIDENCE.items():
+                        setattr(row, name, value)
+                    row.evaluated_at = timezone.now()
         super().save_formset(request, form, formset, change)
 
     def save_prices(self, model: RegisteredModel, formset: Any) -> None:

@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from registry.credentials import redact_text
 from registry.models import ModelCapability, ModelEndpoint, ModelParameter, ModelStatus, RegisteredModel
+from registry.selectors import CAPABILITY_EVIDENCE_COLUMNS, evidence_body
 
 # The model's own columns, in the serializer's field order (RegisteredModelSerializer.Meta.fields).
 _MODEL_COLUMNS = (
@@ -137,7 +138,7 @@ def _of_models(ids: list[int]) -> dict[str, Any]:
 def _bodies(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     moment = _datetime_in(timezone.get_current_timezone())
     ids = [row["id"] for row in rows]
-    capabilities = _capabilities(ids)
+    capabilities, evidence = _capabilities(ids, moment)
     parameters = _parameters(ids)
     endpoints = _endpoints(ids, moment)
     return [
@@ -161,6 +162,7 @@ def _bodies(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "created_at": moment(row["created_at"]),
             "updated_at": moment(row["updated_at"]),
             "capabilities": capabilities.get(row["id"], {}),
+            "capability_evidence": evidence.get(row["id"], {}),
             "parameters": parameters.get(row["id"], []),
             "endpoints": endpoints.get(row["id"], []),
         }
@@ -168,16 +170,19 @@ def _bodies(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def _capabilities(ids: list[int]) -> dict[int, dict[str, float]]:
-    found: dict[int, dict[str, float]] = {}
+def _capabilities(ids: list[int], moment: Moment) -> tuple[dict[int, dict[str, float]], dict[int, dict[str, Any]]]:
+    """Each model's ``capabilities`` (name to score) and ``capability_evidence`` (name to evidence), in one query."""
+    scores: dict[int, dict[str, float]] = {}
+    evidence: dict[int, dict[str, Any]] = {}
     rows = (
         ModelCapability.objects.filter(**_of_models(ids))
         .order_by("capability")
-        .values_list("model_id", "capability", "capability_score")
+        .values_list(*CAPABILITY_EVIDENCE_COLUMNS)
     )
-    for model_id, capability, score in rows:
-        found.setdefault(model_id, {})[capability] = score
-    return found
+    for model_id, capability, score, *columns in rows:
+        scores.setdefault(model_id, {})[capability] = score
+        evidence.setdefault(model_id, {})[capability] = evidence_body(*columns, moment=moment)
+    return scores, evidence
 
 
 def _parameters(ids: list[int]) -> dict[int, list[dict[str, Any]]]:

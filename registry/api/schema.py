@@ -5,10 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerExtension,
+    OpenApiSerializerFieldExtension,
+)
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 
+from registry.api.evidence import MEASURED_KEYS, NOTE_MAX_LENGTH, EvidenceSerializer
 from registry.api.serializers import NONBLANK_TEXT_PATTERN, TEXT_PATTERN
 
 
@@ -61,6 +66,45 @@ class StaffSessionScheme(OpenApiAuthenticationExtension):
             "name": settings.SESSION_COOKIE_NAME,
             "description": "The session of a staff user logged into the admin (/admin/login/), for a browser.",
         }
+
+
+class CapabilityEvidenceSchema(OpenApiSerializerFieldExtension):
+    """A capability's ``evidence``: the Evidence object in responses; in requests the operator's note only."""
+
+    target_class = "registry.api.evidence.CapabilityEvidenceField"
+
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+        if direction == "response":
+            return dict(auto_schema.resolve_serializer(EvidenceSerializer, "response").ref)
+        note = {"type": "string", "maxLength": NOTE_MAX_LENGTH}
+        return {
+            "description": 'The operator\'s note, as a string or as {"note": ...}. "source" may only be "operator"; '
+            "the measurement facts are the registry's (null, as an operator's evidence reads, or left out).",
+            "oneOf": [
+                note,
+                {
+                    "type": "object",
+                    "properties": {
+                        "note": note,
+                        "source": {"type": "string", "enum": ["operator"]},
+                        **{key: {"type": "null"} for key in MEASURED_KEYS},
+                    },
+                    "additionalProperties": False,
+                },
+            ],
+        }
+
+
+class CapabilityEvidenceMapSchema(OpenApiSerializerFieldExtension):
+    """A model's ``capability_evidence``: an Evidence object per capability (read-only, so responses only)."""
+
+    target_class = "registry.api.evidence.CapabilityEvidenceMapField"
+
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+        if direction != "response":
+            return {}
+        evidence = auto_schema.resolve_serializer(EvidenceSerializer, "response").ref
+        return {"type": "object", "additionalProperties": evidence}
 
 
 class ErrorSerializer(serializers.Serializer):

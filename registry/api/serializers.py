@@ -23,6 +23,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from registry.api.evidence import CapabilityEvidenceField, CapabilityEvidenceMapField
 from registry.credentials import redact_text, url_credentials
 from registry.models import (
     PLATFORM_DETAILS_KEY,
@@ -581,7 +582,11 @@ class CapabilitySerializer(StrictSerializerMixin, serializers.ModelSerializer):
         ],
     )
     capability_score = StrictFloatField(min_value=0.0, max_value=1.0)
-    evidence = serializers.CharField(required=False, allow_blank=True, max_length=300)
+    evidence = CapabilityEvidenceField(
+        required=False,
+        help_text="What the score rests on. On input, optional: the operator's note, as a string or as "
+        '{"note": ...}; the source of a score set here is always "operator".',
+    )
 
     class Meta:
         model = ModelCapability
@@ -617,6 +622,7 @@ class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializ
     details = JSONObjectField(required=False, help_text="Facts the provider reported; a JSON object.")
     source = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)  # type: ignore[assignment,var-annotated]
     capabilities = CapabilityMapField(required=False)
+    capability_evidence = CapabilityEvidenceMapField()
     parameters = ParameterSerializer(many=True, read_only=True)
     endpoints = EndpointSerializer(many=True, required=False)
 
@@ -642,6 +648,7 @@ class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializ
             "created_at",
             "updated_at",
             "capabilities",
+            "capability_evidence",
             "parameters",
             "endpoints",
         ]

@@ -17,6 +17,7 @@ AUDITED_OBJECTS: dict[str, str] = {
     "endpoint": "registry.ModelEndpoint",
     "capability": "registry.ModelCapability",
     "parameter": "registry.ModelParameter",
+    "capability_metric": "registry.CapabilityMetric",
     "source": "discovery.ProviderSource",
     "user": settings.AUTH_USER_MODEL,
 }

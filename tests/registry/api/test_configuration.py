@@ -34,12 +34,22 @@ def test_adding_a_capability_is_201_and_operator_owned(api_client_for: ClientFor
         "/models/llama3.2:latest/capabilities", {"capability": "code", "capability_score": 0.75}, format="json"
     )
     assert response.status_code == 201
-    assert response.json() == {
+    body = response.json()
+    evaluated_at = body["evidence"].pop("evaluated_at")
+    assert body == {
         "capability": "code",
         "capability_score": 0.75,
         "set_by": "operator",
-        "evidence": "operator",
+        "evidence": {
+            "source": "operator",
+            "note": "operator",
+            "metric": None,
+            "task_category": None,
+            "sample_size": None,
+            "window": None,
+        },
     }
+    assert evaluated_at == ModelCapability.objects.get(model=model).evaluated_at.isoformat().replace("+00:00", "Z")
 
 
 def test_posting_an_existing_capability_updates_it_and_takes_it_from_discovery(
@@ -89,9 +99,9 @@ def test_capabilities_are_listed_with_their_owner(api_client_for: ClientFor, mod
     ModelCapabilityFactory(model=model, capability="text", capability_score=0.8, set_by=SetBy.DISCOVERY)
     ModelCapabilityFactory(model=model, capability="code", capability_score=0.6)
     response = api_client_for("viewer").get("/models/llama3.2:latest/capabilities")
-    assert response.json() == [
-        {"capability": "code", "capability_score": 0.6, "set_by": "operator", "evidence": ""},
-        {"capability": "text", "capability_score": 0.8, "set_by": "discovery", "evidence": ""},
+    assert [(row["capability"], row["capability_score"], row["set_by"]) for row in response.json()] == [
+        ("code", 0.6, "operator"),
+        ("text", 0.8, "discovery"),
     ]
 
 

@@ -6,6 +6,7 @@ import gzip
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from rest_framework.renderers import JSONRenderer
@@ -62,6 +63,30 @@ def varied_models() -> list[RegisteredModel]:
     )
     for capability, score in {"code": 0.00001, "text": 0.9, "vision": 1.0}.items():
         ModelCapabilityFactory(model=rich, capability=capability, capability_score=score)
+    # Every part of the evidence object: a measured score (window, microseconds), a catalog one, an operator's.
+    ModelCapabilityFactory(
+        model=rich,
+        capability="reasoning",
+        capability_score=0.8125,
+        set_by="discovery",
+        evidence_source="measured",
+        evidence="sample-weighted mean of success_rate on coding over 30 days \u2028 ✓",
+        metric_name="success_rate",
+        task_category="coding",
+        sample_size=1240,
+        window_start=datetime(2026, 11, 1, 0, 0, 0, 1, tzinfo=UTC),
+        window_end=datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC),
+        evaluated_at=datetime(2026, 12, 1, 6, 0, 0, 500000, tzinfo=UTC),
+    )
+    ModelCapabilityFactory(
+        model=rich,
+        capability="tools",
+        capability_score=0.5,
+        set_by="discovery",
+        evidence_source="catalog",
+        evidence="curated catalog (x): https://example.org",
+        evaluated_at=datetime(2026, 12, 1, tzinfo=UTC),
+    )
     ModelCapabilityFactory(model=plain, capability="code", capability_score=0.5)
     ModelParameterFactory(model=rich, parameter_name="temperature", default_value=0.7, min_value=0, max_value=2)
     ModelParameterFactory(model=rich, parameter_name="stop", default_value=["\n"], description="stops")
@@ -133,3 +158,16 @@ def test_selection_is_byte_identical_to_the_serialized_ranking(
     assert response.status_code == 200
     assert len(ranked) == 2
     assert body_of(response) == rendered(expected)
+
+
+def test_evidence_datetimes_are_byte_identical_in_another_time_zone(
+    varied_models: list[RegisteredModel], api_client_for: Callable[[str], APIClient], settings: Any
+) -> None:
+    settings.TIME_ZONE = "Europe/Paris"
+    rich = varied_models[1]
+    response = api_client_for("viewer").get(f"/models/{rich.pk}")
+    assert body_of(response) == rendered(serialized(rich))
+    assert response.json()["capability_evidence"]["reasoning"]["window"] == {
+        "from": "2026-11-01T01:00:00.000001+01:00",
+        "to": "2026-12-01T00:59:59+01:00",
+    }
