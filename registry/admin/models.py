@@ -15,6 +15,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
+from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
@@ -36,6 +37,7 @@ from registry.models import (
     ModelEndpoint,
     ModelParameter,
     ModelPrice,
+    ModelRuntime,
     ModelStatus,
     RegisteredModel,
     SetBy,
@@ -257,6 +259,40 @@ class ModelPriceInline(admin.TabularInline):
     verbose_name_plural = "prices (per million tokens, USD; the model's price fields follow the one in force)"
 
 
+# --- Runtime ---------------------------------------------------------------------------------------
+
+
+class ModelRuntimeInline(admin.TabularInline):
+    """What each Ollama host last said about the model in memory: observations, never edited here."""
+
+    model = ModelRuntime
+    extra = 0
+    can_delete = False
+    fields = ["source", "loaded_badge", "vram", "context_length", "expires_at", "checked_at"]
+    readonly_fields = ["source", "loaded_badge", "vram", "context_length", "expires_at", "checked_at"]
+    verbose_name = "host"
+    verbose_name_plural = "runtime: what each Ollama host has loaded (GET /api/ps, read-only)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelRuntime]:
+        return super().get_queryset(request).select_related("model", "source").order_by("source__name")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="loaded")
+    def loaded_badge(self, row: ModelRuntime) -> SafeString:
+        if row.loaded:
+            return mark_safe('<span class="status status-available">loaded</span>')
+        return mark_safe('<span class="status status-unavailable">not loaded</span>')
+
+    @admin.display(description="VRAM")
+    def vram(self, row: ModelRuntime) -> str:
+        return filesizeformat(row.size_vram) if row.size_vram is not None else "-"
+
+
 # --- The model -------------------------------------------------------------------------------------
 
 
@@ -339,7 +375,7 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
     list_per_page = 50
     change_list_template = EXPORT_CHANGE_LIST
     readonly_fields = ["source", "first_seen_at", "last_seen_at", "created_at", "updated_at", "ownership"]
-    inlines = [ModelCapabilityInline, ModelParameterInline, ModelPriceInline, ModelEndpointInline]
+    inlines = [ModelCapabilityInline, ModelParameterInline, ModelPriceInline, ModelEndpointInline, ModelRuntimeInline]
     change_form_template = "admin/registry/registeredmodel/change_form.html"
     actions = [
         _status_action(ModelStatus.AVAILABLE, "Mark selected models available"),
