@@ -92,6 +92,23 @@ def runtime_schedule_upsert(*, source: ProviderSource) -> PeriodicTask | None:
     return _upsert(runtime_schedule_name(source), desired)
 
 
+def runtime_schedules_ensure() -> list[PeriodicTask]:
+    """The runtime poll of every enabled Ollama source that should have one and has none.
+
+    For sources saved before the poll existed (``register_schedules`` calls it at startup); an
+    existing poll task is left as it is.
+    """
+    sources = ProviderSource.objects.filter(enabled=True, kind=SourceKind.OLLAMA, runtime_poll_seconds__gt=0)
+    existing = set(PeriodicTask.objects.filter(task=POLL_RUNTIME_TASK).values_list("name", flat=True))
+    created = []
+    for source in sources.order_by("pk"):
+        if runtime_schedule_name(source) not in existing:
+            task = runtime_schedule_upsert(source=source)
+            if task is not None:
+                created.append(task)
+    return created
+
+
 def schedule_remove(*, source: ProviderSource) -> None:
     """Remove the source's periodic tasks (by name), if there are any."""
     _remove(schedule_name(source))

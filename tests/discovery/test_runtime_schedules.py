@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
 from discovery.models import ProviderSource, SourceKind
@@ -102,3 +104,18 @@ def test_a_restart_keeps_the_operators_poll_interval(settings: Any) -> None:
     sources_register_from_environment()
 
     assert PeriodicTask.objects.get(name=runtime_schedule_name(source)).interval.every == 120
+
+
+def test_register_schedules_creates_the_missing_poll_of_a_source_saved_before_it_existed() -> None:
+    # Saved without the service (as a source of before this feature was): it has no poll task.
+    old = ProviderSource.objects.create(name="old", kind=SourceKind.OLLAMA, base_url="http://old:11434")
+    kept = _ollama()
+    task = PeriodicTask.objects.get(name=runtime_schedule_name(kept))
+    PeriodicTask.objects.filter(pk=task.pk).update(enabled=False)  # an operator paused it in beat's admin
+    out = io.StringIO()
+
+    call_command("register_schedules", stdout=out)
+
+    assert PeriodicTask.objects.get(name=runtime_schedule_name(old)).interval.every == 30
+    assert PeriodicTask.objects.get(pk=task.pk).enabled is False  # an existing one is left as it is
+    assert runtime_schedule_name(old) in out.getvalue()
