@@ -69,19 +69,25 @@ def _values(entry: LoadedModel | None) -> dict[str, Any]:
     }
 
 
-@transaction.atomic
 def runtime_record(*, source: ProviderSource, entries: Sequence[LoadedModel], checked_at: datetime) -> RuntimeRecorded:
     """Record that ``source``'s host listed ``entries`` as loaded at ``checked_at`` (when it answered).
 
-    Five queries or fewer (lock, names, rows, insert, update, touch), whatever the number of
-    entries. An observation older than the rows already stored (a slow poll overtaken by a faster
-    one) is dropped.
+    Six queries or fewer (lock, names, rows, insert, update, touch), whatever the number of
+    entries; one for an idle host that never had a model loaded. An observation older than the
+    rows already stored (a slow poll overtaken by a faster one) is dropped.
     """
-    runtime_lock(source)
     wanted: dict[str, LoadedModel] = {}
     for entry in entries:
         if len(entry.name) <= NAME_MAX_LENGTH:
             wanted.setdefault(entry.name, entry)
+    if not wanted and not ModelRuntime.objects.filter(source=source).exists():
+        return RuntimeRecorded()  # nothing loaded, nothing recorded before: nothing to write
+    with transaction.atomic():
+        return _record(source, wanted, checked_at)
+
+
+def _record(source: ProviderSource, wanted: dict[str, LoadedModel], checked_at: datetime) -> RuntimeRecorded:
+    runtime_lock(source)
     ids = dict(RegisteredModel.objects.filter(name__in=list(wanted)).values_list("name", "pk")) if wanted else {}
     existing = {row.model_id: row for row in ModelRuntime.objects.filter(source=source)}
     if any(row.checked_at > checked_at for row in existing.values()):
