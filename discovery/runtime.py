@@ -62,7 +62,8 @@ def _values(entry: LoadedModel | None) -> dict[str, Any]:
         return {"loaded": False, "size_vram": None, "context_length": None, "expires_at": None}
     return {
         "loaded": True,
-        "size_vram": entry.size_vram,
+        # BigIntegerField: no GPU holds 2**63 bytes; unknown rather than a failed write.
+        "size_vram": entry.size_vram if entry.size_vram is not None and entry.size_vram < 2**63 else None,
         # PositiveIntegerField: past 2**31 - 1 is no context a host allocates; unknown rather than a failed write.
         "context_length": entry.context_length if entry.context_length and entry.context_length < 2**31 else None,
         "expires_at": entry.expires_at,

@@ -15,6 +15,7 @@ from django.utils import timezone
 from discovery.clients.base import LoadedModel
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
 from discovery.runtime import runtime_record
+from discovery.services import source_save
 from discovery.sync import source_sync
 from discovery.tasks import poll_runtime
 from registry import metrics
@@ -271,3 +272,25 @@ def test_runtime_writes_are_not_audited(ollama_source: ProviderSource, fake_olla
 
     assert ModelRuntime.objects.count() == 1
     assert LogEntry.objects.count() == entries
+
+
+def test_a_source_that_stops_being_ollama_loses_its_runtime_rows(ollama_source: ProviderSource) -> None:
+    model = RegisteredModelFactory()
+    ModelRuntime.objects.create(model=model, source=ollama_source, loaded=True, checked_at=timezone.now())
+    kept = ModelRuntime.objects.create(
+        model=model, source=ProviderSourceFactory(), loaded=True, checked_at=timezone.now()
+    )
+
+    ollama_source.kind = SourceKind.OPENAI_COMPATIBLE
+    source_save(source=ollama_source)
+
+    assert list(ModelRuntime.objects.all()) == [kept]
+
+
+def test_a_size_no_column_holds_is_recorded_as_unknown(ollama_source: ProviderSource) -> None:
+    RegisteredModelFactory(name="huge")
+
+    runtime_record(source=ollama_source, entries=[LoadedModel("huge", 2**64, 2**40, None)], checked_at=timezone.now())
+
+    row = ModelRuntime.objects.get()
+    assert (row.loaded, row.size_vram, row.context_length) == (True, None, None)
