@@ -79,6 +79,11 @@ def models_loaded_now(*, limit: int = 20) -> list[ModelRuntime]:
     )
 
 
+def model_runtime_rows(*, model_id: int) -> list[ModelRuntime]:
+    """A model's runtime row per host, by host name (one query)."""
+    return list(ModelRuntime.objects.filter(model_id=model_id).select_related("source").order_by("source__name"))
+
+
 @dataclass(frozen=True)
 class UsageOverview:
     """The last 24 hours of usage: the busiest models and their requests per hour."""

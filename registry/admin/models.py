@@ -16,7 +16,7 @@ from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import filesizeformat
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from registry.accounts import request_role
@@ -29,7 +29,7 @@ from registry.api.serializers import (
     RegisteredModelSerializer,
 )
 from registry.charts import line_chart, stacked_bar_chart
-from registry.dashboard import RANGES, model_charts
+from registry.dashboard import RANGES, model_charts, model_runtime_rows
 from registry.forms import ApiValidatedForm, OptionalJSONField, WriteOnlySecretsForm
 from registry.models import (
     OPERATOR_OWNABLE_FIELDS,
@@ -37,7 +37,6 @@ from registry.models import (
     ModelEndpoint,
     ModelParameter,
     ModelPrice,
-    ModelRuntime,
     ModelStatus,
     RegisteredModel,
     SetBy,
@@ -259,40 +258,6 @@ class ModelPriceInline(admin.TabularInline):
     verbose_name_plural = "prices (per million tokens, USD; the model's price fields follow the one in force)"
 
 
-# --- Runtime ---------------------------------------------------------------------------------------
-
-
-class ModelRuntimeInline(admin.TabularInline):
-    """What each Ollama host last said about the model in memory: observations, never edited here."""
-
-    model = ModelRuntime
-    extra = 0
-    can_delete = False
-    fields = ["source", "loaded_badge", "vram", "context_length", "expires_at", "checked_at"]
-    readonly_fields = ["source", "loaded_badge", "vram", "context_length", "expires_at", "checked_at"]
-    verbose_name = "host"
-    verbose_name_plural = "runtime: what each Ollama host has loaded (GET /api/ps, read-only)"
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelRuntime]:
-        return super().get_queryset(request).select_related("model", "source").order_by("source__name")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    @admin.display(description="loaded")
-    def loaded_badge(self, row: ModelRuntime) -> SafeString:
-        if row.loaded:
-            return mark_safe('<span class="status status-available">loaded</span>')
-        return mark_safe('<span class="status status-unavailable">not loaded</span>')
-
-    @admin.display(description="VRAM")
-    def vram(self, row: ModelRuntime) -> str:
-        return filesizeformat(row.size_vram) if row.size_vram is not None else "-"
-
-
 # --- The model -------------------------------------------------------------------------------------
 
 
@@ -374,8 +339,16 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
     list_select_related = ["source"]
     list_per_page = 50
     change_list_template = EXPORT_CHANGE_LIST
-    readonly_fields = ["source", "first_seen_at", "last_seen_at", "created_at", "updated_at", "ownership"]
-    inlines = [ModelCapabilityInline, ModelParameterInline, ModelPriceInline, ModelEndpointInline, ModelRuntimeInline]
+    readonly_fields = [
+        "source",
+        "first_seen_at",
+        "last_seen_at",
+        "created_at",
+        "updated_at",
+        "ownership",
+        "runtime_per_host",
+    ]
+    inlines = [ModelCapabilityInline, ModelParameterInline, ModelPriceInline, ModelEndpointInline]
     change_form_template = "admin/registry/registeredmodel/change_form.html"
     actions = [
         _status_action(ModelStatus.AVAILABLE, "Mark selected models available"),
@@ -410,6 +383,10 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
             ("Discovery", {"fields": ["source", ("first_seen_at", "last_seen_at"), *ownership, "details"]}),
         ]
         if obj is not None:
+            # A read-only field, not an inline: observations have nothing to edit, and a form posted
+            # without an inline's management data stays valid.
+            fieldsets.append(("Runtime: loaded now (Ollama GET /api/ps)", {"fields": ["runtime_per_host"]}))
+        if obj is not None:
             fieldsets.append(("Record", {"fields": [("created_at", "updated_at")]}))
         return fieldsets
 
@@ -432,6 +409,36 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
     def capability_summary(self, model: RegisteredModel) -> str:
         rows = sorted(model.capabilities.all(), key=lambda row: -row.capability_score)[:4]
         return ", ".join(f"{row.capability} {row.capability_score:.2f}" for row in rows) or "-"
+
+    @admin.display(description="per host")
+    def runtime_per_host(self, model: RegisteredModel) -> SafeString | str:
+        rows = model_runtime_rows(model_id=model.pk) if model.pk else []
+        if not rows:
+            return "No Ollama host was asked about this model yet (discovery and the runtime poll ask)."
+        cells = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    row.source.name,
+                    format_html(
+                        '<span class="status status-{}">{}</span>',
+                        "available" if row.loaded else "unavailable",
+                        "loaded" if row.loaded else "not loaded",
+                    ),
+                    filesizeformat(row.size_vram) if row.size_vram is not None else "-",
+                    row.context_length or "-",
+                    f"{row.expires_at:%Y-%m-%d %H:%M:%S}" if row.expires_at else "-",
+                    f"{row.checked_at:%Y-%m-%d %H:%M:%S}",
+                )
+                for row in rows
+            ),
+        )
+        return format_html(
+            '<table id="model-runtime"><thead><tr><th>host</th><th>loaded</th><th>VRAM</th><th>context</th>'
+            "<th>unloads at</th><th>checked at</th></tr></thead><tbody>{}</tbody></table>",
+            cells,
+        )
 
     @admin.display(description="who sets what")
     def ownership(self, model: RegisteredModel) -> SafeString | str:

@@ -419,11 +419,18 @@ def test_a_models_page_shows_its_runtime_per_host_read_only(staff: dict[str, Cli
 
     page = staff["editor"].get(change_url(model)).content.decode()
 
-    section = page[page.index("Runtime: what each Ollama host has loaded") :]
-    assert section.index("gpu-a") < section.index("gpu-b")
-    assert "3.0\xa0GB" in section
-    assert "8192" in section
-    assert 'class="status status-available">loaded' in section
-    assert 'class="status status-unavailable">not loaded' in section
-    assert 'name="runtimes-0-loaded"' not in page  # nothing to edit
-    assert 'name="runtimes-TOTAL_FORMS"' in page  # the inline is there, read-only
+    table = page[page.index('<table id="model-runtime">') :]
+    table = table[: table.index("</table>")]
+    assert table.index("gpu-a") < table.index("gpu-b")
+    assert "3.0\xa0GB" in table
+    assert "<td>8192</td>" in table
+    assert "2026-12-02 06:05:00" in table
+    assert 'class="status status-available">loaded' in table
+    assert 'class="status status-unavailable">not loaded' in table
+    assert "runtimes-" not in page  # nothing to edit, no formset to post
+
+
+def test_a_model_no_host_was_asked_about_says_so(staff: dict[str, Client]) -> None:
+    page = staff["viewer"].get(change_url(RegisteredModelFactory())).content.decode()
+
+    assert "No Ollama host was asked about this model yet" in page
