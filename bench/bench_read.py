@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
+from django.utils import timezone  # noqa: E402
 from psycopg import sql  # noqa: E402
 from rest_framework_simplejwt.tokens import AccessToken  # noqa: E402
 
@@ -85,6 +87,7 @@ from registry.models import (  # noqa: E402
     ModelCapability,
     ModelEndpoint,
     ModelParameter,
+    ModelRuntime,
     ModelType,
     Provider,
     RegisteredModel,
@@ -111,7 +114,7 @@ MAX_RSS_MIB = 150
 
 
 def grow_registry_to(count: int, source: ProviderSource) -> None:
-    """Models as discovery leaves them: 5 capabilities, 3 parameters and an endpoint each (bulk inserts)."""
+    """Models as discovery leaves them: 5 capabilities, 3 parameters, an endpoint and a runtime row each (bulk)."""
     start = RegisteredModel.objects.count()
     models = RegisteredModel.objects.bulk_create(
         RegisteredModel(
@@ -140,6 +143,20 @@ def grow_registry_to(count: int, source: ProviderSource) -> None:
     ModelEndpoint.objects.bulk_create(
         ModelEndpoint(
             model=model, endpoint_type=EndpointType.LOCAL, endpoint_url="http://127.0.0.1:11434", source=source
+        )
+        for model in models
+    )
+    # Every model checked by its Ollama host (the worst case of the runtime query), every other one loaded.
+    checked = timezone.now()
+    ModelRuntime.objects.bulk_create(
+        ModelRuntime(
+            model=model,
+            source=source,
+            loaded=model.pk % 2 == 0,
+            size_vram=2_000_000_000 if model.pk % 2 == 0 else None,
+            context_length=8192 if model.pk % 2 == 0 else None,
+            expires_at=checked + timedelta(minutes=5) if model.pk % 2 == 0 else None,
+            checked_at=checked,
         )
         for model in models
     )

@@ -28,12 +28,22 @@ class ProviderSourceForm(WriteOnlySecretsForm, ApiValidatedForm):
     """A source: validated as ``/sources`` validates it; its API key write-only."""
 
     api_serializer = ProviderSourceSerializer
-    api_fields = ("name", "kind", "base_url", "enabled", "interval_seconds")
+    api_fields = ("name", "kind", "base_url", "enabled", "interval_seconds", "runtime_poll_seconds")
 
     class Meta:
         model = ProviderSource
-        fields = ["name", "kind", "base_url", "enabled", "interval_seconds"]
+        fields = ["name", "kind", "base_url", "enabled", "interval_seconds", "runtime_poll_seconds"]
         widgets = {"base_url": forms.TextInput(attrs={"size": 60})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Left empty (or not sent, by a script), it keeps its value, as the API does when it is omitted.
+        if "runtime_poll_seconds" in self.fields:  # a read-only page's form has no fields
+            self.fields["runtime_poll_seconds"].required = False
+
+    def clean_runtime_poll_seconds(self) -> int:
+        value = self.cleaned_data.get("runtime_poll_seconds")
+        return int(self.instance.runtime_poll_seconds) if value is None else int(value)
 
 
 @admin.register(ProviderSource)
@@ -41,7 +51,21 @@ class ProviderSourceAdmin(admin.ModelAdmin):
     form = ProviderSourceForm
     list_display = ["name", "kind", "base_url", "enabled", "last_run", "consecutive_failures", "runs_link"]
     fieldsets = [
-        (None, {"fields": ["name", "kind", "base_url", "api_key", "clear_api_key", "enabled", "interval_seconds"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "kind",
+                    "base_url",
+                    "api_key",
+                    "clear_api_key",
+                    "enabled",
+                    "interval_seconds",
+                    "runtime_poll_seconds",
+                ]
+            },
+        ),
         (
             "State",
             {"fields": ["from_environment", "last_run_at", "last_status", "last_error", "consecutive_failures"]},
@@ -161,10 +185,30 @@ class DiscoveryRunAdmin(admin.ModelAdmin):
     date_hierarchy = "started_at"
     search_fields = ["error_message", "source__name"]
     fieldsets = [
-        (None, {"fields": ["source", "trigger", "dry_run", "status", ("started_at", "finished_at"), "error_message"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "source",
+                    "trigger",
+                    "dry_run",
+                    "status",
+                    ("started_at", "finished_at"),
+                    "error_message",
+                    "warning_list",
+                ]
+            },
+        ),
         ("What it changed", {"fields": ["counts", "changed_models"]}),
     ]
-    readonly_fields = ["counts", "changed_models"]
+    readonly_fields = ["counts", "changed_models", "warning_list"]
+
+    @admin.display(description="warnings")
+    def warning_list(self, obj: DiscoveryRun) -> str:
+        warnings = obj.warnings if isinstance(obj.warnings, list) else []
+        if not warnings:
+            return "-"
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((str(w),) for w in warnings)))
 
     @admin.display(description="models by change")
     def changed_models(self, obj: DiscoveryRun) -> str:
@@ -213,6 +257,8 @@ class DiscoveryRunAdmin(admin.ModelAdmin):
 
     @admin.display(description="error")
     def short_error(self, obj: DiscoveryRun) -> str:
+        if not obj.error_message and isinstance(obj.warnings, list) and obj.warnings:
+            return f"warning: {str(obj.warnings[0])[:110]}"
         return obj.error_message[:120]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

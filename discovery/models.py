@@ -38,6 +38,15 @@ def validate_base_url(value: str) -> None:
         raise ValidationError("Enter an http:// or https:// URL with a host, e.g. http://ollama:11434.", code="invalid")
 
 
+RUNTIME_POLL_MIN_SECONDS = 5
+
+
+def validate_runtime_poll_seconds(value: int) -> None:
+    """0 (off) or at least ``RUNTIME_POLL_MIN_SECONDS``: a host asked every second is a load, not a poll."""
+    if 0 < value < RUNTIME_POLL_MIN_SECONDS:
+        raise ValidationError(f"0 (off) or at least {RUNTIME_POLL_MIN_SECONDS} seconds.", code="min_value")
+
+
 class ProviderSource(models.Model):
     """One provider endpoint to discover models from (an Ollama host, the OpenAI API, a vLLM server)."""
 
@@ -50,6 +59,12 @@ class ProviderSource(models.Model):
         default=_default_interval,
         validators=[MinValueValidator(10)],
         help_text="How often discovery runs for this source, in seconds (at least 10).",
+    )
+    runtime_poll_seconds = models.PositiveIntegerField(
+        default=30,
+        validators=[validate_runtime_poll_seconds],
+        help_text="Ollama only: how often to ask the host which models are loaded (GET /api/ps), "
+        "in seconds (at least 5); 0 turns the poll off (discovery runs still ask).",
     )
     from_environment = models.BooleanField(
         default=False, help_text="Registered from the environment (OLLAMA_URL, OPENAI_API_KEY, ...)."
@@ -67,6 +82,10 @@ class ProviderSource(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(interval_seconds__gte=10), name="provider_sources_interval_min_10s"),
             models.CheckConstraint(condition=~Q(name=""), name="provider_sources_name_not_empty"),
+            models.CheckConstraint(
+                condition=Q(runtime_poll_seconds=0) | Q(runtime_poll_seconds__gte=RUNTIME_POLL_MIN_SECONDS),
+                name="provider_sources_runtime_poll_off_or_min_5s",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -101,6 +120,8 @@ class DiscoveryRun(models.Model):
         help_text='Names of the models added, updated, made unavailable and skipped: {"added": [...], ...}.',
     )
     error_message = models.TextField(blank=True, default="")
+    # What went wrong without failing the run (GET /api/ps of an Ollama host, say): the registry was updated.
+    warnings = models.JSONField(default=list, blank=True, help_text="Problems that did not fail the run.")
 
     class Meta:
         db_table = "discovery_runs"

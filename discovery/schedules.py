@@ -3,17 +3,22 @@
 The source's ``interval_seconds`` is the schedule's truth: an operator changes it on the source
 (admin or API), the source's save upserts its periodic task, and a restart (``register_sources``)
 does not touch it. Other periodic tasks (the ops engineer's alert checks) are never touched.
+
+An enabled Ollama source with ``runtime_poll_seconds`` above 0 has a second one, the runtime poll
+(``GET /api/ps`` only), on that shorter interval; it follows the source the same way.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from discovery.models import ProviderSource
+from discovery.models import ProviderSource, SourceKind
 
 DISCOVER_TASK = "discovery.discover_source"
+POLL_RUNTIME_TASK = "discovery.poll_runtime"
 
 
 def schedule_name(source: ProviderSource) -> str:
@@ -21,39 +26,90 @@ def schedule_name(source: ProviderSource) -> str:
     return f"discovery: source #{source.pk}"
 
 
-def schedule_upsert(*, source: ProviderSource) -> PeriodicTask | None:
-    """Create or update the source's periodic task; remove it when the source is disabled."""
-    if not source.enabled:
-        schedule_remove(source=source)
-        return None
+def runtime_schedule_name(source: ProviderSource) -> str:
+    return f"runtime poll: source #{source.pk}"
+
+
+def _interval(seconds: int) -> IntervalSchedule:
     # Not get_or_create: beat's table has no unique (every, period), so duplicates may exist.
-    interval = (
-        IntervalSchedule.objects.filter(every=source.interval_seconds, period=IntervalSchedule.SECONDS)
-        .order_by("id")
-        .first()
-    ) or IntervalSchedule.objects.create(every=source.interval_seconds, period=IntervalSchedule.SECONDS)
-    desired = {
-        "task": DISCOVER_TASK,
-        "interval": interval,
-        "args": json.dumps([source.pk]),
-        "kwargs": json.dumps({"trigger": "schedule"}),
-        "enabled": True,
-        "description": f"Discover the models of source {source.name} every {source.interval_seconds}s.",
-    }
-    task = PeriodicTask.objects.filter(name=schedule_name(source)).first()
+    return (
+        IntervalSchedule.objects.filter(every=seconds, period=IntervalSchedule.SECONDS).order_by("id").first()
+    ) or IntervalSchedule.objects.create(every=seconds, period=IntervalSchedule.SECONDS)
+
+
+def _upsert(name: str, desired: dict[str, Any]) -> PeriodicTask:
+    task = PeriodicTask.objects.filter(name=name).first()
     if task is None:
-        return PeriodicTask.objects.create(name=schedule_name(source), **desired)
-    changed = [name for name, value in desired.items() if getattr(task, name) != value]
+        return PeriodicTask.objects.create(name=name, **desired)
+    changed = [field for field, value in desired.items() if getattr(task, field) != value]
     if changed:
-        for name in changed:
-            setattr(task, name, desired[name])
+        for field in changed:
+            setattr(task, field, desired[field])
         # save() also bumps beat's change marker, so a running beat reloads its schedule.
         task.save()
     return task
 
 
-def schedule_remove(*, source: ProviderSource) -> None:
-    """Remove the source's periodic task (one row, by name), if there is one."""
-    for task in PeriodicTask.objects.filter(name=schedule_name(source)):
+def _remove(name: str) -> None:
+    for task in PeriodicTask.objects.filter(name=name):
         # Deleted one by one so that beat's change marker (a delete signal) is bumped.
         task.delete()
+
+
+def schedule_upsert(*, source: ProviderSource) -> PeriodicTask | None:
+    """Create or update the source's periodic tasks; remove them when the source is disabled."""
+    runtime_schedule_upsert(source=source)
+    if not source.enabled:
+        _remove(schedule_name(source))
+        return None
+    desired = {
+        "task": DISCOVER_TASK,
+        "interval": _interval(source.interval_seconds),
+        "args": json.dumps([source.pk]),
+        "kwargs": json.dumps({"trigger": "schedule"}),
+        "enabled": True,
+        "description": f"Discover the models of source {source.name} every {source.interval_seconds}s.",
+    }
+    return _upsert(schedule_name(source), desired)
+
+
+def runtime_schedule_upsert(*, source: ProviderSource) -> PeriodicTask | None:
+    """The source's runtime poll: present for an enabled Ollama source polled every n > 0 seconds."""
+    seconds = source.runtime_poll_seconds
+    if not (source.enabled and source.kind == SourceKind.OLLAMA and seconds > 0):
+        _remove(runtime_schedule_name(source))
+        return None
+    desired = {
+        "task": POLL_RUNTIME_TASK,
+        "interval": _interval(seconds),
+        "args": json.dumps([source.pk]),
+        "kwargs": json.dumps({}),
+        "enabled": True,
+        # A poll not picked up within its interval is dropped: a stopped worker finds one poll, not a backlog.
+        "expire_seconds": seconds,
+        "description": f"Ask Ollama source {source.name} what it has loaded (GET /api/ps) every {seconds}s.",
+    }
+    return _upsert(runtime_schedule_name(source), desired)
+
+
+def runtime_schedules_ensure() -> list[PeriodicTask]:
+    """The runtime poll of every enabled Ollama source that should have one and has none.
+
+    For sources saved before the poll existed (``register_schedules`` calls it at startup); an
+    existing poll task is left as it is.
+    """
+    sources = ProviderSource.objects.filter(enabled=True, kind=SourceKind.OLLAMA, runtime_poll_seconds__gt=0)
+    existing = set(PeriodicTask.objects.filter(task=POLL_RUNTIME_TASK).values_list("name", flat=True))
+    created = []
+    for source in sources.order_by("pk"):
+        if runtime_schedule_name(source) not in existing:
+            task = runtime_schedule_upsert(source=source)
+            if task is not None:
+                created.append(task)
+    return created
+
+
+def schedule_remove(*, source: ProviderSource) -> None:
+    """Remove the source's periodic tasks (by name), if there are any."""
+    _remove(schedule_name(source))
+    _remove(runtime_schedule_name(source))

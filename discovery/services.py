@@ -18,6 +18,7 @@ from discovery.clients.base import ProviderError
 from discovery.locks import registration_lock
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
 from discovery.schedules import schedule_remove, schedule_upsert
+from registry.models import ModelRuntime
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +30,16 @@ ENV_ANTHROPIC = "anthropic"
 
 @transaction.atomic
 def source_save(*, source: ProviderSource) -> ProviderSource:
-    """Save ``source`` (validated) and upsert its beat schedule (removed when disabled)."""
+    """Save ``source`` (validated) and upsert its beat schedules (removed when disabled).
+
+    A source that is no longer an Ollama host loses its runtime rows: no poll will ever update them.
+    """
     source.full_clean()
     source.save()
     schedule_upsert(source=source)
+    if source.kind != SourceKind.OLLAMA:
+        # Deleted with signals (few rows), which invalidate the cached model reads that showed them.
+        ModelRuntime.objects.filter(source=source).delete()
     return source
 
 

@@ -16,6 +16,9 @@ queries and a rerun over an unchanged answer writes nothing. The rules:
 - ``last_seen_at`` is refreshed when older than ``DISCOVERY_LAST_SEEN_RESOLUTION_SECONDS``, so an
   idle rerun writes nothing; it is bookkeeping (not audited, ``updated_at`` unchanged).
 - The provider is asked before the transaction opens: a failure leaves the registry untouched.
+- An Ollama source is also asked what it has loaded (``GET /api/ps``, discovery.runtime). A model
+  loaded but not in ``/api/tags`` is registered from its ``/api/ps`` entry (the host serves it).
+  A failing ``/api/ps`` is a warning on the run, never its failure.
 """
 
 from __future__ import annotations
@@ -35,10 +38,11 @@ from django.db import connection, transaction
 from django.db.models import F, Model
 from django.utils import timezone
 
-from discovery.clients import fetch_listing
-from discovery.clients.base import DiscoveredModel, Listing, Progress, ProviderError
+from discovery.clients import fetch_listing, fetch_loaded, ollama
+from discovery.clients.base import DiscoveredModel, Listing, LoadedModel, Progress, ProviderError
 from discovery.locks import source_lock
-from discovery.models import CHANGE_KINDS, CHANGES_NAMES_MAX, DiscoveryRun, ProviderSource, RunStatus
+from discovery.models import CHANGE_KINDS, CHANGES_NAMES_MAX, DiscoveryRun, ProviderSource, RunStatus, SourceKind
+from discovery.runtime import runtime_record
 from registry import metrics
 from registry.audit import log_bulk
 from registry.cache import models_changed
@@ -435,6 +439,49 @@ class RunOutcome:
     status: str
     error: str = ""
     plan: SyncPlan | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoadedNow:
+    """An Ollama host's answer to ``GET /api/ps`` during a run, and when it came."""
+
+    models: list[LoadedModel]
+    checked_at: datetime
+
+
+def _read_loaded(source: ProviderSource, warnings: list[str]) -> LoadedNow | None:
+    """What an Ollama source has loaded now; None (and a warning) when it cannot say, or is not Ollama."""
+    if source.kind != SourceKind.OLLAMA:
+        return None
+    try:
+        models = fetch_loaded(source)
+    except ProviderError as exc:
+        logger.warning("discovery source %s: GET /api/ps failed, runtime not recorded: %s", source.name, exc)
+        warnings.append(f"What the host has loaded could not be read, so runtime was not recorded: {exc}")
+        return None
+    return LoadedNow(models=models, checked_at=timezone.now())
+
+
+def _with_loaded(listing: Listing, loaded: LoadedNow | None, base_url: str) -> Listing:
+    """``listing`` plus each loaded model it does not list: a host serves what it has loaded."""
+    if loaded is None:
+        return listing
+    listed = {model.name for model in listing.models}
+    extra = [ollama.map_loaded_model(base_url=base_url, loaded=m) for m in loaded.models if m.name not in listed]
+    if not extra:
+        return listing
+    return Listing(models=[*listing.models, *extra], skipped=listing.skipped)
+
+
+def _record_loaded(source: ProviderSource, loaded: LoadedNow, warnings: list[str]) -> None:
+    """Record the host's runtime after the sync committed (so models it just registered are matched)."""
+    try:
+        runtime_record(source=source, entries=loaded.models, checked_at=loaded.checked_at)
+    except Exception as exc:
+        # The sync is committed; a failure here loses one observation, not the run.
+        logger.exception("discovery source %s: runtime could not be recorded", source.name)
+        warnings.append(f"Runtime could not be recorded: {exc!r}"[:2000])
 
 
 INTERRUPTED = "interrupted: the process running it stopped before it finished"
@@ -451,21 +498,29 @@ def _discover(run: DiscoveryRun, *, dry_run: bool, progress: Progress | None) ->
             DiscoveryRun.objects.filter(source=source, status=RunStatus.RUNNING).exclude(pk=run.pk).update(
                 status=RunStatus.FAILED, finished_at=timezone.now(), error_message=INTERRUPTED
             )
+        warnings: list[str] = []
         try:
             # Outside the transaction: a slow or failing provider holds no database lock or snapshot.
             listing = fetch_listing(source, progress=progress)
+            loaded = _read_loaded(source, warnings)
             with transaction.atomic():
-                plan = plan_sync(source, listing, now=timezone.now())
+                plan = plan_sync(source, _with_loaded(listing, loaded, source.base_url), now=timezone.now())
                 if not dry_run:
                     apply_plan(plan)
         except ProviderError as exc:
             logger.warning("discovery source %s failed: %s", source.name, exc)
-            return RunOutcome(RunStatus.FAILED, str(exc))
+            return RunOutcome(RunStatus.FAILED, str(exc), warnings=warnings)
         except Exception as exc:
             # A bug or a database failure: the transaction rolled back; record it rather than lose it.
             logger.exception("discovery source %s failed unexpectedly", source.name)
-            return RunOutcome(RunStatus.FAILED, f"unexpected error while syncing source {source.name}: {exc!r}"[:2000])
-    return RunOutcome(RunStatus.SUCCEEDED, plan=plan)
+            return RunOutcome(
+                RunStatus.FAILED,
+                f"unexpected error while syncing source {source.name}: {exc!r}"[:2000],
+                warnings=warnings,
+            )
+        if loaded is not None and not dry_run:
+            _record_loaded(source, loaded, warnings)
+    return RunOutcome(RunStatus.SUCCEEDED, plan=plan, warnings=warnings)
 
 
 @dataclass(frozen=True)
@@ -503,6 +558,7 @@ def source_sync_report(
     # A provider's error may quote the URL it called, and a base URL may carry a key (?key=, user:pw@).
     outcome.error = redact_text(outcome.error) if outcome.error else outcome.error
     run.error_message = outcome.error
+    run.warnings = [redact_text(warning) for warning in outcome.warnings]
     run.finished_at = finished
     names = _changed_names(outcome.plan)
     if outcome.plan is not None:
@@ -523,6 +579,7 @@ def source_sync_report(
             "models_unavailable",
             "models_skipped",
             "changes",
+            "warnings",
         ]
     )
     if not dry_run and outcome.status != RunStatus.SKIPPED:

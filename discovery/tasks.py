@@ -8,8 +8,9 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
-from discovery.models import ProviderSource
-from discovery.schedules import DISCOVER_TASK
+from discovery.models import ProviderSource, SourceKind
+from discovery.runtime import runtime_poll
+from discovery.schedules import DISCOVER_TASK, POLL_RUNTIME_TASK
 from discovery.services import run_record_not_queued
 from discovery.sync import source_sync
 from registry.audit import system_actor
@@ -39,6 +40,28 @@ def discover_source(source_id: int, trigger: str = "schedule") -> str | None:
     with system_actor("discovery"):
         run = source_sync(source=source, trigger=trigger)
     return run.status
+
+
+@shared_task(
+    name=POLL_RUNTIME_TASK,
+    ignore_result=True,
+    # One GET without retry: bounded by the HTTP timeouts; the limits only catch a stuck process.
+    soft_time_limit=60,
+    time_limit=90,
+)
+def poll_runtime(source_id: int) -> str | None:
+    """Record what an Ollama source has loaded now; returns the poll's status. Never raises for a failure.
+
+    A loaded model that is not registered queues a discovery run of the source (which registers it).
+    """
+    source = ProviderSource.objects.filter(pk=source_id).first()
+    if source is None or not source.enabled or source.kind != SourceKind.OLLAMA or source.runtime_poll_seconds == 0:
+        # Deleted, disabled or switched off after the schedule fired: nothing to ask.
+        return None
+    poll = runtime_poll(source=source)
+    if poll.needs_discovery:
+        discovery_enqueue(source_ids=[source.pk], trigger="runtime")
+    return poll.status
 
 
 class BrokerUnavailable(Exception):

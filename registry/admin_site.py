@@ -19,6 +19,7 @@ from registry.charts import stacked_bar_chart
 from registry.dashboard import (
     alerts_open_summary,
     models_by_provider_status,
+    models_loaded_now,
     models_recently_unavailable,
     usage_overview,
 )
@@ -39,6 +40,7 @@ class ConsoleSite(admin.AdminSite):
         if user.has_perm("registry.view_registeredmodel"):
             context["models_by_provider"] = models_by_provider_status()
             context["recently_unavailable"] = models_recently_unavailable()
+            context["loaded_now"] = models_loaded_now()
         if user.has_perm("discovery.view_providersource"):
             context["sources"] = sources_with_last_run()
         if user.has_perm("registry.view_alert"):

@@ -1,6 +1,6 @@
 """Cached model reads with generation-based invalidation, and a Redis backend that degrades quietly.
 
-Any write to a model or its endpoints, capabilities or parameters calls ``models_changed()``
+Any write to a model or its endpoints, capabilities, parameters or runtime calls ``models_changed()``
 after commit, which bumps one generation number. Each cached read is stored with the generation
 it was built under, and is served only while that is still the current generation: one write
 makes every earlier entry invalid at once, so a read after a write is never stale, and no one has
@@ -46,6 +46,9 @@ INVALIDATING_MODELS = (
     "registry.ModelEndpoint",
     "registry.ModelCapability",
     "registry.ModelParameter",
+    # Written in bulk by discovery.runtime (which calls models_changed); the signals catch the
+    # cascade when a source or a model is deleted.
+    "registry.ModelRuntime",
 )
 
 

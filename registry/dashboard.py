@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from django.db import connection
-from django.db.models import Aggregate, Count, FloatField, Sum
+from django.db.models import Aggregate, Count, F, FloatField, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from registry.charts import Series
-from registry.models import Alert, ModelPerformance, ModelStatus, ModelUsage, Provider, RegisteredModel
+from registry.models import Alert, ModelPerformance, ModelRuntime, ModelStatus, ModelUsage, Provider, RegisteredModel
 from registry.selectors import Bucket, usage_summary
 
 TOP_MODELS: Final = 10
@@ -68,6 +68,20 @@ def models_recently_unavailable(*, now: datetime | None = None, limit: int = 10)
         .select_related("source")
         .order_by("-updated_at")[:limit]
     )
+
+
+def models_loaded_now(*, limit: int = 20) -> list[ModelRuntime]:
+    """The (model, host) pairs loaded at their host's last check, largest in VRAM first (one query)."""
+    return list(
+        ModelRuntime.objects.filter(loaded=True)
+        .select_related("model", "source")
+        .order_by(F("size_vram").desc(nulls_last=True), "model__name", "source__name")[:limit]
+    )
+
+
+def model_runtime_rows(*, model_id: int) -> list[ModelRuntime]:
+    """A model's runtime row per host, by host name (one query)."""
+    return list(ModelRuntime.objects.filter(model_id=model_id).select_related("source").order_by("source__name"))
 
 
 @dataclass(frozen=True)

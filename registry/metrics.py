@@ -45,6 +45,12 @@ DISCOVERY_DURATION = Histogram(
     buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
 )
 
+RUNTIME_POLLS = Counter(
+    "registry_runtime_polls",
+    "Polls of an Ollama host's loaded models (GET /api/ps), by source and outcome",
+    ["source", "status"],
+)
+
 CACHE_HITS = Counter("registry_cache_hits", "Model reads served from the cache", ["kind"])
 CACHE_MISSES = Counter("registry_cache_misses", "Model reads built from the database", ["kind"])
 
@@ -75,6 +81,10 @@ def usage_unpriced(*, model: str, records: int) -> None:
 def discovery_finished(*, source: str, status: str, duration_seconds: float) -> None:
     DISCOVERY_RUNS.labels(source=source, status=status).inc()
     DISCOVERY_DURATION.labels(source=source).observe(duration_seconds)
+
+
+def runtime_polled(*, source: str, status: str) -> None:
+    RUNTIME_POLLS.labels(source=source, status=status).inc()
 
 
 def cache_lookup(*, kind: str, hit: bool) -> None:

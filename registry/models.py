@@ -101,7 +101,7 @@ class RegisteredModelQuerySet(models.QuerySet["RegisteredModel"]):
 
     def with_related(self) -> RegisteredModelQuerySet:
         """Everything a model's representation shows, in a fixed number of queries."""
-        return self.select_related("source").prefetch_related("capabilities", "parameters", "endpoints")
+        return self.select_related("source").prefetch_related("capabilities", "parameters", "endpoints", "runtimes")
 
 
 class RegisteredModel(models.Model):
@@ -174,7 +174,7 @@ class RegisteredModel(models.Model):
         return self.status == ModelStatus.AVAILABLE
 
 
-def _model_label(row: ModelEndpoint | ModelCapability | ModelParameter | ModelPrice) -> str:
+def _model_label(row: ModelEndpoint | ModelCapability | ModelParameter | ModelPrice | ModelRuntime) -> str:
     """The name of ``row``'s model when it is loaded, its id otherwise: ``str()`` never costs a query."""
     if type(row).model.is_cached(row):
         return row.model.name
@@ -376,6 +376,42 @@ class ModelPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{_model_label(self)}: from {self.effective_from:%Y-%m-%d %H:%M}"
+
+
+class ModelRuntime(models.Model):
+    """What one Ollama host (a provider source) last said about a model in memory (``GET /api/ps``).
+
+    One row per (model, source). A poll that no longer lists the model keeps its row with
+    ``loaded=False`` and that poll's ``checked_at``: "checked, not loaded" differs from "never
+    checked" (no row). Observations, not configuration: polls write them in bulk, unaudited.
+    """
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="runtimes")
+    source = models.ForeignKey("discovery.ProviderSource", on_delete=models.CASCADE, related_name="runtimes")
+    loaded = models.BooleanField(default=False)
+    size_vram = models.BigIntegerField(null=True, blank=True, help_text="Bytes of the model in GPU memory.")
+    context_length = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Context the host allocated to the loaded model, in tokens."
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="When the host will unload it if unused.")
+    checked_at = models.DateTimeField(help_text="When the host was last asked.")
+
+    class Meta:
+        db_table = "model_runtime"
+        ordering = ["model_id", "source_id"]
+        verbose_name = "runtime (loaded now)"
+        verbose_name_plural = "runtime (loaded now)"
+        constraints = [
+            models.UniqueConstraint(fields=["model", "source"], name="model_runtime_one_per_source"),
+            models.CheckConstraint(
+                condition=Q(size_vram__isnull=True) | Q(size_vram__gte=0), name="model_runtime_size_vram_not_negative"
+            ),
+        ]
+        # The dashboard's "loaded now" panel reads the loaded rows only.
+        indexes = [models.Index(fields=["loaded", "source"], name="model_runtime_loaded")]
+
+    def __str__(self) -> str:
+        return f"{_model_label(self)}: {'loaded' if self.loaded else 'not loaded'}"
 
 
 class CostSource(models.TextChoices):

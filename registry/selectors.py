@@ -7,11 +7,12 @@ roll-ups are computed by the database.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
+from django.db import connection
 from django.db.models import (
     Avg,
     Case,
@@ -31,6 +32,7 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour
 from django.utils import timezone
 
@@ -40,6 +42,7 @@ from registry.models import (
     ModelEndpoint,
     ModelPerformance,
     ModelPrice,
+    ModelRuntime,
     ModelUsage,
     Provider,
     RegisteredModel,
@@ -138,6 +141,14 @@ def capability_evidence_of(ids: list[int]) -> dict[int, dict[str, dict[str, Any]
     return capability_evidence_rows(list(rows))
 
 
+def of_model_ids(ids: list[int]) -> dict[str, Any]:
+    """The filter on ``model_id`` for these ids: one array parameter on PostgreSQL, not one per id."""
+    if connection.vendor == "postgresql":
+        # Django would prepare 500 parameters one by one (a tenth of a page's build) for a plain IN list.
+        return {"model_id__in": RawSQL("SELECT unnest(%s::bigint[])", (ids,))}
+    return {"model_id__in": ids}
+
+
 def with_representation(queryset: RegisteredModelQuerySet) -> RegisteredModelQuerySet:
     """Everything the API's representation of a model reads, in a fixed number of queries.
 
@@ -145,8 +156,70 @@ def with_representation(queryset: RegisteredModelQuerySet) -> RegisteredModelQue
     fetched by one more.
     """
     return queryset.select_related("source").prefetch_related(
-        "capabilities", "parameters", Prefetch("endpoints", queryset=ModelEndpoint.objects.select_related("source"))
+        "capabilities",
+        "parameters",
+        Prefetch("endpoints", queryset=ModelEndpoint.objects.select_related("source")),
+        "runtimes",
     )
+
+
+# A model's runtime rows as ``runtime_summary`` reads them: (loaded, size_vram, context_length, expires_at, checked_at).
+RuntimeRow = tuple[bool, int | None, int | None, datetime | None, datetime]
+_RUNTIME_COLUMNS = ("loaded", "size_vram", "context_length", "expires_at", "checked_at")
+
+
+def runtime_summary(rows: Iterable[RuntimeRow]) -> dict[str, Any] | None:
+    """A model's runtime over its hosts' rows; None when no host was ever asked (no row).
+
+    ``loaded`` when any host has it loaded; ``size_vram``, ``context_length`` and ``expires_at``
+    from the loaded row that expires last (a row without an expiry counts as the earliest), all
+    None when no host has it loaded; ``checked_at`` the latest of the rows'.
+    """
+    rows = list(rows)
+    if not rows:
+        return None
+    loaded = [row for row in rows if row[0]]
+    # max() keeps the first of equals: rows come ordered by source id, so the choice is stable.
+    best = (
+        max(loaded, key=lambda row: (row[3] is not None, row[3] or datetime.min.replace(tzinfo=UTC)))
+        if loaded
+        else None
+    )
+    return {
+        "loaded": best is not None,
+        "size_vram": best[1] if best else None,
+        "context_length": best[2] if best else None,
+        "expires_at": best[3] if best else None,
+        "checked_at": max(row[4] for row in rows),
+    }
+
+
+def runtime_rows_of(model: RegisteredModel) -> list[RuntimeRow]:
+    """A model's runtime rows, from its prefetched ``runtimes`` (``with_representation``) when there are."""
+    return [
+        (row.loaded, row.size_vram, row.context_length, row.expires_at, row.checked_at)
+        for row in sorted(model.runtimes.all(), key=lambda row: row.source_id)
+    ]
+
+
+def runtimes_of(ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The runtime of each of the models ``ids`` that a host was ever asked about, in one query.
+
+    ``{model_id: {"loaded", "size_vram", "context_length", "expires_at", "checked_at"}}`` (see
+    ``runtime_summary``); a model missing from the answer has ``runtime: null``. Datetimes are
+    aware UTC datetimes: ``representations.json_bytes`` writes them as DRF does.
+    """
+    if not ids:
+        return {}
+    by_model: dict[int, list[RuntimeRow]] = {}
+    rows = (
+        ModelRuntime.objects.filter(**of_model_ids(ids))
+        .order_by("model_id", "source_id")
+        .values_list("model_id", *_RUNTIME_COLUMNS)
+    )
+    for model_id, *row in rows:
+        by_model.setdefault(model_id, []).append(tuple(row))
+    return {model_id: summary for model_id, found in by_model.items() if (summary := runtime_summary(found))}
 
 
 def model_get(ref: str, *, related: bool = True) -> RegisteredModel:

@@ -34,6 +34,7 @@ class ProviderSourceSerializer(StrictSerializerMixin, serializers.ModelSerialize
             "has_api_key",
             "enabled",
             "interval_seconds",
+            "runtime_poll_seconds",
             "from_environment",
             "last_run_at",
             "last_status",
@@ -52,7 +53,10 @@ class ProviderSourceSerializer(StrictSerializerMixin, serializers.ModelSerialize
             "created_at",
             "updated_at",
         ]
-        extra_kwargs = {"interval_seconds": {"min_value": 10, "max_value": 2_147_483_647}}
+        extra_kwargs = {
+            "interval_seconds": {"min_value": 10, "max_value": 2_147_483_647},
+            "runtime_poll_seconds": {"min_value": 0, "max_value": 2_147_483_647},
+        }
 
     def get_has_api_key(self, source: ProviderSource) -> bool:
         return bool(source.api_key)
@@ -87,6 +91,9 @@ class DiscoveryRunSerializer(serializers.ModelSerializer):
     changes = serializers.SerializerMethodField(
         help_text="Names of the models added, updated, made unavailable and skipped (the counts are the totals)."
     )
+    warnings = serializers.SerializerMethodField(
+        help_text="What went wrong without failing the run (an Ollama host's GET /api/ps, say)."
+    )
 
     class Meta:
         model = DiscoveryRun
@@ -105,11 +112,16 @@ class DiscoveryRunSerializer(serializers.ModelSerializer):
             "models_skipped",
             "changes",
             "error_message",
+            "warnings",
         ]
         read_only_fields = fields
 
     def get_duration_seconds(self, run: DiscoveryRun) -> float | None:
         return run.duration_seconds
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_warnings(self, run: DiscoveryRun) -> list[str]:
+        return [str(warning) for warning in run.warnings] if isinstance(run.warnings, list) else []
 
     @extend_schema_field(DiscoveryRunChangesSerializer)
     def get_changes(self, run: DiscoveryRun) -> dict[str, list[str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -94,3 +95,15 @@ class Listing:
                 self.skipped.append(entry["id"])
             else:
                 self.models.append(model)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model a host has in memory now (Ollama's ``GET /api/ps``); a fact the host omits is None."""
+
+    name: str
+    size_vram: int | None
+    context_length: int | None
+    expires_at: datetime | None
+    # The entry as the host sent it: enough to register a model the host has loaded but does not list.
+    entry: dict[str, Any] = field(default_factory=dict, compare=False)

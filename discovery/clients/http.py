@@ -62,9 +62,13 @@ def _retry_after_seconds(value: str | None) -> float | None:
 class ProviderHTTP:
     """A requests Session bound to one source, speaking JSON."""
 
-    def __init__(self, *, source_name: str, base_url: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, *, source_name: str, base_url: str, headers: dict[str, str] | None = None, max_retries: int | None = None
+    ) -> None:
         self.source_name = source_name
         self.base_url = base_url.rstrip("/")
+        # None: DISCOVERY_MAX_RETRIES. A frequent poll passes 0: its next run is the retry.
+        self.max_retries = max_retries
         self.session = requests.Session()
         # Secrets travel only in these headers, which are never logged. Proxies from the
         # environment still apply (trust_env), as operators expect.
@@ -90,7 +94,7 @@ class ProviderHTTP:
     ) -> Any:
         url = f"{self.base_url}{path}"
         shown = f"{method} {redacted_url(url)}"
-        max_retries = int(settings.DISCOVERY_MAX_RETRIES)
+        max_retries = int(settings.DISCOVERY_MAX_RETRIES) if self.max_retries is None else self.max_retries
         attempts = max_retries + 1
         problem = ""
         for attempt in range(1, attempts + 1):

@@ -1,15 +1,21 @@
-"""Ollama: ``GET /api/tags`` lists the models, ``POST /api/show`` describes each one.
+"""Ollama: ``GET /api/tags`` lists the models, ``POST /api/show`` describes each one, ``GET /api/ps``
+says which are loaded now.
 
 Wire format: https://github.com/ollama/ollama/blob/main/docs/api.md (list local models, show
-model information). ``/api/show`` returns ``capabilities`` (``completion``, ``vision``, ``tools``,
-``thinking``, ``embedding``, ``insert``) on servers since 0.6; older servers omit it, and the
-model's families and architecture tell what it is instead.
+model information, list running models). ``/api/show`` returns ``capabilities`` (``completion``,
+``vision``, ``tools``, ``thinking``, ``embedding``, ``insert``) on servers since 0.6; older servers
+omit it, and the model's families and architecture tell what it is instead. ``/api/ps`` entries
+carry ``size_vram`` (bytes in GPU memory), ``expires_at`` (Go's RFC 3339 with nanoseconds and the
+host's UTC offset, ``2025-10-17T16:47:07.93355-07:00``) and, on servers since about 0.6.6,
+``context_length`` (the context allocated to the loaded model, not the model's maximum).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 from discovery.clients.base import (
@@ -17,6 +23,7 @@ from discovery.clients.base import (
     DiscoveredModel,
     EndpointClaim,
     Listing,
+    LoadedModel,
     ParameterClaim,
     Progress,
     ProviderError,
@@ -179,3 +186,81 @@ def fetch(*, source_name: str, base_url: str, api_key: str | None, progress: Pro
             if progress is not None:
                 progress(index, len(tags))
     return listing
+
+
+# RFC 3339 as Go's time.RFC3339Nano writes it: up to nine fractional digits (trailing zeros dropped).
+_RFC3339 = re.compile(
+    r"^(?P<date>\d{4}-\d{2}-\d{2})[Tt ](?P<time>\d{2}:\d{2}:\d{2})"
+    r"(?:\.(?P<fraction>\d+))?(?P<zone>[Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_moment(value: Any) -> datetime | None:
+    """An RFC 3339 timestamp of Ollama's as an aware UTC datetime (nanoseconds cut to microseconds).
+
+    None for anything else, and for Go's zero time (year 1), which a host reports for a model it
+    has not finished loading.
+    """
+    if not isinstance(value, str):
+        return None
+    match = _RFC3339.match(value.strip())
+    if match is None:
+        return None
+    fraction = (match["fraction"] or "")[:6].ljust(6, "0")
+    zone = "+00:00" if match["zone"] in ("Z", "z") else match["zone"]
+    try:
+        moment = datetime.fromisoformat(f"{match['date']}T{match['time']}.{fraction}{zone}")
+    except ValueError:
+        return None
+    if moment.year <= 1:
+        return None
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # year 1 at a positive offset: before datetime.min in UTC
+        return None
+
+
+def _count(value: Any, *, minimum: int) -> int | None:
+    """A JSON integer of at least ``minimum``, or None (absent, a string, a boolean, a float)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        return None
+    return value
+
+
+def map_loaded(entry: dict[str, Any], *, source_name: str) -> LoadedModel:
+    """One ``/api/ps`` entry; the name is required, every other fact may be missing (older servers)."""
+    name = entry.get("name") or entry.get("model")
+    if not isinstance(name, str) or not name:
+        raise ProviderError(f"source {source_name}: an /api/ps entry has no model name")
+    return LoadedModel(
+        name=name,
+        size_vram=_count(entry.get("size_vram"), minimum=0),
+        context_length=_count(entry.get("context_length"), minimum=1),
+        expires_at=parse_moment(entry.get("expires_at")),
+        entry=entry,
+    )
+
+
+def fetch_loaded(
+    *, source_name: str, base_url: str, api_key: str | None, max_retries: int | None = None
+) -> list[LoadedModel]:
+    """The models an Ollama host has loaded now (``GET /api/ps``), one per name."""
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    with ProviderHTTP(source_name=source_name, base_url=base_url, headers=headers, max_retries=max_retries) as http:
+        entries = expect_mapping(http.get_json("/api/ps"), "models", source_name=source_name, what="GET /api/ps")
+    loaded: dict[str, LoadedModel] = {}
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise ProviderError(f"source {source_name}: an /api/ps entry is not an object")
+        model = map_loaded(entry, source_name=source_name)
+        loaded.setdefault(model.name, model)
+    return list(loaded.values())
+
+
+def map_loaded_model(*, base_url: str, loaded: LoadedModel) -> DiscoveredModel:
+    """A model the host has loaded but does not list in /api/tags, described from its /api/ps entry.
+
+    The entry has the same name, digest, size and details as a tags entry; /api/show is not asked,
+    so the capabilities come from the families (the next run that sees it in /api/tags corrects them).
+    """
+    return map_model(base_url=base_url, tag=loaded.entry or {"name": loaded.name}, show={})

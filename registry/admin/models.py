@@ -15,8 +15,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse
+from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from registry.accounts import request_role
@@ -29,7 +30,7 @@ from registry.api.serializers import (
     RegisteredModelSerializer,
 )
 from registry.charts import line_chart, stacked_bar_chart
-from registry.dashboard import RANGES, model_charts
+from registry.dashboard import RANGES, model_charts, model_runtime_rows
 from registry.forms import ApiValidatedForm, OptionalJSONField, WriteOnlySecretsForm
 from registry.models import (
     OPERATOR_OWNABLE_FIELDS,
@@ -364,7 +365,15 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
     list_select_related = ["source"]
     list_per_page = 50
     change_list_template = EXPORT_CHANGE_LIST
-    readonly_fields = ["source", "first_seen_at", "last_seen_at", "created_at", "updated_at", "ownership"]
+    readonly_fields = [
+        "source",
+        "first_seen_at",
+        "last_seen_at",
+        "created_at",
+        "updated_at",
+        "ownership",
+        "runtime_per_host",
+    ]
     inlines = [ModelCapabilityInline, ModelParameterInline, ModelPriceInline, ModelEndpointInline]
     change_form_template = "admin/registry/registeredmodel/change_form.html"
     actions = [
@@ -400,6 +409,10 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
             ("Discovery", {"fields": ["source", ("first_seen_at", "last_seen_at"), *ownership, "details"]}),
         ]
         if obj is not None:
+            # A read-only field, not an inline: observations have nothing to edit, and a form posted
+            # without an inline's management data stays valid.
+            fieldsets.append(("Runtime: loaded now (Ollama GET /api/ps)", {"fields": ["runtime_per_host"]}))
+        if obj is not None:
             fieldsets.append(("Record", {"fields": [("created_at", "updated_at")]}))
         return fieldsets
 
@@ -422,6 +435,36 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
     def capability_summary(self, model: RegisteredModel) -> str:
         rows = sorted(model.capabilities.all(), key=lambda row: -row.capability_score)[:4]
         return ", ".join(f"{row.capability} {row.capability_score:.2f}" for row in rows) or "-"
+
+    @admin.display(description="per host")
+    def runtime_per_host(self, model: RegisteredModel) -> SafeString | str:
+        rows = model_runtime_rows(model_id=model.pk) if model.pk else []
+        if not rows:
+            return "No Ollama host was asked about this model yet (discovery and the runtime poll ask)."
+        cells = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    row.source.name,
+                    format_html(
+                        '<span class="status status-{}">{}</span>',
+                        "available" if row.loaded else "unavailable",
+                        "loaded" if row.loaded else "not loaded",
+                    ),
+                    filesizeformat(row.size_vram) if row.size_vram is not None else "-",
+                    row.context_length or "-",
+                    f"{row.expires_at:%Y-%m-%d %H:%M:%S}" if row.expires_at else "-",
+                    f"{row.checked_at:%Y-%m-%d %H:%M:%S}",
+                )
+                for row in rows
+            ),
+        )
+        return format_html(
+            '<table id="model-runtime"><thead><tr><th>host</th><th>loaded</th><th>VRAM</th><th>context</th>'
+            "<th>unloads at</th><th>checked at</th></tr></thead><tbody>{}</tbody></table>",
+            cells,
+        )
 
     @admin.display(description="who sets what")
     def ownership(self, model: RegisteredModel) -> SafeString | str:

@@ -2,7 +2,8 @@
 
 A page of 500 models through ``RegisteredModelSerializer`` costs about a second of field objects;
 here it is one query per table (models with their source's name, capabilities, parameters,
-endpoints with their source's name) and plain dicts. The output is byte for byte what the
+endpoints with their source's name, runtime rows aggregated by ``selectors.runtimes_of``) and
+plain dicts. The output is byte for byte what the
 serializers and DRF's ``JSONRenderer`` produce for the same rows (tests/registry/api/
 test_representations.py compares both): same keys in the same order, datetimes in DRF's ISO
 format, decimals as JSON numbers, ``\\u2028``/``\\u2029`` escaped. The serializers stay the
@@ -21,14 +22,12 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from django.db import connection
 from django.db.models import QuerySet
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from registry.credentials import redact_text
 from registry.models import ModelCapability, ModelEndpoint, ModelParameter, ModelStatus, RegisteredModel
-from registry.selectors import CAPABILITY_EVIDENCE_COLUMNS, evidence_body
+from registry.selectors import CAPABILITY_EVIDENCE_COLUMNS, evidence_body, of_model_ids, runtimes_of
 
 # The model's own columns, in the serializer's field order (RegisteredModelSerializer.Meta.fields).
 _MODEL_COLUMNS = (
@@ -113,7 +112,7 @@ def model_rows(queryset: QuerySet[RegisteredModel], *annotations: str) -> list[d
 
 
 def model_bodies(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The representation of each of the model ``rows`` (from ``model_rows``), in three more queries."""
+    """The representation of each of the model ``rows`` (from ``model_rows``), in four more queries."""
     if not rows:
         return []
     # Thousands of small acyclic objects: without a pause the cyclic collector would scan the whole
@@ -127,20 +126,13 @@ def model_bodies(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             gc.enable()
 
 
-def _of_models(ids: list[int]) -> dict[str, Any]:
-    """The filter on ``model_id`` for these ids: one array parameter on PostgreSQL, not one per id."""
-    if connection.vendor == "postgresql":
-        # Django would prepare 500 parameters one by one (a tenth of the build) for a plain IN list.
-        return {"model_id__in": RawSQL("SELECT unnest(%s::bigint[])", (ids,))}
-    return {"model_id__in": ids}
-
-
 def _bodies(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     moment = _datetime_in(timezone.get_current_timezone())
     ids = [row["id"] for row in rows]
     capabilities, evidence = _capabilities(ids, moment)
     parameters = _parameters(ids)
     endpoints = _endpoints(ids, moment)
+    runtimes = runtimes_of(ids)
     return [
         {
             "id": row["id"],
@@ -165,9 +157,22 @@ def _bodies(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "capability_evidence": evidence.get(row["id"], {}),
             "parameters": parameters.get(row["id"], []),
             "endpoints": endpoints.get(row["id"], []),
+            "runtime": _runtime(runtimes.get(row["id"]), moment),
         }
         for row in rows
     ]
+
+
+def _runtime(summary: dict[str, Any] | None, moment: Moment) -> dict[str, Any] | None:
+    if summary is None:
+        return None
+    return {
+        "loaded": summary["loaded"],
+        "size_vram": summary["size_vram"],
+        "context_length": summary["context_length"],
+        "expires_at": moment(summary["expires_at"]),
+        "checked_at": moment(summary["checked_at"]),
+    }
 
 
 def _capabilities(ids: list[int], moment: Moment) -> tuple[dict[int, dict[str, float]], dict[int, dict[str, Any]]]:
@@ -175,7 +180,7 @@ def _capabilities(ids: list[int], moment: Moment) -> tuple[dict[int, dict[str, f
     scores: dict[int, dict[str, float]] = {}
     evidence: dict[int, dict[str, Any]] = {}
     rows = (
-        ModelCapability.objects.filter(**_of_models(ids))
+        ModelCapability.objects.filter(**of_model_ids(ids))
         .order_by("capability")
         .values_list(*CAPABILITY_EVIDENCE_COLUMNS)
     )
@@ -188,7 +193,7 @@ def _capabilities(ids: list[int], moment: Moment) -> tuple[dict[int, dict[str, f
 def _parameters(ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     found: dict[int, list[dict[str, Any]]] = {}
     rows = (
-        ModelParameter.objects.filter(**_of_models(ids))
+        ModelParameter.objects.filter(**of_model_ids(ids))
         .order_by("parameter_name")
         .values_list("model_id", "parameter_name", "default_value", "min_value", "max_value", "description", "set_by")
     )
@@ -209,7 +214,7 @@ def _parameters(ids: list[int]) -> dict[int, list[dict[str, Any]]]:
 def _endpoints(ids: list[int], moment: Moment) -> dict[int, list[dict[str, Any]]]:
     found: dict[int, list[dict[str, Any]]] = {}
     rows = (
-        ModelEndpoint.objects.filter(**_of_models(ids))
+        ModelEndpoint.objects.filter(**of_model_ids(ids))
         .order_by("id")
         .values_list(
             "model_id",

@@ -39,7 +39,7 @@ from registry.models import (
     Provider,
     RegisteredModel,
 )
-from registry.selectors import is_model_id
+from registry.selectors import is_model_id, runtime_rows_of, runtime_summary
 
 # Path words after a model's name: a name may not contain them as a segment, or its URLs would be ambiguous.
 SUB_RESOURCES = ("capabilities", "parameters", "performance", "usage", "endpoints", "prices")
@@ -599,6 +599,25 @@ class CapabilitySerializer(StrictSerializerMixin, serializers.ModelSerializer):
         return value
 
 
+class RuntimeSerializer(serializers.Serializer):
+    """What the model's Ollama hosts last said about it in memory (``GET /api/ps``), over all its hosts."""
+
+    loaded = serializers.BooleanField(help_text="Loaded on at least one host at the last check.")
+    size_vram = serializers.IntegerField(
+        allow_null=True,
+        help_text="Bytes in GPU memory, on the loaded host that keeps it longest; null when not loaded.",
+    )
+    context_length = serializers.IntegerField(
+        allow_null=True,
+        help_text="Context the host allocated, in tokens (not the model's maximum); "
+        "null when not loaded or not reported.",
+    )
+    expires_at = serializers.DateTimeField(
+        allow_null=True, help_text="When that host unloads it if unused; null when not loaded or not reported."
+    )
+    checked_at = serializers.DateTimeField(help_text="When a host of the model was last asked.")
+
+
 class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     """A model as routers read it: capabilities as a mapping, parameters, endpoints, status and availability."""
 
@@ -625,6 +644,9 @@ class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializ
     capability_evidence = CapabilityEvidenceMapField()
     parameters = ParameterSerializer(many=True, read_only=True)
     endpoints = EndpointSerializer(many=True, required=False)
+    runtime = serializers.SerializerMethodField(
+        help_text="What Ollama has loaded now; null when no host of the model was ever asked. Read-only."
+    )
 
     class Meta:
         model = RegisteredModel
@@ -651,8 +673,14 @@ class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializ
             "capability_evidence",
             "parameters",
             "endpoints",
+            "runtime",
         ]
         read_only_fields = ["id", "first_seen_at", "last_seen_at", "created_at", "updated_at"]
+
+    @extend_schema_field(RuntimeSerializer(allow_null=True))
+    def get_runtime(self, model: RegisteredModel) -> dict[str, Any] | None:
+        summary = runtime_summary(runtime_rows_of(model))
+        return None if summary is None else dict(RuntimeSerializer(summary).data)
 
     def validate_details(self, value: Any) -> Any:
         if not isinstance(value, dict):

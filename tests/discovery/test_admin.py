@@ -10,7 +10,7 @@ from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
-from discovery.schedules import schedule_name
+from discovery.schedules import runtime_schedule_name, schedule_name
 from tests.admin_forms import rendered_form
 from tests.discovery.fakes.openai import FakeOpenAI
 from tests.factories import ProviderSourceFactory
@@ -221,3 +221,32 @@ def test_a_runs_page_names_the_models_it_added_and_made_unavailable(staff: dict[
     assert 'href="/admin/registry/registeredmodel/?q=a%26b">a&amp;b</a>' in page
     assert "and 1 more" in page
     assert "<b>Made unavailable</b> (1)" in page
+
+
+def test_the_runtime_poll_interval_is_edited_on_the_source_and_moves_its_schedule(staff: dict[str, Client]) -> None:
+    source = ProviderSourceFactory(name="gpu", kind=SourceKind.OLLAMA, base_url="http://gpu:11434")
+    url = reverse("admin:discovery_providersource_change", args=[source.pk])
+
+    form = rendered_form(staff["admin"], url, "providersource_form")
+    assert form.data["runtime_poll_seconds"] == "30"
+    response = staff["admin"].post(url, form.set("runtime_poll_seconds", "12").data)
+
+    assert response.status_code == 302
+    assert PeriodicTask.objects.get(name=runtime_schedule_name(source)).interval.every == 12
+    refused = staff["admin"].post(url, form.set("runtime_poll_seconds", "2").data)
+    assert refused.status_code == 200
+    assert "0 (off) or at least 5 seconds." in refused.content.decode()
+
+
+def test_a_runs_page_shows_its_warnings(staff: dict[str, Client]) -> None:
+    run = DiscoveryRun.objects.create(
+        source=ProviderSourceFactory(),
+        status=RunStatus.SUCCEEDED,
+        warnings=["What the host has loaded could not be read, so runtime was not recorded: HTTP 500"],
+    )
+
+    page = staff["viewer"].get(reverse("admin:discovery_discoveryrun_change", args=[run.pk])).content.decode()
+    listing = staff["viewer"].get(reverse("admin:discovery_discoveryrun_changelist")).content.decode()
+
+    assert "<li>What the host has loaded could not be read" in page
+    assert "warning: What the host has loaded" in listing

@@ -12,8 +12,9 @@ from django_celery_beat.models import PeriodicTask
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
 from discovery.services import sources_register_from_environment
 from discovery.sync import INTERRUPTED, source_sync
+from discovery.tasks import poll_runtime
 from registry.audit import system_actor
-from registry.models import ModelEndpoint, RegisteredModel
+from registry.models import ModelEndpoint, ModelRuntime, RegisteredModel
 from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import ProviderSourceFactory
 
@@ -106,4 +107,43 @@ def test_processes_registering_the_environment_at_once_create_one_source(setting
 
     assert errors == []
     assert list(ProviderSource.objects.values_list("name", flat=True)) == ["ollama"]
-    assert PeriodicTask.objects.count() == 1
+    # One discovery schedule and one runtime poll, not one of each per process.
+    assert sorted(PeriodicTask.objects.values_list("task", flat=True)) == [
+        "discovery.discover_source",
+        "discovery.poll_runtime",
+    ]
+
+
+def test_polls_racing_a_discovery_run_of_the_same_host_neither_skip_it_nor_fail(fake_ollama: FakeOllama) -> None:
+    source = ProviderSourceFactory(name="ollama-a", kind=SourceKind.OLLAMA, base_url=fake_ollama.url)
+    with system_actor("discovery"):
+        source_sync(source=source, trigger="manual")
+    fake_ollama.load("qwen3:8b", "gemma3:4b", size_vram=7)
+    fake_ollama.delay_seconds = 0.02  # the run holds its lock for ~0.15 s while polls come and go
+    results: list[DiscoveryRun] = []
+    errors: list[BaseException] = []
+    polls: list[str | None] = []
+
+    def poll() -> None:
+        try:
+            for _ in range(5):
+                polls.append(poll_runtime(source.pk))
+        except BaseException as exc:  # collected and asserted on by the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=_run_in_thread, args=(source.pk, results, errors))]
+    threads += [threading.Thread(target=poll) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert [run.status for run in results] == [RunStatus.SUCCEEDED]
+    assert polls == ["succeeded"] * 10
+    assert sorted(ModelRuntime.objects.values_list("model__name", "loaded", "size_vram")) == [
+        ("gemma3:4b", True, 7),
+        ("qwen3:8b", True, 7),
+    ]

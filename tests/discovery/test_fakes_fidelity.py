@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import anthropic
 import ollama
 import openai
 import pytest
 
 from tests.discovery.fakes.anthropic import FakeAnthropic
-from tests.discovery.fakes.ollama import FakeOllama
+from tests.discovery.fakes.ollama import FakeOllama, load_running
 from tests.discovery.fakes.openai import FakeOpenAI
 from tests.discovery.fakes.openai_compatible import FakeOpenAICompatible
 
@@ -31,6 +33,33 @@ def test_official_ollama_client_lists_and_shows_models_of_the_fake(fake_ollama: 
     assert shown.capabilities == ["completion", "tools", "thinking"]
     assert shown.modelinfo is not None
     assert shown.modelinfo["qwen3.context_length"] == 40960
+
+
+def test_official_ollama_client_reads_the_running_models_of_the_fake(fake_ollama: FakeOllama) -> None:
+    fake_ollama.set_loaded(load_running())
+    client = ollama.Client(host=fake_ollama.url)
+
+    running = client.ps()
+
+    assert [m.model for m in running.models] == ["qwen3:8b", "llama3.2:latest"]
+    qwen, llama = running.models
+    assert qwen.size_vram == 6654289920
+    assert qwen.context_length == 8192
+    assert qwen.expires_at is not None
+    assert qwen.expires_at.utcoffset() == timedelta(hours=1)
+    assert llama.context_length is None  # an older server's entry
+    assert llama.details is not None
+    assert llama.details.quantization_level == "Q4_K_M"
+
+
+def test_official_ollama_client_reads_entries_the_fake_makes_for_tests(fake_ollama: FakeOllama) -> None:
+    fake_ollama.load("gemma3:4b", size_vram=None, context_length=None)
+
+    (entry,) = ollama.Client(host=fake_ollama.url).ps().models
+
+    assert entry.model == "gemma3:4b"
+    assert entry.size_vram is None
+    assert entry.expires_at is not None
 
 
 def test_official_openai_client_lists_models_of_the_fake(fake_openai: FakeOpenAI) -> None:

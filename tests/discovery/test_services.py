@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from discovery.models import ProviderSource, SourceKind
-from discovery.schedules import DISCOVER_TASK, schedule_name
+from discovery.schedules import DISCOVER_TASK, runtime_schedule_name, schedule_name
 from discovery.services import source_delete, source_save, sources_register_from_environment
 from tests.factories import ProviderSourceFactory
 
@@ -125,7 +125,10 @@ def test_disabling_a_source_removes_only_its_periodic_task() -> None:
 
     source_save(source=gone)
 
-    assert sorted(PeriodicTask.objects.values_list("name", flat=True)) == sorted(["alerts", schedule_name(keep)])
+    # An Ollama source has two: discovery and the runtime poll; the disabled one has neither.
+    assert sorted(PeriodicTask.objects.values_list("name", flat=True)) == sorted(
+        ["alerts", schedule_name(keep), runtime_schedule_name(keep)]
+    )
     assert PeriodicTask.objects.filter(pk=other_task.pk).exists()
 
 

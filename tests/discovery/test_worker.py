@@ -17,9 +17,9 @@ from django.db import connection
 from django_celery_beat.models import PeriodicTask
 
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
-from discovery.schedules import schedule_name
+from discovery.schedules import runtime_schedule_name, schedule_name
 from discovery.services import source_save
-from registry.models import RegisteredModel
+from registry.models import ModelRuntime, RegisteredModel
 from registry_project.celery import app
 from tests.discovery.fakes.ollama import FakeOllama
 
@@ -105,3 +105,26 @@ def test_worker_runs_the_discovery_task_of_the_beat_schedule_entry(
     assert run is not None, "the worker recorded no finished run within 30 s"
     assert (run.status, run.trigger, run.models_added) == (RunStatus.SUCCEEDED, "schedule", 5)
     assert RegisteredModel.objects.count() == 5
+
+
+def test_worker_runs_the_runtime_poll_and_the_discovery_it_queues_registers_the_loaded_model(
+    worker: subprocess.Popen[str], fake_ollama: FakeOllama
+) -> None:
+    source = source_save(source=ProviderSource(name="ollama-a", kind=SourceKind.OLLAMA, base_url=fake_ollama.url))
+    entry = PeriodicTask.objects.get(name=runtime_schedule_name(source))
+    fake_ollama.load("qwen3:8b", size_vram=6_000_000_000)
+
+    # The poll sees a loaded model that is not registered: it queues a discovery run, which registers it.
+    app.send_task(entry.task, args=json.loads(entry.args), kwargs=json.loads(entry.kwargs))
+
+    deadline = time.monotonic() + 30
+    row = None
+    while time.monotonic() < deadline:
+        row = ModelRuntime.objects.filter(source=source, model__name="qwen3:8b").first()
+        if row is not None:
+            break
+        time.sleep(0.1)
+    assert row is not None, "no runtime row within 30 s"
+    assert (row.loaded, row.size_vram) == (True, 6_000_000_000)
+    run = DiscoveryRun.objects.get(source=source)
+    assert (run.trigger, run.status) == ("runtime", RunStatus.SUCCEEDED)

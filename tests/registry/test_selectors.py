@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
 from registry import selectors
-from registry.models import RegisteredModel
-from tests.factories import ModelCapabilityFactory, ModelUsageFactory, RegisteredModelFactory
+from registry.models import ModelRuntime, RegisteredModel
+from tests.factories import (
+    ModelCapabilityFactory,
+    ModelUsageFactory,
+    ProviderSourceFactory,
+    RegisteredModelFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -114,3 +120,49 @@ def test_usage_bucket_expressions_have_statistics(on_postgres: bool) -> None:
         cursor.execute("SELECT stxname FROM pg_statistic_ext WHERE stxname LIKE 'model_usage_%%' ORDER BY 1")
         names = [row[0] for row in cursor.fetchall()]
     assert names == ["model_usage_day_bucket_stats", "model_usage_hour_bucket_stats"]
+
+
+def test_runtimes_of_answers_in_one_query_for_any_number_of_models(django_assert_num_queries: Any) -> None:
+    source, other = ProviderSourceFactory(), ProviderSourceFactory()
+    now = timezone.now()
+    models = RegisteredModelFactory.create_batch(30)
+    ModelRuntime.objects.bulk_create(
+        ModelRuntime(model=model, source=host, loaded=host == source, size_vram=model.pk, checked_at=now)
+        for model in models[:20]
+        for host in (source, other)
+    )
+    ids = [model.pk for model in models]
+
+    with django_assert_num_queries(1):
+        found = selectors.runtimes_of(ids)
+    with django_assert_num_queries(1):
+        selectors.runtimes_of(ids[:2])
+
+    assert set(found) == set(ids[:20])  # never asked: absent, which the API shows as null
+    assert found[models[0].pk] == {
+        "loaded": True,
+        "size_vram": models[0].pk,
+        "context_length": None,
+        "expires_at": None,
+        "checked_at": now,
+    }
+    assert selectors.runtimes_of([]) == {}
+
+
+def test_runtime_summary_prefers_the_loaded_row_that_expires_last_and_an_unknown_expiry_least() -> None:
+    t = datetime(2026, 1, 1, tzinfo=UTC)
+    rows: list[selectors.RuntimeRow] = [
+        (True, 1, 100, None, t),
+        (True, 2, 200, t + timedelta(minutes=1), t),
+        (False, None, None, None, t + timedelta(seconds=5)),
+    ]
+
+    assert selectors.runtime_summary(rows) == {
+        "loaded": True,
+        "size_vram": 2,
+        "context_length": 200,
+        "expires_at": t + timedelta(minutes=1),
+        "checked_at": t + timedelta(seconds=5),
+    }
+    assert selectors.runtime_summary(rows[:1])["size_vram"] == 1  # type: ignore[index]
+    assert selectors.runtime_summary([]) is None

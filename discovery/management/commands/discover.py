@@ -77,6 +77,8 @@ class Command(BaseCommand):
                     shown = names if all_names else names[:NAMES_SHOWN]
                     more = f" and {len(names) - len(shown)} more (-v 2 lists all)" if len(names) > len(shown) else ""
                     self.stdout.write(f"    {label}: {', '.join(shown)}{more}")
+            for warning in run.warnings or []:
+                self.stdout.write(self.style.WARNING(f"    warning: {warning}"))
         elif run.status == RunStatus.SKIPPED:
             self.stdout.write(self.style.WARNING(f"  {run.source.name}: skipped: {run.error_message}"))
         else:

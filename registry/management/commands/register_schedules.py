@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from discovery.schedules import runtime_schedules_ensure
 from registry.alerts import alert_schedule_ensure
 from registry.schedules import prices_schedule_ensure, scores_schedule_ensure
 
@@ -17,3 +18,5 @@ class Command(BaseCommand):
         for task in (alert_schedule_ensure(), prices_schedule_ensure(), scores_schedule_ensure()):
             state = "enabled" if task.enabled else "disabled"
             self.stdout.write(f"schedule {task.name!r}: {task.task}, {task.interval or task.crontab} ({state})")
+        for task in runtime_schedules_ensure():
+            self.stdout.write(f"schedule {task.name!r}: {task.task}, {task.interval} (created)")

@@ -12,7 +12,7 @@ from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
-from discovery.schedules import schedule_name
+from discovery.schedules import runtime_schedule_name, schedule_name
 from discovery.services import source_save
 from registry.audit import MASK
 from tests.factories import ProviderSourceFactory
@@ -92,6 +92,8 @@ def test_admin_adds_a_source_and_its_schedule_with_a_write_only_key(admin: APICl
         ({"base_url": "vllm:8000"}, "base_url"),
         ({"interval_seconds": 5}, "interval_seconds"),
         ({"interval_seconds": "often"}, "interval_seconds"),
+        ({"runtime_poll_seconds": 3}, "runtime_poll_seconds"),
+        ({"runtime_poll_seconds": -1}, "runtime_poll_seconds"),
         ({"enabled": 0}, "enabled"),  # found by make fuzz: the schema says boolean
         ({"enabled": "yes"}, "enabled"),
         ({"kind": "bedrock"}, "kind"),
@@ -122,6 +124,22 @@ def test_changing_the_interval_moves_the_schedule(
     assert response.status_code == 200
     assert_matches_schema(openapi, "patch", "/sources/{source_id}", 200, response.json())
     assert PeriodicTask.objects.get(name=schedule_name(source)).interval.every == 900
+
+
+def test_changing_the_runtime_poll_moves_its_schedule_and_0_removes_it(
+    admin: APIClient, openapi: dict[str, Any]
+) -> None:
+    source = source_save(source=ProviderSource(name="gpu", kind=SourceKind.OLLAMA, base_url="http://gpu:11434"))
+    name = runtime_schedule_name(source)
+
+    every_ten = admin.patch(f"/sources/{source.pk}", {"runtime_poll_seconds": 10}, format="json")
+    interval = PeriodicTask.objects.get(name=name).interval.every
+    off = admin.patch(f"/sources/{source.pk}", {"runtime_poll_seconds": 0}, format="json")
+
+    assert (every_ten.status_code, every_ten.json()["runtime_poll_seconds"], interval) == (200, 10, 10)
+    assert_matches_schema(openapi, "patch", "/sources/{source_id}", 200, every_ten.json())
+    assert off.status_code == 200
+    assert not PeriodicTask.objects.filter(name=name).exists()
 
 
 def test_disabling_a_source_removes_its_schedule(admin: APIClient, source: ProviderSource) -> None:

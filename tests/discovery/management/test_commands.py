@@ -38,6 +38,18 @@ def test_discover_registers_the_environment_source_and_runs_it(fake_ollama: Fake
     assert LogEntry.objects.filter(actor_email="system:command:discover").count() > 0
 
 
+def test_discover_prints_a_runs_warnings(fake_ollama: FakeOllama, settings: Any) -> None:
+    settings.OLLAMA_URL = fake_ollama.url
+    for _ in range(6):  # /api/tags and the five /api/show answer; /api/ps fails on every attempt
+        fake_ollama.fail_next("pass")
+    fake_ollama.fail_next("status", status=500, times=3)
+
+    output = _discover()
+
+    assert "ollama: 5 listed; 5 were added" in output
+    assert "warning: What the host has loaded could not be read" in output
+
+
 def test_discover_names_what_it_changed_and_skipped(fake_openai: FakeOpenAI, settings: Any) -> None:
     settings.OPENAI_API_KEY = fake_openai.api_key
     settings.OPENAI_BASE_URL = f"{fake_openai.url}/v1"

@@ -13,7 +13,7 @@ from django.utils import timezone
 from discovery.models import DiscoveryRun, RunStatus
 from registry.charts import Series, line_chart, stacked_bar_chart
 from registry.dashboard import model_charts, usage_overview
-from registry.models import Alert, AlertKind, ModelStatus
+from registry.models import Alert, AlertKind, ModelRuntime, ModelStatus
 from tests.factories import (
     ModelPerformanceFactory,
     ModelUsageFactory,
@@ -89,8 +89,10 @@ def test_the_dashboard_costs_the_same_queries_for_more_models_and_usage(staff: d
     ModelUsageFactory()
     few = queries()
     for index in range(20):
-        ModelUsageFactory.create_batch(3, model=RegisteredModelFactory(name=f"m-{index}"))
+        model = RegisteredModelFactory(name=f"m-{index}")
+        ModelUsageFactory.create_batch(3, model=model)
         DiscoveryRun.objects.create(source=ProviderSourceFactory(), status=RunStatus.SUCCEEDED)
+        ModelRuntime.objects.create(model=model, source=source, loaded=True, size_vram=index, checked_at=timezone.now())
     assert queries() == few
 
 
@@ -155,3 +157,29 @@ def test_a_models_page_shows_its_charts_and_range_links(staff: dict[str, Client]
     assert '<svg class="chart"' in week
     assert 'href="?range=30d#model-charts"' in week
     assert f"?model__id__exact={model.pk}" in week  # the usage, performance and alert links
+
+
+def test_the_dashboard_lists_the_models_loaded_now_with_host_vram_and_expiry(staff: dict[str, Client]) -> None:
+    host = ProviderSourceFactory(name="gpu-box")
+    now = timezone.now()
+    big, idle = RegisteredModelFactory(name="qwen3:8b"), RegisteredModelFactory(name="idle:latest")
+    ModelRuntime.objects.create(
+        model=big, source=host, loaded=True, size_vram=6 * 2**30, expires_at=now + timedelta(minutes=4), checked_at=now
+    )
+    ModelRuntime.objects.create(model=idle, source=host, loaded=False, checked_at=now)
+
+    page = staff["viewer"].get("/admin/").content.decode()
+
+    panel = page[page.index('id="panel-loaded"') :]
+    panel = panel[: panel.index("</section>")]
+    assert f'href="/admin/registry/registeredmodel/{big.pk}/change/">qwen3:8b</a>' in panel
+    assert "gpu-box" in panel
+    assert "6.0\xa0GB" in panel
+    assert "in 3\xa0minutes" in panel or "in 4\xa0minutes" in panel
+    assert "idle:latest" not in panel
+
+
+def test_the_dashboard_says_when_nothing_is_loaded(staff: dict[str, Client]) -> None:
+    page = staff["viewer"].get("/admin/").content.decode()
+
+    assert "No Ollama host reported a loaded model at its last check." in page

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from django.urls import reverse
 from discovery.models import ProviderSource, SourceKind
 from discovery.sync import source_sync
 from registry.audit import system_actor
-from registry.models import ModelEndpoint, ModelStatus, RegisteredModel, SetBy
+from registry.models import ModelEndpoint, ModelRuntime, ModelStatus, RegisteredModel, SetBy
 from tests.admin_forms import RenderedForm, rendered_form
 from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import (
@@ -28,6 +29,7 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 FORM = "registeredmodel_form"
+NOW = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
 
 
 def change_url(model: RegisteredModel) -> str:
@@ -380,6 +382,7 @@ def test_a_models_page_costs_the_same_queries_for_more_inline_rows(staff: dict[s
             ModelCapabilityFactory(model=model, capability=f"cap-{index}", set_by=SetBy.OPERATOR)
             ModelParameterFactory(model=model, parameter_name=f"param_{index}")
             ModelEndpointFactory(model=model)
+            ModelRuntime.objects.create(model=model, source=ProviderSourceFactory(), loaded=True, checked_at=NOW)
 
     def queries(model: RegisteredModel) -> int:
         with CaptureQueriesContext(connection) as captured:
@@ -399,3 +402,35 @@ def test_a_hand_registered_model_changed_by_an_operator_still_opens(staff: dict[
         page = staff[role].get(change_url(model))
         assert page.status_code == 200
         assert "Hand back to discovery" not in page.content.decode()  # nothing discovers it
+
+
+def test_a_models_page_shows_its_runtime_per_host_read_only(staff: dict[str, Client]) -> None:
+    model = RegisteredModelFactory()
+    ModelRuntime.objects.create(
+        model=model,
+        source=ProviderSourceFactory(name="gpu-a"),
+        loaded=True,
+        size_vram=3 * 2**30,
+        context_length=8192,
+        expires_at=NOW + timedelta(minutes=5),
+        checked_at=NOW,
+    )
+    ModelRuntime.objects.create(model=model, source=ProviderSourceFactory(name="gpu-b"), loaded=False, checked_at=NOW)
+
+    page = staff["editor"].get(change_url(model)).content.decode()
+
+    table = page[page.index('<table id="model-runtime">') :]
+    table = table[: table.index("</table>")]
+    assert table.index("gpu-a") < table.index("gpu-b")
+    assert "3.0\xa0GB" in table
+    assert "<td>8192</td>" in table
+    assert "2026-12-02 06:05:00" in table
+    assert 'class="status status-available">loaded' in table
+    assert 'class="status status-unavailable">not loaded' in table
+    assert "runtimes-" not in page  # nothing to edit, no formset to post
+
+
+def test_a_model_no_host_was_asked_about_says_so(staff: dict[str, Client]) -> None:
+    page = staff["viewer"].get(change_url(RegisteredModelFactory())).content.decode()
+
+    assert "No Ollama host was asked about this model yet" in page

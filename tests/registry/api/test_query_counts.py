@@ -8,6 +8,7 @@ import pytest
 from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from registry.accounts import clear_local_access
@@ -16,6 +17,7 @@ from registry.models import (
     ModelCapability,
     ModelEndpoint,
     ModelParameter,
+    ModelRuntime,
     ModelType,
     ModelUsage,
     Provider,
@@ -57,6 +59,14 @@ def grow_registry_to(count: int) -> None:
     )
     ModelUsage.objects.bulk_create(
         ModelUsage(model=model, model_name=model.name, average_latency=0.5) for model in models
+    )
+    # Two hosts' runtime rows per model: one loaded, one not.
+    other = ProviderSourceFactory()
+    now = timezone.now()
+    ModelRuntime.objects.bulk_create(
+        ModelRuntime(model=model, source=host, loaded=host == source, size_vram=1, checked_at=now)
+        for model in models
+        for host in (source, other)
     )
 
 

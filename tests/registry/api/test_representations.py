@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from registry import selectors
 from registry.api.representations import json_bytes
 from registry.api.serializers import RegisteredModelSerializer
-from registry.models import ModelEndpoint, ModelStatus, RegisteredModel
+from registry.models import ModelEndpoint, ModelRuntime, ModelStatus, RegisteredModel
 from tests.factories import (
     ModelCapabilityFactory,
     ModelEndpointFactory,
@@ -99,6 +99,19 @@ def varied_models() -> list[RegisteredModel]:
     empty_key = ModelEndpointFactory(model=plain)
     empty_key.api_key = ""
     empty_key.save()
+    # Runtime on two hosts: loaded on one (an expiry with microseconds), checked later on the other.
+    other = ProviderSourceFactory(name="ollama-b")
+    checked = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    ModelRuntime.objects.create(
+        model=rich,
+        source=source,
+        loaded=True,
+        size_vram=2**33,
+        context_length=8192,
+        expires_at=datetime(2026, 1, 2, 3, 9, 5, 483716, tzinfo=UTC),
+        checked_at=checked,
+    )
+    ModelRuntime.objects.create(model=rich, source=other, loaded=False, checked_at=checked.replace(second=35))
     return [plain, rich]
 
 

@@ -9,9 +9,11 @@ from typing import Any
 import jsonschema
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
+from registry.models import ModelRuntime
 from tests.factories import (
     ModelCapabilityFactory,
     ModelEndpointFactory,
@@ -65,14 +67,21 @@ def assert_matches_schema(openapi: dict[str, Any], method: str, template: str, s
 
 @pytest.fixture
 def populated() -> dict[str, int]:
+    source = ProviderSourceFactory(name="ollama-gpu")
     model = RegisteredModelFactory(
         name="hf.co/bartowski/Llama-3.2-3B-Instruct-GGUF:Q4_K_M",
         version="Q4_K_M",
         description="Quantised Llama",
         input_cost_per_mtok="0.10",
-        source=ProviderSourceFactory(name="ollama-gpu"),
+        source=source,
         details={"family": "llama"},
     )
+    # Loaded on one host, checked and not loaded on another: every runtime field, null and not.
+    now = timezone.now()
+    ModelRuntime.objects.create(
+        model=model, source=source, loaded=True, size_vram=3 * 2**30, expires_at=now, checked_at=now
+    )
+    ModelRuntime.objects.create(model=model, source=ProviderSourceFactory(), loaded=False, checked_at=now)
     ModelCapabilityFactory(model=model, capability="code", capability_score=0.8)
     ModelParameterFactory(model=model)
     endpoint = ModelEndpointFactory(model=model, api_key="sk-x", headers={"X-A": "b"})
