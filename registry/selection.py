@@ -19,6 +19,7 @@ recent usage of the candidates, their runtime, their endpoints and the capabilit
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -62,6 +63,23 @@ class SelectionRequest:
     prefer_loaded: bool = False
     exclude: frozenset[str] = field(default_factory=frozenset)
     limit: int = 5
+
+    @classmethod
+    def from_validated(cls, validated: Mapping[str, Any]) -> SelectionRequest:
+        """The request of a body validated by ``SelectionRequestSerializer``."""
+        ceilings = validated.get("max_cost_per_mtok") or {}
+        return cls(
+            capabilities=dict(validated["capabilities"]),
+            min_context=validated.get("min_context"),
+            max_input_cost=ceilings.get("input"),
+            max_output_cost=ceilings.get("output"),
+            max_latency_p95=validated.get("max_latency_p95"),
+            max_error_rate=validated.get("max_error_rate"),
+            local_only=validated.get("local_only", False),
+            prefer_loaded=validated.get("prefer_loaded", False),
+            exclude=frozenset(validated.get("exclude", ())),
+            limit=validated.get("limit", 5),
+        )
 
 
 @dataclass

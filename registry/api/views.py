@@ -198,22 +198,6 @@ def ttl_window() -> int:
     return int(time.time() // settings.CACHE_TTL_SECONDS)
 
 
-def _selection_request(validated: dict[str, Any]) -> selection.SelectionRequest:
-    ceilings = validated.get("max_cost_per_mtok") or {}
-    return selection.SelectionRequest(
-        capabilities=validated["capabilities"],
-        min_context=validated.get("min_context"),
-        max_input_cost=ceilings.get("input"),
-        max_output_cost=ceilings.get("output"),
-        max_latency_p95=validated.get("max_latency_p95"),
-        max_error_rate=validated.get("max_error_rate"),
-        local_only=validated["local_only"],
-        prefer_loaded=validated["prefer_loaded"],
-        exclude=frozenset(validated["exclude"]),
-        limit=validated["limit"],
-    )
-
-
 @extend_schema_view(
     list=extend_schema(
         summary="List models",
@@ -336,7 +320,7 @@ class ModelViewSet(RegistryViewSet):
     def explain(self, request: Request) -> HttpResponse:
         def build() -> dict[str, Any]:
             validated = self.validated_body(SelectionRequestSerializer(data=request.data))
-            return selection.select_explained(_selection_request(validated))
+            return selection.select_explained(selection.SelectionRequest.from_validated(validated))
 
         # Keyed by the body as sent: a key is stored only once its body has validated, and a hit
         # neither parses nor validates it again. Recent usage moves without changing the generation,
