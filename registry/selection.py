@@ -31,7 +31,13 @@ from django.utils import timezone
 
 from registry.api.representations import endpoint_bodies
 from registry.models import EndpointType, ModelCapability, ModelEndpoint, ModelStatus, ModelUsage, RegisteredModel
-from registry.selectors import CLOUD_PROVIDERS, RECENT_LATENCY_WINDOW, capability_evidence_of, runtimes_of
+from registry.selectors import (
+    CLOUD_PROVIDERS,
+    RECENT_LATENCY_WINDOW,
+    capability_evidence_of,
+    of_model_ids,
+    runtimes_of,
+)
 from registry.statistics import PERCENTILE_SAMPLE_LIMIT, PercentileCont, percentile
 
 # The checks in the order they are applied; an excluded model's ``check`` is the first it failed.
@@ -183,7 +189,7 @@ def recent_usage(ids: list[int], *, since: datetime) -> dict[int, dict[str, Any]
     """Per model of ``ids``: requests, errors, error rate and the p95 of the records' latency since ``since``."""
     if not ids:
         return {}
-    records = ModelUsage.objects.filter(model_id__in=ids, timestamp__gte=since).order_by()
+    records = ModelUsage.objects.filter(**of_model_ids(ids), timestamp__gte=since).order_by()
     totals = records.values("model_id").annotate(
         requests=Sum("request_count"), errors=Sum("error_count"), latency_records=Count("average_latency")
     )

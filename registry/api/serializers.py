@@ -23,7 +23,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from registry.api.evidence import CapabilityEvidenceField, CapabilityEvidenceMapField
+from registry.api.evidence import CapabilityEvidenceField, CapabilityEvidenceMapField, EvidenceSerializer
 from registry.credentials import redact_text, url_credentials
 from registry.models import (
     PLATFORM_DETAILS_KEY,
@@ -1050,7 +1050,7 @@ class SelectionRequestSerializer(StrictSerializerMixin, serializers.Serializer):
 class SelectedCapabilitySerializer(serializers.Serializer):
     score = serializers.FloatField()
     minimum = serializers.FloatField(help_text="The minimum the request asked for.")
-    evidence = serializers.JSONField(allow_null=True, help_text="Where the score comes from (as on the model).")
+    evidence = EvidenceSerializer(help_text="Where the score comes from (as in the model's capability_evidence).")
 
 
 class SelectedPriceSerializer(serializers.Serializer):
@@ -1086,7 +1086,7 @@ class ChainEntrySerializer(serializers.Serializer):
     error_rate = RecentErrorRateSerializer()
     local = serializers.BooleanField(help_text="Served by the platform (not a provider's cloud).")
     loaded = serializers.BooleanField(help_text="Loaded by Ollama now, on some host.")
-    runtime = serializers.JSONField(allow_null=True, help_text="The model's runtime, as on the model.")
+    runtime = RuntimeSerializer(allow_null=True, help_text="What Ollama has loaded now, as on the model.")
     endpoints = EndpointSerializer(many=True)
 
 

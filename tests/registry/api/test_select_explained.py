@@ -15,12 +15,18 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from discovery.models import SourceKind
+from discovery.sync import source_sync
+from discovery.tasks import poll_runtime
 from registry.accounts import clear_local_access
+from registry.audit import system_actor
 from registry.models import EndpointType, Provider
+from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import (
     ModelCapabilityFactory,
     ModelEndpointFactory,
     ModelUsageFactory,
+    ProviderSourceFactory,
     RegisteredModelFactory,
 )
 from tests.registry.api.test_query_counts import MAX_QUERIES, grow_registry_to
@@ -299,3 +305,33 @@ def test_usage_figures_in_a_cached_answer_are_never_older_than_the_cache_ttl(
     answer = explain(client, question).json()
     assert answer["chain"] == []
     assert answer["excluded"][0]["check"] == "latency"
+
+
+def test_prefer_loaded_ranks_what_ollama_has_loaded_now_first(
+    api_client_for: ClientFor, fake_ollama: FakeOllama, django_capture_on_commit_callbacks: Callable[..., Any]
+) -> None:
+    # The whole path: discovery lists the host's models, a poll of /api/ps records what is loaded,
+    # and the selection puts it first when asked to (equal scores: the declared default for "text").
+    source = ProviderSourceFactory(name="gpu-box", kind=SourceKind.OLLAMA, base_url=fake_ollama.url)
+    with system_actor("discovery"):
+        source_sync(source=source, trigger="manual")
+    fake_ollama.load("qwen3:8b", size_vram=5_000_000_000, context_length=8192)
+    with django_capture_on_commit_callbacks(execute=True):
+        poll_runtime(source.pk)
+    client = api_client_for("service")
+    question: dict[str, Any] = {"capabilities": {"text": 0.1}, "limit": 3}
+
+    plain = explain(client, question).json()["chain"]
+    preferred = explain(client, {**question, "prefer_loaded": True}).json()["chain"]
+
+    assert "qwen3:8b" not in [entry["name"] for entry in plain[:1]]
+    assert preferred[0]["name"] == "qwen3:8b"
+    assert preferred[0]["loaded"] is True
+    assert [entry["loaded"] for entry in preferred[1:]] == [False, False]
+    # The figures are the model's own: the runtime and evidence a GET of the model shows.
+    model = client.get(f"/models/{preferred[0]['id']}").json()
+    assert preferred[0]["runtime"] == model["runtime"]
+    assert preferred[0]["runtime"]["size_vram"] == 5_000_000_000
+    assert preferred[0]["capabilities"]["text"]["evidence"] == model["capability_evidence"]["text"]
+    assert preferred[0]["capabilities"]["text"]["evidence"]["source"] == "provider"
+    assert preferred[0]["endpoints"] == model["endpoints"]
