@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils.http import urlencode
 
 from discovery.selectors import sources_with_last_run
@@ -69,3 +69,12 @@ class ConsoleSite(admin.AdminSite):
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
         return super().index(request, {**self.dashboard_context(request), **(extra_context or {})})
+
+    def get_urls(self) -> list[URLPattern | URLResolver]:
+        # Imported here: the registry.admin package registers its pages on this site when imported.
+        from registry.admin.selection import selection_view
+
+        def selection(request: HttpRequest) -> TemplateResponse:
+            return selection_view(self, request)
+
+        return [path("selection/", self.admin_view(selection), name="selection"), *super().get_urls()]

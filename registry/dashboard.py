@@ -14,19 +14,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from django.db import connection
-from django.db.models import Aggregate, Count, F, FloatField, Sum
+from django.db.models import Count, F, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from registry.charts import Series
 from registry.models import Alert, ModelPerformance, ModelRuntime, ModelStatus, ModelUsage, Provider, RegisteredModel
 from registry.selectors import Bucket, usage_summary
+from registry.statistics import PERCENTILE_SAMPLE_LIMIT, PercentileCont, percentile
 
 TOP_MODELS: Final = 10
 CHART_MODELS: Final = 5
 RECENTLY_UNAVAILABLE_DAYS: Final = 7
-# On SQLite (the embedded mode) percentiles are computed in Python from at most this many records.
-PERCENTILE_SAMPLE_LIMIT: Final = 50_000
 
 RANGES: Final[dict[str, tuple[timedelta, Bucket]]] = {
     "24h": (timedelta(hours=24), "hour"),
@@ -149,17 +148,6 @@ def usage_overview(*, now: datetime | None = None, hours: int = 24) -> UsageOver
 # --- One model's charts ----------------------------------------------------------------------------
 
 
-class PercentileCont(Aggregate):
-    """PostgreSQL's ordered-set aggregate ``percentile_cont(f) WITHIN GROUP (ORDER BY x)``."""
-
-    function = "percentile_cont"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression: str, fraction: float) -> None:
-        super().__init__(expression, fraction=float(fraction))
-
-
 def _bucket_starts(start: datetime, end: datetime, bucket: Bucket) -> list[datetime]:
     if bucket == "hour":
         return _hours(start, end)
@@ -194,16 +182,7 @@ def _latency_percentiles(
     ]:
         if latency is not None:
             samples[moment].append(latency)
-    return {moment: (_percentile(values, 0.5), _percentile(values, 0.95)) for moment, values in samples.items()}
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    """Linear interpolation between closest ranks, as PostgreSQL's percentile_cont."""
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * fraction
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    return {moment: (percentile(values, 0.5), percentile(values, 0.95)) for moment, values in samples.items()}
 
 
 @dataclass(frozen=True)

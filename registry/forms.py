@@ -83,12 +83,12 @@ class OptionalJSONField(forms.JSONField):
         return super().prepare_value(value)
 
 
-def _messages(detail: Any) -> list[str]:
+def messages_of(detail: Any) -> list[str]:
     """DRF's nested error details as flat sentences."""
     if isinstance(detail, Mapping):
-        return [f"{key}: {text}" for key, item in detail.items() for text in _messages(item)]
+        return [f"{key}: {text}" for key, item in detail.items() for text in messages_of(item)]
     if isinstance(detail, list | tuple):
-        return [text for item in detail for text in _messages(item)]
+        return [text for item in detail for text in messages_of(item)]
     return [str(detail)]
 
 
@@ -126,5 +126,5 @@ class ApiValidatedForm(forms.ModelForm):
         if not serializer.is_valid():
             for name, detail in serializer.errors.items():
                 field = name if name in self.fields and name in cleaned else None
-                self.add_error(field, _messages(detail))
+                self.add_error(field, messages_of(detail))
         return cleaned

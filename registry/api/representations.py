@@ -211,6 +211,11 @@ def _parameters(ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     return found
 
 
+def endpoint_bodies(ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The endpoints of each of the models ``ids`` as model bodies show them, in one query."""
+    return _endpoints(ids, _datetime_in(timezone.get_current_timezone())) if ids else {}
+
+
 def _endpoints(ids: list[int], moment: Moment) -> dict[int, list[dict[str, Any]]]:
     found: dict[int, list[dict[str, Any]]] = {}
     rows = (

@@ -80,6 +80,11 @@ def canonical_query(request: HttpRequest) -> str:
     return urlencode(sorted((name, value) for name in request.GET for value in request.GET.getlist(name)))
 
 
+def body_key(request: HttpRequest) -> str:
+    """A read-only POST's key: a digest of its body as sent (a client sends the same bytes for the same question)."""
+    return hashlib.blake2b(request.body, digest_size=16).hexdigest()
+
+
 def list_key(request: HttpRequest) -> str:
     # A page's next/previous links are absolute: the scheme and the host are part of the body.
     return f"{request.scheme}://{request.get_host()}?{canonical_query(request)}"
@@ -181,15 +186,18 @@ def _headers(response: HttpResponse, etag: str) -> HttpResponse:
     return response
 
 
-def cached_json_response(request: HttpRequest, *, kind: str, key: str, build: Callable[[], bytes]) -> HttpResponse:
+def cached_json_response(
+    request: HttpRequest, *, kind: str, key: str, build: Callable[[], bytes], conditional: bool = True
+) -> HttpResponse:
     """The JSON body of ``kind``/``key`` from the cache (built by ``build`` on a miss), as a response.
 
-    304 when ``If-None-Match`` names the current ETag; gzip when the body was compressed and the
-    client accepts it.
+    304 when ``conditional`` and ``If-None-Match`` names the current ETag; gzip when the body was
+    compressed and the client accepts it. A POST is not ``conditional``: RFC 9110 gives a matching
+    If-None-Match on it no 304.
     """
     # Tells the WSGI front (fast_reads) which read this is, so it can learn the response's headers.
     request.META[CACHED_READ_ENVIRON_KEY] = kind  # META is the WSGI environ itself
-    found = lookup(entry_key(kind, key), request.META.get("HTTP_IF_NONE_MATCH"))
+    found = lookup(entry_key(kind, key), request.META.get("HTTP_IF_NONE_MATCH") if conditional else None)
     metrics.cache_lookup(kind=kind, hit=found.not_modified or found.body is not None)
     if found.not_modified:
         return _headers(HttpResponseNotModified(), found.etag)

@@ -39,7 +39,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/schema", SpectacularAPIView.as_view(**DOCS_VIEW_OPTIONS), name="api-schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema", **DOCS_VIEW_OPTIONS), name="api-docs"),
     re_path(r"^models$", ModelViewSet.as_view({"get": "list", "post": "create"}), name="model-list"),
-    re_path(r"^models/select$", ModelViewSet.as_view({"get": "select"}), name="model-select"),
+    re_path(r"^models/select$", ModelViewSet.as_view({"get": "select", "post": "explain"}), name="model-select"),
     re_path(
         rf"^models/{REF}/capabilities/(?P<capability>[^/]+)$",
         CapabilityViewSet.as_view({"delete": "destroy"}),

@@ -9,11 +9,13 @@ configuration sub-resources) are served through the generation-keyed cache.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
 
 from auditlog.middleware import AuditlogMiddleware
+from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -32,15 +34,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
-from registry import selectors, services
+from registry import selection, selectors, services
 from registry.api import representations
 from registry.api.authentication import PlatformUser
 from registry.api.permissions import ActionRoles
 from registry.api.representations import json_bytes
-from registry.api.responses import cached_json_response, canonical_query, list_key
+from registry.api.responses import body_key, cached_json_response, canonical_query, list_key
 from registry.api.serializers import (
     CapabilitySerializer,
     EndpointSerializer,
+    ExplainedSelectionSerializer,
     ModelListQuerySerializer,
     ModelSelectQuerySerializer,
     ParameterSerializer,
@@ -50,6 +53,7 @@ from registry.api.serializers import (
     PriceSerializer,
     RecordedSerializer,
     RegisteredModelSerializer,
+    SelectionRequestSerializer,
     SelectionSerializer,
     UsageQuerySerializer,
     UsageRecordSerializer,
@@ -93,6 +97,8 @@ class RegistryViewSet(GenericViewSet):
 
     permission_classes = [ActionRoles]
     action_roles: ClassVar[dict[str, Role]] = {}
+    # Actions that write nothing although their method is not safe (a selection query is a POST).
+    read_only_actions: ClassVar[frozenset[str]] = frozenset()
     queryset = RegisteredModel.objects.none()
     # A model's sub-resources are small and returned whole; only the list of models is paginated.
     pagination_class: type[BasePagination] | None = None
@@ -110,8 +116,8 @@ class RegistryViewSet(GenericViewSet):
         # A name with NUL or an unpaired surrogate (%00, %ED%A0%80) cannot exist: say so before the database refuses it.
         if not all(is_storable_text(value) for value in kwargs.values()):
             raise NotFound("No such model.")
-        if request.method in SAFE_METHODS:
-            return  # reads write nothing to audit; skip the signal wiring on the hot path
+        if request.method in SAFE_METHODS or self.action in self.read_only_actions:
+            return  # reads write nothing to audit; skip the signal wiring (and the user's query) on the hot path
         # DRF authenticates here, after auditlog's middleware saw an anonymous request: name the actor now.
         remote_addr = AuditlogMiddleware._get_remote_addr(request)
         user = request.user
@@ -148,9 +154,11 @@ class RegistryViewSet(GenericViewSet):
         """The model of the URL, for writes (no prefetch)."""
         return selectors.model_get(self.model_ref, related=False)
 
-    def cached(self, kind: str, key: str, build: Callable[[], Any]) -> HttpResponse:
+    def cached(self, kind: str, key: str, build: Callable[[], Any], *, conditional: bool = True) -> HttpResponse:
         """A cached read: the stored bytes on a hit; on a miss ``build()``'s JSON-ready data, rendered once."""
-        return cached_json_response(self.request, kind=kind, key=key, build=lambda: json_bytes(build()))
+        return cached_json_response(
+            self.request, kind=kind, key=key, build=lambda: json_bytes(build()), conditional=conditional
+        )
 
     def validated_query(self, serializer_class: type[serializers.Serializer]) -> dict[str, Any]:
         serializer = serializer_class(data=self.request.query_params)
@@ -183,6 +191,11 @@ def _split_model_write(validated: dict[str, Any]) -> tuple[dict[str, Any], dict[
     if endpoints is not None:
         endpoints = [dict(item) for item in endpoints]
     return validated, capabilities, endpoints
+
+
+def ttl_window() -> int:
+    """The number of the cache TTL's window now: a key that names it expires with the window."""
+    return int(time.time() // settings.CACHE_TTL_SECONDS)
 
 
 @extend_schema_view(
@@ -220,10 +233,12 @@ def _split_model_write(validated: dict[str, Any]) -> tuple[dict[str, Any], dict[
 class ModelViewSet(RegistryViewSet):
     serializer_class = RegisteredModelSerializer
     pagination_class = ModelPagination
+    read_only_actions = frozenset({"explain"})
     action_roles = {
         "list": Role.VIEWER,
         "retrieve": Role.VIEWER,
         "select": Role.VIEWER,
+        "explain": Role.VIEWER,
         "create": Role.EDITOR,
         "update": Role.EDITOR,
         "partial_update": Role.EDITOR,
@@ -285,6 +300,33 @@ class ModelViewSet(RegistryViewSet):
             return {"count": len(results), "results": results}
 
         return self.cached("select", canonical_query(request), build)
+
+    @extend_schema(
+        summary="Select models for a task, explained: a ranked chain with fallbacks, and why each other model is out",
+        description=(
+            "A read, though a POST: nothing is written, and the answer is cached like the other reads (by the "
+            "request body, for at most `CACHE_TTL_SECONDS`, and until the next change to a model). `chain` is "
+            "ranked: the first entry is the primary, the rest the fallbacks in order, each with the figures "
+            "that placed it. Every other model is in `excluded` with the first check it failed, in this order: "
+            "exclude list, status, missing capability, score below its minimum, context window, local only, "
+            "price ceiling, p95 latency, error rate, and last `limit` (it met every requirement but ranked "
+            "after the chain). Recent usage is the last 24 hours; a model without recent usage passes the "
+            "latency and error-rate ceilings. Ranking: loaded models first when `prefer_loaded`, then the mean "
+            "score on the requested capabilities, then lower p95 latency, then lower mean price, then name."
+        ),
+        request=SelectionRequestSerializer,
+        responses={200: ExplainedSelectionSerializer, **ERROR_RESPONSES},
+    )
+    def explain(self, request: Request) -> HttpResponse:
+        def build() -> dict[str, Any]:
+            validated = self.validated_body(SelectionRequestSerializer(data=request.data))
+            return selection.select_explained(selection.SelectionRequest.from_validated(validated))
+
+        # Keyed by the body as sent: a key is stored only once its body has validated, and a hit
+        # neither parses nor validates it again. Recent usage moves without changing the generation,
+        # so the key also names the TTL window it was built in: a figure is never older than the TTL.
+        key = f"{body_key(request)}:{ttl_window()}"
+        return self.cached("explain", key, build, conditional=False)
 
     def create(self, request: Request) -> Response:
         validated = dict(self.validated_body(RegisteredModelSerializer(data=request.data)))

@@ -93,6 +93,13 @@ def populated() -> dict[str, int]:
 CASES: list[tuple[str, str, str, Any, int]] = [
     ("get", "/models", "/models", None, 200),
     ("get", "/models/select", "/models/select?capability=code", None, 200),
+    (
+        "post",
+        "/models/select",
+        "/models/select",
+        {"capabilities": {"code": 0.5}, "max_cost_per_mtok": {"input": 5}, "limit": 1},
+        200,
+    ),
     ("get", "/models/{ref}", f"/models/{REF}", None, 200),
     ("patch", "/models/{ref}", f"/models/{REF}", {"description": "new"}, 200),
     ("get", "/models/{ref}/capabilities", f"/models/{REF}/capabilities", None, 200),

@@ -1,0 +1,97 @@
+"""An operator asks the console why a model is not chosen, in Chromium on a laptop screen."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, Permission
+from playwright.sync_api import expect
+
+from registry.models import Provider
+from registry.roles import Role, permissions_for
+from tests.console.conftest import LAPTOP, Console
+from tests.factories import ModelCapabilityFactory, ModelUsageFactory, RegisteredModelFactory, UserFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def viewer(transactional_db: None) -> Any:
+    group, _ = Group.objects.get_or_create(name=Role.VIEWER.group_name)
+    wanted = set(permissions_for(Role.VIEWER))
+    group.permissions.set(
+        [
+            perm
+            for perm in Permission.objects.select_related("content_type")
+            if f"{perm.content_type.app_label}.{perm.codename}" in wanted
+        ]
+    )
+    user = UserFactory(username="viewer-op", is_staff=True)
+    user.groups.add(group)
+    return user
+
+
+def test_an_operator_finds_why_a_model_is_not_in_the_chain(console: Console, viewer: Any) -> None:
+    for name, score, fields in (
+        ("qwen2.5-coder:32b", 0.88, {"context_window": 32768}),
+        ("deepseek-coder-v2:16b", 0.8, {"context_window": 163840}),
+        ("llama3.1:8b", 0.55, {"context_window": 131072}),
+        (
+            "gpt-4o",
+            0.93,
+            {
+                "provider": Provider.OPENAI,
+                "context_window": 128000,
+                "input_cost_per_mtok": Decimal("2.5"),
+                "output_cost_per_mtok": Decimal("10"),
+            },
+        ),
+        ("codellama:70b", 0.85, {"context_window": 16384}),
+    ):
+        model = RegisteredModelFactory(name=name, **fields)
+        ModelCapabilityFactory(model=model, capability="code", capability_score=score)
+        if name == "deepseek-coder-v2:16b":
+            for _ in range(5):
+                ModelUsageFactory(model=model, average_latency=4.0, request_count=10)
+
+    console.login("viewer-op")
+    page = console.page
+    page.get_by_role("link", name="Try a selection").click()
+    console.remember()
+    page.fill("#id_capabilities", "code=0.7")
+    page.fill("#id_min_context", "32000")
+    page.fill("#id_max_input_cost", "1")
+    page.fill("#id_max_latency_p95", "2")
+    page.fill("#id_limit", "3")
+    page.click("#selection-form input[type=submit]")
+    console.remember()
+
+    chain = page.locator("#selection-chain tbody tr")
+    expect(chain).to_have_count(1)
+    expect(chain.first).to_contain_text("qwen2.5-coder:32b")
+    expect(chain.first).to_contain_text("primary")
+    excluded = page.locator("#selection-excluded tbody tr")
+    expect(excluded).to_have_count(4)
+    expect(page.locator("#selection-excluded tr", has_text="gpt-4o")).to_contain_text(
+        "Input price 2.5 is above 1 per million tokens."
+    )
+    expect(page.locator("#selection-excluded tr", has_text="deepseek-coder-v2:16b")).to_contain_text(
+        "p95 latency 4 s is above 2 s."
+    )
+    expect(page.locator("#selection-excluded tr", has_text="codellama:70b")).to_contain_text(
+        "Context window 16384 is below 32000 tokens."
+    )
+    expect(page.locator("#selection-excluded tr", has_text="llama3.1:8b")).to_contain_text("score 0.55 is below 0.7")
+    assert console.page_width() <= LAPTOP["width"]
+    console.screenshot("selection")
+
+    # The answer is a link an operator can share: the same question opens the same answer.
+    console.open(page.url.removeprefix(console.base_url))
+    expect(page.locator("#selection-chain tbody tr")).to_have_count(1)
+
+    page.fill("#id_capabilities", "code")
+    page.click("#selection-form input[type=submit]")
+    console.remember()
+    expect(page.locator(".field-capabilities .errorlist")).to_contain_text("needs a minimum score")
