@@ -178,6 +178,15 @@ def runtime_summary(rows: Iterable[RuntimeRow]) -> dict[str, Any] | None:
     rows = list(rows)
     if not rows:
         return None
+    if len(rows) == 1:  # one host, most models: no choosing to do
+        (is_loaded, size_vram, context_length, expires_at, checked_at) = rows[0]
+        return {
+            "loaded": is_loaded,
+            "size_vram": size_vram if is_loaded else None,
+            "context_length": context_length if is_loaded else None,
+            "expires_at": expires_at if is_loaded else None,
+            "checked_at": checked_at,
+        }
     loaded = [row for row in rows if row[0]]
     # max() keeps the first of equals: rows come ordered by source id, so the choice is stable.
     best = (
@@ -217,8 +226,8 @@ def runtimes_of(ids: list[int]) -> dict[int, dict[str, Any]]:
         .order_by("model_id", "source_id")
         .values_list("model_id", *_RUNTIME_COLUMNS)
     )
-    for model_id, *row in rows:
-        by_model.setdefault(model_id, []).append(tuple(row))
+    for row in rows:
+        by_model.setdefault(row[0], []).append(row[1:])
     return {model_id: summary for model_id, found in by_model.items() if (summary := runtime_summary(found))}
 
 
