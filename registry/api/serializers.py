@@ -89,6 +89,9 @@ NONBLANK_TEXT_PATTERN = f"^{_TEXT_CHAR}*{_SOLID_CHAR}{_TEXT_CHAR}*$"
 # Printable text (validate_printable: no control character) that says something.
 _PRINTABLE_CHAR = "[^\x00-\x1f\x7f-\x9f]"
 VISIBLE_TEXT_PATTERN = f"^{_PRINTABLE_CHAR}*{_SOLID_CHAR}{_PRINTABLE_CHAR}*$"
+# A label: starts and ends with a visible character, no control or format character anywhere.
+_PLAIN_CHAR = f"[^{_excluded_class()}]"
+LABEL_PATTERN = f"^{_SOLID_CHAR}(?:{_PLAIN_CHAR}*{_SOLID_CHAR})?$"
 # A model name as a regular expression: what validate_model_name accepts, stated in the schema.
 MODEL_NAME_PATTERN = (
     r"^(?![0-9]+$)(?!select$)(?!/)(?!.*/$)(?!.*//)"
@@ -127,7 +130,7 @@ def validate_model_name(value: str) -> None:
         raise serializers.ValidationError(
             f"A segment after '/' may not be one of {', '.join(SUB_RESOURCES)}: the API's paths use these words."
         )
-    if not MODEL_NAME.match(value):
+    if not MODEL_NAME.fullmatch(value):
         raise serializers.ValidationError("Names may not contain control or format characters.")
 
 
@@ -309,7 +312,7 @@ class HeaderMapField(serializers.Field):
             raise serializers.ValidationError(f"At most {MAX_HEADERS} headers.")
         errors: dict[str, str] = {}
         for name, value in data.items():
-            if not HEADER_NAME.match(name):
+            if not HEADER_NAME.fullmatch(name):
                 errors[name] = "Not a valid header name (letters, digits and !#$%&'*+.^_`|~- only)."
             elif value is None and self.allow_null_values:
                 continue
@@ -372,7 +375,7 @@ class CapabilityMapField(serializers.Field):
             self.fail("invalid")
         errors: dict[str, str] = {}
         for name, score in data.items():
-            if len(name) > 50 or not CAPABILITY_NAME.match(name):
+            if len(name) > 50 or not CAPABILITY_NAME.fullmatch(name):
                 errors[name] = "Capability names are lower-case slugs of at most 50 characters."
             elif isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
                 errors[name] = "Scores are numbers."
@@ -519,7 +522,7 @@ class ParameterSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         read_only_fields = ["set_by"]
 
     def validate_parameter_name(self, value: str) -> str:
-        if not PARAMETER_NAME.match(value):
+        if not PARAMETER_NAME.fullmatch(value):
             raise serializers.ValidationError("Letters, digits and '_', '.', ':', '-' only, starting with a letter.")
         return value
 
@@ -543,7 +546,8 @@ class ParameterSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         for bound in ("min_value", "max_value"):
             value = attrs.get(bound)
             if value is not None and json_type(value) != json_type(default):
-                errors[bound] = [f"Must be a {json_type(default)}, like default_value."]
+                kind = json_type(default)
+                errors[bound] = [f"Must be {'an' if kind[0] in 'aeiou' else 'a'} {kind}, like default_value."]
         if errors:
             raise serializers.ValidationError(errors)
         if json_type(default) == "number":
@@ -589,7 +593,7 @@ class CapabilitySerializer(StrictSerializerMixin, serializers.ModelSerializer):
         read_only_fields = ["set_by"]
 
     def validate_capability(self, value: str) -> str:
-        if not CAPABILITY_NAME.match(value):
+        if not CAPABILITY_NAME.fullmatch(value):
             raise serializers.ValidationError("Capability names are lower-case slugs (a-z, 0-9, '-', '_').")
         return value
 
@@ -783,20 +787,60 @@ class RecordedSerializer(serializers.Serializer):
 # --- Query parameters ------------------------------------------------------------------------------
 
 
+EMPTY_PARAMETER = "May not be empty; leave the parameter out instead."
+REPEATED_PARAMETER = "Give this parameter once (it takes one value)."
+
+
 class QuerySerializer(serializers.Serializer):
-    """Query parameters: an empty value (``?status=``) is refused, not read as absent, as the schema says."""
+    """Query parameters as the schema states them, each refused with a 400 naming it rather than guessed at.
+
+    An empty value (``?status=``) is not read as absent, and a parameter that takes one value given
+    twice (``?offset=1&offset=2``) is not read as its last one: the caller meant something, and
+    reading it as something else would answer another question. Only list parameters repeat.
+    """
 
     def to_internal_value(self, data: Any) -> Any:
         getlist = getattr(data, "getlist", None)
         if getlist is not None:
-            empty: dict[str, list[str]] = {
-                str(name): ["May not be empty; leave the parameter out instead."]
-                for name in self.fields
-                if name in data and any(value == "" for value in getlist(name))
-            }
-            if empty:
-                raise serializers.ValidationError(empty)
+            errors: dict[str, list[str]] = {}
+            for name, field in self.fields.items():
+                values = getlist(name) if name in data else []
+                if any(value == "" for value in values):
+                    errors[str(name)] = [EMPTY_PARAMETER]
+                elif len(values) > 1 and not isinstance(field, serializers.ListField):
+                    errors[str(name)] = [REPEATED_PARAMETER]
+            if errors:
+                raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
+
+
+class PatternTextField(serializers.CharField):
+    """Text that matches ``pattern``, the one the schema states, as received and whole.
+
+    Checked before DRF trims it (Python counts some control characters, ``\\x1c`` to ``\\x1f``, as
+    whitespace and would trim them away) and with ``fullmatch`` (``re.search``'s ``$`` would let a
+    trailing newline through): the schema and the service then refuse the same values.
+    """
+
+    def __init__(self, *, pattern: str, message: str, **kwargs: Any) -> None:
+        self.whole = re.compile(pattern)
+        self.message = message
+        kwargs["validators"] = [*kwargs.get("validators", []), RegexValidator(pattern, message)]
+        super().__init__(**kwargs)
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        if isinstance(data, str) and data and not self.whole.fullmatch(data):
+            raise serializers.ValidationError(self.message)
+        return super().run_validation(data)
+
+
+class QueryTextField(PatternTextField):
+    """Search or filter text in a query: printable (no control character) and holding a visible character."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            pattern=VISIBLE_TEXT_PATTERN, message="No control characters, and at least one visible character.", **kwargs
+        )
 
 
 class ModelListQuerySerializer(QuerySerializer):
@@ -810,7 +854,7 @@ class ModelListQuerySerializer(QuerySerializer):
         required=False, max_length=50, validators=[RegexValidator(CAPABILITY_NAME.pattern, "Not a capability name.")]
     )
     min_score = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, default=0.0)
-    search = serializers.CharField(required=False, max_length=200)
+    search = QueryTextField(required=False, max_length=200)
     ordering = serializers.ChoiceField(choices=ORDERINGS, required=False, default="name")
     limit = serializers.IntegerField(required=False, min_value=1, max_value=500, help_text="Page size (default 50).")
     offset = serializers.IntegerField(required=False, min_value=0, max_value=INT32_MAX)
@@ -830,7 +874,7 @@ class ModelSelectQuerySerializer(QuerySerializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=100, default=10)
 
     def validate_capability(self, value: list[str]) -> list[str]:
-        bad = [name for name in value if not CAPABILITY_NAME.match(name)]
+        bad = [name for name in value if not CAPABILITY_NAME.fullmatch(name)]
         if bad:
             raise serializers.ValidationError(f"Not capability names: {', '.join(bad)}.")
         return value
@@ -891,8 +935,8 @@ class UsageQuerySerializer(TimeRangeQuerySerializer):
 
 
 class PerformanceQuerySerializer(TimeRangeQuerySerializer):
-    metric_name = serializers.CharField(required=False, max_length=100)
-    task_category = serializers.CharField(required=False, max_length=100)
+    metric_name = QueryTextField(required=False, max_length=100)
+    task_category = QueryTextField(required=False, max_length=100)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
 
 

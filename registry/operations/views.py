@@ -21,10 +21,10 @@ from django.views.decorators.http import require_GET
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import LimitOffsetPagination
 
 from registry import metrics
 from registry.api.authentication import BROWSER_AUTHENTICATION
+from registry.api.pagination import StrictLimitOffsetPagination
 from registry.api.permissions import IsAdmin
 from registry.operations.health import health_report
 from registry.operations.selectors import audit_entries, audit_object_types
@@ -108,7 +108,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
-class AuditPagination(LimitOffsetPagination):
+class AuditPagination(StrictLimitOffsetPagination):
     default_limit = 50
     max_limit = 500
 

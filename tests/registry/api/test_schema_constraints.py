@@ -112,3 +112,50 @@ def test_prices_with_more_decimals_than_stored_are_rounded_not_refused(
 def test_every_operation_documents_the_size_refusals(openapi: dict[str, Any]) -> None:
     for path, method, operation in operations(openapi):
         assert {"414", "431"} <= set(operation["responses"]), (path, method)
+
+
+@pytest.mark.parametrize(("price", "accepted"), [(999999.9999994, True), (999999.9999995, False), (999999.99999999, False)])
+def test_the_schemas_price_bound_is_the_one_the_rounding_service_applies(
+    openapi: dict[str, Any], api_client_for: Callable[[str], APIClient], price: float, accepted: bool
+) -> None:
+    """Found by make fuzz: 999999.9999999 was below the schema's bound (10**6) but rounds to 1000000.000000."""
+    schema = openapi["components"]["schemas"]["RegisteredModelRequest"]["properties"]["output_cost_per_mtok"]
+    body = {"name": "m", "display_name": "M", "provider": "openai", "model_type": "chat", "output_cost_per_mtok": price}
+
+    response = api_client_for("editor").post("/models", body, format="json")
+
+    assert (price < schema["exclusiveMaximum"]) is accepted
+    assert response.status_code == (201 if accepted else 400), response.content
+    if accepted:
+        assert response.json()["output_cost_per_mtok"] == 999999.999999
+
+
+def test_a_batch_of_records_states_its_bounds(openapi: dict[str, Any]) -> None:
+    for name in ("UsageRecordsRequest", "PerformanceRecordsRequest"):
+        array = next(b for b in openapi["components"]["schemas"][name]["oneOf"] if b.get("type") == "array")
+        assert (array["minItems"], array["maxItems"]) == (1, 1000), name
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "words"),
+    [
+        ("/models/{ref}/usage", "get", ["`from` must be before `to`", "93 days", "400 naming `from`"]),
+        ("/models/{ref}/performance", "get", ["`from` must be before `to`", "400 naming `from`"]),
+        ("/models/{ref}/parameters", "post", ["`default_value`'s JSON type", "400 naming the bound"]),
+        ("/models/{ref}", "put", ["must be one of this model's", "400 naming `endpoints`"]),
+        ("/models/{ref}", "patch", ["must be one of this model's", "400 naming `endpoints`"]),
+    ],
+)
+def test_rules_across_fields_are_stated_in_the_operations_description(
+    openapi: dict[str, Any], path: str, method: str, words: list[str]
+) -> None:
+    description = openapi["paths"][path][method]["description"]
+    assert all(word in description for word in words), description
+
+
+def test_a_parameters_bound_of_another_type_is_a_400_naming_it(api_client_for: Callable[[str], APIClient]) -> None:
+    model = RegisteredModelFactory()
+    body = {"parameter_name": "stop", "default_value": ["\n"], "min_value": {}}
+    response = api_client_for("editor").post(f"/models/{model.pk}/parameters", body, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"min_value": ["Must be an array, like default_value."]}
