@@ -273,13 +273,19 @@ def price_per_mtok_field(**kwargs: Any) -> RoundedDecimalField:
 
 
 class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer that fits the database's 32-bit columns."""
+    """A JSON integer that fits the database's 32-bit columns: no strings, no booleans, no fractions.
+
+    An integral number written with a fraction (``600.0``) is an integer, as JSON Schema counts
+    them (and as the schema's ``type: integer`` then promises).
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_value", INT32_MAX)
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, float) and data.is_integer():
+            data = int(data)
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid")
         return super().to_internal_value(data)

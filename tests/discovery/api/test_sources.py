@@ -131,8 +131,21 @@ def test_a_name_another_source_has_is_a_409_naming_it_and_documented(
 
     assert response.status_code == 409
     assert response.json() == {"name": ["A source named 'openai' already exists."]}
-    assert_matches_schema(openapi, method, "/sources" if method == "post" else "/sources/{source_id}", 409, response.json())
+    assert_matches_schema(
+        openapi, method, "/sources" if method == "post" else "/sources/{source_id}", 409, response.json()
+    )
     assert sorted(ProviderSource.objects.values_list("name", flat=True)) == ["ollama", "openai"]
+
+
+def test_an_integral_interval_written_with_a_fraction_is_an_integer_as_json_schema_counts(admin: APIClient) -> None:
+    """Found by make fuzz: 600.0 is `type: integer` in JSON Schema, and was refused."""
+    body = {"name": "new", "kind": "ollama", "base_url": "http://ollama:11434"}
+    assert admin.post("/sources", {**body, "interval_seconds": 600.5}, format="json").status_code == 400
+
+    response = admin.post("/sources", {**body, "interval_seconds": 600.0}, format="json")
+
+    assert response.status_code == 201, response.content
+    assert ProviderSource.objects.get(name="new").interval_seconds == 600
 
 
 def test_changing_the_interval_moves_the_schedule(
