@@ -115,6 +115,8 @@ class AuditPagination(StrictLimitOffsetPagination):
 
 @extend_schema(
     summary="The audit log (admins)",
+    description="Newest first; secrets appear only as `********`. When both are given, `since` must be "
+    "before `until`: otherwise a 400 naming `until`.",
     parameters=[AuditQuerySerializer],
     responses={
         200: AuditEntrySerializer(many=True),

@@ -83,7 +83,13 @@ def test_a_list_parameter_may_repeat(api_client_for: Callable[[str], APIClient])
 
 @pytest.mark.parametrize(
     ("query", "parameter"),
-    [("limit=AAA", "limit"), ("limit=0", "limit"), ("limit=501", "limit"), ("offset=-1", "offset"), ("limit=", "limit")],
+    [
+        ("limit=AAA", "limit"),
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("offset=-1", "offset"),
+        ("limit=", "limit"),
+    ],
 )
 def test_the_audit_logs_page_parameters_are_checked_not_read_as_the_default(
     api_client_for: Callable[[str], APIClient], query: str, parameter: str

@@ -114,7 +114,9 @@ def test_every_operation_documents_the_size_refusals(openapi: dict[str, Any]) ->
         assert {"414", "431"} <= set(operation["responses"]), (path, method)
 
 
-@pytest.mark.parametrize(("price", "accepted"), [(999999.9999994, True), (999999.9999995, False), (999999.99999999, False)])
+@pytest.mark.parametrize(
+    ("price", "accepted"), [(999999.9999994, True), (999999.9999995, False), (999999.99999999, False)]
+)
 def test_the_schemas_price_bound_is_the_one_the_rounding_service_applies(
     openapi: dict[str, Any], api_client_for: Callable[[str], APIClient], price: float, accepted: bool
 ) -> None:

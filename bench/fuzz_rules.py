@@ -1,0 +1,123 @@
+"""Rules across fields or parameters that the schema's operation descriptions state and JSON Schema cannot.
+
+Decided from a request alone, independently of the service: ``documented_rule_broken`` says whether
+a 400 is what an operation's description promises for that request (registry/api/views.py:
+ENDPOINTS_RULE, PARAMETER_BOUNDS_RULE, USAGE_RANGE_RULE, PERFORMANCE_RANGE_RULE; the audit log's
+``since`` before ``until``, registry/operations/views.py). bench/fuzz_hooks.py
+uses it; tests/registry/api/test_fuzz.py checks it against the service. No Django, no schemathesis.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+# UsageQuerySerializer's defaults and limits, as USAGE_RANGE_RULE states them.
+USAGE_DEFAULT_SPAN = {"hour": timedelta(hours=24), "day": timedelta(days=30)}
+USAGE_MAX_RANGE = {"hour": timedelta(days=93), "day": timedelta(days=3660)}
+
+
+def _moment(value: Any) -> datetime | None:
+    """A query's date-time as the service reads it (no offset: UTC); None if it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _usage_range_broken(case: Any, named: set[str]) -> bool:
+    if not named <= {"from", "to"}:
+        return False
+    query = case.query or {}
+    bucket = query.get("bucket", "hour")
+    if bucket not in USAGE_MAX_RANGE:
+        return False
+    start, end = _moment(query.get("from")), _moment(query.get("to"))
+    if ("from" in query and start is None) or ("to" in query and end is None):
+        return False
+    end = end or datetime.now(UTC)
+    if start is None:
+        try:
+            start = end - USAGE_DEFAULT_SPAN[bucket]
+        except OverflowError:
+            return True  # "too early to have a default 'from'"
+    # A request sent a moment after this check could cross a limit this check did not: a second of slack.
+    return start >= end or end - start > USAGE_MAX_RANGE[bucket] - timedelta(seconds=1)
+
+
+def _performance_range_broken(case: Any, named: set[str]) -> bool:
+    query = case.query or {}
+    start, end = _moment(query.get("from")), _moment(query.get("to"))
+    return named == {"from"} and start is not None and end is not None and start >= end
+
+
+def _audit_range_broken(case: Any, named: set[str]) -> bool:
+    query = case.query or {}
+    since, until = _moment(query.get("since")), _moment(query.get("until"))
+    return named == {"until"} and since is not None and until is not None and since >= until
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object" if isinstance(value, dict) else "null"
+
+
+def _parameter_bounds_broken(case: Any, named: set[str]) -> bool:
+    body = case.body if isinstance(case.body, dict) else {}
+    if not named or not named <= {"min_value", "max_value", "default_value"} or "default_value" not in body:
+        return False
+    default = body["default_value"]
+    low, high = body.get("min_value"), body.get("max_value")
+    if any(bound is not None and _json_type(bound) != _json_type(default) for bound in (low, high)):
+        return True
+    if _json_type(default) != "number" or not all(math.isfinite(v) for v in (default, low or 0, high or 0)):
+        return False
+    return (
+        (low is not None and high is not None and low > high)
+        or (low is not None and default < low)
+        or (high is not None and default > high)
+    )
+
+
+def _endpoint_ids_broken(case: Any, named: set[str], body: Any) -> bool:
+    """An endpoint id the model does not have: only the service knows the model's ids, so the 400 must
+    name one of the ids the request sent, and nothing else."""
+    endpoints = case.body.get("endpoints") if isinstance(case.body, dict) else None
+    if named != {"endpoints"} or not isinstance(endpoints, list):
+        return False
+    sent = {item["id"] for item in endpoints if isinstance(item, dict) and item.get("id") is not None}
+    messages = body.get("endpoints") if isinstance(body.get("endpoints"), list) else []
+    return bool(messages) and all(
+        isinstance(message, str) and any(message == f"Endpoint {id_} is not an endpoint of this model." for id_ in sent)
+        for message in messages
+    )
+
+
+RULES: dict[tuple[str, str], Callable[[Any, set[str], Any], bool]] = {
+    ("GET", "/models/{ref}/usage"): lambda case, named, body: _usage_range_broken(case, named),
+    ("GET", "/models/{ref}/performance"): lambda case, named, body: _performance_range_broken(case, named),
+    ("GET", "/audit"): lambda case, named, body: _audit_range_broken(case, named),
+    ("POST", "/models/{ref}/parameters"): lambda case, named, body: _parameter_bounds_broken(case, named),
+    ("PUT", "/models/{ref}"): _endpoint_ids_broken,
+    ("PATCH", "/models/{ref}"): _endpoint_ids_broken,
+}
+
+
+def documented_rule_broken(method: str, path: str, case: Any, status_code: int, body: Any) -> bool:
+    """Whether a 400 is the documented answer to a request that breaks its operation's cross-field rule."""
+    rule = RULES.get((method.upper(), path))
+    if rule is None or status_code != 400 or not isinstance(body, dict):
+        return False
+    return rule(case, set(body), body)
