@@ -99,8 +99,10 @@ MODEL_NAME_PATTERN = (
     f"[^{_excluded_class(_WHITESPACE + '?#')}\\\\]+$"
 )
 MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
+# A TCP port, 0 to 65535 (leading zeros allowed, as urlsplit reads them).
+_PORT = r"(?:[0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 # http(s), a host name or IPv4 address, a port, then printable ASCII: the URLs the service calls.
-URL_PATTERN = r"^https?://[A-Za-z0-9._~-]+(?::[0-9]{1,5})?(?:[/?#][!-~]*)?$"
+URL_PATTERN = rf"^https?://[A-Za-z0-9._~-]+(?::{_PORT})?(?:[/?#][!-~]*)?$"
 MAX_HEADERS = 50
 MAX_HEADER_VALUE = 8192
 MAX_JSON_BYTES = 16 * 1024
@@ -177,6 +179,9 @@ def not_in_future(value: Any) -> None:
         raise serializers.ValidationError("May not be more than 5 minutes in the future.")
 
 
+UNSTORABLE_TEXT = "Text may not contain NUL characters or unpaired surrogates."
+
+
 def is_storable_text(value: Any) -> bool:
     """False when ``value`` holds a string no database column takes: NUL, or an unpaired surrogate.
 
@@ -207,7 +212,7 @@ class StrictSerializerMixin:
             errors = {name: ["Unknown field."] for name in sorted(set(data) - set(known))}
             for name, value in data.items():
                 if name not in errors and not is_storable_text(value):
-                    errors[name] = ["Text may not contain NUL characters or unpaired surrogates."]
+                    errors[name] = [UNSTORABLE_TEXT]
                 elif (
                     name not in errors
                     and isinstance(known.get(name), serializers.CharField)
@@ -352,7 +357,12 @@ class SecretHeaderMapField(HeaderMapField):
 
 
 @extend_schema_field(
-    {"type": "object", "additionalProperties": {}, "description": "Facts the provider reported; a JSON object."}
+    {
+        "type": "object",
+        "additionalProperties": {},
+        "description": "Facts the provider reported; a JSON object (at most 16 KiB). Text in it, keys included, "
+        "may not contain NUL characters or unpaired surrogates (the database stores neither): a 400 naming the field.",
+    }
 )
 class JSONObjectField(serializers.JSONField):
     """A JSON object (of at most 16 KiB; ``validate_details`` checks)."""
@@ -517,7 +527,10 @@ class ParameterSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     """A tunable parameter; added or updated by ``parameter_name``."""
 
     parameter_name = serializers.CharField(max_length=100, validators=[RegexValidator(PARAMETER_NAME.pattern)])
-    default_value = serializers.JSONField(help_text="Any JSON value but null.")
+    default_value = serializers.JSONField(
+        help_text="Any JSON value but null. Text in it, and in the bounds, may not contain NUL characters or "
+        "unpaired surrogates (the database stores neither): a 400 naming the field."
+    )
     min_value = serializers.JSONField(required=False, allow_null=True)
     max_value = serializers.JSONField(required=False, allow_null=True)
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=10_000)

@@ -96,6 +96,11 @@ USAGE_RANGE_RULE = (
     "buckets: otherwise a 400 naming `from` (or `to`, when it is too early to have a default `from`)."
 )
 PERFORMANCE_RANGE_RULE = "When both are given, `from` must be before `to`: otherwise a 400 naming `from`."
+RECORDS_RULE = (
+    "All or nothing: any invalid record refuses the batch, with a 400 naming each invalid record's index and "
+    "fields (one record: its fields). A record's `timestamp` may not be more than 5 minutes in the future "
+    "(by the registry's clock)."
+)
 
 
 class Conflict(APIException):
@@ -554,6 +559,7 @@ def _records_request(serializer_class: Any, name: str) -> PolymorphicProxySerial
 @extend_schema_view(
     create=extend_schema(
         summary="Record usage: one record or a list of up to 1,000 (all or nothing)",
+        description=RECORDS_RULE,
         parameters=[REF_PARAMETER],
         request=_records_request(UsageRecordSerializer, "UsageRecords"),
         responses={201: RecordedSerializer, **ERROR_RESPONSES},
@@ -594,6 +600,7 @@ class UsageViewSet(RegistryViewSet):
 @extend_schema_view(
     create=extend_schema(
         summary="Record performance: one record or a list of up to 1,000 (all or nothing)",
+        description=RECORDS_RULE,
         parameters=[REF_PARAMETER],
         request=_records_request(PerformanceRecordSerializer, "PerformanceRecords"),
         responses={201: RecordedSerializer, **ERROR_RESPONSES},

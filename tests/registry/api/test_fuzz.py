@@ -86,6 +86,19 @@ def _fuzz_rules() -> Any:
         ("PATCH", "/models/{ref}", {}, {"endpoints": [{"id": None, "endpoint_type": "fax"}]}, False),
         ("GET", "/audit", {"since": "2000-01-01T00:00:00Z", "until": "2000-01-01T00:00:00Z"}, None, True),
         ("GET", "/audit", {"since": "2000-01-01T00:00:00Z", "until": "2001-01-01T00:00:00Z"}, None, False),
+        ("POST", "/models/{ref}/usage", {}, {"timestamp": "2999-01-01T00:00:00Z"}, True),
+        ("POST", "/models/{ref}/usage", {}, [{}, {"timestamp": "2999-01-01T00:00:00-13:27"}], True),
+        ("POST", "/models/{ref}/usage", {}, [{"timestamp": "2999-01-01T00:00:00Z"}, {"request_count": -1}], False),
+        (
+            "POST",
+            "/models/{ref}/performance",
+            {},
+            {"metric_name": "x", "metric_value": 1, "timestamp": "2999-01-01"},
+            True,
+        ),
+        ("POST", "/models", {}, {"details": {"a": {"\x00": 1}}}, True),
+        ("POST", "/models", {}, {"details": {"a": "\x00"}, "colour": 1}, False),
+        ("POST", "/models/{ref}/parameters", {}, {"parameter_name": "p", "default_value": ["\x00"]}, True),
     ],
 )
 def test_make_fuzz_drops_only_the_documented_400_of_a_request_breaking_a_cross_field_rule(
@@ -98,8 +111,9 @@ def test_make_fuzz_drops_only_the_documented_400_of_a_request_breaking_a_cross_f
 ) -> None:
     """The hook's rules, from the request alone, agree with what the service answers that request."""
     model = RegisteredModelFactory(name="m", provider="ollama", model_type="chat", display_name="M")
-    if method == "PUT":
-        body = {"name": "m", "display_name": "M", "provider": "ollama", "model_type": "chat", **body}
+    if method == "PUT" or template == "/models":
+        name = "m" if method == "PUT" else "n"
+        body = {"name": name, "display_name": "M", "provider": "ollama", "model_type": "chat", **body}
     client = api_client_for("admin")
     path = template.replace("{ref}", str(model.pk))
     if method == "GET":

@@ -161,3 +161,19 @@ def test_a_parameters_bound_of_another_type_is_a_400_naming_it(api_client_for: C
     response = api_client_for("editor").post(f"/models/{model.pk}/parameters", body, format="json")
     assert response.status_code == 400
     assert response.json() == {"min_value": ["Must be an array, like default_value."]}
+
+
+@pytest.mark.parametrize("port", ["0", "0816", "65535", "65536", "99999", "70000"])
+def test_the_schemas_url_pattern_states_the_port_range_the_service_checks(
+    openapi: dict[str, Any], api_client_for: Callable[[str], APIClient], port: str
+) -> None:
+    """Found by make fuzz: https://r:85536 matched the schema's pattern and was refused as "Not a valid URL"."""
+    pattern = openapi["components"]["schemas"]["EndpointRequest"]["properties"]["endpoint_url"]["pattern"]
+    url = f"https://gpu-1:{port}/v1"
+    model = RegisteredModelFactory()
+
+    response = api_client_for("editor").post(
+        f"/models/{model.pk}/endpoints", {"endpoint_type": "rest", "endpoint_url": url}, format="json"
+    )
+
+    assert (response.status_code == 201) == bool(re.search(pattern, url)) == (int(port) <= 65535), response.content
