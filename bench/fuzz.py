@@ -24,6 +24,23 @@ from live_server import ROOT, live_server, schema_file
 
 LOG_DIR = Path(os.environ.get("FUZZ_LOG_DIR", tempfile.gettempdir()))
 HOOKS = Path(__file__).resolve().parent / "fuzz_hooks.py"
+# Half of the generated model refs name a model the server has (live_server seeds ids 1 to 20), so the
+# operations on a model's sub-resources are exercised, not only their 404. Deletes get models of their
+# own (15-20), so that the other operations keep finding theirs.
+CONFIG = """
+[dictionaries.models]
+values = [{kept}]
+
+[dictionaries.doomed]
+values = [{doomed}]
+
+[parameters]
+"path.ref" = {{ dictionary = "models", probability = 0.5 }}
+
+[[operations]]
+include-name = "DELETE /models/{{ref}}"
+parameters = {{ "path.ref" = {{ dictionary = "doomed", probability = 0.5 }} }}
+""".format(kept=", ".join(f'"{n}"' for n in range(1, 15)), doomed=", ".join(f'"{n}"' for n in range(15, 21)))
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "100"))
 ROLES = os.environ.get("FUZZ_ROLES", "admin,viewer").split(",")
 
@@ -32,9 +49,13 @@ def main() -> int:
     failed = False
     with live_server() as server, tempfile.TemporaryDirectory() as tmp:
         schema = schema_file(server.env, Path(tmp) / "schema.json")
+        config = Path(tmp) / "schemathesis.toml"
+        config.write_text(CONFIG)
         for role in ROLES:
             command = [
                 str(Path(sys.executable).parent / "schemathesis"),
+                "--config-file",
+                str(config),
                 "run",
                 str(schema),
                 "--url",

@@ -110,6 +110,7 @@ def _endpoint_ids_broken(case: Any, named: set[str], body: Any) -> bool:
 UNSTORABLE_TEXT = "Text may not contain NUL characters or unpaired surrogates."
 IN_THE_FUTURE = "May not be more than 5 minutes in the future."
 MAX_FUTURE = timedelta(minutes=5)
+INT32_MAX = 2**31 - 1
 
 
 def _unstorable(value: Any) -> bool:
@@ -144,6 +145,22 @@ def _record_errors(sent: Any, answer: dict[str, Any]) -> list[tuple[Any, str, An
     return None
 
 
+def _tokens_rule_broken(record: dict[str, Any], messages: Any) -> bool:
+    """A usage record's token_count that is not input_tokens + output_tokens, or a sum past INT32_MAX."""
+    parts = [record.get("input_tokens"), record.get("output_tokens")]
+    if all(part is None for part in parts) or not all(part is None or isinstance(part, int) for part in parts):
+        return False
+    total = sum(part or 0 for part in parts)
+    if total > INT32_MAX:
+        return messages == [f"input_tokens + output_tokens exceeds {INT32_MAX}."]
+    given = record.get("token_count")
+    return (
+        given is not None
+        and given != total
+        and messages == [f"Must be input_tokens + output_tokens ({total}) when they are given."]
+    )
+
+
 def _field_rule_broken(case: Any, answer: dict[str, Any]) -> bool:
     """Every field the 400 names holds unstorable text (in nested JSON, which no pattern can reach: details,
     a parameter's values), or is a record's timestamp more than 5 minutes ahead, and says so."""
@@ -155,6 +172,12 @@ def _field_rule_broken(case: Any, answer: dict[str, Any]) -> bool:
         if messages == [UNSTORABLE_TEXT] and _unstorable(value):
             continue
         if name == "timestamp" and messages == [IN_THE_FUTURE] and _in_the_future(value):
+            continue
+        if (
+            name in {"token_count", "input_tokens"}
+            and isinstance(record, dict)
+            and _tokens_rule_broken(record, messages)
+        ):
             continue
         return False
     return True

@@ -141,6 +141,7 @@ def complete_error_responses(result: dict[str, Any], generator: Any, request: An
     _collapse_nullable_any(result)
     _state_text_patterns(result)
     _state_batch_bounds(result)
+    _require_bodies(result)
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components.setdefault(
         "Error",
@@ -226,3 +227,26 @@ def _state_batch_bounds(result: dict[str, Any]) -> None:
                 if branch.get("type") == "array":
                     branch.setdefault("minItems", 1)
                     branch.setdefault("maxItems", MAX_BATCH)
+
+
+def _require_bodies(result: dict[str, Any]) -> None:
+    """A request body that cannot be empty is required: drf-spectacular leaves a one-or-a-list body
+    (``PerformanceRecordsRequest``) optional, though no record can be made of nothing. A body whose
+    every form needs content (an object with required fields, an array of at least one item) is."""
+    components = result.get("components", {}).get("schemas", {})
+
+    def needs_content(schema: dict[str, Any]) -> bool:
+        if "$ref" in schema:
+            return needs_content(components.get(schema["$ref"].rsplit("/", 1)[-1], {}))
+        if "oneOf" in schema:
+            return all(needs_content(branch) for branch in schema["oneOf"])
+        return bool(schema.get("required")) or schema.get("minItems", 0) > 0
+
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            body = operation.get("requestBody") if isinstance(operation, dict) else None
+            if body is None or body.get("required"):
+                continue
+            forms = [media.get("schema", {}) for media in body.get("content", {}).values()]
+            if forms and all(needs_content(form) for form in forms):
+                body["required"] = True

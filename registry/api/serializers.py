@@ -250,10 +250,16 @@ class RoundedDecimalField(serializers.DecimalField):
     """A JSON number stored with ``decimal_places`` decimals: rounded to them, not refused for having more.
 
     Clients send floats (0.1 + 0.2 is 0.30000000000000004); refusing their 17th decimal would turn a
-    valid price into a 400.
+    valid price into a 400. The bounds apply to the value sent, before rounding, as the schema's
+    minimum and maximum say (-0.0000001 is negative, although it rounds to 0).
     """
 
     def validate_precision(self, value: Decimal) -> Decimal:
+        if value.is_finite():
+            if self.min_value is not None and value < self.min_value:
+                self.fail("min_value", min_value=self.min_value)
+            if self.max_value is not None and value > self.max_value:
+                self.fail("max_value", max_value=self.max_value)
         if self.decimal_places is not None and value.is_finite():
             try:
                 value = value.quantize(Decimal(1).scaleb(-self.decimal_places), rounding=ROUND_HALF_EVEN)
@@ -261,6 +267,9 @@ class RoundedDecimalField(serializers.DecimalField):
                 # More digits than the decimal context holds (-1e22 with 6 places): far past max_digits.
                 self.fail("max_digits", max_digits=self.max_digits)
         return super().validate_precision(value)
+
+
+ROUNDED = "USD; rounded to 6 decimal places."
 
 
 def price_per_mtok_field(**kwargs: Any) -> RoundedDecimalField:
@@ -354,6 +363,11 @@ class SecretHeaderMapField(HeaderMapField):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(allow_null_values=True, **kwargs)
+
+
+@extend_schema_field({"type": ["object", "array", "string", "number", "boolean"]})
+class NonNullJSONField(serializers.JSONField):
+    """Any JSON value but null (the schema says so: found by make fuzz, null was documented and refused)."""
 
 
 @extend_schema_field(
@@ -527,7 +541,7 @@ class ParameterSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     """A tunable parameter; added or updated by ``parameter_name``."""
 
     parameter_name = serializers.CharField(max_length=100, validators=[RegexValidator(PARAMETER_NAME.pattern)])
-    default_value = serializers.JSONField(
+    default_value = NonNullJSONField(
         help_text="Any JSON value but null. Text in it, and in the bounds, may not contain NUL characters or "
         "unpaired surrogates (the database stores neither): a 400 naming the field."
     )
@@ -750,11 +764,12 @@ class UsageRecordSerializer(StrictSerializerMixin, serializers.ModelSerializer):
 class PriceSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     """A model's price per million tokens from ``effective_from`` on (USD)."""
 
-    input_per_mtok = serializers.DecimalField(
-        max_digits=12, decimal_places=6, min_value=0, max_value=999999, coerce_to_string=False
+    # Rounded to 6 decimals as a model's prices are (found by make fuzz: 0.23681619526312872 was refused).
+    input_per_mtok = RoundedDecimalField(
+        max_digits=12, decimal_places=6, min_value=0, max_value=999999, coerce_to_string=False, help_text=ROUNDED
     )
-    output_per_mtok = serializers.DecimalField(
-        max_digits=12, decimal_places=6, min_value=0, max_value=999999, coerce_to_string=False
+    output_per_mtok = RoundedDecimalField(
+        max_digits=12, decimal_places=6, min_value=0, max_value=999999, coerce_to_string=False, help_text=ROUNDED
     )
     effective_from = serializers.DateTimeField(
         required=False, help_text="When the price takes effect; defaults to now. May be in the past or the future."

@@ -101,6 +101,10 @@ RECORDS_RULE = (
     "fields (one record: its fields). A record's `timestamp` may not be more than 5 minutes in the future "
     "(by the registry's clock)."
 )
+USAGE_RECORDS_RULE = (
+    f"{RECORDS_RULE} A record's `token_count`, when `input_tokens` or `output_tokens` is given, is their sum "
+    "(or left out), and the sum is at most 2,147,483,647: otherwise a 400 naming `token_count` (or `input_tokens`)."
+)
 
 
 class Conflict(APIException):
@@ -559,7 +563,7 @@ def _records_request(serializer_class: Any, name: str) -> PolymorphicProxySerial
 @extend_schema_view(
     create=extend_schema(
         summary="Record usage: one record or a list of up to 1,000 (all or nothing)",
-        description=RECORDS_RULE,
+        description=USAGE_RECORDS_RULE,
         parameters=[REF_PARAMETER],
         request=_records_request(UsageRecordSerializer, "UsageRecords"),
         responses={201: RecordedSerializer, **ERROR_RESPONSES},

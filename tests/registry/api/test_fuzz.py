@@ -99,6 +99,9 @@ def _fuzz_rules() -> Any:
         ("POST", "/models", {}, {"details": {"a": {"\x00": 1}}}, True),
         ("POST", "/models", {}, {"details": {"a": "\x00"}, "colour": 1}, False),
         ("POST", "/models/{ref}/parameters", {}, {"parameter_name": "p", "default_value": ["\x00"]}, True),
+        ("POST", "/models/{ref}/usage", {}, [{}, {"input_tokens": 2, "output_tokens": 3, "token_count": 4}], True),
+        ("POST", "/models/{ref}/usage", {}, {"input_tokens": 2147483647, "output_tokens": 1}, True),
+        ("POST", "/models/{ref}/usage", {}, {"input_tokens": 2, "output_tokens": 3, "token_count": 5}, False),
     ],
 )
 def test_make_fuzz_drops_only_the_documented_400_of_a_request_breaking_a_cross_field_rule(

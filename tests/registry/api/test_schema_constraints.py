@@ -177,3 +177,54 @@ def test_the_schemas_url_pattern_states_the_port_range_the_service_checks(
     )
 
     assert (response.status_code == 201) == bool(re.search(pattern, url)) == (int(port) <= 65535), response.content
+
+
+@pytest.mark.parametrize(
+    ("price", "status", "stored"),
+    [
+        (0.23681619526312872, 201, 0.236816),
+        (999999, 201, 999999.0),
+        (999999.0000004, 400, None),
+        (-0.0000001, 400, None),
+    ],
+)
+def test_a_dated_price_is_rounded_as_a_models_price_and_bounded_as_sent(
+    openapi: dict[str, Any], api_client_for: Callable[[str], APIClient], price: float, status: int, stored: float | None
+) -> None:
+    """Found by make fuzz: 0.23681619526312872 (schema-valid) was refused for its digits."""
+    schema = openapi["components"]["schemas"]["PriceRequest"]["properties"]["output_per_mtok"]
+    model = RegisteredModelFactory()
+
+    response = api_client_for("editor").post(
+        f"/models/{model.pk}/prices", {"input_per_mtok": 0, "output_per_mtok": price}, format="json"
+    )
+
+    assert response.status_code == status, response.content
+    assert (schema["minimum"] <= price <= schema["maximum"]) is (status == 201)
+    if stored is not None:
+        assert response.json()["output_per_mtok"] == stored
+
+
+def test_a_parameters_default_value_may_not_be_null_as_the_schema_says(
+    openapi: dict[str, Any], api_client_for: Callable[[str], APIClient]
+) -> None:
+    """Found by make fuzz: the schema allowed any value for default_value, null included."""
+    assert "null" not in openapi["components"]["schemas"]["ParameterRequest"]["properties"]["default_value"]["type"]
+    model = RegisteredModelFactory()
+    response = api_client_for("editor").post(
+        f"/models/{model.pk}/parameters", {"parameter_name": "p", "default_value": None}, format="json"
+    )
+    assert response.status_code == 400
+    assert list(response.json()) == ["default_value"]
+
+
+def test_a_body_that_cannot_be_empty_is_required_in_the_schema(
+    openapi: dict[str, Any], api_client_for: Callable[[str], APIClient]
+) -> None:
+    """Found by make fuzz: POST /models/{ref}/performance without a body was schema-valid, and a 400."""
+    assert openapi["paths"]["/models/{ref}/performance"]["post"]["requestBody"]["required"] is True
+    # A usage record has defaults for every field: no body records one, and the schema leaves it optional.
+    assert "required" not in openapi["paths"]["/models/{ref}/usage"]["post"]["requestBody"]
+    model = RegisteredModelFactory()
+    assert api_client_for("service").post(f"/models/{model.pk}/performance").status_code == 400
+    assert api_client_for("service").post(f"/models/{model.pk}/usage").status_code == 201
