@@ -365,7 +365,9 @@ class SecretHeaderMapField(HeaderMapField):
         super().__init__(allow_null_values=True, **kwargs)
 
 
-@extend_schema_field({"type": ["object", "array", "string", "number", "boolean"]})
+# "not null" rather than a list of the other types: generated clients (openapi-python-client) cannot
+# type a list of types holding both object and array, and would drop every schema that uses it.
+@extend_schema_field({"not": {"type": "null"}})
 class NonNullJSONField(serializers.JSONField):
     """Any JSON value but null (the schema says so: found by make fuzz, null was documented and refused)."""
 
