@@ -145,15 +145,22 @@ def _record_errors(sent: Any, answer: dict[str, Any]) -> list[tuple[Any, str, An
     return None
 
 
+def _integer(value: Any) -> int | None:
+    """A JSON integer as the service reads one (600.0 included: StrictIntegerField); None otherwise."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def _tokens_rule_broken(record: dict[str, Any], messages: Any) -> bool:
     """A usage record's token_count that is not input_tokens + output_tokens, or a sum past INT32_MAX."""
-    parts = [record.get("input_tokens"), record.get("output_tokens")]
-    if all(part is None for part in parts) or not all(part is None or isinstance(part, int) for part in parts):
+    parts = [_integer(record.get("input_tokens")), _integer(record.get("output_tokens"))]
+    if all(part is None for part in parts):
         return False
     total = sum(part or 0 for part in parts)
     if total > INT32_MAX:
         return messages == [f"input_tokens + output_tokens exceeds {INT32_MAX}."]
-    given = record.get("token_count")
+    given = _integer(record.get("token_count"))
     return (
         given is not None
         and given != total

@@ -101,6 +101,7 @@ def _fuzz_rules() -> Any:
         ("POST", "/models/{ref}/parameters", {}, {"parameter_name": "p", "default_value": ["\x00"]}, True),
         ("POST", "/models/{ref}/usage", {}, [{}, {"input_tokens": 2, "output_tokens": 3, "token_count": 4}], True),
         ("POST", "/models/{ref}/usage", {}, {"input_tokens": 2147483647, "output_tokens": 1}, True),
+        ("POST", "/models/{ref}/usage", {}, [{"input_tokens": 200.0, "output_tokens": 12, "token_count": 21}], True),
         ("POST", "/models/{ref}/usage", {}, {"input_tokens": 2, "output_tokens": 3, "token_count": 5}, False),
     ],
 )
