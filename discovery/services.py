@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from discovery.clients import fetch_listing
@@ -28,18 +28,37 @@ ENV_OPENAI = "openai"
 ENV_ANTHROPIC = "anthropic"
 
 
-@transaction.atomic
+class SourceNameConflict(Exception):
+    """Another source already has this name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"A source named {name!r} already exists.")
+        self.name = name
+
+
 def source_save(*, source: ProviderSource) -> ProviderSource:
     """Save ``source`` (validated) and upsert its beat schedules (removed when disabled).
 
     A source that is no longer an Ollama host loses its runtime rows: no poll will ever update them.
+
+    A name another source has raises ``SourceNameConflict`` (a conflict with what is stored, not
+    invalid input), also when a concurrent save took it between the check and the insert.
     """
-    source.full_clean()
-    source.save()
-    schedule_upsert(source=source)
-    if source.kind != SourceKind.OLLAMA:
-        # Deleted with signals (few rows), which invalidate the cached model reads that showed them.
-        ModelRuntime.objects.filter(source=source).delete()
+    source.full_clean(validate_unique=False)
+    others = ProviderSource.objects.filter(name=source.name).exclude(pk=source.pk)
+    if others.exists():
+        raise SourceNameConflict(source.name)
+    try:
+        with transaction.atomic():
+            source.save()
+            schedule_upsert(source=source)
+            if source.kind != SourceKind.OLLAMA:
+                # Deleted with signals (few rows), which invalidate the cached model reads that showed them.
+                ModelRuntime.objects.filter(source=source).delete()
+    except IntegrityError as exc:
+        if others.exists():
+            raise SourceNameConflict(source.name) from exc
+        raise
     return source
 
 

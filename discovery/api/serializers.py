@@ -8,13 +8,43 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from discovery.models import CHANGE_KINDS, CHANGES_NAMES_MAX, DiscoveryRun, ProviderSource, RunStatus
-from registry.api.serializers import RedactedURLField, StrictBooleanField, StrictSerializerMixin, URLValidator
+from registry.api.serializers import (
+    INT32_MAX,
+    LABEL_PATTERN,
+    PatternTextField,
+    RedactedURLField,
+    StrictBooleanField,
+    StrictIntegerField,
+    StrictSerializerMixin,
+    URLValidator,
+)
 
 
 class ProviderSourceSerializer(StrictSerializerMixin, serializers.ModelSerializer):
-    base_url = RedactedURLField(max_length=255, validators=[URLValidator(instead="api_key")])
+    """A provider source. Its name is unique: a taken one is a 409 (the service checks, not a validator)."""
+
+    name = PatternTextField(
+        max_length=100,
+        trim_whitespace=False,
+        pattern=LABEL_PATTERN,
+        message="Starts and ends with a visible character; no control or format characters.",
+    )
+    # Not trimmed: a URL with surrounding whitespace is refused (the pattern says so), not silently changed.
+    base_url = RedactedURLField(max_length=255, trim_whitespace=False, validators=[URLValidator(instead="api_key")])
     last_status = serializers.ChoiceField(choices=RunStatus.choices, allow_blank=True, read_only=True)
     enabled = StrictBooleanField(required=False, help_text="Whether discovery runs for this source (default true).")
+    interval_seconds = StrictIntegerField(
+        min_value=10,
+        max_value=INT32_MAX,
+        required=False,
+        help_text="How often discovery runs for this source, in seconds (at least 10).",
+    )
+    runtime_poll_seconds = StrictIntegerField(
+        min_value=0,
+        max_value=INT32_MAX,
+        required=False,
+        help_text="How often an Ollama source's /api/ps is polled, in seconds: 0 (off) or at least 5.",
+    )
     # Write-only: accepted, stored encrypted, never returned; null (or "") removes a stored key.
     api_key = serializers.CharField(
         write_only=True, required=False, allow_null=True, allow_blank=True, max_length=4096, trim_whitespace=True
@@ -53,21 +83,12 @@ class ProviderSourceSerializer(StrictSerializerMixin, serializers.ModelSerialize
             "created_at",
             "updated_at",
         ]
-        extra_kwargs = {
-            "interval_seconds": {"min_value": 10, "max_value": 2_147_483_647},
-            "runtime_poll_seconds": {"min_value": 0, "max_value": 2_147_483_647},
-        }
 
     def get_has_api_key(self, source: ProviderSource) -> bool:
         return bool(source.api_key)
 
     def validate_api_key(self, value: str | None) -> str | None:
         return value or None
-
-    def validate_name(self, value: str) -> str:
-        if not value.isprintable():
-            raise serializers.ValidationError("May not contain control characters.")
-        return value.strip()
 
     def apply(self, source: ProviderSource) -> ProviderSource:
         """Set the validated values on ``source`` (unsaved); the service validates again and saves."""

@@ -14,14 +14,16 @@ from rest_framework.response import Response
 from discovery.api.serializers import DiscoveryQueuedSerializer, DiscoveryRunSerializer, ProviderSourceSerializer
 from discovery.models import ProviderSource
 from discovery.selectors import runs_recent, sources_all
-from discovery.services import source_delete, source_save
+from discovery.services import SourceNameConflict, source_delete, source_save
 from discovery.tasks import BrokerUnavailable, discovery_queue_now
 from registry.api.exceptions import DependencyUnavailable
 from registry.api.serializers import QuerySerializer
-from registry.api.views import ERROR_RESPONSES, RegistryViewSet
+from registry.api.views import ERROR_RESPONSES, Conflict, RegistryViewSet
 from registry.roles import Role
 
 ERRORS: dict[int | str, Any] = {**ERROR_RESPONSES, 404: OpenApiResponse(description="No such source.")}
+# A write that names a source as another is named: the body is the Error shape, {"name": [message]}.
+NAME_TAKEN: dict[int | str, Any] = {409: OpenApiResponse(description="Another source has this name.")}
 
 
 class RunsQuerySerializer(QuerySerializer):
@@ -32,11 +34,15 @@ class RunsQuerySerializer(QuerySerializer):
 
 @extend_schema_view(
     list=extend_schema(summary="List provider sources", responses={200: ProviderSourceSerializer(many=True), **ERRORS}),
-    create=extend_schema(summary="Add a provider source", responses={201: ProviderSourceSerializer, **ERRORS}),
+    create=extend_schema(
+        summary="Add a provider source", responses={201: ProviderSourceSerializer, **ERRORS, **NAME_TAKEN}
+    ),
     retrieve=extend_schema(summary="One provider source", responses={200: ProviderSourceSerializer, **ERRORS}),
-    update=extend_schema(summary="Replace a provider source", responses={200: ProviderSourceSerializer, **ERRORS}),
+    update=extend_schema(
+        summary="Replace a provider source", responses={200: ProviderSourceSerializer, **ERRORS, **NAME_TAKEN}
+    ),
     partial_update=extend_schema(
-        summary="Change a provider source", responses={200: ProviderSourceSerializer, **ERRORS}
+        summary="Change a provider source", responses={200: ProviderSourceSerializer, **ERRORS, **NAME_TAKEN}
     ),
     destroy=extend_schema(summary="Delete a provider source (its models stay)", responses={204: None, **ERRORS}),
 )
@@ -53,6 +59,8 @@ class ProviderSourceViewSet(RegistryViewSet):
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, ProviderSource.DoesNotExist):
             exc = NotFound("No such source.")
+        elif isinstance(exc, SourceNameConflict):
+            exc = Conflict({"name": [str(exc)]})
         elif isinstance(exc, DjangoValidationError):
             # The model's own validation (full_clean in the service): still a 400 naming the field.
             exc = ValidationError(

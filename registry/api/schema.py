@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +15,7 @@ from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 
 from registry.api.evidence import MEASURED_KEYS, NOTE_MAX_LENGTH, EvidenceSerializer
-from registry.api.serializers import NONBLANK_TEXT_PATTERN, TEXT_PATTERN
+from registry.api.serializers import MAX_BATCH, NONBLANK_TEXT_PATTERN, TEXT_PATTERN
 
 
 class _BearerJWTScheme(OpenApiAuthenticationExtension):
@@ -132,6 +133,30 @@ class ErrorSchema(OpenApiSerializerExtension):
         }
 
 
+class RoundedDecimalSchema(OpenApiSerializerFieldExtension):
+    """A rounded decimal's input bound as the service applies it: below what rounds up past its digits.
+
+    ``RoundedDecimalField`` rounds to ``decimal_places`` before checking ``max_digits``, so a price
+    of 999999.9999999 (12 digits, 6 decimals) becomes 1000000.000000 and is refused, while
+    999999.9999994 becomes 999999.999999 and is taken. The bound is 10**whole digits less half a
+    unit of the last decimal, exclusive; responses keep drf-spectacular's 10**whole digits.
+    """
+
+    target_class = "registry.api.serializers.RoundedDecimalField"
+
+    def map_serializer_field(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if isinstance(schema.get("type"), list):
+            # drf-spectacular adds null again for an allow_null field after an extension: once is enough.
+            types = [kind for kind in schema["type"] if kind != "null"]
+            schema["type"] = types[0] if len(types) == 1 else types
+        field = self.target
+        if direction == "request" and field.max_value is None and field.max_whole_digits is not None:
+            half_unit = Decimal(5).scaleb(-field.decimal_places - 1)
+            schema.update(maximum=float(Decimal(10) ** field.max_whole_digits - half_unit), exclusiveMaximum=True)
+        return schema
+
+
 # What any operation may answer beside what its view declares, and when.
 _DESCRIPTIONS = {
     "400": "Invalid input; the body names each offending field or parameter.",
@@ -155,6 +180,8 @@ def complete_error_responses(result: dict[str, Any], generator: Any, request: An
     """
     _collapse_nullable_any(result)
     _state_text_patterns(result)
+    _state_batch_bounds(result)
+    _require_bodies(result)
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components.setdefault(
         "Error",
@@ -229,3 +256,37 @@ def _state_text_patterns(result: dict[str, Any]) -> None:
         if "pattern" in schema or "format" in schema or "enum" in schema:
             continue
         schema["pattern"] = NONBLANK_TEXT_PATTERN if schema.get("minLength", 0) >= 1 else TEXT_PATTERN
+
+
+def _state_batch_bounds(result: dict[str, Any]) -> None:
+    """A batch of records (``UsageRecordsRequest``, ...: one record or a list) holds 1 to MAX_BATCH of them,
+    as ``RegistryViewSet.records_body`` checks; drf-spectacular does not carry a ListSerializer's bounds over."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("RecordsRequest"):
+            for branch in component.get("oneOf", []):
+                if branch.get("type") == "array":
+                    branch.setdefault("minItems", 1)
+                    branch.setdefault("maxItems", MAX_BATCH)
+
+
+def _require_bodies(result: dict[str, Any]) -> None:
+    """A request body that cannot be empty is required: drf-spectacular leaves a one-or-a-list body
+    (``PerformanceRecordsRequest``) optional, though no record can be made of nothing. A body whose
+    every form needs content (an object with required fields, an array of at least one item) is."""
+    components = result.get("components", {}).get("schemas", {})
+
+    def needs_content(schema: dict[str, Any]) -> bool:
+        if "$ref" in schema:
+            return needs_content(components.get(schema["$ref"].rsplit("/", 1)[-1], {}))
+        if "oneOf" in schema:
+            return all(needs_content(branch) for branch in schema["oneOf"])
+        return bool(schema.get("required")) or schema.get("minItems", 0) > 0
+
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            body = operation.get("requestBody") if isinstance(operation, dict) else None
+            if body is None or body.get("required"):
+                continue
+            forms = [media.get("schema", {}) for media in body.get("content", {}).values()]
+            if forms and all(needs_content(form) for form in forms):
+                body["required"] = True

@@ -91,6 +91,9 @@ NONBLANK_TEXT_PATTERN = f"^{_TEXT_CHAR}*{_SOLID_CHAR}{_TEXT_CHAR}*$"
 # Printable text (validate_printable: no control character) that says something.
 _PRINTABLE_CHAR = "[^\x00-\x1f\x7f-\x9f]"
 VISIBLE_TEXT_PATTERN = f"^{_PRINTABLE_CHAR}*{_SOLID_CHAR}{_PRINTABLE_CHAR}*$"
+# A label: starts and ends with a visible character, no control or format character anywhere.
+_PLAIN_CHAR = f"[^{_excluded_class()}]"
+LABEL_PATTERN = f"^{_SOLID_CHAR}(?:{_PLAIN_CHAR}*{_SOLID_CHAR})?$"
 # A model name as a regular expression: what validate_model_name accepts, stated in the schema.
 MODEL_NAME_PATTERN = (
     r"^(?![0-9]+$)(?!select$)(?!/)(?!.*/$)(?!.*//)"
@@ -98,8 +101,10 @@ MODEL_NAME_PATTERN = (
     f"[^{_excluded_class(_WHITESPACE + '?#')}\\\\]+$"
 )
 MODEL_NAME = re.compile(MODEL_NAME_PATTERN)
+# A TCP port, 0 to 65535 (leading zeros allowed, as urlsplit reads them).
+_PORT = r"(?:[0-9]{1,4}|[0-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 # http(s), a host name or IPv4 address, a port, then printable ASCII: the URLs the service calls.
-URL_PATTERN = r"^https?://[A-Za-z0-9._~-]+(?::[0-9]{1,5})?(?:[/?#][!-~]*)?$"
+URL_PATTERN = rf"^https?://[A-Za-z0-9._~-]+(?::{_PORT})?(?:[/?#][!-~]*)?$"
 MAX_HEADERS = 50
 MAX_HEADER_VALUE = 8192
 MAX_JSON_BYTES = 16 * 1024
@@ -129,7 +134,7 @@ def validate_model_name(value: str) -> None:
         raise serializers.ValidationError(
             f"A segment after '/' may not be one of {', '.join(SUB_RESOURCES)}: the API's paths use these words."
         )
-    if not MODEL_NAME.match(value):
+    if not MODEL_NAME.fullmatch(value):
         raise serializers.ValidationError("Names may not contain control or format characters.")
 
 
@@ -176,6 +181,9 @@ def not_in_future(value: Any) -> None:
         raise serializers.ValidationError("May not be more than 5 minutes in the future.")
 
 
+UNSTORABLE_TEXT = "Text may not contain NUL characters or unpaired surrogates."
+
+
 def is_storable_text(value: Any) -> bool:
     """False when ``value`` holds a string no database column takes: NUL, or an unpaired surrogate.
 
@@ -206,7 +214,7 @@ class StrictSerializerMixin:
             errors = {name: ["Unknown field."] for name in sorted(set(data) - set(known))}
             for name, value in data.items():
                 if name not in errors and not is_storable_text(value):
-                    errors[name] = ["Text may not contain NUL characters or unpaired surrogates."]
+                    errors[name] = [UNSTORABLE_TEXT]
                 elif (
                     name not in errors
                     and isinstance(known.get(name), serializers.CharField)
@@ -244,10 +252,16 @@ class RoundedDecimalField(serializers.DecimalField):
     """A JSON number stored with ``decimal_places`` decimals: rounded to them, not refused for having more.
 
     Clients send floats (0.1 + 0.2 is 0.30000000000000004); refusing their 17th decimal would turn a
-    valid price into a 400.
+    valid price into a 400. The bounds apply to the value sent, before rounding, as the schema's
+    minimum and maximum say (-0.0000001 is negative, although it rounds to 0).
     """
 
     def validate_precision(self, value: Decimal) -> Decimal:
+        if value.is_finite():
+            if self.min_value is not None and value < self.min_value:
+                self.fail("min_value", min_value=self.min_value)
+            if self.max_value is not None and value > self.max_value:
+                self.fail("max_value", max_value=self.max_value)
         if self.decimal_places is not None and value.is_finite():
             try:
                 value = value.quantize(Decimal(1).scaleb(-self.decimal_places), rounding=ROUND_HALF_EVEN)
@@ -255,6 +269,9 @@ class RoundedDecimalField(serializers.DecimalField):
                 # More digits than the decimal context holds (-1e22 with 6 places): far past max_digits.
                 self.fail("max_digits", max_digits=self.max_digits)
         return super().validate_precision(value)
+
+
+ROUNDED = "USD; rounded to 6 decimal places."
 
 
 def price_per_mtok_field(**kwargs: Any) -> RoundedDecimalField:
@@ -272,13 +289,19 @@ def price_per_mtok_field(**kwargs: Any) -> RoundedDecimalField:
 
 
 class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer that fits the database's 32-bit columns."""
+    """A JSON integer that fits the database's 32-bit columns: no strings, no booleans, no fractions.
+
+    An integral number written with a fraction (``600.0``) is an integer, as JSON Schema counts
+    them (and as the schema's ``type: integer`` then promises).
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_value", INT32_MAX)
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, float) and data.is_integer():
+            data = int(data)
         if isinstance(data, bool) or not isinstance(data, int):
             self.fail("invalid")
         return super().to_internal_value(data)
@@ -311,7 +334,7 @@ class HeaderMapField(serializers.Field):
             raise serializers.ValidationError(f"At most {MAX_HEADERS} headers.")
         errors: dict[str, str] = {}
         for name, value in data.items():
-            if not HEADER_NAME.match(name):
+            if not HEADER_NAME.fullmatch(name):
                 errors[name] = "Not a valid header name (letters, digits and !#$%&'*+.^_`|~- only)."
             elif value is None and self.allow_null_values:
                 continue
@@ -344,8 +367,20 @@ class SecretHeaderMapField(HeaderMapField):
         super().__init__(allow_null_values=True, **kwargs)
 
 
+# "not null" rather than a list of the other types: generated clients (openapi-python-client) cannot
+# type a list of types holding both object and array, and would drop every schema that uses it.
+@extend_schema_field({"not": {"type": "null"}})
+class NonNullJSONField(serializers.JSONField):
+    """Any JSON value but null (the schema says so: found by make fuzz, null was documented and refused)."""
+
+
 @extend_schema_field(
-    {"type": "object", "additionalProperties": {}, "description": "Facts the provider reported; a JSON object."}
+    {
+        "type": "object",
+        "additionalProperties": {},
+        "description": "Facts the provider reported; a JSON object (at most 16 KiB). Text in it, keys included, "
+        "may not contain NUL characters or unpaired surrogates (the database stores neither): a 400 naming the field.",
+    }
 )
 class JSONObjectField(serializers.JSONField):
     """A JSON object (of at most 16 KiB; ``validate_details`` checks)."""
@@ -374,7 +409,7 @@ class CapabilityMapField(serializers.Field):
             self.fail("invalid")
         errors: dict[str, str] = {}
         for name, score in data.items():
-            if len(name) > 50 or not CAPABILITY_NAME.match(name):
+            if len(name) > 50 or not CAPABILITY_NAME.fullmatch(name):
                 errors[name] = "Capability names are lower-case slugs of at most 50 characters."
             elif isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score):
                 errors[name] = "Scores are numbers."
@@ -510,7 +545,10 @@ class ParameterSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     """A tunable parameter; added or updated by ``parameter_name``."""
 
     parameter_name = serializers.CharField(max_length=100, validators=[RegexValidator(PARAMETER_NAME.pattern)])
-    default_value = serializers.JSONField(help_text="Any JSON value but null.")
+    default_value = NonNullJSONField(
+        help_text="Any JSON value but null. Text in it, and in the bounds, may not contain NUL characters or "
+        "unpaired surrogates (the database stores neither): a 400 naming the field."
+    )
     min_value = serializers.JSONField(required=False, allow_null=True)
     max_value = serializers.JSONField(required=False, allow_null=True)
     description = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=10_000)
@@ -521,7 +559,7 @@ class ParameterSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         read_only_fields = ["set_by"]
 
     def validate_parameter_name(self, value: str) -> str:
-        if not PARAMETER_NAME.match(value):
+        if not PARAMETER_NAME.fullmatch(value):
             raise serializers.ValidationError("Letters, digits and '_', '.', ':', '-' only, starting with a letter.")
         return value
 
@@ -545,7 +583,8 @@ class ParameterSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         for bound in ("min_value", "max_value"):
             value = attrs.get(bound)
             if value is not None and json_type(value) != json_type(default):
-                errors[bound] = [f"Must be a {json_type(default)}, like default_value."]
+                kind = json_type(default)
+                errors[bound] = [f"Must be {'an' if kind[0] in 'aeiou' else 'a'} {kind}, like default_value."]
         if errors:
             raise serializers.ValidationError(errors)
         if json_type(default) == "number":
@@ -595,7 +634,7 @@ class CapabilitySerializer(StrictSerializerMixin, serializers.ModelSerializer):
         read_only_fields = ["set_by"]
 
     def validate_capability(self, value: str) -> str:
-        if not CAPABILITY_NAME.match(value):
+        if not CAPABILITY_NAME.fullmatch(value):
             raise serializers.ValidationError("Capability names are lower-case slugs (a-z, 0-9, '-', '_').")
         return value
 
@@ -763,11 +802,12 @@ class UsageRecordSerializer(StrictSerializerMixin, serializers.ModelSerializer):
 class PriceSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     """A model's price per million tokens from ``effective_from`` on (USD)."""
 
-    input_per_mtok = serializers.DecimalField(
-        max_digits=12, decimal_places=6, min_value=0, max_value=999999, coerce_to_string=False
+    # Rounded to 6 decimals as a model's prices are (found by make fuzz: 0.23681619526312872 was refused).
+    input_per_mtok = RoundedDecimalField(
+        max_digits=12, decimal_places=6, min_value=0, max_value=999999, coerce_to_string=False, help_text=ROUNDED
     )
-    output_per_mtok = serializers.DecimalField(
-        max_digits=12, decimal_places=6, min_value=0, max_value=999999, coerce_to_string=False
+    output_per_mtok = RoundedDecimalField(
+        max_digits=12, decimal_places=6, min_value=0, max_value=999999, coerce_to_string=False, help_text=ROUNDED
     )
     effective_from = serializers.DateTimeField(
         required=False, help_text="When the price takes effect; defaults to now. May be in the past or the future."
@@ -819,20 +859,60 @@ class RecordedSerializer(serializers.Serializer):
 # --- Query parameters ------------------------------------------------------------------------------
 
 
+EMPTY_PARAMETER = "May not be empty; leave the parameter out instead."
+REPEATED_PARAMETER = "Give this parameter once (it takes one value)."
+
+
 class QuerySerializer(serializers.Serializer):
-    """Query parameters: an empty value (``?status=``) is refused, not read as absent, as the schema says."""
+    """Query parameters as the schema states them, each refused with a 400 naming it rather than guessed at.
+
+    An empty value (``?status=``) is not read as absent, and a parameter that takes one value given
+    twice (``?offset=1&offset=2``) is not read as its last one: the caller meant something, and
+    reading it as something else would answer another question. Only list parameters repeat.
+    """
 
     def to_internal_value(self, data: Any) -> Any:
         getlist = getattr(data, "getlist", None)
         if getlist is not None:
-            empty: dict[str, list[str]] = {
-                str(name): ["May not be empty; leave the parameter out instead."]
-                for name in self.fields
-                if name in data and any(value == "" for value in getlist(name))
-            }
-            if empty:
-                raise serializers.ValidationError(empty)
+            errors: dict[str, list[str]] = {}
+            for name, field in self.fields.items():
+                values = getlist(name) if name in data else []
+                if any(value == "" for value in values):
+                    errors[str(name)] = [EMPTY_PARAMETER]
+                elif len(values) > 1 and not isinstance(field, serializers.ListField):
+                    errors[str(name)] = [REPEATED_PARAMETER]
+            if errors:
+                raise serializers.ValidationError(errors)
         return super().to_internal_value(data)
+
+
+class PatternTextField(serializers.CharField):
+    """Text that matches ``pattern``, the one the schema states, as received and whole.
+
+    Checked before DRF trims it (Python counts some control characters, ``\\x1c`` to ``\\x1f``, as
+    whitespace and would trim them away) and with ``fullmatch`` (``re.search``'s ``$`` would let a
+    trailing newline through): the schema and the service then refuse the same values.
+    """
+
+    def __init__(self, *, pattern: str, message: str, **kwargs: Any) -> None:
+        self.whole = re.compile(pattern)
+        self.message = message
+        kwargs["validators"] = [*kwargs.get("validators", []), RegexValidator(pattern, message)]
+        super().__init__(**kwargs)
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        if isinstance(data, str) and data and not self.whole.fullmatch(data):
+            raise serializers.ValidationError(self.message)
+        return super().run_validation(data)
+
+
+class QueryTextField(PatternTextField):
+    """Search or filter text in a query: printable (no control character) and holding a visible character."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            pattern=VISIBLE_TEXT_PATTERN, message="No control characters, and at least one visible character.", **kwargs
+        )
 
 
 class ModelListQuerySerializer(QuerySerializer):
@@ -846,7 +926,7 @@ class ModelListQuerySerializer(QuerySerializer):
         required=False, max_length=50, validators=[RegexValidator(CAPABILITY_NAME.pattern, "Not a capability name.")]
     )
     min_score = serializers.FloatField(required=False, min_value=0.0, max_value=1.0, default=0.0)
-    search = serializers.CharField(required=False, max_length=200)
+    search = QueryTextField(required=False, max_length=200)
     ordering = serializers.ChoiceField(choices=ORDERINGS, required=False, default="name")
     limit = serializers.IntegerField(required=False, min_value=1, max_value=500, help_text="Page size (default 50).")
     offset = serializers.IntegerField(required=False, min_value=0, max_value=INT32_MAX)
@@ -866,7 +946,7 @@ class ModelSelectQuerySerializer(QuerySerializer):
     limit = serializers.IntegerField(required=False, min_value=1, max_value=100, default=10)
 
     def validate_capability(self, value: list[str]) -> list[str]:
-        bad = [name for name in value if not CAPABILITY_NAME.match(name)]
+        bad = [name for name in value if not CAPABILITY_NAME.fullmatch(name)]
         if bad:
             raise serializers.ValidationError(f"Not capability names: {', '.join(bad)}.")
         return value
@@ -927,8 +1007,8 @@ class UsageQuerySerializer(TimeRangeQuerySerializer):
 
 
 class PerformanceQuerySerializer(TimeRangeQuerySerializer):
-    metric_name = serializers.CharField(required=False, max_length=100)
-    task_category = serializers.CharField(required=False, max_length=100)
+    metric_name = QueryTextField(required=False, max_length=100)
+    task_category = QueryTextField(required=False, max_length=100)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
 
 

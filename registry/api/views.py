@@ -28,7 +28,7 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound
-from rest_framework.pagination import BasePagination, LimitOffsetPagination
+from rest_framework.pagination import BasePagination
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -37,10 +37,12 @@ from rest_framework.viewsets import GenericViewSet
 from registry import selection, selectors, services
 from registry.api import representations
 from registry.api.authentication import PlatformUser
+from registry.api.pagination import StrictLimitOffsetPagination
 from registry.api.permissions import ActionRoles
 from registry.api.representations import json_bytes
 from registry.api.responses import body_key, cached_json_response, canonical_query, list_key
 from registry.api.serializers import (
+    MAX_BATCH,
     CapabilitySerializer,
     EndpointSerializer,
     ExplainedSelectionSerializer,
@@ -80,6 +82,34 @@ ERROR_RESPONSES: dict[int | str, Any] = {
     404: OpenApiResponse(description="No such model."),
 }
 
+# Rules across fields or parameters that JSON Schema cannot state: each operation's description says
+# them, and breaking one is a 400 naming the field (bench/fuzz_hooks.py relies on exactly this).
+ENDPOINTS_RULE = (
+    "In `endpoints`, an item with an `id` updates that endpoint, which must be one of this model's "
+    "(otherwise a 400 naming `endpoints`); an item without an `id` (or with a null one) adds an endpoint; "
+    "the model's endpoints not listed are deleted. Without `endpoints`, they stay as they are."
+)
+PARAMETER_BOUNDS_RULE = (
+    "`min_value` and `max_value`, when given, are of `default_value`'s JSON type (boolean, number, string, "
+    "array or object; otherwise a 400 naming the bound). For numbers, `min_value` <= `default_value` <= "
+    "`max_value` (otherwise a 400 naming `min_value` or `default_value`)."
+)
+USAGE_RANGE_RULE = (
+    "`to` defaults to now and `from` to 24 hours (hour buckets) or 30 days (day buckets) before `to`. "
+    "`from` must be before `to`, and the range at most 93 days of hour buckets or 3,660 days of day "
+    "buckets: otherwise a 400 naming `from` (or `to`, when it is too early to have a default `from`)."
+)
+PERFORMANCE_RANGE_RULE = "When both are given, `from` must be before `to`: otherwise a 400 naming `from`."
+RECORDS_RULE = (
+    "All or nothing: any invalid record refuses the batch, with a 400 naming each invalid record's index and "
+    "fields (one record: its fields). A record's `timestamp` may not be more than 5 minutes in the future "
+    "(by the registry's clock)."
+)
+USAGE_RECORDS_RULE = (
+    f"{RECORDS_RULE} A record's `token_count`, when `input_tokens` or `output_tokens` is given, is their sum "
+    "(or left out), and the sum is at most 2,147,483,647: otherwise a 400 naming `token_count` (or `input_tokens`)."
+)
+
 
 class Conflict(APIException):
     status_code = status.HTTP_409_CONFLICT
@@ -87,7 +117,7 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
-class ModelPagination(LimitOffsetPagination):
+class ModelPagination(StrictLimitOffsetPagination):
     default_limit = 50
     max_limit = 500
 
@@ -174,7 +204,7 @@ class RegistryViewSet(GenericViewSet):
         data = self.request.data
         many = isinstance(data, list)
         serializer = serializer_class(
-            data=data, many=many, **({"max_length": 1000, "allow_empty": False} if many else {})
+            data=data, many=many, **({"max_length": MAX_BATCH, "allow_empty": False} if many else {})
         )
         validated = self.validated_body(serializer)
         return list(validated) if many else [validated]
@@ -206,6 +236,7 @@ def ttl_window() -> int:
     ),
     create=extend_schema(
         summary="Register a model",
+        description="A new model's `endpoints` are all added: an `id` in one is ignored.",
         request=RegisteredModelSerializer,
         responses={201: RegisteredModelSerializer, 409: OpenApiResponse(description="Name taken."), **ERROR_RESPONSES},
     ),
@@ -214,12 +245,14 @@ def ttl_window() -> int:
     ),
     update=extend_schema(
         summary="Replace a model's configuration",
+        description=ENDPOINTS_RULE,
         parameters=[REF_PARAMETER],
         request=RegisteredModelSerializer,
         responses={200: RegisteredModelSerializer, 409: OpenApiResponse(description="Name taken."), **ERROR_RESPONSES},
     ),
     partial_update=extend_schema(
         summary="Change some of a model's configuration",
+        description=ENDPOINTS_RULE,
         parameters=[REF_PARAMETER],
         request=RegisteredModelSerializer,
         responses={200: RegisteredModelSerializer, 409: OpenApiResponse(description="Name taken."), **ERROR_RESPONSES},
@@ -403,6 +436,7 @@ class CapabilityViewSet(RegistryViewSet):
     ),
     create=extend_schema(
         summary="Add or update a parameter (by parameter_name)",
+        description=PARAMETER_BOUNDS_RULE,
         parameters=[REF_PARAMETER],
         request=ParameterSerializer,
         responses={200: ParameterSerializer, 201: ParameterSerializer, **ERROR_RESPONSES},
@@ -562,7 +596,7 @@ def _records_request(serializer_class: Any, name: str) -> PolymorphicProxySerial
     """One record, or a list of up to 1,000 of them."""
     return PolymorphicProxySerializer(
         component_name=name,
-        serializers=[serializer_class, serializer_class(many=True, max_length=1000, allow_empty=False)],
+        serializers=[serializer_class, serializer_class(many=True, max_length=MAX_BATCH, allow_empty=False)],
         resource_type_field_name=None,
         many=False,
     )
@@ -571,6 +605,7 @@ def _records_request(serializer_class: Any, name: str) -> PolymorphicProxySerial
 @extend_schema_view(
     create=extend_schema(
         summary="Record usage: one record or a list of up to 1,000 (all or nothing)",
+        description=USAGE_RECORDS_RULE,
         parameters=[REF_PARAMETER],
         request=_records_request(UsageRecordSerializer, "UsageRecords"),
         responses={201: RecordedSerializer, **ERROR_RESPONSES},
@@ -582,6 +617,7 @@ class UsageViewSet(RegistryViewSet):
 
     @extend_schema(
         summary="Usage statistics: totals and time buckets",
+        description=USAGE_RANGE_RULE,
         parameters=[REF_PARAMETER, UsageQuerySerializer],
         responses={200: UsageSummarySerializer, **ERROR_RESPONSES},
     )
@@ -610,6 +646,7 @@ class UsageViewSet(RegistryViewSet):
 @extend_schema_view(
     create=extend_schema(
         summary="Record performance: one record or a list of up to 1,000 (all or nothing)",
+        description=RECORDS_RULE,
         parameters=[REF_PARAMETER],
         request=_records_request(PerformanceRecordSerializer, "PerformanceRecords"),
         responses={201: RecordedSerializer, **ERROR_RESPONSES},
@@ -621,6 +658,7 @@ class PerformanceViewSet(RegistryViewSet):
 
     @extend_schema(
         summary="Performance records and per-metric count/avg/min/max",
+        description=PERFORMANCE_RANGE_RULE,
         parameters=[REF_PARAMETER, PerformanceQuerySerializer],
         responses={200: PerformanceSummarySerializer, **ERROR_RESPONSES},
     )

@@ -7,7 +7,7 @@ from typing import Any
 from auditlog.models import LogEntry
 from rest_framework import serializers
 
-from registry.api.serializers import QuerySerializer
+from registry.api.serializers import QuerySerializer, QueryTextField
 from registry.operations.selectors import ACTIONS, AUDITED_OBJECTS
 
 ACTION_NAMES = {value: name for name, value in ACTIONS.items()}
@@ -17,8 +17,8 @@ class AuditQuerySerializer(QuerySerializer):
     """Filters of ``GET /audit``; an unknown value is a 400 naming the parameter."""
 
     object_type = serializers.ChoiceField(choices=sorted(AUDITED_OBJECTS), required=False)
-    object_id = serializers.CharField(required=False, max_length=255)
-    actor = serializers.CharField(required=False, max_length=255)
+    object_id = QueryTextField(required=False, max_length=255)
+    actor = QueryTextField(required=False, max_length=255)
     action = serializers.ChoiceField(choices=sorted(ACTIONS), required=False)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)

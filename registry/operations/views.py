@@ -21,10 +21,10 @@ from django.views.decorators.http import require_GET
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import LimitOffsetPagination
 
 from registry import metrics
 from registry.api.authentication import BROWSER_AUTHENTICATION
+from registry.api.pagination import StrictLimitOffsetPagination
 from registry.api.permissions import IsAdmin
 from registry.operations.health import health_report
 from registry.operations.selectors import audit_entries, audit_object_types
@@ -108,13 +108,15 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(metrics.exposition(), content_type=CONTENT_TYPE_LATEST)
 
 
-class AuditPagination(LimitOffsetPagination):
+class AuditPagination(StrictLimitOffsetPagination):
     default_limit = 50
     max_limit = 500
 
 
 @extend_schema(
     summary="The audit log (admins)",
+    description="Newest first; secrets appear only as `********`. When both are given, `since` must be "
+    "before `until`: otherwise a 400 naming `until`.",
     parameters=[AuditQuerySerializer],
     responses={
         200: AuditEntrySerializer(many=True),

@@ -175,7 +175,7 @@ def test_the_source_form_validates_as_the_api_does(staff: dict[str, Client]) -> 
 
     page = response.content.decode()
     assert response.status_code == 200
-    assert "May not contain control characters." in page
+    assert "Starts and ends with a visible character; no control or format characters." in page
     assert "Only http and https URLs with a host are allowed." in page
     assert "Ensure this value is greater than or equal to 10." in page
     assert not ProviderSource.objects.exists()

@@ -97,8 +97,12 @@ def test_admin_adds_a_source_and_its_schedule_with_a_write_only_key(admin: APICl
         ({"enabled": 0}, "enabled"),  # found by make fuzz: the schema says boolean
         ({"enabled": "yes"}, "enabled"),
         ({"kind": "bedrock"}, "kind"),
-        ({"name": "ollama"}, "name"),  # taken
         ({"name": "tab\there"}, "name"),
+        # Found by make fuzz: the schema's pattern refuses these, the service used to trim them away.
+        ({"name": " new"}, "name"),
+        ({"name": "new\x1c"}, "name"),
+        ({"base_url": " http://ollama:11434"}, "base_url"),
+        ({"interval_seconds": "600"}, "interval_seconds"),  # the schema says integer
         ({"colour": "blue"}, "colour"),
     ],
 )
@@ -114,6 +118,36 @@ def test_invalid_source_is_a_400_naming_the_field_and_writes_nothing(
     assert list(response.json()) == [field]
     assert not ProviderSource.objects.filter(name__in=["new", "tab\there"]).exists()
     assert PeriodicTask.objects.count() == 0
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch"])
+def test_a_name_another_source_has_is_a_409_naming_it_and_documented(
+    admin: APIClient, source: ProviderSource, openapi: dict[str, Any], method: str
+) -> None:
+    """Found by make fuzz: a taken name answered 400, which says the request was malformed; it is not."""
+    other = ProviderSourceFactory(name="ollama")
+    body = {"name": "openai", "kind": "ollama", "base_url": "http://ollama:11434"}
+    path = "/sources" if method == "post" else f"/sources/{other.pk}"
+
+    response = getattr(admin, method)(path, body, format="json")
+
+    assert response.status_code == 409
+    assert response.json() == {"name": ["A source named 'openai' already exists."]}
+    assert_matches_schema(
+        openapi, method, "/sources" if method == "post" else "/sources/{source_id}", 409, response.json()
+    )
+    assert sorted(ProviderSource.objects.values_list("name", flat=True)) == ["ollama", "openai"]
+
+
+def test_an_integral_interval_written_with_a_fraction_is_an_integer_as_json_schema_counts(admin: APIClient) -> None:
+    """Found by make fuzz: 600.0 is `type: integer` in JSON Schema, and was refused."""
+    body = {"name": "new", "kind": "ollama", "base_url": "http://ollama:11434"}
+    assert admin.post("/sources", {**body, "interval_seconds": 600.5}, format="json").status_code == 400
+
+    response = admin.post("/sources", {**body, "interval_seconds": 600.0}, format="json")
+
+    assert response.status_code == 201, response.content
+    assert ProviderSource.objects.get(name="new").interval_seconds == 600
 
 
 def test_changing_the_interval_moves_the_schedule(

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from typing import Any
+from urllib.parse import unquote_to_bytes, urlsplit
 
 import pytest
 from django.contrib.auth.models import Group
@@ -18,8 +19,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import Resolver404, resolve
 from rest_framework_simplejwt.tokens import AccessToken
 
+from registry.api import fast_reads
 from registry.api.fast_reads import CACHED_ROUTES, CachedReads, cached_route
 from registry.models import RegisteredModel
+from registry_project.wsgi import fronted
 from tests.factories import ModelCapabilityFactory, RegisteredModelFactory, UserFactory
 from tests.tokens import platform_token
 
@@ -41,8 +44,10 @@ class CountingDjango:
 
 
 class Answer:
-    def __init__(self, app: CachedReads, path: str, **headers: str) -> None:
+    def __init__(self, app: Callable[..., Iterable[bytes]], path: str, **headers: str) -> None:
         environ = RequestFactory().get(path, **headers).environ
+        # As a server sends it (PEP 3333: the path's bytes as latin-1); RequestFactory's request decoded it in place.
+        environ["PATH_INFO"] = unquote_to_bytes(urlsplit(path).path).decode("iso-8859-1")
         self.status = ""
         self.headers: dict[str, str] = {}
 
@@ -248,3 +253,27 @@ def test_a_hit_over_the_request_limits_is_refused_by_django_as_json(
     assert refused.code == 431
     assert django_app.calls == 2
     assert refused.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("path", ["/models/%F3%B7%B0%86", "/models/%E2%9C%93"])
+@pytest.mark.parametrize("wrap", ["fronted", "front alone"])
+def test_a_path_beyond_latin_1_reaches_django_as_the_server_sent_it(
+    django_app: CountingDjango, token: str, path: str, wrap: str
+) -> None:
+    """Found by make fuzz: an empty 500 on the first such request of a worker.
+
+    The front builds a WSGIRequest to validate the Host (once per host, memoized), which writes the
+    decoded path into the environ; Django then read it as latin-1 and raised. The service's
+    application (registry_project.wsgi.fronted) gives Django the server's path back.
+    """
+    fast_reads._origins.clear()  # a worker's first request: the front has no memoized Host yet
+    app = fronted(django_app) if wrap == "fronted" else CachedReads(django_app)
+
+    if wrap == "front alone":  # what the service ran before: the failure this test is about
+        with pytest.raises(UnicodeEncodeError):
+            Answer(app, path, HTTP_AUTHORIZATION=token)
+        return
+    answers = [Answer(app, path, HTTP_AUTHORIZATION=token) for _ in range(2)]
+
+    assert [answer.code for answer in answers] == [404, 404]
+    assert answers[0].body == b'{"detail":"No such model."}'

@@ -112,3 +112,120 @@ def test_prices_with_more_decimals_than_stored_are_rounded_not_refused(
 def test_every_operation_documents_the_size_refusals(openapi: dict[str, Any]) -> None:
     for path, method, operation in operations(openapi):
         assert {"414", "431"} <= set(operation["responses"]), (path, method)
+
+
+@pytest.mark.parametrize(
+    ("price", "accepted"), [(999999.9999994, True), (999999.9999995, False), (999999.99999999, False)]
+)
+def test_the_schemas_price_bound_is_the_one_the_rounding_service_applies(
+    openapi: dict[str, Any], api_client_for: Callable[[str], APIClient], price: float, accepted: bool
+) -> None:
+    """Found by make fuzz: 999999.9999999 was below the schema's bound (10**6) but rounds to 1000000.000000."""
+    schema = openapi["components"]["schemas"]["RegisteredModelRequest"]["properties"]["output_cost_per_mtok"]
+    body = {"name": "m", "display_name": "M", "provider": "openai", "model_type": "chat", "output_cost_per_mtok": price}
+
+    response = api_client_for("editor").post("/models", body, format="json")
+
+    assert (price < schema["exclusiveMaximum"]) is accepted
+    assert response.status_code == (201 if accepted else 400), response.content
+    if accepted:
+        assert response.json()["output_cost_per_mtok"] == 999999.999999
+
+
+def test_a_batch_of_records_states_its_bounds(openapi: dict[str, Any]) -> None:
+    for name in ("UsageRecordsRequest", "PerformanceRecordsRequest"):
+        array = next(b for b in openapi["components"]["schemas"][name]["oneOf"] if b.get("type") == "array")
+        assert (array["minItems"], array["maxItems"]) == (1, 1000), name
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "words"),
+    [
+        ("/models/{ref}/usage", "get", ["`from` must be before `to`", "93 days", "400 naming `from`"]),
+        ("/models/{ref}/performance", "get", ["`from` must be before `to`", "400 naming `from`"]),
+        ("/models/{ref}/parameters", "post", ["`default_value`'s JSON type", "400 naming the bound"]),
+        ("/models/{ref}", "put", ["must be one of this model's", "400 naming `endpoints`"]),
+        ("/models/{ref}", "patch", ["must be one of this model's", "400 naming `endpoints`"]),
+    ],
+)
+def test_rules_across_fields_are_stated_in_the_operations_description(
+    openapi: dict[str, Any], path: str, method: str, words: list[str]
+) -> None:
+    description = openapi["paths"][path][method]["description"]
+    assert all(word in description for word in words), description
+
+
+def test_a_parameters_bound_of_another_type_is_a_400_naming_it(api_client_for: Callable[[str], APIClient]) -> None:
+    model = RegisteredModelFactory()
+    body = {"parameter_name": "stop", "default_value": ["\n"], "min_value": {}}
+    response = api_client_for("editor").post(f"/models/{model.pk}/parameters", body, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"min_value": ["Must be an array, like default_value."]}
+
+
+@pytest.mark.parametrize("port", ["0", "0816", "65535", "65536", "99999", "70000"])
+def test_the_schemas_url_pattern_states_the_port_range_the_service_checks(
+    openapi: dict[str, Any], api_client_for: Callable[[str], APIClient], port: str
+) -> None:
+    """Found by make fuzz: https://r:85536 matched the schema's pattern and was refused as "Not a valid URL"."""
+    pattern = openapi["components"]["schemas"]["EndpointRequest"]["properties"]["endpoint_url"]["pattern"]
+    url = f"https://gpu-1:{port}/v1"
+    model = RegisteredModelFactory()
+
+    response = api_client_for("editor").post(
+        f"/models/{model.pk}/endpoints", {"endpoint_type": "rest", "endpoint_url": url}, format="json"
+    )
+
+    assert (response.status_code == 201) == bool(re.search(pattern, url)) == (int(port) <= 65535), response.content
+
+
+@pytest.mark.parametrize(
+    ("price", "status", "stored"),
+    [
+        (0.23681619526312872, 201, 0.236816),
+        (999999, 201, 999999.0),
+        (999999.0000004, 400, None),
+        (-0.0000001, 400, None),
+    ],
+)
+def test_a_dated_price_is_rounded_as_a_models_price_and_bounded_as_sent(
+    openapi: dict[str, Any], api_client_for: Callable[[str], APIClient], price: float, status: int, stored: float | None
+) -> None:
+    """Found by make fuzz: 0.23681619526312872 (schema-valid) was refused for its digits."""
+    schema = openapi["components"]["schemas"]["PriceRequest"]["properties"]["output_per_mtok"]
+    model = RegisteredModelFactory()
+
+    response = api_client_for("editor").post(
+        f"/models/{model.pk}/prices", {"input_per_mtok": 0, "output_per_mtok": price}, format="json"
+    )
+
+    assert response.status_code == status, response.content
+    assert (schema["minimum"] <= price <= schema["maximum"]) is (status == 201)
+    if stored is not None:
+        assert response.json()["output_per_mtok"] == stored
+
+
+def test_a_parameters_default_value_may_not_be_null_as_the_schema_says(
+    openapi: dict[str, Any], api_client_for: Callable[[str], APIClient]
+) -> None:
+    """Found by make fuzz: the schema allowed any value for default_value, null included."""
+    schema = openapi["components"]["schemas"]["ParameterRequest"]["properties"]["default_value"]
+    assert schema["not"] == {"type": "null"}
+    model = RegisteredModelFactory()
+    response = api_client_for("editor").post(
+        f"/models/{model.pk}/parameters", {"parameter_name": "p", "default_value": None}, format="json"
+    )
+    assert response.status_code == 400
+    assert list(response.json()) == ["default_value"]
+
+
+def test_a_body_that_cannot_be_empty_is_required_in_the_schema(
+    openapi: dict[str, Any], api_client_for: Callable[[str], APIClient]
+) -> None:
+    """Found by make fuzz: POST /models/{ref}/performance without a body was schema-valid, and a 400."""
+    assert openapi["paths"]["/models/{ref}/performance"]["post"]["requestBody"]["required"] is True
+    # A usage record has defaults for every field: no body records one, and the schema leaves it optional.
+    assert "required" not in openapi["paths"]["/models/{ref}/usage"]["post"]["requestBody"]
+    model = RegisteredModelFactory()
+    assert api_client_for("service").post(f"/models/{model.pk}/performance").status_code == 400
+    assert api_client_for("service").post(f"/models/{model.pk}/usage").status_code == 201
