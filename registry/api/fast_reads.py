@@ -186,7 +186,8 @@ class CachedReads:
             return None
         if role is None or role < Role.VIEWER:
             return None
-        found = lookup(entry_key(kind, key), environ.get("HTTP_IF_NONE_MATCH"))
+        stored_at = entry_key(kind, key)
+        found = lookup(stored_at, environ.get("HTTP_IF_NONE_MATCH"))
         code = 304 if found.not_modified else 200
         learnt = self.learnt.get((kind, code))
         if learnt is None or (found.body is None and not found.not_modified):
@@ -195,7 +196,7 @@ class CachedReads:
         headers = [*headers, ("ETag", found.etag)]
         body = b""
         if found.body is not None:
-            body, compressed = encoded_body(found.body, found.gzipped, environ.get("HTTP_ACCEPT_ENCODING", ""))
+            body, compressed = encoded_body(stored_at, found, environ.get("HTTP_ACCEPT_ENCODING", ""))
             if compressed:
                 headers.append(("Content-Encoding", "gzip"))
             headers.append(("Content-Length", str(len(body))))

@@ -126,12 +126,37 @@ def model_bodies(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             gc.enable()
 
 
-def _of_models(ids: list[int]) -> dict[str, Any]:
-    """The filter on ``model_id`` for these ids: one array parameter on PostgreSQL, not one per id."""
+def ids_in(field: str, ids: list[int]) -> dict[str, Any]:
+    """The filter ``field`` in ``ids``: one array parameter on PostgreSQL, not one per id."""
     if connection.vendor == "postgresql":
         # Django would prepare 500 parameters one by one (a tenth of the build) for a plain IN list.
-        return {"model_id__in": RawSQL("SELECT unnest(%s::bigint[])", (ids,))}
-    return {"model_id__in": ids}
+        return {f"{field}__in": RawSQL("SELECT unnest(%s::bigint[])", (ids,))}
+    return {f"{field}__in": ids}
+
+
+def _of_models(ids: list[int]) -> dict[str, Any]:
+    return ids_in("model_id", ids)
+
+
+def list_body(
+    count: int, next_link: str | None, previous_link: str | None, bodies: Sequence[bytes | memoryview]
+) -> bytes:
+    """A page of models, as ``json_bytes`` writes the paginated serializer's output, from each model's body."""
+    head = b'{"count":%d,"next":%s,"previous":%s,"results":[' % (
+        count,
+        json_bytes(next_link),
+        json_bytes(previous_link),
+    )
+    return head + b",".join(bodies) + b"]}"
+
+
+def selection_body(rankings: Sequence[dict[str, Any]], bodies: Sequence[bytes | memoryview]) -> bytes:
+    """A selection (SelectionSerializer): each model's body beside its ranking, best first."""
+    results = b",".join(
+        b'{"model":%s,"ranking":%s}' % (body, json_bytes(ranking))
+        for body, ranking in zip(bodies, rankings, strict=True)
+    )
+    return b'{"count":%d,"results":[%s]}' % (len(bodies), results)
 
 
 def _bodies(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

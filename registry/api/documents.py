@@ -1,0 +1,83 @@
+"""Model bodies for the read path from ``model_documents`` (registry/documents.py), built only where missing.
+
+A page's query fetches each model's stored body beside its id (one LEFT JOIN, ``with_documents``);
+``bodies`` builds the missing or stale ones through the representation itself
+(``representations.model_bodies``, so a field added there is in every document) and stores them
+for the next read. A page whose documents are all stored costs its one query, whatever its size.
+
+A document is used only when its ``format_version`` is the current one: a fingerprint of the code
+that writes the bytes (representations and credential redaction) and the settings that change
+them (USE_TZ, the current time zone). A deployment that changes either rebuilds documents as
+they are read, without a migration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from registry import credentials, documents
+from registry.api import representations
+from registry.api.representations import json_bytes
+from registry.models import RegisteredModel
+
+BODY = "document__body"
+FORMAT = "document__format_version"
+REVISION = "document__revision"
+_COLUMNS = ("id", BODY, FORMAT, REVISION)
+
+
+def _code_fingerprint() -> str:
+    digest = hashlib.blake2b(digest_size=8)
+    for module in (representations, credentials):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()
+
+
+_CODE = _code_fingerprint()
+
+
+def format_version() -> str:
+    """What the stored bytes depend on besides the rows: the code writing them, the time settings."""
+    return f"{_CODE}:{int(settings.USE_TZ)}:{timezone.get_current_timezone_name()}"[:100]
+
+
+def with_documents(queryset: QuerySet[RegisteredModel], *annotations: str) -> QuerySet[Any, dict[str, Any]]:
+    """``queryset`` as rows of id, stored document (body, format, revision) and ``annotations``; still lazy."""
+    return queryset.prefetch_related(None).values(*_COLUMNS, *annotations)
+
+
+Body = bytes | memoryview
+
+
+def bodies(rows: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], Body]]:
+    """Each of ``rows`` (from ``with_documents``) with its model's JSON body, in their order.
+
+    Stored bodies as they are; the others built from the models' rows (four queries) and stored
+    (one more). A model deleted since ``rows`` were read is left out.
+    """
+    current = format_version()
+    missing = {row["id"]: row[REVISION] or 0 for row in rows if row[BODY] is None or row[FORMAT] != current}
+    built: dict[int, bytes] = {}
+    if missing:
+        model_rows = representations.model_rows(
+            RegisteredModel.objects.filter(**representations.ids_in("pk", list(missing)))
+        )
+        for model_row, body in zip(model_rows, representations.model_bodies(model_rows), strict=True):
+            built[model_row["id"]] = json_bytes(body)
+        # The revision read with the page, before the rows: a write committed since wins (documents.store).
+        documents.store([(pk, missing[pk], body) for pk, body in built.items()], current)
+    found: list[tuple[dict[str, Any], Body]] = []
+    for row in rows:
+        pk = row["id"]
+        if pk not in missing:
+            found.append((row, row[BODY]))
+        elif pk in built:
+            found.append((row, built[pk]))
+    return found
