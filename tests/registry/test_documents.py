@@ -58,7 +58,8 @@ def pair() -> tuple[RegisteredModel, RegisteredModel]:
         ModelEndpointFactory(model=model, endpoint_url="http://h:1/api", source=source)
         models.append(model)
     read(*models)
-    assert stored(models[0]) is not None and stored(models[1]) is not None
+    assert stored(models[0]) is not None
+    assert stored(models[1]) is not None
     return models[0], models[1]
 
 
@@ -133,7 +134,9 @@ def test_renaming_a_source_marks_its_models_and_endpoints_stale(pair: tuple[Regi
     ModelEndpointFactory(model=other, source=source)
     read(other)
     ProviderSource.objects.filter(pk=source.pk).update(name="lab-renamed")
-    assert stored(written) is None and stored(untouched) is None and stored(other) is None
+    assert stored(written) is None
+    assert stored(untouched) is None
+    assert stored(other) is None
     assert b'"source":"lab-renamed"' in read(written)[written.pk]
     assert read(other)[other.pk] == serialized(other)
 
@@ -148,7 +151,8 @@ def test_source_bookkeeping_leaves_documents_alone(pair: tuple[RegisteredModel, 
 def test_deleting_a_source_marks_its_models_stale(pair: tuple[RegisteredModel, RegisteredModel]) -> None:
     written, untouched = pair
     _source(written).delete()
-    assert stored(written) is None and stored(untouched) is None
+    assert stored(written) is None
+    assert stored(untouched) is None
     assert b'"source":null' in read(written)[written.pk]
     assert read(written)[written.pk] == serialized(written)
 
