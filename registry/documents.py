@@ -201,11 +201,11 @@ class Document:
     """A model's document as a read found it: its body (None when stale or absent) and revision."""
 
     model_id: int
-    body: bytes | None
+    body: str | None
     revision: int
 
 
-def store(documents: Sequence[tuple[int, int, bytes]], format_version: str) -> None:
+def store(documents: Sequence[tuple[int, int, str]], format_version: str) -> None:
     """Store bodies built by a read: ``(model_id, revision seen before reading the rows, body)``.
 
     A body is written only if its document is still at that revision (revision 0: still absent),
@@ -216,7 +216,7 @@ def store(documents: Sequence[tuple[int, int, bytes]], format_version: str) -> N
         return
     rows = sorted(documents)  # the trigger's order: see _mark_stale
     values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
-    parameters: list[int | str | bytes] = []
+    parameters: list[int | str] = []
     for model_id, revision, body in rows:
         parameters += [model_id, body, format_version, revision]
     sql = (

@@ -463,7 +463,8 @@ class ModelDocument(models.Model):
         db_constraint=False,
         related_name="document",
     )
-    body = models.BinaryField(null=True)
+    # Text, not bytea: PostgreSQL sends bytea hex-encoded, twice the bytes to read and decode (measured).
+    body = models.TextField(null=True)
     format_version = models.CharField(max_length=100, default="")
     revision = models.BigIntegerField(default=0)
 

@@ -53,10 +53,7 @@ def with_documents(queryset: QuerySet[RegisteredModel], *annotations: str) -> Qu
     return queryset.prefetch_related(None).values(*_COLUMNS, *annotations)
 
 
-Body = bytes | memoryview
-
-
-def bodies(rows: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], Body]]:
+def bodies(rows: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
     """Each of ``rows`` (from ``with_documents``) with its model's JSON body, in their order.
 
     Stored bodies as they are; the others built from the models' rows (four queries) and stored
@@ -64,16 +61,16 @@ def bodies(rows: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], Body]]:
     """
     current = format_version()
     missing = {row["id"]: row[REVISION] or 0 for row in rows if row[BODY] is None or row[FORMAT] != current}
-    built: dict[int, bytes] = {}
+    built: dict[int, str] = {}
     if missing:
         model_rows = representations.model_rows(
             RegisteredModel.objects.filter(**representations.ids_in("pk", list(missing)))
         )
         for model_row, body in zip(model_rows, representations.model_bodies(model_rows), strict=True):
-            built[model_row["id"]] = json_bytes(body)
+            built[model_row["id"]] = json_bytes(body).decode()
         # The revision read with the page, before the rows: a write committed since wins (documents.store).
         documents.store([(pk, missing[pk], body) for pk, body in built.items()], current)
-    found: list[tuple[dict[str, Any], Body]] = []
+    found: list[tuple[dict[str, Any], str]] = []
     for row in rows:
         pk = row["id"]
         if pk not in missing:

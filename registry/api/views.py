@@ -262,7 +262,7 @@ class ModelViewSet(RegistryViewSet):
             found = model_documents.bodies(rows)
             if not found:
                 raise NotFound("No such model.")
-            return bytes(found[0][1])
+            return found[0][1].encode()
 
         return cached_json_response(request, kind="detail", key=ref, build=build)
 

@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
                         to="registry.registeredmodel",
                     ),
                 ),
-                ("body", models.BinaryField(null=True)),
+                ("body", models.TextField(null=True)),
                 ("format_version", models.CharField(default="", max_length=100)),
                 ("revision", models.BigIntegerField(default=0)),
             ],

@@ -34,12 +34,12 @@ pytestmark = pytest.mark.django_db
 def read(*models: RegisteredModel) -> dict[int, bytes]:
     """The read path's bodies of ``models`` (building and storing missing documents)."""
     rows = list(model_documents.with_documents(RegisteredModel.objects.filter(pk__in=[m.pk for m in models])))
-    return {row["id"]: bytes(body) for row, body in model_documents.bodies(rows)}
+    return {row["id"]: body.encode() for row, body in model_documents.bodies(rows)}
 
 
 def stored(model: RegisteredModel) -> bytes | None:
     document = ModelDocument.objects.filter(model_id=model.pk).first()
-    return None if document is None or document.body is None else bytes(document.body)
+    return None if document is None or document.body is None else document.body.encode()
 
 
 def serialized(model: RegisteredModel) -> bytes:
@@ -171,7 +171,7 @@ def test_a_body_built_before_a_write_is_not_stored_after_it(pair: tuple[Register
     seen = ModelDocument.objects.get(model_id=written.pk).revision  # the read's page query
     old_body = read(written)[written.pk]  # stores at revision ``seen``
     RegisteredModel.objects.filter(pk=written.pk).update(description="second")  # the write, revision + 1
-    documents.store([(written.pk, seen, old_body)], model_documents.format_version())  # the late store
+    documents.store([(written.pk, seen, old_body.decode())], model_documents.format_version())  # the late store
     assert stored(written) is None
     assert b'"description":"second"' in read(written)[written.pk]
 
@@ -181,13 +181,13 @@ def test_a_late_store_for_a_document_a_write_created_does_nothing() -> None:
     model = RegisteredModelFactory(name="fresh")
     ModelDocument.objects.filter(model_id=model.pk).delete()  # as before any write or read
     RegisteredModel.objects.filter(pk=model.pk).update(description="written")  # creates the row, revision 1
-    documents.store([(model.pk, 0, b'{"stale":true}')], model_documents.format_version())
+    documents.store([(model.pk, 0, '{"stale":true}')], model_documents.format_version())
     assert stored(model) is None
 
 
 def test_a_document_of_another_format_is_rebuilt(pair: tuple[RegisteredModel, RegisteredModel]) -> None:
     written, _ = pair
-    ModelDocument.objects.filter(model_id=written.pk).update(body=b'{"old":"format"}', format_version="other")
+    ModelDocument.objects.filter(model_id=written.pk).update(body='{"old":"format"}', format_version="other")
     assert read(written)[written.pk] == serialized(written)
     assert stored(written) == serialized(written)
 
