@@ -32,7 +32,7 @@ from django.urls import Resolver404, resolve
 from rest_framework.exceptions import AuthenticationFailed
 
 from registry import metrics
-from registry.api.authentication import bearer_role
+from registry.api.authentication import bearer_role, remembered_role
 from registry.api.limits import refusal_of
 from registry.api.responses import (
     CACHED_READ_ENVIRON_KEY,
@@ -153,6 +153,18 @@ class CachedReads:
 
         return learn
 
+    @staticmethod
+    def _role(environ: dict[str, Any]) -> Role | None:
+        """The caller's role: from the memo of verified tokens when the header is plainly ``Bearer <token>``."""
+        scheme, _, token = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
+        if scheme.lower() == "bearer" and token and " " not in token:
+            known, role = remembered_role(token)
+            if known:
+                return role
+        request = HttpRequest()
+        request.META = environ  # all the authenticators read
+        return bearer_role(request)
+
     def serve(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes] | None:
         """The cached response, already started; None to let Django answer."""
         if refusal_of(environ) is not None:
@@ -178,10 +190,8 @@ class CachedReads:
             key = str(ref)
             if not is_storable_text(key):
                 return None
-        request = HttpRequest()
-        request.META = environ  # all the authenticators read
         try:
-            role = bearer_role(request)
+            role = self._role(environ)
         except AuthenticationFailed:
             return None
         if role is None or role < Role.VIEWER:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.test import Client, override_settings
@@ -18,7 +19,14 @@ from django.test import Client, override_settings
 from discovery.sync import source_sync
 from registry import metrics
 from registry.audit import system_actor
-from registry.cache import GENERATION_KEY, cached_model_read, models_changed
+from registry.cache import (
+    _MISSING,
+    GENERATION_KEY,
+    _generation_reader,
+    cached_model_read,
+    current_generation,
+    models_changed,
+)
 from registry.models import ModelCapability, RegisteredModel
 from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import (
@@ -368,3 +376,31 @@ class TestThroughTheApi:
 
         assert (listing.status_code, detail.status_code, selection.status_code) == (200, 200, 200)
         assert [m["name"] for m in listing.json()["results"]] == [model.name]
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL (the embedded cache has no generation socket)")
+class TestGenerationReader:
+    """A hit reads the generation over its own socket: the value django-redis would read, or a fallback."""
+
+    def test_it_reads_what_django_redis_reads_after_every_bump(self) -> None:
+        first = current_generation()
+        assert first == cache.get(GENERATION_KEY)
+        for _ in range(3):
+            cache.incr(GENERATION_KEY)  # as another process's write does
+            assert _generation_reader.read() == cache.get(GENERATION_KEY)  # over its own socket
+            assert current_generation() == cache.get(GENERATION_KEY)
+        assert current_generation() == first + 3
+
+    def test_a_missing_key_reads_as_unset_and_a_new_generation_is_set(self) -> None:
+        before = current_generation()
+        cache.delete(GENERATION_KEY)  # evicted
+        assert _generation_reader.read() is None
+        after = current_generation()
+        assert after != before
+        assert cache.get(GENERATION_KEY) == after
+
+    def test_an_unreachable_redis_falls_back_without_failing_the_read(self, closed_port: int) -> None:
+        with override_settings(CACHES=redis_cache(closed_port)):
+            assert _generation_reader.read() is _MISSING
+            assert isinstance(current_generation(), int)  # django-redis: miss, a time-based generation
+        assert current_generation() == cache.get(GENERATION_KEY)  # and back on the real Redis
