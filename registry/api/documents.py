@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from registry import credentials, documents
+from registry import credentials, documents, selectors
 from registry.api import representations
 from registry.api.representations import json_bytes
 from registry.models import RegisteredModel
@@ -51,6 +52,26 @@ def format_version() -> str:
 def with_documents(queryset: QuerySet[RegisteredModel], *annotations: str) -> QuerySet[Any, dict[str, Any]]:
     """``queryset`` as rows of id, stored document (body, format, revision) and ``annotations``; still lazy."""
     return queryset.prefetch_related(None).values(*_COLUMNS, *annotations)
+
+
+def stored_body(ref: str) -> bytes | None:
+    """The stored, current document of model ``ref`` (its id or its name, as ``selectors.model_lookup``), or None.
+
+    One query, for the WSGI front's detail misses; None when there is no such model or its document
+    is missing or stale (the view then builds it).
+    """
+    by_id = selectors.is_model_id(ref)
+    column = "m.id" if by_id else "m.name"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT d.body, d.format_version FROM models m JOIN {documents.TABLE} d ON d.model_id = m.id "  # noqa: S608 - constants
+            f"WHERE {column} = %s",
+            [int(ref) if by_id else ref],
+        )
+        row = cursor.fetchone()
+    if row is None or row[0] is None or row[1] != format_version():
+        return None
+    return str(row[0]).encode()
 
 
 def bodies(rows: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:

@@ -5,9 +5,11 @@ Django's middleware stack and DRF's request cycle cost several times what a cach
 same bytes). For ``GET /models``, ``/models/select`` and ``/models/{ref}`` with a bearer token,
 this front does what the view would do on a hit, with the same functions: resolve the route,
 validate the Host, check the token and the role (registry.api.authentication), compute the same
-cache key, and return the stored bytes (or a 304). Everything else, and anything unusual (no
-token, a refused token, a missing role, a miss, a non-JSON Accept, a bad Host), goes to Django
-unchanged, which answers it (401, 403, 400, 406, or a miss that stores the entry).
+cache key, and return the stored bytes (or a 304). A detail's miss is answered here too when
+the model's stored document is current (registry/api/documents.py: one query, the bytes the view
+would serve), and stored as the view would store it. Everything else, and anything unusual (no
+token, a refused token, a missing role, any other miss, a non-JSON Accept, a bad Host), goes to
+Django unchanged, which answers it (401, 403, 400, 404, 406, or a miss that stores the entry).
 
 The response headers are the ones Django sent for that read: the front learns them from the first
 response of each kind that Django serves in this process (minus the per-response ETag, length and
@@ -32,14 +34,17 @@ from django.urls import Resolver404, resolve
 from rest_framework.exceptions import AuthenticationFailed
 
 from registry import metrics
+from registry.api import documents as model_documents
 from registry.api.authentication import bearer_role, remembered_role
 from registry.api.limits import refusal_of
 from registry.api.responses import (
     CACHED_READ_ENVIRON_KEY,
+    Lookup,
     canonical_query,
     encoded_body,
     entry_key,
     lookup,
+    store,
 )
 from registry.api.serializers import is_storable_text
 from registry.roles import Role
@@ -200,8 +205,18 @@ class CachedReads:
         found = lookup(stored_at, environ.get("HTTP_IF_NONE_MATCH"))
         code = 304 if found.not_modified else 200
         learnt = self.learnt.get((kind, code))
-        if learnt is None or (found.body is None and not found.not_modified):
+        if learnt is None:
             return None
+        hit = found.not_modified or found.body is not None
+        if not hit:
+            # A detail's miss is its stored document (one query), as the view would build it: no
+            # validation to run, nothing but the ref in the key. Any other miss, and a document
+            # missing or stale, go to Django, which builds it.
+            body = model_documents.stored_body(key) if kind == "detail" else None
+            if body is None:
+                return None
+            store(stored_at, found.generation, body)
+            found = Lookup(found.generation, found.etag, not_modified=False, body=body)
         status, headers = learnt
         headers = [*headers, ("ETag", found.etag)]
         body = b""
@@ -210,6 +225,6 @@ class CachedReads:
             if compressed:
                 headers.append(("Content-Encoding", "gzip"))
             headers.append(("Content-Length", str(len(body))))
-        metrics.cache_lookup(kind=kind, hit=True)
+        metrics.cache_lookup(kind=kind, hit=hit)
         start_response(status, headers)
         return [body] if body else []
