@@ -171,6 +171,7 @@ def models_ranked(
     model_type: str | None = None,
     provider: str | None = None,
     local_only: bool = False,
+    since: datetime | None = None,
 ) -> RegisteredModelQuerySet:
     """The available models holding every capability at ``min_score`` or above, best first.
 
@@ -179,6 +180,7 @@ def models_ranked(
     cost per million tokens (mean of input and output prices; unknown prices last), then by name.
     Annotated with ``score``, ``cap_<i>`` (the score of ``capabilities[i]``, which must be sorted
     and distinct), ``recent_latency`` and ``cost_per_mtok``. One query for the ranking.
+    Recent means since ``since`` (default: RECENT_LATENCY_WINDOW ago).
     """
     queryset = RegisteredModel.objects.available()
     if model_type:
@@ -211,7 +213,9 @@ def models_ranked(
         output_field=DecimalField(max_digits=13, decimal_places=6),
     )
     queryset = queryset.annotate(
-        score=score, recent_latency=_recent_latency(timezone.now() - RECENT_LATENCY_WINDOW), cost_per_mtok=cost
+        score=score,
+        recent_latency=_recent_latency(since or timezone.now() - RECENT_LATENCY_WINDOW),
+        cost_per_mtok=cost,
     ).order_by(
         F("score").desc(nulls_last=True),
         F("recent_latency").asc(nulls_last=True),

@@ -276,11 +276,7 @@ class ModelViewSet(RegistryViewSet):
             query = self.validated_query(ModelSelectQuerySerializer)
             capabilities = sorted(set(query.pop("capability")))
             limit = query.pop("limit")
-            ranked = selectors.models_ranked(capabilities=capabilities, **query)
-            figures = [f"cap_{index}" for index in range(len(capabilities))]
-            rows = list(
-                model_documents.with_documents(ranked[:limit], "score", "recent_latency", "cost_per_mtok", *figures)
-            )
+            rows = model_documents.ranked_rows(capabilities=capabilities, limit=limit, **query)
             found = model_documents.bodies(rows)  # without a model deleted since the ranking
             rankings = [
                 {

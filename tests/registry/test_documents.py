@@ -9,6 +9,7 @@ bytes the serializer writes for the new state.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -24,6 +25,7 @@ from tests.factories import (
     ModelCapabilityFactory,
     ModelEndpointFactory,
     ModelParameterFactory,
+    ModelUsageFactory,
     ProviderSourceFactory,
     RegisteredModelFactory,
 )
@@ -196,3 +198,25 @@ def test_the_format_names_the_time_zone(settings: object) -> None:
     before = model_documents.format_version()
     with timezone.override("Europe/Paris"):
         assert model_documents.format_version() != before
+
+
+def test_a_compiled_ranking_runs_with_the_current_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ranking's SQL is reused per query shape; its time window must still move with the clock."""
+    model = RegisteredModelFactory(name="ranked")
+    ModelCapabilityFactory(model=model, capability="code", capability_score=0.9)
+    start = timezone.now()
+    ModelUsageFactory(model=model, timestamp=start - timedelta(hours=23), average_latency=0.25, request_count=4)
+
+    def ranked_at(moment: datetime) -> list[dict[str, object]]:
+        monkeypatch.setattr(model_documents.timezone, "now", lambda: moment)
+        return model_documents.ranked_rows(capabilities=["code"], limit=10, min_score=0.5)
+
+    assert ranked_at(start)[0]["recent_latency"] == 0.25  # the usage is within the last 24 h
+    later = ranked_at(start + timedelta(hours=2))  # the same shape: the compiled query again
+    assert later[0]["recent_latency"] is None  # 25 h old now
+    expected = selectors.models_ranked(
+        capabilities=["code"], min_score=0.5, since=start + timedelta(hours=2) - selectors.RECENT_LATENCY_WINDOW
+    ).values("id", "score", "recent_latency")
+    assert [(row["id"], row["score"], row["recent_latency"]) for row in later] == [
+        (row["id"], row["score"], row["recent_latency"]) for row in expected
+    ]
