@@ -26,7 +26,8 @@ tests/registry/test_documents.py checks every declared table has its triggers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from django.db import DatabaseError, connection
@@ -205,33 +206,70 @@ class Document:
     revision: int
 
 
+# A read waits this long at most for SQLite's write lock to store documents (a writer holds it).
+SQLITE_STORE_WAIT_MS = 100
+
+
 def store(documents: Sequence[tuple[int, int, str]], format_version: str) -> None:
     """Store bodies built by a read: ``(model_id, revision seen before reading the rows, body)``.
 
     A body is written only if its document is still at that revision (revision 0: still absent),
-    so a write that committed since leaves its mark. One statement. Storing is an optimisation:
-    a failure (a lock wait cut short, a busy SQLite file) leaves the documents to the next read.
+    so a write that committed since leaves its mark. One statement, which does not wait for
+    writers: on PostgreSQL a document a writer's open transaction holds is skipped (SKIP LOCKED),
+    on SQLite the write lock is awaited for ``SQLITE_STORE_WAIT_MS`` at most. Storing is an
+    optimisation: a document not stored is built again by the next read that needs it.
     """
     if not documents:
         return
     rows = sorted(documents)  # the trigger's order: see _mark_stale
-    values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
     parameters: list[int | str] = []
     for model_id, revision, body in rows:
         parameters += [model_id, body, format_version, revision]
-    sql = (
-        f"INSERT INTO {TABLE} (model_id, body, format_version, revision) VALUES {values} "
-        "ON CONFLICT (model_id) DO UPDATE SET body = excluded.body, format_version = excluded.format_version "
-        f"WHERE {TABLE}.revision = excluded.revision"
-    )
+    if connection.vendor == "postgresql":
+        values = ", ".join(["(%s::bigint, %s::text, %s::varchar, %s::bigint)"] * len(rows))
+        sql = (
+            f"WITH incoming (model_id, body, format_version, revision) AS (VALUES {values}), "
+            # The documents still at the revision the read saw, and not held by a writer right now.
+            f"free AS (SELECT d.model_id FROM {TABLE} d JOIN incoming i "
+            "ON i.model_id = d.model_id AND i.revision = d.revision "
+            "ORDER BY d.model_id FOR UPDATE OF d SKIP LOCKED), "
+            f"updated AS (UPDATE {TABLE} d SET body = i.body, format_version = i.format_version "
+            "FROM incoming i JOIN free f ON f.model_id = i.model_id WHERE d.model_id = i.model_id) "
+            # A document no write has created yet (revision 0): created unless a write did meanwhile.
+            f"INSERT INTO {TABLE} (model_id, body, format_version, revision) "
+            "SELECT model_id, body, format_version, 0 FROM incoming WHERE revision = 0 "
+            "ON CONFLICT (model_id) DO NOTHING"
+        )
+    else:
+        values = ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+        sql = (
+            f"INSERT INTO {TABLE} (model_id, body, format_version, revision) VALUES {values} "
+            "ON CONFLICT (model_id) DO UPDATE SET body = excluded.body, format_version = excluded.format_version "
+            f"WHERE {TABLE}.revision = excluded.revision"
+        )
     if connection.in_atomic_block:
         # The caller's transaction (a test's, a write's): its errors are the caller's; no savepoint
-        # (two more queries) for an insert that conflicts only by design.
+        # (two more queries) for a statement that conflicts only by design.
         with connection.cursor() as cursor:
             cursor.execute(sql, parameters)
         return
     try:
-        with connection.cursor() as cursor:
+        with connection.cursor() as cursor, _short_sqlite_wait():
             cursor.execute(sql, parameters)
     except DatabaseError:
         pass  # autocommit: the statement alone failed, nothing else is lost
+
+
+@contextlib.contextmanager
+def _short_sqlite_wait() -> Iterator[None]:
+    """SQLite's busy timeout cut to ``SQLITE_STORE_WAIT_MS`` meanwhile (a pragma of the connection, not a query)."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    raw = connection.connection
+    (before,) = raw.execute("PRAGMA busy_timeout").fetchone()
+    raw.execute(f"PRAGMA busy_timeout = {SQLITE_STORE_WAIT_MS}")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {int(before)}")

@@ -8,11 +8,13 @@ bytes the serializer writes for the new state.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
@@ -220,3 +222,36 @@ def test_a_compiled_ranking_runs_with_the_current_window(monkeypatch: pytest.Mon
     assert [(row["id"], row["score"], row["recent_latency"]) for row in later] == [
         (row["id"], row["score"], row["recent_latency"]) for row in expected
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_does_not_wait_for_a_writer_holding_the_document() -> None:
+    """A writer's open transaction holds the document it marked stale: a read's store skips it, waiting for nothing."""
+    model = RegisteredModelFactory(name="held")
+    RegisteredModel.objects.filter(pk=model.pk).update(description="before")
+    body = read(model)[model.pk].decode()
+    seen = ModelDocument.objects.get(model_id=model.pk).revision
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        try:
+            with transaction.atomic():
+                RegisteredModel.objects.filter(pk=model.pk).update(description="during")
+                holding.set()
+                release.wait(timeout=10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        assert holding.wait(timeout=10)
+        started = time.monotonic()
+        documents.store([(model.pk, seen, body)], model_documents.format_version())
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        thread.join()
+    assert waited < 1.0 if connection.vendor == "postgresql" else waited < 2 * documents.SQLITE_STORE_WAIT_MS / 1000 + 1
+    assert stored(model) is None  # the writer's mark, not the read's older body
+    assert b'"description":"during"' in read(model)[model.pk]
