@@ -237,18 +237,26 @@ class _GenerationReader(threading.local):
     (connection pool, retry wrapper, parser; docs/BENCHMARKS.md): here it is one ``sendall`` of
     bytes prepared once and one ``recv``. Anything unusual (no Redis backend, a ``rediss://`` or
     socket URL, the breaker open, an error, a reply that is not a number) answers ``_MISSING``, and
-    the caller asks django-redis as before, which handles outages (``ResilientRedisCache``).
+    the caller asks django-redis as before, which handles outages (``ResilientRedisCache``). After
+    a failure this thread leaves the generation to django-redis for ``RETRY_SECONDS``, so a setup
+    the socket cannot handle costs no connection attempt per request.
     """
+
+    RETRY_SECONDS = 30.0
 
     def __init__(self) -> None:
         self.sock: socket.socket | None = None
         self.pid = 0
         self.backend: ResilientRedisCache | None = None  # the cache the socket was opened for
         self.command = b""
+        self.failed: ResilientRedisCache | None = None  # the cache the socket last failed with, until retry_at
+        self.retry_at = 0.0
 
     def read(self) -> object:
         backend = caches["default"]
         if not isinstance(backend, ResilientRedisCache) or backend.outage.is_down:
+            return _MISSING
+        if self.sock is None and self.failed is backend and time.monotonic() < self.retry_at:
             return _MISSING
         try:
             stale = self.sock is None or self.pid != os.getpid() or self.backend is not backend
@@ -259,19 +267,22 @@ class _GenerationReader(threading.local):
             return _integer_reply(self.sock)
         except Exception:  # an error here must never fail a read: django-redis answers (and records an outage)
             self.close()
+            self.failed, self.retry_at = backend, time.monotonic() + self.RETRY_SECONDS
             return _MISSING
 
     def _connect(self, backend: ResilientRedisCache) -> bool:
         location = urlsplit(backend.first_location)
         if location.scheme != "redis" or location.query or not location.hostname:
+            self.failed, self.retry_at = backend, time.monotonic() + self.RETRY_SECONDS
             return False
         sock = socket.create_connection((location.hostname, location.port or 6379), timeout=backend.connect_timeout)
         sock.settimeout(backend.socket_timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             if location.password:
-                credentials = [unquote(location.username or "default"), unquote(location.password)]
-                _expect_ok(sock, _command("AUTH", *credentials))
+                # AUTH <password> without a user name: what Redis before 6 (no ACL users) accepts too.
+                credentials = [unquote(location.username)] if location.username else []
+                _expect_ok(sock, _command("AUTH", *credentials, unquote(location.password)))
             database = location.path.strip("/") or "0"
             _expect_ok(sock, _command("SELECT", database))
         except (OSError, ValueError):

@@ -403,4 +403,31 @@ class TestGenerationReader:
         with override_settings(CACHES=redis_cache(closed_port)):
             assert _generation_reader.read() is _MISSING
             assert isinstance(current_generation(), int)  # django-redis: miss, a time-based generation
-        assert current_generation() == cache.get(GENERATION_KEY)  # and back on the real Redis
+            assert _generation_reader.read() is _MISSING  # no new attempt per request meanwhile
+        assert _generation_reader.read() == cache.get(GENERATION_KEY)  # back on the real Redis, at once
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+def test_the_generation_socket_authenticates_with_the_urls_password(closed_port: int) -> None:
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(closed_port), "--bind", "127.0.0.1", "--save", "", "--requirepass", "s3cret"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", closed_port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        caches = redis_cache(closed_port)
+        caches["default"]["LOCATION"] = f"redis://:s3cret@127.0.0.1:{closed_port}/3"
+        with override_settings(CACHES=caches):
+            assert _generation_reader.read() is None  # authenticated, database 3, no generation yet
+            generation = current_generation()
+            assert _generation_reader.read() == generation == cache.get(GENERATION_KEY)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
