@@ -6,7 +6,7 @@ A page's query fetches each model's stored body beside its id (one LEFT JOIN, ``
 for the next read. A page whose documents are all stored costs its one query, whatever its size.
 
 A document is used only when its ``format_version`` is the current one: a fingerprint of the code
-that writes the bytes (representations and credential redaction) and the settings that change
+that writes the bytes (representations, credential redaction, selectors) and the settings that change
 them (USE_TZ, the current time zone). A deployment that changes either rebuilds documents as
 they are read, without a migration.
 """
@@ -35,8 +35,11 @@ _COLUMNS = ("id", BODY, FORMAT, REVISION)
 
 
 def _code_fingerprint() -> str:
+    # Every module whose code writes a document's bytes: the representation, the redaction of
+    # endpoint URLs, and the selectors the representation borrows helpers from (a module too many
+    # costs only rebuilt documents after a deployment; one too few would serve old bytes).
     digest = hashlib.blake2b(digest_size=8)
-    for module in (representations, credentials):
+    for module in (representations, credentials, selectors):
         digest.update(Path(str(module.__file__)).read_bytes())
     return digest.hexdigest()
 
