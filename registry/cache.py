@@ -19,14 +19,18 @@ is loaded by Django's cache framework, which may happen before the app registry 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django_redis.cache import RedisCache
@@ -131,6 +135,10 @@ class ResilientRedisCache(RedisCache):
         super().__init__(server, params)
         options = params.get("OPTIONS", {})
         self.outage = RedisOutage(retry_seconds=float(options.get("RETRY_SECONDS", 5.0)))
+        # For _GenerationReader's own socket: the first server, and the same timeouts as django-redis'.
+        self.first_location = str(server.split(",")[0] if isinstance(server, str) else server[0])
+        self.connect_timeout = float(options.get("SOCKET_CONNECT_TIMEOUT", 0.5))
+        self.socket_timeout = float(options.get("SOCKET_TIMEOUT", 0.5))
         self._log_ignored_exceptions = True
         self.logger = _OutageLog(self.outage)
 
@@ -219,7 +227,123 @@ def cached_model_read(kind: str, key: str, build: Callable[[], T]) -> T:
 
 def current_generation() -> int:
     """The generation every cached read must have been built under to be served (one round trip)."""
+    raw = _generation_reader.read()
+    if raw is not _MISSING:
+        return _generation(raw)  # type: ignore[arg-type]
     return _generation(cache.get(GENERATION_KEY))
+
+
+class _GenerationReader(threading.local):
+    """The GET of the generation over a plain socket of this thread: the one Redis command of a cache hit.
+
+    Through django-redis and redis-py the GET cost about as much Python as the rest of a hit
+    (connection pool, retry wrapper, parser; docs/BENCHMARKS.md): here it is one ``sendall`` of
+    bytes prepared once and one ``recv``. Anything unusual (no Redis backend, a ``rediss://`` or
+    socket URL, the breaker open, an error, a reply that is not a number) answers ``_MISSING``, and
+    the caller asks django-redis as before, which handles outages (``ResilientRedisCache``). After
+    a failure this thread leaves the generation to django-redis for ``RETRY_SECONDS``, so a setup
+    the socket cannot handle costs no connection attempt per request.
+    """
+
+    RETRY_SECONDS = 30.0
+
+    def __init__(self) -> None:
+        self.sock: socket.socket | None = None
+        self.pid = 0
+        self.backend: ResilientRedisCache | None = None  # the cache the socket was opened for
+        self.command = b""
+        self.failed: ResilientRedisCache | None = None  # the cache the socket last failed with, until retry_at
+        self.retry_at = 0.0
+
+    def read(self) -> object:
+        backend = caches["default"]
+        if not isinstance(backend, ResilientRedisCache) or backend.outage.is_down:
+            return _MISSING
+        if self.sock is None and self.failed is backend and time.monotonic() < self.retry_at:
+            return _MISSING
+        try:
+            stale = self.sock is None or self.pid != os.getpid() or self.backend is not backend
+            if stale and not self._connect(backend):
+                return _MISSING
+            assert self.sock is not None
+            self.sock.sendall(self.command)
+            return _integer_reply(self.sock)
+        except Exception:  # an error here must never fail a read: django-redis answers (and records an outage)
+            self.close()
+            self.failed, self.retry_at = backend, time.monotonic() + self.RETRY_SECONDS
+            return _MISSING
+
+    def _connect(self, backend: ResilientRedisCache) -> bool:
+        location = urlsplit(backend.first_location)
+        if location.scheme != "redis" or location.query or not location.hostname:
+            self.failed, self.retry_at = backend, time.monotonic() + self.RETRY_SECONDS
+            return False
+        sock = socket.create_connection((location.hostname, location.port or 6379), timeout=backend.connect_timeout)
+        sock.settimeout(backend.socket_timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            if location.password:
+                # AUTH <password> without a user name: what Redis before 6 (no ACL users) accepts too.
+                credentials = [unquote(location.username)] if location.username else []
+                _expect_ok(sock, _command("AUTH", *credentials, unquote(location.password)))
+            database = location.path.strip("/") or "0"
+            _expect_ok(sock, _command("SELECT", database))
+        except (OSError, ValueError):
+            sock.close()
+            raise
+        self.close()
+        self.sock, self.pid, self.backend = sock, os.getpid(), backend
+        self.command = _command("GET", backend.make_key(GENERATION_KEY))
+        return True
+
+    def close(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+        self.sock = None
+
+
+def _command(*parts: str) -> bytes:
+    encoded = [part.encode() for part in parts]
+    return b"*%d\r\n" % len(encoded) + b"".join(b"$%d\r\n%s\r\n" % (len(part), part) for part in encoded)
+
+
+def _reply(sock: socket.socket) -> bytes:
+    data = sock.recv(512)
+    if not data:
+        raise ConnectionError("Redis closed the connection")
+    while not data.endswith(b"\r\n") or (data[:1] == b"$" and len(data) < _bulk_size(data)):
+        more = sock.recv(512)
+        if not more:
+            raise ConnectionError("Redis closed the connection")
+        data += more
+    return data
+
+
+def _bulk_size(data: bytes) -> int:
+    head, _, _ = data.partition(b"\r\n")
+    length = int(head[1:])
+    return len(head) + 2 + max(length, 0) + (2 if length >= 0 else 0)
+
+
+def _expect_ok(sock: socket.socket, command: bytes) -> None:
+    sock.sendall(command)
+    if not _reply(sock).startswith(b"+OK"):
+        raise ValueError("Redis refused the connection's setup")
+
+
+def _integer_reply(sock: socket.socket) -> int | None:
+    """The reply to GET of a number (django-redis stores integers as their digits), or None if unset."""
+    data = _reply(sock)
+    if data.startswith(b"$-1\r\n") or data.startswith(b"_\r\n"):
+        return None
+    if not data.startswith(b"$"):
+        raise ValueError("not a bulk string")
+    head, _, rest = data.partition(b"\r\n")
+    return int(rest[: int(head[1:])])  # ValueError for anything but digits: the caller falls back
+
+
+_generation_reader = _GenerationReader()
 
 
 def stored_entry(entry_key: str) -> Any:

@@ -538,3 +538,30 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.message}"
+
+
+class ModelDocument(models.Model):
+    """A model's rendered JSON body, as the read path serves it; kept fresh by triggers (registry/documents.py).
+
+    Not a foreign key in the database: triggers and reads write these rows at any time, also for a
+    model deleted a moment before (a leftover row is harmless: ids are not reused, and a model's
+    insertion marks its document stale anyway).
+    """
+
+    model = models.OneToOneField(
+        RegisteredModel,
+        primary_key=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="document",
+    )
+    # Text, not bytea: PostgreSQL sends bytea hex-encoded, twice the bytes to read and decode (measured).
+    body = models.TextField(null=True)
+    format_version = models.CharField(max_length=100, default="")
+    revision = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "model_documents"
+
+    def __str__(self) -> str:
+        return f"document of model {self.model_id}"

@@ -12,8 +12,9 @@ the mean score on the requested capabilities, higher first; then the p95 latency
 lower first (models without recent usage after those with); then the mean of the input and output
 prices, lower first (unknown last); then the name.
 
-A fixed number of queries whatever the number of models: the models, the requested capabilities,
-recent usage of the candidates, their runtime, their endpoints and the capabilities' evidence.
+A fixed number of queries whatever the number of models: the models, the requested capabilities
+(with their evidence), recent usage of the candidates (two on SQLite, which computes the p95 in
+Python), their runtime and their endpoints.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ from django.utils import timezone
 from registry.api.representations import endpoint_bodies
 from registry.models import EndpointType, ModelCapability, ModelEndpoint, ModelStatus, ModelUsage, RegisteredModel
 from registry.selectors import (
+    CAPABILITY_EVIDENCE_COLUMNS,
     CLOUD_PROVIDERS,
     RECENT_LATENCY_WINDOW,
-    capability_evidence_of,
+    evidence_body,
     of_model_ids,
     runtimes_of,
 )
@@ -159,8 +161,11 @@ def _usage_reason(request: SelectionRequest, candidate: _Candidate) -> tuple[str
     return None
 
 
-def _models(capabilities: list[str]) -> tuple[list[dict[str, Any]], dict[int, dict[str, float]]]:
-    """Every model's row (with whether it is served locally), and its scores on the requested capabilities."""
+def _models(
+    capabilities: list[str],
+) -> tuple[list[dict[str, Any]], dict[int, dict[str, float]], dict[int, dict[str, tuple[Any, ...]]]]:
+    """Every model's row (with whether it is served locally), its scores on the requested
+    capabilities, and those scores' evidence columns (``CAPABILITY_EVIDENCE_COLUMNS[3:]``)."""
     local_endpoint = ModelEndpoint.objects.filter(model=OuterRef("pk"), endpoint_type=EndpointType.LOCAL)
     rows = list(
         RegisteredModel.objects.order_by("name")
@@ -178,11 +183,12 @@ def _models(capabilities: list[str]) -> tuple[list[dict[str, Any]], dict[int, di
         )
     )
     scores: dict[int, dict[str, float]] = defaultdict(dict)
-    for model_id, name, score in ModelCapability.objects.filter(capability__in=capabilities).values_list(
-        "model_id", "capability", "capability_score"
-    ):
+    evidence: dict[int, dict[str, tuple[Any, ...]]] = defaultdict(dict)
+    found = ModelCapability.objects.filter(capability__in=capabilities).values_list(*CAPABILITY_EVIDENCE_COLUMNS)
+    for model_id, name, score, *columns in found:
         scores[model_id][name] = score
-    return rows, scores
+        evidence[model_id][name] = tuple(columns)
+    return rows, scores, evidence
 
 
 def recent_usage(ids: list[int], *, since: datetime) -> dict[int, dict[str, Any]]:
@@ -254,7 +260,7 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
     """``{"chain": [...], "excluded": [...]}`` for ``request`` (the JSON of ``ExplainedSelectionSerializer``)."""
     now = now or timezone.now()
     names = sorted(request.capabilities)
-    rows, scores = _models(names)
+    rows, scores, evidence_columns = _models(names)
     excluded: list[dict[str, Any]] = []
     candidates: list[_Candidate] = []
     for row in rows:
@@ -300,7 +306,6 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
 
     chain_ids = [candidate.row["id"] for candidate in chain]
     endpoints = endpoint_bodies(chain_ids)
-    evidence = capability_evidence_of(chain_ids)
     window_hours = RECENT_LATENCY_WINDOW.total_seconds() / 3600
     return {
         "chain": [
@@ -315,7 +320,7 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
                     name: {
                         "score": candidate.scores[name],
                         "minimum": request.capabilities[name],
-                        "evidence": evidence.get(candidate.row["id"], {}).get(name, {}).get("evidence"),
+                        "evidence": evidence_body(*evidence_columns[candidate.row["id"]][name]),
                     }
                     for name in names
                 },

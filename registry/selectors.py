@@ -141,12 +141,17 @@ def capability_evidence_of(ids: list[int]) -> dict[int, dict[str, dict[str, Any]
     return capability_evidence_rows(list(rows))
 
 
-def of_model_ids(ids: list[int]) -> dict[str, Any]:
-    """The filter on ``model_id`` for these ids: one array parameter on PostgreSQL, not one per id."""
+def ids_in(field: str, ids: list[int]) -> dict[str, Any]:
+    """The filter ``field`` in ``ids``: one array parameter on PostgreSQL, not one per id."""
     if connection.vendor == "postgresql":
         # Django would prepare 500 parameters one by one (a tenth of a page's build) for a plain IN list.
-        return {"model_id__in": RawSQL("SELECT unnest(%s::bigint[])", (ids,))}
-    return {"model_id__in": ids}
+        return {f"{field}__in": RawSQL("SELECT unnest(%s::bigint[])", (ids,))}
+    return {f"{field}__in": ids}
+
+
+def of_model_ids(ids: list[int]) -> dict[str, Any]:
+    """The filter on ``model_id`` for these ids (``ids_in``)."""
+    return ids_in("model_id", ids)
 
 
 def with_representation(queryset: RegisteredModelQuerySet) -> RegisteredModelQuerySet:
@@ -335,6 +340,7 @@ def models_ranked(
     model_type: str | None = None,
     provider: str | None = None,
     local_only: bool = False,
+    since: datetime | None = None,
 ) -> RegisteredModelQuerySet:
     """The available models holding every capability at ``min_score`` or above, best first.
 
@@ -343,6 +349,7 @@ def models_ranked(
     cost per million tokens (mean of input and output prices; unknown prices last), then by name.
     Annotated with ``score``, ``cap_<i>`` (the score of ``capabilities[i]``, which must be sorted
     and distinct), ``recent_latency`` and ``cost_per_mtok``. One query for the ranking.
+    Recent means since ``since`` (default: RECENT_LATENCY_WINDOW ago).
     """
     queryset = RegisteredModel.objects.available()
     if model_type:
@@ -375,7 +382,9 @@ def models_ranked(
         output_field=DecimalField(max_digits=13, decimal_places=6),
     )
     queryset = queryset.annotate(
-        score=score, recent_latency=_recent_latency(timezone.now() - RECENT_LATENCY_WINDOW), cost_per_mtok=cost
+        score=score,
+        recent_latency=_recent_latency(since or timezone.now() - RECENT_LATENCY_WINDOW),
+        cost_per_mtok=cost,
     ).order_by(
         F("score").desc(nulls_last=True),
         F("recent_latency").asc(nulls_last=True),

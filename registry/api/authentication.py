@@ -372,14 +372,9 @@ def bearer_role(request: HttpRequest) -> Role | None:
     token = _bearer_token(request)  # type: ignore[arg-type]
     if token is None:
         return None
-    known = _verified.get(token)
-    if known is not None and known.expires_at > time.time():
-        if known.user_id is None:
-            return known.role
-        access = user_access(known.user_id)
-        if access is None or not access.is_active:
-            raise AuthenticationFailed("User not found or inactive.", code="user_inactive")
-        return access.role
+    known, remembered = remembered_role(token)
+    if known:
+        return remembered
     local = LocalJWTAuthentication().authenticate(request)  # type: ignore[arg-type]
     if local is not None:
         validated = local[1]
@@ -393,6 +388,23 @@ def bearer_role(request: HttpRequest) -> Role | None:
     user, claims = platform
     _remember(token, _Verified(float(claims["exp"]), None, user.role))
     return user.role
+
+
+def remembered_role(token: str) -> tuple[bool, Role | None]:
+    """``(True, role)`` for a token verified before and not expired, ``(False, None)`` for one to verify.
+
+    The front calls it with the token straight from the environ, before building any request object.
+    Raises ``AuthenticationFailed`` for a known token whose local user is gone or inactive.
+    """
+    known = _verified.get(token)
+    if known is None or known.expires_at <= time.time():
+        return False, None
+    if known.user_id is None:
+        return True, known.role
+    access = user_access(known.user_id)
+    if access is None or not access.is_active:
+        raise AuthenticationFailed("User not found or inactive.", code="user_inactive")
+    return True, access.role
 
 
 def _remember(token: str, verified: _Verified) -> None:

@@ -5,9 +5,11 @@ Django's middleware stack and DRF's request cycle cost several times what a cach
 same bytes). For ``GET /models``, ``/models/select`` and ``/models/{ref}`` with a bearer token,
 this front does what the view would do on a hit, with the same functions: resolve the route,
 validate the Host, check the token and the role (registry.api.authentication), compute the same
-cache key, and return the stored bytes (or a 304). Everything else, and anything unusual (no
-token, a refused token, a missing role, a miss, a non-JSON Accept, a bad Host), goes to Django
-unchanged, which answers it (401, 403, 400, 406, or a miss that stores the entry).
+cache key, and return the stored bytes (or a 304). A detail's miss is answered here too when
+the model's stored document is current (registry/api/documents.py: one query, the bytes the view
+would serve), and stored as the view would store it. Everything else, and anything unusual (no
+token, a refused token, a missing role, any other miss, a non-JSON Accept, a bad Host), goes to
+Django unchanged, which answers it (401, 403, 400, 404, 406, or a miss that stores the entry).
 
 The response headers are the ones Django sent for that read: the front learns them from the first
 response of each kind that Django serves in this process (minus the per-response ETag, length and
@@ -32,14 +34,17 @@ from django.urls import Resolver404, resolve
 from rest_framework.exceptions import AuthenticationFailed
 
 from registry import metrics
-from registry.api.authentication import bearer_role
+from registry.api import documents as model_documents
+from registry.api.authentication import bearer_role, remembered_role
 from registry.api.limits import refusal_of
 from registry.api.responses import (
     CACHED_READ_ENVIRON_KEY,
+    Lookup,
     canonical_query,
     encoded_body,
     entry_key,
     lookup,
+    store,
 )
 from registry.api.serializers import is_storable_text
 from registry.roles import Role
@@ -153,6 +158,18 @@ class CachedReads:
 
         return learn
 
+    @staticmethod
+    def _role(environ: dict[str, Any]) -> Role | None:
+        """The caller's role: from the memo of verified tokens when the header is plainly ``Bearer <token>``."""
+        scheme, _, token = str(environ.get("HTTP_AUTHORIZATION", "")).partition(" ")
+        if scheme.lower() == "bearer" and token and " " not in token:
+            known, role = remembered_role(token)
+            if known:
+                return role
+        request = HttpRequest()
+        request.META = environ  # all the authenticators read
+        return bearer_role(request)
+
     def serve(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes] | None:
         """The cached response, already started; None to let Django answer."""
         if refusal_of(environ) is not None:
@@ -178,27 +195,36 @@ class CachedReads:
             key = str(ref)
             if not is_storable_text(key):
                 return None
-        request = HttpRequest()
-        request.META = environ  # all the authenticators read
         try:
-            role = bearer_role(request)
+            role = self._role(environ)
         except AuthenticationFailed:
             return None
         if role is None or role < Role.VIEWER:
             return None
-        found = lookup(entry_key(kind, key), environ.get("HTTP_IF_NONE_MATCH"))
+        stored_at = entry_key(kind, key)
+        found = lookup(stored_at, environ.get("HTTP_IF_NONE_MATCH"))
         code = 304 if found.not_modified else 200
         learnt = self.learnt.get((kind, code))
-        if learnt is None or (found.body is None and not found.not_modified):
+        if learnt is None:
             return None
+        hit = found.not_modified or found.body is not None
+        if not hit:
+            # A detail's miss is its stored document (one query), as the view would build it: no
+            # validation to run, nothing but the ref in the key. Any other miss, and a document
+            # missing or stale, go to Django, which builds it.
+            body = model_documents.stored_body(key) if kind == "detail" else None
+            if body is None:
+                return None
+            store(stored_at, found.generation, body)
+            found = Lookup(found.generation, found.etag, not_modified=False, body=body)
         status, headers = learnt
         headers = [*headers, ("ETag", found.etag)]
         body = b""
         if found.body is not None:
-            body, compressed = encoded_body(found.body, found.gzipped, environ.get("HTTP_ACCEPT_ENCODING", ""))
+            body, compressed = encoded_body(stored_at, found, environ.get("HTTP_ACCEPT_ENCODING", ""))
             if compressed:
                 headers.append(("Content-Encoding", "gzip"))
             headers.append(("Content-Length", str(len(body))))
-        metrics.cache_lookup(kind=kind, hit=True)
+        metrics.cache_lookup(kind=kind, hit=hit)
         start_response(status, headers)
         return [body] if body else []

@@ -126,6 +126,25 @@ def model_bodies(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             gc.enable()
 
 
+def list_body(count: int, next_link: str | None, previous_link: str | None, bodies: Sequence[str]) -> bytes:
+    """A page of models, as ``json_bytes`` writes the paginated serializer's output, from each model's body."""
+    head = b'{"count":%d,"next":%s,"previous":%s,"results":[' % (
+        count,
+        json_bytes(next_link),
+        json_bytes(previous_link),
+    )
+    return head + ",".join(bodies).encode() + b"]}"
+
+
+def selection_body(rankings: Sequence[dict[str, Any]], bodies: Sequence[str]) -> bytes:
+    """A selection (SelectionSerializer): each model's body beside its ranking, best first."""
+    results = ",".join(
+        f'{{"model":{body},"ranking":{json_bytes(ranking).decode()}}}'
+        for body, ranking in zip(bodies, rankings, strict=True)
+    )
+    return f'{{"count":{len(bodies)},"results":[{results}]}}'.encode()
+
+
 def _bodies(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     moment = _datetime_in(timezone.get_current_timezone())
     ids = [row["id"] for row in rows]

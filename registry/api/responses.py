@@ -3,8 +3,9 @@
 ``cached_json_response`` is the whole read path of a cacheable GET (or of a read-only POST such as a
 selection query, whose key is its canonical body): call it after authentication and the role check,
 with a key covering everything that changes the body. On a hit it returns the stored bytes as they
-are (no serializer, no renderer, no database); on a miss it calls ``build`` for the body, compresses
-it once when it is large enough to be worth it, and stores both under the current generation.
+are (no serializer, no renderer, no database); on a miss it calls ``build`` for the body and stores
+it under the current generation; a large body is compressed once, when a client first accepts gzip
+for it, and stored beside it (``encoded_body``).
 
 Validation of the query belongs in ``build``: a key that was ever stored was valid, and a hit then
 skips the validation too. An exception in ``build`` (a 404, a 400) stores nothing.
@@ -164,19 +165,29 @@ def lookup(key: str, if_none_match: str | None) -> Lookup:
     return Lookup(generation, etag, not_modified=False)
 
 
-def store(key: str, generation: int, body: bytes) -> bytes | None:
-    """Store ``body`` (and its gzip form, returned, when it is large enough) under ``generation``."""
-    gzipped = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0) if len(body) >= GZIP_MIN_BYTES else None
-    store_entry(key, (generation, body, gzipped))
-    local_bodies.put(key, generation, body, gzipped)
-    return gzipped
+def store(key: str, generation: int, body: bytes) -> None:
+    """Store ``body`` under ``generation``; its gzip form is made when a client first asks for it."""
+    store_entry(key, (generation, body, None))
+    local_bodies.put(key, generation, body, None)
 
 
-def encoded_body(body: bytes, gzipped: bytes | None, accept_encoding: str) -> tuple[bytes, bool]:
-    """The body to send, and whether it is the gzip form."""
-    if gzipped is not None and accepts_gzip(accept_encoding):
-        return gzipped, True
-    return body, False
+def encoded_body(key: str, found: Lookup, accept_encoding: str) -> tuple[bytes, bool]:
+    """The body of ``found`` (the entry at ``key``) to send, and whether it is the gzip form.
+
+    A large body is compressed once per entry, by the first request that accepts gzip, and stored
+    beside the body (shared and local copies): a miss does not pay for a compression its client
+    did not ask for, and no later request compresses it again.
+    """
+    body = found.body
+    assert body is not None
+    if len(body) < GZIP_MIN_BYTES or not accepts_gzip(accept_encoding):
+        return body, False
+    gzipped = found.gzipped
+    if gzipped is None:
+        gzipped = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+        store_entry(key, (found.generation, body, gzipped))
+        local_bodies.put(key, found.generation, body, gzipped)
+    return gzipped, True
 
 
 def _headers(response: HttpResponse, etag: str) -> HttpResponse:
@@ -201,11 +212,11 @@ def cached_json_response(
     metrics.cache_lookup(kind=kind, hit=found.not_modified or found.body is not None)
     if found.not_modified:
         return _headers(HttpResponseNotModified(), found.etag)
-    body, gzipped = found.body, found.gzipped
-    if body is None:
+    if found.body is None:
         body = build()
-        gzipped = store(entry_key(kind, key), found.generation, body)
-    content, compressed = encoded_body(body, gzipped, request.META.get("HTTP_ACCEPT_ENCODING", ""))
+        store(entry_key(kind, key), found.generation, body)
+        found = Lookup(found.generation, found.etag, not_modified=False, body=body)
+    content, compressed = encoded_body(entry_key(kind, key), found, request.META.get("HTTP_ACCEPT_ENCODING", ""))
     response = HttpResponse(content, content_type="application/json")
     if compressed:
         response.headers["Content-Encoding"] = "gzip"

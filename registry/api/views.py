@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from auditlog.middleware import AuditlogMiddleware
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet, Window
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -35,6 +35,7 @@ from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
 from registry import selection, selectors, services
+from registry.api import documents as model_documents
 from registry.api import representations
 from registry.api.authentication import PlatformUser
 from registry.api.pagination import StrictLimitOffsetPagination
@@ -279,31 +280,39 @@ class ModelViewSet(RegistryViewSet):
     }
 
     def list(self, request: Request) -> HttpResponse:
-        def build() -> dict[str, Any]:
+        def build() -> bytes:
             query = self.validated_query(ModelListQuerySerializer)
             query.pop("limit", None)
             query.pop("offset", None)
             paginator = self.paginator
             assert isinstance(paginator, ModelPagination)
-            models = representations.model_values(selectors.models_filtered(**query))
-            rows = paginator.paginate_queryset(models, request, view=self) or []
-            return {
-                "count": paginator.count,
-                "next": paginator.get_next_link(),
-                "previous": paginator.get_previous_link(),
-                "results": representations.model_bodies(rows),
-            }
+            models = selectors.models_filtered(**query)
+            # LimitOffsetPagination's page, with the count in the page's own query (a window) and
+            # each model's stored document beside its id: one query when every document is stored.
+            paginator.request = request
+            paginator.limit = limit = paginator.get_limit(request) or ModelPagination.default_limit
+            paginator.offset = offset = paginator.get_offset(request)
+            counted = models.annotate(page_total=Window(Count("pk")))
+            rows = list(model_documents.with_documents(counted, "page_total")[offset : offset + limit])
+            paginator.count = rows[0]["page_total"] if rows else models.count()
+            return representations.list_body(
+                paginator.count,
+                paginator.get_next_link(),
+                paginator.get_previous_link(),
+                [body for _, body in model_documents.bodies(rows)],
+            )
 
-        return self.cached("list", list_key(request), build)
+        return cached_json_response(request, kind="list", key=list_key(request), build=build)
 
     def retrieve(self, request: Request, ref: str) -> HttpResponse:
-        def build() -> dict[str, Any]:
-            rows = representations.model_rows(selectors.model_lookup(ref))
-            if not rows:
+        def build() -> bytes:
+            rows = list(model_documents.with_documents(selectors.model_lookup(ref)))
+            found = model_documents.bodies(rows)
+            if not found:
                 raise NotFound("No such model.")
-            return representations.model_bodies(rows)[0]
+            return found[0][1].encode()
 
-        return self.cached("detail", ref, build)
+        return cached_json_response(request, kind="detail", key=ref, build=build)
 
     @extend_schema(
         summary="Select models for a task, best first",
@@ -311,28 +320,24 @@ class ModelViewSet(RegistryViewSet):
         responses={200: SelectionSerializer, **ERROR_RESPONSES},
     )
     def select(self, request: Request) -> HttpResponse:
-        def build() -> dict[str, Any]:
+        def build() -> bytes:
             query = self.validated_query(ModelSelectQuerySerializer)
             capabilities = sorted(set(query.pop("capability")))
             limit = query.pop("limit")
-            ranked = selectors.models_ranked(capabilities=capabilities, **query)
-            figures = [f"cap_{index}" for index in range(len(capabilities))]
-            rows = representations.model_rows(ranked[:limit], "score", "recent_latency", "cost_per_mtok", *figures)
-            results = [
+            rows = model_documents.ranked_rows(capabilities=capabilities, limit=limit, **query)
+            found = model_documents.bodies(rows)  # without a model deleted since the ranking
+            rankings = [
                 {
-                    "model": body,
-                    "ranking": {
-                        "score": row["score"],
-                        "capabilities": {name: float(row[f"cap_{i}"]) for i, name in enumerate(capabilities)},
-                        "recent_latency": row["recent_latency"],
-                        "cost_per_mtok": float(row["cost_per_mtok"]) if row["cost_per_mtok"] is not None else None,
-                    },
+                    "score": row["score"],
+                    "capabilities": {name: float(row[f"cap_{i}"]) for i, name in enumerate(capabilities)},
+                    "recent_latency": row["recent_latency"],
+                    "cost_per_mtok": float(row["cost_per_mtok"]) if row["cost_per_mtok"] is not None else None,
                 }
-                for row, body in zip(rows, representations.model_bodies(rows), strict=True)
+                for row, _ in found
             ]
-            return {"count": len(results), "results": results}
+            return representations.selection_body(rankings, [body for _, body in found])
 
-        return self.cached("select", canonical_query(request), build)
+        return cached_json_response(request, kind="select", key=canonical_query(request), build=build)
 
     @extend_schema(
         summary="Select models for a task, explained: a ranked chain with fallbacks, and why each other model is out",

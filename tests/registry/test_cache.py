@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.test import Client, override_settings
@@ -18,7 +19,14 @@ from django.test import Client, override_settings
 from discovery.sync import source_sync
 from registry import metrics
 from registry.audit import system_actor
-from registry.cache import GENERATION_KEY, cached_model_read, models_changed
+from registry.cache import (
+    _MISSING,
+    GENERATION_KEY,
+    _generation_reader,
+    cached_model_read,
+    current_generation,
+    models_changed,
+)
 from registry.models import ModelCapability, RegisteredModel
 from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import (
@@ -370,3 +378,58 @@ class TestThroughTheApi:
 
         assert (listing.status_code, detail.status_code, selection.status_code) == (200, 200, 200)
         assert [m["name"] for m in listing.json()["results"]] == [model.name]
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs REDIS_URL (the embedded cache has no generation socket)")
+class TestGenerationReader:
+    """A hit reads the generation over its own socket: the value django-redis would read, or a fallback."""
+
+    def test_it_reads_what_django_redis_reads_after_every_bump(self) -> None:
+        first = current_generation()
+        assert first == cache.get(GENERATION_KEY)
+        for _ in range(3):
+            cache.incr(GENERATION_KEY)  # as another process's write does
+            assert _generation_reader.read() == cache.get(GENERATION_KEY)  # over its own socket
+            assert current_generation() == cache.get(GENERATION_KEY)
+        assert current_generation() == first + 3
+
+    def test_a_missing_key_reads_as_unset_and_a_new_generation_is_set(self) -> None:
+        before = current_generation()
+        cache.delete(GENERATION_KEY)  # evicted
+        assert _generation_reader.read() is None
+        after = current_generation()
+        assert after != before
+        assert cache.get(GENERATION_KEY) == after
+
+    def test_an_unreachable_redis_falls_back_without_failing_the_read(self, closed_port: int) -> None:
+        with override_settings(CACHES=redis_cache(closed_port)):
+            assert _generation_reader.read() is _MISSING
+            assert isinstance(current_generation(), int)  # django-redis: miss, a time-based generation
+            assert _generation_reader.read() is _MISSING  # no new attempt per request meanwhile
+        assert _generation_reader.read() == cache.get(GENERATION_KEY)  # back on the real Redis, at once
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+def test_the_generation_socket_authenticates_with_the_urls_password(closed_port: int) -> None:
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(closed_port), "--bind", "127.0.0.1", "--save", "", "--requirepass", "s3cret"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", closed_port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        caches = redis_cache(closed_port)
+        caches["default"]["LOCATION"] = f"redis://:s3cret@127.0.0.1:{closed_port}/3"
+        with override_settings(CACHES=caches):
+            assert _generation_reader.read() is None  # authenticated, database 3, no generation yet
+            generation = current_generation()
+            assert _generation_reader.read() == generation == cache.get(GENERATION_KEY)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -21,6 +21,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 
 from registry.api import fast_reads
 from registry.api.fast_reads import CACHED_ROUTES, CachedReads, cached_route
+from registry.cache import models_changed
 from registry.models import RegisteredModel
 from registry_project.wsgi import fronted
 from tests.factories import ModelCapabilityFactory, RegisteredModelFactory, UserFactory
@@ -277,3 +278,38 @@ def test_a_path_beyond_latin_1_reaches_django_as_the_server_sent_it(
 
     assert [answer.code for answer in answers] == [404, 404]
     assert answers[0].body == b'{"detail":"No such model."}'
+
+
+def test_a_detail_miss_is_served_by_the_front_from_the_stored_document(
+    front: CachedReads, django_app: CountingDjango, token: str, django_capture_on_commit_callbacks: Any
+) -> None:
+    first = Answer(front, "/models/fast-1", HTTP_AUTHORIZATION=token)  # Django: builds and stores the document
+    assert django_app.calls == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        # A write to another model: every cached read is invalid, fast-1's document still current.
+        RegisteredModel.objects.filter(name="fast-2").update(display_name="Other")
+        models_changed()
+    with CaptureQueriesContext(connection) as context:
+        second = Answer(front, "/models/fast-1", HTTP_AUTHORIZATION=token)
+    assert django_app.calls == 1
+    assert len(context.captured_queries) == 1  # the document, nothing else
+    assert second.headers.pop("etag") != first.headers.pop("etag")  # a new generation
+    assert (second.status, second.body, second.headers) == (first.status, first.body, first.headers)
+    # By id too, as the view looks it up: the same document, still without Django.
+    model_id = RegisteredModel.objects.get(name="fast-1").pk
+    assert Answer(front, f"/models/{model_id}", HTTP_AUTHORIZATION=token).body == first.body
+    assert django_app.calls == 1
+
+
+def test_a_detail_miss_with_a_stale_document_goes_to_django(
+    front: CachedReads, django_app: CountingDjango, token: str, django_capture_on_commit_callbacks: Any
+) -> None:
+    Answer(front, "/models/fast-1", HTTP_AUTHORIZATION=token)
+    with django_capture_on_commit_callbacks(execute=True):
+        RegisteredModel.objects.filter(name="fast-1").update(display_name="Renamed")  # the trigger marks it stale
+        models_changed()
+    answer = Answer(front, "/models/fast-1", HTTP_AUTHORIZATION=token)
+    assert django_app.calls == 2
+    assert b'"display_name":"Renamed"' in answer.body
+    assert Answer(front, "/models/no-such-model", HTTP_AUTHORIZATION=token).code == 404
+    assert django_app.calls == 3

@@ -15,6 +15,7 @@ from registry.accounts import clear_local_access
 from registry.models import (
     EndpointType,
     ModelCapability,
+    ModelDocument,
     ModelEndpoint,
     ModelParameter,
     ModelRuntime,
@@ -70,10 +71,13 @@ def grow_registry_to(count: int) -> None:
     )
 
 
-def queries_of(client: APIClient, path: str) -> int:
-    # The worst case: nothing cached, not even the caller's access.
+def queries_of(client: APIClient, path: str, *, documents: bool = False) -> int:
+    # The worst case: nothing cached, not even the caller's access; and, unless ``documents``, no
+    # model's document stored either (every body built from rows).
     cache.clear()
     clear_local_access()
+    if not documents:
+        ModelDocument.objects.all().delete()
     with CaptureQueriesContext(connection) as context:
         response = client.get(path)
     assert response.status_code == 200
@@ -96,10 +100,33 @@ def test_reads_make_the_same_number_of_queries_for_5_and_200_models(
     client = api_client_for("viewer")
     grow_registry_to(5)
     with_five = queries_of(client, path)
+    with_five_stored = queries_of(client, path, documents=True)
     grow_registry_to(200)
     with_two_hundred = queries_of(client, path)
+    with_two_hundred_stored = queries_of(client, path, documents=True)
     assert with_five == with_two_hundred
     assert with_two_hundred <= MAX_QUERIES
+    assert with_five_stored == with_two_hundred_stored
+
+
+@pytest.mark.parametrize(
+    ("path", "queries"),
+    [
+        # The caller's access (2, cold here), the page with its count and documents.
+        ("/models?limit=500", 3),
+        # The caller's access, the model with its document.
+        ("/models/m-0", 3),
+        # The caller's access, the ranking with the documents.
+        ("/models/select?capability=code&capability=text&limit=100", 3),
+    ],
+)
+def test_a_miss_with_every_document_stored_builds_nothing(
+    api_client_for: Callable[[str], APIClient], path: str, queries: int
+) -> None:
+    client = api_client_for("viewer")
+    grow_registry_to(200)
+    queries_of(client, path)  # stores the documents
+    assert queries_of(client, path, documents=True) == queries
 
 
 def test_a_cached_read_makes_no_query_with_a_platform_token() -> None:
