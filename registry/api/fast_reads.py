@@ -44,6 +44,7 @@ from registry.api.responses import (
     encoded_body,
     entry_key,
     lookup,
+    selection_key,
     store,
 )
 from registry.api.serializers import is_storable_text
@@ -67,6 +68,10 @@ def cached_route(path: str) -> tuple[str, str | None] | None:
     ``/models/<ref>`` with no further '/' can only be the detail route (every sub-resource route has
     one more segment); refs with '/' (names such as ``hf.co/org/model``) are left to the resolver.
     """
+    if not path.isascii():
+        # PATH_INFO is the path's bytes read as latin-1 (PEP 3333): a ref taken from it as it is would
+        # not be the name Django decodes, and could be another model's. Django routes these.
+        return None
     if path == "/models":
         return "list", None
     if path == "/models/select":
@@ -190,7 +195,7 @@ class CachedReads:
         if kind == "list":
             key = f"{scheme}://{host}?{_canonical_query(environ)}"
         elif kind == "select":
-            key = _canonical_query(environ)
+            key = selection_key(_canonical_query(environ))
         else:
             key = str(ref)
             if not is_storable_text(key):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,6 +85,17 @@ def canonical_query(request: HttpRequest) -> str:
 def body_key(request: HttpRequest) -> str:
     """A read-only POST's key: a digest of its body as sent (a client sends the same bytes for the same question)."""
     return hashlib.blake2b(request.body, digest_size=16).hexdigest()
+
+
+def ttl_window() -> int:
+    """The number of the cache TTL's window now: a key that names it expires with the window."""
+    return int(time.time() // settings.CACHE_TTL_SECONDS)
+
+
+def selection_key(key: str) -> str:
+    """A selection's key: its ranking reads recent usage, which moves without changing the generation,
+    so the key also names the TTL window it was built in (no copy, shared or per process, is older)."""
+    return f"{key}:{ttl_window()}"
 
 
 def list_key(request: HttpRequest) -> str:

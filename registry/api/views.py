@@ -9,13 +9,11 @@ configuration sub-resources) are served through the generation-keyed cache.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
 
 from auditlog.middleware import AuditlogMiddleware
-from django.conf import settings
 from django.db.models import Count, QuerySet, Window
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -41,7 +39,7 @@ from registry.api.authentication import PlatformUser
 from registry.api.pagination import StrictLimitOffsetPagination
 from registry.api.permissions import ActionRoles
 from registry.api.representations import json_bytes
-from registry.api.responses import body_key, cached_json_response, canonical_query, list_key
+from registry.api.responses import body_key, cached_json_response, canonical_query, list_key, selection_key
 from registry.api.serializers import (
     MAX_BATCH,
     CapabilitySerializer,
@@ -224,11 +222,6 @@ def _split_model_write(validated: dict[str, Any]) -> tuple[dict[str, Any], dict[
     return validated, capabilities, endpoints
 
 
-def ttl_window() -> int:
-    """The number of the cache TTL's window now: a key that names it expires with the window."""
-    return int(time.time() // settings.CACHE_TTL_SECONDS)
-
-
 @extend_schema_view(
     list=extend_schema(
         summary="List models",
@@ -337,7 +330,7 @@ class ModelViewSet(RegistryViewSet):
             ]
             return representations.selection_body(rankings, [body for _, body in found])
 
-        return cached_json_response(request, kind="select", key=canonical_query(request), build=build)
+        return cached_json_response(request, kind="select", key=selection_key(canonical_query(request)), build=build)
 
     @extend_schema(
         summary="Select models for a task, explained: a ranked chain with fallbacks, and why each other model is out",
@@ -363,7 +356,7 @@ class ModelViewSet(RegistryViewSet):
         # Keyed by the body as sent: a key is stored only once its body has validated, and a hit
         # neither parses nor validates it again. Recent usage moves without changing the generation,
         # so the key also names the TTL window it was built in: a figure is never older than the TTL.
-        key = f"{body_key(request)}:{ttl_window()}"
+        key = selection_key(body_key(request))
         return self.cached("explain", key, build, conditional=False)
 
     def create(self, request: Request) -> Response:

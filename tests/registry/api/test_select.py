@@ -123,3 +123,22 @@ def test_a_model_may_not_be_named_select(api_client_for: ClientFor) -> None:
     response = api_client_for("editor").post("/models", body, format="json")
     assert response.status_code == 400
     assert "name" in response.json()
+
+
+def test_recent_latency_in_a_cached_selection_is_never_older_than_the_cache_ttl(
+    api_client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Usage does not change the generation, and a process keeps its own copy of a body while the
+    # generation holds: the key names the TTL window, so neither copy outlives it.
+    slow = model_with("slow", {"code": 0.8})
+    fast = model_with("fast", {"code": 0.8})
+    ModelUsageFactory(model=slow, average_latency=2.0)
+    ModelUsageFactory(model=fast, average_latency=0.3)
+    client = api_client_for("viewer")
+    monkeypatch.setattr("registry.api.responses.ttl_window", lambda: 7)
+    assert select(client, "capability=code") == ["fast", "slow"]
+    for _ in range(10):
+        ModelUsageFactory(model=fast, average_latency=9.0)
+    assert select(client, "capability=code") == ["fast", "slow"]  # the same window: the stored answer
+    monkeypatch.setattr("registry.api.responses.ttl_window", lambda: 8)
+    assert select(client, "capability=code") == ["slow", "fast"]

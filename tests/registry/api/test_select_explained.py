@@ -296,12 +296,12 @@ def test_usage_figures_in_a_cached_answer_are_never_older_than_the_cache_ttl(
     ModelUsageFactory(model=model, average_latency=0.5)
     client = api_client_for("viewer")
     question = {"capabilities": {"code": 0.5}, "max_latency_p95": 2.0}
-    monkeypatch.setattr("registry.api.views.ttl_window", lambda: 1_000_000)
+    monkeypatch.setattr("registry.api.responses.ttl_window", lambda: 1_000_000)
     assert [entry["name"] for entry in explain(client, question).json()["chain"]] == ["coder"]
     for _ in range(20):
         ModelUsageFactory(model=model, average_latency=9.0)
     assert [entry["name"] for entry in explain(client, question).json()["chain"]] == ["coder"]  # same window
-    monkeypatch.setattr("registry.api.views.ttl_window", lambda: 1_000_001)
+    monkeypatch.setattr("registry.api.responses.ttl_window", lambda: 1_000_001)
     answer = explain(client, question).json()
     assert answer["chain"] == []
     assert answer["excluded"][0]["check"] == "latency"
