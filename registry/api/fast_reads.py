@@ -22,6 +22,7 @@ request metrics do not see them (the server's access log does).
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -41,6 +42,7 @@ from registry.api.responses import (
     CACHED_READ_ENVIRON_KEY,
     Lookup,
     canonical_query,
+    digest_key,
     encoded_body,
     entry_key,
     lookup,
@@ -131,6 +133,28 @@ def _canonical_query(environ: dict[str, Any]) -> str:
     return found
 
 
+# The largest selection body the front reads itself; a larger one (or one without a length) goes to Django.
+SELECTION_BODY_MAX = 64 * 1024
+SELECTION_BODY_KEY = "registry.selection_body"
+
+
+def _with_selection_body(environ: dict[str, Any]) -> str | None:
+    """Read a ``POST /models/select`` body into the environ (and back into ``wsgi.input`` for Django).
+
+    "POST" when the front may answer it from the cache, None when it must go to Django untouched.
+    """
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+    if not 0 < length <= SELECTION_BODY_MAX or not str(environ.get("CONTENT_TYPE", "")).startswith("application/json"):
+        return None
+    body = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ[SELECTION_BODY_KEY] = body
+    return "POST"
+
+
 class CachedReads:
     """WSGI middleware: cache hits of model reads without Django; everything else through it."""
 
@@ -140,7 +164,10 @@ class CachedReads:
         self.learnt: dict[tuple[str, int], tuple[str, list[tuple[str, str]]]] = {}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") == "GET" and environ.get("HTTP_AUTHORIZATION"):
+        method = environ.get("REQUEST_METHOD")
+        if method == "POST" and environ.get("HTTP_AUTHORIZATION") and environ.get("PATH_INFO") == "/models/select":
+            method = _with_selection_body(environ)
+        if method in ("GET", "POST") and environ.get("HTTP_AUTHORIZATION"):
             try:
                 served = self.serve(environ, start_response)
             except Exception:  # the front must never be the reason a read fails: Django answers instead
@@ -179,7 +206,10 @@ class CachedReads:
         """The cached response, already started; None to let Django answer."""
         if refusal_of(environ) is not None:
             return None  # over the request limits: Django's middleware answers 414/431/413 as JSON
-        route = cached_route(environ.get("PATH_INFO", ""))
+        if environ.get("REQUEST_METHOD") == "POST":
+            route: tuple[str, str | None] | None = ("explain", None)
+        else:
+            route = cached_route(environ.get("PATH_INFO", ""))
         if route is None:
             return None
         kind, ref = route
@@ -196,6 +226,8 @@ class CachedReads:
             key = f"{scheme}://{host}?{_canonical_query(environ)}"
         elif kind == "select":
             key = selection_key(_canonical_query(environ))
+        elif kind == "explain":
+            key = selection_key(digest_key(environ[SELECTION_BODY_KEY]))
         else:
             key = str(ref)
             if not is_storable_text(key):
@@ -207,7 +239,8 @@ class CachedReads:
         if role is None or role < Role.VIEWER:
             return None
         stored_at = entry_key(kind, key)
-        found = lookup(stored_at, environ.get("HTTP_IF_NONE_MATCH"))
+        # A POST is never conditional (RFC 9110), as the view answers it.
+        found = lookup(stored_at, environ.get("HTTP_IF_NONE_MATCH") if kind != "explain" else None)
         code = 304 if found.not_modified else 200
         learnt = self.learnt.get((kind, code))
         if learnt is None:

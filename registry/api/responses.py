@@ -82,9 +82,13 @@ def canonical_query(request: HttpRequest) -> str:
     return urlencode(sorted((name, value) for name in request.GET for value in request.GET.getlist(name)))
 
 
-def body_key(request: HttpRequest) -> str:
+def digest_key(body: bytes) -> str:
     """A read-only POST's key: a digest of its body as sent (a client sends the same bytes for the same question)."""
-    return hashlib.blake2b(request.body, digest_size=16).hexdigest()
+    return hashlib.blake2b(body, digest_size=16).hexdigest()
+
+
+def body_key(request: HttpRequest) -> str:
+    return digest_key(request.body)
 
 
 def ttl_window() -> int:

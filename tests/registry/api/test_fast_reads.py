@@ -317,3 +317,40 @@ def test_a_detail_miss_with_a_stale_document_goes_to_django(
 def test_a_path_beyond_ascii_is_left_to_django(path: str) -> None:
     # PATH_INFO holds the path's bytes as latin-1: "é" arrives as "Ã©", which is another valid name.
     assert cached_route(path) is None
+
+
+def post_select(app: Callable[..., Iterable[bytes]], body: bytes, token: str) -> Answer:
+    environ = (
+        RequestFactory().post("/models/select", body, content_type="application/json", HTTP_AUTHORIZATION=token).environ
+    )
+    answer = Answer.__new__(Answer)
+    answer.status = ""
+    answer.headers = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        answer.status = status
+        answer.headers = {name.lower(): value for name, value in headers}
+
+    chunks = app(environ, start_response)
+    answer.body = b"".join(chunks)
+    return answer
+
+
+def test_an_explained_selection_hit_is_served_by_the_front_with_djangos_bytes(
+    front: CachedReads, django_app: CountingDjango, token: str
+) -> None:
+    question = b'{"capabilities": {"code": 0.5}, "limit": 3}'
+    first = post_select(front, question, token)  # Django: validates, builds and stores the answer
+    assert first.code == 200
+    assert django_app.calls == 1
+    with CaptureQueriesContext(connection) as context:
+        second = post_select(front, question, token)
+    assert django_app.calls == 1
+    assert context.captured_queries == []
+    assert (second.status, second.body, second.headers) == (first.status, first.body, first.headers)
+    # Another question, or a body the view refuses, is Django's to answer (and a refusal is never stored).
+    assert post_select(front, b'{"capabilities": {"code": 0.9}}', token).code == 200
+    assert django_app.calls == 2
+    for _ in range(2):
+        assert post_select(front, b'{"capabilities": {}}', token).code == 400
+    assert django_app.calls == 4
