@@ -181,6 +181,15 @@ def _field_rule_broken(case: Any, answer: dict[str, Any]) -> bool:
         if name == "timestamp" and messages == [IN_THE_FUTURE] and _in_the_future(value):
             continue
         if (
+            name == "cost"
+            and value is None
+            and isinstance(messages, list)
+            and len(messages) == 1
+            and str(messages[0]).startswith("The computed cost (")
+            and str(messages[0]).endswith("report records in smaller parts.")
+        ):
+            continue  # documented: a cost computed from the price in force must fit the column
+        if (
             name in {"token_count", "input_tokens"}
             and isinstance(record, dict)
             and _tokens_rule_broken(record, messages)

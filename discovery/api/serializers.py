@@ -20,6 +20,13 @@ from registry.api.serializers import (
 )
 
 
+@extend_schema_field(
+    {"anyOf": [{"type": "integer", "enum": [0]}, {"type": "integer", "minimum": 5, "maximum": 2_147_483_647}]}
+)
+class RuntimePollField(StrictIntegerField):
+    """0 (no poll) or at least 5 seconds: the schema states both ranges, as the model's check does."""
+
+
 class ProviderSourceSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     """A provider source. Its name is unique: a taken one is a 409 (the service checks, not a validator)."""
 
@@ -39,7 +46,7 @@ class ProviderSourceSerializer(StrictSerializerMixin, serializers.ModelSerialize
         required=False,
         help_text="How often discovery runs for this source, in seconds (at least 10).",
     )
-    runtime_poll_seconds = StrictIntegerField(
+    runtime_poll_seconds = RuntimePollField(
         min_value=0,
         max_value=INT32_MAX,
         required=False,

@@ -165,8 +165,10 @@ class CachedReads:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
-        if method == "POST" and environ.get("HTTP_AUTHORIZATION") and environ.get("PATH_INFO") == "/models/select":
-            method = _with_selection_body(environ)
+        if method == "POST":
+            # Only a selection is a read among POSTs; any other write goes to Django untouched.
+            eligible = environ.get("HTTP_AUTHORIZATION") and environ.get("PATH_INFO") == "/models/select"
+            method = _with_selection_body(environ) if eligible else None
         if method in ("GET", "POST") and environ.get("HTTP_AUTHORIZATION"):
             try:
                 served = self.serve(environ, start_response)
@@ -206,7 +208,7 @@ class CachedReads:
         """The cached response, already started; None to let Django answer."""
         if refusal_of(environ) is not None:
             return None  # over the request limits: Django's middleware answers 414/431/413 as JSON
-        if environ.get("REQUEST_METHOD") == "POST":
+        if SELECTION_BODY_KEY in environ:
             route: tuple[str, str | None] | None = ("explain", None)
         else:
             route = cached_route(environ.get("PATH_INFO", ""))

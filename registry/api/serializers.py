@@ -1116,7 +1116,9 @@ class SelectionRequestSerializer(StrictSerializerMixin, serializers.Serializer):
         required=False, default=False, help_text="Rank models Ollama has loaded now before the others."
     )
     exclude = serializers.ListField(
-        child=serializers.CharField(max_length=100),
+        child=serializers.CharField(
+            max_length=100, validators=[RegexValidator(NONBLANK_TEXT_PATTERN, "Not a model name or id.")]
+        ),
         required=False,
         default=list,
         max_length=MAX_SELECTION_EXCLUDES,
