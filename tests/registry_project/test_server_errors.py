@@ -18,6 +18,7 @@ from registry_project import runall
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
+GRACEFUL_SECONDS = 3
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +26,14 @@ def server() -> Iterator[tuple[int, list[str]]]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    command = runall.children(host="127.0.0.1", port=str(port), sqlite=True)[0].command
-    env = {**os.environ, "WEB_CONCURRENCY": "1", "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1", "PORT": str(port)}
+    # One worker, and a short graceful stop: a connection these cases leave half-sent (a body cut
+    # short, headers never ended) holds a stopping worker for the whole of WEB_GRACEFUL_TIMEOUT.
+    settings = {"WEB_CONCURRENCY": "1", "WEB_GRACEFUL_TIMEOUT": str(GRACEFUL_SECONDS)}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in settings.items():
+            patch.setenv(name, value)
+        command = runall.children(host="127.0.0.1", port=str(port), sqlite=True)[0].command
+    env = {**os.environ, **settings, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1", "PORT": str(port)}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -44,7 +51,12 @@ def server() -> Iterator[tuple[int, list[str]]]:
         yield port, command
     finally:
         process.terminate()
-        process.wait(timeout=20)
+        try:
+            process.wait(timeout=GRACEFUL_SECONDS + 15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            pytest.fail(f"the web server did not stop within {GRACEFUL_SECONDS + 15} s of SIGTERM")
 
 
 def request(port: int, method: str, path: str, headers: dict[str, str] | None = None, body: bytes | None = None):
@@ -59,8 +71,9 @@ def request(port: int, method: str, path: str, headers: dict[str, str] | None = 
         # The server may answer and close before reading it all.
         with contextlib.suppress(OSError):
             connection.send(body)
-    response = connection.getresponse()
-    return response.status, response.getheader("Content-Type"), response.read()
+    with contextlib.closing(connection):
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type"), response.read()
 
 
 @pytest.mark.parametrize(
