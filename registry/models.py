@@ -13,6 +13,7 @@ when recorded (``model_name``), so totals and audits stay attributable after the
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import ClassVar
 
 from django.db import models
 from django.db.models import Q
@@ -243,6 +244,17 @@ class ModelCapability(models.Model):
     window_start = models.DateTimeField(null=True, blank=True, help_text="First record of the measured window.")
     window_end = models.DateTimeField(null=True, blank=True, help_text="Last record of the measured window.")
     evaluated_at = models.DateTimeField(null=True, blank=True, help_text="When the score was last evaluated.")
+
+    # The columns of a score's evidence (the API's ``evidence`` object, with evaluated_at), in its order.
+    EVIDENCE_FIELDS: ClassVar[tuple[str, ...]] = (
+        "evidence_source",
+        "evidence",
+        "metric_name",
+        "task_category",
+        "sample_size",
+        "window_start",
+        "window_end",
+    )
 
     class Meta:
         db_table = "model_capabilities"

@@ -65,13 +65,7 @@ CAPABILITY_EVIDENCE_COLUMNS: Final = (
     "model_id",
     "capability",
     "capability_score",
-    "evidence_source",
-    "evidence",
-    "metric_name",
-    "task_category",
-    "sample_size",
-    "window_start",
-    "window_end",
+    *ModelCapability.EVIDENCE_FIELDS,
     "evaluated_at",
 )
 

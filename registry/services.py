@@ -290,17 +290,7 @@ class MeasuredApplied:
 
 
 # The columns a measured score writes (besides evaluated_at, set when any of them changes).
-_MEASURED_COLUMNS: Final = (
-    "capability_score",
-    "set_by",
-    "evidence_source",
-    "evidence",
-    "metric_name",
-    "task_category",
-    "sample_size",
-    "window_start",
-    "window_end",
-)
+_MEASURED_COLUMNS: Final = ("capability_score", "set_by", *ModelCapability.EVIDENCE_FIELDS)
 
 
 def _measured_values(score: MeasuredScore) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import factory
 from django.contrib.auth import get_user_model
 
@@ -102,3 +104,11 @@ class ModelPerformanceFactory(factory.django.DjangoModelFactory):
     model_name = factory.LazyAttribute(lambda o: o.model.name)
     metric_name = "latency_p50"
     metric_value = 0.42
+
+
+def model_with(name: str, scores: dict[str, float], **fields: Any) -> Any:
+    """A model with a capability per entry of ``scores`` (capability name: score); ``fields`` go to the model."""
+    model = RegisteredModelFactory(name=name, **fields)
+    for capability, score in scores.items():
+        ModelCapabilityFactory(model=model, capability=capability, capability_score=score)
+    return model

@@ -12,6 +12,16 @@ from registry.models import CapabilityMetric
 
 # Longer windows or half-lives than ten years are typing mistakes, not rules.
 MAX_DAYS = 3650
+# What an operator sets of a rule: the form's fields, and the list's columns.
+RULE_FIELDS = (
+    "capability",
+    "metric_name",
+    "task_category",
+    "window_days",
+    "min_samples",
+    "stale_after_days",
+    "enabled",
+)
 
 
 class CapabilityMetricForm(forms.ModelForm):
@@ -38,15 +48,7 @@ class CapabilityMetricForm(forms.ModelForm):
 
     class Meta:
         model = CapabilityMetric
-        fields = [
-            "capability",
-            "metric_name",
-            "task_category",
-            "window_days",
-            "min_samples",
-            "stale_after_days",
-            "enabled",
-        ]
+        fields = list(RULE_FIELDS)
 
     def clean_capability(self) -> str:
         value = str(self.cleaned_data["capability"]).strip()
@@ -70,15 +72,7 @@ class CapabilityMetricForm(forms.ModelForm):
 @admin.register(CapabilityMetric)
 class CapabilityMetricAdmin(admin.ModelAdmin):
     form = CapabilityMetricForm
-    list_display = [
-        "capability",
-        "metric_name",
-        "task_category",
-        "window_days",
-        "min_samples",
-        "stale_after_days",
-        "enabled",
-    ]
+    list_display = list(RULE_FIELDS)
     list_filter = ["enabled"]
     list_editable = ["enabled"]
     search_fields = ["capability", "metric_name", "task_category"]

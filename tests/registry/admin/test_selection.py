@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
 from registry.models import Provider
-from tests.factories import ModelCapabilityFactory, RegisteredModelFactory
+from tests.factories import model_with
 
 pytestmark = pytest.mark.django_db
 
 
-def model_with(name: str, score: float, **fields: Any) -> Any:
-    model = RegisteredModelFactory(name=name, **fields)
-    ModelCapabilityFactory(model=model, capability="code", capability_score=score)
-    return model
-
-
 def test_the_page_shows_the_chain_and_the_reason_each_other_model_is_out(staff: dict[str, Client]) -> None:
-    primary = model_with("qwen2.5-coder:32b", 0.9, context_window=32768)
-    model_with("llama3:8b", 0.6, context_window=8192)
+    primary = model_with("qwen2.5-coder:32b", {"code": 0.9}, context_window=32768)
+    model_with("llama3:8b", {"code": 0.6}, context_window=8192)
     model_with(
-        "gpt-4o", 0.95, provider=Provider.OPENAI, input_cost_per_mtok=Decimal("2.5"), output_cost_per_mtok=Decimal("10")
+        "gpt-4o",
+        {"code": 0.95},
+        provider=Provider.OPENAI,
+        input_cost_per_mtok=Decimal("2.5"),
+        output_cost_per_mtok=Decimal("10"),
     )
     query = "capabilities=code%3D0.7&max_input_cost=1&exclude="
     response = staff["viewer"].get(f"/admin/selection/?{query}")

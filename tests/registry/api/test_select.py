@@ -13,22 +13,14 @@ from rest_framework.test import APIClient
 
 from registry.models import EndpointType
 from tests.factories import (
-    ModelCapabilityFactory,
     ModelEndpointFactory,
     ModelUsageFactory,
-    RegisteredModelFactory,
+    model_with,
 )
 
 pytestmark = pytest.mark.django_db
 
 ClientFor = Callable[[str], APIClient]
-
-
-def model_with(name: str, scores: dict[str, float], **fields: Any) -> Any:
-    model = RegisteredModelFactory(name=name, **fields)
-    for capability, score in scores.items():
-        ModelCapabilityFactory(model=model, capability=capability, capability_score=score)
-    return model
 
 
 def select(client: APIClient, query: str) -> list[str]:

@@ -23,24 +23,16 @@ from registry.audit import system_actor
 from registry.models import EndpointType, Provider
 from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import (
-    ModelCapabilityFactory,
     ModelEndpointFactory,
     ModelUsageFactory,
     ProviderSourceFactory,
-    RegisteredModelFactory,
+    model_with,
 )
 from tests.registry.api.test_query_counts import MAX_QUERIES, grow_registry_to
 
 pytestmark = pytest.mark.django_db
 
 ClientFor = Callable[[str], APIClient]
-
-
-def model_with(name: str, scores: dict[str, float], **fields: Any) -> Any:
-    model = RegisteredModelFactory(name=name, **fields)
-    for capability, score in scores.items():
-        ModelCapabilityFactory(model=model, capability=capability, capability_score=score)
-    return model
 
 
 def explain(client: APIClient, body: Any, **headers: str) -> Any:
