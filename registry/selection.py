@@ -12,9 +12,11 @@ the mean score on the requested capabilities, higher first; then the p95 latency
 lower first (models without recent usage after those with); then the mean of the input and output
 prices, lower first (unknown last); then the name.
 
-A fixed number of queries whatever the number of models: the models, the requested capabilities
-(with their evidence), recent usage of the candidates (two on SQLite, which computes the p95 in
-Python), their runtime and their endpoints.
+A fixed number of queries whatever the number of models: the models with their scores on the
+requested capabilities (and, for ``prefer_loaded``, whether a host has them loaded), recent usage
+of the candidates (two on SQLite, which computes the p95 in Python), then for the chain only its
+scores' evidence, its runtime and its endpoints. What only the chain shows is read only for the
+chain: a miss over 1,000 models reads one narrow row per model.
 """
 
 from __future__ import annotations
@@ -27,11 +29,19 @@ from decimal import Decimal
 from typing import Any, Final
 
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Sum
+from django.db.models import Count, Exists, OuterRef, Subquery, Sum
 from django.utils import timezone
 
 from registry.api.representations import endpoint_bodies
-from registry.models import EndpointType, ModelCapability, ModelEndpoint, ModelStatus, ModelUsage, RegisteredModel
+from registry.models import (
+    EndpointType,
+    ModelCapability,
+    ModelEndpoint,
+    ModelRuntime,
+    ModelStatus,
+    ModelUsage,
+    RegisteredModel,
+)
 from registry.selectors import (
     CAPABILITY_EVIDENCE_COLUMNS,
     CLOUD_PROVIDERS,
@@ -101,7 +111,9 @@ class _Candidate:
 
     @property
     def loaded(self) -> bool:
-        return bool(self.runtime and self.runtime.get("loaded"))
+        if self.runtime is not None:
+            return bool(self.runtime.get("loaded"))
+        return bool(self.row.get("loaded_now"))
 
 
 def _number(value: Decimal | None) -> float | None:
@@ -113,24 +125,30 @@ def _figure(value: float) -> str:
     return f"{value:.4g}" if not float(value).is_integer() else str(int(value))
 
 
-def _static_reason(request: SelectionRequest, candidate: _Candidate) -> tuple[str, str] | None:
-    """The first check before usage that ``candidate`` fails, as (check, reason); None when it passes them."""
-    row = candidate.row
+def _static_reason(
+    request: SelectionRequest, minimums: list[tuple[str, float]], row: dict[str, Any], scores: dict[str, float]
+) -> tuple[str, str] | None:
+    """The first check before usage that the model of ``row`` fails, as (check, reason); None when it passes them.
+
+    ``minimums`` is the request's capabilities in the order they are checked (by name).
+    """
     if row["name"] in request.exclude or str(row["id"]) in request.exclude:
         return "excluded", "Named in the request's exclude list."
     if row["status"] != ModelStatus.AVAILABLE:
         return "status", f"Status is {row['status']}."
-    for name, minimum in sorted(request.capabilities.items()):
-        if name not in candidate.scores:
+    for name, minimum in minimums:
+        score = scores.get(name)
+        if score is None:
             return "capability", f"Has no '{name}' capability."
-        if candidate.scores[name] < minimum:
-            return "score", f"'{name}' score {_figure(candidate.scores[name])} is below {_figure(minimum)}."
+        if score < minimum:
+            return "score", f"'{name}' score {_figure(score)} is below {_figure(minimum)}."
     if request.min_context is not None:
         if row["context_window"] is None:
             return "context", f"Context window unknown; {request.min_context} tokens required."
         if row["context_window"] < request.min_context:
             return "context", f"Context window {row['context_window']} is below {request.min_context} tokens."
-    if request.local_only and not candidate.local:
+    local = _is_local(row)
+    if request.local_only and not local:
         return "local", f"Served in {row['provider']}'s cloud; only local models were asked for."
     for side, ceiling in (("input", request.max_input_cost), ("output", request.max_output_cost)):
         if ceiling is None:
@@ -138,7 +156,7 @@ def _static_reason(request: SelectionRequest, candidate: _Candidate) -> tuple[st
         price = row[f"{side}_cost_per_mtok"]
         if price is None:
             # A local model without a price costs the platform nothing per token; a cloud one is unknown.
-            if not candidate.local:
+            if not local:
                 return "cost", f"No known {side} price; the ceiling is {_figure(float(ceiling))} per million tokens."
         elif price > ceiling:
             return (
@@ -147,6 +165,10 @@ def _static_reason(request: SelectionRequest, candidate: _Candidate) -> tuple[st
                 "per million tokens.",
             )
     return None
+
+
+def _is_local(row: dict[str, Any]) -> bool:
+    return row["provider"] not in CLOUD_PROVIDERS or bool(row["has_local_endpoint"])
 
 
 def _usage_reason(request: SelectionRequest, candidate: _Candidate) -> tuple[str, str] | None:
@@ -161,15 +183,26 @@ def _usage_reason(request: SelectionRequest, candidate: _Candidate) -> tuple[str
     return None
 
 
-def _models(
-    capabilities: list[str],
-) -> tuple[list[dict[str, Any]], dict[int, dict[str, float]], dict[int, dict[str, tuple[Any, ...]]]]:
-    """Every model's row (with whether it is served locally), its scores on the requested
-    capabilities, and those scores' evidence columns (``CAPABILITY_EVIDENCE_COLUMNS[3:]``)."""
-    local_endpoint = ModelEndpoint.objects.filter(model=OuterRef("pk"), endpoint_type=EndpointType.LOCAL)
-    rows = list(
-        RegisteredModel.objects.order_by("name")
-        .annotate(has_local_endpoint=Exists(local_endpoint))
+def _models(names: list[str], *, with_loaded: bool) -> list[dict[str, Any]]:
+    """Every model's row, with whether it is served locally, its score on each of ``names`` (``score_<i>``,
+    None where it lacks the capability) and, ``with_loaded``, whether a host has it loaded now.
+
+    One query: the scores are subqueries on the (model, capability) index, and nothing else of a
+    capability (its evidence) is read for the models that are not in the chain.
+    """
+    annotations: dict[str, Any] = {
+        "has_local_endpoint": Exists(
+            ModelEndpoint.objects.filter(model=OuterRef("pk"), endpoint_type=EndpointType.LOCAL)
+        ),
+    }
+    for index, name in enumerate(names):
+        score = ModelCapability.objects.filter(model=OuterRef("pk"), capability=name).values("capability_score")
+        annotations[f"score_{index}"] = Subquery(score[:1])
+    if with_loaded:
+        annotations["loaded_now"] = Exists(ModelRuntime.objects.filter(model=OuterRef("pk"), loaded=True))
+    return list(
+        RegisteredModel.objects.order_by()
+        .annotate(**annotations)
         .values(
             "id",
             "name",
@@ -179,16 +212,20 @@ def _models(
             "context_window",
             "input_cost_per_mtok",
             "output_cost_per_mtok",
-            "has_local_endpoint",
+            *annotations,
         )
     )
-    scores: dict[int, dict[str, float]] = defaultdict(dict)
-    evidence: dict[int, dict[str, tuple[Any, ...]]] = defaultdict(dict)
-    found = ModelCapability.objects.filter(capability__in=capabilities).values_list(*CAPABILITY_EVIDENCE_COLUMNS)
-    for model_id, name, score, *columns in found:
-        scores[model_id][name] = score
-        evidence[model_id][name] = tuple(columns)
-    return rows, scores, evidence
+
+
+def _evidence_of(ids: list[int], names: list[str]) -> dict[int, dict[str, tuple[Any, ...]]]:
+    """The evidence columns (``CAPABILITY_EVIDENCE_COLUMNS[3:]``) of the scores on ``names`` of the models ``ids``."""
+    if not ids:
+        return {}
+    found: dict[int, dict[str, tuple[Any, ...]]] = defaultdict(dict)
+    rows = ModelCapability.objects.filter(**of_model_ids(ids), capability__in=names)
+    for model_id, name, _, *columns in rows.values_list(*CAPABILITY_EVIDENCE_COLUMNS):
+        found[model_id][name] = tuple(columns)
+    return found
 
 
 def recent_usage(ids: list[int], *, since: datetime) -> dict[int, dict[str, Any]]:
@@ -260,29 +297,23 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
     """``{"chain": [...], "excluded": [...]}`` for ``request`` (the JSON of ``ExplainedSelectionSerializer``)."""
     now = now or timezone.now()
     names = sorted(request.capabilities)
-    rows, scores, evidence_columns = _models(names)
+    minimums = [(name, request.capabilities[name]) for name in names]
     excluded: list[dict[str, Any]] = []
     candidates: list[_Candidate] = []
-    for row in rows:
-        candidate = _Candidate(
-            row=row,
-            scores=scores.get(row["id"], {}),
-            local=row["provider"] not in CLOUD_PROVIDERS or row["has_local_endpoint"],
-        )
-        failed = _static_reason(request, candidate)
+    for row in _models(names, with_loaded=request.prefer_loaded):
+        scores = {name: row[f"score_{index}"] for index, name in enumerate(names) if row[f"score_{index}"] is not None}
+        failed = _static_reason(request, minimums, row, scores)
         if failed is None:
-            candidate.score = sum(candidate.scores[name] for name in names) / len(names)
+            candidate = _Candidate(row=row, scores=scores, local=_is_local(row))
+            candidate.score = sum(scores.values()) / len(names)
             candidates.append(candidate)
         else:
             excluded.append({"id": row["id"], "name": row["name"], "check": failed[0], "reason": failed[1]})
 
-    ids = [candidate.row["id"] for candidate in candidates]
-    usage = recent_usage(ids, since=now - RECENT_LATENCY_WINDOW)
-    runtimes = runtimes_of(ids)
+    usage = recent_usage([candidate.row["id"] for candidate in candidates], since=now - RECENT_LATENCY_WINDOW)
     passed: list[_Candidate] = []
     for candidate in candidates:
         candidate.usage = usage.get(candidate.row["id"], {})
-        candidate.runtime = runtimes.get(candidate.row["id"])
         failed = _usage_reason(request, candidate)
         if failed is None:
             passed.append(candidate)
@@ -304,7 +335,13 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
         )
     excluded.sort(key=lambda entry: (CHECKS.index(entry["check"]), entry["name"]))
 
+    # What only the chain shows: its scores' evidence, its runtime (ranking read only whether a
+    # host has it loaded) and its endpoints.
     chain_ids = [candidate.row["id"] for candidate in chain]
+    evidence_columns = _evidence_of(chain_ids, names)
+    runtimes = runtimes_of(chain_ids)
+    for candidate in chain:
+        candidate.runtime = runtimes.get(candidate.row["id"])
     endpoints = endpoint_bodies(chain_ids)
     window_hours = RECENT_LATENCY_WINDOW.total_seconds() / 3600
     return {
