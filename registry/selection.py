@@ -46,7 +46,7 @@ from registry.selectors import (
     CAPABILITY_EVIDENCE_COLUMNS,
     CLOUD_PROVIDERS,
     RECENT_LATENCY_WINDOW,
-    evidence_body,
+    capability_evidence_rows,
     of_model_ids,
     runtimes_of,
 )
@@ -126,7 +126,12 @@ def _figure(value: float) -> str:
 
 
 def _static_reason(
-    request: SelectionRequest, minimums: list[tuple[str, float]], row: dict[str, Any], scores: dict[str, float]
+    request: SelectionRequest,
+    minimums: list[tuple[str, float]],
+    row: dict[str, Any],
+    scores: dict[str, float],
+    *,
+    local: bool,
 ) -> tuple[str, str] | None:
     """The first check before usage that the model of ``row`` fails, as (check, reason); None when it passes them.
 
@@ -147,7 +152,6 @@ def _static_reason(
             return "context", f"Context window unknown; {request.min_context} tokens required."
         if row["context_window"] < request.min_context:
             return "context", f"Context window {row['context_window']} is below {request.min_context} tokens."
-    local = _is_local(row)
     if request.local_only and not local:
         return "local", f"Served in {row['provider']}'s cloud; only local models were asked for."
     for side, ceiling in (("input", request.max_input_cost), ("output", request.max_output_cost)):
@@ -217,15 +221,12 @@ def _models(names: list[str], *, with_loaded: bool) -> list[dict[str, Any]]:
     )
 
 
-def _evidence_of(ids: list[int], names: list[str]) -> dict[int, dict[str, tuple[Any, ...]]]:
-    """The evidence columns (``CAPABILITY_EVIDENCE_COLUMNS[3:]``) of the scores on ``names`` of the models ``ids``."""
+def _evidence_of(ids: list[int], names: list[str]) -> dict[int, dict[str, dict[str, Any]]]:
+    """``{model_id: {capability: {"score", "evidence"}}}`` of the scores on ``names`` of the models ``ids``."""
     if not ids:
         return {}
-    found: dict[int, dict[str, tuple[Any, ...]]] = defaultdict(dict)
     rows = ModelCapability.objects.filter(**of_model_ids(ids), capability__in=names)
-    for model_id, name, _, *columns in rows.values_list(*CAPABILITY_EVIDENCE_COLUMNS):
-        found[model_id][name] = tuple(columns)
-    return found
+    return capability_evidence_rows(list(rows.values_list(*CAPABILITY_EVIDENCE_COLUMNS)))
 
 
 def recent_usage(ids: list[int], *, since: datetime) -> dict[int, dict[str, Any]]:
@@ -302,9 +303,10 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
     candidates: list[_Candidate] = []
     for row in _models(names, with_loaded=request.prefer_loaded):
         scores = {name: row[f"score_{index}"] for index, name in enumerate(names) if row[f"score_{index}"] is not None}
-        failed = _static_reason(request, minimums, row, scores)
+        local = _is_local(row)
+        failed = _static_reason(request, minimums, row, scores, local=local)
         if failed is None:
-            candidate = _Candidate(row=row, scores=scores, local=_is_local(row))
+            candidate = _Candidate(row=row, scores=scores, local=local)
             candidate.score = sum(scores.values()) / len(names)
             candidates.append(candidate)
         else:
@@ -338,7 +340,7 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
     # What only the chain shows: its scores' evidence, its runtime (ranking read only whether a
     # host has it loaded) and its endpoints.
     chain_ids = [candidate.row["id"] for candidate in chain]
-    evidence_columns = _evidence_of(chain_ids, names)
+    evidence = _evidence_of(chain_ids, names)
     runtimes = runtimes_of(chain_ids)
     for candidate in chain:
         candidate.runtime = runtimes.get(candidate.row["id"])
@@ -357,7 +359,7 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
                     name: {
                         "score": candidate.scores[name],
                         "minimum": request.capabilities[name],
-                        "evidence": evidence_body(*evidence_columns[candidate.row["id"]][name]),
+                        "evidence": evidence[candidate.row["id"]][name]["evidence"],
                     }
                     for name in names
                 },
