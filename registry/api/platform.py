@@ -42,6 +42,7 @@ from rest_framework.response import Response
 from registry import selectors, services
 from registry.api.serializers import (
     INT32_MAX,
+    MAX_LATENCY_SECONDS,
     ModelListQuerySerializer,
     RegisteredModelSerializer,
     StrictBooleanField,
@@ -187,7 +188,9 @@ class PlatformUsageSerializer(StrictSerializerMixin, serializers.Serializer):
     )
     content_token_count = StrictIntegerField(min_value=0, required=False, allow_null=True)
     response_token_count = StrictIntegerField(min_value=0, required=False, allow_null=True)
-    latency = StrictFloatField(min_value=0.0, required=False, allow_null=True, help_text="Seconds.")
+    latency = StrictFloatField(
+        min_value=0.0, max_value=MAX_LATENCY_SECONDS, required=False, allow_null=True, help_text="Seconds."
+    )
     success = StrictBooleanField(required=False, default=True)
     error_message = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=10_000)
     cost = StrictFloatField(min_value=0.0, max_value=9999.999999, required=False, allow_null=True, help_text="USD.")

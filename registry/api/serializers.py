@@ -111,6 +111,11 @@ MAX_JSON_BYTES = 16 * 1024
 MAX_FUTURE = timedelta(minutes=5)
 MAX_BATCH = 1000
 INT32_MAX = 2**31 - 1
+# Bounds that keep every sum the statistics take finite (a float overflows past 1.8e308, and
+# PostgreSQL refuses the overflow): a mean latency of a day at most, and a measurement of at most
+# 1e15 either way, times 2**31 requests or samples, summed over billions of records, stays in range.
+MAX_LATENCY_SECONDS = 86_400.0
+MAX_METRIC_MAGNITUDE = 1e15
 
 
 def _has_control_or_space(value: str) -> bool:
@@ -760,7 +765,9 @@ class UsageRecordSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     input_tokens = StrictIntegerField(min_value=0, max_value=INT32_MAX, required=False, allow_null=True)
     output_tokens = StrictIntegerField(min_value=0, max_value=INT32_MAX, required=False, allow_null=True)
     request_count = StrictIntegerField(min_value=0, required=False, default=1)
-    average_latency = StrictFloatField(min_value=0.0, required=False, allow_null=True, help_text="Seconds.")
+    average_latency = StrictFloatField(
+        min_value=0.0, max_value=MAX_LATENCY_SECONDS, required=False, allow_null=True, help_text="Seconds."
+    )
     error_count = StrictIntegerField(min_value=0, required=False, default=0)
     cost = RoundedDecimalField(
         max_digits=10,
@@ -837,7 +844,7 @@ class PerformanceRecordSerializer(StrictSerializerMixin, serializers.ModelSerial
         max_length=100,
         validators=[validate_printable, RegexValidator(VISIBLE_TEXT_PATTERN, "Must hold a visible character.")],
     )
-    metric_value = StrictFloatField()
+    metric_value = StrictFloatField(min_value=-MAX_METRIC_MAGNITUDE, max_value=MAX_METRIC_MAGNITUDE)
     task_category = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
     sample_size = StrictIntegerField(min_value=1, required=False, allow_null=True)
 

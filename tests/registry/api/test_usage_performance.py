@@ -251,3 +251,31 @@ def test_usage_of_an_unknown_model_is_404(api_client_for: ClientFor) -> None:
 def test_usage_cost_keeps_six_decimals(api_client_for: ClientFor, model: Any) -> None:
     api_client_for("service").post("/models/gpt-4o/usage", {"cost": "0.000123"}, format="json")
     assert ModelUsage.objects.get().cost == Decimal("0.000123")
+
+
+def test_usage_statistics_stay_finite_at_the_largest_accepted_figures(api_client_for: ClientFor, model: Any) -> None:
+    # make fuzz found it: latencies near 1e308 times 2**31 requests summed past a float's range,
+    # and the statistics answered a 500 (PostgreSQL's overflow error, or an infinity JSON cannot carry).
+    service = api_client_for("service")
+    extreme = {"average_latency": 1e308, "request_count": 2**31 - 1}
+    assert service.post("/models/gpt-4o/usage", extreme, format="json").status_code == 400
+    largest = {"average_latency": 86_400.0, "request_count": 2**31 - 1, "timestamp": T0.isoformat()}
+    assert service.post("/models/gpt-4o/usage", [largest] * 3, format="json").status_code == 201
+    response = api_client_for("viewer").get("/models/gpt-4o/usage", {"from": T0.isoformat(), "bucket": "day"})
+    assert response.status_code == 200
+    assert response.json()["totals"]["average_latency"] == pytest.approx(86_400.0)
+
+
+def test_performance_statistics_stay_finite_at_the_largest_accepted_values(
+    api_client_for: ClientFor, model: Any
+) -> None:
+    service = api_client_for("service")
+    huge = {"metric_name": "throughput", "metric_value": 1.7e308, "timestamp": T0.isoformat()}
+    refused = service.post("/models/gpt-4o/performance", huge, format="json")
+    assert refused.status_code == 400
+    assert "metric_value" in refused.json()
+    largest = {**huge, "metric_value": 1e15}
+    assert service.post("/models/gpt-4o/performance", [largest] * 2, format="json").status_code == 201
+    response = api_client_for("viewer").get("/models/gpt-4o/performance", {"from": T0.isoformat()})
+    assert response.status_code == 200
+    assert response.json()["summary"]["throughput"]["avg"] == pytest.approx(1e15)
