@@ -46,6 +46,7 @@ from registry.api.serializers import (
     ModelListQuerySerializer,
     RegisteredModelSerializer,
     StrictBooleanField,
+    StrictCharField,
     StrictFloatField,
     StrictIntegerField,
     StrictSerializerMixin,
@@ -184,7 +185,7 @@ class PlatformUsageSerializer(StrictSerializerMixin, serializers.Serializer):
     model_id = ModelRefField(required=False, allow_null=True)
     task_type = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
     content_types = serializers.ListField(
-        child=serializers.CharField(max_length=100), max_length=50, required=False, allow_null=True
+        child=StrictCharField(max_length=100), max_length=50, required=False, allow_null=True
     )
     content_token_count = StrictIntegerField(min_value=0, required=False, allow_null=True)
     response_token_count = StrictIntegerField(min_value=0, required=False, allow_null=True)

@@ -233,6 +233,15 @@ class StrictSerializerMixin:
         return super().to_internal_value(data)  # type: ignore[misc]
 
 
+class StrictCharField(serializers.CharField):
+    """A JSON string: DRF would store the number 0 as "0" (StrictSerializerMixin checks only top-level fields)."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class StrictFloatField(serializers.FloatField):
     """A JSON number: no strings, no booleans, nothing infinite."""
 
@@ -1123,7 +1132,7 @@ class SelectionRequestSerializer(StrictSerializerMixin, serializers.Serializer):
         required=False, default=False, help_text="Rank models Ollama has loaded now before the others."
     )
     exclude = serializers.ListField(
-        child=serializers.CharField(
+        child=StrictCharField(
             max_length=100, validators=[RegexValidator(NONBLANK_TEXT_PATTERN, "Not a model name or id.")]
         ),
         required=False,

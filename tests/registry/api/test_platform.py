@@ -258,6 +258,8 @@ def _post_usage(model: Any, body: Any) -> Any:
         ({"latency": -1}, "latency"),
         ({"content_token_count": 1.5}, "content_token_count"),
         ({"content_types": "text"}, "content_types"),
+        ({"content_types": [7]}, "content_types"),
+        ({"latency": 86_400.5}, "latency"),
         ({"cost": "free"}, "cost"),
         ({"model_id": "someone-else"}, "model_id"),
         ({"content_token_count": 2**31 - 1, "response_token_count": 2}, "response_token_count"),

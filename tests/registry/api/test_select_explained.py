@@ -196,6 +196,7 @@ def test_exclude_takes_ids_as_well_as_names(api_client_for: ClientFor) -> None:
         ({"capabilities": {"code": 0.5}, "local_only": "yes"}, "local_only"),
         ({"capabilities": {"code": 0.5}, "prefer_loaded": 1}, "prefer_loaded"),
         ({"capabilities": {"code": 0.5}, "exclude": "gpt-4o"}, "exclude"),
+        ({"capabilities": {"code": 0.5}, "exclude": [0]}, "exclude"),  # an id is sent as a string
         ({"capabilities": {"code": 0.5}, "limit": 0}, "limit"),
         ({"capabilities": {"code": 0.5}, "limit": 51}, "limit"),
         ({"capabilities": {"code": 0.5}, "budget": 3}, "budget"),
