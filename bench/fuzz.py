@@ -88,6 +88,7 @@ def main() -> int:
             print(summary[-6000:])
             if result.returncode != 0:
                 failed = True
+                LOG_DIR.mkdir(parents=True, exist_ok=True)
                 log = LOG_DIR / f"fuzz-{role}.log"
                 log.write_text(result.stdout)
                 print(f"   full output: {log}")
