@@ -52,7 +52,15 @@ _MODEL_COLUMNS = (
 Moment = Callable[[datetime | None], datetime | str | None]
 # orjson and Python's json module write every float alike except below 1e-4 ("0.00001" against
 # "1e-05", "1e-6" against "1e-06"); an output holding either form is encoded again the slow way.
-_FLOAT_FORMS_THAT_DIFFER = re.compile(rb"[0-9]e-[0-9]|0\.0000")
+# The scan for them starts from a literal ("e-"): a pattern opening with a class scans a 100 KB
+# body ten times slower (1.4 ms against 0.14, measured), and this runs on every body built.
+_NEGATIVE_EXPONENT = re.compile(rb"e-[0-9]")
+
+
+def _has_float_forms_that_differ(body: bytes) -> bool:
+    if b"0.0000" in body:
+        return True
+    return any(body[match.start() - 1 : match.start()].isdigit() for match in _NEGATIVE_EXPONENT.finditer(body))
 
 
 def json_bytes(data: Any) -> bytes:
@@ -65,7 +73,7 @@ def json_bytes(data: Any) -> bytes:
         body = orjson.dumps(data, option=orjson.OPT_UTC_Z)
     except TypeError:  # an integer beyond 64 bits (a provider's detail), a Decimal: the json module writes them
         body = b""
-    if not body or _FLOAT_FORMS_THAT_DIFFER.search(body):
+    if not body or _has_float_forms_that_differ(body):
         text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_drf_default)
         body = text.encode()
     # DRF escapes these two (valid JSON, but line breaks to JavaScript); so must every cached body.
