@@ -100,11 +100,36 @@ class SelectionRequest:
         )
 
 
+# A model's row as ``_models`` reads it: these columns, then one score per requested capability
+# (None where the model lacks it), then, for ``prefer_loaded``, whether a host has it loaded now.
+_COLUMNS: Final = (
+    "id",
+    "name",
+    "provider",
+    "model_type",
+    "status",
+    "context_window",
+    "input_cost_per_mtok",
+    "output_cost_per_mtok",
+    "has_local_endpoint",
+)
+_ORDER: Final = {check: index for index, check in enumerate(CHECKS)}
+
+
 @dataclass
 class _Candidate:
-    row: dict[str, Any]
-    scores: dict[str, float]
+    """A model that passed the checks on the models table: its row's figures, its scores and their mean."""
+
+    id: int
+    name: str
+    provider: str
+    model_type: str
+    context_window: int | None
+    input_price: Decimal | None
+    output_price: Decimal | None
+    scores: tuple[float, ...]
     local: bool
+    loaded_now: bool
     score: float = 0.0
     usage: dict[str, Any] = field(default_factory=dict)
     runtime: dict[str, Any] | None = None
@@ -113,7 +138,7 @@ class _Candidate:
     def loaded(self) -> bool:
         if self.runtime is not None:
             return bool(self.runtime.get("loaded"))
-        return bool(self.row.get("loaded_now"))
+        return self.loaded_now
 
 
 def _number(value: Decimal | None) -> float | None:
@@ -125,54 +150,58 @@ def _figure(value: float) -> str:
     return f"{value:.4g}" if not float(value).is_integer() else str(int(value))
 
 
-def _static_reason(
-    request: SelectionRequest,
-    minimums: list[tuple[str, float]],
-    row: dict[str, Any],
-    scores: dict[str, float],
-    *,
-    local: bool,
-) -> tuple[str, str] | None:
-    """The first check before usage that the model of ``row`` fails, as (check, reason); None when it passes them.
+class _StaticChecks:
+    """The checks that need only a model's row (``_COLUMNS`` and its scores), prepared once per request.
 
-    ``minimums`` is the request's capabilities in the order they are checked (by name).
+    ``reason(row)`` is the first of them the model fails, as (check, reason), or None when it passes
+    them all. It runs on every model of the registry, so what does not depend on the model (the
+    request's figures as text, the exclude list's ids) is computed here, once.
     """
-    if row["name"] in request.exclude or str(row["id"]) in request.exclude:
-        return "excluded", "Named in the request's exclude list."
-    if row["status"] != ModelStatus.AVAILABLE:
-        return "status", f"Status is {row['status']}."
-    for name, minimum in minimums:
-        score = scores.get(name)
-        if score is None:
-            return "capability", f"Has no '{name}' capability."
-        if score < minimum:
-            return "score", f"'{name}' score {_figure(score)} is below {_figure(minimum)}."
-    if request.min_context is not None:
-        if row["context_window"] is None:
-            return "context", f"Context window unknown; {request.min_context} tokens required."
-        if row["context_window"] < request.min_context:
-            return "context", f"Context window {row['context_window']} is below {request.min_context} tokens."
-    if request.local_only and not local:
-        return "local", f"Served in {row['provider']}'s cloud; only local models were asked for."
-    for side, ceiling in (("input", request.max_input_cost), ("output", request.max_output_cost)):
-        if ceiling is None:
-            continue
-        price = row[f"{side}_cost_per_mtok"]
-        if price is None:
-            # A local model without a price costs the platform nothing per token; a cloud one is unknown.
-            if not local:
-                return "cost", f"No known {side} price; the ceiling is {_figure(float(ceiling))} per million tokens."
-        elif price > ceiling:
-            return (
-                "cost",
-                f"{side.capitalize()} price {_figure(float(price))} is above {_figure(float(ceiling))} "
-                "per million tokens.",
-            )
-    return None
 
+    def __init__(self, request: SelectionRequest, names: list[str]) -> None:
+        self.request = request
+        self.exclude_names = request.exclude
+        self.exclude_ids = {int(ref) for ref in request.exclude if ref.isdigit()}
+        self.minimums = [(index, name, request.capabilities[name]) for index, name in enumerate(names)]
+        self.shown_minimums = {name: _figure(minimum) for _, name, minimum in self.minimums}
+        self.ceilings = [
+            (side, ceiling, _figure(float(ceiling)))
+            for side, ceiling in (("input", request.max_input_cost), ("output", request.max_output_cost))
+            if ceiling is not None
+        ]
 
-def _is_local(row: dict[str, Any]) -> bool:
-    return row["provider"] not in CLOUD_PROVIDERS or bool(row["has_local_endpoint"])
+    def reason(self, row: tuple[Any, ...], scores: tuple[Any, ...], local: bool) -> tuple[str, str] | None:
+        request = self.request
+        model_id, name, provider, _, status, context, input_price, output_price, _ = row[: len(_COLUMNS)]
+        if name in self.exclude_names or model_id in self.exclude_ids:
+            return "excluded", "Named in the request's exclude list."
+        if status != ModelStatus.AVAILABLE:
+            return "status", f"Status is {status}."
+        for index, capability, minimum in self.minimums:
+            score = scores[index]
+            if score is None:
+                return "capability", f"Has no '{capability}' capability."
+            if score < minimum:
+                return "score", f"'{capability}' score {_figure(score)} is below {self.shown_minimums[capability]}."
+        if request.min_context is not None:
+            if context is None:
+                return "context", f"Context window unknown; {request.min_context} tokens required."
+            if context < request.min_context:
+                return "context", f"Context window {context} is below {request.min_context} tokens."
+        if request.local_only and not local:
+            return "local", f"Served in {provider}'s cloud; only local models were asked for."
+        for side, ceiling, shown in self.ceilings:
+            price = input_price if side == "input" else output_price
+            if price is None:
+                # A local model without a price costs the platform nothing per token; a cloud one is unknown.
+                if not local:
+                    return "cost", f"No known {side} price; the ceiling is {shown} per million tokens."
+            elif price > ceiling:
+                return (
+                    "cost",
+                    f"{side.capitalize()} price {_figure(float(price))} is above {shown} per million tokens.",
+                )
+        return None
 
 
 def _usage_reason(request: SelectionRequest, candidate: _Candidate) -> tuple[str, str] | None:
@@ -187,38 +216,45 @@ def _usage_reason(request: SelectionRequest, candidate: _Candidate) -> tuple[str
     return None
 
 
-def _models(names: list[str], *, with_loaded: bool) -> list[dict[str, Any]]:
-    """Every model's row, with whether it is served locally, its score on each of ``names`` (``score_<i>``,
-    None where it lacks the capability) and, ``with_loaded``, whether a host has it loaded now.
+_MODELS_SQL_MAX = 256
+# The models query's SQL by (capabilities, with_loaded), on PostgreSQL: compiled once (see _models).
+_models_sql: dict[tuple[tuple[str, ...], bool], tuple[str, tuple[Any, ...]]] = {}
 
-    One query: the scores are subqueries on the (model, capability) index, and nothing else of a
-    capability (its evidence) is read for the models that are not in the chain.
-    """
-    annotations: dict[str, Any] = {
-        "has_local_endpoint": Exists(
-            ModelEndpoint.objects.filter(model=OuterRef("pk"), endpoint_type=EndpointType.LOCAL)
-        ),
-    }
+
+def _models_queryset(names: list[str], *, with_loaded: bool) -> Any:
+    local = ModelEndpoint.objects.filter(model=OuterRef("pk"), endpoint_type=EndpointType.LOCAL)
+    figures: dict[str, Any] = {}
     for index, name in enumerate(names):
         score = ModelCapability.objects.filter(model=OuterRef("pk"), capability=name).values("capability_score")
-        annotations[f"score_{index}"] = Subquery(score[:1])
+        figures[f"score_{index}"] = Subquery(score[:1])
     if with_loaded:
-        annotations["loaded_now"] = Exists(ModelRuntime.objects.filter(model=OuterRef("pk"), loaded=True))
-    return list(
-        RegisteredModel.objects.order_by()
-        .annotate(**annotations)
-        .values(
-            "id",
-            "name",
-            "provider",
-            "model_type",
-            "status",
-            "context_window",
-            "input_cost_per_mtok",
-            "output_cost_per_mtok",
-            *annotations,
-        )
-    )
+        figures["loaded_now"] = Exists(ModelRuntime.objects.filter(model=OuterRef("pk"), loaded=True))
+    queryset = RegisteredModel.objects.order_by().annotate(has_local_endpoint=Exists(local), **figures)
+    return queryset.values_list(*_COLUMNS, *figures)
+
+
+def _models(names: list[str], *, with_loaded: bool) -> list[tuple[Any, ...]]:
+    """Every model's row: ``_COLUMNS``, its score on each of ``names`` (None where it lacks the
+    capability) and, ``with_loaded``, whether a host has it loaded now.
+
+    One query: the scores are subqueries on the (model, capability) index, and nothing else of a
+    capability (its evidence) is read for the models that are not in the chain. Building and
+    compiling the queryset takes Python as long as PostgreSQL takes to run it, so there its SQL is
+    compiled once per shape and run on a cursor (nothing in it changes between requests; its
+    columns need no Django converter there). SQLite runs the queryset, which converts its decimals.
+    """
+    if connection.vendor != "postgresql":
+        return list(_models_queryset(names, with_loaded=with_loaded))
+    key = (tuple(names), with_loaded)
+    compiled = _models_sql.get(key)
+    if compiled is None:
+        compiled = _models_queryset(names, with_loaded=with_loaded).query.sql_with_params()
+        if len(_models_sql) >= _MODELS_SQL_MAX:
+            _models_sql.clear()
+        _models_sql[key] = compiled
+    with connection.cursor() as cursor:
+        cursor.execute(*compiled)
+        return cursor.fetchall()
 
 
 def _evidence_of(ids: list[int], names: list[str]) -> dict[int, dict[str, dict[str, Any]]]:
@@ -265,7 +301,7 @@ def recent_usage(ids: list[int], *, since: datetime) -> dict[int, dict[str, Any]
 
 def _rank_key(request: SelectionRequest, candidate: _Candidate) -> tuple[Any, ...]:
     p95 = candidate.usage.get("latency_p95")
-    prices = [p for p in (candidate.row["input_cost_per_mtok"], candidate.row["output_cost_per_mtok"]) if p is not None]
+    prices = [p for p in (candidate.input_price, candidate.output_price) if p is not None]
     cost = sum(prices) / len(prices) if prices else None
     return (
         not candidate.loaded if request.prefer_loaded else False,
@@ -274,7 +310,7 @@ def _rank_key(request: SelectionRequest, candidate: _Candidate) -> tuple[Any, ..
         p95 or 0.0,
         cost is None,
         cost or Decimal(0),
-        candidate.row["name"],
+        candidate.name,
     )
 
 
@@ -298,83 +334,93 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
     """``{"chain": [...], "excluded": [...]}`` for ``request`` (the JSON of ``ExplainedSelectionSerializer``)."""
     now = now or timezone.now()
     names = sorted(request.capabilities)
-    minimums = [(name, request.capabilities[name]) for name in names]
-    excluded: list[dict[str, Any]] = []
+    checks = _StaticChecks(request, names)
+    # (check's place in CHECKS, name, id, check, reason): sorted as tuples, made dicts at the end.
+    excluded: list[tuple[int, str, int, str, str]] = []
     candidates: list[_Candidate] = []
+    first_score, loaded_at = len(_COLUMNS), len(_COLUMNS) + len(names)
     for row in _models(names, with_loaded=request.prefer_loaded):
-        scores = {name: row[f"score_{index}"] for index, name in enumerate(names) if row[f"score_{index}"] is not None}
-        local = _is_local(row)
-        failed = _static_reason(request, minimums, row, scores, local=local)
-        if failed is None:
-            candidate = _Candidate(row=row, scores=scores, local=local)
-            candidate.score = sum(scores.values()) / len(names)
-            candidates.append(candidate)
-        else:
-            excluded.append({"id": row["id"], "name": row["name"], "check": failed[0], "reason": failed[1]})
+        scores = row[first_score:loaded_at]
+        local = row[2] not in CLOUD_PROVIDERS or bool(row[8])  # provider, has_local_endpoint
+        failed = checks.reason(row, scores, local)
+        if failed is not None:
+            excluded.append((_ORDER[failed[0]], row[1], row[0], *failed))
+            continue
+        model_id, name, provider, model_type, _, context, input_price, output_price, _ = row[: len(_COLUMNS)]
+        candidates.append(
+            _Candidate(
+                id=model_id,
+                name=name,
+                provider=provider,
+                model_type=model_type,
+                context_window=context,
+                input_price=input_price,
+                output_price=output_price,
+                scores=scores,
+                local=local,
+                loaded_now=bool(row[loaded_at]) if request.prefer_loaded else False,
+                score=sum(scores) / len(names),
+            )
+        )
 
-    usage = recent_usage([candidate.row["id"] for candidate in candidates], since=now - RECENT_LATENCY_WINDOW)
+    usage = recent_usage([candidate.id for candidate in candidates], since=now - RECENT_LATENCY_WINDOW)
     passed: list[_Candidate] = []
     for candidate in candidates:
-        candidate.usage = usage.get(candidate.row["id"], {})
+        candidate.usage = usage.get(candidate.id, {})
         failed = _usage_reason(request, candidate)
         if failed is None:
             passed.append(candidate)
         else:
-            row = candidate.row
-            excluded.append({"id": row["id"], "name": row["name"], "check": failed[0], "reason": failed[1]})
+            excluded.append((_ORDER[failed[0]], candidate.name, candidate.id, *failed))
 
     passed.sort(key=lambda candidate: _rank_key(request, candidate))
     chain, beyond = passed[: request.limit], passed[request.limit :]
     for place, candidate in enumerate(beyond, start=request.limit + 1):
-        row = candidate.row
-        excluded.append(
-            {
-                "id": row["id"],
-                "name": row["name"],
-                "check": "limit",
-                "reason": f"Meets every requirement; ranked {place}, after the {request.limit} asked for.",
-            }
-        )
-    excluded.sort(key=lambda entry: (CHECKS.index(entry["check"]), entry["name"]))
+        reason = f"Meets every requirement; ranked {place}, after the {request.limit} asked for."
+        excluded.append((_ORDER["limit"], candidate.name, candidate.id, "limit", reason))
+    excluded.sort()
 
     # What only the chain shows: its scores' evidence, its runtime (ranking read only whether a
     # host has it loaded) and its endpoints.
-    chain_ids = [candidate.row["id"] for candidate in chain]
+    chain_ids = [candidate.id for candidate in chain]
     evidence = _evidence_of(chain_ids, names)
     runtimes = runtimes_of(chain_ids)
     for candidate in chain:
-        candidate.runtime = runtimes.get(candidate.row["id"])
+        candidate.runtime = runtimes.get(candidate.id)
     endpoints = endpoint_bodies(chain_ids)
     window_hours = RECENT_LATENCY_WINDOW.total_seconds() / 3600
     return {
         "chain": [
             {
                 "rank": rank,
-                "id": candidate.row["id"],
-                "name": candidate.row["name"],
-                "provider": candidate.row["provider"],
-                "model_type": candidate.row["model_type"],
+                "id": candidate.id,
+                "name": candidate.name,
+                "provider": candidate.provider,
+                "model_type": candidate.model_type,
                 "score": candidate.score,
                 "capabilities": {
                     name: {
-                        "score": candidate.scores[name],
+                        "score": candidate.scores[index],
                         "minimum": request.capabilities[name],
-                        "evidence": evidence[candidate.row["id"]][name]["evidence"],
+                        "evidence": evidence[candidate.id][name]["evidence"],
                     }
-                    for name in names
+                    for index, name in enumerate(names)
                 },
-                "context_window": candidate.row["context_window"],
+                "context_window": candidate.context_window,
                 "price": {
-                    "input_per_mtok": _number(candidate.row["input_cost_per_mtok"]),
-                    "output_per_mtok": _number(candidate.row["output_cost_per_mtok"]),
+                    "input_per_mtok": _number(candidate.input_price),
+                    "output_per_mtok": _number(candidate.output_price),
                 },
                 **_usage_figures(candidate.usage, window_hours),
                 "local": candidate.local,
                 "loaded": candidate.loaded,
                 "runtime": candidate.runtime,
-                "endpoints": endpoints.get(candidate.row["id"], []),
+                "endpoints": endpoints.get(candidate.id, []),
             }
             for rank, candidate in enumerate(chain, start=1)
         ],
-        "excluded": excluded,
+        "excluded": [
+            {"id": model_id, "name": name, "check": check, "reason": reason}
+            for _, name, model_id, check, reason in excluded
+        ],
     }
