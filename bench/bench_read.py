@@ -24,6 +24,7 @@ gthread) in the same rounds: how the production server was chosen (docs/BENCHMAR
 
 Runs in a schema of its own (``bench_read_<pid>``) of BENCH_DATABASE_URL's database and in the
 Redis database of BENCH_REDIS_URL (default db 14), both emptied at the end. Needs ``wrk``.
+``BENCH_READS`` (comma-separated names of ``READS``) measures only some reads.
 """
 
 # ruff: noqa: S603 - the processes started are this repository's servers and wrk, with fixed arguments
@@ -109,6 +110,9 @@ READS = {
     "select": "/models/select?capability=code&min_score=0.5&limit=100",
     "explain": "/models/select",
 }
+# BENCH_READS=explain,detail measures only those reads (a focused run; the report is then partial).
+if os.environ.get("BENCH_READS"):
+    READS = {name: path for name, path in READS.items() if name in os.environ["BENCH_READS"].split(",")}
 # Reads that are POSTs, with their bodies: the explainable selection over the whole registry.
 POST_BODIES = {
     "explain": json.dumps(
@@ -378,7 +382,7 @@ def main() -> int:
         etags = capture_bodies(registry, auth["Authorization"].split()[1])
         for server in (bare, nocache, *compared):
             server.start()
-        bare.wait_until_up("/bare/detail")
+        bare.wait_until_up(f"/bare/{next(iter(READS))}")
         for server in (nocache, *compared):
             server.wait_until_up("/healthz")
         # The bare servers answer a GET with a POST read's bytes: the same bytes on the wire back.
