@@ -32,6 +32,7 @@ from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Subquery, Sum
 from django.utils import timezone
 
+from registry import compiled
 from registry.api.representations import endpoint_bodies
 from registry.models import (
     EndpointType,
@@ -216,11 +217,6 @@ def _usage_reason(request: SelectionRequest, candidate: _Candidate) -> tuple[str
     return None
 
 
-_MODELS_SQL_MAX = 256
-# The models query's SQL by (capabilities, with_loaded), on PostgreSQL: compiled once (see _models).
-_models_sql: dict[tuple[tuple[str, ...], bool], tuple[str, tuple[Any, ...]]] = {}
-
-
 def _models_queryset(names: list[str], *, with_loaded: bool) -> Any:
     local = ModelEndpoint.objects.filter(model=OuterRef("pk"), endpoint_type=EndpointType.LOCAL)
     figures: dict[str, Any] = {}
@@ -237,48 +233,55 @@ def _models(names: list[str], *, with_loaded: bool) -> list[tuple[Any, ...]]:
     """Every model's row: ``_COLUMNS``, its score on each of ``names`` (None where it lacks the
     capability) and, ``with_loaded``, whether a host has it loaded now.
 
-    One query: the scores are subqueries on the (model, capability) index, and nothing else of a
-    capability (its evidence) is read for the models that are not in the chain. Building and
-    compiling the queryset takes Python as long as PostgreSQL takes to run it, so there its SQL is
-    compiled once per shape and run on a cursor (nothing in it changes between requests; its
-    columns need no Django converter there). SQLite runs the queryset, which converts its decimals.
+    One query (compiled once per shape, registry/compiled.py): the scores are subqueries on the
+    (model, capability) index, and nothing else of a capability (its evidence) is read for the
+    models that are not in the chain.
     """
-    if connection.vendor != "postgresql":
-        return list(_models_queryset(names, with_loaded=with_loaded))
-    key = (tuple(names), with_loaded)
-    compiled = _models_sql.get(key)
-    if compiled is None:
-        compiled = _models_queryset(names, with_loaded=with_loaded).query.sql_with_params()
-        if len(_models_sql) >= _MODELS_SQL_MAX:
-            _models_sql.clear()
-        _models_sql[key] = compiled
-    with connection.cursor() as cursor:
-        cursor.execute(*compiled)
-        return cursor.fetchall()
+    return compiled.rows(
+        ("selection.models", tuple(names), with_loaded), lambda: _models_queryset(names, with_loaded=with_loaded)
+    )
 
 
 def _evidence_of(ids: list[int], names: list[str]) -> dict[int, dict[str, dict[str, Any]]]:
     """``{model_id: {capability: {"score", "evidence"}}}`` of the scores on ``names`` of the models ``ids``."""
     if not ids:
         return {}
-    rows = ModelCapability.objects.filter(**of_model_ids(ids), capability__in=names)
-    return capability_evidence_rows(list(rows.values_list(*CAPABILITY_EVIDENCE_COLUMNS)))
+
+    def build(ids: list[int]) -> Any:
+        rows = ModelCapability.objects.filter(**of_model_ids(ids), capability__in=names)
+        return rows.values_list(*CAPABILITY_EVIDENCE_COLUMNS)
+
+    return capability_evidence_rows(compiled.rows(("selection.evidence", tuple(names)), build, ids))
 
 
 def recent_usage(ids: list[int], *, since: datetime) -> dict[int, dict[str, Any]]:
     """Per model of ``ids``: requests, errors, error rate and the p95 of the records' latency since ``since``."""
     if not ids:
         return {}
-    records = ModelUsage.objects.filter(**of_model_ids(ids), timestamp__gte=since).order_by()
-    totals = records.values("model_id").annotate(
-        requests=Sum("request_count"), errors=Sum("error_count"), latency_records=Count("average_latency")
-    )
+
+    def records(ids: list[int], since: datetime) -> Any:
+        return ModelUsage.objects.filter(**of_model_ids(ids), timestamp__gte=since).order_by()
+
+    def totals(ids: list[int], since: datetime) -> Any:
+        return (
+            records(ids, since)
+            .values("model_id")
+            .annotate(
+                requests=Sum("request_count"), errors=Sum("error_count"), latency_records=Count("average_latency")
+            )
+        )
+
     if connection.vendor == "postgresql":
-        rows = list(totals.annotate(latency_p95=PercentileCont("average_latency", 0.95)))
+        rows = compiled.dict_rows(
+            "selection.recent_usage",
+            lambda ids, since: totals(ids, since).annotate(latency_p95=PercentileCont("average_latency", 0.95)),
+            ids,
+            since,
+        )
     else:
-        rows = list(totals)
+        rows = list(totals(ids, since))
         samples: dict[int, list[float]] = defaultdict(list)
-        timed = records.filter(average_latency__isnull=False).values_list("model_id", "average_latency")
+        timed = records(ids, since).filter(average_latency__isnull=False).values_list("model_id", "average_latency")
         for model_id, latency in timed[:PERCENTILE_SAMPLE_LIMIT]:
             if latency is not None:
                 samples[model_id].append(latency)

@@ -36,6 +36,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour
 from django.utils import timezone
 
+from registry import compiled
 from registry.models import (
     EndpointType,
     ModelCapability,
@@ -220,12 +221,12 @@ def runtimes_of(ids: list[int]) -> dict[int, dict[str, Any]]:
     if not ids:
         return {}
     by_model: dict[int, list[RuntimeRow]] = {}
-    rows = (
-        ModelRuntime.objects.filter(**of_model_ids(ids))
-        .order_by("model_id", "source_id")
-        .values_list("model_id", *_RUNTIME_COLUMNS)
-    )
-    for row in rows:
+
+    def build(ids: list[int]) -> Any:
+        runtimes = ModelRuntime.objects.filter(**of_model_ids(ids)).order_by("model_id", "source_id")
+        return runtimes.values_list("model_id", *_RUNTIME_COLUMNS)
+
+    for row in compiled.rows("selectors.runtimes_of", build, ids):
         by_model.setdefault(row[0], []).append(row[1:])
     return {model_id: summary for model_id, found in by_model.items() if (summary := runtime_summary(found))}
 

@@ -14,8 +14,8 @@ they are read, without a migration.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from registry import credentials, documents, selectors
+from registry import compiled, credentials, documents, selectors
 from registry.api import representations
 from registry.api.representations import json_bytes
 from registry.models import RegisteredModel
@@ -62,49 +62,21 @@ def with_documents(queryset: QuerySet[RegisteredModel], *annotations: str) -> Qu
     return representations.model_values(queryset, BODY, FORMAT, REVISION, *annotations)
 
 
-_RANKINGS_MAX = 256
-# Compiled ranking queries by everything that shapes them: (sql, params, index of ``since`` in params).
-_rankings: dict[tuple[Any, ...], tuple[str, list[Any], int]] = {}
-
-
 def ranked_rows(*, capabilities: list[str], limit: int, **filters: Any) -> list[dict[str, Any]]:
     """The first ``limit`` of ``selectors.models_ranked`` as rows of ``with_documents`` (``score``, ``cap_<i>``...).
 
     Building and compiling the ranking's queryset costs Python more than PostgreSQL takes to run it
-    (6 of 15 ms, measured): on PostgreSQL the SQL is compiled once per query shape and run again
-    with the current ``since``, its one parameter that changes from request to request. SQLite
-    runs the queryset (Django converts its decimals, which raw rows would not be).
+    (6 of 15 ms, measured): its SQL is compiled once per query shape (registry/compiled.py) and run
+    again with the current ``since``, its one parameter that changes from request to request.
     """
-    since = timezone.now() - selectors.RECENT_LATENCY_WINDOW
     figures = [f"cap_{index}" for index in range(len(capabilities))]
 
-    def queryset() -> QuerySet[Any, dict[str, Any]]:
+    def build(since: datetime) -> QuerySet[Any, dict[str, Any]]:
         ranked = selectors.models_ranked(capabilities=capabilities, since=since, **filters)
         return with_documents(ranked[:limit], "score", "recent_latency", "cost_per_mtok", *figures)
 
-    if connection.vendor != "postgresql":
-        return list(queryset())
-    key = (tuple(capabilities), limit, tuple(sorted(filters.items())))
-    compiled = _rankings.get(key)
-    if compiled is None:
-        text, template = queryset().query.sql_with_params()
-        moments = [index for index, value in enumerate(template) if value is since]
-        if len(moments) != 1:  # not the query this was written for: run it as it is
-            return list(queryset())
-        compiled = text, list(template), moments[0]
-        if len(_rankings) >= _RANKINGS_MAX:
-            _rankings.clear()
-        _rankings[key] = compiled
-    text, stored, moment = compiled
-    with connection.cursor() as cursor:
-        cursor.execute(text, [*stored[:moment], since, *stored[moment + 1 :]])
-        names = [column.name for column in cursor.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    for row in rows:
-        # The one column whose Django converter matters here: Django's psycopg loads jsonb as text.
-        if isinstance(row["details"], str):
-            row["details"] = json.loads(row["details"])
-    return rows
+    key = ("documents.ranked_rows", tuple(capabilities), limit, tuple(sorted(filters.items())))
+    return compiled.dict_rows(key, build, timezone.now() - selectors.RECENT_LATENCY_WINDOW)
 
 
 def stored_body(ref: str) -> bytes | None:

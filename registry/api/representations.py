@@ -25,6 +25,7 @@ import orjson
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from registry import compiled
 from registry.credentials import redact_text
 from registry.models import ModelCapability, ModelEndpoint, ModelParameter, ModelStatus, RegisteredModel
 from registry.selectors import CAPABILITY_EVIDENCE_COLUMNS, evidence_body, of_model_ids, runtimes_of
@@ -243,9 +244,8 @@ def endpoint_bodies(ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     return _endpoints(ids, _datetime_in(timezone.get_current_timezone())) if ids else {}
 
 
-def _endpoints(ids: list[int], moment: Moment) -> dict[int, list[dict[str, Any]]]:
-    found: dict[int, list[dict[str, Any]]] = {}
-    rows = (
+def _endpoint_rows(ids: list[int]) -> QuerySet[ModelEndpoint, tuple[Any, ...]]:
+    return (
         ModelEndpoint.objects.filter(**of_model_ids(ids))
         .order_by("id")
         .values_list(
@@ -263,6 +263,11 @@ def _endpoints(ids: list[int], moment: Moment) -> dict[int, list[dict[str, Any]]
             "updated_at",
         )
     )
+
+
+def _endpoints(ids: list[int], moment: Moment) -> dict[int, list[dict[str, Any]]]:
+    found: dict[int, list[dict[str, Any]]] = {}
+    rows = compiled.rows("representations.endpoints", _endpoint_rows, ids)
     for model_id, pk, kind, url, auth, headers, api_key, secret, source, created, updated in rows:
         found.setdefault(model_id, []).append(
             {
