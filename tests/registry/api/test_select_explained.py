@@ -19,7 +19,9 @@ from discovery.models import SourceKind
 from discovery.sync import source_sync
 from discovery.tasks import poll_runtime
 from registry.accounts import clear_local_access
+from registry.api.responses import digest_key, entry_key, selection_key
 from registry.audit import system_actor
+from registry.cache import stored_entry
 from registry.models import EndpointType, Provider
 from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import (
@@ -248,8 +250,18 @@ def test_the_same_question_is_answered_from_the_cache_until_a_model_changes(
 
 def test_an_invalid_question_is_never_cached(api_client_for: ClientFor) -> None:
     client = api_client_for("viewer")
-    assert explain(client, {"capabilities": {}}).status_code == 400
-    assert explain(client, {"capabilities": {}}).status_code == 400
+
+    def post(body: bytes) -> int:
+        return int(client.post("/models/select", body, content_type="application/json").status_code)
+
+    def stored(body: bytes) -> Any:
+        return stored_entry(entry_key("explain", selection_key(digest_key(body))))
+
+    valid, invalid = b'{"capabilities": {"code": 0.5}}', b'{"capabilities": {}}'
+    assert post(valid) == 200
+    assert stored(valid) is not None  # where an answer is stored: the check below looks in the right place
+    assert [post(invalid), post(invalid)] == [400, 400]
+    assert stored(invalid) is None
 
 
 def test_the_answer_is_gzipped_for_clients_that_accept_it(api_client_for: ClientFor) -> None:
