@@ -161,10 +161,12 @@ class _StaticChecks:
 
     def __init__(self, request: SelectionRequest, names: list[str]) -> None:
         self.request = request
-        self.exclude_names = request.exclude
         self.exclude_ids = {int(ref) for ref in request.exclude if ref.isdigit()}
-        self.minimums = [(index, name, request.capabilities[name]) for index, name in enumerate(names)]
-        self.shown_minimums = {name: _figure(minimum) for _, name, minimum in self.minimums}
+        # (its place among the row's scores, name, minimum, minimum as a reason shows it)
+        self.minimums = [
+            (index, name, request.capabilities[name], _figure(request.capabilities[name]))
+            for index, name in enumerate(names)
+        ]
         self.ceilings = [
             (side, ceiling, _figure(float(ceiling)))
             for side, ceiling in (("input", request.max_input_cost), ("output", request.max_output_cost))
@@ -174,16 +176,16 @@ class _StaticChecks:
     def reason(self, row: tuple[Any, ...], scores: tuple[Any, ...], local: bool) -> tuple[str, str] | None:
         request = self.request
         model_id, name, provider, _, status, context, input_price, output_price, _ = row[: len(_COLUMNS)]
-        if name in self.exclude_names or model_id in self.exclude_ids:
+        if name in request.exclude or model_id in self.exclude_ids:
             return "excluded", "Named in the request's exclude list."
         if status != ModelStatus.AVAILABLE:
             return "status", f"Status is {status}."
-        for index, capability, minimum in self.minimums:
+        for index, capability, minimum, shown in self.minimums:
             score = scores[index]
             if score is None:
                 return "capability", f"Has no '{capability}' capability."
             if score < minimum:
-                return "score", f"'{capability}' score {_figure(score)} is below {self.shown_minimums[capability]}."
+                return "score", f"'{capability}' score {_figure(score)} is below {shown}."
         if request.min_context is not None:
             if context is None:
                 return "context", f"Context window unknown; {request.min_context} tokens required."
@@ -343,13 +345,13 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
     candidates: list[_Candidate] = []
     first_score, loaded_at = len(_COLUMNS), len(_COLUMNS) + len(names)
     for row in _models(names, with_loaded=request.prefer_loaded):
+        model_id, name, provider, model_type, _, context, input_price, output_price, has_local = row[:first_score]
         scores = row[first_score:loaded_at]
-        local = row[2] not in CLOUD_PROVIDERS or bool(row[8])  # provider, has_local_endpoint
+        local = provider not in CLOUD_PROVIDERS or bool(has_local)
         failed = checks.reason(row, scores, local)
         if failed is not None:
-            excluded.append((_ORDER[failed[0]], row[1], row[0], *failed))
+            excluded.append((_ORDER[failed[0]], name, model_id, *failed))
             continue
-        model_id, name, provider, model_type, _, context, input_price, output_price, _ = row[: len(_COLUMNS)]
         candidates.append(
             _Candidate(
                 id=model_id,

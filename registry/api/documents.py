@@ -36,10 +36,11 @@ REVISION = "document__revision"
 
 def _code_fingerprint() -> str:
     # Every module whose code writes a document's bytes: the representation, the redaction of
-    # endpoint URLs, and the selectors the representation borrows helpers from (a module too many
-    # costs only rebuilt documents after a deployment; one too few would serve old bytes).
+    # endpoint URLs, the selectors the representation borrows helpers from, and the compiled
+    # queries that read its rows (a module too many costs only rebuilt documents after a
+    # deployment; one too few would serve old bytes).
     digest = hashlib.blake2b(digest_size=8)
-    for module in (representations, credentials, selectors):
+    for module in (representations, credentials, selectors, compiled):
         digest.update(Path(str(module.__file__)).read_bytes())
     return digest.hexdigest()
 
