@@ -26,10 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, Final
 
 from django.db import connection
-from django.db.models import Count, Exists, OuterRef, Subquery, Sum
+from django.db.models import BooleanField, Case, Count, Exists, F, FilteredRelation, OuterRef, Q, Sum, Value, When
 from django.utils import timezone
 
 from registry import compiled
@@ -101,8 +102,9 @@ class SelectionRequest:
         )
 
 
-# A model's row as ``_models`` reads it: these columns, then one score per requested capability
-# (None where the model lacks it), then, for ``prefer_loaded``, whether a host has it loaded now.
+# A model's row as ``_models`` reads it: these columns (``local``: a local provider's model, or one
+# with a local endpoint), then one score per requested capability (None where the model lacks it),
+# then, for ``prefer_loaded``, whether a host has it loaded now.
 _COLUMNS: Final = (
     "id",
     "name",
@@ -112,34 +114,10 @@ _COLUMNS: Final = (
     "context_window",
     "input_cost_per_mtok",
     "output_cost_per_mtok",
-    "has_local_endpoint",
+    "local",
 )
 _ORDER: Final = {check: index for index, check in enumerate(CHECKS)}
-
-
-@dataclass
-class _Candidate:
-    """A model that passed the checks on the models table: its row's figures, its scores and their mean."""
-
-    id: int
-    name: str
-    provider: str
-    model_type: str
-    context_window: int | None
-    input_price: Decimal | None
-    output_price: Decimal | None
-    scores: tuple[float, ...]
-    local: bool
-    loaded_now: bool
-    score: float = 0.0
-    usage: dict[str, Any] = field(default_factory=dict)
-    runtime: dict[str, Any] | None = None
-
-    @property
-    def loaded(self) -> bool:
-        if self.runtime is not None:
-            return bool(self.runtime.get("loaded"))
-        return self.loaded_now
+_NO_USAGE: Final[dict[str, Any]] = {}
 
 
 def _number(value: Decimal | None) -> float | None:
@@ -173,9 +151,9 @@ class _StaticChecks:
             if ceiling is not None
         ]
 
-    def reason(self, row: tuple[Any, ...], scores: tuple[Any, ...], local: bool) -> tuple[str, str] | None:
+    def reason(self, row: tuple[Any, ...], scores: tuple[Any, ...]) -> tuple[str, str] | None:
         request = self.request
-        model_id, name, provider, _, status, context, input_price, output_price, _ = row[: len(_COLUMNS)]
+        model_id, name, provider, _, status, context, input_price, output_price, local = row[: len(_COLUMNS)]
         if name in request.exclude or model_id in self.exclude_ids:
             return "excluded", "Named in the request's exclude list."
         if status != ModelStatus.AVAILABLE:
@@ -207,9 +185,8 @@ class _StaticChecks:
         return None
 
 
-def _usage_reason(request: SelectionRequest, candidate: _Candidate) -> tuple[str, str] | None:
-    """The first usage check that ``candidate`` fails; a model without recent usage passes them (unknown is not bad)."""
-    usage = candidate.usage
+def _usage_reason(request: SelectionRequest, usage: dict[str, Any]) -> tuple[str, str] | None:
+    """The first usage check that ``usage`` fails; a model without recent usage passes them (unknown is not bad)."""
     p95 = usage.get("latency_p95")
     if request.max_latency_p95 is not None and p95 is not None and p95 > request.max_latency_p95:
         return "latency", f"p95 latency {_figure(p95)} s is above {_figure(request.max_latency_p95)} s."
@@ -220,14 +197,25 @@ def _usage_reason(request: SelectionRequest, candidate: _Candidate) -> tuple[str
 
 
 def _models_queryset(names: list[str], *, with_loaded: bool) -> Any:
-    local = ModelEndpoint.objects.filter(model=OuterRef("pk"), endpoint_type=EndpointType.LOCAL)
-    figures: dict[str, Any] = {}
-    for index, name in enumerate(names):
-        score = ModelCapability.objects.filter(model=OuterRef("pk"), capability=name).values("capability_score")
-        figures[f"score_{index}"] = Subquery(score[:1])
+    # A local provider's model is local; only a cloud provider's needs its endpoints looked at.
+    local_endpoint = ModelEndpoint.objects.filter(model=OuterRef("pk"), endpoint_type=EndpointType.LOCAL)
+    local = Case(
+        When(provider__in=CLOUD_PROVIDERS, then=Exists(local_endpoint)),
+        default=Value(True),
+        output_field=BooleanField(),
+    )
+    # One outer join per requested capability (unique per model): PostgreSQL hashes the capability's
+    # rows once, where a subquery per model probed the index once per model (docs/BENCHMARKS.md).
+    joins = {
+        f"capability_{index}": FilteredRelation("capabilities", condition=Q(capabilities__capability=name))
+        for index, name in enumerate(names)
+    }
+    figures: dict[str, Any] = {
+        f"score_{index}": F(f"capability_{index}__capability_score") for index in range(len(names))
+    }
     if with_loaded:
         figures["loaded_now"] = Exists(ModelRuntime.objects.filter(model=OuterRef("pk"), loaded=True))
-    queryset = RegisteredModel.objects.order_by().annotate(has_local_endpoint=Exists(local), **figures)
+    queryset = RegisteredModel.objects.order_by().annotate(**joins).annotate(local=local, **figures)
     return queryset.values_list(*_COLUMNS, *figures)
 
 
@@ -235,9 +223,8 @@ def _models(names: list[str], *, with_loaded: bool) -> list[tuple[Any, ...]]:
     """Every model's row: ``_COLUMNS``, its score on each of ``names`` (None where it lacks the
     capability) and, ``with_loaded``, whether a host has it loaded now.
 
-    One query (compiled once per shape, registry/compiled.py): the scores are subqueries on the
-    (model, capability) index, and nothing else of a capability (its evidence) is read for the
-    models that are not in the chain.
+    One query (compiled once per shape, registry/compiled.py): nothing else of a capability (its
+    evidence) is read for the models that are not in the chain.
     """
     return compiled.rows(
         ("selection.models", tuple(names), with_loaded), lambda: _models_queryset(names, with_loaded=with_loaded)
@@ -304,18 +291,18 @@ def recent_usage(ids: list[int], *, since: datetime) -> dict[int, dict[str, Any]
     return found
 
 
-def _rank_key(request: SelectionRequest, candidate: _Candidate) -> tuple[Any, ...]:
-    p95 = candidate.usage.get("latency_p95")
-    prices = [p for p in (candidate.input_price, candidate.output_price) if p is not None]
+def _rank_key(request: SelectionRequest, row: tuple[Any, ...], score: float, loaded: bool, p95: Any) -> tuple[Any, ...]:
+    input_price, output_price = row[6], row[7]
+    prices = [price for price in (input_price, output_price) if price is not None]
     cost = sum(prices) / len(prices) if prices else None
     return (
-        not candidate.loaded if request.prefer_loaded else False,
-        -candidate.score,
+        not loaded if request.prefer_loaded else False,
+        -score,
         p95 is None,
         p95 or 0.0,
         cost is None,
         cost or Decimal(0),
-        candidate.name,
+        row[1],
     )
 
 
@@ -342,88 +329,79 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
     checks = _StaticChecks(request, names)
     # (check's place in CHECKS, name, id, check, reason): sorted as tuples, made dicts at the end.
     excluded: list[tuple[int, str, int, str, str]] = []
-    candidates: list[_Candidate] = []
+    # Rows stay tuples until the chain is known: this loop runs once per model of the registry.
+    candidates: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []
     first_score, loaded_at = len(_COLUMNS), len(_COLUMNS) + len(names)
     for row in _models(names, with_loaded=request.prefer_loaded):
-        model_id, name, provider, model_type, _, context, input_price, output_price, has_local = row[:first_score]
         scores = row[first_score:loaded_at]
-        local = provider not in CLOUD_PROVIDERS or bool(has_local)
-        failed = checks.reason(row, scores, local)
-        if failed is not None:
-            excluded.append((_ORDER[failed[0]], name, model_id, *failed))
-            continue
-        candidates.append(
-            _Candidate(
-                id=model_id,
-                name=name,
-                provider=provider,
-                model_type=model_type,
-                context_window=context,
-                input_price=input_price,
-                output_price=output_price,
-                scores=scores,
-                local=local,
-                loaded_now=bool(row[loaded_at]) if request.prefer_loaded else False,
-                score=sum(scores) / len(names),
-            )
-        )
-
-    usage = recent_usage([candidate.id for candidate in candidates], since=now - RECENT_LATENCY_WINDOW)
-    passed: list[_Candidate] = []
-    for candidate in candidates:
-        candidate.usage = usage.get(candidate.id, {})
-        failed = _usage_reason(request, candidate)
+        failed = checks.reason(row, scores)
         if failed is None:
-            passed.append(candidate)
+            candidates.append((row, scores))
         else:
-            excluded.append((_ORDER[failed[0]], candidate.name, candidate.id, *failed))
+            excluded.append((_ORDER[failed[0]], row[1], row[0], *failed))
 
-    passed.sort(key=lambda candidate: _rank_key(request, candidate))
+    usage = recent_usage([row[0] for row, _ in candidates], since=now - RECENT_LATENCY_WINDOW)
+    # (rank key, row, scores, mean score, recent usage) of the models that pass every check
+    passed = []
+    for row, scores in candidates:
+        figures = usage.get(row[0], _NO_USAGE)
+        failed = _usage_reason(request, figures)
+        if failed is not None:
+            excluded.append((_ORDER[failed[0]], row[1], row[0], *failed))
+            continue
+        score = sum(scores) / len(names)
+        loaded = bool(row[loaded_at]) if request.prefer_loaded else False
+        passed.append((_rank_key(request, row, score, loaded, figures.get("latency_p95")), row, scores, score, figures))
+
+    passed.sort(key=itemgetter(0))
     chain, beyond = passed[: request.limit], passed[request.limit :]
-    for place, candidate in enumerate(beyond, start=request.limit + 1):
+    for place, (_, row, *_rest) in enumerate(beyond, start=request.limit + 1):
         reason = f"Meets every requirement; ranked {place}, after the {request.limit} asked for."
-        excluded.append((_ORDER["limit"], candidate.name, candidate.id, "limit", reason))
+        excluded.append((_ORDER["limit"], row[1], row[0], "limit", reason))
     excluded.sort()
 
     # What only the chain shows: its scores' evidence, its runtime (ranking read only whether a
     # host has it loaded) and its endpoints.
-    chain_ids = [candidate.id for candidate in chain]
+    chain_ids = [row[0] for _, row, *_rest in chain]
     evidence = _evidence_of(chain_ids, names)
     runtimes = runtimes_of(chain_ids)
-    for candidate in chain:
-        candidate.runtime = runtimes.get(candidate.id)
     endpoints = endpoint_bodies(chain_ids)
     window_hours = RECENT_LATENCY_WINDOW.total_seconds() / 3600
-    return {
-        "chain": [
+    entries = []
+    for rank, (_, row, scores, score, figures) in enumerate(chain, start=1):
+        model_id, name, provider, model_type, _, context, input_price, output_price, local = row[:first_score]
+        runtime = runtimes.get(model_id)
+        if runtime is not None:
+            loaded = bool(runtime.get("loaded"))
+        else:
+            loaded = bool(row[loaded_at]) if request.prefer_loaded else False
+        entries.append(
             {
                 "rank": rank,
-                "id": candidate.id,
-                "name": candidate.name,
-                "provider": candidate.provider,
-                "model_type": candidate.model_type,
-                "score": candidate.score,
+                "id": model_id,
+                "name": name,
+                "provider": provider,
+                "model_type": model_type,
+                "score": score,
                 "capabilities": {
-                    name: {
-                        "score": candidate.scores[index],
-                        "minimum": request.capabilities[name],
-                        "evidence": evidence[candidate.id][name]["evidence"],
+                    capability: {
+                        "score": scores[index],
+                        "minimum": request.capabilities[capability],
+                        "evidence": evidence[model_id][capability]["evidence"],
                     }
-                    for index, name in enumerate(names)
+                    for index, capability in enumerate(names)
                 },
-                "context_window": candidate.context_window,
-                "price": {
-                    "input_per_mtok": _number(candidate.input_price),
-                    "output_per_mtok": _number(candidate.output_price),
-                },
-                **_usage_figures(candidate.usage, window_hours),
-                "local": candidate.local,
-                "loaded": candidate.loaded,
-                "runtime": candidate.runtime,
-                "endpoints": endpoints.get(candidate.id, []),
+                "context_window": context,
+                "price": {"input_per_mtok": _number(input_price), "output_per_mtok": _number(output_price)},
+                **_usage_figures(figures, window_hours),
+                "local": bool(local),
+                "loaded": loaded,
+                "runtime": runtime,
+                "endpoints": endpoints.get(model_id, []),
             }
-            for rank, candidate in enumerate(chain, start=1)
-        ],
+        )
+    return {
+        "chain": entries,
         "excluded": [
             {"id": model_id, "name": name, "check": check, "reason": reason}
             for _, name, model_id, check, reason in excluded
