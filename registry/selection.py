@@ -116,7 +116,6 @@ _COLUMNS: Final = (
     "output_cost_per_mtok",
     "local",
 )
-_ORDER: Final = {check: index for index, check in enumerate(CHECKS)}
 _NO_USAGE: Final[dict[str, Any]] = {}
 
 
@@ -327,38 +326,44 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
     now = now or timezone.now()
     names = sorted(request.capabilities)
     checks = _StaticChecks(request, names)
-    # (check's place in CHECKS, name, id, check, reason): sorted as tuples, made dicts at the end.
-    excluded: list[tuple[int, str, int, str, str]] = []
+    # The excluded models by the check that excluded them. Models are taken in name order, so each
+    # list is in name order too, and ``excluded`` in the order it is answered, with no sort.
+    excluded: dict[str, list[dict[str, Any]]] = {check: [] for check in CHECKS}
     # Rows stay tuples until the chain is known: this loop runs once per model of the registry.
     candidates: list[tuple[tuple[Any, ...], tuple[Any, ...]]] = []
     first_score, loaded_at = len(_COLUMNS), len(_COLUMNS) + len(names)
-    for row in _models(names, with_loaded=request.prefer_loaded):
+    for row in sorted(_models(names, with_loaded=request.prefer_loaded), key=itemgetter(1)):
         scores = row[first_score:loaded_at]
         failed = checks.reason(row, scores)
         if failed is None:
             candidates.append((row, scores))
         else:
-            excluded.append((_ORDER[failed[0]], row[1], row[0], *failed))
+            check, reason = failed
+            excluded[check].append({"id": row[0], "name": row[1], "check": check, "reason": reason})
 
     usage = recent_usage([row[0] for row, _ in candidates], since=now - RECENT_LATENCY_WINDOW)
-    # (rank key, row, scores, mean score, recent usage) of the models that pass every check
+    # (rank key, row, scores, mean score, recent usage) of the models that pass every check, in name order
     passed = []
     for row, scores in candidates:
         figures = usage.get(row[0], _NO_USAGE)
-        failed = _usage_reason(request, figures)
+        failed = _usage_reason(request, figures) if figures else None
         if failed is not None:
-            excluded.append((_ORDER[failed[0]], row[1], row[0], *failed))
+            check, reason = failed
+            excluded[check].append({"id": row[0], "name": row[1], "check": check, "reason": reason})
             continue
         score = sum(scores) / len(names)
         loaded = bool(row[loaded_at]) if request.prefer_loaded else False
         passed.append((_rank_key(request, row, score, loaded, figures.get("latency_p95")), row, scores, score, figures))
 
-    passed.sort(key=itemgetter(0))
-    chain, beyond = passed[: request.limit], passed[request.limit :]
-    for place, (_, row, *_rest) in enumerate(beyond, start=request.limit + 1):
-        reason = f"Meets every requirement; ranked {place}, after the {request.limit} asked for."
-        excluded.append((_ORDER["limit"], row[1], row[0], "limit", reason))
-    excluded.sort()
+    ranked = sorted(passed, key=itemgetter(0))
+    chain = ranked[: request.limit]
+    if len(ranked) > request.limit:
+        places = {entry[1][0]: place for place, entry in enumerate(ranked, start=1)}
+        for _, row, *_rest in passed:
+            place = places[row[0]]
+            if place > request.limit:
+                reason = f"Meets every requirement; ranked {place}, after the {request.limit} asked for."
+                excluded["limit"].append({"id": row[0], "name": row[1], "check": "limit", "reason": reason})
 
     # What only the chain shows: its scores' evidence, its runtime (ranking read only whether a
     # host has it loaded) and its endpoints.
@@ -402,8 +407,5 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
         )
     return {
         "chain": entries,
-        "excluded": [
-            {"id": model_id, "name": name, "check": check, "reason": reason}
-            for _, name, model_id, check, reason in excluded
-        ],
+        "excluded": [entry for check in CHECKS for entry in excluded[check]],
     }
