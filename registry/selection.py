@@ -117,6 +117,8 @@ _COLUMNS: Final = (
     "local",
 )
 _NO_USAGE: Final[dict[str, Any]] = {}
+_AVAILABLE: Final = str(ModelStatus.AVAILABLE)
+_ZERO: Final = Decimal(0)
 
 
 def _number(value: Decimal | None) -> float | None:
@@ -149,29 +151,38 @@ class _StaticChecks:
             for side, ceiling in (("input", request.max_input_cost), ("output", request.max_output_cost))
             if ceiling is not None
         ]
+        # Scores take few distinct values (two decimals, mostly): each reason is written once.
+        self.below: dict[tuple[int, float], str] = {}
 
     def reason(self, row: tuple[Any, ...], scores: tuple[Any, ...]) -> tuple[str, str] | None:
         request = self.request
-        model_id, name, provider, _, status, context, input_price, output_price, local = row[: len(_COLUMNS)]
+        # The row read field by field as each check needs it: most models fail one of the first.
+        model_id, name = row[0], row[1]
         if name in request.exclude or model_id in self.exclude_ids:
             return "excluded", "Named in the request's exclude list."
-        if status != ModelStatus.AVAILABLE:
+        status = row[4]
+        if status != _AVAILABLE:
             return "status", f"Status is {status}."
         for index, capability, minimum, shown in self.minimums:
             score = scores[index]
             if score is None:
                 return "capability", f"Has no '{capability}' capability."
             if score < minimum:
-                return "score", f"'{capability}' score {_figure(score)} is below {shown}."
+                below = self.below.get((index, score))
+                if below is None:
+                    below = self.below[index, score] = f"'{capability}' score {_figure(score)} is below {shown}."
+                return "score", below
         if request.min_context is not None:
+            context = row[5]
             if context is None:
                 return "context", f"Context window unknown; {request.min_context} tokens required."
             if context < request.min_context:
                 return "context", f"Context window {context} is below {request.min_context} tokens."
+        local = row[8]
         if request.local_only and not local:
-            return "local", f"Served in {provider}'s cloud; only local models were asked for."
+            return "local", f"Served in {row[2]}'s cloud; only local models were asked for."
         for side, ceiling, shown in self.ceilings:
-            price = input_price if side == "input" else output_price
+            price = row[6] if side == "input" else row[7]
             if price is None:
                 # A local model without a price costs the platform nothing per token; a cloud one is unknown.
                 if not local:
@@ -292,15 +303,20 @@ def recent_usage(ids: list[int], *, since: datetime) -> dict[int, dict[str, Any]
 
 def _rank_key(request: SelectionRequest, row: tuple[Any, ...], score: float, loaded: bool, p95: Any) -> tuple[Any, ...]:
     input_price, output_price = row[6], row[7]
-    prices = [price for price in (input_price, output_price) if price is not None]
-    cost = sum(prices) / len(prices) if prices else None
+    # The mean of the prices known (the one known, when only one is).
+    if input_price is None:
+        cost = output_price
+    elif output_price is None:
+        cost = input_price
+    else:
+        cost = (input_price + output_price) / 2
     return (
         not loaded if request.prefer_loaded else False,
         -score,
         p95 is None,
         p95 or 0.0,
         cost is None,
-        cost or Decimal(0),
+        _ZERO if cost is None else cost,
         row[1],
     )
 
