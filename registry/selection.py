@@ -337,6 +337,10 @@ def _usage_figures(usage: dict[str, Any], window_hours: float) -> dict[str, Any]
     }
 
 
+def _exclusion(row: tuple[Any, ...], check: str, reason: str) -> dict[str, Any]:
+    return {"id": row[0], "name": row[1], "check": check, "reason": reason}
+
+
 def select_explained(request: SelectionRequest, *, now: datetime | None = None) -> dict[str, Any]:
     """``{"chain": [...], "excluded": [...]}`` for ``request`` (the JSON of ``ExplainedSelectionSerializer``)."""
     now = now or timezone.now()
@@ -355,7 +359,7 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
             candidates.append((row, scores))
         else:
             check, reason = failed
-            excluded[check].append({"id": row[0], "name": row[1], "check": check, "reason": reason})
+            excluded[check].append(_exclusion(row, check, reason))
 
     usage = recent_usage([row[0] for row, _ in candidates], since=now - RECENT_LATENCY_WINDOW)
     # (rank key, row, scores, mean score, recent usage) of the models that pass every check, in name order
@@ -365,7 +369,7 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
         failed = _usage_reason(request, figures) if figures else None
         if failed is not None:
             check, reason = failed
-            excluded[check].append({"id": row[0], "name": row[1], "check": check, "reason": reason})
+            excluded[check].append(_exclusion(row, check, reason))
             continue
         score = sum(scores) / len(names)
         loaded = bool(row[loaded_at]) if request.prefer_loaded else False
@@ -379,7 +383,7 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
             place = places[row[0]]
             if place > request.limit:
                 reason = f"Meets every requirement; ranked {place}, after the {request.limit} asked for."
-                excluded["limit"].append({"id": row[0], "name": row[1], "check": "limit", "reason": reason})
+                excluded["limit"].append(_exclusion(row, "limit", reason))
 
     # What only the chain shows: its scores' evidence, its runtime (ranking read only whether a
     # host has it loaded) and its endpoints.
