@@ -7,7 +7,8 @@ this front does what the view would do on a hit, with the same functions: resolv
 validate the Host, check the token and the role (registry.api.authentication), compute the same
 cache key, and return the stored bytes (or a 304). A detail's miss is answered here too when
 the model's stored document is current (registry/api/documents.py: one query, the bytes the view
-would serve), and stored as the view would store it. Everything else, and anything unusual (no
+would serve), and an explained selection's miss when its body validates (the view's parser,
+serializer and selection); both are stored as the view would store them. Everything else, and anything unusual (no
 token, a refused token, a missing role, any other miss, a non-JSON Accept, a bad Host), goes to
 Django unchanged, which answers it (401, 403, 400, 404, 406, or a miss that stores the entry).
 
@@ -32,12 +33,15 @@ from django.core.exceptions import DisallowedHost
 from django.core.handlers.wsgi import WSGIRequest
 from django.http import HttpRequest
 from django.urls import Resolver404, resolve
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, ParseError
 
-from registry import metrics
+from registry import metrics, selection
 from registry.api import documents as model_documents
 from registry.api.authentication import bearer_role, remembered_role
+from registry.api.exceptions import PayloadTooLarge
 from registry.api.limits import refusal_of
+from registry.api.parsers import BoundedJSONParser
+from registry.api.representations import json_bytes
 from registry.api.responses import (
     CACHED_READ_ENVIRON_KEY,
     Lookup,
@@ -49,7 +53,7 @@ from registry.api.responses import (
     selection_key,
     store,
 )
-from registry.api.serializers import is_storable_text
+from registry.api.serializers import SelectionRequestSerializer, is_storable_text
 from registry.roles import Role
 
 logger = logging.getLogger(__name__)
@@ -155,6 +159,27 @@ def _with_selection_body(environ: dict[str, Any]) -> str | None:
     return "POST"
 
 
+def explained_selection(environ: dict[str, Any]) -> bytes | None:
+    """The answer to the ``POST /models/select`` of ``environ``, built as the view builds it; None when the
+    view must answer (a body it refuses: 400, 413 or 415, never stored).
+
+    The same parser, serializer and selection as ``ModelViewSet.explain``, without the middleware and
+    DRF's request cycle around them: on a selection over 1,000 models they cost a sixth of the miss
+    (docs/BENCHMARKS.md).
+    """
+    media_type = str(environ.get("CONTENT_TYPE", "")).partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        return None  # DRF negotiates the parser (415 for any other type)
+    try:
+        data = BoundedJSONParser().parse(io.BytesIO(environ[SELECTION_BODY_KEY]))
+    except (ParseError, PayloadTooLarge):
+        return None
+    serializer = SelectionRequestSerializer(data=data)
+    if not serializer.is_valid():
+        return None
+    return json_bytes(selection.select_explained(selection.SelectionRequest.from_validated(serializer.validated_data)))
+
+
 class CachedReads:
     """WSGI middleware: cache hits of model reads without Django; everything else through it."""
 
@@ -250,9 +275,15 @@ class CachedReads:
         hit = found.not_modified or found.body is not None
         if not hit:
             # A detail's miss is its stored document (one query), as the view would build it: no
-            # validation to run, nothing but the ref in the key. Any other miss, and a document
-            # missing or stale, go to Django, which builds it.
-            body = model_documents.stored_body(key) if kind == "detail" else None
+            # validation to run, nothing but the ref in the key. An explained selection's miss is
+            # built here as the view builds it, when its body validates. Any other miss, a
+            # document missing or stale, and a body the view refuses go to Django.
+            if kind == "detail":
+                body = model_documents.stored_body(key)
+            elif kind == "explain":
+                body = explained_selection(environ)
+            else:
+                body = None
             if body is None:
                 return None
             store(stored_at, found.generation, body)

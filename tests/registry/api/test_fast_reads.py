@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
@@ -11,14 +12,16 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 import pytest
 from django.contrib.auth.models import Group
+from django.core.cache import cache
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections, connection
+from django.db import OperationalError, close_old_connections, connection
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.urls import Resolver404, resolve
 from rest_framework_simplejwt.tokens import AccessToken
 
+from registry import selection
 from registry.api import fast_reads
 from registry.api.fast_reads import CACHED_ROUTES, CachedReads, cached_route
 from registry.cache import models_changed
@@ -319,10 +322,10 @@ def test_a_path_beyond_ascii_is_left_to_django(path: str) -> None:
     assert cached_route(path) is None
 
 
-def post_select(app: Callable[..., Iterable[bytes]], body: bytes, token: str) -> Answer:
-    environ = (
-        RequestFactory().post("/models/select", body, content_type="application/json", HTTP_AUTHORIZATION=token).environ
-    )
+def post_select(
+    app: Callable[..., Iterable[bytes]], body: bytes, token: str, content_type: str = "application/json"
+) -> Answer:
+    environ = RequestFactory().post("/models/select", body, content_type=content_type, HTTP_AUTHORIZATION=token).environ
     answer = Answer.__new__(Answer)
     answer.status = ""
     answer.headers = {}
@@ -348,9 +351,56 @@ def test_an_explained_selection_hit_is_served_by_the_front_with_djangos_bytes(
     assert django_app.calls == 1
     assert context.captured_queries == []
     assert (second.status, second.body, second.headers) == (first.status, first.body, first.headers)
-    # Another question, or a body the view refuses, is Django's to answer (and a refusal is never stored).
-    assert post_select(front, b'{"capabilities": {"code": 0.9}}', token).code == 200
-    assert django_app.calls == 2
+    # A body the view refuses is Django's to answer, every time: a refusal is never stored.
     for _ in range(2):
         assert post_select(front, b'{"capabilities": {}}', token).code == 400
+    assert django_app.calls == 3
+    # As is a body whose type only starts like JSON's: DRF has no parser for it.
+    refused = post_select(front, b'{"capabilities": {"code": 0.5}}', token, content_type="application/json-seq")
+    assert refused.code == 415
     assert django_app.calls == 4
+
+
+def test_an_explained_selection_miss_is_built_by_the_front_as_django_builds_it(
+    front: CachedReads, django_app: CountingDjango, token: str
+) -> None:
+    post_select(front, b'{"capabilities": {"code": 0.5}}', token)  # Django: the front learns the headers
+    assert django_app.calls == 1
+    question = b'{"capabilities": {"code": 0.6}, "exclude": ["fast-3"], "limit": 2}'
+    with CaptureQueriesContext(connection) as context:
+        built = post_select(front, question, token)
+    assert django_app.calls == 1
+    assert context.captured_queries  # built from the tables, not found
+    assert post_select(front, question, token).body == built.body  # stored: a hit now
+    assert django_app.calls == 1
+    cache.clear()
+    by_django = post_select(django_app, question, token)
+    assert built.code == by_django.code == 200
+    built.headers.pop("etag"), by_django.headers.pop("etag")
+    assert (built.body, built.headers) == (by_django.body, by_django.headers)
+    assert json.loads(built.body)["excluded"][0] == {
+        "id": RegisteredModel.objects.get(name="fast-3").pk,
+        "name": "fast-3",
+        "check": "excluded",
+        "reason": "Named in the request's exclude list.",
+    }
+
+
+def test_when_the_front_fails_to_build_a_selection_django_answers(
+    front: CachedReads, django_app: CountingDjango, token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    post_select(front, b'{"capabilities": {"code": 0.5}}', token)
+    real = selection.select_explained
+    calls = []
+
+    def failing_once(request: selection.SelectionRequest, **kwargs: Any) -> dict[str, Any]:
+        calls.append(request)
+        if len(calls) == 1:
+            raise OperationalError("the connection was lost")
+        return real(request, **kwargs)
+
+    monkeypatch.setattr(selection, "select_explained", failing_once)
+    answer = post_select(front, b'{"capabilities": {"code": 0.6}}', token)
+    assert answer.code == 200
+    assert django_app.calls == 2  # the front's attempt failed; Django built the answer
+    assert len(calls) == 2
