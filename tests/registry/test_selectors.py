@@ -113,6 +113,17 @@ def test_usage_has_a_covering_index_for_roll_ups(on_postgres: bool) -> None:
 
 
 @pytest.mark.postgres
+def test_capability_scores_have_a_covering_index_for_the_selections(on_postgres: bool) -> None:
+    """The selections read a capability's (model, score) pairs from the index alone (migration 0011)."""
+    if not on_postgres:
+        pytest.skip("the covering index is PostgreSQL's (migration 0011)")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'model_capabilities_cap_score'")
+        [(definition,)] = cursor.fetchall()
+    assert definition.endswith("(capability, capability_score) INCLUDE (model_id)")
+
+
+@pytest.mark.postgres
 def test_usage_bucket_expressions_have_statistics(on_postgres: bool) -> None:
     if not on_postgres:
         pytest.skip("extended statistics are PostgreSQL's (migration 0004)")
