@@ -5,12 +5,13 @@ Django's middleware stack and DRF's request cycle cost several times what a cach
 same bytes). For ``GET /models``, ``/models/select`` and ``/models/{ref}`` with a bearer token,
 this front does what the view would do on a hit, with the same functions: resolve the route,
 validate the Host, check the token and the role (registry.api.authentication), compute the same
-cache key, and return the stored bytes (or a 304). A detail's miss is answered here too when
-the model's stored document is current (registry/api/documents.py: one query, the bytes the view
-would serve), and an explained selection's miss when its body validates (the view's parser,
-serializer and selection); both are stored as the view would store them. Everything else, and anything unusual (no
-token, a refused token, a missing role, any other miss, a non-JSON Accept, a bad Host), goes to
-Django unchanged, which answers it (401, 403, 400, 404, 406, or a miss that stores the entry).
+cache key, and return the stored bytes (or a 304). Two misses are answered here too, and stored
+as the view would store them: a detail's, when the model's stored document is current
+(registry/api/documents.py: one query, the bytes the view would serve), and an explained
+selection's, when its body validates (the view's parser, serializer and selection). Everything
+else, and anything unusual (no token, a refused token, a missing role, any other miss, a body the
+view refuses, a non-JSON Accept, a bad Host), goes to Django unchanged, which answers it (401,
+403, 400, 404, 406, or a miss that stores the entry).
 
 The response headers are the ones Django sent for that read: the front learns them from the first
 response of each kind that Django serves in this process (minus the per-response ETag, length and
@@ -164,8 +165,8 @@ def explained_selection(environ: dict[str, Any]) -> bytes | None:
     view must answer (a body it refuses: 400, 413 or 415, never stored).
 
     The same parser, serializer and selection as ``ModelViewSet.explain``, without the middleware and
-    DRF's request cycle around them: on a selection over 1,000 models they cost a sixth of the miss
-    (docs/BENCHMARKS.md).
+    DRF's request cycle around them: on a selection over 1,000 models they cost about a tenth of
+    the miss's CPU (docs/BENCHMARKS.md).
     """
     media_type = str(environ.get("CONTENT_TYPE", "")).partition(";")[0].strip().lower()
     if media_type != "application/json":
