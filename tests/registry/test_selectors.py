@@ -100,27 +100,25 @@ def test_usage_summary_of_a_quiet_range_is_zero() -> None:
 
 
 @pytest.mark.postgres
-def test_usage_has_a_covering_index_for_roll_ups(on_postgres: bool) -> None:
-    """Every column usage_summary sums is in the index (bench/bench_api.py shows the index-only scan)."""
+@pytest.mark.parametrize(
+    ("index", "definition"),
+    [
+        # Every column usage_summary sums (bench/bench_api.py shows the index-only scan; migration 0003).
+        (
+            "model_usage_model_ts_covering",
+            '(model_id, "timestamp") INCLUDE (request_count, token_count, error_count, average_latency, cost)',
+        ),
+        # The selections read a capability's (model, score) pairs from the index alone (migration 0011).
+        ("model_capabilities_cap_score", "(capability, capability_score) INCLUDE (model_id)"),
+    ],
+)
+def test_the_read_paths_have_their_covering_indexes(on_postgres: bool, index: str, definition: str) -> None:
     if not on_postgres:
-        pytest.skip("the covering index is PostgreSQL's (migration 0003)")
+        pytest.skip("covering indexes are PostgreSQL's")
     with connection.cursor() as cursor:
-        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'model_usage_model_ts_covering'")
-        [(definition,)] = cursor.fetchall()
-    assert definition.endswith(
-        '(model_id, "timestamp") INCLUDE (request_count, token_count, error_count, average_latency, cost)'
-    )
-
-
-@pytest.mark.postgres
-def test_capability_scores_have_a_covering_index_for_the_selections(on_postgres: bool) -> None:
-    """The selections read a capability's (model, score) pairs from the index alone (migration 0011)."""
-    if not on_postgres:
-        pytest.skip("the covering index is PostgreSQL's (migration 0011)")
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'model_capabilities_cap_score'")
-        [(definition,)] = cursor.fetchall()
-    assert definition.endswith("(capability, capability_score) INCLUDE (model_id)")
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", [index])
+        [(found,)] = cursor.fetchall()
+    assert found.endswith(definition)
 
 
 @pytest.mark.postgres
