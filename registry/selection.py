@@ -362,7 +362,8 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
             excluded[check].append(_exclusion(row, check, reason))
 
     usage = recent_usage([row[0] for row, _ in candidates], since=now - RECENT_LATENCY_WINDOW)
-    # (rank key, row, scores, mean score, recent usage) of the models that pass every check, in name order
+    # (rank key, row, scores, mean score, loaded now, recent usage) of the models that pass every
+    # check, in name order
     passed = []
     for row, scores in candidates:
         figures = usage.get(row[0], _NO_USAGE)
@@ -373,7 +374,8 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
             continue
         score = sum(scores) / len(names)
         loaded = bool(row[loaded_at]) if request.prefer_loaded else False
-        passed.append((_rank_key(request, row, score, loaded, figures.get("latency_p95")), row, scores, score, figures))
+        key = _rank_key(request, row, score, loaded, figures.get("latency_p95"))
+        passed.append((key, row, scores, score, loaded, figures))
 
     ranked = sorted(passed, key=itemgetter(0))
     chain = ranked[: request.limit]
@@ -393,13 +395,10 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
     endpoints = endpoint_bodies(chain_ids)
     window_hours = RECENT_LATENCY_WINDOW.total_seconds() / 3600
     entries = []
-    for rank, (_, row, scores, score, figures) in enumerate(chain, start=1):
+    for rank, (_, row, scores, score, loaded_now, figures) in enumerate(chain, start=1):
         model_id, name, provider, model_type, _, context, input_price, output_price, local = row[:first_score]
         runtime = runtimes.get(model_id)
-        if runtime is not None:
-            loaded = bool(runtime.get("loaded"))
-        else:
-            loaded = bool(row[loaded_at]) if request.prefer_loaded else False
+        loaded = bool(runtime.get("loaded")) if runtime is not None else loaded_now
         entries.append(
             {
                 "rank": rank,

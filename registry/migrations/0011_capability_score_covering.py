@@ -5,7 +5,7 @@ joins the capability's rows to all the models, ``GET /models/select`` ranks them
 ``(capability, capability_score)`` index PostgreSQL found the rows in the index and then visited
 the table for each one's ``model_id``; with ``model_id`` INCLUDEd it answers from the index alone
 (an index-only scan, once autovacuum has marked the pages all-visible). Over 1,000 models, the
-explained selection's models query went from 2.55 to 1.85 ms of PostgreSQL's CPU
+explained selection's models query went from 2.55 to 2.2 ms of PostgreSQL's CPU
 (docs/BENCHMARKS.md).
 
 The index keeps its name and its key columns, so the model's ``Meta.indexes`` (which SQLite
