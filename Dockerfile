@@ -21,9 +21,10 @@ RUN apt-get update \
 
 WORKDIR /app
 
-# Dependencies in their own layer: rebuilt only when requirements.txt changes.
+# Dependencies in their own layer, from the production lock (every package pinned with its hashes, the
+# same file `make install` and CI's production smoke test install): rebuilt only when the lock changes.
 COPY requirements.txt .
-RUN python -m venv "$VIRTUAL_ENV" && pip install -r requirements.txt
+RUN python -m venv "$VIRTUAL_ENV" && pip install --require-hashes -r requirements.txt
 
 COPY . .
 

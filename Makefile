@@ -8,17 +8,27 @@ HOST ?= 127.0.0.1
 PORT ?= 8700
 PYTEST_ARGS ?=
 
-.PHONY: run test bench fuzz load lint typecheck format check migrations install install-dev clean
+.PHONY: lock run test bench fuzz load lint typecheck format check migrations install install-dev clean
 
+# Installs come from the locks only (every package pinned, with hashes): requirements.txt is what
+# production runs (the image installs the same file), requirements-dev.txt adds the dev tools on top.
 $(VENV)/.runtime-installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements.txt
 	touch $@
 
 $(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.runtime-installed
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements.txt -r requirements-dev.txt
 	touch $@
+
+# Recompile the locks from requirements.in / requirements-dev.in (pip-tools, with hashes). Existing pins
+# are kept unless their source's range excludes them; LOCK_ARGS=--upgrade moves every pin to the newest allowed.
+LOCK_ARGS ?=
+PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+lock: install-dev
+	$(PIP_COMPILE) -o requirements.txt requirements.in
+	$(PIP_COMPILE) -o requirements-dev.txt requirements-dev.in
 
 install: $(VENV)/.runtime-installed
 install-dev: $(VENV)/.dev-installed

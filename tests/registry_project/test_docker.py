@@ -157,7 +157,7 @@ class TestDockerfile:
         assert "useradd --system --uid 10001" in DOCKERFILE
 
     def test_dependencies_are_installed_before_the_code_is_copied(self) -> None:
-        install = DOCKERFILE.index("pip install -r requirements.txt")
+        install = DOCKERFILE.index("pip install --require-hashes -r requirements.txt")
         assert DOCKERFILE.index("COPY requirements.txt .") < install < DOCKERFILE.index("COPY . .")
 
     def test_static_files_are_collected(self) -> None:
