@@ -78,6 +78,9 @@ def check_broker() -> None:
         probe.write_text("ok", encoding="utf-8")
         probe.unlink()
         return
+    # The transport the worker will load, imported here too: a production install missing one of its
+    # dependencies (kombu's Redis transport needs `packaging`) reachable but unusable is a failing broker.
+    Connection(url).get_transport_cls()
     timeout = settings.HEALTH_CHECK_TIMEOUT
     if url.startswith(("redis://", "rediss://")):
         # A direct PING without redis-py's default retries (kombu's connect would back off for seconds).

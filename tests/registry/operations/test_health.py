@@ -74,6 +74,22 @@ def test_health_is_degraded_when_the_broker_is_unreachable(client: Client, close
     assert response.json()["services"]["broker"] == "error"
 
 
+def test_health_is_degraded_when_the_brokers_transport_cannot_be_imported(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis answers, but the worker could not use it: kombu's Redis transport fails to import (as it did
+    on a production install without `packaging`), so the broker is reported failing."""
+    if not settings.CELERY_BROKER_URL.startswith("redis"):
+        monkeypatch.setattr(settings, "CELERY_BROKER_URL", "redis://127.0.0.1:6379/3")
+    monkeypatch.delitem(sys.modules, "kombu.transport.redis", raising=False)
+    monkeypatch.setitem(sys.modules, "packaging", None)
+    monkeypatch.setitem(sys.modules, "packaging.version", None)
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json()["status"] == "degraded"
+    assert response.json()["services"]["broker"] == "error"
+
+
 def test_health_is_degraded_within_a_second_when_the_broker_hangs(client: Client, hanging_port: int) -> None:
     broker = {"CELERY_BROKER_URL": f"redis://127.0.0.1:{hanging_port}/3", "CELERY_BROKER_TRANSPORT_OPTIONS": {}}
     with override_settings(HEALTH_CHECK_TIMEOUT=0.3, **broker):
