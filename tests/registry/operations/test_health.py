@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import kombu.transport
 import pytest
 from django.conf import settings
 from django.test import Client, override_settings
@@ -81,6 +82,8 @@ def test_health_is_degraded_when_the_brokers_transport_cannot_be_imported(
     on a production install without `packaging`), so the broker is reported failing."""
     if not settings.CELERY_BROKER_URL.startswith("redis"):
         monkeypatch.setattr(settings, "CELERY_BROKER_URL", "redis://127.0.0.1:6379/3")
+    # As in a fresh process: neither the module nor kombu's cache of resolved transports holds it yet.
+    monkeypatch.setattr(kombu.transport, "_transport_cache", {})
     monkeypatch.delitem(sys.modules, "kombu.transport.redis", raising=False)
     monkeypatch.setitem(sys.modules, "packaging", None)
     monkeypatch.setitem(sys.modules, "packaging.version", None)
