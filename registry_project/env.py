@@ -39,6 +39,44 @@ def env_required(name: str, reason: str) -> str:
     return value
 
 
+# Values published in demo files and tutorials (this project's old compose defaults, Supabase's
+# self-hosting examples, the development fallbacks below): anyone can sign a token with them.
+KNOWN_DEMO_SECRETS = frozenset(
+    {
+        "your-super-secret-jwt-token",
+        "your-super-secret-jwt-token-with-at-least-32-characters-long",
+        "super-secret-jwt-token-with-at-least-32-characters-long",
+        "your-super-secret-password",
+        "your-super-secret-and-long-postgres-password",
+        "dev-insecure-model-registry-key-do-not-use-in-production",
+        "dev-insecure-jwt-secret-do-not-use-in-production",
+        "changeme",
+        "secret",
+    }
+)
+MINIMUM_SECRET_BYTES = 32
+
+
+def env_secret(name: str, *, debug: bool, development_value: str, purpose: str) -> str:
+    """A secret of the service: required, at least 32 bytes and no published demo value when ``debug``
+    is off; with ``debug`` on a missing one falls back to ``development_value``."""
+    value = env_str(name) or ""
+    if debug:
+        return value or development_value
+    if not value:
+        raise ImproperlyConfigured(
+            f"{name} must be set when DEBUG is off; {purpose} (set {name} or {name}_FILE, or DEBUG=true for development)."
+        )
+    if value.strip().lower() in KNOWN_DEMO_SECRETS:
+        raise ImproperlyConfigured(f"{name} is a published demo value; {purpose}, so set a random one.")
+    if len(value.encode("utf-8")) < MINIMUM_SECRET_BYTES:
+        raise ImproperlyConfigured(
+            f"{name} is shorter than {MINIMUM_SECRET_BYTES} bytes; {purpose}, so set a random one "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)."
+        )
+    return value
+
+
 def env_bool(name: str, default: bool = False) -> bool:
     raw = os.environ.get(name)
     if raw is None:

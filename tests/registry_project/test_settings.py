@@ -42,6 +42,35 @@ def test_production_mode_without_jwt_secret_refuses_to_start() -> None:
     assert "JWT_SECRET must be set" in result.stderr
 
 
+@pytest.mark.parametrize("name", ["SECRET_KEY", "JWT_SECRET"])
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("your-super-secret-jwt-token", "published demo value"),
+        ("super-secret-jwt-token-with-at-least-32-characters-long", "published demo value"),
+        ("dev-insecure-jwt-secret-do-not-use-in-production", "published demo value"),
+        ("x" * 31, "shorter than 32 bytes"),
+    ],
+)
+def test_production_mode_refuses_a_short_or_demo_secret_naming_it(name: str, value: str, reason: str) -> None:
+    secrets = {"SECRET_KEY": "k" * 50, "JWT_SECRET": "j" * 40, name: value}
+    result = load_settings({"DEBUG": "false", **secrets})
+    assert result.returncode != 0
+    assert f"{name} is a {reason}" in result.stderr or f"{name} is {reason}" in result.stderr
+    assert value not in result.stderr
+
+
+def test_production_mode_reads_a_long_secret_from_its_file(tmp_path: Path) -> None:
+    jwt_file = tmp_path / "jwt"
+    jwt_file.write_text("j" * 32 + "\n")
+    result = load_settings(
+        {"DEBUG": "false", "SECRET_KEY": "k" * 32, "JWT_SECRET_FILE": str(jwt_file)},
+        "from django.conf import settings; print(len(settings.JWT_SECRET))",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "32"
+
+
 def test_debug_mode_starts_with_a_development_key() -> None:
     result = load_settings({"DEBUG": "true"}, "from django.conf import settings; print(settings.SECRET_KEY[:3])")
     assert result.returncode == 0, result.stderr
@@ -50,13 +79,13 @@ def test_debug_mode_starts_with_a_development_key() -> None:
 
 def test_secret_can_come_from_a_file(tmp_path: Path) -> None:
     secret_file = tmp_path / "secret_key"
-    secret_file.write_text("from-a-file-secret\n")
+    secret_file.write_text("from-a-file-secret-0123456789abcdefghij\n")
     result = load_settings(
         {"SECRET_KEY_FILE": str(secret_file), "JWT_SECRET": "j" * 40},
         "from django.conf import settings; print(settings.SECRET_KEY)",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "from-a-file-secret"
+    assert result.stdout.strip() == "from-a-file-secret-0123456789abcdefghij"
 
 
 def test_malformed_boolean_names_the_variable() -> None:
