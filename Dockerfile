@@ -28,10 +28,10 @@ RUN python -m venv "$VIRTUAL_ENV" && pip install --require-hashes -r requirement
 
 COPY . .
 
-# Static files (admin, API docs) collected with whitenoise's manifest; the keys below exist only
-# for this build step (settings refuse to load without them) and are not kept in the image.
-RUN SECRET_KEY=collectstatic-only JWT_SECRET=collectstatic-only DEBUG=false \
-        python manage.py collectstatic --noinput --verbosity 0 \
+# Static files (admin, API docs) collected with whitenoise's manifest (STATIC_MANIFEST), so the web
+# process finds them ready (entrypoint.sh's ensure_static collects only what is missing). DEBUG=true
+# only lets the settings load without secrets during this step; nothing of it is kept in the image.
+RUN DEBUG=true STATIC_MANIFEST=true python manage.py collectstatic --noinput --verbosity 0 \
     && mkdir -p /app/data \
     && chown -R registry:registry /app/data \
     && chmod 0755 docker/entrypoint.sh

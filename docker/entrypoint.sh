@@ -2,7 +2,8 @@
 # Container entrypoint of the Model Registry.
 #
 #   web      (default) wait for the database, migrate (creates the schema), admin user, schedules,
-#            provider sources from the environment and their first discovery, then exec the web
+#            provider sources from the environment and their first discovery, static files collected
+#            when the manifest storage lacks them (a checkout run from source), then exec the web
 #            server (granian, WSGI; configured by registry_project/web.py from WEB_* variables)
 #   worker   wait for the database, exec a Celery worker
 #   beat     wait for the database, exec Celery beat (django-celery-beat's database scheduler)
@@ -32,6 +33,7 @@ prepare() {
     python manage.py ensure_admin
     python manage.py register_schedules
     python manage.py register_sources --discover
+    python manage.py ensure_static
 }
 
 command="${1:-web}"

@@ -129,6 +129,8 @@ def prepare_database() -> Admin:
     ensured = admin_user_ensure_from_environment()
     call_command("register_schedules")
     call_command("register_sources", discover=True)
+    # DEBUG=false make run serves the admin through the manifest storage: collect what it lacks.
+    call_command("ensure_static")
     # Let go of the database before the workers start (SQLite: no lock held by the launcher).
     connections.close_all()
     return Admin(

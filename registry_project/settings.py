@@ -15,7 +15,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from registry_project.env import env_bool, env_float, env_int, env_list, env_networks, env_str
+from registry_project.env import env_bool, env_float, env_int, env_list, env_networks, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("REGISTRY_DATA_DIR", str(BASE_DIR / "data")) or BASE_DIR / "data")
@@ -24,15 +24,12 @@ VERSION = "0.1.0"
 
 DEBUG = env_bool("DEBUG", False)
 
-_DEV_SECRET_KEY = "dev-insecure-model-registry-key-do-not-use-in-production"  # noqa: S105 (DEBUG only)
-SECRET_KEY = env_str("SECRET_KEY") or ""
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "SECRET_KEY must be set when DEBUG is off; set SECRET_KEY (or SECRET_KEY_FILE), "
-            "or DEBUG=true for development."
-        )
-    SECRET_KEY = _DEV_SECRET_KEY
+SECRET_KEY = env_secret(
+    "SECRET_KEY",
+    debug=DEBUG,
+    development_value="dev-insecure-model-registry-key-do-not-use-in-production",
+    purpose="it signs sessions and local tokens and derives the keys that encrypt stored credentials",
+)
 # Old keys stay readable after a rotation: encrypted fields and signed values try each of these.
 SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
 
@@ -40,14 +37,12 @@ SECRET_KEY_FALLBACKS = env_list("SECRET_KEY_FALLBACKS")
 # The first one encrypts; all of them decrypt, so a salt can be rotated like the key.
 SALT_KEY = env_list("FIELD_ENCRYPTION_SALT", ["model-registry-field-encryption"])
 
-JWT_SECRET = env_str("JWT_SECRET") or ""
-if not JWT_SECRET:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "JWT_SECRET must be set when DEBUG is off; it verifies the platform's tokens "
-            "(set JWT_SECRET or JWT_SECRET_FILE)."
-        )
-    JWT_SECRET = "dev-insecure-jwt-secret-do-not-use-in-production"  # noqa: S105 (DEBUG only)
+JWT_SECRET = env_secret(
+    "JWT_SECRET",
+    debug=DEBUG,
+    development_value="dev-insecure-jwt-secret-do-not-use-in-production",
+    purpose="it verifies the platform's tokens",
+)
 JWT_ALGORITHM = env_str("JWT_ALGORITHM", "HS256") or "HS256"
 JWT_AUDIENCE = env_str("JWT_AUDIENCE", "authenticated") or "authenticated"
 # How platform (Supabase/GoTrue) roles map to registry roles; app_metadata.registry_role wins.
@@ -196,7 +191,8 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic writes (the image: /app/staticfiles, collected at build time).
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")) or BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
