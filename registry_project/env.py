@@ -65,7 +65,8 @@ def env_secret(name: str, *, debug: bool, development_value: str, purpose: str) 
         return value or development_value
     if not value:
         raise ImproperlyConfigured(
-            f"{name} must be set when DEBUG is off; {purpose} (set {name} or {name}_FILE, or DEBUG=true for development)."
+            f"{name} must be set when DEBUG is off; {purpose} "
+            f"(set {name} or {name}_FILE, or DEBUG=true for development)."
         )
     if value.strip().lower() in KNOWN_DEMO_SECRETS:
         raise ImproperlyConfigured(f"{name} is a published demo value; {purpose}, so set a random one.")

@@ -120,6 +120,10 @@ try:
     )
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a database URL this service understands: {exc}") from exc
+# The password apart from the URL, so that it can come from a file (DATABASE_PASSWORD_FILE, a compose
+# or Kubernetes secret) while the URL, which names no secret, stays a plain variable.
+if _database_password := env_str("DATABASE_PASSWORD"):
+    _database["PASSWORD"] = _database_password
 if _database["ENGINE"] in {"django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"}:
     _database["ENGINE"] = "registry_project.db_backends.postgresql"
     _database["OPTIONS"] = {**_database.get("OPTIONS", {}), "connect_timeout": env_int("DB_CONNECT_TIMEOUT", 5)}
@@ -272,7 +276,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's database scheduler, touching a heartbeat file for the container's health check.
+CELERY_BEAT_SCHEDULER = "registry_project.beat:HeartbeatScheduler"
 
 # --- Providers and discovery --------------------------------------------------------------------
 OLLAMA_URL = env_str("OLLAMA_URL")

@@ -99,7 +99,9 @@ def resolution_problems(lock: Lock) -> list[str]:
             problems.append(f"{name} is pinned but not installed here: install from the locks (make install-dev)")
             continue
         if Version(installed.version) != version:
-            problems.append(f"{name} is installed at {installed.version}, pinned at {version}: reinstall from the locks")
+            problems.append(
+                f"{name} is installed at {installed.version}, pinned at {version}: reinstall (make install-dev)"
+            )
             continue
         for declared in installed.requires or []:
             dependency = Requirement(declared)
@@ -134,6 +136,7 @@ def test_a_lock_missing_an_extras_dependency_is_stale(tmp_path: Path) -> None:
 
 def test_a_pin_nothing_needs_is_stale(tmp_path: Path) -> None:
     source = tmp_path / "requirements.in"
-    source.write_text("\n".join(line for line in (ROOT / "requirements.in").read_text().splitlines() if "granian" not in line))
+    lines = (ROOT / "requirements.in").read_text().splitlines()
+    source.write_text("\n".join(line for line in lines if "granian" not in line))
     problems = resolution_problems(Lock(source, ROOT / "requirements.txt"))
     assert "granian is pinned but nothing in requirements.in needs it" in problems

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 import requests
 import yaml
+from django.conf import settings
 from django.db import connections
 from psycopg import sql
 
@@ -35,7 +36,7 @@ class TestCompose:
     def test_registry_serves_on_8700_from_the_image(self) -> None:
         registry = SERVICES["model-registry"]
         assert registry["ports"] == ["8700:8700"]
-        assert registry["image"] == "alfred-model-registry:latest"
+        assert registry["image"] == f"alfred-model-registry:{settings.VERSION}"
         assert registry["build"] == {"context": ".", "dockerfile": "Dockerfile"}
         assert registry["restart"] == "unless-stopped"
 
@@ -47,22 +48,62 @@ class TestCompose:
     def test_platform_variable_names_are_mapped_to_the_services(self) -> None:
         env = SERVICES["model-registry"]["environment"]
         assert env["DATABASE_URL"] == (
-            "${ALFRED_DATABASE_URL:-postgresql://${DB_USER:-postgres}:${DB_PASSWORD:-your-super-secret-password}"
-            "@db-postgres:5432/${DB_NAME:-postgres}}"
+            "${ALFRED_DATABASE_URL:-postgresql://${DB_USER:-postgres}@db-postgres:5432/${DB_NAME:-postgres}}"
         )
         assert env["REDIS_URL"] == "redis://redis:6379/0"
-        assert env["JWT_SECRET"] == "${DB_JWT_SECRET:-your-super-secret-jwt-token}"
         assert env["LOG_LEVEL"] == "info"
         assert env["OLLAMA_URL"] == "${OLLAMA_URL:-}"
         assert env["OPENAI_API_KEY"] == "${ALFRED_OPENAI_API_KEY:-}"
         assert env["ANTHROPIC_API_KEY"] == "${ALFRED_ANTHROPIC_API_KEY:-}"
 
-    def test_the_secret_key_has_no_default_and_is_checked_by_the_service_not_compose(self) -> None:
-        # An empty SECRET_KEY stops the service (settings raise); a `:?` would break `compose ps/logs/down`.
-        assert SERVICES["model-registry"]["environment"]["SECRET_KEY"] == "${MODEL_REGISTRY_SECRET_KEY:-}"
+    def test_secrets_are_compose_secrets_read_through_their_files(self) -> None:
+        expected = {
+            "SECRET_KEY_FILE": "/run/secrets/secret-key",
+            "JWT_SECRET_FILE": "/run/secrets/jwt-secret",
+            "DATABASE_PASSWORD_FILE": "/run/secrets/db-password",
+        }
+        for name in REGISTRY_SERVICES:
+            service = SERVICES[name]
+            assert sorted(service["secrets"]) == ["db-password", "jwt-secret", "secret-key"], name
+            assert {key: service["environment"][key] for key in expected} == expected, name
+            for secret in ("SECRET_KEY", "JWT_SECRET", "DATABASE_PASSWORD"):
+                assert secret not in service["environment"], (name, secret)
+        database = SERVICES["db-postgres"]
+        assert database["secrets"] == ["db-password"]
+        assert database["environment"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/db-password"
+        assert "POSTGRES_PASSWORD" not in database["environment"]
 
-    def test_no_variable_is_required_by_compose_itself(self) -> None:
-        assert re.search(r"\$\{[A-Za-z_]+:?\?", (ROOT / "docker-compose.yml").read_text()) is None
+    def test_compose_refuses_to_start_without_the_secrets_and_has_no_default_one(self) -> None:
+        # `${VAR:?message}`: compose stops with the message when the variable is unset or empty.
+        required = {
+            name: re.fullmatch(r"\$\{([A-Z_]+):\?(.+)\}", secret["file"]) for name, secret in COMPOSE["secrets"].items()
+        }
+        assert {name: match.group(1) for name, match in required.items() if match} == {
+            "secret-key": "MODEL_REGISTRY_SECRET_KEY_FILE",
+            "jwt-secret": "DB_JWT_SECRET_FILE",
+            "db-password": "DB_PASSWORD_FILE",
+        }
+        text = (ROOT / "docker-compose.yml").read_text()
+        assert "your-super-secret" not in text
+        # No variable that holds a secret is given a default value.
+        assert re.search(r"\$\{[A-Z_]*(SECRET|PASSWORD|KEY|TOKEN)[A-Z_]*:-[^}]", text) is None
+
+    def test_only_the_registrys_port_is_published(self) -> None:
+        published = {name: service["ports"] for name, service in SERVICES.items() if "ports" in service}
+        assert published == {"model-registry": ["8700:8700"]}
+
+    def test_every_image_is_pinned_to_a_version(self) -> None:
+        for name, service in SERVICES.items():
+            image = service["image"]
+            repository, _, tag = image.rpartition(":")
+            assert repository, (name, image)
+            assert re.fullmatch(r"\d+(\.\d+)+", tag), (name, image)
+
+    def test_web_and_worker_outlast_their_graceful_stop(self) -> None:
+        graceful = 20  # registry_project/web.py: WEB_GRACEFUL_TIMEOUT's default
+        for name in ("model-registry", "worker"):
+            period = SERVICES[name]["stop_grace_period"]
+            assert int(period.removesuffix("s")) > graceful, name
 
     def test_no_fixed_container_names_that_could_collide_with_the_platforms(self) -> None:
         assert all("container_name" not in service for service in SERVICES.values())
@@ -83,27 +124,33 @@ class TestCompose:
         pattern = r"""env_\w+\(\s*"([A-Z_]+)"|environ\.get\("([A-Z_]+)"|\$\{([A-Z_]+):-"""
         names = {name for groups in re.findall(pattern, text) for name in groups if name}
         for service in REGISTRY_SERVICES:
-            given = set(SERVICES[service]["environment"])
+            # NAME_FILE is read by every env_str reader of NAME (registry_project/env.py).
+            given = {name.removesuffix("_FILE") for name in SERVICES[service]["environment"]}
             assert given - names == set(), service
 
     def test_the_registry_waits_for_a_healthy_database_and_a_started_redis(self) -> None:
         assert SERVICES["model-registry"]["depends_on"] == {
             "db-postgres": {"condition": "service_healthy"},
-            "redis": {"condition": "service_started"},
+            "redis": {"condition": "service_healthy"},
         }
 
     def test_worker_and_beat_wait_for_the_migrated_registry(self) -> None:
         for name in ("worker", "beat"):
             assert SERVICES[name]["depends_on"]["model-registry"] == {"condition": "service_healthy"}
+            assert SERVICES[name]["depends_on"]["redis"] == {"condition": "service_healthy"}
 
     def test_registry_healthcheck_probes_health(self) -> None:
         assert SERVICES["model-registry"]["healthcheck"] == {
-            "test": ["CMD", "curl", "-f", "http://localhost:8700/health"],
+            "test": ["CMD", "python", "-m", "registry_project.healthcheck", "web"],
             "interval": "30s",
             "timeout": "10s",
             "retries": 3,
-            "start_period": "10s",
+            "start_period": "30s",
         }
+
+    def test_beat_has_a_health_check_of_its_own(self) -> None:
+        probe = ["CMD", "python", "-m", "registry_project.healthcheck", "beat"]
+        assert SERVICES["beat"]["healthcheck"]["test"] == probe
 
     def test_dependencies_have_healthchecks(self) -> None:
         assert "pg_isready" in " ".join(SERVICES["db-postgres"]["healthcheck"]["test"])
@@ -148,8 +195,8 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 
 class TestDockerfile:
-    def test_base_is_slim_python_3_11(self) -> None:
-        assert re.search(r"^FROM python:3\.11-slim$", DOCKERFILE, re.MULTILINE)
+    def test_base_is_slim_python_3_11_pinned(self) -> None:
+        assert re.search(r"^FROM python:3\.11\.\d+-slim-bookworm$", DOCKERFILE, re.MULTILINE)
 
     def test_runs_as_a_non_root_user(self) -> None:
         users = re.findall(r"^USER (\S+)$", DOCKERFILE, re.MULTILINE)
@@ -164,7 +211,8 @@ class TestDockerfile:
         assert "manage.py collectstatic --noinput" in DOCKERFILE
 
     def test_healthcheck_probes_health_and_the_entrypoint_starts_the_web(self) -> None:
-        assert re.search(r"HEALTHCHECK .*\n\s+CMD curl -fsS \"http://127.0.0.1:\$\{PORT\}/health\"", DOCKERFILE)
+        probe = 'CMD ["python", "-m", "registry_project.healthcheck", "web"]'
+        assert re.search(r"HEALTHCHECK .*\n\s+" + re.escape(probe), DOCKERFILE)
         assert 'ENTRYPOINT ["/app/docker/entrypoint.sh"]' in DOCKERFILE
         assert 'CMD ["web"]' in DOCKERFILE
         assert "EXPOSE 8700" in DOCKERFILE

@@ -160,3 +160,18 @@ def test_a_bad_platform_setting_refuses_to_start_naming_it(variable: str, value:
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert variable in result.stderr
+
+
+def test_the_database_password_can_come_from_a_file_apart_from_the_url(tmp_path: Path) -> None:
+    password_file = tmp_path / "db_password"
+    password_file.write_text("a-password-from-a-secret-file\n")
+    result = load_settings(
+        {
+            "DEBUG": "true",
+            "DATABASE_URL": "postgresql://registry@db.example:5432/registry",
+            "DATABASE_PASSWORD_FILE": str(password_file),
+        },
+        "from django.conf import settings; db = settings.DATABASES['default']; print(db['USER'], db['PASSWORD'])",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "registry a-password-from-a-secret-file"
