@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8700
 PYTEST_ARGS ?=
 
-.PHONY: lock run test bench fuzz load lint typecheck format check migrations install install-dev clean
+.PHONY: lock smoke run test bench fuzz load lint typecheck format check migrations install install-dev clean
 
 # Installs come from the locks only (every package pinned, with hashes): requirements.txt is what
 # production runs (the image installs the same file), requirements-dev.txt adds the dev tools on top.
@@ -44,6 +44,20 @@ run: install
 test: install-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The production install as the image runs it (tests/smoke_production.py): a virtualenv holding only
+# requirements.txt, then entrypoint.sh web, worker and beat with DEBUG=false on PostgreSQL and Redis
+# (SMOKE_ADMIN_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/postgres, creates the database
+# registry_smoke; SMOKE_REDIS_URL, default redis://127.0.0.1:6379/11, is flushed). CI runs it first.
+PROD_VENV ?= .venv-production
+$(PROD_VENV)/.installed: requirements.txt
+	rm -rf $(PROD_VENV)
+	$(PYTHON) -m venv $(PROD_VENV)
+	$(PROD_VENV)/bin/python -m pip install --quiet --require-hashes -r requirements.txt
+	touch $@
+
+smoke: install-dev $(PROD_VENV)/.installed
+	$(PY) -m tests.smoke_production --venv $(PROD_VENV)
+
 # Benchmarks of the architecture's performance targets; each bench/bench_*.py prints its figures.
 # They need PostgreSQL (BENCH_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/registry_bench).
 bench: install-dev
@@ -76,4 +90,4 @@ migrations: install-dev
 check: lint typecheck migrations
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache staticfiles
+	rm -rf $(VENV) $(PROD_VENV) .pytest_cache .mypy_cache .ruff_cache staticfiles
