@@ -4,7 +4,8 @@ One admin page pulls a dozen CSS, JS and image files through whitenoise, and an 
 ``/healthz`` every few seconds; logged, they bury the requests an operator reads the log for.
 granian logs each request through the ``granian.access`` logger of the worker process, with the
 request's fields as the record's mapping argument; this filter drops those two kinds and lets
-every other request through as granian writes it (``/health``, the readiness check, stays).
+every other request through (``/health``, the readiness check, stays). granian attaches it to that
+logger in its workers, from the server's logging configuration (registry_project/server_logging.json).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import logging
 # settings.STATIC_URL; kept literal so that the filter needs no Django settings.
 STATIC_PREFIX = "/static/"
 LIVENESS_PATH = "/healthz"
-ACCESS_LOGGER = "granian.access"
 
 
 class WithoutStaticFilesOrProbes(logging.Filter):
@@ -22,10 +22,3 @@ class WithoutStaticFilesOrProbes(logging.Filter):
         fields = record.args
         path = fields.get("path", "") if isinstance(fields, dict) else ""
         return not (str(path).startswith(STATIC_PREFIX) or path == LIVENESS_PATH)
-
-
-def install() -> None:
-    """Attach the filter to the access logger (idempotent); granian configures its handlers, not its filters."""
-    access = logging.getLogger(ACCESS_LOGGER)
-    if not any(isinstance(existing, WithoutStaticFilesOrProbes) for existing in access.filters):
-        access.addFilter(WithoutStaticFilesOrProbes())

@@ -15,6 +15,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from registry_project import logs
 from registry_project.env import env_bool, env_float, env_int, env_list, env_networks, env_secret, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -347,33 +348,28 @@ AUDITLOG_STORE_JSON_CHANGES = True
 AUDITLOG_MASK_CALLABLE = "registry.audit.mask_secret"
 
 # --- Logging ------------------------------------------------------------------------------------
-LOG_LEVEL = (env_str("LOG_LEVEL", "info") or "info").upper()
-if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-    raise ImproperlyConfigured(f"LOG_LEVEL must be one of debug, info, warning, error, critical; got {LOG_LEVEL!r}.")
-# One JSON object a line in production; readable text while developing.
-LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
-if LOG_FORMAT not in {"json", "text"}:
-    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text; got {LOG_FORMAT!r}.")
+LOG_LEVEL = logs.level_from_environment()
+# One JSON object a line in production; readable text while developing; no client can start a line of its own
+# (registry_project/logs.py). The web server's own loggers are configured alike by server_logging.json.
+LOG_FORMAT = logs.format_from_environment(debug=DEBUG)
+LOGGING_CONFIG = "registry_project.logs.configure"
 LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        },
-        "text": {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"},
+    "formatters": {"line": {"()": "registry_project.logs.line_formatter", "log_format": LOG_FORMAT}},
+    "filters": {
+        # Every line goes through the redaction of credentials in URLs (user info, ?key=...).
+        "redact_credentials": {"()": "registry.credentials.RedactCredentialsFilter"},
+        "disallowed_host_as_warning": {"()": "registry_project.logs.DisallowedHostAsWarning"},
     },
-    # Every line goes through the redaction of credentials in URLs (user info, ?key=...).
-    "filters": {"redact_credentials": {"()": "registry.credentials.RedactCredentialsFilter"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact_credentials"]}
-    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["redact_credentials"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Named to drop the handlers of Django's defaults: with DEBUG one writes each message again, unformatted.
+        "django": {"level": "INFO"},
         "django.db.backends": {"level": "INFO"},
         "django_redis": {"level": "ERROR"},
+        "django.security.DisallowedHost": {"filters": ["disallowed_host_as_warning"]},
     },
 }
 

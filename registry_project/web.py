@@ -9,7 +9,7 @@ Environment:
 - ``WEB_CONCURRENCY``: worker processes (default 2 per CPU, at most 8);
 - ``WEB_THREADS``: blocking threads per worker (default 1: more measured slower, the GIL); each may hold a database
   connection, so PostgreSQL must allow workers x threads connections per web container;
-- ``WEB_ACCESS_LOG`` (true): one access-log line per request on stdout;
+- ``WEB_ACCESS_LOG`` (true): one access-log line per request on stdout, formatted as every other line (LOG_FORMAT);
 - ``WEB_GRACEFUL_TIMEOUT`` (20 s): how long a stopping worker may finish its requests;
 - ``WEB_WORKERS_LIFETIME`` (0: never): recycle each worker after this many seconds (memory growth);
 - ``WEB_HEADER_TIMEOUT`` (30 s): a client must send its request headers within this time;
@@ -30,6 +30,11 @@ from pathlib import Path
 from registry_project.env import env_bool, env_int, env_str
 
 APPLICATION = "registry_project.wsgi:application"
+# granian's loggers in its main process and its workers: the service's formatter, one line a record
+# (registry_project/logs.py), and the access log without static files and probes (accesslog.py).
+LOG_CONFIG = Path(__file__).resolve().parent / "server_logging.json"
+# granian's default less its time, which every line of ours carries already.
+ACCESS_LOG_FORMAT = '%(addr)s - "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).3f'
 
 
 def workers() -> int:
@@ -63,12 +68,14 @@ def command(*, application: str = APPLICATION, host: str | None = None, port: st
         str(env_int("WEB_HEADER_TIMEOUT", 30, minimum=1) * 1000),
         "--log-level",
         (env_str("LOG_LEVEL", "info") or "info").lower(),
+        "--log-config",
+        str(LOG_CONFIG),
     ]
     lifetime = env_int("WEB_WORKERS_LIFETIME", 0, minimum=0)
     if lifetime:
         arguments += ["--workers-lifetime", str(max(lifetime, 60))]
     if env_bool("WEB_ACCESS_LOG", True):
-        arguments.append("--access-log")
+        arguments += ["--access-log", "--access-log-fmt", ACCESS_LOG_FORMAT]
     return [*arguments, application]
 
 

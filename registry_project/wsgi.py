@@ -10,8 +10,6 @@ from typing import Any
 
 from django.core.wsgi import get_wsgi_application
 
-from registry_project import accesslog
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry_project.settings")
 
 django_application = get_wsgi_application()
@@ -49,9 +47,6 @@ def fronted(django_app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterabl
 
 
 application = fronted(django_application)
-
-# In each worker, which is where granian writes its access log.
-accesslog.install()
 
 # Everything loaded so far lives as long as the process: keep it out of the cyclic collector's scans,
 # which otherwise walk the whole of Django on every full collection during a request.

@@ -131,6 +131,15 @@ def test_the_web_server_reads_port_workers_and_threads_from_the_environment() ->
     assert settings["multiproc"].endswith("model-registry-prometheus-8799")
 
 
+def test_the_web_server_logs_through_the_services_formatter() -> None:
+    command = web_settings()["command"]
+
+    config = json.loads(Path(option(command, "--log-config")).read_text())
+    assert config["formatters"]["line"] == {"()": "registry_project.logs.line_formatter"}
+    assert config["loggers"]["granian.access"]["filters"] == ["without_static_files_or_probes"]
+    assert "[%(time)s]" not in option(command, "--access-log-fmt")  # the formatter writes the time
+
+
 def test_the_access_log_can_be_turned_off_and_workers_recycled() -> None:
     command = web_settings(WEB_ACCESS_LOG="false", WEB_WORKERS_LIFETIME="3600")["command"]
 
