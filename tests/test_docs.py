@@ -1,5 +1,5 @@
 """The documentation says what the service does: required fields as the schema has them, every
-environment variable the code reads."""
+environment variable the code reads, commands that run as written."""
 
 from __future__ import annotations
 
@@ -131,3 +131,16 @@ def test_every_environment_variable_the_service_reads_is_documented() -> None:
     }
 
     assert undocumented == {}, "read by the service but named in neither README.md nor docs/*.md"
+
+
+def test_manage_py_commands_in_the_docs_run_with_the_checkouts_python() -> None:
+    # A bare `python manage.py ...` runs whichever python is first on PATH, without the service's
+    # dependencies; in the container (`docker compose run ...`) python is the image's, which has them.
+    bare = [
+        f"{page.name}: {line.strip()}"
+        for page in sorted((ROOT / "docs").glob("*.md"))
+        for line in page.read_text().splitlines()
+        if re.search(r"(?<![\w/.])python manage\.py", line) and "docker compose" not in line
+    ]
+
+    assert bare == []
