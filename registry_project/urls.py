@@ -1,24 +1,25 @@
 """Top-level routes. The REST API lives at the root of the service, as the design document names it."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
-from registry.api import platform
+from registry.api import errors
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     # The same API under a versioned prefix; the platform router's shapes there when PLATFORM_API_COMPAT=alfred.
     path("api/v1/", include("registry.api.platform_urls", namespace="v1")),
-    path("api/v1", platform.not_found),
     # /health, /healthz, /metrics, /audit
     path("", include("registry.operations.urls")),
     # /models..., /auth/token..., /api/schema, /api/docs
     path("", include("registry.api.urls")),
     # /sources, /sources/{id}/runs, /sources/{id}/discover (admins)
     path("", include("discovery.api.urls")),
+    # Last: any other path is a JSON 404, also under DEBUG (the admin answers its own paths above).
+    re_path(r"^(?P<path>.*)$", errors.unknown_path, name="not-found"),
 ]
 
-# JSON errors outside the API's views too (unknown paths, a bad Host header, uncaught errors); the
+# JSON errors outside the API's views too (a bad Host header, uncaught errors, a view's Http404); the
 # admin keeps Django's HTML pages. One place: registry/api/errors.py.
 handler400 = "registry.api.errors.bad_request"
 handler403 = "registry.api.errors.permission_denied"

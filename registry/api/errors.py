@@ -6,8 +6,10 @@ errors and each is mapped here:
 
 - DRF views: ``exception_handler`` (settings' ``EXCEPTION_HANDLER``) adds what DRF leaves to
   Django: a database that cannot be reached (503 with ``Retry-After``), a body over the limit (413).
-- Django outside the views (an unknown path, a bad Host header, an uncaught error): the
-  ``handler400/403/404/500`` of the root URLconf, JSON everywhere but the admin's HTML pages.
+- Django outside the views (a bad Host header, an uncaught error): the ``handler400/403/404/500``
+  of the root URLconf, JSON everywhere but the admin's HTML pages. A path that names no route is
+  answered by ``unknown_path``, the root URLconf's last route: handler404 is not enough, since
+  under DEBUG Django answers its technical HTML 404 page instead of calling it.
 - The WSGI server (granian): its own 414/431 beyond its HTTP/1 buffer have empty bodies that no
   application can change; ``registry/api/limits.py`` refuses well below them, in JSON.
 """
@@ -22,6 +24,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError, connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import status
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -89,6 +92,16 @@ def permission_denied(request: HttpRequest, exception: Exception, *args: Any, **
 def page_not_found(request: HttpRequest, exception: Exception, *args: Any, **kwargs: Any) -> HttpResponse:
     if _html(request):
         return defaults.page_not_found(request, exception)
+    return JsonResponse(error_body("Not found."), status=404)
+
+
+@csrf_exempt
+def unknown_path(request: HttpRequest, path: str = "") -> JsonResponse:
+    """Any path outside the admin that names no route (the URLconfs' last route): 404 in JSON, whatever the method.
+
+    A route rather than handler404 alone, so that DEBUG does not turn it into Django's technical
+    HTML page; exempt from CSRF, so that an unknown path is a 404 for a POST too, not a CSRF 403.
+    """
     return JsonResponse(error_body("Not found."), status=404)
 
 

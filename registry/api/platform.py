@@ -33,13 +33,13 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, URLResolver, re_path
-from django.views.decorators.csrf import csrf_exempt
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from registry import selectors, services
+from registry.api.errors import unknown_path
 from registry.api.serializers import (
     INT32_MAX,
     MAX_LATENCY_SECONDS,
@@ -317,12 +317,6 @@ def json_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
     return wrapped
 
 
-@csrf_exempt
-def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
-    """Any path under /api/v1/ that names no route: 404 in JSON, whatever the method."""
-    return _error(404, "Not found.")
-
-
 def v1_urlpatterns(sources: list[list[URLPattern | URLResolver]]) -> list[URLPattern | URLResolver]:
     """The routes of ``sources`` again, with the profile's viewsets swapped in and JSON errors, then a JSON 404."""
     patterns: list[URLPattern | URLResolver] = []
@@ -337,7 +331,7 @@ def v1_urlpatterns(sources: list[list[URLPattern | URLResolver]]) -> list[URLPat
             if viewset in PROFILE_VIEWSETS and actions is not None:
                 callback = PROFILE_VIEWSETS[viewset].as_view(actions)
             patterns.append(URLPattern(pattern.pattern, json_errors(callback), pattern.default_args, pattern.name))
-    patterns.append(re_path(r"^(?P<path>.*)$", not_found, name="v1-not-found"))
+    patterns.append(re_path(r"^(?P<path>.*)$", unknown_path, name="v1-not-found"))
     return patterns
 
 

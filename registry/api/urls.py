@@ -8,12 +8,12 @@ as a segment (see ``validate_model_name``). Order matters: specific patterns com
 
 from django.conf import settings
 from django.urls import URLPattern, URLResolver, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
 from registry.api import schema  # noqa: F401 (registers the authentication schemes of the OpenAPI schema)
 from registry.api.authentication import BROWSER_AUTHENTICATION
 from registry.api.permissions import IsViewer
+from registry.api.schema_views import DocsView, SchemaView
 from registry.api.tokens import TokenObtainView, TokenRefreshThrottledView, TokenVerifyThrottledView
 from registry.api.views import (
     CapabilityViewSet,
@@ -36,8 +36,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("auth/token", TokenObtainView.as_view(), name="auth-token"),
     path("auth/token/refresh", TokenRefreshThrottledView.as_view(), name="auth-token-refresh"),
     path("auth/token/verify", TokenVerifyThrottledView.as_view(), name="auth-token-verify"),
-    path("api/schema", SpectacularAPIView.as_view(**DOCS_VIEW_OPTIONS), name="api-schema"),
-    path("api/docs", SpectacularSwaggerView.as_view(url_name="api-schema", **DOCS_VIEW_OPTIONS), name="api-docs"),
+    path("api/schema", SchemaView.as_view(**DOCS_VIEW_OPTIONS), name="api-schema"),
+    path("api/docs", DocsView.as_view(url_name="api-schema", **DOCS_VIEW_OPTIONS), name="api-docs"),
     re_path(r"^models$", ModelViewSet.as_view({"get": "list", "post": "create"}), name="model-list"),
     re_path(r"^models/select$", ModelViewSet.as_view({"get": "select", "post": "explain"}), name="model-select"),
     re_path(

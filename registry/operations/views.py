@@ -26,6 +26,7 @@ from registry import metrics
 from registry.api.authentication import BROWSER_AUTHENTICATION
 from registry.api.pagination import StrictLimitOffsetPagination
 from registry.api.permissions import IsAdmin
+from registry.api.schema_views import prefers_html
 from registry.operations.health import health_report
 from registry.operations.selectors import audit_entries, audit_object_types
 from registry.operations.serializers import AuditEntrySerializer, AuditQuerySerializer
@@ -38,7 +39,7 @@ def index(request: HttpRequest) -> HttpResponse:
     A browser asks for ``text/html`` before anything else; ``curl``, ``requests`` and HTTP
     libraries send ``*/*`` and so get the JSON (the first type offered).
     """
-    if request.get_preferred_type(["application/json", "text/html"]) == "text/html":
+    if prefers_html(request):
         return HttpResponseRedirect(reverse("admin:index"))
     links = {
         "admin": reverse("admin:index"),

@@ -6,13 +6,15 @@ from collections.abc import Callable
 
 import pytest
 from django.db import connections
-from django.test import Client
+from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from registry.api.parsers import MAX_JSON_DEPTH
 from tests.faults import TcpProxy
 
 pytestmark = pytest.mark.django_db
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
 def nested(depth: int, kind: str) -> str:
@@ -63,7 +65,27 @@ def test_an_unknown_path_is_a_404_json() -> None:
     assert response.json() == {"detail": "Not found."}
 
 
+@override_settings(DEBUG=True)
+@pytest.mark.parametrize("method", ["get", "post", "delete"])
+@pytest.mark.parametrize("path", ["/no/such/path", "/api/nothing", "/healthz/extra", "/static/no-such-file.js"])
+@pytest.mark.parametrize("accept", [BROWSER_ACCEPT, "application/json"])
+def test_an_unknown_path_is_a_404_json_also_with_debug(method: str, path: str, accept: str) -> None:
+    # Django answers its technical HTML 404 page under DEBUG, whatever handler404 says.
+    response = getattr(Client(), method)(path, HTTP_ACCEPT=accept)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"detail": "Not found."}
+
+
 def test_the_admin_keeps_its_html_404(admin_client: Client) -> None:
+    response = admin_client.get("/admin/no-such-page/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+@override_settings(DEBUG=True)
+def test_the_admin_keeps_its_html_404_with_debug(admin_client: Client) -> None:
     response = admin_client.get("/admin/no-such-page/")
     assert response.status_code == 404
     assert response["Content-Type"].startswith("text/html")

@@ -6,10 +6,13 @@ The rest of the API stays for programs, with a JWT: a session opens nothing else
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.contrib.auth.models import AbstractUser
 from django.test import Client
+
+from tests.tokens import platform_token
 
 pytestmark = pytest.mark.django_db
 
@@ -99,12 +102,81 @@ def test_staff_below_the_admin_role_may_not_read_the_audit_log(role_users: dict[
     assert session_of(role_users["editor"]).get("/audit").status_code == 403
 
 
-@pytest.mark.parametrize("path", ["/api/docs", "/api/schema", "/audit"])
+@pytest.mark.parametrize("path", ["/api/schema", "/audit"])
 def test_anonymous_browsers_still_get_401(path: str) -> None:
     response = Client().get(path, HTTP_ACCEPT=BROWSER_ACCEPT)
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    "accept", [None, "*/*", "application/json", "application/vnd.oai.openapi", "application/vnd.oai.openapi+json"]
+)
+@pytest.mark.parametrize("path", ["/api/docs", "/api/schema", "/api/schema?format=json"])
+def test_anonymous_callers_of_the_docs_get_a_json_401_naming_the_admin_login(path: str, accept: str | None) -> None:
+    headers = {"HTTP_ACCEPT": accept} if accept else {}
+    response = Client().get(path, **headers)
+
+    assert response.status_code == 401
+    assert response["Content-Type"] == "application/json"
+    assert response["WWW-Authenticate"] == 'Bearer realm="model-registry"'
+    body = response.json()
+    assert set(body) == {"detail"}
+    assert f"/admin/login/?next={quote(path, safe='/')}" in body["detail"]
+
+
+def test_an_anonymous_browser_asking_for_the_schema_gets_the_json_401() -> None:
+    response = Client().get("/api/schema", HTTP_ACCEPT=BROWSER_ACCEPT)
+
+    assert response["Content-Type"] == "application/json"
+    assert "/admin/login/?next=/api/schema" in response.json()["detail"]
+
+
+def test_an_anonymous_browser_opening_the_docs_is_sent_to_the_admin_login() -> None:
+    response = Client().get("/api/docs", HTTP_ACCEPT=BROWSER_ACCEPT)
+
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/login/?next=/api/docs"
+    assert "Accept" in response["Vary"]
+
+
+def test_a_browser_logging_in_at_the_admin_comes_back_to_the_docs(
+    role_users: dict[str, AbstractUser], settings: Any
+) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    user = role_users["viewer"]
+    user.is_staff = True
+    user.set_password("correct-horse-battery-staple")
+    user.save()
+    browser = Client()
+
+    login_page = browser.get("/api/docs", HTTP_ACCEPT=BROWSER_ACCEPT, follow=True)
+    assert login_page.redirect_chain == [("/admin/login/?next=/api/docs", 302)]
+    assert login_page.status_code == 200
+    logged_in = browser.post(
+        "/admin/login/?next=/api/docs",
+        {"username": "viewer", "password": "correct-horse-battery-staple", "next": "/api/docs"},
+        HTTP_ACCEPT=BROWSER_ACCEPT,
+    )
+    assert logged_in.status_code == 302
+    assert logged_in["Location"] == "/api/docs"
+    docs = browser.get("/api/docs", HTTP_ACCEPT=BROWSER_ACCEPT)
+
+    assert docs.status_code == 200
+    assert "swagger-ui" in docs.content.decode()
+
+
+@pytest.mark.parametrize("path", ["/api/docs", "/api/schema"])
+@pytest.mark.parametrize("accept", [BROWSER_ACCEPT, "application/json"])
+def test_a_caller_without_a_role_gets_a_json_403_from_the_docs(path: str, accept: str) -> None:
+    token = platform_token("anon")
+
+    response = Client().get(path, HTTP_ACCEPT=accept, HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert response.status_code == 403
+    assert response["Content-Type"] == "application/json"
+    assert set(response.json()) == {"detail"}
 
 
 @pytest.mark.parametrize("path", ["/api/docs", "/audit"])
