@@ -12,12 +12,15 @@ from typing import Any
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
+from registry_project import env
+
 ROOT = Path(__file__).resolve().parent.parent
 API_DOC = ROOT / "docs" / "api.md"
 # Where the service's code reads its environment (tests, bench and the image's scripts are not the service).
 SERVICE_PACKAGES = ("registry_project", "registry", "discovery")
 # registry_project/env.py: each reads the variable named by its first argument.
-ENV_READERS = {"env_str", "env_int", "env_bool", "env_float", "env_list", "env_networks", "env_required"}
+# Every reader of registry_project/env.py (env_str, env_int, env_secret, ...).
+ENV_READERS = {name for name in vars(env) if name.startswith("env_") and callable(getattr(env, name))}
 
 
 def backticked(text: str) -> set[str]:
