@@ -5,13 +5,17 @@ own), and every error under it is JSON, unknown paths included. With ``PLATFORM_
 the four routes the platform's model router calls answer as its registry client reads them
 (docs/platform.md):
 
-- ``GET /api/v1/models``: a plain list of models (no pagination object), each with ``active`` and
-  the primary ``endpoint_url`` at the top level and ``capabilities`` in the router's mapping;
+- ``GET /api/v1/models``: a plain list of models (no pagination object), each with ``active``, the
+  primary ``endpoint_url`` and ``auth_required`` at the top level and ``capabilities`` in the
+  router's mapping;
 - ``GET /api/v1/models/{ref}``: one such model;
 - ``GET /api/v1/models/{ref}/capabilities``: ``{"code": true, ..., "task_types": [...],
   "content_types": [...], "pricing": {...}}``;
 - ``POST /api/v1/models/{ref}/usage``: the router's routing metrics, answered 200, a retried
   ``request_id`` stored once.
+
+What is unknown is left out rather than sent as ``null``: the router's client applies its defaults
+to missing keys only, and reads a ``null`` as a value (a null price breaks its cost estimate).
 
 Everything here maps onto the registry's own selectors and services: no table of its own, no
 second model. The one thing stored for it is the operator's overrides of task and content types,
@@ -55,7 +59,7 @@ from registry.api.serializers import (
 )
 from registry.api.views import CapabilityViewSet, ModelViewSet, RegistryViewSet, UsageViewSet
 from registry.capabilities import AUDIO, CODE, EMBEDDING, IMAGE, REASONING, TEXT, TOOLS, VOCABULARY
-from registry.models import PLATFORM_DETAILS_KEY, ModelStatus, ModelType, RegisteredModel
+from registry.models import PLATFORM_DETAILS_KEY, AuthType, ModelEndpoint, ModelStatus, ModelType, RegisteredModel
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +87,10 @@ CONTENT_TYPES_BY_CAPABILITY: dict[str, str] = {TEXT: "text", CODE: "code", IMAGE
 # Keys of the capability mapping that are not capability flags; a capability of one of these names is shadowed.
 RESERVED_CAPABILITY_KEYS = frozenset({"task_types", "content_types", "pricing"})
 OVERRIDE_KEYS = ("task_types", "content_types")
+# Whether calling a model's primary endpoint needs a credential, by the endpoint's auth type (unknown: left out).
+AUTH_REQUIRED_BY_AUTH_TYPE: dict[str, bool] = {AuthType.API_KEY: True, AuthType.OAUTH: True, AuthType.NONE: False}
+# Keys whose value is JSON as a provider or an operator wrote it: sent as stored, nulls inside included.
+STORED_JSON_KEYS = frozenset({"details", "default_value", "min_value", "max_value"})
 
 
 def profile_on() -> bool:
@@ -91,6 +99,22 @@ def profile_on() -> bool:
 
 
 # --- Shapes ---------------------------------------------------------------------------------------
+
+
+def without_unknowns(value: Any) -> Any:
+    """``value`` with every key whose value is null left out, at any depth (stored JSON values aside).
+
+    The router's client applies its defaults to missing keys only: a ``null`` is read as the value.
+    """
+    if isinstance(value, dict):
+        return {
+            key: item if key in STORED_JSON_KEYS else without_unknowns(item)
+            for key, item in value.items()
+            if item is not None
+        }
+    if isinstance(value, list):
+        return [without_unknowns(item) for item in value]
+    return value
 
 
 def _per_thousand(per_million: Decimal | None) -> float | None:
@@ -128,22 +152,25 @@ def platform_capabilities(model: RegisteredModel, scores: dict[str, float]) -> d
         **{name: present for name, present in flags.items() if name not in RESERVED_CAPABILITY_KEYS},
         "task_types": overrides.get("task_types", sorted(task_types)),
         "content_types": overrides.get("content_types", sorted(content_types)),
-        "pricing": {
-            "input": _per_thousand(model.input_cost_per_mtok),
-            "output": _per_thousand(model.output_cost_per_mtok),
-            "per_tokens": 1000,
-            "currency": "USD",
-        },
+        # An unknown price is left out: the router estimates cost with its own default then.
+        "pricing": without_unknowns(
+            {
+                "input": _per_thousand(model.input_cost_per_mtok),
+                "output": _per_thousand(model.output_cost_per_mtok),
+                "per_tokens": 1000,
+                "currency": "USD",
+            }
+        ),
     }
 
 
-def primary_endpoint_url(model: RegisteredModel) -> str | None:
-    """The URL of the model's first endpoint that has one (endpoints are ordered by id), or None."""
-    return next((endpoint.endpoint_url for endpoint in model.endpoints.all() if endpoint.endpoint_url), None)
+def primary_endpoint(model: RegisteredModel) -> ModelEndpoint | None:
+    """The model's first endpoint that has a URL (endpoints are ordered by id), or None."""
+    return next((endpoint for endpoint in model.endpoints.all() if endpoint.endpoint_url), None)
 
 
 def platform_model(model: RegisteredModel) -> dict[str, Any]:
-    """The registry's representation of a model, plus what the router reads at the top level.
+    """The registry's representation of a model, plus what the router reads at the top level, unknowns left out.
 
     ``capabilities`` becomes the router's mapping; the scores stay readable as ``capability_scores``.
     """
@@ -152,8 +179,10 @@ def platform_model(model: RegisteredModel) -> dict[str, Any]:
     body["capability_scores"] = scores
     body["capabilities"] = platform_capabilities(model, scores)
     body["active"] = model.status == ModelStatus.AVAILABLE
-    body["endpoint_url"] = primary_endpoint_url(model)
-    return body
+    primary = primary_endpoint(model)
+    body["endpoint_url"] = primary.endpoint_url if primary is not None else None
+    body["auth_required"] = AUTH_REQUIRED_BY_AUTH_TYPE.get(primary.auth_type or "") if primary is not None else None
+    return dict(without_unknowns(body))
 
 
 def _canonical_query(request: Request) -> str:

@@ -15,7 +15,12 @@ from rest_framework.test import APIClient
 
 from registry.api import platform
 from registry.models import ModelUsage
-from tests.factories import ModelCapabilityFactory, ModelEndpointFactory, RegisteredModelFactory
+from tests.factories import (
+    ModelCapabilityFactory,
+    ModelEndpointFactory,
+    ModelParameterFactory,
+    RegisteredModelFactory,
+)
 from tests.tokens import platform_token
 
 pytestmark = pytest.mark.django_db
@@ -205,11 +210,56 @@ def test_malformed_overrides_are_refused_naming_the_field(
     assert "platform" in response.json()["details"]
 
 
-def test_a_model_without_a_price_or_an_endpoint_says_null(api_client_for: ClientFor) -> None:
-    model = RegisteredModelFactory(name="plain:latest")
+def nulls(value: Any, path: str = "") -> list[str]:
+    """Where ``value`` holds a null, by path; a model's ``details`` (the provider's JSON, as stored) aside."""
+    if value is None:
+        return [path]
+    if isinstance(value, dict):
+        return [found for key, item in value.items() if key != "details" for found in nulls(item, f"{path}.{key}")]
+    if isinstance(value, list):
+        return [found for index, item in enumerate(value) for found in nulls(item, f"{path}[{index}]")]
+    return []
+
+
+def test_a_model_leaves_out_what_is_unknown_instead_of_sending_null() -> None:
+    """The router's defaults apply to missing keys only: a null price breaks its cost estimate."""
+    model = RegisteredModelFactory(name="plain:latest", version=None, description=None, details={"quant": None})
+    ModelEndpointFactory(model=model, endpoint_type="local", endpoint_url=None, auth_type=None)
+    ModelParameterFactory(model=model, min_value=None, max_value=None, description=None)
     body = anonymous().get(f"/api/v1/models/{model.pk}", REMOTE_ADDR=INSIDE).json()
-    assert body["endpoint_url"] is None
-    assert body["capabilities"]["pricing"]["input"] is None
+    for key in ("endpoint_url", "auth_required", "version", "description", "input_cost_per_mtok", "runtime"):
+        assert key not in body, key
+    assert {"per_tokens": 1000, "currency": "USD"} == body["capabilities"]["pricing"]
+    assert nulls(body) == []
+    assert body["details"] == {"quant": None}  # the provider's facts as they were reported
+    assert body["endpoints"][0]["endpoint_type"] == "local"
+    caps = anonymous().get(f"/api/v1/models/{model.pk}/capabilities", REMOTE_ADDR=INSIDE).json()
+    assert caps["pricing"] == {"per_tokens": 1000, "currency": "USD"}
+    listing = anonymous().get("/api/v1/models", REMOTE_ADDR=INSIDE).json()
+    assert nulls(listing) == []
+
+
+def test_a_model_with_one_price_sends_that_one() -> None:
+    model = RegisteredModelFactory(name="half:latest", input_cost_per_mtok="3", output_cost_per_mtok=None)
+    caps = anonymous().get(f"/api/v1/models/{model.pk}/capabilities", REMOTE_ADDR=INSIDE).json()
+    assert caps["pricing"] == {"input": 0.003, "per_tokens": 1000, "currency": "USD"}
+
+
+@pytest.mark.parametrize(("auth_type", "expected"), [("api_key", True), ("oauth", True), ("none", False)])
+def test_auth_required_follows_the_primary_endpoints_auth_type(coder: Any, auth_type: str, expected: bool) -> None:
+    ModelEndpointFactory(model=coder, endpoint_url=None, auth_type="api_key")  # not the primary: it has no URL
+    ModelEndpointFactory(model=coder, endpoint_url="http://first:11434", auth_type=auth_type)
+    body = anonymous().get(f"/api/v1/models/{coder.pk}", REMOTE_ADDR=INSIDE).json()
+    assert body["auth_required"] is expected
+    listed = anonymous().get("/api/v1/models", REMOTE_ADDR=INSIDE).json()
+    assert [model["auth_required"] for model in listed] == [expected]
+
+
+def test_auth_required_is_left_out_when_the_auth_type_is_unknown(coder: Any) -> None:
+    ModelEndpointFactory(model=coder, endpoint_url="http://first:11434", auth_type=None)
+    body = anonymous().get(f"/api/v1/models/{coder.pk}", REMOTE_ADDR=INSIDE).json()
+    assert body["endpoint_url"] == "http://first:11434"
+    assert "auth_required" not in body
 
 
 def test_the_primary_endpoint_is_the_first_with_a_url(coder: Any) -> None:

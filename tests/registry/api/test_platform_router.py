@@ -56,7 +56,7 @@ def registry(db: None) -> dict[str, Any]:
     ModelCapabilityFactory(model=coder, capability="code", capability_score=0.9)
     ModelCapabilityFactory(model=coder, capability="text", capability_score=0.7)
     ModelCapabilityFactory(model=coder, capability="reasoning", capability_score=0.2)
-    ModelEndpointFactory(model=coder, endpoint_url="http://llm-service:11434")
+    ModelEndpointFactory(model=coder, endpoint_url="http://llm-service:11434", auth_type="none")
     gone = RegisteredModelFactory(name="llama2:13b", status=ModelStatus.UNAVAILABLE)
     return {"coder": coder, "gone": gone}
 
@@ -115,7 +115,12 @@ def test_the_router_works_with_the_profile_on(
     assert models[coder_id]["active"] is True
     assert models[gone_id]["active"] is False
     assert models[coder_id]["endpoint_url"] == "http://llm-service:11434"
+    assert models[coder_id]["auth_required"] is False
     assert models[coder_id]["capabilities"]["code"] is True
+    # What is unknown is missing, so that the router's defaults apply: never a null.
+    assert "endpoint_url" not in models[gone_id]
+    assert "input" not in models[gone_id]["capabilities"]["pricing"]
+    assert "null" not in listing.text
 
     # The model itself, by the id it keyed it by.
     detail = session.get(f"{base}/models/{coder_id}", timeout=10)
