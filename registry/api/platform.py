@@ -26,10 +26,12 @@ records' ``request_id``.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import math
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -43,7 +45,10 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from registry import selectors, services
+from registry import capabilities as capability_vocabulary
+from registry import credentials, selectors, services
+from registry.api import evidence
+from registry.api import serializers as api_serializers
 from registry.api.serializers import (
     INT32_MAX,
     MAX_LATENCY_SECONDS,
@@ -91,6 +96,21 @@ OVERRIDE_KEYS = ("task_types", "content_types")
 AUTH_REQUIRED_BY_AUTH_TYPE: dict[str, bool] = {AuthType.API_KEY: True, AuthType.OAUTH: True, AuthType.NONE: False}
 # Keys whose value is JSON as a provider or an operator wrote it: sent as stored, nulls inside included.
 STORED_JSON_KEYS = frozenset({"details", "default_value", "min_value", "max_value"})
+
+
+def _shape_fingerprint() -> str:
+    # The code that writes the router's shapes: this module, the serializer it extends and what that
+    # renders with. Cached bodies and their ETags depend only on the generation, which a deployment
+    # does not change: keyed by this too, no body (or 304) of an earlier shape survives a deployment.
+    # A module too many costs only rebuilt entries; one too few would serve old shapes.
+    digest = hashlib.blake2b(digest_size=8)
+    for module in (api_serializers, evidence, credentials, capability_vocabulary):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()
+
+
+SHAPE = _shape_fingerprint()
 
 
 def profile_on() -> bool:
@@ -265,12 +285,12 @@ class PlatformModelViewSet(ModelViewSet):
                 queryset = queryset[offset : offset + limit] if limit is not None else queryset[offset:]
             return [platform_model(model) for model in queryset]
 
-        return self.cached("platform-list", _canonical_query(request), build)
+        return self.cached("platform-list", f"{SHAPE}:{_canonical_query(request)}", build)
 
     def retrieve(self, request: Request, ref: str) -> HttpResponse:
         if not profile_on():
             return super().retrieve(request, ref)
-        return self.cached("platform-detail", ref, lambda: platform_model(selectors.model_get(ref)))
+        return self.cached("platform-detail", f"{SHAPE}:{ref}", lambda: platform_model(selectors.model_get(ref)))
 
 
 class PlatformCapabilityViewSet(CapabilityViewSet):
@@ -286,7 +306,7 @@ class PlatformCapabilityViewSet(CapabilityViewSet):
                 model, {row.capability: row.capability_score for row in model.capabilities.all()}
             )
 
-        return self.cached("platform-capabilities", ref, build)
+        return self.cached("platform-capabilities", f"{SHAPE}:{ref}", build)
 
 
 class PlatformUsageViewSet(UsageViewSet):

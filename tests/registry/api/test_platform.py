@@ -280,6 +280,20 @@ def test_the_plain_list_takes_the_registrys_filters(coder: Any) -> None:
     assert "min_score" in bad.json()
 
 
+@pytest.mark.parametrize("path", ["/api/v1/models", "/api/v1/models/{pk}", "/api/v1/models/{pk}/capabilities"])
+def test_a_deployment_that_changes_the_shapes_serves_none_of_the_old_ones(
+    coder: Any, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """Cached bodies and their ETags outlive a deployment until a model is written: they name the code too."""
+    url = path.format(pk=coder.pk)
+    first = anonymous().get(url, REMOTE_ADDR=INSIDE)
+    assert anonymous().get(url, HTTP_IF_NONE_MATCH=first["ETag"], REMOTE_ADDR=INSIDE).status_code == 304
+    monkeypatch.setattr(platform, "SHAPE", "next-deployment")
+    again = anonymous().get(url, HTTP_IF_NONE_MATCH=first["ETag"], REMOTE_ADDR=INSIDE)
+    assert again.status_code == 200
+    assert again["ETag"] != first["ETag"]
+
+
 def test_the_plain_list_costs_the_same_queries_for_5_and_40_models(
     django_assert_max_num_queries: Any, coder: Any
 ) -> None:
