@@ -40,8 +40,12 @@ from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, URLResolver, re_path
 from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -52,7 +56,9 @@ from registry.api import serializers as api_serializers
 from registry.api.serializers import (
     INT32_MAX,
     MAX_LATENCY_SECONDS,
+    CapabilityMapField,
     ModelListQuerySerializer,
+    RecordedSerializer,
     RegisteredModelSerializer,
     StrictBooleanField,
     StrictCharField,
@@ -62,7 +68,16 @@ from registry.api.serializers import (
     not_in_future,
     validate_printable,
 )
-from registry.api.views import CapabilityViewSet, ModelViewSet, RegistryViewSet, UsageViewSet
+from registry.api.views import (
+    ERROR_RESPONSES,
+    REF_PARAMETER,
+    CapabilityViewSet,
+    ModelPagination,
+    ModelViewSet,
+    RegistryViewSet,
+    UsageViewSet,
+    records_request,
+)
 from registry.capabilities import AUDIO, CODE, EMBEDDING, IMAGE, REASONING, TEXT, TOOLS, VOCABULARY
 from registry.models import PLATFORM_DETAILS_KEY, AuthType, ModelEndpoint, ModelStatus, ModelType, RegisteredModel
 
@@ -213,6 +228,7 @@ def _canonical_query(request: Request) -> str:
 # --- The router's metrics -------------------------------------------------------------------------
 
 
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string", "minLength": 1}]})
 class ModelRefField(serializers.Field):
     """The model a metric is about: its id (number or digits) or its name."""
 
@@ -267,12 +283,102 @@ class PlatformUsageSerializer(StrictSerializerMixin, serializers.Serializer):
         }
 
 
+# --- What the schema says of the shapes -----------------------------------------------------------
+# These serializers only describe the shapes for the OpenAPI schema: ``platform_model`` and
+# ``platform_capabilities`` write them. ``schema_without_nulls`` then leaves every nullable key of the
+# profile's answers optional and never null, as ``without_unknowns`` leaves them out.
+
+
+class PlatformPricingSerializer(serializers.Serializer):
+    """A model's prices as the router reads them; an unknown price is left out (the router's default applies)."""
+
+    input = serializers.FloatField(required=False, help_text="USD per 1,000 input tokens; left out when unknown.")
+    output = serializers.FloatField(required=False, help_text="USD per 1,000 output tokens; left out when unknown.")
+    per_tokens = serializers.IntegerField(help_text="Always 1000.")
+    currency = serializers.CharField(help_text="Always USD.")
+
+
+# One mapping, though it answers the capabilities' "list" action.
+@extend_schema_serializer(many=False)
+class PlatformCapabilitiesSerializer(serializers.Serializer):
+    """The router's capability mapping: a flag per capability (and any other the model has), task and content types."""
+
+    task_types = serializers.ListField(
+        child=serializers.CharField(), help_text="Sorted; an operator's list replaces it."
+    )
+    content_types = serializers.ListField(
+        child=serializers.CharField(), help_text="Sorted; an operator's list replaces it."
+    )
+    pricing = PlatformPricingSerializer()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        flags: dict[str, serializers.Field] = {
+            name: serializers.BooleanField(help_text="The model's score is at or above the threshold.")
+            for name in sorted(VOCABULARY)
+            if name not in RESERVED_CAPABILITY_KEYS
+        }
+        return {**flags, **super().get_fields()}
+
+
+class PlatformCapabilitiesSchema(OpenApiSerializerExtension):
+    """A flag for each capability beyond the vocabulary that the model has, besides the declared keys."""
+
+    target_class = PlatformCapabilitiesSerializer
+
+    def map_serializer(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
+        schema: dict[str, Any] = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        return {**schema, "additionalProperties": {"type": "boolean"}}
+
+
+class PlatformModelSerializer(RegisteredModelSerializer):
+    """A model as the router reads it: the registry's model, its capabilities as the router's mapping (the scores in
+    ``capability_scores``), ``active``, the primary endpoint's URL and whether it needs a credential."""
+
+    capabilities = PlatformCapabilitiesSerializer(read_only=True)  # type: ignore[assignment]
+    capability_scores = CapabilityMapField(read_only=True)
+    active = serializers.BooleanField(read_only=True, help_text="The model's status is available.")
+    endpoint_url = serializers.CharField(
+        required=False, help_text="The primary endpoint's URL (the first with one); left out when none has one."
+    )
+    auth_required = serializers.BooleanField(
+        required=False,
+        help_text="The primary endpoint's auth_type is api_key or oauth (true) or none (false); left out when unknown.",
+    )
+    runtime = serializers.SerializerMethodField(
+        help_text="What Ollama has loaded now; left out when no host of the model was ever asked."
+    )
+
+    class Meta(RegisteredModelSerializer.Meta):
+        fields = [
+            *RegisteredModelSerializer.Meta.fields,
+            "capability_scores",
+            "active",
+            "endpoint_url",
+            "auth_required",
+        ]
+
+
+class PlatformRecordedSerializer(RecordedSerializer):
+    duplicates = serializers.IntegerField(help_text="How many repeated a stored request_id (stored once, not again).")
+
+
 # --- Views ----------------------------------------------------------------------------------------
 
 
 class PlatformModelViewSet(ModelViewSet):
     """``/api/v1/models`` and ``/api/v1/models/{ref}``: the router's list and model with the profile on."""
 
+    @property
+    def pagination_class(self) -> type[BasePagination] | None:  # type: ignore[override]
+        """The router's list is a plain list: paginated only with the profile off (the schema reads this too)."""
+        return None if profile_on() else ModelPagination
+
+    @extend_schema(
+        summary="List models, in the router's shape (PLATFORM_API_COMPAT=alfred)",
+        description="A plain list: no pagination object; `limit` and `offset` apply when given.",
+        parameters=[ModelListQuerySerializer],
+        responses={200: PlatformModelSerializer(many=True), **ERROR_RESPONSES},
+    )
     def list(self, request: Request) -> HttpResponse:
         if not profile_on():
             return super().list(request)
@@ -287,6 +393,11 @@ class PlatformModelViewSet(ModelViewSet):
 
         return self.cached("platform-list", f"{SHAPE}:{_canonical_query(request)}", build)
 
+    @extend_schema(
+        summary="A model, in the router's shape (PLATFORM_API_COMPAT=alfred)",
+        parameters=[REF_PARAMETER],
+        responses={200: PlatformModelSerializer, **ERROR_RESPONSES},
+    )
     def retrieve(self, request: Request, ref: str) -> HttpResponse:
         if not profile_on():
             return super().retrieve(request, ref)
@@ -296,6 +407,11 @@ class PlatformModelViewSet(ModelViewSet):
 class PlatformCapabilityViewSet(CapabilityViewSet):
     """``/api/v1/models/{ref}/capabilities``: the router's capability mapping with the profile on."""
 
+    @extend_schema(
+        summary="A model's capabilities, in the router's mapping (PLATFORM_API_COMPAT=alfred)",
+        parameters=[REF_PARAMETER],
+        responses={200: PlatformCapabilitiesSerializer, **ERROR_RESPONSES},
+    )
     def list(self, request: Request, ref: str) -> HttpResponse:
         if not profile_on():
             return super().list(request, ref)
@@ -312,6 +428,13 @@ class PlatformCapabilityViewSet(CapabilityViewSet):
 class PlatformUsageViewSet(UsageViewSet):
     """``POST /api/v1/models/{ref}/usage``: the router's metrics with the profile on, answered 200."""
 
+    @extend_schema(
+        summary="Record the router's metrics: one or a list of up to 1,000 (PLATFORM_API_COMPAT=alfred)",
+        description="Answered 200, a retried `request_id` stored once per model (docs/platform.md).",
+        parameters=[REF_PARAMETER],
+        request=records_request(PlatformUsageSerializer, "PlatformUsageRecords"),
+        responses={200: PlatformRecordedSerializer, **ERROR_RESPONSES},
+    )
     def create(self, request: Request, ref: str) -> Response:
         if not profile_on():
             return super().create(request, ref)
@@ -390,6 +513,116 @@ def v1_urlpatterns(sources: list[list[URLPattern | URLResolver]]) -> list[URLPat
     return patterns
 
 
+def _profile_operation(callback: Any, method: str) -> bool:
+    """Whether ``callback`` answers ``method`` with an action of the profile's own (one its viewset overrides)."""
+    viewset = getattr(callback, "cls", None)
+    action = (getattr(callback, "actions", None) or {}).get(method.lower())
+    return viewset in PROFILE_VIEWSETS.values() and action is not None and action in vars(viewset)
+
+
 def schema_without_v1(endpoints: list[tuple[str, str, str, Any]], **kwargs: Any) -> list[tuple[str, str, str, Any]]:
-    """drf-spectacular preprocessing hook: /api/v1/X is /X again, documented once (at /X)."""
-    return [endpoint for endpoint in endpoints if not endpoint[0].startswith(PREFIX)]
+    """drf-spectacular preprocessing hook: /api/v1/X is /X again, documented once (at /X).
+
+    With the profile on, the operations it answers in the router's shapes are documented at their
+    /api/v1/ paths, since they are not /X again.
+    """
+    return [
+        (path, regex, method, callback)
+        for path, regex, method, callback in endpoints
+        if not path.startswith(PREFIX) or (profile_on() and _profile_operation(callback, method))
+    ]
+
+
+def _without_null_alternative(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """``schema`` without what admits null (a "null" type, a null branch, a null enum value), and whether it had any."""
+    stripped = dict(schema)
+    types = stripped.get("type")
+    nullable = False
+    if isinstance(types, list) and "null" in types:
+        nullable = True
+        kept = [kind for kind in types if kind != "null"]
+        stripped["type"] = kept[0] if len(kept) == 1 else kept
+    if None in stripped.get("enum", ()):
+        nullable = True
+        stripped["enum"] = [value for value in stripped["enum"] if value is not None]
+    for combinator in ("oneOf", "anyOf"):
+        branches = stripped.get(combinator)
+        if not isinstance(branches, list):
+            continue
+        kept_branches = [
+            branch
+            for branch in branches
+            if branch != {"type": "null"} and branch.get("$ref") != "#/components/schemas/NullEnum"
+        ]
+        if len(kept_branches) < len(branches):
+            nullable = True
+            del stripped[combinator]
+            if len(kept_branches) == 1:
+                stripped.update(kept_branches[0])
+            else:
+                stripped[combinator] = kept_branches
+    return stripped, nullable
+
+
+def _never_null(node: Any, components: dict[str, Any], variants: dict[str, str]) -> Any:
+    """``node`` as ``without_unknowns`` answers it: every nullable property optional and never null, at any depth.
+
+    A component this changes is copied as ``Platform<name>`` (the registry's own answers keep theirs);
+    properties holding stored JSON (``STORED_JSON_KEYS``) are left as they are.
+    """
+    if isinstance(node, list):
+        return [_never_null(item, components, variants) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        name = ref.rsplit("/", 1)[-1]
+        if name not in variants:
+            variant = name if name.startswith("Platform") else f"Platform{name}"
+            variants[name] = variant  # before the recursion: a component may refer to itself
+            changed = _never_null(components[name], components, variants)
+            if changed == components[name] and variant != name:
+                variants[name] = name
+            else:
+                components[variant] = changed
+        return {**node, "$ref": f"#/components/schemas/{variants[name]}"}
+    converted = {key: _never_null(value, components, variants) for key, value in node.items() if key != "properties"}
+    properties = node.get("properties")
+    if isinstance(properties, dict):
+        required = list(node.get("required", []))
+        converted_properties: dict[str, Any] = {}
+        for name, schema in properties.items():
+            if name in STORED_JSON_KEYS:
+                converted_properties[name] = schema
+                continue
+            schema, nullable = _without_null_alternative(schema)
+            if nullable and name in required:
+                required.remove(name)
+            converted_properties[name] = _never_null(schema, components, variants)
+        converted["properties"] = converted_properties
+        if required:
+            converted["required"] = required
+        else:
+            converted.pop("required", None)
+    return converted
+
+
+def schema_without_nulls(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: the profile's answers (under /api/v1/) never hold null.
+
+    What ``without_unknowns`` leaves out is optional in the schema, and never null, so that a client
+    generated from it expects what the router's client reads.
+    """
+    components = result.setdefault("components", {}).setdefault("schemas", {})
+    variants: dict[str, str] = {}
+    for path, operations in result.get("paths", {}).items():
+        if not path.startswith(PREFIX):
+            continue
+        for operation in operations.values():
+            for code, response in operation.get("responses", {}).items():
+                if not str(code).startswith("2"):
+                    continue
+                for media in response.get("content", {}).values():
+                    if "schema" in media:
+                        media["schema"] = _never_null(media["schema"], components, variants)
+    return result

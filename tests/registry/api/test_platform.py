@@ -6,10 +6,13 @@ The router's whole conversation over real HTTP is in test_platform_router.py.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from auditlog.models import LogEntry
+from django.core.management import call_command
+from drf_spectacular.generators import SchemaGenerator
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
@@ -21,6 +24,7 @@ from tests.factories import (
     ModelParameterFactory,
     RegisteredModelFactory,
 )
+from tests.registry.api.test_schema import assert_matches_schema
 from tests.tokens import platform_token
 
 pytestmark = pytest.mark.django_db
@@ -28,6 +32,12 @@ pytestmark = pytest.mark.django_db
 ClientFor = Callable[[str], APIClient]
 INSIDE = "10.20.30.40"
 OUTSIDE = "192.0.2.7"
+
+
+@pytest.fixture
+def openapi_with_profile(settings: Any) -> dict[str, Any]:
+    settings.PLATFORM_API_COMPAT = "alfred"
+    return SchemaGenerator().get_schema(request=None, public=True)  # type: ignore[no-any-return]
 
 
 @pytest.fixture(autouse=True)
@@ -404,7 +414,98 @@ def test_v1_without_the_profile_is_the_same_api(coder: Any, settings: Any, api_c
         assert client.get(f"/api/v1{path}").json() == client.get(path).json(), path
 
 
-def test_the_schema_documents_each_operation_once(api_client_for: ClientFor) -> None:
-    paths = api_client_for("viewer").get("/api/schema", HTTP_ACCEPT="application/json").json()["paths"]
+PROFILE_OPERATIONS = {
+    ("get", "/api/v1/models"),
+    ("get", "/api/v1/models/{ref}"),
+    ("get", "/api/v1/models/{ref}/capabilities"),
+    ("post", "/api/v1/models/{ref}/usage"),
+}
+
+
+def _schema(client: APIClient) -> dict[str, Any]:
+    return client.get("/api/schema", HTTP_ACCEPT="application/json").json()  # type: ignore[no-any-return]
+
+
+def test_the_schema_documents_each_operation_once(api_client_for: ClientFor, settings: Any) -> None:
+    """/api/v1/X is /X again, documented at /X; with the profile on, the four operations it changes are its own."""
+    settings.PLATFORM_API_COMPAT = ""
+    paths = _schema(api_client_for("viewer"))["paths"]
     assert "/models" in paths
     assert not [path for path in paths if path.startswith("/api/v1/")]
+    settings.PLATFORM_API_COMPAT = "alfred"
+    paths = _schema(api_client_for("viewer"))["paths"]
+    documented = {(method, path) for path, operations in paths.items() for method in operations}
+    assert {operation for operation in documented if operation[1].startswith("/api/v1/")} == PROFILE_OPERATIONS
+
+
+def test_the_schema_says_unknown_keys_of_the_profile_are_optional_and_never_null(api_client_for: ClientFor) -> None:
+    openapi = _schema(api_client_for("viewer"))
+    components = openapi["components"]["schemas"]
+
+    def resolved(schema: dict[str, Any]) -> dict[str, Any]:
+        """The component ``schema`` names (as ``$ref``, or as the one branch of ``allOf``)."""
+        while "$ref" in schema or len(schema.get("allOf", [])) == 1:
+            schema = components[(schema.get("$ref") or schema["allOf"][0]["$ref"]).rsplit("/", 1)[-1]]
+        return schema
+
+    def admits_null(schema: Any) -> bool:
+        """Whether ``schema`` (or a component it refers to, or a branch of it) lets a value be null."""
+        if not isinstance(schema, dict):
+            return False
+        if "$ref" in schema and admits_null(resolved({"$ref": schema["$ref"]})):
+            return True
+        types = schema.get("type")
+        return (
+            types == "null"
+            or (isinstance(types, list) and "null" in types)
+            or None in schema.get("enum", [])
+            or any(admits_null(branch) for key in ("oneOf", "anyOf", "allOf") for branch in schema.get(key, []))
+        )
+
+    def response(path: str) -> dict[str, Any]:
+        return resolved(openapi["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"])
+
+    model = response("/api/v1/models/{ref}")
+    assert response("/api/v1/models")["type"] == "array"  # a plain list, no pagination object
+    assert resolved(response("/api/v1/models")["items"]) == model
+    for key in ("endpoint_url", "auth_required", "version", "description", "context_window", "runtime", "source"):
+        assert key in model["properties"], key
+        assert key not in model.get("required", []), key
+        assert not admits_null(model["properties"][key]), key
+    assert {"id", "name", "active", "capabilities", "capability_scores"} <= set(model["required"])
+    assert model["properties"]["auth_required"]["type"] == "boolean"
+    endpoint = resolved(model["properties"]["endpoints"]["items"])
+    assert "source" not in endpoint.get("required", [])
+    assert not [name for name, schema in endpoint["properties"].items() if admits_null(schema)]
+    capabilities = response("/api/v1/models/{ref}/capabilities")
+    assert resolved(model["properties"]["capabilities"]) == capabilities
+    pricing = resolved(capabilities["properties"]["pricing"])
+    assert set(pricing["required"]) == {"per_tokens", "currency"}
+    assert pricing["properties"]["input"]["type"] == "number"
+    # The registry's own shapes keep their nulls.
+    assert admits_null(components["RegisteredModel"]["properties"]["version"])
+    assert admits_null(components["Endpoint"]["properties"]["source"])
+
+
+def test_the_profiles_answers_match_the_schema(openapi_with_profile: dict[str, Any], coder: Any) -> None:
+    bare = RegisteredModelFactory(name="bare:latest", version=None, details={"quant": None})
+    ModelEndpointFactory(model=bare, endpoint_type="local", endpoint_url=None, auth_type=None)
+    ModelParameterFactory(model=bare, min_value=None, max_value=None)
+    ModelEndpointFactory(model=coder, endpoint_url="http://first:11434", auth_type="api_key")
+    ModelCapabilityFactory(model=coder, capability="math", capability_score=0.9)  # beyond the vocabulary
+    for template, path in [
+        ("/api/v1/models", "/api/v1/models"),
+        ("/api/v1/models/{ref}", f"/api/v1/models/{coder.pk}"),
+        ("/api/v1/models/{ref}", f"/api/v1/models/{bare.pk}"),
+        ("/api/v1/models/{ref}/capabilities", f"/api/v1/models/{coder.pk}/capabilities"),
+        ("/api/v1/models/{ref}/capabilities", f"/api/v1/models/{bare.pk}/capabilities"),
+    ]:
+        response = anonymous().get(path, REMOTE_ADDR=INSIDE)
+        assert_matches_schema(openapi_with_profile, "get", template, 200, response.json())
+    posted = _post_usage(coder, {"request_id": "r", "latency": 1.0})
+    assert_matches_schema(openapi_with_profile, "post", "/api/v1/models/{ref}/usage", 200, posted.json())
+
+
+def test_the_schema_with_the_profile_validates_without_warnings(tmp_path: Path) -> None:
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    assert "/api/v1/models/{ref}/capabilities" in (tmp_path / "schema.yaml").read_text()
