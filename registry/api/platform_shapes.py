@@ -20,6 +20,7 @@ from rest_framework import serializers
 
 from registry.api.serializers import CapabilityMapField, RegisteredModelSerializer
 from registry.capabilities import AUDIO, CODE, EMBEDDING, IMAGE, REASONING, TEXT, TOOLS, VOCABULARY
+from registry.credentials import redact_url
 from registry.models import PLATFORM_DETAILS_KEY, AuthType, ModelEndpoint, ModelStatus, ModelType, RegisteredModel
 
 # What each capability held at the threshold lets a model do, in the router's task words.
@@ -129,7 +130,8 @@ def platform_model(model: RegisteredModel) -> dict[str, Any]:
     body["capabilities"] = platform_capabilities(model, scores)
     body["active"] = model.status == ModelStatus.AVAILABLE
     primary = primary_endpoint(model)
-    body["endpoint_url"] = primary.endpoint_url if primary is not None else None
+    # Redacted as the endpoints' own URLs are (RedactedURLField): a credential in it is never shown.
+    body["endpoint_url"] = redact_url(primary.endpoint_url) if primary is not None else None
     body["auth_required"] = AUTH_REQUIRED_BY_AUTH_TYPE.get(primary.auth_type or "") if primary is not None else None
     return dict(without_unknowns(body))
 

@@ -281,6 +281,18 @@ def test_the_primary_endpoint_is_the_first_with_a_url(coder: Any) -> None:
     )
 
 
+def test_the_primary_endpoint_url_is_shown_without_its_credentials(coder: Any) -> None:
+    """A URL stored with a credential (from the admin, the environment, or before the API refused them) is redacted,
+    as in the endpoints themselves."""
+    ModelEndpointFactory(model=coder, endpoint_url="http://user:hunter2@first:11434/v1?api_key=sk-live-1")
+    for path in (f"/api/v1/models/{coder.pk}", "/api/v1/models"):
+        response = anonymous().get(path, REMOTE_ADDR=INSIDE)
+        assert "hunter2" not in response.content.decode(), path
+        assert "sk-live-1" not in response.content.decode(), path
+    body = anonymous().get(f"/api/v1/models/{coder.pk}", REMOTE_ADDR=INSIDE).json()
+    assert body["endpoint_url"] == "http://***@first:11434/v1?api_key=***"
+
+
 def test_the_plain_list_takes_the_registrys_filters(coder: Any) -> None:
     RegisteredModelFactory(name="other:latest")
     body = anonymous().get("/api/v1/models", {"capability": "code", "min_score": 0.8}, REMOTE_ADDR=INSIDE).json()
