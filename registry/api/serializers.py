@@ -484,7 +484,8 @@ class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         required=False,
         allow_null=True,
         validators=[URLValidator(instead="api_key or secret_headers")],
-        help_text="http(s) only; no credentials in it (user info, ?api_key=...): use api_key or secret_headers.",
+        help_text="http(s) only; no credentials in it (user info, ?api_key=..., #token=...): "
+        "use api_key or secret_headers.",
     )
     auth_type = serializers.ChoiceField(choices=AuthType.choices, required=False, allow_null=True)
     headers = HeaderMapField(
