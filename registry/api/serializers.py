@@ -491,8 +491,8 @@ class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     headers = HeaderMapField(
         required=False,
         allow_null=True,
-        help_text="Headers sent with each call. Credential-like ones (Authorization, *key*, *token*, ...) are "
-        "moved to the encrypted secret headers and only their names are shown.",
+        help_text="Headers sent with each call. Credential-like ones (Authorization, *key*, *token*, *session*, "
+        "...) are moved to the encrypted secret headers and only their names are shown.",
     )
     secret_headers = SecretHeaderMapField(
         required=False,
