@@ -1,7 +1,8 @@
 """Credentials inside URLs: found, refused on input, and redacted wherever a URL is shown, logged or audited.
 
-A URL can carry a secret in its user info (``https://user:pw@host``) or in its query
-(``?api_key=...``, ``?key=...`` as Google's APIs take it). The API refuses such URLs and points
+A URL can carry a secret in its user info (``https://user:pw@host``), in its query
+(``?api_key=...``, ``?key=...`` as Google's APIs take it) or in its fragment (``#access_token=...``
+as OAuth's implicit flow returns it, ``#token=...``). The API refuses such URLs and points
 to the encrypted fields; URLs that arrive another way (the environment, the admin, rows stored
 before) are redacted on the way out: representations, audit entries, log lines, command output.
 """
@@ -21,10 +22,10 @@ _CREDENTIAL_WORDS = frozenset(
 )
 _CREDENTIAL_SUFFIXES = ("key", "token", "secret", "password")
 _NAME_WORDS = re.compile(r"[^a-z0-9]+")
-# In free text: user info after a scheme, and credential-like query parameters (also in a bare
-# "/path?key=..." as urllib3's error messages print it).
+# In free text: user info after a scheme, and credential-like query or fragment parameters (also in a
+# bare "/path?key=..." as urllib3's error messages print it).
 _USERINFO_IN_TEXT = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s'\"<>]*)@")
-_QUERY_PARAM_IN_TEXT = re.compile(r"(?P<lead>[?&;])(?P<name>[^=&#\s'\"<>]+)=(?P<value>[^&#\s'\"<>]*)")
+_QUERY_PARAM_IN_TEXT = re.compile(r"(?P<lead>[?&;#])(?P<name>[^=&#\s'\"<>]+)=(?P<value>[^&#\s'\"<>]*)")
 
 
 def is_credential_name(name: str) -> bool:
@@ -33,18 +34,20 @@ def is_credential_name(name: str) -> bool:
 
 
 def url_credentials(url: str) -> list[str]:
-    """What in ``url`` looks like a credential: "user info" and each credential-like query parameter's name."""
+    """What in ``url`` looks like a credential: "user info" and each credential-like parameter's name, in the
+    query or in the fragment (which a browser never sends, but the URL is still shown, audited and logged)."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return []
     found = ["user info"] if "@" in parts.netloc else []
-    found += [name for name, _ in parse_qsl(parts.query, keep_blank_values=True) if is_credential_name(name)]
+    for part in (parts.query, parts.fragment):
+        found += [name for name, _ in parse_qsl(part, keep_blank_values=True) if is_credential_name(name)]
     return found
 
 
 def redact_text(text: str) -> str:
-    """``text`` with user info in URLs and the values of credential-like query parameters replaced by ``***``."""
+    """``text`` with user info in URLs and the values of credential-like query or fragment parameters as ``***``."""
     if "@" not in text and "=" not in text:
         return text  # the common case, without a regex pass
     text = _USERINFO_IN_TEXT.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)

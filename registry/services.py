@@ -59,7 +59,12 @@ MODEL_FIELDS: Final = frozenset(
 ENDPOINT_FIELDS: Final = frozenset({"endpoint_type", "endpoint_url", "auth_type"})
 
 # Header names that carry credentials: stored encrypted in ``secret_headers``, never in clear ``headers``.
-_SECRET_HEADER = re.compile(r"(^authorization$|^proxy-authorization$|^cookie$|key|token|secret|password|auth)", re.I)
+# Judged by what the name contains (Authorization, X-Api-Key, X-Credential, X-Session-Id, X-Hub-Signature-256,
+# Cookie2, ...): a header wrongly taken for a credential is still sent, only hidden, so the rule errs wide.
+_SECRET_HEADER = re.compile(
+    r"auth|key|token|secret|passw|pwd|credential|session|signature|cookie|jwt|bearer",
+    re.IGNORECASE,
+)
 
 
 class Unset:
@@ -91,6 +96,7 @@ class UsageRejected(Exception):
 
 
 def is_secret_header(name: str) -> bool:
+    """Whether a header of this name carries a credential (so is stored encrypted)."""
     return bool(_SECRET_HEADER.search(name))
 
 

@@ -441,6 +441,8 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "discovery.models.RunStatus",
         "EvidenceSourceEnum": "registry.models.EvidenceSource",
+        # ... and so does the router's model (docs/platform.md): the name it had before.
+        "RegisteredModelStatusEnum": "registry.models.ModelStatus",
     },
     # /api/v1/ serves the same operations again: the schema documents each once (docs/platform.md).
     "PREPROCESSING_HOOKS": ["registry.api.platform.schema_without_v1"],
@@ -448,6 +450,8 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "registry.api.schema.complete_error_responses",
+        # The router's shapes leave out what is unknown: optional and never null (docs/platform.md).
+        "registry.api.platform.schema_without_nulls",
     ],
 }
 # /api/schema and /api/docs need a JWT like the rest of the API unless this is on (a browser cannot

@@ -5,13 +5,17 @@ own), and every error under it is JSON, unknown paths included. With ``PLATFORM_
 the four routes the platform's model router calls answer as its registry client reads them
 (docs/platform.md):
 
-- ``GET /api/v1/models``: a plain list of models (no pagination object), each with ``active`` and
-  the primary ``endpoint_url`` at the top level and ``capabilities`` in the router's mapping;
+- ``GET /api/v1/models``: a plain list of models (no pagination object), each with ``active``, the
+  primary ``endpoint_url`` and ``auth_required`` at the top level and ``capabilities`` in the
+  router's mapping;
 - ``GET /api/v1/models/{ref}``: one such model;
 - ``GET /api/v1/models/{ref}/capabilities``: ``{"code": true, ..., "task_types": [...],
   "content_types": [...], "pricing": {...}}``;
 - ``POST /api/v1/models/{ref}/usage``: the router's routing metrics, answered 200, a retried
   ``request_id`` stored once.
+
+What is unknown is left out rather than sent as ``null``: the router's client applies its defaults
+to missing keys only, and reads a ``null`` as a value (a null price breaks its cost estimate).
 
 Everything here maps onto the registry's own selectors and services: no table of its own, no
 second model. The one thing stored for it is the operator's overrides of task and content types,
@@ -22,10 +26,12 @@ records' ``request_id``.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import math
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -33,18 +39,30 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.urls import URLPattern, URLResolver, re_path
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from registry import selectors, services
+from registry import capabilities as capability_vocabulary
+from registry import credentials, selectors, services
+from registry.api import evidence, platform_shapes
+from registry.api import serializers as api_serializers
 from registry.api.errors import unknown_path
+from registry.api.platform_shapes import (
+    PlatformCapabilitiesSerializer,
+    PlatformModelSerializer,
+    never_null,
+    platform_capabilities,
+    platform_model,
+)
 from registry.api.serializers import (
     INT32_MAX,
     MAX_LATENCY_SECONDS,
     ModelListQuerySerializer,
-    RegisteredModelSerializer,
+    RecordedSerializer,
     StrictBooleanField,
     StrictCharField,
     StrictFloatField,
@@ -53,107 +71,41 @@ from registry.api.serializers import (
     not_in_future,
     validate_printable,
 )
-from registry.api.views import CapabilityViewSet, ModelViewSet, RegistryViewSet, UsageViewSet
-from registry.capabilities import AUDIO, CODE, EMBEDDING, IMAGE, REASONING, TEXT, TOOLS, VOCABULARY
-from registry.models import PLATFORM_DETAILS_KEY, ModelStatus, ModelType, RegisteredModel
+from registry.api.views import (
+    ERROR_RESPONSES,
+    REF_PARAMETER,
+    CapabilityViewSet,
+    ModelPagination,
+    ModelViewSet,
+    RegistryViewSet,
+    UsageViewSet,
+    records_request,
+)
 
 logger = logging.getLogger(__name__)
 
 PROFILE = "alfred"
 PREFIX = "/api/v1/"
-# What each capability held at the threshold lets a model do, in the router's task words.
-TASK_TYPES_BY_CAPABILITY: dict[str, tuple[str, ...]] = {
-    TEXT: ("text_generation",),
-    CODE: ("code_generation",),
-    REASONING: ("reasoning",),
-    TOOLS: ("function_calling",),
-    IMAGE: ("image_analysis",),
-    EMBEDDING: ("embedding",),
-    AUDIO: ("audio_processing",),
-}
-TASK_TYPES_BY_MODEL_TYPE: dict[str, tuple[str, ...]] = {
-    ModelType.CHAT: ("chat", "text_generation"),
-    ModelType.COMPLETION: ("text_generation",),
-    ModelType.EMBEDDING: ("embedding",),
-    ModelType.VISION: ("image_analysis",),
-}
-# The kinds of content a model takes in, from its capabilities; every model but a pure embedding
-# or vision model reads text, and those read text too (a prompt, a caption).
-CONTENT_TYPES_BY_CAPABILITY: dict[str, str] = {TEXT: "text", CODE: "code", IMAGE: "image", AUDIO: "audio"}
-# Keys of the capability mapping that are not capability flags; a capability of one of these names is shadowed.
-RESERVED_CAPABILITY_KEYS = frozenset({"task_types", "content_types", "pricing"})
-OVERRIDE_KEYS = ("task_types", "content_types")
+
+
+def _shape_fingerprint() -> str:
+    # The code that writes the router's shapes: this module, the shapes' own, the serializer they extend
+    # and what that renders with. Cached bodies and their ETags depend only on the generation, which a deployment
+    # does not change: keyed by this too, no body (or 304) of an earlier shape survives a deployment.
+    # A module too many costs only rebuilt entries; one too few would serve old shapes.
+    digest = hashlib.blake2b(digest_size=8)
+    for module in (platform_shapes, api_serializers, evidence, credentials, capability_vocabulary):
+        digest.update(Path(str(module.__file__)).read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()
+
+
+SHAPE = _shape_fingerprint()
 
 
 def profile_on() -> bool:
     """Whether the router's shapes are served (read per request, so a test can switch it)."""
     return bool(settings.PLATFORM_API_COMPAT == PROFILE)
-
-
-# --- Shapes ---------------------------------------------------------------------------------------
-
-
-def _per_thousand(per_million: Decimal | None) -> float | None:
-    return float(per_million / 1000) if per_million is not None else None
-
-
-def _overrides(model: RegisteredModel) -> dict[str, list[str]]:
-    """The operator's task and content types of ``model`` (validated when written; skipped here if not a list)."""
-    stored = (model.details or {}).get(PLATFORM_DETAILS_KEY) if isinstance(model.details, dict) else None
-    if not isinstance(stored, dict):
-        return {}
-    return {
-        key: [str(item) for item in stored[key]]
-        for key in OVERRIDE_KEYS
-        if isinstance(stored.get(key), list) and all(isinstance(item, str) for item in stored[key])
-    }
-
-
-def platform_capabilities(model: RegisteredModel, scores: dict[str, float]) -> dict[str, Any]:
-    """A model's capabilities as the router reads them: a flag per capability, task and content types, prices."""
-    threshold = float(settings.PLATFORM_CAPABILITY_THRESHOLD)
-    flags = {name: False for name in sorted(VOCABULARY)}
-    flags.update({name: score >= threshold for name, score in sorted(scores.items())})
-    held = [name for name, present in flags.items() if present]
-    task_types = set(TASK_TYPES_BY_MODEL_TYPE.get(model.model_type, ()))
-    for name in held:
-        task_types.update(TASK_TYPES_BY_CAPABILITY.get(name, ()))
-    content_types = {"text"} | {
-        CONTENT_TYPES_BY_CAPABILITY[name] for name in held if name in CONTENT_TYPES_BY_CAPABILITY
-    }
-    if model.model_type == ModelType.VISION:
-        content_types.add("image")
-    overrides = _overrides(model)
-    return {
-        **{name: present for name, present in flags.items() if name not in RESERVED_CAPABILITY_KEYS},
-        "task_types": overrides.get("task_types", sorted(task_types)),
-        "content_types": overrides.get("content_types", sorted(content_types)),
-        "pricing": {
-            "input": _per_thousand(model.input_cost_per_mtok),
-            "output": _per_thousand(model.output_cost_per_mtok),
-            "per_tokens": 1000,
-            "currency": "USD",
-        },
-    }
-
-
-def primary_endpoint_url(model: RegisteredModel) -> str | None:
-    """The URL of the model's first endpoint that has one (endpoints are ordered by id), or None."""
-    return next((endpoint.endpoint_url for endpoint in model.endpoints.all() if endpoint.endpoint_url), None)
-
-
-def platform_model(model: RegisteredModel) -> dict[str, Any]:
-    """The registry's representation of a model, plus what the router reads at the top level.
-
-    ``capabilities`` becomes the router's mapping; the scores stay readable as ``capability_scores``.
-    """
-    body = dict(RegisteredModelSerializer(model).data)
-    scores: dict[str, float] = dict(body["capabilities"])
-    body["capability_scores"] = scores
-    body["capabilities"] = platform_capabilities(model, scores)
-    body["active"] = model.status == ModelStatus.AVAILABLE
-    body["endpoint_url"] = primary_endpoint_url(model)
-    return body
 
 
 def _canonical_query(request: Request) -> str:
@@ -164,6 +116,7 @@ def _canonical_query(request: Request) -> str:
 # --- The router's metrics -------------------------------------------------------------------------
 
 
+@extend_schema_field({"oneOf": [{"type": "integer"}, {"type": "string", "minLength": 1}]})
 class ModelRefField(serializers.Field):
     """The model a metric is about: its id (number or digits) or its name."""
 
@@ -218,12 +171,27 @@ class PlatformUsageSerializer(StrictSerializerMixin, serializers.Serializer):
         }
 
 
+class PlatformRecordedSerializer(RecordedSerializer):
+    duplicates = serializers.IntegerField(help_text="How many repeated a stored request_id (stored once, not again).")
+
+
 # --- Views ----------------------------------------------------------------------------------------
 
 
 class PlatformModelViewSet(ModelViewSet):
     """``/api/v1/models`` and ``/api/v1/models/{ref}``: the router's list and model with the profile on."""
 
+    @property
+    def pagination_class(self) -> type[BasePagination] | None:  # type: ignore[override]
+        """The router's list is a plain list: paginated only with the profile off (the schema reads this too)."""
+        return None if profile_on() else ModelPagination
+
+    @extend_schema(
+        summary="List models, in the router's shape (PLATFORM_API_COMPAT=alfred)",
+        description="A plain list: no pagination object; `limit` and `offset` apply when given.",
+        parameters=[ModelListQuerySerializer],
+        responses={200: PlatformModelSerializer(many=True), **ERROR_RESPONSES},
+    )
     def list(self, request: Request) -> HttpResponse:
         if not profile_on():
             return super().list(request)
@@ -236,17 +204,27 @@ class PlatformModelViewSet(ModelViewSet):
                 queryset = queryset[offset : offset + limit] if limit is not None else queryset[offset:]
             return [platform_model(model) for model in queryset]
 
-        return self.cached("platform-list", _canonical_query(request), build)
+        return self.cached("platform-list", f"{SHAPE}:{_canonical_query(request)}", build)
 
+    @extend_schema(
+        summary="A model, in the router's shape (PLATFORM_API_COMPAT=alfred)",
+        parameters=[REF_PARAMETER],
+        responses={200: PlatformModelSerializer, **ERROR_RESPONSES},
+    )
     def retrieve(self, request: Request, ref: str) -> HttpResponse:
         if not profile_on():
             return super().retrieve(request, ref)
-        return self.cached("platform-detail", ref, lambda: platform_model(selectors.model_get(ref)))
+        return self.cached("platform-detail", f"{SHAPE}:{ref}", lambda: platform_model(selectors.model_get(ref)))
 
 
 class PlatformCapabilityViewSet(CapabilityViewSet):
     """``/api/v1/models/{ref}/capabilities``: the router's capability mapping with the profile on."""
 
+    @extend_schema(
+        summary="A model's capabilities, in the router's mapping (PLATFORM_API_COMPAT=alfred)",
+        parameters=[REF_PARAMETER],
+        responses={200: PlatformCapabilitiesSerializer, **ERROR_RESPONSES},
+    )
     def list(self, request: Request, ref: str) -> HttpResponse:
         if not profile_on():
             return super().list(request, ref)
@@ -257,12 +235,19 @@ class PlatformCapabilityViewSet(CapabilityViewSet):
                 model, {row.capability: row.capability_score for row in model.capabilities.all()}
             )
 
-        return self.cached("platform-capabilities", ref, build)
+        return self.cached("platform-capabilities", f"{SHAPE}:{ref}", build)
 
 
 class PlatformUsageViewSet(UsageViewSet):
     """``POST /api/v1/models/{ref}/usage``: the router's metrics with the profile on, answered 200."""
 
+    @extend_schema(
+        summary="Record the router's metrics: one or a list of up to 1,000 (PLATFORM_API_COMPAT=alfred)",
+        description="Answered 200, a retried `request_id` stored once per model (docs/platform.md).",
+        parameters=[REF_PARAMETER],
+        request=records_request(PlatformUsageSerializer, "PlatformUsageRecords"),
+        responses={200: PlatformRecordedSerializer, **ERROR_RESPONSES},
+    )
     def create(self, request: Request, ref: str) -> Response:
         if not profile_on():
             return super().create(request, ref)
@@ -335,6 +320,42 @@ def v1_urlpatterns(sources: list[list[URLPattern | URLResolver]]) -> list[URLPat
     return patterns
 
 
+def _profile_operation(callback: Any, method: str) -> bool:
+    """Whether ``callback`` answers ``method`` with an action of the profile's own (one its viewset overrides)."""
+    viewset = getattr(callback, "cls", None)
+    action = (getattr(callback, "actions", None) or {}).get(method.lower())
+    return viewset in PROFILE_VIEWSETS.values() and action is not None and action in vars(viewset)
+
+
 def schema_without_v1(endpoints: list[tuple[str, str, str, Any]], **kwargs: Any) -> list[tuple[str, str, str, Any]]:
-    """drf-spectacular preprocessing hook: /api/v1/X is /X again, documented once (at /X)."""
-    return [endpoint for endpoint in endpoints if not endpoint[0].startswith(PREFIX)]
+    """drf-spectacular preprocessing hook: /api/v1/X is /X again, documented once (at /X).
+
+    With the profile on, the operations it answers in the router's shapes are documented at their
+    /api/v1/ paths, since they are not /X again.
+    """
+    return [
+        (path, regex, method, callback)
+        for path, regex, method, callback in endpoints
+        if not path.startswith(PREFIX) or (profile_on() and _profile_operation(callback, method))
+    ]
+
+
+def schema_without_nulls(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: the profile's answers (under /api/v1/) never hold null.
+
+    What ``without_unknowns`` leaves out is optional in the schema, and never null, so that a client
+    generated from it expects what the router's client reads.
+    """
+    components = result.setdefault("components", {}).setdefault("schemas", {})
+    variants: dict[str, str] = {}
+    for path, operations in result.get("paths", {}).items():
+        if not path.startswith(PREFIX):
+            continue
+        for operation in operations.values():
+            for code, response in operation.get("responses", {}).items():
+                if not str(code).startswith("2"):
+                    continue
+                for media in response.get("content", {}).values():
+                    if "schema" in media:
+                        media["schema"] = never_null(media["schema"], components, variants)
+    return result

@@ -234,11 +234,17 @@ class StrictSerializerMixin:
 
 
 class StrictCharField(serializers.CharField):
-    """A JSON string: DRF would store the number 0 as "0" (StrictSerializerMixin checks only top-level fields)."""
+    """A JSON string: DRF would store the number 0 as "0" (StrictSerializerMixin checks only top-level fields).
+
+    ``max_length`` bounds the string as sent, as the schema's ``maxLength`` says: DRF checks it after
+    trimming, so a short value padded with any amount of whitespace would pass.
+    """
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
             self.fail("invalid")
+        if self.max_length is not None and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
         return super().to_internal_value(data)
 
 
@@ -478,14 +484,15 @@ class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         required=False,
         allow_null=True,
         validators=[URLValidator(instead="api_key or secret_headers")],
-        help_text="http(s) only; no credentials in it (user info, ?api_key=...): use api_key or secret_headers.",
+        help_text="http(s) only; no credentials in it (user info, ?api_key=..., #token=...): "
+        "use api_key or secret_headers.",
     )
     auth_type = serializers.ChoiceField(choices=AuthType.choices, required=False, allow_null=True)
     headers = HeaderMapField(
         required=False,
         allow_null=True,
-        help_text="Headers sent with each call. Credential-like ones (Authorization, *key*, *token*, ...) are "
-        "moved to the encrypted secret headers and only their names are shown.",
+        help_text="Headers sent with each call. Credential-like ones (Authorization, *key*, *token*, *session*, "
+        "...) are moved to the encrypted secret headers and only their names are shown.",
     )
     secret_headers = SecretHeaderMapField(
         required=False,

@@ -590,7 +590,7 @@ def _usage_figures(figures: dict[str, Any]) -> dict[str, Any]:
     return {**figures, "cost": float(figures["cost"])}
 
 
-def _records_request(serializer_class: Any, name: str) -> PolymorphicProxySerializer:
+def records_request(serializer_class: Any, name: str) -> PolymorphicProxySerializer:
     """One record, or a list of up to 1,000 of them."""
     return PolymorphicProxySerializer(
         component_name=name,
@@ -605,7 +605,7 @@ def _records_request(serializer_class: Any, name: str) -> PolymorphicProxySerial
         summary="Record usage: one record or a list of up to 1,000 (all or nothing)",
         description=USAGE_RECORDS_RULE,
         parameters=[REF_PARAMETER],
-        request=_records_request(UsageRecordSerializer, "UsageRecords"),
+        request=records_request(UsageRecordSerializer, "UsageRecords"),
         responses={201: RecordedSerializer, **ERROR_RESPONSES},
     ),
 )
@@ -646,7 +646,7 @@ class UsageViewSet(RegistryViewSet):
         summary="Record performance: one record or a list of up to 1,000 (all or nothing)",
         description=RECORDS_RULE,
         parameters=[REF_PARAMETER],
-        request=_records_request(PerformanceRecordSerializer, "PerformanceRecords"),
+        request=records_request(PerformanceRecordSerializer, "PerformanceRecords"),
         responses={201: RecordedSerializer, **ERROR_RESPONSES},
     ),
 )

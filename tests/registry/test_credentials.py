@@ -23,6 +23,10 @@ LEAKY_URLS = [
     f"https://gpu.example/v1?api_key={PASSWORD}",
     f"https://gpu.example/v1?x=1&key={PASSWORD}",
     f"https://gpu.example/v1?access_token={PASSWORD}",
+    # In the fragment, as OAuth's implicit flow and some dashboards' links carry them.
+    f"https://gpu.example/v1#api_key={PASSWORD}",
+    f"https://gpu.example/v1#token={PASSWORD}",
+    f"https://gpu.example/v1?model=x#state=1&access_token={PASSWORD}",
 ]
 
 
@@ -32,6 +36,9 @@ LEAKY_URLS = [
         ("https://u:p@h/v1", ["user info"]),
         ("https://h/v1?apiKey=x&X-Amz-Signature=y", ["apiKey", "X-Amz-Signature"]),
         ("https://h/v1?design=1&author=2&model=gpt", []),
+        ("https://h/v1#api_key=x", ["api_key"]),
+        ("https://h/v1?model=gpt#token=x&design=1", ["token"]),
+        ("https://h/docs#authentication", []),
     ],
 )
 def test_credential_like_parts_of_a_url_are_found_by_name(url: str, found: list[str]) -> None:
@@ -76,6 +83,11 @@ def test_a_source_base_url_with_a_credential_is_refused_with_400(
     response = api_client_for("admin").post("/sources", {"name": "s", "kind": "openai", "base_url": url}, format="json")
     assert response.status_code == 400
     assert "api_key" in response.json()["base_url"][0]
+
+
+def test_redaction_covers_a_credential_in_a_fragment() -> None:
+    text = f"calling https://h/v1#token={PASSWORD} and https://h/v2#api_key={PASSWORD}&x=1"
+    assert redact_text(text) == "calling https://h/v1#token=*** and https://h/v2#api_key=***&x=1"
 
 
 def test_urls_stored_with_credentials_are_redacted_in_every_response(

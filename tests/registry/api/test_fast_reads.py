@@ -387,6 +387,18 @@ def test_an_explained_selection_miss_is_built_by_the_front_as_django_builds_it(
     }
 
 
+def test_an_exclude_item_over_its_length_as_sent_is_refused_by_django(
+    front: CachedReads, django_app: CountingDjango, token: str
+) -> None:
+    """The front validates with the view's serializer: an item padded past 100 characters is Django's 400 to answer."""
+    post_select(front, b'{"capabilities": {"code": 0.5}}', token)  # Django: the front learns the headers
+    padded = json.dumps({"capabilities": {"code": 0.5}, "exclude": [" " * 100 + "fast-3"]}).encode()
+    answer = post_select(front, padded, token)
+    assert answer.code == 400
+    assert "exclude" in json.loads(answer.body)
+    assert django_app.calls == 2
+
+
 def test_when_the_front_fails_to_build_a_selection_django_answers(
     front: CachedReads, django_app: CountingDjango, token: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

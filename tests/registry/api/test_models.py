@@ -149,6 +149,19 @@ def test_credential_headers_are_stored_encrypted_not_in_clear_headers(api_client
     assert b"k3y" not in response.content
 
 
+def test_headers_named_like_credentials_are_stored_encrypted_too(api_client_for: ClientFor) -> None:
+    headers = {"X-Credential": "c1", "X-Session": "s1", "X-Signature": "g1", "Cookie2": "k1", "X-Tenant": "blue"}
+    endpoint_body = {"endpoint_type": "rest", "endpoint_url": "https://llm.example.com", "headers": headers}
+    body = new_model(endpoints=[endpoint_body])
+    response = api_client_for("editor").post("/models", body, format="json")
+    assert response.status_code == 201
+    endpoint = ModelEndpoint.objects.get()
+    assert endpoint.headers == {"X-Tenant": "blue"}
+    assert sorted(endpoint.secret_headers) == ["Cookie2", "X-Credential", "X-Session", "X-Signature"]
+    for value in (b"c1", b"s1", b"g1", b"k1"):
+        assert value not in response.content
+
+
 def test_audit_entries_of_a_secret_hold_no_value(api_client_for: ClientFor) -> None:
     body = new_model(
         endpoints=[{"endpoint_type": "rest", "endpoint_url": "https://x.example", "api_key": "sk-audit-secret"}]

@@ -6,16 +6,25 @@ The router's whole conversation over real HTTP is in test_platform_router.py.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from auditlog.models import LogEntry
+from django.core.management import call_command
+from drf_spectacular.generators import SchemaGenerator
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
 from registry.api import platform
 from registry.models import ModelUsage
-from tests.factories import ModelCapabilityFactory, ModelEndpointFactory, RegisteredModelFactory
+from tests.factories import (
+    ModelCapabilityFactory,
+    ModelEndpointFactory,
+    ModelParameterFactory,
+    RegisteredModelFactory,
+)
+from tests.registry.api.test_schema import assert_matches_schema
 from tests.tokens import platform_token
 
 pytestmark = pytest.mark.django_db
@@ -23,6 +32,12 @@ pytestmark = pytest.mark.django_db
 ClientFor = Callable[[str], APIClient]
 INSIDE = "10.20.30.40"
 OUTSIDE = "192.0.2.7"
+
+
+@pytest.fixture
+def openapi_with_profile(settings: Any) -> dict[str, Any]:
+    settings.PLATFORM_API_COMPAT = "alfred"
+    return SchemaGenerator().get_schema(request=None, public=True)  # type: ignore[no-any-return]
 
 
 @pytest.fixture(autouse=True)
@@ -205,11 +220,56 @@ def test_malformed_overrides_are_refused_naming_the_field(
     assert "platform" in response.json()["details"]
 
 
-def test_a_model_without_a_price_or_an_endpoint_says_null(api_client_for: ClientFor) -> None:
-    model = RegisteredModelFactory(name="plain:latest")
+def nulls(value: Any, path: str = "") -> list[str]:
+    """Where ``value`` holds a null, by path; a model's ``details`` (the provider's JSON, as stored) aside."""
+    if value is None:
+        return [path]
+    if isinstance(value, dict):
+        return [found for key, item in value.items() if key != "details" for found in nulls(item, f"{path}.{key}")]
+    if isinstance(value, list):
+        return [found for index, item in enumerate(value) for found in nulls(item, f"{path}[{index}]")]
+    return []
+
+
+def test_a_model_leaves_out_what_is_unknown_instead_of_sending_null() -> None:
+    """The router's defaults apply to missing keys only: a null price breaks its cost estimate."""
+    model = RegisteredModelFactory(name="plain:latest", version=None, description=None, details={"quant": None})
+    ModelEndpointFactory(model=model, endpoint_type="local", endpoint_url=None, auth_type=None)
+    ModelParameterFactory(model=model, min_value=None, max_value=None, description=None)
     body = anonymous().get(f"/api/v1/models/{model.pk}", REMOTE_ADDR=INSIDE).json()
-    assert body["endpoint_url"] is None
-    assert body["capabilities"]["pricing"]["input"] is None
+    for key in ("endpoint_url", "auth_required", "version", "description", "input_cost_per_mtok", "runtime"):
+        assert key not in body, key
+    assert {"per_tokens": 1000, "currency": "USD"} == body["capabilities"]["pricing"]
+    assert nulls(body) == []
+    assert body["details"] == {"quant": None}  # the provider's facts as they were reported
+    assert body["endpoints"][0]["endpoint_type"] == "local"
+    caps = anonymous().get(f"/api/v1/models/{model.pk}/capabilities", REMOTE_ADDR=INSIDE).json()
+    assert caps["pricing"] == {"per_tokens": 1000, "currency": "USD"}
+    listing = anonymous().get("/api/v1/models", REMOTE_ADDR=INSIDE).json()
+    assert nulls(listing) == []
+
+
+def test_a_model_with_one_price_sends_that_one() -> None:
+    model = RegisteredModelFactory(name="half:latest", input_cost_per_mtok="3", output_cost_per_mtok=None)
+    caps = anonymous().get(f"/api/v1/models/{model.pk}/capabilities", REMOTE_ADDR=INSIDE).json()
+    assert caps["pricing"] == {"input": 0.003, "per_tokens": 1000, "currency": "USD"}
+
+
+@pytest.mark.parametrize(("auth_type", "expected"), [("api_key", True), ("oauth", True), ("none", False)])
+def test_auth_required_follows_the_primary_endpoints_auth_type(coder: Any, auth_type: str, expected: bool) -> None:
+    ModelEndpointFactory(model=coder, endpoint_url=None, auth_type="api_key")  # not the primary: it has no URL
+    ModelEndpointFactory(model=coder, endpoint_url="http://first:11434", auth_type=auth_type)
+    body = anonymous().get(f"/api/v1/models/{coder.pk}", REMOTE_ADDR=INSIDE).json()
+    assert body["auth_required"] is expected
+    listed = anonymous().get("/api/v1/models", REMOTE_ADDR=INSIDE).json()
+    assert [model["auth_required"] for model in listed] == [expected]
+
+
+def test_auth_required_is_left_out_when_the_auth_type_is_unknown(coder: Any) -> None:
+    ModelEndpointFactory(model=coder, endpoint_url="http://first:11434", auth_type=None)
+    body = anonymous().get(f"/api/v1/models/{coder.pk}", REMOTE_ADDR=INSIDE).json()
+    assert body["endpoint_url"] == "http://first:11434"
+    assert "auth_required" not in body
 
 
 def test_the_primary_endpoint_is_the_first_with_a_url(coder: Any) -> None:
@@ -221,6 +281,18 @@ def test_the_primary_endpoint_is_the_first_with_a_url(coder: Any) -> None:
     )
 
 
+def test_the_primary_endpoint_url_is_shown_without_its_credentials(coder: Any) -> None:
+    """A URL stored with a credential (from the admin, the environment, or before the API refused them) is redacted,
+    as in the endpoints themselves."""
+    ModelEndpointFactory(model=coder, endpoint_url="http://user:hunter2@first:11434/v1?api_key=sk-live-1")
+    for path in (f"/api/v1/models/{coder.pk}", "/api/v1/models"):
+        response = anonymous().get(path, REMOTE_ADDR=INSIDE)
+        assert "hunter2" not in response.content.decode(), path
+        assert "sk-live-1" not in response.content.decode(), path
+    body = anonymous().get(f"/api/v1/models/{coder.pk}", REMOTE_ADDR=INSIDE).json()
+    assert body["endpoint_url"] == "http://***@first:11434/v1?api_key=***"
+
+
 def test_the_plain_list_takes_the_registrys_filters(coder: Any) -> None:
     RegisteredModelFactory(name="other:latest")
     body = anonymous().get("/api/v1/models", {"capability": "code", "min_score": 0.8}, REMOTE_ADDR=INSIDE).json()
@@ -228,6 +300,20 @@ def test_the_plain_list_takes_the_registrys_filters(coder: Any) -> None:
     bad = anonymous().get("/api/v1/models", {"min_score": 7}, REMOTE_ADDR=INSIDE)
     assert bad.status_code == 400
     assert "min_score" in bad.json()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/models", "/api/v1/models/{pk}", "/api/v1/models/{pk}/capabilities"])
+def test_a_deployment_that_changes_the_shapes_serves_none_of_the_old_ones(
+    coder: Any, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    """Cached bodies and their ETags outlive a deployment until a model is written: they name the code too."""
+    url = path.format(pk=coder.pk)
+    first = anonymous().get(url, REMOTE_ADDR=INSIDE)
+    assert anonymous().get(url, HTTP_IF_NONE_MATCH=first["ETag"], REMOTE_ADDR=INSIDE).status_code == 304
+    monkeypatch.setattr(platform, "SHAPE", "next-deployment")
+    again = anonymous().get(url, HTTP_IF_NONE_MATCH=first["ETag"], REMOTE_ADDR=INSIDE)
+    assert again.status_code == 200
+    assert again["ETag"] != first["ETag"]
 
 
 def test_the_plain_list_costs_the_same_queries_for_5_and_40_models(
@@ -340,7 +426,98 @@ def test_v1_without_the_profile_is_the_same_api(coder: Any, settings: Any, api_c
         assert client.get(f"/api/v1{path}").json() == client.get(path).json(), path
 
 
-def test_the_schema_documents_each_operation_once(api_client_for: ClientFor) -> None:
-    paths = api_client_for("viewer").get("/api/schema", HTTP_ACCEPT="application/json").json()["paths"]
+PROFILE_OPERATIONS = {
+    ("get", "/api/v1/models"),
+    ("get", "/api/v1/models/{ref}"),
+    ("get", "/api/v1/models/{ref}/capabilities"),
+    ("post", "/api/v1/models/{ref}/usage"),
+}
+
+
+def _schema(client: APIClient) -> dict[str, Any]:
+    return client.get("/api/schema", HTTP_ACCEPT="application/json").json()  # type: ignore[no-any-return]
+
+
+def test_the_schema_documents_each_operation_once(api_client_for: ClientFor, settings: Any) -> None:
+    """/api/v1/X is /X again, documented at /X; with the profile on, the four operations it changes are its own."""
+    settings.PLATFORM_API_COMPAT = ""
+    paths = _schema(api_client_for("viewer"))["paths"]
     assert "/models" in paths
     assert not [path for path in paths if path.startswith("/api/v1/")]
+    settings.PLATFORM_API_COMPAT = "alfred"
+    paths = _schema(api_client_for("viewer"))["paths"]
+    documented = {(method, path) for path, operations in paths.items() for method in operations}
+    assert {operation for operation in documented if operation[1].startswith("/api/v1/")} == PROFILE_OPERATIONS
+
+
+def test_the_schema_says_unknown_keys_of_the_profile_are_optional_and_never_null(api_client_for: ClientFor) -> None:
+    openapi = _schema(api_client_for("viewer"))
+    components = openapi["components"]["schemas"]
+
+    def resolved(schema: dict[str, Any]) -> dict[str, Any]:
+        """The component ``schema`` names (as ``$ref``, or as the one branch of ``allOf``)."""
+        while "$ref" in schema or len(schema.get("allOf", [])) == 1:
+            schema = components[(schema.get("$ref") or schema["allOf"][0]["$ref"]).rsplit("/", 1)[-1]]
+        return schema
+
+    def admits_null(schema: Any) -> bool:
+        """Whether ``schema`` (or a component it refers to, or a branch of it) lets a value be null."""
+        if not isinstance(schema, dict):
+            return False
+        if "$ref" in schema and admits_null(resolved({"$ref": schema["$ref"]})):
+            return True
+        types = schema.get("type")
+        return (
+            types == "null"
+            or (isinstance(types, list) and "null" in types)
+            or None in schema.get("enum", [])
+            or any(admits_null(branch) for key in ("oneOf", "anyOf", "allOf") for branch in schema.get(key, []))
+        )
+
+    def response(path: str) -> dict[str, Any]:
+        return resolved(openapi["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"])
+
+    model = response("/api/v1/models/{ref}")
+    assert response("/api/v1/models")["type"] == "array"  # a plain list, no pagination object
+    assert resolved(response("/api/v1/models")["items"]) == model
+    for key in ("endpoint_url", "auth_required", "version", "description", "context_window", "runtime", "source"):
+        assert key in model["properties"], key
+        assert key not in model.get("required", []), key
+        assert not admits_null(model["properties"][key]), key
+    assert {"id", "name", "active", "capabilities", "capability_scores"} <= set(model["required"])
+    assert model["properties"]["auth_required"]["type"] == "boolean"
+    endpoint = resolved(model["properties"]["endpoints"]["items"])
+    assert "source" not in endpoint.get("required", [])
+    assert not [name for name, schema in endpoint["properties"].items() if admits_null(schema)]
+    capabilities = response("/api/v1/models/{ref}/capabilities")
+    assert resolved(model["properties"]["capabilities"]) == capabilities
+    pricing = resolved(capabilities["properties"]["pricing"])
+    assert set(pricing["required"]) == {"per_tokens", "currency"}
+    assert pricing["properties"]["input"]["type"] == "number"
+    # The registry's own shapes keep their nulls.
+    assert admits_null(components["RegisteredModel"]["properties"]["version"])
+    assert admits_null(components["Endpoint"]["properties"]["source"])
+
+
+def test_the_profiles_answers_match_the_schema(openapi_with_profile: dict[str, Any], coder: Any) -> None:
+    bare = RegisteredModelFactory(name="bare:latest", version=None, details={"quant": None})
+    ModelEndpointFactory(model=bare, endpoint_type="local", endpoint_url=None, auth_type=None)
+    ModelParameterFactory(model=bare, min_value=None, max_value=None)
+    ModelEndpointFactory(model=coder, endpoint_url="http://first:11434", auth_type="api_key")
+    ModelCapabilityFactory(model=coder, capability="math", capability_score=0.9)  # beyond the vocabulary
+    for template, path in [
+        ("/api/v1/models", "/api/v1/models"),
+        ("/api/v1/models/{ref}", f"/api/v1/models/{coder.pk}"),
+        ("/api/v1/models/{ref}", f"/api/v1/models/{bare.pk}"),
+        ("/api/v1/models/{ref}/capabilities", f"/api/v1/models/{coder.pk}/capabilities"),
+        ("/api/v1/models/{ref}/capabilities", f"/api/v1/models/{bare.pk}/capabilities"),
+    ]:
+        response = anonymous().get(path, REMOTE_ADDR=INSIDE)
+        assert_matches_schema(openapi_with_profile, "get", template, 200, response.json())
+    posted = _post_usage(coder, {"request_id": "r", "latency": 1.0})
+    assert_matches_schema(openapi_with_profile, "post", "/api/v1/models/{ref}/usage", 200, posted.json())
+
+
+def test_the_schema_with_the_profile_validates_without_warnings(tmp_path: Path) -> None:
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    assert "/api/v1/models/{ref}/capabilities" in (tmp_path / "schema.yaml").read_text()

@@ -1,7 +1,8 @@
 """The platform's model router, played over real HTTP: its exact requests, no token, its expectations.
 
-The router's registry client has only a base URL (``.../api/v1``) and an HTTP session that cannot
-add an Authorization header. It refreshes its cache from ``GET /models`` (a plain list keyed by
+The router's registry client has only a base URL, to which it adds ``/api/v1`` itself (so it is
+given the host root, as docs/platform.md says), and an HTTP session that cannot add an Authorization
+header. It refreshes its cache from ``GET /models`` (a plain list keyed by
 ``id``), uses a model only when ``active``, calls its ``endpoint_url``, reads capabilities as flags
 with ``task_types``, ``content_types`` and ``pricing``, and posts its routing metrics, counting any
 status but 200 as a lost record and retrying with the same ``request_id``.
@@ -11,7 +12,10 @@ The live server listens on 127.0.0.1, so the trusted network here is 127.0.0.0/8
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -21,6 +25,10 @@ from registry.models import ModelStatus, ModelUsage
 from tests.factories import ModelCapabilityFactory, ModelEndpointFactory, RegisteredModelFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
+
+DOCS = Path(__file__).resolve().parents[3] / "docs"
+# What the router's client puts between its base URL and every path it calls.
+ROUTER_PREFIX = "/api/v1"
 
 ROUTER_METRICS = {
     "request_id": "req-7f3a",
@@ -48,7 +56,7 @@ def registry(db: None) -> dict[str, Any]:
     ModelCapabilityFactory(model=coder, capability="code", capability_score=0.9)
     ModelCapabilityFactory(model=coder, capability="text", capability_score=0.7)
     ModelCapabilityFactory(model=coder, capability="reasoning", capability_score=0.2)
-    ModelEndpointFactory(model=coder, endpoint_url="http://llm-service:11434")
+    ModelEndpointFactory(model=coder, endpoint_url="http://llm-service:11434", auth_type="none")
     gone = RegisteredModelFactory(name="llama2:13b", status=ModelStatus.UNAVAILABLE)
     return {"coder": coder, "gone": gone}
 
@@ -65,6 +73,22 @@ def router_session() -> requests.Session:
     return session
 
 
+def documented_base_urls() -> list[str]:
+    """Every URL of the registry's compose service that the platform's docs give (the router's base URL among them)."""
+    found = [
+        url
+        for name in ("platform.md", "operations.md")
+        for url in re.findall(r"http://model-registry:8700[^`\s)]*", (DOCS / name).read_text())
+    ]
+    assert found, "the docs give the router's base URL"
+    return found
+
+
+def router_base(live_server: Any, documented: str) -> str:
+    """The base the router calls: the documented URL on the live server's address, plus its own /api/v1."""
+    return f"{live_server.url}{urlsplit(documented).path.rstrip('/')}{ROUTER_PREFIX}"
+
+
 def _trusted_requests() -> float:
     total = 0.0
     for family in REGISTRY.collect():
@@ -77,7 +101,7 @@ def test_the_router_works_with_the_profile_on(
     live_server: Any, registry: dict[str, Any], trusted_loopback: None, settings: Any
 ) -> None:
     settings.PLATFORM_API_COMPAT = "alfred"
-    base = f"{live_server.url}/api/v1"
+    base = router_base(live_server, documented_base_urls()[0])
     session = router_session()
     counted_before = _trusted_requests()
 
@@ -91,7 +115,12 @@ def test_the_router_works_with_the_profile_on(
     assert models[coder_id]["active"] is True
     assert models[gone_id]["active"] is False
     assert models[coder_id]["endpoint_url"] == "http://llm-service:11434"
+    assert models[coder_id]["auth_required"] is False
     assert models[coder_id]["capabilities"]["code"] is True
+    # What is unknown is missing, so that the router's defaults apply: never a null.
+    assert "endpoint_url" not in models[gone_id]
+    assert "input" not in models[gone_id]["capabilities"]["pricing"]
+    assert "null" not in listing.text
 
     # The model itself, by the id it keyed it by.
     detail = session.get(f"{base}/models/{coder_id}", timeout=10)
@@ -137,6 +166,16 @@ def test_the_router_works_with_the_profile_on(
 
     # Every one of those token-less requests was counted.
     assert _trusted_requests() - counted_before == 7
+
+
+@pytest.mark.parametrize("documented", documented_base_urls())
+def test_the_documented_base_url_is_the_one_the_router_adds_api_v1_to(
+    live_server: Any, registry: dict[str, Any], trusted_loopback: None, settings: Any, documented: str
+) -> None:
+    settings.PLATFORM_API_COMPAT = "alfred"
+    listing = router_session().get(f"{router_base(live_server, documented)}/models", timeout=10)
+    assert listing.status_code == 200, documented
+    assert {model["id"] for model in listing.json()} == {registry["coder"].pk, registry["gone"].pk}
 
 
 def test_the_same_requests_get_the_registry_shapes_with_the_profile_off(

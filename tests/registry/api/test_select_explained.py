@@ -28,6 +28,7 @@ from tests.factories import (
     ModelEndpointFactory,
     ModelUsageFactory,
     ProviderSourceFactory,
+    RegisteredModelFactory,
     model_with,
 )
 from tests.registry.api.test_query_counts import MAX_QUERIES, grow_registry_to
@@ -199,6 +200,9 @@ def test_exclude_takes_ids_as_well_as_names(api_client_for: ClientFor) -> None:
         ({"capabilities": {"code": 0.5}, "prefer_loaded": 1}, "prefer_loaded"),
         ({"capabilities": {"code": 0.5}, "exclude": "gpt-4o"}, "exclude"),
         ({"capabilities": {"code": 0.5}, "exclude": [0]}, "exclude"),  # an id is sent as a string
+        # The bound is on the item as sent: padding trimmed away would pass a bound checked after trimming.
+        ({"capabilities": {"code": 0.5}, "exclude": [" " * 100 + "gpt-4o"]}, "exclude"),
+        ({"capabilities": {"code": 0.5}, "exclude": ["gpt-4o" + "\t" * 95]}, "exclude"),
         ({"capabilities": {"code": 0.5}, "limit": 0}, "limit"),
         ({"capabilities": {"code": 0.5}, "limit": 51}, "limit"),
         ({"capabilities": {"code": 0.5}, "budget": 3}, "budget"),
@@ -208,6 +212,14 @@ def test_bad_input_is_a_400_naming_the_field(api_client_for: ClientFor, body: An
     response = explain(api_client_for("viewer"), body)
     assert response.status_code == 400
     assert field in response.json()
+
+
+def test_an_exclude_item_of_the_longest_length_is_taken_and_trimmed(api_client_for: ClientFor) -> None:
+    RegisteredModelFactory(name="gpt-4o")
+    padded = " " * 47 + "gpt-4o" + " " * 47  # 100 characters as sent
+    response = explain(api_client_for("viewer"), {"capabilities": {"code": 0.0}, "exclude": [padded]})
+    assert response.status_code == 200
+    assert [entry["name"] for entry in response.json()["excluded"] if entry["check"] == "excluded"] == ["gpt-4o"]
 
 
 def test_a_body_that_is_not_an_object_is_a_400(api_client_for: ClientFor) -> None:
