@@ -11,10 +11,14 @@ server writes to this terminal (its access log, without static files); the worke
 to ``data/logs/worker.log`` and ``data/logs/beat.log``, so that the last lines printed, once web,
 worker and beat are all up, are the URLs and the admin's credentials.
 
-Ctrl-C (SIGINT) or SIGTERM stops all three: each gets SIGTERM (a graceful stop), and SIGKILL
-after ``RUNALL_STOP_TIMEOUT`` seconds. If one of them dies, the others are stopped too and the
-launcher exits non-zero (after the last lines of its log), so a half-running service is never
-mistaken for a running one.
+Ctrl-C (SIGINT), SIGTERM or a closed terminal (SIGHUP) stops all three: each gets one SIGTERM (a
+graceful stop, as ``docker stop`` gives it), and whatever is left of each one's process group gets
+SIGKILL after ``RUNALL_STOP_TIMEOUT`` seconds (9; a second Ctrl-C: at once). Each child leads its
+own session, so the terminal's Ctrl-C reaches the launcher alone (see ``Supervisor`` for why), and
+granian gets ``WEB_GRACEFUL_TIMEOUT`` 5 s unless set, to kill a slow worker itself before that. If
+one of them dies, the others are stopped too and the launcher exits non-zero (after the last lines
+of its log), so a half-running service is never mistaken for a running one. On Linux, a child also
+gets SIGTERM should the launcher itself die (SIGKILL, a crash).
 
 The Prometheus multiprocess directory is set (and emptied) here, before any process imports
 prometheus_client, so that ``/metrics`` on the web process adds up the counters of all of them.
@@ -22,6 +26,8 @@ prometheus_client, so that ``/metrics`` on the web process adds up the counters 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
 import os
 import shutil
@@ -53,6 +59,14 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 LOGGED_TO_FILES = ("worker", "beat")
 # Lines of a dead child's log file shown before the launcher exits.
 LOG_TAIL_LINES = 30
+# Seconds the children have to stop by themselves (RUNALL_STOP_TIMEOUT), within the 10 s a terminal's user
+# (or docker stop) waits. Celery's worker is the slowest: 5-7.5 s when idle, its loops polling every 1-2 s.
+STOP_TIMEOUT = 9.0
+# granian's own limit for a worker finishing its requests (WEB_GRACEFUL_TIMEOUT, 20 s in production):
+# under STOP_TIMEOUT, so that granian kills a slow worker itself, in order, before the launcher kills its group.
+WEB_GRACEFUL_TIMEOUT = 5
+# prctl(2): the signal a process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass
@@ -166,13 +180,51 @@ def children(*, host: str, port: str, sqlite: bool) -> list[Child]:
     ]
 
 
+def stopped_with_launcher(launcher: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` by which the child gets SIGTERM when the launcher dies, even by SIGKILL (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def arrange() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != launcher:  # it died before the prctl: no signal would come
+            os._exit(1)
+
+    return arrange
+
+
+def end_group(process: subprocess.Popen[bytes]) -> int:
+    """SIGKILL every process left in the child's process group, then reap the child; its exit status.
+
+    A child that stopped gracefully has stopped its own workers: what is left is an orphan (a granian
+    worker whose main process was killed holds the port). A group outlives its leader while a member is left.
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    if process.poll() is None:  # not a group leader (not started by Supervisor.start)
+        process.kill()
+    return process.wait()
+
+
 class Supervisor:
-    """Starts the children, and stops all of them when one dies or a stop signal arrives."""
+    """Starts the children, and stops all of them when one dies or a stop signal arrives.
+
+    Each child leads its own session, so a terminal's Ctrl-C (SIGINT to its foreground process group)
+    reaches the launcher alone, which sends each child's main process one SIGTERM. Were granian's
+    workers in the terminal's group, they would get the SIGINT directly, then SIGTERM from granian's
+    main process, and most stops would wait out ``--workers-kill-timeout``: a worker stops when its
+    Python handler runs, only its main thread runs it, and that thread sleeps on a lock
+    (granian/server/mp.py, granian 2.8) that a signal taken by one of the worker's Rust threads does
+    not wake. A SIGTERM from granian's main process alone, as in ``docker stop``, stops them at once.
+    """
 
     def __init__(self, members: list[Child], *, stop_timeout: float) -> None:
         self.members = members
         self.stop_timeout = stop_timeout
         self.stopping = False
+        # A second stop signal (Ctrl-C again) while the children stop: kill what is left at once.
+        self.hurry = False
 
     def start(self) -> None:
         for child in self.members:
@@ -183,7 +235,14 @@ class Supervisor:
                 output.write(f"=== runall: {child.name} starting at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
                 output.flush()
             child.process = subprocess.Popen(  # noqa: S603 - our own commands
-                child.command, cwd=BASE_DIR, stdout=output, stderr=subprocess.STDOUT if output else None
+                child.command,
+                cwd=BASE_DIR,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
+                start_new_session=True,
+                # A preexec_fn is safe here: the launcher runs no threads.
+                preexec_fn=stopped_with_launcher(os.getpid()),
             )
             if output is not None:
                 output.close()  # the child holds its own descriptor
@@ -203,6 +262,8 @@ class Supervisor:
         return sorted(pending)
 
     def request_stop(self, signum: int, frame: FrameType | None) -> None:
+        if self.stopping:
+            self.hurry = True
         self.stopping = True
 
     def wait(self) -> int:
@@ -226,16 +287,18 @@ class Supervisor:
         alive = [c for c in self.members if c.process is not None and c.process.poll() is None]
         for child in alive:
             assert child.process is not None
+            # Its main process only: it stops its own workers (granian's, Celery's pool) in order.
             child.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout
+        while alive and not self.hurry and time.monotonic() < deadline:
+            time.sleep(0.05)
+            alive = [c for c in alive if c.process is not None and c.process.poll() is None]
         for child in alive:
-            assert child.process is not None
-            try:
-                child.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                print(f"runall: {child.name} did not stop in {self.stop_timeout:.0f} s; killing it", flush=True)
-                child.process.kill()
-                child.process.wait()
+            reason = "a second stop signal" if self.hurry else f"not stopped in {self.stop_timeout:g} s"
+            print(f"runall: {child.name}: {reason}; killing it", flush=True)
+        for child in self.members:
+            if child.process is not None:
+                end_group(child.process)
         print("runall: stopped", flush=True)
 
 
@@ -330,16 +393,17 @@ def main() -> int:
     prepare_broker_dirs(data)
     prepare_ready_dir(data / "run" / "ready")
     sqlite = not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://"))
+    os.environ.setdefault("WEB_GRACEFUL_TIMEOUT", str(WEB_GRACEFUL_TIMEOUT))
     admin = prepare_database()
 
     members = children(host=host, port=port, sqlite=sqlite)
     for child in members:
         if child.name in LOGGED_TO_FILES:
             child.log = data / "logs" / f"{child.name}.log"
-    supervisor = Supervisor(members, stop_timeout=float(os.environ.get("RUNALL_STOP_TIMEOUT", "20")))
-    # A terminal's Ctrl-C reaches the whole process group (children too); SIGTERM only this process.
-    signal.signal(signal.SIGINT, supervisor.request_stop)
-    signal.signal(signal.SIGTERM, supervisor.request_stop)
+    supervisor = Supervisor(members, stop_timeout=float(os.environ.get("RUNALL_STOP_TIMEOUT", STOP_TIMEOUT)))
+    # The children are in sessions of their own: these reach the launcher alone, which stops them.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, supervisor.request_stop)
     supervisor.start()
     url = base_url(host, port)
     ready_dir = Path(os.environ[READY_DIR_VARIABLE])

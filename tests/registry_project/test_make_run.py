@@ -10,16 +10,22 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
+from registry_project.runall import port_in_use
 from tests.discovery.fakes.ollama import FakeOllama
 
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
+
+# What a terminal's user waits for Ctrl-C (SIGINT to the foreground process group) to stop everything.
+STOP_SECONDS = 10
+STOPS_IN_A_ROW = 20
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> requests.Response:
@@ -70,29 +76,56 @@ def test_make_run_serves_the_admin_login(tmp_path: Path, free_port: int) -> None
         assert "csrfmiddlewaretoken" in response.text
         assert (tmp_path / "data" / "registry.sqlite3").exists()
     finally:
-        stopped_by_sigint = interrupt(process, timeout=30)
+        stopped_by_sigint = interrupt(process, timeout=STOP_SECONDS)
         log.close()
-    assert stopped_by_sigint, "make run did not stop on SIGINT within 30 s"
+    assert stopped_by_sigint, f"make run did not stop on SIGINT within {STOP_SECONDS} s"
 
 
-def children_of(pid: int) -> list[int]:
-    """Every descendant process id of ``pid`` (from /proc)."""
-    parents: dict[int, list[int]] = {}
+@dataclass(frozen=True)
+class ProcessEntry:
+    """One line of the process table, as /proc/<pid>/stat gives it."""
+
+    pid: int
+    parent: int
+    group: int
+    # Clock ticks after boot: with the pid, it names one process even once the pid is reused.
+    started: int
+    zombie: bool
+
+
+def process_table() -> dict[int, ProcessEntry]:
+    table = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
+            # After the command name: state, ppid, pgrp, ...; starttime is the 22nd field of proc(5).
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        parents.setdefault(int(fields[1]), []).append(int(entry.name))
-    found: list[int] = []
+        pid = int(entry.name)
+        table[pid] = ProcessEntry(pid, int(fields[1]), int(fields[2]), int(fields[19]), fields[0] == "Z")
+    return table
+
+
+def descendants_of(pid: int) -> list[ProcessEntry]:
+    """Every process below ``pid`` in the process tree, now."""
+    table = process_table()
+    children: dict[int, list[ProcessEntry]] = {}
+    for entry in table.values():
+        children.setdefault(entry.parent, []).append(entry)
+    found: list[ProcessEntry] = []
     pending = [pid]
     while pending:
-        for child in parents.get(pending.pop(), []):
+        for child in children.get(pending.pop(), []):
             found.append(child)
-            pending.append(child)
+            pending.append(child.pid)
     return found
+
+
+def children_of(pid: int) -> list[int]:
+    """Every descendant process id of ``pid`` (from /proc)."""
+    return [entry.pid for entry in descendants_of(pid)]
 
 
 def command_lines(pids: list[int]) -> list[str]:
@@ -163,10 +196,10 @@ def test_make_run_starts_web_worker_and_beat_discovers_on_schedule_and_stops_on_
         assert health.json()["status"] == "ok"
         descendants = children_of(process.pid)
     finally:
-        stopped_by_sigint = interrupt(process, timeout=40)
+        stopped_by_sigint = interrupt(process, timeout=STOP_SECONDS)
         log.close()
         fake_ollama.stop()
-    assert stopped_by_sigint, "make run did not stop on SIGINT within 40 s"
+    assert stopped_by_sigint, f"make run did not stop on SIGINT within {STOP_SECONDS} s"
     still_running = [pid for pid in descendants if Path(f"/proc/{pid}").exists()]
     assert still_running == []
 
@@ -269,9 +302,9 @@ def test_make_run_ends_with_the_urls_and_the_generated_password_and_logs_no_stat
         assert '"POST /auth/token HTTP/1.1" 200' in after
         assert "/static/" not in after
     finally:
-        stopped_by_sigint = interrupt(process, timeout=40)
+        stopped_by_sigint = interrupt(process, timeout=STOP_SECONDS)
         fake_ollama.stop()
-    assert stopped_by_sigint
+    assert stopped_by_sigint, f"make run did not stop on SIGINT within {STOP_SECONDS} s"
 
 
 def test_make_run_on_a_busy_port_fails_at_once_saying_how_to_choose_another(tmp_path: Path, free_port: int) -> None:
@@ -314,3 +347,66 @@ def test_a_start_that_fails_still_shows_the_generated_password_last(tmp_path: Pa
     assert lines[-3].startswith("  Password:  ")
     assert len(lines[-3].split()) == 2
     assert lines[-1].endswith("DJANGO_SUPERUSER_PASSWORD=<password> make run)")
+
+
+def survivors(processes: list[ProcessEntry], group: int) -> list[ProcessEntry]:
+    """Those of ``processes`` still running, and any other process of ``group``.
+
+    A zombie has stopped (it holds no port, only its exit status for a parent that may be gone).
+    """
+    table = process_table()
+    running = [
+        table[entry.pid]
+        for entry in processes
+        if entry.pid in table and table[entry.pid].started == entry.started and not table[entry.pid].zombie
+    ]
+    return running + [
+        entry for entry in table.values() if entry.group == group and not entry.zombie and entry not in running
+    ]
+
+
+def kill_all(processes: list[ProcessEntry], group: int) -> None:
+    for entry in survivors(processes, group):
+        with contextlib.suppress(OSError):
+            os.kill(entry.pid, signal.SIGKILL)
+
+
+def test_ctrl_c_stops_every_process_of_make_run_within_10_s_twenty_times_in_a_row(
+    tmp_path: Path, free_port: int
+) -> None:
+    # As `make run` starts it (two web workers), on a data folder the first start migrates and the others reuse.
+    env = runall_env(tmp_path, free_port, WEB_CONCURRENCY="2", DISCOVERY_ON_STARTUP="false")
+    stop_times: list[float] = []
+    for attempt in range(STOPS_IN_A_ROW):
+        log_path = tmp_path / f"run-{attempt}.log"
+        process = start_runall(env, log_path)
+        processes: list[ProcessEntry] = []
+        try:
+            wait_for_text(log_path, "runall: web, worker and beat are up", process)
+            processes = descendants_of(process.pid)
+            commands = command_lines([entry.pid for entry in processes])
+            # granian's main process and its two workers, the Celery worker and its pool process, beat.
+            assert sum("granian" in line for line in commands) == 3, commands
+            assert sum("celery" in line and " worker " in line for line in commands) == 2, commands
+            assert sum("celery" in line and " beat " in line for line in commands) == 1, commands
+
+            # What a terminal does on Ctrl-C: SIGINT to every process of its foreground group.
+            started = time.monotonic()
+            os.killpg(process.pid, signal.SIGINT)
+            deadline = started + STOP_SECONDS
+            while (process.poll() is None or survivors(processes, process.pid)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            stop_times.append(time.monotonic() - started)
+            left = command_lines([entry.pid for entry in survivors(processes, process.pid)])
+            output = log_path.read_text(errors="replace")[-3000:]
+            assert left == [], f"stop {attempt + 1}: still running after {STOP_SECONDS} s: {left}\n{output}"
+            assert process.returncode == 0, (
+                f"stop {attempt + 1}: the launcher exited with {process.returncode}\n{output}"
+            )
+            assert not port_in_use("127.0.0.1", free_port), f"stop {attempt + 1}: the port is still taken"
+        finally:
+            kill_all(processes, process.pid)
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+    print(f"stop times (s): {', '.join(f'{seconds:.1f}' for seconds in stop_times)}")

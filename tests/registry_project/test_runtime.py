@@ -65,6 +65,95 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_timeout() -> None:
     assert child.process.returncode == -9
 
 
+def test_each_child_leads_its_own_session_so_a_terminal_s_ctrl_c_reaches_the_launcher_alone() -> None:
+    supervisor = runall.Supervisor([runall.Child("web", python("import time; time.sleep(60)"))], stop_timeout=5)
+    supervisor.start()
+    try:
+        child = supervisor.members[0].process
+        assert child is not None
+        assert os.getsid(child.pid) == child.pid
+        assert os.getpgid(child.pid) == child.pid
+    finally:
+        supervisor.stop()
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie has stopped: only its exit status is left)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def gone_soon(pid: int, timeout: float = 5) -> bool:
+    """Whether ``pid`` stops within ``timeout`` (a signalled process takes a moment to exit)."""
+    deadline = time.monotonic() + timeout
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not alive(pid)
+
+
+def test_a_stop_leaves_no_process_of_a_child_behind(tmp_path: Path) -> None:
+    # A child that stops at once, leaving a process of its own that ignores SIGTERM (an orphaned worker).
+    pid_file = tmp_path / "grandchild.pid"
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    parent = (
+        f"import subprocess, sys, time; grandchild = subprocess.Popen([sys.executable, '-c', {stubborn!r}]);"
+        f" open({str(pid_file)!r}, 'w').write(str(grandchild.pid)); time.sleep(60)"
+    )
+    supervisor = runall.Supervisor([runall.Child("web", python(parent))], stop_timeout=5)
+    supervisor.start()
+    deadline = time.monotonic() + 10
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the child did not start its own process"
+        time.sleep(0.05)
+    grandchild = int(pid_file.read_text())
+
+    started = time.monotonic()
+    supervisor.stop()
+
+    assert time.monotonic() - started < 2  # the child stopped at once; its group was killed then
+    assert gone_soon(grandchild)
+
+
+def test_a_second_stop_request_kills_what_is_left_at_once() -> None:
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
+    supervisor = runall.Supervisor([runall.Child("worker", python(stubborn))], stop_timeout=30)
+    supervisor.start()
+    time.sleep(0.5)  # its handler in place
+    supervisor.request_stop(2, None)
+    supervisor.request_stop(2, None)
+
+    started = time.monotonic()
+    code = supervisor.wait()
+
+    assert code == 0
+    assert time.monotonic() - started < 2
+    assert supervisor.members[0].process is not None
+    assert supervisor.members[0].process.returncode == -9
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
+def test_the_children_get_sigterm_when_the_launcher_is_killed() -> None:
+    launcher = subprocess.Popen(
+        python(
+            "import sys, time; from registry_project import runall;"
+            " sleeper = runall.Child('web', [sys.executable, '-c', 'import time; time.sleep(60)']);"
+            " runall.Supervisor([sleeper], stop_timeout=5).start(); time.sleep(60)"
+        ),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert launcher.stdout is not None
+    child = int(launcher.stdout.readline().split("(pid ")[1].rstrip(")\n"))
+
+    launcher.kill()
+    launcher.wait()
+
+    assert gone_soon(child)
+
+
 def test_the_metrics_directory_starts_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     metrics_dir = tmp_path / "metrics"
