@@ -59,8 +59,10 @@ from django.utils import timezone  # noqa: E402
 from psycopg import sql  # noqa: E402
 from rest_framework_simplejwt.tokens import AccessToken  # noqa: E402
 
-from registry import selectors, services  # noqa: E402
+from registry.catalog.prices import price_set  # noqa: E402
 from registry.models import ModelType, Provider, RegisteredModel  # noqa: E402
+from registry.telemetry.selectors import usage_summary  # noqa: E402
+from registry.telemetry.services import usage_record_batch  # noqa: E402
 
 MODELS = 100
 ROWS = int(os.environ.get("BENCH_USAGE_ROWS", "10000000"))
@@ -84,13 +86,13 @@ def bench_ingestion(model: RegisteredModel, *, computed: bool = False) -> float:
     now = timezone.now()
     if computed:
         # Two prices, so that each record's price in force is looked up, not the only one.
-        services.price_set(
+        price_set(
             model=model,
             input_per_mtok=Decimal("2"),
             output_per_mtok=Decimal("8"),
             effective_from=now - timedelta(days=3),
         )
-        services.price_set(
+        price_set(
             model=model,
             input_per_mtok=Decimal("3"),
             output_per_mtok=Decimal("9"),
@@ -113,7 +115,7 @@ def bench_ingestion(model: RegisteredModel, *, computed: bool = False) -> float:
     ]
     started = time.perf_counter()
     for batch in batches:
-        services.usage_record_batch(model=model, records=batch)
+        usage_record_batch(model=model, records=batch)
     elapsed = time.perf_counter() - started
     return INGEST_BATCHES * BATCH_SIZE / elapsed
 
@@ -205,9 +207,9 @@ def main() -> int:
         model = models[MODELS // 2]
         end = timezone.now()
         start = end - timedelta(days=30)
-        summary = selectors.usage_summary(model_id=model.pk, bucket="hour", start=start, end=end)
+        summary = usage_summary(model_id=model.pk, bucket="hour", start=start, end=end)
         buckets = len(summary["buckets"])
-        selector_ms = median_ms(lambda: selectors.usage_summary(model_id=model.pk, bucket="hour", start=start, end=end))
+        selector_ms = median_ms(lambda: usage_summary(model_id=model.pk, bucket="hour", start=start, end=end))
         print(
             f"usage statistics (selector): {selector_ms:.1f} ms median "
             f"(target < 50 ms; 30 days, {buckets} hourly buckets, {summary['totals']['requests']:,} requests, "

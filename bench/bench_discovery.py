@@ -70,7 +70,7 @@ def main() -> int:
 
     from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
     from discovery.sync import source_sync
-    from registry.audit import system_actor
+    from registry.access.audit import system_actor
     from registry.models import RegisteredModel
     from tests.discovery.fakes.ollama import FakeOllama, generated_models
 

@@ -84,7 +84,7 @@ from psycopg import sql  # noqa: E402
 from rest_framework_simplejwt.tokens import AccessToken  # noqa: E402
 
 from discovery.models import ProviderSource, SourceKind  # noqa: E402
-from registry.accounts import clear_local_access  # noqa: E402
+from registry.access.accounts import clear_local_access  # noqa: E402
 from registry.models import (  # noqa: E402
     EndpointType,
     ModelCapability,

@@ -44,6 +44,8 @@ POLL_QUERY_TARGET = 8  # a fixed number, whatever the number of models (discover
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_discovery import ensure_database  # noqa: E402
 
+from registry.catalog.selectors import runtimes_of  # noqa: E402
+
 
 def median_ms(build: Callable[[], object]) -> float:
     times = []
@@ -75,10 +77,9 @@ def main() -> int:
     from discovery.runtime import runtime_poll
     from discovery.sync import source_sync
     from discovery.tasks import poll_runtime
-    from registry import selectors
-    from registry.api import representations
-    from registry.audit import system_actor
+    from registry.access.audit import system_actor
     from registry.models import ModelRuntime, RegisteredModel
+    from registry.reads import representations
     from tests.discovery.fakes.ollama import FakeOllama, generated_models
 
     call_command("migrate", verbosity=0, interactive=False)
@@ -131,7 +132,7 @@ def main() -> int:
         ids = [row["id"] for row in rows]
         assert all(body["runtime"] is not None for body in representations.model_bodies(rows))
         page_ms = median_ms(lambda: representations.model_bodies(rows))
-        runtimes_ms = median_ms(lambda: selectors.runtimes_of(ids))
+        runtimes_ms = median_ms(lambda: runtimes_of(ids))
 
         for label, count, seconds in polls:
             state = "met" if count <= POLL_QUERY_TARGET else "MISSED"

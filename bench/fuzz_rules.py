@@ -1,9 +1,9 @@
 """Rules across fields or parameters that the schema's operation descriptions state and JSON Schema cannot.
 
 Decided from a request alone, independently of the service: ``documented_rule_broken`` says whether
-a 400 is what an operation's description promises for that request (registry/api/views.py:
+a 400 is what an operation's description promises for that request (registry/api/catalog/views.py:
 ENDPOINTS_RULE, PARAMETER_BOUNDS_RULE, USAGE_RANGE_RULE, PERFORMANCE_RANGE_RULE, RECORDS_RULE; the
-audit log's ``since`` before ``until``, registry/operations/views.py; text in nested JSON without NUL
+audit log's ``since`` before ``until``, registry/api/operations/views.py; text in nested JSON without NUL
 or unpaired surrogates, in the fields' descriptions). bench/fuzz_hooks.py
 uses it; tests/registry/api/test_fuzz.py checks it against the service. No Django, no schemathesis.
 """
@@ -106,7 +106,7 @@ def _endpoint_ids_broken(case: Any, named: set[str], body: Any) -> bool:
     )
 
 
-# The service's messages for the two rules of any write below (registry/api/serializers.py).
+# The service's messages for the two rules of any write below (registry/api/catalog/serializers.py).
 UNSTORABLE_TEXT = "Text may not contain NUL characters or unpaired surrogates."
 IN_THE_FUTURE = "May not be more than 5 minutes in the future."
 MAX_FUTURE = timedelta(minutes=5)

@@ -17,9 +17,9 @@ from discovery.models import DiscoveryRun, ProviderSource
 from discovery.selectors import runs_recent
 from discovery.services import source_delete, source_save, source_test_connection
 from discovery.tasks import discovery_enqueue
-from registry.accounts import request_role
-from registry.forms import ApiValidatedForm, WriteOnlySecretsForm
-from registry.roles import Role
+from registry.access.accounts import request_role
+from registry.access.roles import Role
+from registry.console.forms import ApiValidatedForm, WriteOnlySecretsForm
 
 RECENT_RUNS = 10
 

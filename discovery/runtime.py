@@ -31,10 +31,10 @@ from discovery.clients import fetch_loaded
 from discovery.clients.base import LoadedModel, ProviderError
 from discovery.locks import runtime_lock
 from discovery.models import DiscoveryRun, ProviderSource
-from registry import metrics
-from registry.cache import models_changed
-from registry.credentials import redact_text
+from registry.catalog.credentials import redact_text
 from registry.models import ModelRuntime, RegisteredModel
+from registry.operations import metrics
+from registry.reads.cache import models_changed
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ queries and a rerun over an unchanged answer writes nothing. The rules:
   parameters; other sources only add their endpoint and keep the model available.
 - Rows an operator set (``set_by=operator``) are never changed or removed; discovery changes and
   removes only the capability and parameter rows it set itself, and never a measured score
-  (``evidence_source=measured``, written by registry.scores from performance records).
+  (``evidence_source=measured``, written by registry.selection.scores from performance records).
 - A model is never deleted. When a source stops listing it, that source's endpoint goes, and the
   model becomes ``unavailable`` once no source lists it; a ``deprecated`` model stays deprecated.
 - ``last_seen_at`` is refreshed when older than ``DISCOVERY_LAST_SEEN_RESOLUTION_SECONDS``, so an
@@ -43,10 +43,8 @@ from discovery.clients.base import DiscoveredModel, Listing, LoadedModel, Progre
 from discovery.locks import source_lock
 from discovery.models import CHANGE_KINDS, CHANGES_NAMES_MAX, DiscoveryRun, ProviderSource, RunStatus, SourceKind
 from discovery.runtime import runtime_record
-from registry import metrics
-from registry.audit import log_bulk
-from registry.cache import models_changed
-from registry.credentials import redact_text
+from registry.access.audit import log_bulk
+from registry.catalog.credentials import redact_text
 from registry.models import (
     PLATFORM_DETAILS_KEY,
     Alert,
@@ -60,6 +58,8 @@ from registry.models import (
     RegisteredModel,
     SetBy,
 )
+from registry.operations import metrics
+from registry.reads.cache import models_changed
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _described(claim: DiscoveredModel) -> dict[str, Any]:
 def _discovery_owns(row: ModelCapability) -> bool:
     """Whether discovery may change or remove a capability row: not an operator's, and not a measured score.
 
-    A measured score rests on performance records (registry.scores), which a provider's
+    A measured score rests on performance records (registry.selection.scores), which a provider's
     declaration or the catalog does not outweigh; the derivation removes it when it goes stale.
     """
     return row.set_by == SetBy.DISCOVERY and row.evidence_source != EvidenceSource.MEASURED
@@ -548,7 +548,7 @@ def source_sync_report(
 
     Not one ``@transaction.atomic``: the run row is committed first (so a run in progress is
     visible), the registry is written in one inner transaction, and the outcome is recorded after
-    it, whether it committed or rolled back. Call it inside ``registry.audit.system_actor``.
+    it, whether it committed or rolled back. Call it inside ``registry.access.audit.system_actor``.
     """
     run = DiscoveryRun.objects.create(source=source, trigger=trigger[:20], dry_run=dry_run)
     started = time.monotonic()

@@ -13,8 +13,8 @@ from discovery.runtime import runtime_poll
 from discovery.schedules import DISCOVER_TASK, POLL_RUNTIME_TASK
 from discovery.services import run_record_not_queued
 from discovery.sync import source_sync
-from registry.audit import system_actor
-from registry.credentials import redact_text
+from registry.access.audit import system_actor
+from registry.catalog.credentials import redact_text
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ class RegistryConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here, as Django documents, because these modules import models.
-        from registry import accounts, audit, cache
+        from registry.access import accounts, audit
+        from registry.reads import cache
 
         audit.register_models()
         cache.connect_invalidation()

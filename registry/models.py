@@ -276,7 +276,7 @@ class ModelCapability(models.Model):
 
 
 class CapabilityMetric(models.Model):
-    """How a capability's measured score is derived from performance records (registry.scores)."""
+    """How a capability's measured score is derived from performance records (registry.selection.scores)."""
 
     capability = models.CharField(max_length=50, unique=True)
     metric_name = models.CharField(max_length=100, help_text="The performance metric, a 0-1 rate (success_rate).")
@@ -553,7 +553,7 @@ class Alert(models.Model):
 
 
 class ModelDocument(models.Model):
-    """A model's rendered JSON body, as the read path serves it; kept fresh by triggers (registry/documents.py).
+    """A model's rendered JSON body, as the read path serves it; kept fresh by triggers (registry/reads/documents.py).
 
     Not a foreign key in the database: triggers and reads write these rows at any time, also for a
     model deleted a moment before (a leftover row is harmless: ids are not reused, and a model's

@@ -8,15 +8,17 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
 
-from registry import metrics, scores, services
-from registry.alerts import ALERT_TASK_NAME, alerts_check
-from registry.audit import system_actor
-from registry.schedules import PRICES_TASK_NAME, SCORES_TASK_NAME
+from registry.access.audit import system_actor
+from registry.catalog.prices import prices_follow_all
+from registry.operations import metrics
+from registry.operations.schedules import PRICES_TASK_NAME, SCORES_TASK_NAME
+from registry.selection import scores
+from registry.telemetry.alerts import ALERT_TASK_NAME, alerts_check
 
 
 @shared_task(name=ALERT_TASK_NAME, ignore_result=True)
 def check_alerts() -> dict[str, int]:
-    """Periodic (beat, ``registry: alert checks``): safe to run twice, see registry/alerts.py."""
+    """Periodic (beat, ``registry: alert checks``): safe to run twice, see registry/telemetry/alerts.py."""
     changes = alerts_check()
     return {"opened": len(changes.opened), "resolved": len(changes.resolved)}
 
@@ -25,7 +27,7 @@ def check_alerts() -> dict[str, int]:
 def prices_follow() -> int:
     """Periodic (beat, ``registry: prices in force``): idempotent, a model already at its price is not written."""
     with system_actor("prices"):
-        return services.prices_follow_all()
+        return prices_follow_all()
 
 
 @shared_task(name=SCORES_TASK_NAME, ignore_result=True)

@@ -4,4 +4,4 @@ from django.contrib.admin.apps import AdminConfig
 
 
 class ConsoleAdminConfig(AdminConfig):
-    default_site = "registry.admin_site.ConsoleSite"
+    default_site = "registry.console.site.ConsoleSite"

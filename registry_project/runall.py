@@ -137,7 +137,7 @@ def prepare_database() -> Admin:
     """
     django.setup()
     # After django.setup(): the accounts module loads models.
-    from registry.accounts import admin_user_ensure_from_environment
+    from registry.access.accounts import admin_user_ensure_from_environment
 
     call_command("migrate", interactive=False, verbosity=1)
     ensured = admin_user_ensure_from_environment()

@@ -154,7 +154,7 @@ if REDIS_URL:
     CACHES: dict[str, dict[str, Any]] = {
         "default": {
             # django-redis with a circuit breaker: one warning per outage, no socket wait per request.
-            "BACKEND": "registry.cache.ResilientRedisCache",
+            "BACKEND": "registry.reads.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "TIMEOUT": CACHE_TTL_SECONDS,
             "KEY_PREFIX": "model-registry",
@@ -313,7 +313,7 @@ WORKER_METRICS_PORT = env_int("WORKER_METRICS_PORT", 0, minimum=0)
 ALERT_WEBHOOK_URL = env_str("ALERT_WEBHOOK_URL")
 ALERT_WEBHOOK_TIMEOUT = env_float("ALERT_WEBHOOK_TIMEOUT", 5.0, minimum=0.1)
 HEALTH_CHECK_TIMEOUT = env_float("HEALTH_CHECK_TIMEOUT", 0.8, minimum=0.05)
-# Alert checks (registry/alerts.py), run by beat every ALERT_CHECK_INTERVAL_SECONDS.
+# Alert checks (registry/telemetry/alerts.py), run by beat every ALERT_CHECK_INTERVAL_SECONDS.
 ALERT_CHECK_INTERVAL_SECONDS = env_int("ALERT_CHECK_INTERVAL_SECONDS", 60, minimum=10)
 ALERT_WINDOW_MINUTES = env_int("ALERT_WINDOW_MINUTES", 60, minimum=1)
 ALERT_ERROR_RATE_THRESHOLD = env_float("ALERT_ERROR_RATE_THRESHOLD", 0.05, minimum=0.0)
@@ -345,7 +345,7 @@ AUDITLOG_INCLUDE_ALL_MODELS = False
 AUDITLOG_DISABLE_REMOTE_ADDR = False
 AUDITLOG_STORE_JSON_CHANGES = True
 # auditlog's default mask keeps half of the value; ours hides all of it.
-AUDITLOG_MASK_CALLABLE = "registry.audit.mask_secret"
+AUDITLOG_MASK_CALLABLE = "registry.access.audit.mask_secret"
 
 # --- Logging ------------------------------------------------------------------------------------
 LOG_LEVEL = logs.level_from_environment()
@@ -359,7 +359,7 @@ LOGGING: dict[str, Any] = {
     "formatters": {"line": {"()": "registry_project.logs.line_formatter", "log_format": LOG_FORMAT}},
     "filters": {
         # Every line goes through the redaction of credentials in URLs (user info, ?key=...).
-        "redact_credentials": {"()": "registry.credentials.RedactCredentialsFilter"},
+        "redact_credentials": {"()": "registry.catalog.credentials.RedactCredentialsFilter"},
         "disallowed_host_as_warning": {"()": "registry_project.logs.DisallowedHostAsWarning"},
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line", "filters": ["redact_credentials"]}},
@@ -445,13 +445,13 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
         "RegisteredModelStatusEnum": "registry.models.ModelStatus",
     },
     # /api/v1/ serves the same operations again: the schema documents each once (docs/platform.md).
-    "PREPROCESSING_HOOKS": ["registry.api.platform.schema_without_v1"],
+    "PREPROCESSING_HOOKS": ["registry.api.platform.views.schema_without_v1"],
     # Every error an operation can answer, each with the one Error schema (registry/api/schema.py).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "registry.api.schema.complete_error_responses",
         # The router's shapes leave out what is unknown: optional and never null (docs/platform.md).
-        "registry.api.platform.schema_without_nulls",
+        "registry.api.platform.views.schema_without_nulls",
     ],
 }
 # /api/schema and /api/docs need a JWT like the rest of the API unless this is on (a browser cannot

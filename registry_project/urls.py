@@ -8,9 +8,9 @@ from registry.api import errors
 urlpatterns = [
     path("admin/", admin.site.urls),
     # The same API under a versioned prefix; the platform router's shapes there when PLATFORM_API_COMPAT=alfred.
-    path("api/v1/", include("registry.api.platform_urls", namespace="v1")),
+    path("api/v1/", include("registry.api.platform.urls", namespace="v1")),
     # /health, /healthz, /metrics, /audit
-    path("", include("registry.operations.urls")),
+    path("", include("registry.api.operations.urls")),
     # /models..., /auth/token..., /api/schema, /api/docs
     path("", include("registry.api.urls")),
     # /sources, /sources/{id}/runs, /sources/{id}/discover (admins)

@@ -14,8 +14,8 @@ from django.test import Client
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from registry.accounts import clear_local_access
-from registry.roles import ROLE_NAMES
+from registry.access.accounts import clear_local_access
+from registry.access.roles import ROLE_NAMES
 from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import UserFactory
 

@@ -8,16 +8,14 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from discovery.models import CHANGE_KINDS, CHANGES_NAMES_MAX, DiscoveryRun, ProviderSource, RunStatus
-from registry.api.serializers import (
-    INT32_MAX,
-    LABEL_PATTERN,
+from registry.api.fields import (
     PatternTextField,
     RedactedURLField,
     StrictBooleanField,
     StrictIntegerField,
     StrictSerializerMixin,
-    URLValidator,
 )
+from registry.api.validators import INT32_MAX, LABEL_PATTERN, URLValidator
 
 
 @extend_schema_field(

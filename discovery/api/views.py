@@ -16,10 +16,10 @@ from discovery.models import ProviderSource
 from discovery.selectors import runs_recent, sources_all
 from discovery.services import SourceNameConflict, source_delete, source_save
 from discovery.tasks import BrokerUnavailable, discovery_queue_now
+from registry.access.roles import Role
 from registry.api.exceptions import DependencyUnavailable
-from registry.api.serializers import QuerySerializer
-from registry.api.views import ERROR_RESPONSES, Conflict, RegistryViewSet
-from registry.roles import Role
+from registry.api.fields import QuerySerializer
+from registry.api.viewsets import ERROR_RESPONSES, Conflict, RegistryViewSet
 
 ERRORS: dict[int | str, Any] = {**ERROR_RESPONSES, 404: OpenApiResponse(description="No such source.")}
 # A write that names a source as another is named: the body is the Error shape, {"name": [message]}.

@@ -21,7 +21,7 @@ from discovery.clients.base import (
     ProviderError,
 )
 from discovery.clients.http import ProviderHTTP, expect_mapping
-from registry import capabilities as caps
+from registry.catalog import capabilities as caps
 from registry.models import AuthType, EndpointType, EvidenceSource, ModelType, Provider
 
 API_VERSION = "2023-06-01"

@@ -29,7 +29,7 @@ from discovery.clients.base import (
     ProviderError,
 )
 from discovery.clients.http import ProviderHTTP, expect_mapping
-from registry import capabilities as caps
+from registry.catalog import capabilities as caps
 from registry.models import AuthType, EndpointType, ModelType, Provider
 
 logger = logging.getLogger(__name__)

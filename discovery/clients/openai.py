@@ -22,7 +22,7 @@ from discovery.clients.base import (
     ProviderError,
 )
 from discovery.clients.http import ProviderHTTP, expect_mapping
-from registry import capabilities as caps
+from registry.catalog import capabilities as caps
 from registry.models import AuthType, EndpointType, EvidenceSource, ModelType, Provider
 
 # Deliberately not registered (counted as skipped): they are not called through chat or embeddings.

@@ -19,7 +19,7 @@ from discovery.clients.base import (
     ProviderError,
 )
 from discovery.clients.http import ProviderHTTP, expect_mapping
-from registry import capabilities as caps
+from registry.catalog import capabilities as caps
 from registry.models import AuthType, EndpointType, ModelType, Provider
 
 SERVED_EVIDENCE = "served by an OpenAI-compatible server; default score for a declared capability"

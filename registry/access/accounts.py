@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 from django.http import HttpRequest
 
-from registry.roles import Role
+from registry.access.roles import Role
 from registry_project.env import env_str
 
 # What to tell someone who wants a password of their own: the environment's password is applied

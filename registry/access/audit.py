@@ -26,7 +26,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model
 
-from registry.credentials import redact_text
+from registry.catalog.credentials import redact_text
 from registry.models import ModelCapability, ModelParameter, RegisteredModel
 
 MASK = "********"

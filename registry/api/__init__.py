@@ -1,1 +1,1 @@
-"""The REST API: DRF viewsets over registry.services and registry.selectors."""
+"""The REST API: DRF viewsets over registry.catalog.services and registry.catalog.selectors."""

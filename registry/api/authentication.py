@@ -4,7 +4,7 @@ Two kinds of bearer token reach the API:
 
 - **Local tokens**, issued by ``POST /auth/token`` (simplejwt), signed with the service's own
   ``SECRET_KEY`` and carrying ``iss = SIMPLE_JWT["ISSUER"]``. They authenticate a local user, whose
-  role comes from their Django groups (``registry.accounts.user_role``).
+  role comes from their Django groups (``registry.access.accounts.user_role``).
 - **Platform tokens**, issued by the platform's auth service (Supabase/GoTrue), signed with the
   shared ``JWT_SECRET`` (``JWT_ALGORITHM``, HS256), with ``sub``, ``role``, ``aud`` and ``exp``.
   They have no local user: ``request.user`` is a ``PlatformUser`` carrying the platform role and
@@ -42,11 +42,11 @@ from rest_framework.request import Request
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.settings import api_settings as simplejwt_settings
 
-from registry import metrics
-from registry.accounts import user_access, user_role
-from registry.audit import log_access
+from registry.access.accounts import user_access, user_role
+from registry.access.audit import log_access
+from registry.access.roles import Role
 from registry.models import RegisteredModel
-from registry.roles import Role
+from registry.operations import metrics
 
 BEARER = "Bearer"
 REALM = "model-registry"

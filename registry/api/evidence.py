@@ -1,7 +1,7 @@
 """The evidence of a capability score in the API: what a score rests on, read as one object.
 
 Every capability the API returns carries ``{"source", "note", "metric", "task_category",
-"sample_size", "window", "evaluated_at"}`` (``registry.selectors.evidence_body`` builds it, for
+"sample_size", "window", "evaluated_at"}`` (``registry.selection.evidence.evidence_body`` builds it, for
 the serializers here and for the lean read path alike). On input an operator gives only the note:
 the source of an operator's score is ``operator``, and the measurement facts are the registry's.
 """
@@ -13,7 +13,7 @@ from typing import Any, Final
 from rest_framework import serializers
 
 from registry.models import EvidenceSource, ModelCapability, RegisteredModel
-from registry.selectors import evidence_body
+from registry.selection.evidence import evidence_body
 
 NOTE_MAX_LENGTH: Final = 300  # model_capabilities.evidence
 # Keys of the evidence object that only the registry sets: accepted on input when null (what an

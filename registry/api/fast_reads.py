@@ -7,7 +7,7 @@ this front does what the view would do on a hit, with the same functions: resolv
 validate the Host, check the token and the role (registry.api.authentication), compute the same
 cache key, and return the stored bytes (or a 304). Two misses are answered here too, and stored
 as the view would store them: a detail's, when the model's stored document is current
-(registry/api/documents.py: one query, the bytes the view would serve), and an explained
+(registry/reads/bodies.py: one query, the bytes the view would serve), and an explained
 selection's, when its body validates (the view's parser, serializer and selection). Everything
 else, and anything unusual (no token, a refused token, a missing role, any other miss, a body the
 view refuses, a non-JSON Accept, a bad Host), goes to Django unchanged, which answers it (401,
@@ -38,12 +38,11 @@ from django.urls import Resolver404, resolve
 from rest_framework.exceptions import AuthenticationFailed, ParseError
 from rest_framework.request import Request
 
-from registry import metrics, selection
-from registry.api import documents as model_documents
+from registry.access.roles import Role
 from registry.api.authentication import bearer_role, remembered_role
+from registry.api.catalog.views import ModelViewSet
 from registry.api.exceptions import PayloadTooLarge
 from registry.api.limits import refusal_of
-from registry.api.representations import json_bytes
 from registry.api.responses import (
     CACHED_READ_ENVIRON_KEY,
     Lookup,
@@ -55,9 +54,12 @@ from registry.api.responses import (
     selection_key,
     store,
 )
-from registry.api.serializers import SelectionRequestSerializer, is_storable_text
-from registry.api.views import ModelViewSet
-from registry.roles import Role
+from registry.api.selection.serializers import SelectionRequestSerializer
+from registry.api.validators import is_storable_text
+from registry.operations import metrics
+from registry.reads import bodies as model_documents
+from registry.reads.representations import json_bytes
+from registry.selection import explain as selection
 
 logger = logging.getLogger(__name__)
 

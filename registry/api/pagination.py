@@ -12,7 +12,8 @@ from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 
-from registry.api.serializers import EMPTY_PARAMETER, INT32_MAX, REPEATED_PARAMETER
+from registry.api.fields import EMPTY_PARAMETER, REPEATED_PARAMETER
+from registry.api.validators import INT32_MAX
 
 
 class StrictLimitOffsetPagination(LimitOffsetPagination):

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from registry.access.roles import Role
 from registry.api.authentication import request_role
-from registry.roles import Role
 
 if TYPE_CHECKING:
     # Only for annotations: DRF imports DEFAULT_PERMISSION_CLASSES while rest_framework.views loads,

@@ -31,8 +31,8 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
 
-from registry import metrics
-from registry.cache import current_generation, store_entry, stored_entry
+from registry.operations import metrics
+from registry.reads.cache import current_generation, store_entry, stored_entry
 
 # Below this a gzip member's 18 bytes of framing and a round of inflate on the client buy little.
 GZIP_MIN_BYTES = 1024

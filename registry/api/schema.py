@@ -15,7 +15,7 @@ from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 
 from registry.api.evidence import MEASURED_KEYS, NOTE_MAX_LENGTH, EvidenceSerializer
-from registry.api.serializers import MAX_BATCH, NONBLANK_TEXT_PATTERN, TEXT_PATTERN
+from registry.api.validators import MAX_BATCH, NONBLANK_TEXT_PATTERN, TEXT_PATTERN
 
 
 class _BearerJWTScheme(OpenApiAuthenticationExtension):
@@ -142,7 +142,7 @@ class RoundedDecimalSchema(OpenApiSerializerFieldExtension):
     unit of the last decimal, exclusive; responses keep drf-spectacular's 10**whole digits.
     """
 
-    target_class = "registry.api.serializers.RoundedDecimalField"
+    target_class = "registry.api.fields.RoundedDecimalField"
 
     def map_serializer_field(self, auto_schema: AutoSchema, direction: str) -> dict[str, Any]:
         schema: dict[str, Any] = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)

@@ -20,8 +20,8 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView, TokenVerifyView
 
-from registry import metrics
 from registry.api.schema import ERROR_SERIALIZER
+from registry.operations import metrics
 
 
 class _CountedThrottle(SimpleRateThrottle):

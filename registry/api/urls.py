@@ -12,18 +12,11 @@ from rest_framework.permissions import AllowAny
 
 from registry.api import schema  # noqa: F401 (registers the authentication schemes of the OpenAPI schema)
 from registry.api.authentication import BROWSER_AUTHENTICATION
+from registry.api.catalog.views import CapabilityViewSet, EndpointViewSet, ModelViewSet, ParameterViewSet, PriceViewSet
 from registry.api.permissions import IsViewer
 from registry.api.schema_views import DocsView, SchemaView
+from registry.api.telemetry.views import PerformanceViewSet, UsageViewSet
 from registry.api.tokens import TokenObtainView, TokenRefreshThrottledView, TokenVerifyThrottledView
-from registry.api.views import (
-    CapabilityViewSet,
-    EndpointViewSet,
-    ModelViewSet,
-    ParameterViewSet,
-    PerformanceViewSet,
-    PriceViewSet,
-    UsageViewSet,
-)
 
 REF = r"(?P<ref>.+)"
 # The schema says nothing secret, but the issue puts every path but health and login behind a JWT;

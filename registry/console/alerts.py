@@ -8,8 +8,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from registry.alerts import alerts_acknowledge, alerts_resolve
 from registry.models import Alert
+from registry.telemetry.alerts import alerts_acknowledge, alerts_resolve
 
 
 class AlertStateFilter(admin.SimpleListFilter):

@@ -9,7 +9,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
-from registry.admin.readonly import ReadOnlyAdminMixin
+from registry.console.readonly import ReadOnlyAdminMixin
 from registry.models import ModelCapability, ModelEndpoint, ModelParameter, RegisteredModel
 
 

@@ -20,18 +20,28 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from registry.accounts import request_role
-from registry.admin.export import EXPORT_CHANGE_LIST, CsvExportMixin, columns_of
-from registry.api.serializers import (
+from registry.access.accounts import request_role
+from registry.access.roles import Role
+from registry.api.catalog.serializers import (
     CapabilitySerializer,
     EndpointSerializer,
     ParameterSerializer,
     PriceSerializer,
     RegisteredModelSerializer,
 )
-from registry.charts import line_chart, stacked_bar_chart
-from registry.dashboard import RANGES, model_charts, model_runtime_rows
-from registry.forms import ApiValidatedForm, OptionalJSONField, WriteOnlySecretsForm
+from registry.catalog.prices import price_delete, price_set
+from registry.catalog.services import (
+    OPERATOR_EVIDENCE,
+    PRICE_FIELDS,
+    headers_split,
+    models_set_status,
+    operator_fields_mark,
+    price_from_model_fields,
+)
+from registry.console.charts import line_chart, stacked_bar_chart
+from registry.console.dashboard import RANGES, model_charts, model_runtime_rows
+from registry.console.export import EXPORT_CHANGE_LIST, CsvExportMixin, columns_of
+from registry.console.forms import ApiValidatedForm, OptionalJSONField, WriteOnlySecretsForm
 from registry.models import (
     OPERATOR_OWNABLE_FIELDS,
     EvidenceSource,
@@ -42,17 +52,6 @@ from registry.models import (
     ModelStatus,
     RegisteredModel,
     SetBy,
-)
-from registry.roles import Role
-from registry.services import (
-    OPERATOR_EVIDENCE,
-    PRICE_FIELDS,
-    headers_split,
-    models_set_status,
-    operator_fields_mark,
-    price_delete,
-    price_from_model_fields,
-    price_set,
 )
 
 HAND_BACK_HELP = "Tick to hand this value back to discovery: its next run writes the provider's value."
@@ -220,7 +219,7 @@ class OwnedRowInline(admin.TabularInline):
         if row.set_by == SetBy.OPERATOR:
             return mark_safe('<span class="owner owner-operator">operator</span>')
         if getattr(row, "evidence_source", None) == EvidenceSource.MEASURED:
-            # The score derivation's (registry.scores): discovery leaves it, it decays when stale.
+            # The score derivation's (registry.selection.scores): discovery leaves it, it decays when stale.
             return mark_safe('<span class="owner owner-discovery" title="derived from performance">measured</span>')
         evidence = getattr(row, "evidence", "") or "set by discovery"
         return format_html('<span class="owner owner-discovery" title="{}">discovery</span>', evidence)

@@ -18,10 +18,10 @@ from django.db.models import Count, F, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
-from registry.charts import Series
+from registry.console.charts import Series
 from registry.models import Alert, ModelPerformance, ModelRuntime, ModelStatus, ModelUsage, Provider, RegisteredModel
-from registry.selectors import Bucket, usage_summary
-from registry.statistics import PERCENTILE_SAMPLE_LIMIT, PercentileCont, percentile
+from registry.telemetry.selectors import Bucket, usage_summary
+from registry.telemetry.statistics import PERCENTILE_SAMPLE_LIMIT, PercentileCont, percentile
 
 TOP_MODELS: Final = 10
 CHART_MODELS: Final = 5

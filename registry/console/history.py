@@ -17,8 +17,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.functional import cached_property
 
-from registry.admin.export import EXPORT_CHANGE_LIST, CsvExportMixin, columns_of
-from registry.admin.readonly import ReadOnlyAdminMixin
+from registry.console.export import EXPORT_CHANGE_LIST, CsvExportMixin, columns_of
+from registry.console.readonly import ReadOnlyAdminMixin
 from registry.models import ModelPerformance, ModelUsage, Provider, RegisteredModel
 
 COUNT_CAP = 10_000

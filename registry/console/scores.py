@@ -1,4 +1,4 @@
-"""Capability metrics: the rules by which the score derivation measures capabilities (registry.scores)."""
+"""Capability metrics: the rules by which the score derivation measures capabilities (registry.selection.scores)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 
-from registry.api.serializers import CAPABILITY_NAME
+from registry.api.validators import CAPABILITY_NAME
 from registry.models import CapabilityMetric
 
 # Longer windows or half-lives than ten years are typing mistakes, not rules.

@@ -15,9 +15,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
-from registry import selection
-from registry.api.serializers import SelectionRequestSerializer
-from registry.forms import messages_of
+from registry.api.selection.serializers import SelectionRequestSerializer
+from registry.console.forms import messages_of
+from registry.selection import explain as selection
 
 # Form field -> the request's field (the price ceilings are one object in the API).
 _REQUEST_FIELDS = {

@@ -1,6 +1,6 @@
 """The console's site: titles, and the dashboard that is its front page.
 
-The dashboard's figures come from selectors (``registry.dashboard``, ``discovery.selectors``);
+The dashboard's figures come from selectors (``registry.console.dashboard``, ``discovery.selectors``);
 this module only decides what a user may see, and the template lays it out.
 """
 
@@ -15,8 +15,8 @@ from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils.http import urlencode
 
 from discovery.selectors import sources_with_last_run
-from registry.charts import stacked_bar_chart
-from registry.dashboard import (
+from registry.console.charts import stacked_bar_chart
+from registry.console.dashboard import (
     alerts_open_summary,
     models_by_provider_status,
     models_loaded_now,
@@ -71,8 +71,8 @@ class ConsoleSite(admin.AdminSite):
         return super().index(request, {**self.dashboard_context(request), **(extra_context or {})})
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
-        # Imported here: the registry.admin package registers its pages on this site when imported.
-        from registry.admin.selection import selection_view
+        # Imported here: the console's pages (registry.admin imports them) register on this site when imported.
+        from registry.console.selection import selection_view
 
         def selection(request: HttpRequest) -> TemplateResponse:
             return selection_view(self, request)

@@ -30,7 +30,7 @@ def drop_usage_ts_index(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor
 
 
 def sync_role_permissions(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
-    # The same function as 0002: each role's group gets exactly registry.roles' permissions.
+    # The same function as 0002: each role's group gets exactly registry.access.roles' permissions.
     importlib.import_module("registry.migrations.0002_roles").create_roles(apps, schema_editor)
 
 

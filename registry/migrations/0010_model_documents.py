@@ -1,11 +1,11 @@
-"""The table of rendered model bodies and the triggers that keep it fresh (registry/documents.py)."""
+"""The table of rendered model bodies and the triggers that keep it fresh (registry/reads/documents.py)."""
 
 import django.db.models.deletion
 from django.db import migrations, models
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.state import StateApps
 
-from registry import documents
+from registry.reads import documents
 
 
 def install(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:

@@ -21,7 +21,7 @@ from django.core.cache import caches
 from django.db import connection
 from kombu import Connection
 
-from registry.cache import ResilientRedisCache
+from registry.reads.cache import ResilientRedisCache
 
 logger = logging.getLogger(__name__)
 

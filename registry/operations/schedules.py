@@ -39,5 +39,5 @@ def scores_schedule_ensure() -> PeriodicTask:
         task=SCORES_TASK_NAME,
         every=SCORES_INTERVAL_SECONDS,
         description="Derives measured capability scores from performance records and lets stale ones decay "
-        "(registry.scores.scores_derive; rules: capability metrics).",
+        "(registry.selection.scores.scores_derive; rules: capability metrics).",
     )

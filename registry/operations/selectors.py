@@ -25,7 +25,7 @@ ACTIONS = {
     "create": LogEntry.Action.CREATE,
     "update": LogEntry.Action.UPDATE,
     "delete": LogEntry.Action.DELETE,
-    # Requests trusted by their network alone (registry.audit.log_access).
+    # Requests trusted by their network alone (registry.access.audit.log_access).
     "access": LogEntry.Action.ACCESS,
 }
 

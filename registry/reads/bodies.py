@@ -1,4 +1,4 @@
-"""Model bodies for the read path from ``model_documents`` (registry/documents.py), built only where missing.
+"""Model bodies for the read path from ``model_documents`` (registry/reads/documents.py), built only where missing.
 
 A page's query fetches each model's stored body beside its id (one LEFT JOIN, ``with_documents``);
 ``bodies`` builds the missing or stale ones through the representation itself
@@ -24,10 +24,14 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from registry import compiled, credentials, documents, selectors
-from registry.api import representations
-from registry.api.representations import json_bytes
+from registry.catalog import credentials
+from registry.catalog import selectors as catalog_selectors
+from registry.catalog.selectors import is_model_id
 from registry.models import RegisteredModel
+from registry.reads import compiled, documents, representations
+from registry.reads.representations import json_bytes
+from registry.selection import evidence, ranking
+from registry.selection.ranking import RECENT_LATENCY_WINDOW, models_ranked
 
 BODY = "document__body"
 FORMAT = "document__format_version"
@@ -40,7 +44,7 @@ def _code_fingerprint() -> str:
     # queries that read its rows (a module too many costs only rebuilt documents after a
     # deployment; one too few would serve old bytes).
     digest = hashlib.blake2b(digest_size=8)
-    for module in (representations, credentials, selectors, compiled):
+    for module in (representations, credentials, catalog_selectors, evidence, ranking, compiled):
         digest.update(Path(str(module.__file__)).read_bytes())
     return digest.hexdigest()
 
@@ -67,17 +71,17 @@ def ranked_rows(*, capabilities: list[str], limit: int, **filters: Any) -> list[
     """The first ``limit`` of ``selectors.models_ranked`` as rows of ``with_documents`` (``score``, ``cap_<i>``...).
 
     Building and compiling the ranking's queryset costs Python more than PostgreSQL takes to run it
-    (6 of 15 ms, measured): its SQL is compiled once per query shape (registry/compiled.py) and run
+    (6 of 15 ms, measured): its SQL is compiled once per query shape (registry/reads/compiled.py) and run
     again with the current ``since``, its one parameter that changes from request to request.
     """
     figures = [f"cap_{index}" for index in range(len(capabilities))]
 
     def build(since: datetime) -> QuerySet[Any, dict[str, Any]]:
-        ranked = selectors.models_ranked(capabilities=capabilities, since=since, **filters)
+        ranked = models_ranked(capabilities=capabilities, since=since, **filters)
         return with_documents(ranked[:limit], "score", "recent_latency", "cost_per_mtok", *figures)
 
     key = ("documents.ranked_rows", tuple(capabilities), limit, tuple(sorted(filters.items())))
-    return compiled.dict_rows(key, build, timezone.now() - selectors.RECENT_LATENCY_WINDOW)
+    return compiled.dict_rows(key, build, timezone.now() - RECENT_LATENCY_WINDOW)
 
 
 def stored_body(ref: str) -> bytes | None:
@@ -86,7 +90,7 @@ def stored_body(ref: str) -> bytes | None:
     One query, for the WSGI front's detail misses; None when there is no such model or its document
     is missing or stale (the view then builds it).
     """
-    by_id = selectors.is_model_id(ref)
+    by_id = is_model_id(ref)
     column = "m.id" if by_id else "m.name"
     with connection.cursor() as cursor:
         cursor.execute(

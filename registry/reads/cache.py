@@ -36,7 +36,7 @@ from django.db.models.signals import post_delete, post_save
 from django_redis.cache import RedisCache
 from django_redis.exceptions import ConnectionInterrupted
 
-from registry import metrics
+from registry.operations import metrics
 
 T = TypeVar("T")
 

@@ -2,7 +2,7 @@
 
 A read that misses the response cache would otherwise build every model of its page from rows
 (5,000 rows and 50 ms for a page of 500). Instead each model's body (the exact bytes
-``registry.api.representations`` writes for it) is stored once, and a miss joins stored bytes.
+``registry.reads.representations`` writes for it) is stored once, and a miss joins stored bytes.
 
 Staleness is the database's business, not the writers': triggers on every table the body reads
 (``DOCUMENT_SOURCES``, the one declaration of them) mark the affected models' documents stale in
@@ -19,7 +19,7 @@ revision 0; a write creates it at 1 or more.
 
 Adding a table the body reads (``model_runtime``): add a ``DocumentSource`` here and a migration
 running ``install_triggers`` again (it replaces every trigger it declares);
-tests/registry/test_documents.py checks every declared table has its triggers.
+tests/registry/reads/test_documents.py checks every declared table has its triggers.
 """
 
 # ruff: noqa: S608 - every statement here is built from this module's constants (table and column names), values are parameters

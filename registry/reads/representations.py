@@ -25,10 +25,11 @@ import orjson
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from registry import compiled
-from registry.credentials import redact_text
+from registry.catalog.credentials import redact_text
+from registry.catalog.selectors import of_model_ids, runtimes_of
 from registry.models import ModelCapability, ModelEndpoint, ModelParameter, ModelStatus, RegisteredModel
-from registry.selectors import CAPABILITY_EVIDENCE_COLUMNS, evidence_body, of_model_ids, runtimes_of
+from registry.reads import compiled
+from registry.selection.evidence import CAPABILITY_EVIDENCE_COLUMNS, evidence_body
 
 # The model's own columns, in the serializer's field order (RegisteredModelSerializer.Meta.fields).
 _MODEL_COLUMNS = (
@@ -273,7 +274,7 @@ def _endpoints(ids: list[int], moment: Moment) -> dict[int, list[dict[str, Any]]
             {
                 "id": pk,
                 "endpoint_type": kind,
-                # Shown as EndpointSerializer shows it: any credential in the URL as *** (registry.credentials).
+                # Shown as EndpointSerializer shows it: any credential in the URL as *** (registry.catalog.credentials).
                 "endpoint_url": redact_text(url) if url is not None else None,
                 "auth_type": auth,
                 "headers": headers,  # DRF writes null for None without asking the field

@@ -33,8 +33,7 @@ from django.db import connection
 from django.db.models import BooleanField, Case, Count, Exists, F, FilteredRelation, OuterRef, Q, Sum, Value, When
 from django.utils import timezone
 
-from registry import compiled
-from registry.api.representations import endpoint_bodies
+from registry.catalog.selectors import CLOUD_PROVIDERS, of_model_ids, runtimes_of
 from registry.models import (
     EndpointType,
     ModelCapability,
@@ -44,15 +43,11 @@ from registry.models import (
     ModelUsage,
     RegisteredModel,
 )
-from registry.selectors import (
-    CAPABILITY_EVIDENCE_COLUMNS,
-    CLOUD_PROVIDERS,
-    RECENT_LATENCY_WINDOW,
-    capability_evidence_rows,
-    of_model_ids,
-    runtimes_of,
-)
-from registry.statistics import PERCENTILE_SAMPLE_LIMIT, PercentileCont, percentile
+from registry.reads import compiled
+from registry.reads.representations import endpoint_bodies
+from registry.selection.evidence import CAPABILITY_EVIDENCE_COLUMNS, capability_evidence_rows
+from registry.selection.ranking import RECENT_LATENCY_WINDOW
+from registry.telemetry.statistics import PERCENTILE_SAMPLE_LIMIT, PercentileCont, percentile
 
 # The checks in the order they are applied; an excluded model's ``check`` is the first it failed.
 CHECKS: Final = (
@@ -233,7 +228,7 @@ def _models(names: list[str], *, with_loaded: bool) -> list[tuple[Any, ...]]:
     """Every model's row: ``_COLUMNS``, its score on each of ``names`` (None where it lacks the
     capability) and, ``with_loaded``, whether a host has it loaded now.
 
-    One query (compiled once per shape, registry/compiled.py): nothing else of a capability (its
+    One query (compiled once per shape, registry/reads/compiled.py): nothing else of a capability (its
     evidence) is read for the models that are not in the chain.
     """
     return compiled.rows(

@@ -27,9 +27,8 @@ from django.db.models import F, FloatField, Max, Min, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from registry import services
+from registry.catalog.services import MeasuredApplied, MeasuredScore, capabilities_measured_apply
 from registry.models import CapabilityMetric, EvidenceSource, ModelCapability, ModelPerformance
-from registry.services import MeasuredApplied, MeasuredScore
 
 SCORE_DECIMALS = 4
 
@@ -132,4 +131,4 @@ def scores_derive(*, now: datetime | None = None) -> MeasuredApplied:
         and effective_sample_size(row, by_capability[row.capability], now=now)
         < by_capability[row.capability].min_samples
     ]
-    return services.capabilities_measured_apply(scores=scores, expired=expired, now=now)
+    return capabilities_measured_apply(scores=scores, expired=expired, now=now)

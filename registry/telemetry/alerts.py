@@ -30,8 +30,8 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from discovery.models import ProviderSource
-from registry import metrics
 from registry.models import Alert, AlertKind, ModelStatus, ModelUsage, RegisteredModel
+from registry.operations import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -444,5 +444,5 @@ def alert_schedule_ensure() -> PeriodicTask:
         name=ALERT_SCHEDULE_NAME,
         task=ALERT_TASK_NAME,
         interval=interval,
-        description="Opens and resolves alerts (registry/alerts.py); thresholds from the ALERT_* settings.",
+        description="Opens and resolves alerts (registry/telemetry/alerts.py); thresholds from the ALERT_* settings.",
     )

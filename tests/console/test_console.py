@@ -15,9 +15,9 @@ from playwright.sync_api import expect
 
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
 from discovery.sync import source_sync
-from registry.audit import system_actor
+from registry.access.audit import system_actor
+from registry.access.roles import Role, permissions_for
 from registry.models import Alert, AlertKind, ModelCapability, ModelParameter, SetBy
-from registry.roles import Role, permissions_for
 from tests.console.conftest import LAPTOP, SCREENSHOTS, Console
 from tests.discovery.fakes.ollama import FakeOllama
 from tests.discovery.fakes.openai_compatible import FakeOpenAICompatible

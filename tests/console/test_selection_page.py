@@ -9,8 +9,8 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 from playwright.sync_api import expect
 
+from registry.access.roles import Role, permissions_for
 from registry.models import Provider
-from registry.roles import Role, permissions_for
 from tests.console.conftest import LAPTOP, Console
 from tests.factories import ModelCapabilityFactory, ModelUsageFactory, RegisteredModelFactory, UserFactory
 

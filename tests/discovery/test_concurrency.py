@@ -13,7 +13,7 @@ from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
 from discovery.services import sources_register_from_environment
 from discovery.sync import INTERRUPTED, source_sync
 from discovery.tasks import poll_runtime
-from registry.audit import system_actor
+from registry.access.audit import system_actor
 from registry.models import ModelEndpoint, ModelRuntime, RegisteredModel
 from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import ProviderSourceFactory

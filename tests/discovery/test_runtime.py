@@ -18,9 +18,9 @@ from discovery.runtime import runtime_record
 from discovery.services import source_save
 from discovery.sync import source_sync
 from discovery.tasks import poll_runtime
-from registry import metrics
-from registry.audit import system_actor
+from registry.access.audit import system_actor
 from registry.models import ModelEndpoint, ModelRuntime, ModelStatus, RegisteredModel
+from registry.operations import metrics
 from tests.discovery.fakes.ollama import FakeOllama, generated_models, running_entry
 from tests.factories import ProviderSourceFactory, RegisteredModelFactory
 

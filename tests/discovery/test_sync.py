@@ -14,9 +14,7 @@ from django.utils import timezone
 
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
 from discovery.sync import source_sync
-from registry import metrics
-from registry.audit import system_actor
-from registry.cache import GENERATION_KEY
+from registry.access.audit import system_actor
 from registry.models import (
     ModelCapability,
     ModelEndpoint,
@@ -26,6 +24,8 @@ from registry.models import (
     RegisteredModel,
     SetBy,
 )
+from registry.operations import metrics
+from registry.reads.cache import GENERATION_KEY
 from tests.discovery.fakes.ollama import FakeOllama, load_models
 from tests.discovery.fakes.openai_compatible import FakeOpenAICompatible
 from tests.factories import ModelCapabilityFactory, ModelParameterFactory, ProviderSourceFactory, RegisteredModelFactory

@@ -10,8 +10,7 @@ from django.utils import timezone
 
 from discovery.models import ProviderSource
 from discovery.sync import source_sync
-from registry import scores
-from registry.audit import system_actor
+from registry.access.audit import system_actor
 from registry.models import (
     CapabilityMetric,
     EvidenceSource,
@@ -20,6 +19,7 @@ from registry.models import (
     RegisteredModel,
     SetBy,
 )
+from registry.selection import scores
 from tests.discovery.fakes.ollama import FakeOllama, load_models
 
 pytestmark = pytest.mark.django_db

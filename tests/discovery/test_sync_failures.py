@@ -11,7 +11,7 @@ from auditlog.models import LogEntry
 
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
 from discovery.sync import source_sync
-from registry.audit import system_actor
+from registry.access.audit import system_actor
 from registry.models import ModelCapability, ModelEndpoint, ModelParameter, RegisteredModel
 from tests.discovery.fakes.anthropic import FakeAnthropic
 from tests.discovery.fakes.ollama import FakeOllama, load_models

@@ -8,9 +8,10 @@ import pytest
 
 from discovery.models import ProviderSource
 from discovery.sync import source_sync
-from registry import services
-from registry.audit import system_actor
+from registry.access.audit import system_actor
+from registry.catalog.prices import price_set
 from registry.models import Alert, AlertKind, ModelPrice, ModelUsage, RegisteredModel, SetBy
+from registry.telemetry.services import usage_record_batch
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +31,7 @@ def test_discovery_dates_the_catalogs_prices_once(openai_source: ProviderSource)
     assert ModelPrice.objects.count() == count
 
     model = RegisteredModel.objects.get(name="gpt-4o")
-    services.usage_record_batch(model=model, records=[{"input_tokens": 1_000_000, "output_tokens": 100_000}])
+    usage_record_batch(model=model, records=[{"input_tokens": 1_000_000, "output_tokens": 100_000}])
     assert ModelUsage.objects.values_list("cost", "cost_source").get() == (Decimal("3.5"), "computed")
 
 
@@ -39,7 +40,7 @@ def test_a_priced_discovery_resolves_the_unpriced_alert(openai_source: ProviderS
     model = RegisteredModel.objects.get(name="gpt-4o")
     ModelPrice.objects.filter(model=model).delete()
     RegisteredModel.objects.filter(pk=model.pk).update(input_cost_per_mtok=None, output_cost_per_mtok=None)
-    services.usage_record_batch(model=model, records=[{"token_count": 10}])
+    usage_record_batch(model=model, records=[{"token_count": 10}])
     assert Alert.objects.open().filter(kind=AlertKind.UNPRICED_USAGE, model=model).exists()
     discover(openai_source)  # the catalog's price again
     assert not Alert.objects.open().filter(kind=AlertKind.UNPRICED_USAGE).exists()
@@ -49,7 +50,7 @@ def test_a_priced_discovery_resolves_the_unpriced_alert(openai_source: ProviderS
 def test_an_operators_price_is_not_overwritten_by_discovery(openai_source: ProviderSource) -> None:
     discover(openai_source)
     model = RegisteredModel.objects.get(name="gpt-4o")
-    services.price_set(model=model, input_per_mtok=Decimal("1"), output_per_mtok=Decimal("2"))
+    price_set(model=model, input_per_mtok=Decimal("1"), output_per_mtok=Decimal("2"))
     discover(openai_source)
     model.refresh_from_db()
     assert (model.input_cost_per_mtok, model.output_cost_per_mtok) == (Decimal("1"), Decimal("2"))

@@ -10,7 +10,7 @@ from django.db import connection
 
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
 from discovery.sync import source_sync
-from registry.audit import system_actor
+from registry.access.audit import system_actor
 from registry.models import ModelCapability, ModelParameter, RegisteredModel
 from tests.discovery.fakes.ollama import FakeOllama, generated_models
 from tests.factories import ProviderSourceFactory

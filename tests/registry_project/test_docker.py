@@ -116,7 +116,7 @@ class TestCompose:
     def test_every_variable_given_to_the_service_is_one_it_reads(self) -> None:
         readers = [
             "registry_project/settings.py",
-            "registry/accounts.py",
+            "registry/access/accounts.py",
             "registry_project/web.py",
             "docker/entrypoint.sh",
         ]

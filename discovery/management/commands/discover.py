@@ -10,8 +10,8 @@ from discovery.models import RunStatus
 from discovery.selectors import sources_for_discovery
 from discovery.services import sources_register_from_environment
 from discovery.sync import SyncReport, source_sync_report
-from registry.audit import system_actor
-from registry.credentials import redact_url
+from registry.access.audit import system_actor
+from registry.catalog.credentials import redact_url
 
 PROGRESS_EVERY = 25
 NAMES_SHOWN = 20

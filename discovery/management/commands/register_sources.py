@@ -11,7 +11,7 @@ from django.db import transaction
 from discovery.selectors import sources_enabled
 from discovery.services import sources_register_from_environment
 from discovery.tasks import discovery_enqueue
-from registry.audit import system_actor
+from registry.access.audit import system_actor
 
 
 class Command(BaseCommand):

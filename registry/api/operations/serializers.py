@@ -7,7 +7,7 @@ from typing import Any
 from auditlog.models import LogEntry
 from rest_framework import serializers
 
-from registry.api.serializers import QuerySerializer, QueryTextField
+from registry.api.fields import QuerySerializer, QueryTextField
 from registry.operations.selectors import ACTIONS, AUDITED_OBJECTS
 
 ACTION_NAMES = {value: name for name, value in ACTIONS.items()}

@@ -2,7 +2,7 @@
 
 from django.urls import URLPattern, URLResolver, path
 
-from registry.operations import views
+from registry.api.operations import views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.index, name="index"),

@@ -22,14 +22,14 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework.generics import ListAPIView
 
-from registry import metrics
 from registry.api.authentication import BROWSER_AUTHENTICATION
+from registry.api.operations.serializers import AuditEntrySerializer, AuditQuerySerializer
 from registry.api.pagination import StrictLimitOffsetPagination
 from registry.api.permissions import IsAdmin
 from registry.api.schema_views import prefers_html
+from registry.operations import metrics
 from registry.operations.health import health_report
 from registry.operations.selectors import audit_entries, audit_object_types
-from registry.operations.serializers import AuditEntrySerializer, AuditQuerySerializer
 
 
 @require_GET

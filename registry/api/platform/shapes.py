@@ -1,6 +1,6 @@
 """The platform router's shapes: its model and capability mapping built from the registry's models, and their schema.
 
-``platform_model`` and ``platform_capabilities`` write the bodies ``registry.api.platform`` serves
+``platform_model`` and ``platform_capabilities`` write the bodies ``registry.api.platform.views`` serves
 under ``/api/v1/`` with ``PLATFORM_API_COMPAT=alfred`` (docs/platform.md); the serializers below only
 describe them for the OpenAPI schema, and ``never_null`` makes the schema say what
 ``without_unknowns`` does: a key whose value is unknown is left out, never null. Imports the
@@ -18,9 +18,10 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from registry.api.serializers import CapabilityMapField, RegisteredModelSerializer
-from registry.capabilities import AUDIO, CODE, EMBEDDING, IMAGE, REASONING, TEXT, TOOLS, VOCABULARY
-from registry.credentials import redact_url
+from registry.api.catalog.serializers import RegisteredModelSerializer
+from registry.api.fields import CapabilityMapField
+from registry.catalog.capabilities import AUDIO, CODE, EMBEDDING, IMAGE, REASONING, TEXT, TOOLS, VOCABULARY
+from registry.catalog.credentials import redact_url
 from registry.models import PLATFORM_DETAILS_KEY, AuthType, ModelEndpoint, ModelStatus, ModelType, RegisteredModel
 
 # What each capability held at the threshold lets a model do, in the router's task words.

@@ -7,8 +7,8 @@ from django.urls import URLPattern, URLResolver, path
 
 from discovery.api import urls as discovery_urls
 from registry.api import urls as api_urls
-from registry.api.platform import v1_urlpatterns
-from registry.operations import views as operations_views
+from registry.api.operations import views as operations_views
+from registry.api.platform.views import v1_urlpatterns
 
 app_name = "v1"
 

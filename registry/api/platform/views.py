@@ -46,41 +46,34 @@ from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from registry import capabilities as capability_vocabulary
-from registry import credentials, selectors, services
-from registry.api import evidence, platform_shapes
-from registry.api import serializers as api_serializers
+from registry.api import evidence, fields, validators
+from registry.api.catalog import serializers as catalog_serializers
+from registry.api.catalog.serializers import ModelListQuerySerializer
+from registry.api.catalog.views import CapabilityViewSet, ModelViewSet
 from registry.api.errors import unknown_path
-from registry.api.platform_shapes import (
-    PlatformCapabilitiesSerializer,
-    PlatformModelSerializer,
-    never_null,
-    platform_capabilities,
-    platform_model,
-)
-from registry.api.serializers import (
-    INT32_MAX,
-    MAX_LATENCY_SECONDS,
-    ModelListQuerySerializer,
+from registry.api.fields import (
     RecordedSerializer,
     StrictBooleanField,
     StrictCharField,
     StrictFloatField,
     StrictIntegerField,
     StrictSerializerMixin,
-    not_in_future,
-    validate_printable,
 )
-from registry.api.views import (
-    ERROR_RESPONSES,
-    REF_PARAMETER,
-    CapabilityViewSet,
-    ModelPagination,
-    ModelViewSet,
-    RegistryViewSet,
-    UsageViewSet,
-    records_request,
+from registry.api.platform import shapes as platform_shapes
+from registry.api.platform.shapes import (
+    PlatformCapabilitiesSerializer,
+    PlatformModelSerializer,
+    never_null,
+    platform_capabilities,
+    platform_model,
 )
+from registry.api.telemetry.views import UsageViewSet
+from registry.api.validators import INT32_MAX, MAX_LATENCY_SECONDS, not_in_future, validate_printable
+from registry.api.viewsets import ERROR_RESPONSES, REF_PARAMETER, ModelPagination, RegistryViewSet, records_request
+from registry.catalog import capabilities as capability_vocabulary
+from registry.catalog import credentials
+from registry.catalog.selectors import model_get, models_filtered
+from registry.telemetry.services import usage_record_idempotent
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +87,15 @@ def _shape_fingerprint() -> str:
     # does not change: keyed by this too, no body (or 304) of an earlier shape survives a deployment.
     # A module too many costs only rebuilt entries; one too few would serve old shapes.
     digest = hashlib.blake2b(digest_size=8)
-    for module in (platform_shapes, api_serializers, evidence, credentials, capability_vocabulary):
+    for module in (
+        platform_shapes,
+        catalog_serializers,
+        fields,
+        validators,
+        evidence,
+        credentials,
+        capability_vocabulary,
+    ):
         digest.update(Path(str(module.__file__)).read_bytes())
     digest.update(Path(__file__).read_bytes())
     return digest.hexdigest()
@@ -199,7 +200,7 @@ class PlatformModelViewSet(ModelViewSet):
         limit, offset = query.pop("limit", None), query.pop("offset", None) or 0
 
         def build() -> list[dict[str, Any]]:
-            queryset = selectors.models_filtered(**query)
+            queryset = models_filtered(**query)
             if limit is not None or offset:
                 queryset = queryset[offset : offset + limit] if limit is not None else queryset[offset:]
             return [platform_model(model) for model in queryset]
@@ -214,7 +215,7 @@ class PlatformModelViewSet(ModelViewSet):
     def retrieve(self, request: Request, ref: str) -> HttpResponse:
         if not profile_on():
             return super().retrieve(request, ref)
-        return self.cached("platform-detail", f"{SHAPE}:{ref}", lambda: platform_model(selectors.model_get(ref)))
+        return self.cached("platform-detail", f"{SHAPE}:{ref}", lambda: platform_model(model_get(ref)))
 
 
 class PlatformCapabilityViewSet(CapabilityViewSet):
@@ -230,7 +231,7 @@ class PlatformCapabilityViewSet(CapabilityViewSet):
             return super().list(request, ref)
 
         def build() -> dict[str, Any]:
-            model = selectors.model_get(ref)
+            model = model_get(ref)
             return platform_capabilities(
                 model, {row.capability: row.capability_score for row in model.capabilities.all()}
             )
@@ -257,7 +258,7 @@ class PlatformUsageViewSet(UsageViewSet):
         if any(record["model_id"] is not None and record["model_id"] not in names for record in records):
             # The URL names the model; a body naming another one is a router bug, not a record to file away.
             raise ValidationError({"model_id": [f"Does not name the model of the URL ({model.pk}, {model.name!r})."]})
-        recorded = services.usage_record_idempotent(model=model, records=records)
+        recorded = usage_record_idempotent(model=model, records=records)
         # 200, not 201: the router counts any other status as a lost record, and a retry stored nothing new.
         return Response({"recorded": recorded, "duplicates": len(records) - recorded}, status=status.HTTP_200_OK)
 

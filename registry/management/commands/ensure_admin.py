@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from registry.accounts import CHOOSE_PASSWORD_HINT, admin_user_ensure_from_environment
+from registry.access.accounts import CHOOSE_PASSWORD_HINT, admin_user_ensure_from_environment
 
 
 class Command(BaseCommand):

@@ -7,8 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from discovery.schedules import runtime_schedules_ensure
-from registry.alerts import alert_schedule_ensure
-from registry.schedules import prices_schedule_ensure, scores_schedule_ensure
+from registry.operations.schedules import prices_schedule_ensure, scores_schedule_ensure
+from registry.telemetry.alerts import alert_schedule_ensure
 
 
 class Command(BaseCommand):

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
 from discovery.schedules import runtime_schedule_name, schedule_name
 from discovery.services import source_save
-from registry.audit import MASK
+from registry.access.audit import MASK
 from tests.factories import ProviderSourceFactory
 from tests.registry.api.test_schema import assert_matches_schema
 

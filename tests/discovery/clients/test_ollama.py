@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from discovery.clients import ollama
-from registry import capabilities as caps
+from registry.catalog import capabilities as caps
 from tests.discovery.fakes.ollama import FakeOllama, load_legacy_models
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from discovery.clients import openai_compatible
-from registry import capabilities as caps
+from registry.catalog import capabilities as caps
 from tests.discovery.fakes.openai_compatible import FakeOpenAICompatible
 
 

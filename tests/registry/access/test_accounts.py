@@ -7,8 +7,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 
-from registry.accounts import admin_user_ensure, user_role
-from registry.roles import Role
+from registry.access.accounts import admin_user_ensure, user_role
+from registry.access.roles import Role
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

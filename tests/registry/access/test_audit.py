@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 
 from discovery.models import ProviderSource
 from discovery.tasks import discover_source
-from registry.audit import MASK, acting_as, log_bulk, system_actor
+from registry.access.audit import MASK, acting_as, log_bulk, system_actor
 from registry.models import ModelCapability, ModelEndpoint, ModelParameter, RegisteredModel
 from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import (

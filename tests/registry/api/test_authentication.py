@@ -14,9 +14,9 @@ from rest_framework.test import APIClient, APIRequestFactory
 from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import AccessToken
 
+from registry.access.roles import Role
 from registry.api.authentication import PlatformUser, request_role
 from registry.api.permissions import ActionRoles, HasRole, IsAdmin
-from registry.roles import Role
 from tests.factories import UserFactory
 from tests.tokens import platform_token
 

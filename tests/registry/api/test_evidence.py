@@ -12,8 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from registry import selectors
 from registry.models import EvidenceSource, ModelCapability, RegisteredModel, SetBy
+from registry.selection.evidence import capability_evidence_of
 from tests.factories import ModelCapabilityFactory, RegisteredModelFactory
 
 pytestmark = pytest.mark.django_db
@@ -96,7 +96,7 @@ def test_model_bodies_keep_scores_and_add_capability_evidence(
 def test_capability_evidence_of_answers_many_models_in_one_query(model: RegisteredModel) -> None:
     other = RegisteredModelFactory(name="bare")
     with CaptureQueriesContext(connection) as context:
-        found = selectors.capability_evidence_of([model.pk, other.pk])
+        found = capability_evidence_of([model.pk, other.pk])
     assert len(context.captured_queries) == 1
     assert found == {
         model.pk: {

@@ -21,11 +21,11 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import Resolver404, resolve
 from rest_framework_simplejwt.tokens import AccessToken
 
-from registry import selection
 from registry.api import fast_reads
 from registry.api.fast_reads import CACHED_ROUTES, CachedReads, cached_route
-from registry.cache import models_changed
 from registry.models import RegisteredModel
+from registry.reads.cache import models_changed
+from registry.selection import explain as selection
 from registry_project.wsgi import fronted
 from tests.factories import ModelCapabilityFactory, RegisteredModelFactory, UserFactory
 from tests.tokens import platform_token
@@ -185,7 +185,7 @@ def test_a_deactivated_user_is_refused_by_the_front_at_once(front: CachedReads, 
     assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
     assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 200
     user.is_active = False
-    user.save()  # drops the cached access (registry.accounts)
+    user.save()  # drops the cached access (registry.access.accounts)
     assert Answer(front, "/models/fast-0", HTTP_AUTHORIZATION=token).code == 401
 
 

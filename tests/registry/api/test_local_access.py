@@ -11,7 +11,7 @@ from django.contrib.auth.models import AbstractUser, Group, User
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from registry.accounts import user_access
+from registry.access.accounts import user_access
 from tests.factories import RegisteredModelFactory
 
 pytestmark = pytest.mark.django_db

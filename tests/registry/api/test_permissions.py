@@ -10,7 +10,7 @@ from django.contrib.auth.models import AbstractUser
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
-from registry.roles import Role
+from registry.access.roles import Role
 from tests.factories import ModelCapabilityFactory, ModelEndpointFactory, RegisteredModelFactory
 from tests.tokens import platform_token
 

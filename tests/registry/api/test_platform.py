@@ -16,7 +16,7 @@ from drf_spectacular.generators import SchemaGenerator
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
-from registry.api import platform
+from registry.api.platform import views as platform
 from registry.models import ModelUsage
 from tests.factories import (
     ModelCapabilityFactory,
@@ -411,7 +411,7 @@ def test_an_unexpected_failure_under_v1_is_a_json_500(coder: Any, monkeypatch: p
     def broken(**kwargs: Any) -> Any:
         raise RuntimeError("the database went away mid-query")
 
-    monkeypatch.setattr(platform.selectors, "models_filtered", broken)
+    monkeypatch.setattr(platform, "models_filtered", broken)
     response = anonymous().get("/api/v1/models", REMOTE_ADDR=INSIDE)
     assert response.status_code == 500
     assert response.json() == {"detail": "Internal server error."}

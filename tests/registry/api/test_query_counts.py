@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from registry.accounts import clear_local_access
+from registry.access.accounts import clear_local_access
 from registry.models import (
     EndpointType,
     ModelCapability,

@@ -12,10 +12,11 @@ import pytest
 from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
-from registry import selectors
-from registry.api.representations import json_bytes
-from registry.api.serializers import RegisteredModelSerializer
+from registry.api.catalog.serializers import RegisteredModelSerializer
+from registry.catalog.selectors import model_get
 from registry.models import ModelEndpoint, ModelRuntime, ModelStatus, RegisteredModel
+from registry.reads.representations import json_bytes
+from registry.selection.ranking import models_select
 from tests.factories import (
     ModelCapabilityFactory,
     ModelEndpointFactory,
@@ -32,7 +33,7 @@ def rendered(data: object) -> bytes:
 
 
 def serialized(model: RegisteredModel) -> dict[str, object]:
-    return dict(RegisteredModelSerializer(selectors.model_get(str(model.pk))).data)
+    return dict(RegisteredModelSerializer(model_get(str(model.pk))).data)
 
 
 def body_of(response: object) -> bytes:
@@ -151,7 +152,7 @@ def test_selection_is_byte_identical_to_the_serialized_ranking(
     varied_models: list[RegisteredModel], api_client_for: Callable[[str], APIClient]
 ) -> None:
     RegisteredModel.objects.filter(pk=varied_models[1].pk).update(status=ModelStatus.AVAILABLE)
-    ranked = selectors.models_select(capabilities=["code"], min_score=0.0, limit=10)
+    ranked = models_select(capabilities=["code"], min_score=0.0, limit=10)
     expected = {
         "count": len(ranked),
         "results": [

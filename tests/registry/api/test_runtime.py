@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from discovery.models import ProviderSource, SourceKind
 from discovery.sync import source_sync
 from discovery.tasks import poll_runtime
-from registry.audit import system_actor
+from registry.access.audit import system_actor
 from registry.models import ModelRuntime, RegisteredModel
 from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import ProviderSourceFactory, RegisteredModelFactory

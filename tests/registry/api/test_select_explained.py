@@ -18,11 +18,11 @@ from rest_framework.test import APIClient
 from discovery.models import SourceKind
 from discovery.sync import source_sync
 from discovery.tasks import poll_runtime
-from registry.accounts import clear_local_access
+from registry.access.accounts import clear_local_access
+from registry.access.audit import system_actor
 from registry.api.responses import digest_key, entry_key, selection_key
-from registry.audit import system_actor
-from registry.cache import stored_entry
 from registry.models import EndpointType, Provider
+from registry.reads.cache import stored_entry
 from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import (
     ModelEndpointFactory,

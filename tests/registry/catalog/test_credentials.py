@@ -12,7 +12,7 @@ from auditlog.models import LogEntry
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from registry.credentials import RedactCredentialsFilter, redact_text, url_credentials
+from registry.catalog.credentials import RedactCredentialsFilter, redact_text, url_credentials
 from tests.factories import ModelEndpointFactory, ProviderSourceFactory, RegisteredModelFactory
 
 pytestmark = pytest.mark.django_db

@@ -16,10 +16,13 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
-from registry import selectors, services
+from registry.catalog.prices import price_set, prices_follow_all
+from registry.catalog.services import model_update
 from registry.models import Alert, AlertKind, ModelPrice, ModelUsage, RegisteredModel, SetBy
-from registry.schedules import PRICES_SCHEDULE_NAME
+from registry.operations.schedules import PRICES_SCHEDULE_NAME
 from registry.tasks import prices_follow
+from registry.telemetry.selectors import usage_summary
+from registry.telemetry.services import UsageRejected, usage_record_batch, usage_record_idempotent
 from tests.admin_forms import rendered_form
 from tests.factories import RegisteredModelFactory
 
@@ -38,9 +41,7 @@ def model() -> RegisteredModel:
 
 
 def price(model: RegisteredModel, input_: str, output: str, at: datetime) -> ModelPrice:
-    row, _ = services.price_set(
-        model=model, input_per_mtok=Decimal(input_), output_per_mtok=Decimal(output), effective_from=at
-    )
+    row, _ = price_set(model=model, input_per_mtok=Decimal(input_), output_per_mtok=Decimal(output), effective_from=at)
     return row
 
 
@@ -52,7 +53,7 @@ def test_the_models_price_fields_follow_the_price_in_force(model: RegisteredMode
     price(model, "5", "20", timezone.now() + timedelta(days=1))  # announced, not yet in force
     model.refresh_from_db()
     assert (model.input_cost_per_mtok, model.output_cost_per_mtok) == (Decimal("2.5"), Decimal("10"))
-    assert services.prices_follow_all(now=timezone.now() + timedelta(days=2)) == 1
+    assert prices_follow_all(now=timezone.now() + timedelta(days=2)) == 1
     model.refresh_from_db()
     assert (model.input_cost_per_mtok, model.output_cost_per_mtok) == (Decimal("5"), Decimal("20"))
 
@@ -60,7 +61,7 @@ def test_the_models_price_fields_follow_the_price_in_force(model: RegisteredMode
 def test_usage_is_costed_at_the_price_in_force_at_its_timestamp(model: RegisteredModel) -> None:
     price(model, "2", "10", T0)
     price(model, "4", "20", T0 + timedelta(days=10))
-    services.usage_record_batch(
+    usage_record_batch(
         model=model,
         records=[
             {"timestamp": T0 + timedelta(days=1), "input_tokens": 1_000_000, "output_tokens": 500_000},
@@ -73,7 +74,7 @@ def test_usage_is_costed_at_the_price_in_force_at_its_timestamp(model: Registere
 
 def test_a_price_change_never_rewrites_past_costs(model: RegisteredModel) -> None:
     price(model, "2", "10", T0)
-    services.usage_record_batch(model=model, records=[{"timestamp": T0 + timedelta(days=1), "input_tokens": 1000}])
+    usage_record_batch(model=model, records=[{"timestamp": T0 + timedelta(days=1), "input_tokens": 1000}])
     price(model, "200", "1000", T0)  # a correction of the same moment
     price(model, "300", "300", T0 - timedelta(days=1))  # and an earlier one
     assert ModelUsage.objects.get().cost == Decimal("0.002")
@@ -81,13 +82,13 @@ def test_a_price_change_never_rewrites_past_costs(model: RegisteredModel) -> Non
 
 def test_a_bare_token_count_is_estimated_at_the_mean_price(model: RegisteredModel) -> None:
     price(model, "2", "10", T0)
-    services.usage_record_batch(model=model, records=[{"timestamp": T0, "token_count": 1_000_000}])
+    usage_record_batch(model=model, records=[{"timestamp": T0, "token_count": 1_000_000}])
     assert ModelUsage.objects.values_list("cost", "cost_source").get() == (Decimal("6"), "estimated")
 
 
 def test_a_reported_cost_is_kept_and_marked_reported(model: RegisteredModel) -> None:
     price(model, "2", "10", T0)
-    services.usage_record_batch(model=model, records=[{"timestamp": T0, "input_tokens": 10, "cost": Decimal("1.5")}])
+    usage_record_batch(model=model, records=[{"timestamp": T0, "input_tokens": 10, "cost": Decimal("1.5")}])
     assert ModelUsage.objects.values_list("cost", "cost_source", "token_count").get() == (
         Decimal("1.5"),
         "reported",
@@ -96,8 +97,8 @@ def test_a_reported_cost_is_kept_and_marked_reported(model: RegisteredModel) -> 
 
 
 def test_usage_without_a_known_price_is_counted_and_alerts_once(model: RegisteredModel) -> None:
-    services.usage_record_batch(model=model, records=[{"token_count": 10}, {"token_count": 20}])
-    services.usage_record_batch(model=model, records=[{"token_count": 30}])
+    usage_record_batch(model=model, records=[{"token_count": 10}, {"token_count": 20}])
+    usage_record_batch(model=model, records=[{"token_count": 30}])
     assert list(ModelUsage.objects.values_list("cost", "cost_source")) == [(None, None)] * 3
     alert = Alert.objects.get(kind=AlertKind.UNPRICED_USAGE)
     assert (alert.model_id, alert.details["records"], alert.resolved_at) == (model.pk, 3, None)
@@ -108,28 +109,28 @@ def test_usage_without_a_known_price_is_counted_and_alerts_once(model: Registere
 
 def test_usage_before_the_first_price_is_not_costed(model: RegisteredModel) -> None:
     price(model, "2", "10", T0)
-    services.usage_record_batch(model=model, records=[{"timestamp": T0 - timedelta(seconds=1), "token_count": 5}])
+    usage_record_batch(model=model, records=[{"timestamp": T0 - timedelta(seconds=1), "token_count": 5}])
     assert ModelUsage.objects.get().cost is None
     assert Alert.objects.open().filter(kind=AlertKind.UNPRICED_USAGE).count() == 1
 
 
 def test_a_computed_cost_too_large_to_store_rejects_the_batch(model: RegisteredModel) -> None:
     price(model, "999999", "999999", T0)
-    with pytest.raises(services.UsageRejected):
-        services.usage_record_batch(model=model, records=[{"timestamp": T0, "input_tokens": 2_000_000_000}])
+    with pytest.raises(UsageRejected):
+        usage_record_batch(model=model, records=[{"timestamp": T0, "input_tokens": 2_000_000_000}])
     assert not ModelUsage.objects.exists()
 
 
 def test_idempotent_ingestion_costs_records_too(model: RegisteredModel) -> None:
     price(model, "2", "10", T0)
     records = [{"timestamp": T0, "input_tokens": 1000, "output_tokens": 100, "request_id": "r1"}]
-    assert services.usage_record_idempotent(model=model, records=records) == 1
+    assert usage_record_idempotent(model=model, records=records) == 1
     assert ModelUsage.objects.values_list("cost", "cost_source").get() == (Decimal("0.003"), "computed")
 
 
 def test_usage_statistics_total_costs_per_bucket(model: RegisteredModel) -> None:
     price(model, "2", "10", T0)
-    services.usage_record_batch(
+    usage_record_batch(
         model=model,
         records=[
             {"timestamp": T0 + timedelta(minutes=5), "input_tokens": 1_000_000},
@@ -138,15 +139,13 @@ def test_usage_statistics_total_costs_per_bucket(model: RegisteredModel) -> None
             {"timestamp": T0 + timedelta(hours=1, minutes=6)},
         ],
     )
-    summary = selectors.usage_summary(model_id=model.pk, bucket="hour", start=T0, end=T0 + timedelta(hours=2))
+    summary = usage_summary(model_id=model.pk, bucket="hour", start=T0, end=T0 + timedelta(hours=2))
     assert [(b["cost"], b["uncosted_requests"]) for b in summary["buckets"]] == [(Decimal(3), 0), (Decimal(10), 1)]
     assert (summary["totals"]["cost"], summary["totals"]["uncosted_requests"]) == (Decimal(13), 1)
 
 
 def test_registering_or_changing_a_models_price_dates_it(model: RegisteredModel) -> None:
-    services.model_update(
-        model=model, fields={"input_cost_per_mtok": Decimal("1"), "output_cost_per_mtok": Decimal("2")}
-    )
+    model_update(model=model, fields={"input_cost_per_mtok": Decimal("1"), "output_cost_per_mtok": Decimal("2")})
     row = ModelPrice.objects.get(model=model)
     assert (row.input_per_mtok, row.output_per_mtok, row.set_by) == (Decimal("1"), Decimal("2"), SetBy.OPERATOR)
 

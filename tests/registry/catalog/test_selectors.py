@@ -9,8 +9,17 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from registry import selectors
+from registry.catalog.selectors import (
+    RuntimeRow,
+    model_get,
+    model_key_get,
+    models_filtered,
+    runtime_summary,
+    runtimes_of,
+)
 from registry.models import ModelRuntime, RegisteredModel
+from registry.selection.ranking import models_select
+from registry.telemetry.selectors import usage_summary
 from tests.factories import (
     ModelCapabilityFactory,
     ModelUsageFactory,
@@ -23,22 +32,22 @@ pytestmark = pytest.mark.django_db
 
 def test_model_get_reads_digits_as_an_id_and_anything_else_as_a_name() -> None:
     model = RegisteredModelFactory(name="llama3.2:latest")
-    assert selectors.model_get(str(model.pk)) == model
-    assert selectors.model_get("llama3.2:latest") == model
+    assert model_get(str(model.pk)) == model
+    assert model_get("llama3.2:latest") == model
     with pytest.raises(RegisteredModel.DoesNotExist):
-        selectors.model_get(str(model.pk + 1000))
+        model_get(str(model.pk + 1000))
 
 
 def test_model_key_get_returns_id_and_name() -> None:
     model = RegisteredModelFactory(name="gpt-4o")
-    assert selectors.model_key_get("gpt-4o") == (model.pk, "gpt-4o")
+    assert model_key_get("gpt-4o") == (model.pk, "gpt-4o")
 
 
 def test_models_filtered_does_not_repeat_a_model_with_several_matching_rows() -> None:
     model = RegisteredModelFactory()
     ModelCapabilityFactory(model=model, capability="code", capability_score=0.9)
     ModelCapabilityFactory(model=model, capability="text", capability_score=0.9)
-    assert list(selectors.models_filtered(capability="code")) == [model]
+    assert list(models_filtered(capability="code")) == [model]
 
 
 def test_recent_latency_ignores_usage_older_than_a_day() -> None:
@@ -48,7 +57,7 @@ def test_recent_latency_ignores_usage_older_than_a_day() -> None:
     ModelUsageFactory(
         model=model, average_latency=50.0, request_count=99, timestamp=timezone.now() - timedelta(hours=25)
     )
-    [ranked] = selectors.models_select(capabilities=["code"])
+    [ranked] = models_select(capabilities=["code"])
     assert ranked.recent_latency == pytest.approx(0.4)
 
 
@@ -58,13 +67,13 @@ def test_models_without_recent_usage_rank_after_measured_ones() -> None:
     for model in (measured, unmeasured):
         ModelCapabilityFactory(model=model, capability="code", capability_score=0.7)
     ModelUsageFactory(model=measured, average_latency=3.0)
-    assert [r.model.name for r in selectors.models_select(capabilities=["code"])] == ["b-measured", "a-unmeasured"]
+    assert [r.model.name for r in models_select(capabilities=["code"])] == ["b-measured", "a-unmeasured"]
 
 
 def test_selection_without_capabilities_lists_available_models() -> None:
     RegisteredModelFactory(name="on")
     RegisteredModelFactory(name="off", status="unavailable")
-    ranked = selectors.models_select(capabilities=[])
+    ranked = models_select(capabilities=[])
     assert [(r.model.name, r.score, r.capability_scores) for r in ranked] == [("on", None, {})]
 
 
@@ -76,7 +85,7 @@ def test_usage_summary_weights_latency_by_requests_and_totals_add_up() -> None:
     ModelUsageFactory(
         model=model, timestamp=start + timedelta(hours=1), request_count=4, average_latency=0.5, cost="0.3"
     )
-    summary = selectors.usage_summary(model_id=model.pk, bucket="hour", start=start, end=start + timedelta(hours=2))
+    summary = usage_summary(model_id=model.pk, bucket="hour", start=start, end=start + timedelta(hours=2))
     assert [b["average_latency"] for b in summary["buckets"]] == [pytest.approx(0.4), pytest.approx(0.5)]
     assert summary["totals"]["requests"] == 8
     assert summary["totals"]["average_latency"] == pytest.approx((1.0 + 0.6 + 2.0) / 8)
@@ -86,7 +95,7 @@ def test_usage_summary_weights_latency_by_requests_and_totals_add_up() -> None:
 def test_usage_summary_of_a_quiet_range_is_zero() -> None:
     model = RegisteredModelFactory()
     start = datetime(2026, 3, 1, tzinfo=UTC)
-    summary = selectors.usage_summary(model_id=model.pk, bucket="day", start=start, end=start + timedelta(days=1))
+    summary = usage_summary(model_id=model.pk, bucket="day", start=start, end=start + timedelta(days=1))
     assert summary["buckets"] == []
     assert summary["totals"] == {
         "requests": 0,
@@ -143,9 +152,9 @@ def test_runtimes_of_answers_in_one_query_for_any_number_of_models(django_assert
     ids = [model.pk for model in models]
 
     with django_assert_num_queries(1):
-        found = selectors.runtimes_of(ids)
+        found = runtimes_of(ids)
     with django_assert_num_queries(1):
-        selectors.runtimes_of(ids[:2])
+        runtimes_of(ids[:2])
 
     assert set(found) == set(ids[:20])  # never asked: absent, which the API shows as null
     assert found[models[0].pk] == {
@@ -155,23 +164,23 @@ def test_runtimes_of_answers_in_one_query_for_any_number_of_models(django_assert
         "expires_at": None,
         "checked_at": now,
     }
-    assert selectors.runtimes_of([]) == {}
+    assert runtimes_of([]) == {}
 
 
 def test_runtime_summary_prefers_the_loaded_row_that_expires_last_and_an_unknown_expiry_least() -> None:
     t = datetime(2026, 1, 1, tzinfo=UTC)
-    rows: list[selectors.RuntimeRow] = [
+    rows: list[RuntimeRow] = [
         (True, 1, 100, None, t),
         (True, 2, 200, t + timedelta(minutes=1), t),
         (False, None, None, None, t + timedelta(seconds=5)),
     ]
 
-    assert selectors.runtime_summary(rows) == {
+    assert runtime_summary(rows) == {
         "loaded": True,
         "size_vram": 2,
         "context_length": 200,
         "expires_at": t + timedelta(minutes=1),
         "checked_at": t + timedelta(seconds=5),
     }
-    assert selectors.runtime_summary(rows[:1])["size_vram"] == 1  # type: ignore[index]
-    assert selectors.runtime_summary([]) is None
+    assert runtime_summary(rows[:1])["size_vram"] == 1  # type: ignore[index]
+    assert runtime_summary([]) is None

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from discovery.models import ProviderSource, SourceKind
 from discovery.sync import source_sync
-from registry.audit import system_actor
+from registry.access.audit import system_actor
 from registry.models import ModelEndpoint, ModelRuntime, ModelStatus, RegisteredModel, SetBy
 from tests.admin_forms import RenderedForm, rendered_form
 from tests.discovery.fakes.ollama import FakeOllama

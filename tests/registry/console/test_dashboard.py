@@ -11,8 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from discovery.models import DiscoveryRun, RunStatus
-from registry.charts import Series, line_chart, stacked_bar_chart
-from registry.dashboard import model_charts, usage_overview
+from registry.console.charts import Series, line_chart, stacked_bar_chart
+from registry.console.dashboard import model_charts, usage_overview
 from registry.models import Alert, AlertKind, ModelRuntime, ModelStatus
 from tests.factories import (
     ModelPerformanceFactory,

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from registry.admin import history
+from registry.console import history
 from registry.models import Alert, AlertKind
 from tests.factories import ModelUsageFactory, RegisteredModelFactory
 

@@ -11,7 +11,7 @@ from django.contrib.auth.models import AbstractUser
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from registry.audit import MASK, acting_as, system_actor
+from registry.access.audit import MASK, acting_as, system_actor
 from tests.factories import ModelEndpointFactory, ProviderSourceFactory, RegisteredModelFactory
 from tests.tokens import platform_token
 

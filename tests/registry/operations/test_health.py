@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 def redis_cache_at(port: int) -> dict[str, dict[str, object]]:
     return {
         "default": {
-            "BACKEND": "registry.cache.ResilientRedisCache",
+            "BACKEND": "registry.reads.cache.ResilientRedisCache",
             "LOCATION": f"redis://127.0.0.1:{port}/3",
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5, "IGNORE_EXCEPTIONS": True},
         }

@@ -13,8 +13,8 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from discovery.tasks import discover_source
-from registry import metrics
 from registry.models import ModelStatus, Provider
+from registry.operations import metrics
 from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import ProviderSourceFactory, RegisteredModelFactory
 
@@ -141,7 +141,7 @@ INCREMENT = """
 import django
 django.setup()
 from discovery.tasks import discover_source
-from registry import metrics
+from registry.operations import metrics
 metrics.usage_recorded(model="multiprocess-model", requests={requests}, tokens=10, errors=0, cost=0)
 """
 

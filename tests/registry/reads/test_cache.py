@@ -17,9 +17,10 @@ from django.db import transaction
 from django.test import Client, override_settings
 
 from discovery.sync import source_sync
-from registry import metrics
-from registry.audit import system_actor
-from registry.cache import (
+from registry.access.audit import system_actor
+from registry.models import ModelCapability, RegisteredModel
+from registry.operations import metrics
+from registry.reads.cache import (
     _MISSING,
     GENERATION_KEY,
     _generation_reader,
@@ -27,7 +28,6 @@ from registry.cache import (
     current_generation,
     models_changed,
 )
-from registry.models import ModelCapability, RegisteredModel
 from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import (
     ModelCapabilityFactory,
@@ -173,7 +173,7 @@ class TestCounting:
 def redis_cache(port: int, retry_seconds: float = 5.0, timeout: float = 0.5) -> dict[str, dict[str, Any]]:
     return {
         "default": {
-            "BACKEND": "registry.cache.ResilientRedisCache",
+            "BACKEND": "registry.reads.cache.ResilientRedisCache",
             "LOCATION": f"redis://127.0.0.1:{port}/3",
             "OPTIONS": {
                 "SOCKET_CONNECT_TIMEOUT": timeout,
@@ -193,7 +193,7 @@ def closed_port() -> int:
 
 
 def redis_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "registry.cache" and r.levelno == logging.WARNING]
+    return [r.getMessage() for r in caplog.records if r.name == "registry.reads.cache" and r.levelno == logging.WARNING]
 
 
 class TestRedisDown:

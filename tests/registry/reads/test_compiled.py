@@ -11,9 +11,9 @@ from django.db.models import QuerySet
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from registry import compiled
+from registry.catalog.selectors import of_model_ids
 from registry.models import ModelEndpoint, ModelUsage, RegisteredModel
-from registry.selectors import of_model_ids
+from registry.reads import compiled
 from tests.factories import ModelEndpointFactory, ModelUsageFactory, RegisteredModelFactory
 
 pytestmark = pytest.mark.django_db

@@ -19,10 +19,20 @@ from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
 from discovery.models import ProviderSource
-from registry import documents, selectors, services
-from registry.api import documents as model_documents
-from registry.api.serializers import RegisteredModelSerializer
+from registry.api.catalog.serializers import RegisteredModelSerializer
+from registry.catalog.selectors import model_get
+from registry.catalog.services import (
+    capability_remove,
+    capability_set,
+    endpoint_delete,
+    model_delete,
+    model_update,
+    parameter_set,
+)
 from registry.models import ModelCapability, ModelDocument, ModelEndpoint, ModelParameter, RegisteredModel
+from registry.reads import bodies as model_documents
+from registry.reads import documents
+from registry.selection.ranking import RECENT_LATENCY_WINDOW, models_ranked
 from tests.factories import (
     ModelCapabilityFactory,
     ModelEndpointFactory,
@@ -47,7 +57,7 @@ def stored(model: RegisteredModel) -> bytes | None:
 
 
 def serialized(model: RegisteredModel) -> bytes:
-    return JSONRenderer().render(RegisteredModelSerializer(selectors.model_get(str(model.pk))).data)
+    return JSONRenderer().render(RegisteredModelSerializer(model_get(str(model.pk))).data)
 
 
 @pytest.fixture
@@ -85,26 +95,26 @@ def _source(model: RegisteredModel) -> ProviderSource:
 
 
 WRITES: dict[str, Callable[[RegisteredModel], object]] = {
-    "service model_update": lambda m: services.model_update(model=m, fields={"description": "changed"}),
+    "service model_update": lambda m: model_update(model=m, fields={"description": "changed"}),
     "model save()": lambda m: RegisteredModel.objects.get(pk=m.pk).save(),
     "models queryset.update()": lambda m: RegisteredModel.objects.filter(pk=m.pk).update(display_name="Changed"),
     "models bulk_update()": lambda m: RegisteredModel.objects.bulk_update(
         [RegisteredModel(pk=m.pk, last_seen_at=timezone.now())], ["last_seen_at"]
     ),
     "raw SQL on models": lambda m: _raw("UPDATE models SET version = 'raw' WHERE id = %s", m.pk),
-    "service capability_set": lambda m: services.capability_set(model=m, capability="text", score=0.9),
-    "service capability_remove": lambda m: services.capability_remove(model=m, capability="code"),
+    "service capability_set": lambda m: capability_set(model=m, capability="text", score=0.9),
+    "service capability_remove": lambda m: capability_remove(model=m, capability="code"),
     "capabilities bulk_create()": lambda m: ModelCapability.objects.bulk_create(
         [ModelCapability(model=m, capability="vision", capability_score=0.1)]
     ),
     "capabilities queryset.update()": lambda m: ModelCapability.objects.filter(model=m).update(capability_score=1.0),
     "capabilities queryset.delete()": lambda m: ModelCapability.objects.filter(model=m).delete(),
-    "service parameter_set": lambda m: services.parameter_set(model=m, parameter_name="top_p", default_value=0.9),
+    "service parameter_set": lambda m: parameter_set(model=m, parameter_name="top_p", default_value=0.9),
     "parameters bulk_update()": lambda m: ModelParameter.objects.bulk_update(
         [ModelParameter(pk=p.pk, default_value=0.1) for p in m.parameters.all()], ["default_value"]
     ),
     "endpoints queryset.update()": lambda m: ModelEndpoint.objects.filter(model=m).update(endpoint_url="http://x/"),
-    "service endpoint_delete": lambda m: services.endpoint_delete(endpoint=m.endpoints.get()),
+    "service endpoint_delete": lambda m: endpoint_delete(endpoint=m.endpoints.get()),
     "endpoint moved to another model": lambda m: ModelEndpoint.objects.filter(model=m).update(
         model=RegisteredModelFactory(name="c-receiver")
     ),
@@ -163,7 +173,7 @@ def test_deleting_a_source_marks_its_models_stale(pair: tuple[RegisteredModel, R
 
 def test_deleting_a_model_deletes_its_document(pair: tuple[RegisteredModel, RegisteredModel]) -> None:
     written, untouched = pair
-    services.model_delete(model=written)
+    model_delete(model=written)
     assert not ModelDocument.objects.filter(model_id=written.pk).exists()
     assert stored(untouched) == serialized(untouched)
 
@@ -216,8 +226,8 @@ def test_a_compiled_ranking_runs_with_the_current_window(monkeypatch: pytest.Mon
     assert ranked_at(start)[0]["recent_latency"] == 0.25  # the usage is within the last 24 h
     later = ranked_at(start + timedelta(hours=2))  # the same shape: the compiled query again
     assert later[0]["recent_latency"] is None  # 25 h old now
-    expected = selectors.models_ranked(
-        capabilities=["code"], min_score=0.5, since=start + timedelta(hours=2) - selectors.RECENT_LATENCY_WINDOW
+    expected = models_ranked(
+        capabilities=["code"], min_score=0.5, since=start + timedelta(hours=2) - RECENT_LATENCY_WINDOW
     ).values("id", "score", "recent_latency")
     assert [(row["id"], row["score"], row["recent_latency"]) for row in later] == [
         (row["id"], row["score"], row["recent_latency"]) for row in expected

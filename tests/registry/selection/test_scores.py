@@ -17,7 +17,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
-from registry import scores, tasks
+from registry import tasks
 from registry.models import (
     CapabilityMetric,
     EvidenceSource,
@@ -26,7 +26,8 @@ from registry.models import (
     RegisteredModel,
     SetBy,
 )
-from registry.schedules import SCORES_SCHEDULE_NAME, SCORES_TASK_NAME
+from registry.operations.schedules import SCORES_SCHEDULE_NAME, SCORES_TASK_NAME
+from registry.selection import scores
 from tests.factories import ModelCapabilityFactory, RegisteredModelFactory
 
 pytestmark = pytest.mark.django_db

@@ -16,10 +16,16 @@ from django.test import Client
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from registry import metrics
-from registry.alerts import ALERT_SCHEDULE_NAME, ALERT_TASK_NAME, alert_schedule_ensure, alerts_check, check_latency
 from registry.models import Alert, AlertKind, ModelStatus, RegisteredModel
+from registry.operations import metrics
 from registry.tasks import check_alerts
+from registry.telemetry.alerts import (
+    ALERT_SCHEDULE_NAME,
+    ALERT_TASK_NAME,
+    alert_schedule_ensure,
+    alerts_check,
+    check_latency,
+)
 from tests.factories import ModelUsageFactory, ProviderSourceFactory, RegisteredModelFactory
 
 pytestmark = pytest.mark.django_db

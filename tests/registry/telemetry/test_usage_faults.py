@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from registry.models import ModelUsage
 from tests.factories import RegisteredModelFactory
 from tests.faults import refused_port, silent_server
-from tests.registry.test_cache import redis_cache
+from tests.registry.reads.test_cache import redis_cache
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,136 @@
+"""``/models/{ref}/usage`` and ``/models/{ref}/performance``: records posted in batches, summaries read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import (
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from registry.access.roles import Role
+from registry.api.fields import RecordedSerializer
+from registry.api.telemetry.serializers import (
+    PerformanceQuerySerializer,
+    PerformanceRecordSerializer,
+    PerformanceSummarySerializer,
+    UsageQuerySerializer,
+    UsageRecordSerializer,
+    UsageSummarySerializer,
+)
+from registry.api.viewsets import ERROR_RESPONSES, RECORDS_RULE, REF_PARAMETER, RegistryViewSet, records_request
+from registry.catalog.selectors import model_key_get
+from registry.telemetry.selectors import performance_records, performance_summary, usage_summary
+from registry.telemetry.services import performance_record_batch, usage_record_batch
+
+USAGE_RANGE_RULE = (
+    "`to` defaults to now and `from` to 24 hours (hour buckets) or 30 days (day buckets) before `to`. "
+    "`from` must be before `to`, and the range at most 93 days of hour buckets or 3,660 days of day "
+    "buckets: otherwise a 400 naming `from` (or `to`, when it is too early to have a default `from`)."
+)
+
+
+PERFORMANCE_RANGE_RULE = "When both are given, `from` must be before `to`: otherwise a 400 naming `from`."
+
+
+USAGE_RECORDS_RULE = (
+    f"{RECORDS_RULE} A record's `token_count`, when `input_tokens` or `output_tokens` is given, is their sum "
+    "(or left out), and the sum is at most 2,147,483,647: otherwise a 400 naming `token_count` (or `input_tokens`)."
+)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _usage_figures(figures: dict[str, Any]) -> dict[str, Any]:
+    # JSON-native values, shaped as UsageSummarySerializer documents them: the encoder then needs no
+    # per-value fallback, and a serializer pass over 720 hourly buckets would cost more than the query.
+    return {**figures, "cost": float(figures["cost"])}
+
+
+@extend_schema_view(
+    create=extend_schema(
+        summary="Record usage: one record or a list of up to 1,000 (all or nothing)",
+        description=USAGE_RECORDS_RULE,
+        parameters=[REF_PARAMETER],
+        request=records_request(UsageRecordSerializer, "UsageRecords"),
+        responses={201: RecordedSerializer, **ERROR_RESPONSES},
+    ),
+)
+class UsageViewSet(RegistryViewSet):
+    serializer_class = UsageRecordSerializer
+    action_roles = {"summary": Role.VIEWER, "create": Role.SERVICE}
+
+    @extend_schema(
+        summary="Usage statistics: totals and time buckets",
+        description=USAGE_RANGE_RULE,
+        parameters=[REF_PARAMETER, UsageQuerySerializer],
+        responses={200: UsageSummarySerializer, **ERROR_RESPONSES},
+    )
+    def summary(self, request: Request, ref: str) -> Response:
+        query = self.validated_query(UsageQuerySerializer)
+        model_id, name = model_key_get(ref)
+        summary = usage_summary(model_id=model_id, **query)
+        return Response(
+            {
+                "model": name,
+                "bucket": summary["bucket"],
+                "from": _iso(summary["from"]),
+                "to": _iso(summary["to"]),
+                "totals": _usage_figures(summary["totals"]),
+                "buckets": [{**_usage_figures(b), "start": _iso(b["start"])} for b in summary["buckets"]],
+            }
+        )
+
+    def create(self, request: Request, ref: str) -> Response:
+        model = self.registered_model()
+        records = self.records_body(UsageRecordSerializer)
+        recorded = usage_record_batch(model=model, records=records)
+        return Response({"recorded": recorded}, status=status.HTTP_201_CREATED)
+
+
+@extend_schema_view(
+    create=extend_schema(
+        summary="Record performance: one record or a list of up to 1,000 (all or nothing)",
+        description=RECORDS_RULE,
+        parameters=[REF_PARAMETER],
+        request=records_request(PerformanceRecordSerializer, "PerformanceRecords"),
+        responses={201: RecordedSerializer, **ERROR_RESPONSES},
+    ),
+)
+class PerformanceViewSet(RegistryViewSet):
+    serializer_class = PerformanceRecordSerializer
+    action_roles = {"summary": Role.VIEWER, "create": Role.SERVICE}
+
+    @extend_schema(
+        summary="Performance records and per-metric count/avg/min/max",
+        description=PERFORMANCE_RANGE_RULE,
+        parameters=[REF_PARAMETER, PerformanceQuerySerializer],
+        responses={200: PerformanceSummarySerializer, **ERROR_RESPONSES},
+    )
+    def summary(self, request: Request, ref: str) -> Response:
+        query = self.validated_query(PerformanceQuerySerializer)
+        limit = query.pop("limit")
+        model_id, name = model_key_get(ref)
+        records: QuerySet[Any] = performance_records(
+            model_id=model_id,
+            metric_name=query.get("metric_name"),
+            task_category=query.get("task_category"),
+            start=query.get("from"),
+            end=query.get("to"),
+        )
+        body = {"model": name, "records": records[:limit], "summary": performance_summary(records)}
+        return Response(PerformanceSummarySerializer(body).data)
+
+    def create(self, request: Request, ref: str) -> Response:
+        model = self.registered_model()
+        records = self.records_body(PerformanceRecordSerializer)
+        created = performance_record_batch(model=model, records=records)
+        return Response({"recorded": len(created)}, status=status.HTTP_201_CREATED)

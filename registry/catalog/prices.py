@@ -1,0 +1,93 @@
+"""Dated prices of a model: set, removed, and followed from the model's own price fields.
+
+A model's price in force at a moment is its latest dated price at or before it; usage is costed with that.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from registry.catalog.services import PRICE_FIELDS, operator_fields_mark
+from registry.models import (
+    ModelPrice,
+    RegisteredModel,
+    SetBy,
+)
+from registry.telemetry import alerts
+
+
+def price_in_force(prices: Sequence[ModelPrice], moment: datetime) -> ModelPrice | None:
+    """The price of ``prices`` (sorted by ``effective_from``, oldest first) in force at ``moment``."""
+    index = bisect.bisect_right([price.effective_from for price in prices], moment)
+    return prices[index - 1] if index else None
+
+
+def model_price_follow(*, model: RegisteredModel, now: datetime | None = None) -> bool:
+    """Set the model's current price fields to the price in force now; True when they changed.
+
+    A price dated in the future takes over when this runs after its moment (the price task, or
+    the next price change); past usage keeps the cost it was stored with.
+    """
+    prices = list(ModelPrice.objects.filter(model=model).order_by("effective_from"))
+    current = price_in_force(prices, now or timezone.now())
+    if current is None:
+        return False
+    if (model.input_cost_per_mtok, model.output_cost_per_mtok) == (current.input_per_mtok, current.output_per_mtok):
+        return False
+    model.input_cost_per_mtok = current.input_per_mtok
+    model.output_cost_per_mtok = current.output_per_mtok
+    model.save(update_fields=[*PRICE_FIELDS, "updated_at"])
+    return True
+
+
+@transaction.atomic
+def price_set(
+    *,
+    model: RegisteredModel,
+    input_per_mtok: Decimal,
+    output_per_mtok: Decimal,
+    effective_from: datetime | None = None,
+    set_by: str = SetBy.OPERATOR,
+) -> tuple[ModelPrice, bool]:
+    """Add the model's price from ``effective_from`` (default now), or correct the one of that moment.
+
+    Costs already stored on usage records stay as they are: a price applies to records costed
+    after it is known. An operator's price makes the model's price fields the operator's, so
+    discovery no longer changes them. Returns (row, created).
+    """
+    row, created = ModelPrice.objects.update_or_create(
+        model=model,
+        effective_from=effective_from or timezone.now(),
+        defaults={"input_per_mtok": input_per_mtok, "output_per_mtok": output_per_mtok, "set_by": set_by},
+    )
+    if set_by == SetBy.OPERATOR and not set(PRICE_FIELDS) <= set(model.operator_fields or []):
+        operator_fields_mark(model, PRICE_FIELDS)
+        model.save(update_fields=["operator_fields", "updated_at"])
+    model_price_follow(model=model)
+    alerts.unpriced_usage_resolve(model=model)
+    return row, created
+
+
+@transaction.atomic
+def price_delete(*, price: ModelPrice) -> None:
+    """Remove a price row (a mistake); the model's price fields follow what is then in force."""
+    model = price.model
+    price.delete()
+    model_price_follow(model=model)
+
+
+def prices_follow_all(*, now: datetime | None = None) -> int:
+    """Bring every model's price fields to the price in force now (future-dated prices taking over)."""
+    now = now or timezone.now()
+    changed = 0
+    due = ModelPrice.objects.filter(effective_from__lte=now).values_list("model_id", flat=True).distinct()
+    for model in RegisteredModel.objects.filter(pk__in=due):
+        with transaction.atomic():
+            changed += model_price_follow(model=model, now=now)
+    return changed

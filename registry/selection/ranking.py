@@ -1,0 +1,165 @@
+"""The selection routers read: available models at or above a capability score, best first.
+
+A fixed number of queries whatever the number of models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import (
+    Case,
+    DecimalField,
+    Exists,
+    F,
+    FloatField,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce
+from django.utils import timezone
+
+from registry.catalog.selectors import CLOUD_PROVIDERS, with_representation
+from registry.models import (
+    EndpointType,
+    ModelCapability,
+    ModelEndpoint,
+    ModelUsage,
+    RegisteredModel,
+    RegisteredModelQuerySet,
+)
+
+# How far back "recent latency" looks when ranking models for selection.
+RECENT_LATENCY_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class RankedModel:
+    """A model chosen by ``models_select`` and the figures that ranked it."""
+
+    model: RegisteredModel
+    score: float | None
+    capability_scores: dict[str, float]
+    recent_latency: float | None
+    cost_per_mtok: float | None
+
+
+def _capability_score(capability: str) -> Subquery:
+    return Subquery(
+        ModelCapability.objects.filter(model=OuterRef("pk"), capability=capability).values("capability_score")[:1],
+        output_field=FloatField(),
+    )
+
+
+def _recent_latency(since: datetime) -> Subquery:
+    """Request-weighted mean latency of a model's usage records since ``since`` (seconds), or NULL."""
+    weighted = (
+        ModelUsage.objects.filter(model=OuterRef("pk"), timestamp__gte=since, average_latency__isnull=False)
+        .order_by()
+        .values("model")
+        .annotate(
+            latency=Sum(F("average_latency") * F("request_count"), output_field=FloatField())
+            / Cast(Sum("request_count"), FloatField())
+        )
+        .values("latency")
+    )
+    return Subquery(weighted[:1], output_field=FloatField())
+
+
+def models_ranked(
+    *,
+    capabilities: list[str],
+    min_score: float = 0.0,
+    model_type: str | None = None,
+    provider: str | None = None,
+    local_only: bool = False,
+    since: datetime | None = None,
+) -> RegisteredModelQuerySet:
+    """The available models holding every capability at ``min_score`` or above, best first.
+
+    Ranked by the mean score on the requested capabilities, then by lower recent latency
+    (request-weighted, last 24 h; models without recent usage after those with), then by lower
+    cost per million tokens (mean of input and output prices; unknown prices last), then by name.
+    Annotated with ``score``, ``cap_<i>`` (the score of ``capabilities[i]``, which must be sorted
+    and distinct), ``recent_latency`` and ``cost_per_mtok``. One query for the ranking.
+    Recent means since ``since`` (default: RECENT_LATENCY_WINDOW ago).
+    """
+    queryset = RegisteredModel.objects.available()
+    if model_type:
+        queryset = queryset.filter(model_type=model_type)
+    if provider:
+        queryset = queryset.filter(provider=provider)
+    if local_only:
+        # Served by the platform: any provider but the clouds, or a cloud model with a local endpoint.
+        queryset = queryset.filter(
+            ~Q(provider__in=CLOUD_PROVIDERS)
+            | Exists(ModelEndpoint.objects.filter(model=OuterRef("pk"), endpoint_type=EndpointType.LOCAL))
+        )
+    annotations: dict[str, Any] = {f"cap_{index}": _capability_score(name) for index, name in enumerate(capabilities)}
+    queryset = queryset.annotate(**annotations)
+    for index in range(len(capabilities)):
+        queryset = queryset.filter(**{f"cap_{index}__gte": min_score})
+    score: Any = Value(None, output_field=FloatField())
+    if capabilities:
+        total: Any = F("cap_0")
+        for index in range(1, len(capabilities)):
+            total = total + F(f"cap_{index}")
+        score = total / Value(float(len(capabilities)))
+    cost = Case(
+        When(
+            input_cost_per_mtok__isnull=False,
+            output_cost_per_mtok__isnull=False,
+            then=(F("input_cost_per_mtok") + F("output_cost_per_mtok")) / Value(2),
+        ),
+        default=Coalesce("input_cost_per_mtok", "output_cost_per_mtok"),
+        output_field=DecimalField(max_digits=13, decimal_places=6),
+    )
+    queryset = queryset.annotate(
+        score=score,
+        recent_latency=_recent_latency(since or timezone.now() - RECENT_LATENCY_WINDOW),
+        cost_per_mtok=cost,
+    ).order_by(
+        F("score").desc(nulls_last=True),
+        F("recent_latency").asc(nulls_last=True),
+        F("cost_per_mtok").asc(nulls_last=True),
+        "name",
+    )
+    return queryset
+
+
+def models_select(
+    *,
+    capabilities: list[str],
+    min_score: float = 0.0,
+    model_type: str | None = None,
+    provider: str | None = None,
+    local_only: bool = False,
+    limit: int = 10,
+) -> list[RankedModel]:
+    """The available models holding every capability at ``min_score`` or above, best first (see ``models_ranked``)."""
+    capabilities = sorted(set(capabilities))
+    queryset = models_ranked(
+        capabilities=capabilities, min_score=min_score, model_type=model_type, provider=provider, local_only=local_only
+    )
+    queryset = with_representation(queryset)
+    ranked = []
+    for model in queryset[:limit]:
+        cost_value = getattr(model, "cost_per_mtok", None)
+        ranked.append(
+            RankedModel(
+                model=model,
+                score=getattr(model, "score", None),
+                capability_scores={
+                    name: float(getattr(model, f"cap_{index}")) for index, name in enumerate(capabilities)
+                },
+                recent_latency=getattr(model, "recent_latency", None),
+                cost_per_mtok=float(cost_value) if cost_value is not None else None,
+            )
+        )
+    return ranked
