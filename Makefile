@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8700
 PYTEST_ARGS ?=
 
-.PHONY: lock smoke run test bench fuzz load lint typecheck format check migrations install install-dev clean
+.PHONY: architecture lock smoke run test bench fuzz load lint typecheck format check migrations install install-dev clean
 
 # Installs come from the locks only (every package pinned, with hashes): requirements.txt is what
 # production runs (the image installs the same file), requirements-dev.txt adds the dev tools on top.
@@ -87,7 +87,11 @@ typecheck: install-dev
 migrations: install-dev
 	DEBUG=true $(PY) manage.py makemigrations --check --dry-run
 
-check: lint typecheck migrations
+# The import contract of docs/architecture.md: imports only run from entry points down to the domain.
+architecture: install-dev
+	DEBUG=true $(PY) -m pytest -q -p no:cacheprovider tests/test_architecture.py
+
+check: lint typecheck migrations architecture
 
 clean:
 	rm -rf $(VENV) $(PROD_VENV) .pytest_cache .mypy_cache .ruff_cache staticfiles

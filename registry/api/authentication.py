@@ -16,6 +16,9 @@ The token's unverified ``iss`` only chooses which verifier runs; each verifier c
 A third way in has no token at all: a request from one of ``PLATFORM_TRUSTED_NETWORKS`` with no
 ``Authorization`` header acts as the ``service`` role, for reads and usage posts only, and is
 counted and audited (``TrustedNetworkAuthentication``; docs/platform.md says what it trusts).
+
+Over 400 lines on purpose: the three authentication classes share the token checks and the
+remembered-role cache, which one module keeps consistent.
 """
 
 from __future__ import annotations

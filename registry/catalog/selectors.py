@@ -1,8 +1,8 @@
-"""Reads of the registry: lookups, lists, selection for routers, usage and performance roll-ups.
+"""Reads of the catalog: model lookups by id or name, filtered lists, runtimes and prices.
 
-Every function here runs a fixed number of queries whatever the number of models or records:
-representations come from ``with_representation()`` (one query per related table), rankings and
-roll-ups are computed by the database.
+Every function here runs a fixed number of queries whatever the number of models: representations
+come from ``with_representation()`` (one query per related table). Rankings are
+``registry.selection.ranking``'s, usage and performance roll-ups ``registry.telemetry.selectors``'.
 """
 
 from __future__ import annotations

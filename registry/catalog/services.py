@@ -1,9 +1,9 @@
-"""Writes to the registry: models, their endpoints, capabilities and parameters, usage and performance.
+"""Writes to the catalog: models, their endpoints, capabilities and parameters.
 
 Each service is one transaction. Configuration rows are written with ``save()``/``delete()``, one
 row at a time, so that auditlog's signals record every change with the caller's actor and the
-cache's signals invalidate cached reads; usage and performance records are history, not
-configuration, and go in with one ``bulk_create`` per batch.
+cache's signals invalidate cached reads. Usage and performance records are telemetry's
+(``registry.telemetry.services``), dated prices ``registry.catalog.prices``.
 
 What the API writes is the operator's: capabilities and parameters get ``set_by=operator`` (which
 discovery never overwrites) and endpoints have no provider source.

@@ -1,1 +1,9 @@
-"""Operational endpoints: health, metrics and the audit log."""
+"""Operations: what running the service needs beside its data.
+
+``health`` (the dependency checks of ``/health``), ``metrics`` (the registry's Prometheus
+counters), ``schedules`` (the periodic tasks besides discovery's and the alerts'), ``secrets``
+(re-encryption after a key rotation) and ``selectors`` (the audit log's reads). Its HTTP views are
+the API's (``registry.api.operations``).
+
+May import: ``registry.models``, ``reads`` (the Redis cache it checks), ``access``. Never the API or the console.
+"""

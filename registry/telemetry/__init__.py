@@ -1,0 +1,9 @@
+"""Telemetry: what models did. Usage and performance records, their statistics, and the alerts on them.
+
+``services`` writes records in batches; ``selectors`` summarises them; ``statistics`` computes
+percentiles in the database where it can; ``alerts`` checks error rate, latency, availability and
+sources, and keeps the ``alerts`` table.
+
+May import: ``registry.models``, ``catalog`` (prices in force, lookups), ``access``, ``reads``,
+``operations.metrics``, and discovery's models (a failing source's alert). Never the API or the console.
+"""

@@ -1,0 +1,1 @@
+"""``/models`` and what hangs off a model: capabilities, parameters, endpoints and prices."""

@@ -1,9 +1,11 @@
-"""Representations and input validation of the REST API.
+"""Representations and input validation of the catalog's resources: models, endpoints, capabilities,
+parameters and prices.
 
 Writes are strict: a field the serializer does not know is an error (a typo is not silently
 lost), values are checked against the rules of the issue, and nothing reaches the database until
 the whole body is valid. Fields that only appear in representations (``id``, ``available``, ...)
-are accepted and ignored on input, so that a client can send back what it read.
+are accepted and ignored on input, so that a client can send back what it read. The rules and
+fields every resource shares are in ``registry.api.validators`` and ``registry.api.fields``.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
-"""The REST API's viewsets: parse the request, call one selector or service, shape the response.
+"""The catalog's viewsets: models (with their selection), capabilities, parameters, endpoints, prices.
 
-``RegistryViewSet`` carries what every endpoint shares: authentication (the settings' defaults),
-per-action roles, the audit actor of the authenticated caller, the model lookup by id or name,
-and the mapping of domain errors to HTTP statuses. Model reads (list, detail, selection and the
-configuration sub-resources) are served through the generation-keyed cache.
+Each parses the request, calls one selector or service, shapes the response; ``RegistryViewSet``
+(``registry.api.viewsets``) carries what every endpoint shares. Model reads (list, detail,
+selection and the configuration sub-resources) are served through the generation-keyed cache.
+
+Over 400 lines on purpose: the five viewsets of one model and its parts share the model lookup
+and the write helpers, and read best side by side (the telemetry's are in ``api/telemetry``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""``/healthz``, ``/health``, ``/metrics``, ``/audit`` and the index at ``/``: the operational endpoints."""

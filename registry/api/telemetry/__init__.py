@@ -1,0 +1,1 @@
+"""``/models/{ref}/usage`` and ``/models/{ref}/performance``."""
