@@ -21,19 +21,14 @@ import sys
 import time
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from environment import configure
 
-os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/registry_bench")
+configure(log_level="warning")
 SCHEMA = f"bench_api_{os.getpid()}"
 os.environ["DB_SCHEMA"] = SCHEMA
-os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production-0123456789")
-os.environ.setdefault("JWT_SECRET", "bench-jwt-secret-not-for-production-0123456789")
-os.environ.setdefault("LOG_LEVEL", "warning")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry_project.settings")
 # The console's pages name static files; production's manifest storage would need collectstatic first.
 os.environ.setdefault("STATIC_MANIFEST", "false")
 os.environ.pop("REDIS_URL", None)  # statistics are not cached: measure the database, not a cache

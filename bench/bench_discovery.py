@@ -13,22 +13,11 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from environment import configure, use_bench_redis_only
 
-DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/registry_bench")
-os.environ["DATABASE_URL"] = DATABASE_URL
-os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production-0123456789")
-os.environ.setdefault("JWT_SECRET", "bench-jwt-secret-not-for-production-0123456789")
-os.environ.setdefault("LOG_LEVEL", "error")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry_project.settings")
-# Never the caller's Redis (it may be another service's database): the bench's own, or the file cache.
-if os.environ.get("BENCH_REDIS_URL"):
-    os.environ["REDIS_URL"] = os.environ["BENCH_REDIS_URL"]
-else:
-    os.environ.pop("REDIS_URL", None)
+DATABASE_URL = configure(log_level="error")
+use_bench_redis_only()
 
 MODELS = 1000
 QUERY_TARGET = 40

@@ -48,19 +48,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from environment import ROOT, configure
 
-os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/registry_bench")
+configure(log_level="info")  # as production (docker-compose.yml)
 SCHEMA = f"bench_read_{os.getpid()}"
 os.environ["DB_SCHEMA"] = SCHEMA
 os.environ["REDIS_URL"] = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production-0123456789")
-os.environ.setdefault("JWT_SECRET", "bench-jwt-secret-not-for-production-0123456789")
 os.environ.setdefault("JWT_ACCESS_TOKEN_MINUTES", "60")
 os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
-os.environ.setdefault("LOG_LEVEL", "info")  # as production (docker-compose.yml)
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry_project.settings")
 METRICS_DIR = Path(tempfile.mkdtemp(prefix="bench-read-prometheus-"))
 WORK_DIR = Path(tempfile.mkdtemp(prefix="bench-read-"))  # bodies and server logs, kept when a run fails
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)

@@ -12,6 +12,7 @@ from registry.api.fields import (
     PatternTextField,
     RedactedURLField,
     StrictBooleanField,
+    StrictCharField,
     StrictIntegerField,
     StrictSerializerMixin,
 )
@@ -51,7 +52,7 @@ class ProviderSourceSerializer(StrictSerializerMixin, serializers.ModelSerialize
         help_text="How often an Ollama source's /api/ps is polled, in seconds: 0 (off) or at least 5.",
     )
     # Write-only: accepted, stored encrypted, never returned; null (or "") removes a stored key.
-    api_key = serializers.CharField(
+    api_key = StrictCharField(
         write_only=True, required=False, allow_null=True, allow_blank=True, max_length=4096, trim_whitespace=True
     )
     has_api_key = serializers.SerializerMethodField(

@@ -8,7 +8,7 @@ import math
 import re
 from collections.abc import Mapping
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from typing import Any
+from typing import Any, ClassVar
 
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
@@ -31,7 +31,24 @@ from registry.models import (
 
 
 class StrictSerializerMixin:
-    """Reject fields the serializer does not know, and text no database column takes, naming each field."""
+    """Reject fields the serializer does not know, and text no database column takes, naming each field.
+
+    A number where a string is due is refused by the string fields themselves (``StrictCharField``,
+    which the model fields of a ``ModelSerializer`` map to here, and the text fields built on it), so
+    the rule holds at any depth, in lists and nested objects too.
+    """
+
+    serializer_field_mapping: ClassVar[dict[Any, Any]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        mapping = getattr(cls, "serializer_field_mapping", None)
+        if mapping is not None:
+            # A model's text columns become strict string fields, like the declared ones.
+            cls.serializer_field_mapping = {
+                **mapping,
+                **{field: StrictCharField for field, built in mapping.items() if built is serializers.CharField},
+            }
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
@@ -40,25 +57,20 @@ class StrictSerializerMixin:
             for name, value in data.items():
                 if name not in errors and not is_storable_text(value):
                     errors[name] = [UNSTORABLE_TEXT]
-                elif (
-                    name not in errors
-                    and isinstance(known.get(name), serializers.CharField)
-                    and value is not None
-                    and not isinstance(value, str)
-                ):
-                    # DRF would store 0 as "0": the schema says a string, so a number is an error.
-                    errors[name] = ["Expected a string."]
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)  # type: ignore[misc]
 
 
 class StrictCharField(serializers.CharField):
-    """A JSON string: DRF would store the number 0 as "0" (StrictSerializerMixin checks only top-level fields).
+    """A JSON string: DRF would store the number 0 as "0". The one way the API refuses a number where a
+    string is due.
 
     ``max_length`` bounds the string as sent, as the schema's ``maxLength`` says: DRF checks it after
     trimming, so a short value padded with any amount of whitespace would pass.
     """
+
+    default_error_messages = {"invalid": "Expected a string."}
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
@@ -260,7 +272,7 @@ class CapabilityMapField(serializers.Field):
         return {name: float(score) for name, score in data.items()}
 
 
-class RedactedURLField(serializers.CharField):
+class RedactedURLField(StrictCharField):
     """A URL that is shown with any credential-like part (user info, ?api_key=...) replaced by ``***``.
 
     The API refuses such URLs; ones that arrived through the environment, the admin or before the
@@ -304,7 +316,7 @@ class QuerySerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
-class PatternTextField(serializers.CharField):
+class PatternTextField(StrictCharField):
     """Text that matches ``pattern``, the one the schema states, as received and whole.
 
     Checked before DRF trims it (Python counts some control characters, ``\\x1c`` to ``\\x1f``, as

@@ -29,6 +29,7 @@ from registry.api.fields import (
     RedactedURLField,
     RoundedDecimalField,
     SecretHeaderMapField,
+    StrictCharField,
     StrictFloatField,
     StrictIntegerField,
     StrictSerializerMixin,
@@ -92,7 +93,7 @@ class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         help_text="Write-only, encrypted: each name set to a value is stored, set to null is removed; "
         "null clears them all. Headers not named keep their stored values.",
     )
-    api_key = serializers.CharField(
+    api_key = StrictCharField(
         required=False,
         allow_null=True,
         allow_blank=True,
@@ -156,14 +157,14 @@ class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
 class ParameterSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     """A tunable parameter; added or updated by ``parameter_name``."""
 
-    parameter_name = serializers.CharField(max_length=100, validators=[RegexValidator(PARAMETER_NAME.pattern)])
+    parameter_name = StrictCharField(max_length=100, validators=[RegexValidator(PARAMETER_NAME.pattern)])
     default_value = NonNullJSONField(
         help_text="Any JSON value but null. Text in it, and in the bounds, may not contain NUL characters or "
         "unpaired surrogates (the database stores neither): a 400 naming the field."
     )
     min_value = serializers.JSONField(required=False, allow_null=True)
     max_value = serializers.JSONField(required=False, allow_null=True)
-    description = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=10_000)
+    description = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=10_000)
 
     class Meta:
         model = ModelParameter
@@ -213,7 +214,7 @@ class ParameterSerializer(StrictSerializerMixin, serializers.ModelSerializer):
 class CapabilitySerializer(StrictSerializerMixin, serializers.ModelSerializer):
     """One capability of a model and its 0-1 score; added or updated by name."""
 
-    capability = serializers.CharField(
+    capability = StrictCharField(
         max_length=50,
         validators=[
             RegexValidator(CAPABILITY_NAME.pattern, "Capability names are lower-case slugs starting with a letter.")
@@ -260,8 +261,8 @@ class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializ
     """A model as routers read it: capabilities as a mapping, parameters, endpoints, status and availability."""
 
     # Not trimmed: a name with a leading or trailing space is refused rather than silently changed.
-    name = serializers.CharField(min_length=1, max_length=100, trim_whitespace=False, validators=[ModelNameValidator()])
-    display_name = serializers.CharField(
+    name = StrictCharField(min_length=1, max_length=100, trim_whitespace=False, validators=[ModelNameValidator()])
+    display_name = StrictCharField(
         min_length=1,
         max_length=200,
         validators=[validate_printable, RegexValidator(VISIBLE_TEXT_PATTERN, "Must hold a visible character.")],
@@ -269,8 +270,8 @@ class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializ
     )
     provider = serializers.ChoiceField(choices=Provider.choices)
     model_type = serializers.ChoiceField(choices=ModelType.choices)
-    version = serializers.CharField(max_length=50, required=False, allow_null=True, allow_blank=True)
-    description = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=10_000)
+    version = StrictCharField(max_length=50, required=False, allow_null=True, allow_blank=True)
+    description = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=10_000)
     status = serializers.ChoiceField(choices=ModelStatus.choices, required=False)
     available = serializers.BooleanField(read_only=True)
     context_window = StrictIntegerField(min_value=1, required=False, allow_null=True)

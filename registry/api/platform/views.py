@@ -135,9 +135,9 @@ class ModelRefField(serializers.Field):
 class PlatformUsageSerializer(StrictSerializerMixin, serializers.Serializer):
     """One of the router's routing metrics, mapped onto a usage record (docs/platform.md)."""
 
-    request_id = serializers.CharField(max_length=200, required=False, allow_null=True, validators=[validate_printable])
+    request_id = StrictCharField(max_length=200, required=False, allow_null=True, validators=[validate_printable])
     model_id = ModelRefField(required=False, allow_null=True)
-    task_type = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
+    task_type = StrictCharField(max_length=100, required=False, allow_null=True, allow_blank=True)
     content_types = serializers.ListField(
         child=StrictCharField(max_length=100), max_length=50, required=False, allow_null=True
     )
@@ -147,7 +147,7 @@ class PlatformUsageSerializer(StrictSerializerMixin, serializers.Serializer):
         min_value=0.0, max_value=MAX_LATENCY_SECONDS, required=False, allow_null=True, help_text="Seconds."
     )
     success = StrictBooleanField(required=False, default=True)
-    error_message = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=10_000)
+    error_message = StrictCharField(required=False, allow_null=True, allow_blank=True, max_length=10_000)
     cost = StrictFloatField(min_value=0.0, max_value=9999.999999, required=False, allow_null=True, help_text="USD.")
     timestamp = serializers.DateTimeField(required=False, validators=[not_in_future], help_text="Defaults to now.")
 

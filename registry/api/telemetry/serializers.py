@@ -13,6 +13,7 @@ from rest_framework import serializers
 from registry.api.fields import (
     QueryTextField,
     RoundedDecimalField,
+    StrictCharField,
     StrictFloatField,
     StrictIntegerField,
     StrictSerializerMixin,
@@ -98,13 +99,13 @@ class PerformanceRecordSerializer(StrictSerializerMixin, serializers.ModelSerial
     """One measurement of a model, optionally for a task category."""
 
     timestamp = serializers.DateTimeField(required=False, validators=[not_in_future], help_text="Defaults to now.")
-    metric_name = serializers.CharField(
+    metric_name = StrictCharField(
         min_length=1,
         max_length=100,
         validators=[validate_printable, RegexValidator(VISIBLE_TEXT_PATTERN, "Must hold a visible character.")],
     )
     metric_value = StrictFloatField(min_value=-MAX_METRIC_MAGNITUDE, max_value=MAX_METRIC_MAGNITUDE)
-    task_category = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
+    task_category = StrictCharField(max_length=100, required=False, allow_null=True, allow_blank=True)
     sample_size = StrictIntegerField(min_value=1, required=False, allow_null=True)
 
     class Meta:
