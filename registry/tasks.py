@@ -11,7 +11,8 @@ from django.conf import settings
 from registry.access.audit import system_actor
 from registry.catalog.prices import prices_follow_all
 from registry.operations import metrics
-from registry.operations.schedules import PRICES_TASK_NAME, SCORES_TASK_NAME
+from registry.operations.retention import retention_apply
+from registry.operations.schedules import PRICES_TASK_NAME, PRUNE_TASK_NAME, SCORES_TASK_NAME
 from registry.selection import scores
 from registry.telemetry.alerts import ALERT_TASK_NAME, alerts_check
 
@@ -36,6 +37,12 @@ def scores_derive() -> dict[str, int]:
     with system_actor("scores"):
         outcome = scores.scores_derive()
     return {"created": outcome.created, "updated": outcome.updated, "removed": outcome.removed}
+
+
+@shared_task(name=PRUNE_TASK_NAME, ignore_result=True)
+def prune() -> dict[str, int]:
+    """Periodic (beat, ``registry: retention``): safe to run twice, a second prune finds the lock held, does nothing."""
+    return retention_apply().removed
 
 
 @worker_ready.connect

@@ -322,6 +322,16 @@ ALERT_LATENCY_REGRESSION_PERCENT = env_float("ALERT_LATENCY_REGRESSION_PERCENT",
 ALERT_UNAVAILABLE_MINUTES = env_int("ALERT_UNAVAILABLE_MINUTES", 30, minimum=1)
 ALERT_SOURCE_FAILURES = env_int("ALERT_SOURCE_FAILURES", 3, minimum=1)
 
+# Retention (registry/operations/retention.py, docs/operations.md#retention): days each table keeps, 0 for ever.
+# Usage: 93 days, the longest range of hour buckets a usage summary answers.
+RETENTION_USAGE_DAYS = env_int("RETENTION_USAGE_DAYS", 93, minimum=0)
+RETENTION_PERFORMANCE_DAYS = env_int("RETENTION_PERFORMANCE_DAYS", 90, minimum=0)
+RETENTION_AUDIT_DAYS = env_int("RETENTION_AUDIT_DAYS", 365, minimum=0)
+RETENTION_DISCOVERY_RUNS_DAYS = env_int("RETENTION_DISCOVERY_RUNS_DAYS", 30, minimum=0)
+RETENTION_RESOLVED_ALERTS_DAYS = env_int("RETENTION_RESOLVED_ALERTS_DAYS", 90, minimum=0)
+RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 5000, minimum=1)
+RETENTION_INTERVAL_SECONDS = env_int("RETENTION_INTERVAL_SECONDS", 3600, minimum=60)
+
 # --- Platform compatibility (docs/platform.md) ------------------------------------------------
 # "alfred": the /api/v1/ routes the platform's model router calls answer in the router's shapes.
 PLATFORM_API_COMPAT = (env_str("PLATFORM_API_COMPAT", "") or "").strip().lower()

@@ -85,7 +85,7 @@ ALLOWED: dict[str, set[str]] = {
         "registry.operations",
     },
     "registry.reads": {"registry.models", "registry.catalog", "registry.selection", "registry.operations"},
-    "registry.operations": {"registry.models", "registry.reads", "registry.access"},
+    "registry.operations": {"registry.models", "registry.reads", "registry.access", "discovery.models"},
 }
 
 

@@ -23,6 +23,7 @@ from registry.console.dashboard import (
     models_recently_unavailable,
     usage_overview,
 )
+from registry.operations.retention import table_sizes
 
 
 class ConsoleSite(admin.AdminSite):
@@ -45,6 +46,9 @@ class ConsoleSite(admin.AdminSite):
             context["sources"] = sources_with_last_run()
         if user.has_perm("registry.view_alert"):
             context["alerts"] = alerts_open_summary()
+        # The admin role's (and superusers'): what grows, and how long each table keeps it.
+        if user.has_perm("auditlog.view_logentry"):
+            context["retention"] = table_sizes()
         if user.has_perm("registry.view_modelusage"):
             overview = usage_overview()
             context["usage"] = overview

@@ -2,8 +2,10 @@
 
 ``health`` (the dependency checks of ``/health``), ``metrics`` (the registry's Prometheus
 counters), ``schedules`` (the periodic tasks besides discovery's and the alerts'), ``secrets``
-(re-encryption after a key rotation) and ``selectors`` (the audit log's reads). Its HTTP views are
+(re-encryption after a key rotation), ``retention`` (pruning the tables that grow, and their
+sizes) and ``selectors`` (the audit log's reads). Its HTTP views are
 the API's (``registry.api.operations``).
 
-May import: ``registry.models``, ``reads`` (the Redis cache it checks), ``access``. Never the API or the console.
+May import: ``registry.models``, ``reads`` (the Redis cache it checks), ``access``, ``discovery.models``
+(retention prunes discovery runs). Never the API or the console.
 """

@@ -65,6 +65,8 @@ ALERTS_OPENED = Counter("registry_alerts_opened", "Alerts opened, by kind", ["ki
 ALERTS_RESOLVED = Counter("registry_alerts_resolved", "Alerts resolved, by kind", ["kind"])
 ALERT_WEBHOOK_FAILURES = Counter("registry_alert_webhook_failures", "Alert notifications the webhook did not accept")
 
+RETENTION_PRUNED = Counter("registry_retention_pruned_rows", "Rows removed by retention (prune), by table", ["table"])
+
 
 def usage_recorded(*, model: str, requests: int, tokens: int, errors: int, cost: Decimal | float) -> None:
     """Count usage that was committed (call after the transaction, not before)."""
@@ -109,6 +111,11 @@ def alert_resolved(*, kind: str) -> None:
 
 def alert_webhook_failed() -> None:
     ALERT_WEBHOOK_FAILURES.inc()
+
+
+def retention_pruned(*, table: str, rows: int) -> None:
+    """Count rows a prune removed (call after the batch's transaction committed)."""
+    RETENTION_PRUNED.labels(table=table).inc(rows)
 
 
 class RegistryStateCollector(Collector):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 PRICES_TASK_NAME = "registry.prices_follow"
@@ -11,6 +12,9 @@ PRICES_INTERVAL_SECONDS = 300
 SCORES_TASK_NAME = "registry.scores_derive"
 SCORES_SCHEDULE_NAME = "registry: measured scores"
 SCORES_INTERVAL_SECONDS = 3600
+
+PRUNE_TASK_NAME = "registry.prune"
+PRUNE_SCHEDULE_NAME = "registry: retention"
 
 
 def _schedule_ensure(*, name: str, task: str, every: int, description: str) -> PeriodicTask:
@@ -40,4 +44,15 @@ def scores_schedule_ensure() -> PeriodicTask:
         every=SCORES_INTERVAL_SECONDS,
         description="Derives measured capability scores from performance records and lets stale ones decay "
         "(registry.selection.scores.scores_derive; rules: capability metrics).",
+    )
+
+
+def prune_schedule_ensure() -> PeriodicTask:
+    """Create the periodic retention task (every ``RETENTION_INTERVAL_SECONDS``); an existing one is left as set."""
+    return _schedule_ensure(
+        name=PRUNE_SCHEDULE_NAME,
+        task=PRUNE_TASK_NAME,
+        every=settings.RETENTION_INTERVAL_SECONDS,
+        description="Removes rows past their retention (RETENTION_* settings) in batches, one prune at a time "
+        "(registry.operations.retention.retention_apply).",
     )

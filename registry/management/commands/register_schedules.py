@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from discovery.schedules import runtime_schedules_ensure
-from registry.operations.schedules import prices_schedule_ensure, scores_schedule_ensure
+from registry.operations.schedules import prices_schedule_ensure, prune_schedule_ensure, scores_schedule_ensure
 from registry.telemetry.alerts import alert_schedule_ensure
 
 
@@ -15,7 +15,12 @@ class Command(BaseCommand):
     help = "Create the registry's periodic tasks in django-celery-beat if missing (an operator's changes are kept)."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        for task in (alert_schedule_ensure(), prices_schedule_ensure(), scores_schedule_ensure()):
+        for task in (
+            alert_schedule_ensure(),
+            prices_schedule_ensure(),
+            scores_schedule_ensure(),
+            prune_schedule_ensure(),
+        ):
             state = "enabled" if task.enabled else "disabled"
             self.stdout.write(f"schedule {task.name!r}: {task.task}, {task.interval or task.crontab} ({state})")
         for task in runtime_schedules_ensure():

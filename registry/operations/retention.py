@@ -1,0 +1,251 @@
+"""Retention: what leaves the tables that grow, in bounded batches, one pruner at a time.
+
+Each pruned table has a setting (``RETENTION_*_DAYS``, 0 keeps it for ever) and a time column;
+rows older than the cutoff go, ``RETENTION_BATCH_SIZE`` at a time: the ids of a batch are read
+first, oldest ids first, and deleted by primary key in a transaction of their own, so a batch holds
+its row locks for milliseconds and ingestion or a read never waits on a whole prune.
+
+The deletes go through ``QuerySet.delete()``, which Django turns into one ``DELETE ... WHERE id IN
+(...)`` when no signal handler and no cascade is attached to the model ("fast delete"): none of
+these tables is registered with auditlog (registry/access/audit.py), so removing history writes no
+audit entry per row. tests/registry/operations/test_retention.py bounds the queries per batch and
+would catch a handler added later.
+
+Runtime observations (``model_runtime``) are not pruned: one row per model and host, overwritten by
+each poll, it does not accumulate history.
+
+Pruning changes no cached read: the cache holds model reads (registry/reads/cache.py), and the
+statistics that read usage are computed per request, so the cache generation is not bumped.
+
+A prune holds a lock for its whole run, so that two beats (or a beat and ``manage.py prune``)
+never prune together: a PostgreSQL session advisory lock, released by PostgreSQL if the process
+dies; on SQLite (the embedded mode, one machine) an exclusive ``flock`` on a file in the data
+directory, released by the kernel likewise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from auditlog.models import LogEntry
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Max, Model, QuerySet
+from django.utils import timezone
+
+from discovery.models import DiscoveryRun
+from registry.models import Alert, ModelPerformance, ModelUsage
+from registry.operations import metrics
+
+logger = logging.getLogger(__name__)
+
+LOCK_NAMESPACE = 0x4D5203  # "MR" + 3: discovery/locks.py holds "MR" + 1 and + 2
+LOCK_KEY = 0
+LOCK_FILE_NAME = "prune.lock"
+
+
+def _discovery_runs_prunable(cutoff: datetime) -> QuerySet[DiscoveryRun]:
+    # Each source's newest run stays, however old: the dashboard shows it as the source's last run,
+    # and a source that runs less often than the retention would otherwise show "never run".
+    newest = DiscoveryRun.objects.order_by().values("source").annotate(newest=Max("pk")).values("newest")
+    return DiscoveryRun.objects.filter(started_at__lt=cutoff).exclude(pk__in=newest)
+
+
+@dataclass(frozen=True)
+class RetainedTable:
+    """A table that grows, its retention setting and which of its rows are past a cutoff."""
+
+    table: str  # the database table, the metric's label
+    label: str
+    setting: str
+    model: type[Model]
+    prunable: Callable[[datetime], QuerySet[Any]]
+
+    @property
+    def keep_days(self) -> int:
+        return int(getattr(settings, self.setting))
+
+    def cutoff(self, now: datetime) -> datetime | None:
+        """Rows older than this go; None keeps every row (a setting of 0)."""
+        return now - timedelta(days=self.keep_days) if self.keep_days > 0 else None
+
+
+TABLES: tuple[RetainedTable, ...] = (
+    RetainedTable(
+        "model_usage",
+        "usage records",
+        "RETENTION_USAGE_DAYS",
+        ModelUsage,
+        lambda cutoff: ModelUsage.objects.filter(timestamp__lt=cutoff),
+    ),
+    RetainedTable(
+        "model_performance",
+        "performance records",
+        "RETENTION_PERFORMANCE_DAYS",
+        ModelPerformance,
+        lambda cutoff: ModelPerformance.objects.filter(timestamp__lt=cutoff),
+    ),
+    RetainedTable(
+        "auditlog_logentry",
+        "audit entries",
+        "RETENTION_AUDIT_DAYS",
+        LogEntry,
+        lambda cutoff: LogEntry.objects.filter(timestamp__lt=cutoff),
+    ),
+    RetainedTable(
+        "discovery_runs",
+        "discovery runs",
+        "RETENTION_DISCOVERY_RUNS_DAYS",
+        DiscoveryRun,
+        _discovery_runs_prunable,
+    ),
+    RetainedTable(
+        "alerts",
+        "resolved alerts",
+        "RETENTION_RESOLVED_ALERTS_DAYS",
+        Alert,
+        # Open alerts stay whatever their age: only resolved ones are history.
+        lambda cutoff: Alert.objects.filter(resolved_at__isnull=False, resolved_at__lt=cutoff),
+    ),
+)
+
+
+@dataclass
+class PruneOutcome:
+    """What a prune removed (or, dry, would remove) per table; ``locked`` when another prune was running."""
+
+    removed: dict[str, int]
+    batches: int = 0
+    locked: bool = False
+
+
+@contextlib.contextmanager
+def prune_lock() -> Iterator[bool]:
+    """Hold the prune lock for the block; yields False when another prune holds it."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, LOCK_KEY])
+            acquired = bool(cursor.fetchone()[0])
+        try:
+            yield acquired
+        finally:
+            if acquired:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, LOCK_KEY])
+        return
+    path = Path(settings.DATA_DIR) / LOCK_FILE_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # flock, not lockf: its lock belongs to the open file, so a second open in the same process is refused too.
+    with path.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _prune_table(table: RetainedTable, cutoff: datetime, batch_size: int) -> tuple[int, int]:
+    """Delete ``table``'s rows past ``cutoff`` in batches of ``batch_size``; (rows removed, batches)."""
+    removed = batches = 0
+    while True:
+        # Its own short transaction per batch (the ids read and their delete): nothing waits on the run.
+        with transaction.atomic():
+            ids = list(table.prunable(cutoff).order_by("pk").values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                break
+            deleted, _ = table.model._default_manager.filter(pk__in=ids).delete()
+        batches += 1
+        removed += deleted
+        metrics.retention_pruned(table=table.table, rows=deleted)
+        if len(ids) < batch_size:
+            break
+    return removed, batches
+
+
+def retention_apply(
+    *, dry_run: bool = False, now: datetime | None = None, batch_size: int | None = None
+) -> PruneOutcome:
+    """Remove every retained table's rows past its cutoff (``dry_run``: count them, remove nothing).
+
+    Holds the prune lock: when another prune holds it this one removes nothing and says ``locked``.
+    """
+    now = now or timezone.now()
+    size = batch_size or settings.RETENTION_BATCH_SIZE
+    with prune_lock() as acquired:
+        if not acquired:
+            logger.info("prune: another prune holds the lock, nothing done")
+            return PruneOutcome(removed={}, locked=True)
+        outcome = PruneOutcome(removed={})
+        for table in TABLES:
+            cutoff = table.cutoff(now)
+            if cutoff is None:
+                outcome.removed[table.table] = 0
+                continue
+            if dry_run:
+                outcome.removed[table.table] = table.prunable(cutoff).count()
+                continue
+            removed, batches = _prune_table(table, cutoff, size)
+            outcome.removed[table.table] = removed
+            outcome.batches += batches
+            if removed:
+                logger.info("prune: %d rows of %s older than %s removed", removed, table.table, cutoff.isoformat())
+    return outcome
+
+
+@dataclass(frozen=True)
+class TableSize:
+    """A retained table's size and retention, as the console shows them."""
+
+    table: str
+    label: str
+    setting: str
+    keep_days: int
+    rows: int
+    rows_estimated: bool  # PostgreSQL's planner estimate (pg_class.reltuples), not a count
+    total_bytes: int | None  # with indexes and TOAST; None where the database does not say (SQLite)
+
+
+def table_sizes() -> list[TableSize]:
+    """Each retained table's rows and bytes: estimates on PostgreSQL (no scan), counts on SQLite."""
+    sizes = []
+    for table in TABLES:
+        rows, estimated, total_bytes = _size_of(table)
+        sizes.append(
+            TableSize(
+                table=table.table,
+                label=table.label,
+                setting=table.setting,
+                keep_days=table.keep_days,
+                rows=rows,
+                rows_estimated=estimated,
+                total_bytes=total_bytes,
+            )
+        )
+    return sizes
+
+
+def _size_of(table: RetainedTable) -> tuple[int, bool, int | None]:
+    db_table = table.model._meta.db_table
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT reltuples::bigint, pg_total_relation_size(oid) FROM pg_class WHERE oid = to_regclass(%s)",
+                [connection.ops.quote_name(db_table)],
+            )
+            row = cursor.fetchone()
+        # reltuples is -1 until the table is first vacuumed or analyzed: count it then (it is young, small).
+        if row is not None and row[0] >= 0:
+            return int(row[0]), True, int(row[1])
+        return table.model._default_manager.count(), False, int(row[1]) if row is not None else None
+    return table.model._default_manager.count(), False, None
