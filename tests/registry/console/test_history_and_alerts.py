@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -68,6 +69,19 @@ def test_the_usage_list_exports_its_filtered_rows(staff: dict[str, Client]) -> N
     )
     assert len(lines) == 2
     assert ",gpt-4o,7,70,0," in lines[1]
+
+
+def test_the_usage_list_prints_a_record_without_a_cost_as_unknown(staff: dict[str, Client]) -> None:
+    model = RegisteredModelFactory(name="unpriced-model")
+    ModelUsageFactory(model=model, request_count=916, cost=None)
+    ModelUsageFactory(model=RegisteredModelFactory(name="gpt-costed"), cost=Decimal("0.25"))
+
+    page = staff["viewer"].get(reverse(USAGE)).content.decode()
+
+    unpriced = page[page.index("unpriced-model") :].split("</tr>")[0]
+    priced = page[page.index("gpt-costed") :].split("</tr>")[0]
+    assert ">unknown</td>" in unpriced
+    assert ">0.250000</td>" in priced
 
 
 def test_an_admin_acknowledges_and_resolves_alerts_with_who_and_when(staff: dict[str, Client]) -> None:
