@@ -434,3 +434,18 @@ def test_a_model_no_host_was_asked_about_says_so(staff: dict[str, Client]) -> No
     page = staff["viewer"].get(change_url(RegisteredModelFactory())).content.decode()
 
     assert "No Ollama host was asked about this model yet" in page
+
+
+def test_saving_a_models_page_without_a_change_audits_nothing(staff: dict[str, Client]) -> None:
+    model = RegisteredModelFactory(name="untouched", description=None)
+    ModelParameterFactory(model=model, parameter_name="seed", description=None)
+    form = model_form(staff["editor"], model)
+    before = LogEntry.objects.count()
+
+    response = staff["editor"].post(change_url(model), form.data)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    model.refresh_from_db()
+    assert model.description is None
+    assert model.parameters.get().description is None
+    assert [entry.changes for entry in LogEntry.objects.order_by("id")[before:]] == []
