@@ -27,7 +27,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model
 
 from registry.catalog.credentials import redact_text
-from registry.models import ModelCapability, ModelParameter, RegisteredModel
+from registry.models import ModelCapability, ModelEndpoint, ModelParameter, ModelPrice, RegisteredModel
 
 MASK = "********"
 # A whole value that is one http(s) URL (a masked URL field's value), as opposed to a secret.
@@ -187,28 +187,24 @@ def log_access(
     )
 
 
-def _object_reprs(objects: Sequence[Model]) -> list[str]:
-    """``str(obj)`` of each object; capabilities and parameters as "<model name>: <their name>".
+# Rows whose ``str()`` starts with their model's name, or "model <id>" when the model is not loaded.
+_MODEL_ROWS = (ModelCapability, ModelParameter, ModelEndpoint, ModelPrice)
 
-    Rows whose model is loaded (discovery's are) cost nothing; the others' model names come in one query.
+
+def _object_reprs(objects: Sequence[Model]) -> list[str]:
+    """``str(obj)`` of each object; a model's rows (capabilities, parameters, endpoints, prices) as "<model name>: ...".
+
+    Rows whose model is loaded (most of discovery's are) cost nothing; the others' model names come
+    in one query, so that no entry names a model by its id ("model 51: local endpoint").
     """
-    model_names: dict[int, str] = {}
-    unloaded: set[int] = set()
-    for obj in objects:
-        if isinstance(obj, ModelCapability | ModelParameter):
-            if type(obj).model.is_cached(obj):
-                model_names[obj.model_id] = obj.model.name
-            else:
-                unloaded.add(obj.model_id)
-    if unloaded - model_names.keys():
-        rows = RegisteredModel.objects.filter(pk__in=unloaded - model_names.keys()).values_list("pk", "name")
-        model_names.update(rows)
+    unloaded = {obj.model_id for obj in objects if isinstance(obj, _MODEL_ROWS) and not type(obj).model.is_cached(obj)}
+    model_names = dict(RegisteredModel.objects.filter(pk__in=unloaded).values_list("pk", "name")) if unloaded else {}
     reprs = []
     for obj in objects:
-        if isinstance(obj, ModelCapability):
-            reprs.append(f"{model_names.get(obj.model_id, obj.model_id)}: {obj.capability}")
-        elif isinstance(obj, ModelParameter):
-            reprs.append(f"{model_names.get(obj.model_id, obj.model_id)}: {obj.parameter_name}")
-        else:
-            reprs.append(str(obj))
+        text = str(obj)
+        if isinstance(obj, _MODEL_ROWS) and obj.model_id in model_names:
+            anonymous = f"model {obj.model_id}: "
+            if text.startswith(anonymous):
+                text = f"{model_names[obj.model_id]}: {text[len(anonymous) :]}"
+        reprs.append(text)
     return reprs

@@ -6,23 +6,26 @@ from auditlog.admin import LogEntryAdmin as AuditLogEntryAdmin
 from auditlog.models import LogEntry
 from django.contrib import admin
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 
 from registry.console.readonly import ReadOnlyAdminMixin
-from registry.models import ModelCapability, ModelEndpoint, ModelParameter, RegisteredModel
+from registry.models import ModelCapability, ModelEndpoint, ModelParameter, ModelPrice, RegisteredModel
 
 
 class ModelHistoryFilter(admin.SimpleListFilter):
-    """``?model=<id>``: the entries of a model and of its endpoints, capabilities and parameters.
+    """``?model=<id>``: the entries of a model and of its endpoints, capabilities, parameters and prices.
 
-    Those rows' entries are found by their ``object_repr``, which starts with the model's name and
-    ": " (names have no whitespace, so the prefix is unambiguous); entries written before a rename
-    keep the old name.
+    A row that still exists is found by its id, whoever wrote its entries (the admin, the API, or
+    discovery's bulk writes, whose entries may name the model by id). A deleted row's entries are
+    found by their ``object_repr``, which starts with the model's name and ": ", or "model <id>: "
+    when the model was not loaded (names have no whitespace, so either prefix is unambiguous);
+    entries written before a rename keep the old name.
     """
 
     title = "model"
     parameter_name = "model"
+    rows: tuple[type[Model], ...] = (ModelEndpoint, ModelCapability, ModelParameter, ModelPrice)
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
         value = self.value()
@@ -37,12 +40,15 @@ class ModelHistoryFilter(admin.SimpleListFilter):
         model = RegisteredModel.objects.filter(pk=value if value.isdigit() else 0).first()
         if model is None:
             return queryset.none()
-        types = ContentType.objects.get_for_models(RegisteredModel, ModelEndpoint, ModelCapability, ModelParameter)
-        rows = [types[ModelEndpoint], types[ModelCapability], types[ModelParameter]]
-        return queryset.filter(
-            Q(content_type=types[RegisteredModel], object_pk=str(model.pk))
-            | Q(content_type__in=rows, object_repr__startswith=f"{model.name}: ")
-        )
+        types = ContentType.objects.get_for_models(RegisteredModel, *self.rows)
+        matches = Q(content_type=types[RegisteredModel], object_pk=str(model.pk))
+        for table in self.rows:
+            # auditlog and log_bulk both fill the integer object_id for these integer keys.
+            ids = table._default_manager.filter(model_id=model.pk).values("pk")
+            matches |= Q(content_type=types[table], object_id__in=ids)
+        named = Q(object_repr__startswith=f"{model.name}: ") | Q(object_repr__startswith=f"model {model.pk}: ")
+        matches |= Q(content_type__in=[types[table] for table in self.rows]) & named
+        return queryset.filter(matches)
 
 
 class ReadOnlyLogEntryAdmin(ReadOnlyAdminMixin, AuditLogEntryAdmin):

@@ -41,6 +41,7 @@ from registry.catalog.services import (
 from registry.console.charts import line_chart, stacked_bar_chart
 from registry.console.dashboard import RANGES, model_charts, model_runtime_rows
 from registry.console.export import EXPORT_CHANGE_LIST, CsvExportMixin, columns_of
+from registry.console.figures import cost_text
 from registry.console.forms import ApiValidatedForm, OptionalJSONField, WriteOnlySecretsForm
 from registry.models import (
     OPERATOR_OWNABLE_FIELDS,
@@ -546,6 +547,12 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
             "chart_range": charts.range,
             "chart_ranges": list(RANGES),
             "chart_totals": charts.totals,
+            "chart_cost": cost_text(
+                cost=charts.totals["cost"],
+                requests=charts.totals["requests"],
+                uncosted_requests=charts.totals["uncosted_requests"],
+                unit=" USD",
+            ),
             "charts": [
                 (
                     "Requests",

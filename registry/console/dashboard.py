@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from registry.console.charts import Series
 from registry.models import Alert, ModelPerformance, ModelRuntime, ModelStatus, ModelUsage, Provider, RegisteredModel
-from registry.telemetry.selectors import Bucket, usage_summary
+from registry.telemetry.selectors import UNCOSTED_REQUESTS, Bucket, usage_summary
 from registry.telemetry.statistics import PERCENTILE_SAMPLE_LIMIT, PercentileCont, percentile
 
 TOP_MODELS: Final = 10
@@ -85,7 +85,10 @@ def model_runtime_rows(*, model_id: int) -> list[ModelRuntime]:
 
 @dataclass(frozen=True)
 class UsageOverview:
-    """The last 24 hours of usage: the busiest models and their requests per hour."""
+    """The last 24 hours of usage: the busiest models and their requests per hour.
+
+    Each top row's ``cost`` leaves out its ``uncosted_requests`` (records without a cost).
+    """
 
     start: datetime
     end: datetime
@@ -109,15 +112,23 @@ def usage_overview(*, now: datetime | None = None, hours: int = 24) -> UsageOver
         .order_by()
         .annotate(hour=TruncHour("timestamp", tzinfo=UTC))
         .values("model_id", "model_name", "hour")
-        .annotate(requests=Sum("request_count"), tokens=Sum("token_count"), errors=Sum("error_count"), cost=Sum("cost"))
+        .annotate(
+            requests=Sum("request_count"),
+            tokens=Sum("token_count"),
+            errors=Sum("error_count"),
+            # Not named "cost": it would shadow the column in UNCOSTED_REQUESTS' filter.
+            cost_total=Sum("cost"),
+            uncosted_requests=UNCOSTED_REQUESTS,
+        )
     )
     totals: dict[tuple[int | None, str], dict[str, Any]] = {}
     per_hour: dict[tuple[int | None, str], dict[datetime, int]] = defaultdict(dict)
     for row in rows:
         key = (row["model_id"], row["model_name"])
-        total = totals.setdefault(key, {"requests": 0, "tokens": 0, "errors": 0, "cost": 0})
-        for name in ("requests", "tokens", "errors", "cost"):
+        total = totals.setdefault(key, {"requests": 0, "tokens": 0, "errors": 0, "cost": 0, "uncosted_requests": 0})
+        for name in ("requests", "tokens", "errors", "uncosted_requests"):
             total[name] += row[name] or 0
+        total["cost"] += row["cost_total"] or 0
         per_hour[key][row["hour"]] = int(row["requests"] or 0)
     ranked = sorted(totals.items(), key=lambda item: (-item[1]["requests"], item[0][1]))
     top = [

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from django import forms
+from django.db import models
 from rest_framework import serializers
 
 SECRET_HELP_STORED = "A value is stored (hidden). Leave blank to keep it, type a new one to replace it."  # noqa: S105 (help text, not a password)
@@ -109,6 +110,21 @@ class ApiValidatedForm(forms.ModelForm):
 
     api_serializer: ClassVar[type[serializers.Serializer] | None] = None
     api_fields: ClassVar[Iterable[str] | None] = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Django gives a nullable CharField's box ``empty_value=None`` but not a nullable TextField's:
+        # an empty description would be stored as '' where the row had NULL, and a save that changed
+        # nothing would be audited as "description: None -> ''". An empty box is "none" here too.
+        model_fields = {field.name: field for field in self._meta.model._meta.get_fields()}
+        for name, form_field in self.fields.items():
+            model_field = model_fields.get(name)
+            if (
+                isinstance(form_field, forms.CharField)
+                and isinstance(model_field, models.TextField)
+                and model_field.null
+            ):
+                form_field.empty_value = None
 
     def api_data(self, cleaned: Mapping[str, Any]) -> dict[str, Any]:
         assert self.api_serializer is not None

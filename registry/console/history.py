@@ -141,7 +141,7 @@ class ModelPerformanceAdmin(HistoryAdmin):
 
 @admin.register(ModelUsage)
 class ModelUsageAdmin(HistoryAdmin):
-    list_display = ["when", "model_column", "requests", "tokens", "errors", "latency", "cost", "cost_source"]
+    list_display = ["when", "model_column", "requests", "tokens", "errors", "latency", "cost_column", "cost_source"]
     list_filter = [("timestamp", admin.DateFieldListFilter), ProviderFilter, "model__model_type", ErrorsFilter]
     search_fields = ["model_name"]
     search_help_text = "Model name (or part of it)."
@@ -161,6 +161,11 @@ class ModelUsageAdmin(HistoryAdmin):
     @admin.display(description="latency (s)", ordering="average_latency")
     def latency(self, record: ModelUsage) -> str:
         return "-" if record.average_latency is None else f"{record.average_latency:.3f}"
+
+    @admin.display(description="cost (USD)", ordering="cost")
+    def cost_column(self, record: ModelUsage) -> str:
+        # No cost is an unknown one (no tokens, or no price at the time), not a free request.
+        return "unknown" if record.cost is None else f"{record.cost:.6f}"
 
     export_values = [
         "timestamp",

@@ -23,6 +23,7 @@ from registry.console.dashboard import (
     models_recently_unavailable,
     usage_overview,
 )
+from registry.console.figures import cost_text
 from registry.operations.retention import table_sizes
 
 
@@ -68,7 +69,16 @@ class ConsoleSite(admin.AdminSite):
                 query: dict[str, str | int] = {"model__id__exact": model_id, "timestamp__gte": since}
                 return f"{usage_list}?{urlencode(query)}"
 
-            context["top_models"] = [{**row, "usage_link": usage_link(row["model_id"])} for row in overview.top]
+            context["top_models"] = [
+                {
+                    **row,
+                    "usage_link": usage_link(row["model_id"]),
+                    "cost_text": cost_text(
+                        cost=row["cost"], requests=row["requests"], uncosted_requests=row["uncosted_requests"]
+                    ),
+                }
+                for row in overview.top
+            ]
         return context
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:

@@ -17,6 +17,8 @@ AUDITED_OBJECTS: dict[str, str] = {
     "endpoint": "registry.ModelEndpoint",
     "capability": "registry.ModelCapability",
     "parameter": "registry.ModelParameter",
+    "price": "registry.ModelPrice",
+    "alert": "registry.Alert",
     "capability_metric": "registry.CapabilityMetric",
     "source": "discovery.ProviderSource",
     "user": settings.AUTH_USER_MODEL,

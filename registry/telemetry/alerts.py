@@ -30,6 +30,7 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from discovery.models import ProviderSource
+from registry.access.audit import log_bulk
 from registry.models import Alert, AlertKind, ModelStatus, ModelUsage, RegisteredModel
 from registry.operations import metrics
 
@@ -362,20 +363,32 @@ def alerts_check(*, now: datetime | None = None) -> AlertChanges:
 
 @transaction.atomic
 def alerts_acknowledge(*, alerts: Iterable[Alert], by: str, now: datetime | None = None) -> int:
-    """Mark open, unacknowledged alerts as seen by ``by`` (a username); returns how many changed."""
+    """Mark open, unacknowledged alerts as seen by ``by`` (a username); returns how many changed.
+
+    Each change is audited under the caller's actor (``acting_as``): alerts are not registered with
+    auditlog (the checks open and close them all day), so an operator's decision is logged here.
+    """
     now = now or timezone.now()
-    changed = 0
+    changed = []
     for alert in alerts:
         if alert.resolved_at is None and not alert.acknowledged_at:
             alert.acknowledged_at, alert.acknowledged_by = now, by
             alert.save(update_fields=["acknowledged_at", "acknowledged_by"])
-            changed += 1
-    return changed
+            changed.append(alert)
+    log_bulk(
+        "update",
+        changed,
+        [{"acknowledged_at": ["None", now.isoformat()], "acknowledged_by": ["None", by]} for _ in changed],
+    )
+    return len(changed)
 
 
 @transaction.atomic
 def alerts_resolve(*, alerts: Iterable[Alert], by: str, now: datetime | None = None) -> list[Alert]:
-    """Resolve open alerts by hand; the check opens a new one if the condition still holds. Notifies after commit."""
+    """Resolve open alerts by hand (audited); the check opens a new one if the condition still holds.
+
+    Notifies after commit.
+    """
     now = now or timezone.now()
     resolved = []
     for alert in alerts:
@@ -385,6 +398,10 @@ def alerts_resolve(*, alerts: Iterable[Alert], by: str, now: datetime | None = N
             resolved.append(alert)
             metrics.alert_resolved(kind=alert.kind)
             logger.info("alert resolved by %s: %s", by, alert.message, extra={"alert_id": alert.pk, "kind": alert.kind})
+    # Audited under the caller's actor, as an acknowledgement is (see alerts_acknowledge).
+    log_bulk(
+        "update", resolved, [{"resolved_at": ["None", now.isoformat()], "resolved_by": ["None", by]} for _ in resolved]
+    )
     if resolved:
         events = [alert_payload(alert, "resolved") for alert in resolved]
         transaction.on_commit(lambda: alert_webhook_post(events))

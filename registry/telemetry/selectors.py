@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from django.db.models import (
     Avg,
@@ -41,6 +41,11 @@ def _rates(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# The requests of records without a cost (no tokens, or no price known at their time): a summed
+# ``cost`` leaves them out, so a reader tells "unknown" from "free" by this count. Both columns are
+# in the covering indexes: still an index-only scan.
+UNCOSTED_REQUESTS: Final = Sum("request_count", filter=Q(cost__isnull=True))
+
 _USAGE_AGGREGATES: dict[str, Any] = {
     "requests": Sum("request_count"),
     "tokens": Sum("token_count"),
@@ -54,8 +59,7 @@ _USAGE_AGGREGATES: dict[str, Any] = {
     "latency_requests": Sum("request_count", filter=Q(average_latency__isnull=False)),
     # Not named "cost": an annotation of a column's name would shadow the column in the filter below.
     "cost_total": Sum("cost"),
-    # Both columns are in the covering indexes: still an index-only scan.
-    "uncosted_requests": Sum("request_count", filter=Q(cost__isnull=True)),
+    "uncosted_requests": UNCOSTED_REQUESTS,
 }
 
 

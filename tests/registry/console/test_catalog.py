@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from django.urls import reverse
 from discovery.models import ProviderSource, SourceKind
 from discovery.sync import source_sync
 from registry.access.audit import system_actor
+from registry.catalog.prices import price_set
 from registry.models import ModelEndpoint, ModelRuntime, ModelStatus, RegisteredModel, SetBy
 from tests.admin_forms import RenderedForm, rendered_form
 from tests.discovery.fakes.ollama import FakeOllama
@@ -434,3 +436,39 @@ def test_a_model_no_host_was_asked_about_says_so(staff: dict[str, Client]) -> No
     page = staff["viewer"].get(change_url(RegisteredModelFactory())).content.decode()
 
     assert "No Ollama host was asked about this model yet" in page
+
+
+def test_saving_a_models_page_without_a_change_audits_nothing(staff: dict[str, Client]) -> None:
+    model = RegisteredModelFactory(name="untouched", description=None)
+    ModelParameterFactory(model=model, parameter_name="seed", description=None)
+    form = model_form(staff["editor"], model)
+    before = LogEntry.objects.count()
+
+    response = staff["editor"].post(change_url(model), form.data)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    model.refresh_from_db()
+    assert model.description is None
+    assert model.parameters.get().description is None
+    assert [entry.changes for entry in LogEntry.objects.order_by("id")[before:]] == []
+
+
+def test_a_models_history_lists_its_prices_and_endpoints_whoever_wrote_them(
+    staff: dict[str, Client], discovered: tuple[ProviderSource, RegisteredModel]
+) -> None:
+    _, model = discovered
+    price, _ = price_set(model=model, input_per_mtok=Decimal("1"), output_per_mtok=Decimal("2"), effective_from=NOW)
+    # An endpoint written without its model loaded: its entry is named "model <id>: ...".
+    with system_actor("import"):
+        ModelEndpoint.objects.create(model_id=model.pk, endpoint_type="custom", endpoint_url="https://x.example/v1")
+    discovered_endpoint = model.endpoints.get(source__isnull=False)
+    other = RegisteredModelFactory(name=f"{model.name}-other")
+    price_set(model=other, input_per_mtok=Decimal("1"), output_per_mtok=Decimal("2"), effective_from=NOW)
+
+    history = staff["admin"].get(reverse("admin:auditlog_logentry_changelist") + f"?model={model.pk}")
+
+    page = history.content.decode()
+    assert str(price) in page
+    assert str(discovered_endpoint) in page
+    assert f"model {model.pk}: custom endpoint" in page
+    assert f"{other.name}: from" not in page

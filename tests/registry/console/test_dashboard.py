@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -183,3 +184,37 @@ def test_the_dashboard_says_when_nothing_is_loaded(staff: dict[str, Client]) -> 
     page = staff["viewer"].get("/admin/").content.decode()
 
     assert "No Ollama host reported a loaded model at its last check." in page
+
+
+def test_the_dashboard_prints_unknown_cost_as_unknown_never_as_zero(staff: dict[str, Client]) -> None:
+    now = timezone.now() - timedelta(hours=1)
+    ModelUsageFactory(model=RegisteredModelFactory(name="unpriced-model"), request_count=916, cost=None, timestamp=now)
+    partly = RegisteredModelFactory(name="partly-priced")
+    ModelUsageFactory(model=partly, request_count=40, cost=Decimal("1.75"), timestamp=now)
+    ModelUsageFactory(model=partly, request_count=5, cost=None, timestamp=now)
+    ModelUsageFactory(
+        model=RegisteredModelFactory(name="gpt-costed"), request_count=3, cost=Decimal("0.5"), timestamp=now
+    )
+
+    page = staff["viewer"].get("/admin/").content.decode()
+
+    rows = {
+        name: page[page.index(f">{name}</a>") :].split("</tr>")[0]
+        for name in ("unpriced-model", "partly-priced", "gpt-costed")
+    }
+    assert "unknown (916 requests uncosted)" in rows["unpriced-model"]
+    assert "0.0000" not in rows["unpriced-model"]
+    assert "1.7500 + 5 requests uncosted" in rows["partly-priced"]
+    assert "0.5000" in rows["gpt-costed"]
+    assert "uncosted" not in rows["gpt-costed"]
+
+
+def test_a_models_charts_print_unknown_cost_as_unknown(staff: dict[str, Client]) -> None:
+    model = RegisteredModelFactory(name="unpriced-model")
+    ModelUsageFactory(model=model, request_count=916, cost=None, timestamp=timezone.now() - timedelta(hours=1))
+
+    page = staff["viewer"].get(f"/admin/registry/registeredmodel/{model.pk}/change/").content.decode()
+
+    totals = page[page.index('class="chart-ranges"') :].split("</p>")[0]
+    assert "cost unknown (916 requests uncosted)" in totals
+    assert "0.0000" not in totals

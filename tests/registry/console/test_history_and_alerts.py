@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
+from auditlog.models import LogEntry
+from django.contrib.auth.models import AbstractUser
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -70,6 +73,19 @@ def test_the_usage_list_exports_its_filtered_rows(staff: dict[str, Client]) -> N
     assert ",gpt-4o,7,70,0," in lines[1]
 
 
+def test_the_usage_list_prints_a_record_without_a_cost_as_unknown(staff: dict[str, Client]) -> None:
+    model = RegisteredModelFactory(name="unpriced-model")
+    ModelUsageFactory(model=model, request_count=916, cost=None)
+    ModelUsageFactory(model=RegisteredModelFactory(name="gpt-costed"), cost=Decimal("0.25"))
+
+    page = staff["viewer"].get(reverse(USAGE)).content.decode()
+
+    unpriced = page[page.index("unpriced-model") :].split("</tr>")[0]
+    priced = page[page.index("gpt-costed") :].split("</tr>")[0]
+    assert ">unknown</td>" in unpriced
+    assert ">0.250000</td>" in priced
+
+
 def test_an_admin_acknowledges_and_resolves_alerts_with_who_and_when(staff: dict[str, Client]) -> None:
     alert = Alert.objects.create(kind=AlertKind.ERROR_RATE, model=RegisteredModelFactory(), message="errors")
     url = reverse("admin:registry_alert_changelist")
@@ -85,6 +101,30 @@ def test_an_admin_acknowledges_and_resolves_alerts_with_who_and_when(staff: dict
     assert alert.resolved_by == "admin"
     assert alert.resolved_at is not None
     assert "admin · " in staff["admin"].get(url + "?state=resolved").content.decode()
+
+
+def test_acknowledging_and_resolving_an_alert_is_audited_with_the_actor(
+    staff: dict[str, Client], role_users: dict[str, AbstractUser]
+) -> None:
+    alert = Alert.objects.create(kind=AlertKind.ERROR_RATE, model=RegisteredModelFactory(), message="errors")
+    url = reverse("admin:registry_alert_changelist")
+
+    staff["admin"].post(url, {"action": "acknowledge", "_selected_action": [alert.pk]})
+    staff["admin"].post(url, {"action": "resolve", "_selected_action": [alert.pk]})
+
+    entries = list(LogEntry.objects.get_for_object(alert).order_by("id"))
+    assert [sorted(entry.changes) for entry in entries] == [
+        ["acknowledged_at", "acknowledged_by"],
+        ["resolved_at", "resolved_by"],
+    ]
+    assert [
+        entry.changes[name][1] for entry, name in zip(entries, ["acknowledged_by", "resolved_by"], strict=True)
+    ] == [
+        "admin",
+        "admin",
+    ]
+    assert {entry.actor for entry in entries} == {role_users["admin"]}
+    assert {entry.action for entry in entries} == {LogEntry.Action.UPDATE}
 
 
 def test_a_viewer_cannot_acknowledge_alerts(staff: dict[str, Client]) -> None:

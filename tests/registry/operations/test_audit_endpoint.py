@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from auditlog.models import LogEntry
@@ -12,6 +13,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from registry.access.audit import MASK, acting_as, system_actor
+from registry.catalog.prices import price_set
+from registry.models import Alert, AlertKind
+from registry.telemetry.alerts import alerts_acknowledge
 from tests.factories import ModelEndpointFactory, ProviderSourceFactory, RegisteredModelFactory
 from tests.tokens import platform_token
 
@@ -143,3 +147,19 @@ def test_the_audit_log_is_paginated_with_a_fixed_number_of_queries(
     body = response.json()
     assert len(body["results"]) == 50
     assert body["count"] >= 60
+
+
+def test_price_and_alert_entries_have_an_object_type(
+    api_client_for: Callable[[str], APIClient], role_users: dict[str, AbstractUser]
+) -> None:
+    model = RegisteredModelFactory(name="gpt-4o")
+    alert = Alert.objects.create(kind=AlertKind.ERROR_RATE, model=model, message="errors")
+    with acting_as(user=role_users["admin"]):
+        price, _ = price_set(model=model, input_per_mtok=Decimal("1"), output_per_mtok=Decimal("2"))
+        alerts_acknowledge(alerts=[alert], by="admin")
+
+    prices = audit(api_client_for("admin"), object_type="price")
+    alerts = audit(api_client_for("admin"), object_type="alert")
+
+    assert [(e["object_type"], e["object_id"], e["actor"]) for e in prices] == [("price", str(price.pk), "admin")]
+    assert [(e["object_type"], e["object_id"], e["actor"]) for e in alerts] == [("alert", str(alert.pk), "admin")]

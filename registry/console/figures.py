@@ -1,0 +1,23 @@
+"""How the console prints a cost that may be unknown: never as zero.
+
+A summed cost leaves out the requests of records without one (no tokens, or no price known at
+their time); the summaries count those as ``uncosted_requests`` (``registry.telemetry.selectors``).
+A figure whose requests are all uncosted is unknown, and a partly uncosted one says how many it
+leaves out, so that a missing price never reads as a free model.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+
+def requests_uncosted_text(count: int) -> str:
+    return f"{count} request{'' if count == 1 else 's'} uncosted"
+
+
+def cost_text(*, cost: Decimal | float | int | None, requests: int, uncosted_requests: int, unit: str = "") -> str:
+    """``cost`` to 4 places, "unknown (N requests uncosted)" when no request is costed, or the known part "+ N"."""
+    if uncosted_requests and uncosted_requests >= requests:
+        return f"unknown ({requests_uncosted_text(uncosted_requests)})"
+    known = f"{cost or 0:.4f}{unit}"
+    return f"{known} + {requests_uncosted_text(uncosted_requests)}" if uncosted_requests else known
