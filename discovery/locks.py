@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from django.db import connection
 
 from discovery.models import ProviderSource
+from registry.operations.locks import session_advisory_lock
 
 NAMESPACE = 0x4D5201  # "MR" + 1: the registry's discovery locks
 REGISTRATION = 0
@@ -28,18 +29,8 @@ def source_lock(source: ProviderSource) -> Iterator[bool]:
     Session-level: held across the provider call without keeping a transaction open while waiting
     on HTTP, and released by PostgreSQL itself if the process dies.
     """
-    if connection.vendor != "postgresql":
-        yield True
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [NAMESPACE, source.pk])
-        acquired = bool(cursor.fetchone()[0])
-    try:
+    with session_advisory_lock(NAMESPACE, source.pk) as acquired:
         yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [NAMESPACE, source.pk])
 
 
 def registration_lock() -> None:

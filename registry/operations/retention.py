@@ -43,6 +43,7 @@ from django.utils import timezone
 from discovery.models import DiscoveryRun
 from registry.models import Alert, ModelPerformance, ModelUsage
 from registry.operations import metrics
+from registry.operations.locks import session_advisory_lock
 
 logger = logging.getLogger(__name__)
 
@@ -130,15 +131,8 @@ class PruneOutcome:
 def prune_lock() -> Iterator[bool]:
     """Hold the prune lock for the block; yields False when another prune holds it."""
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [LOCK_NAMESPACE, LOCK_KEY])
-            acquired = bool(cursor.fetchone()[0])
-        try:
+        with session_advisory_lock(LOCK_NAMESPACE, LOCK_KEY) as acquired:
             yield acquired
-        finally:
-            if acquired:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, LOCK_KEY])
         return
     path = Path(settings.DATA_DIR) / LOCK_FILE_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
