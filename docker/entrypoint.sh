@@ -46,14 +46,15 @@ case "$command" in
     worker)
         reset_metrics_dir
         wait_for_database
-        exec celery -A registry_project worker --loglevel "${LOG_LEVEL:-info}" \
+        # -q: no banner; every line is a log record in the service's format (registry_project/celery.py).
+        exec celery -A registry_project -q worker --loglevel "${LOG_LEVEL:-info}" \
             --concurrency "${CELERY_WORKER_CONCURRENCY:-2}"
         ;;
     beat)
         reset_metrics_dir
         wait_for_database
         # No schedule file: django-celery-beat keeps the schedule in the database.
-        exec celery -A registry_project beat --loglevel "${LOG_LEVEL:-info}" --pidfile=
+        exec celery -A registry_project -q beat --loglevel "${LOG_LEVEL:-info}" --pidfile=
         ;;
     prepare)
         reset_metrics_dir

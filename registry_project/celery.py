@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from celery.signals import beat_init, worker_ready
+from celery.signals import beat_init, setup_logging, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry_project.settings")
 
@@ -35,3 +35,18 @@ def _worker_is_ready(**kwargs: Any) -> None:
 @beat_init.connect
 def _beat_is_ready(**kwargs: Any) -> None:
     mark_ready("beat")
+
+
+@setup_logging.connect
+def _log_as_the_service_does(**kwargs: Any) -> None:
+    """The worker's and beat's lines through the service's formatter, not Celery's own.
+
+    Connected, this signal stops Celery from configuring the root logger itself (its plain text
+    lines would let a task's text start a line of its own): the worker and beat log exactly as the
+    web process does, one JSON object a line in production (registry_project/logs.py).
+    """
+    from django.conf import settings
+
+    from registry_project.logs import configure
+
+    configure(settings.LOGGING)

@@ -13,7 +13,8 @@ servers on 127.0.0.1, and checks what an operator relies on:
   (static files collected by the entrypoint, served through the manifest storage);
 - ``/health`` is ``ok``, and ``degraded`` with the broker failing in a process whose kombu
   transport cannot be imported (``packaging`` hidden, as on the broken install);
-- SIGTERM stops each of the three within 10 s, with nothing of its process group left behind.
+- SIGTERM stops each of the three within 10 s, with nothing of its process group left behind;
+- once running, every line each of them writes is one JSON object (``DEBUG=false``'s log format).
 
 The driver itself runs in the dev environment (requests, psycopg and the tests' fake providers);
 everything it starts runs from ``--venv``. It prints each step with its time and exits non-zero
@@ -24,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -50,6 +53,21 @@ T = TypeVar("T")
 
 class SmokeFailure(Exception):
     pass
+
+
+# The last line entrypoint.sh's preparation prints before it execs the process itself.
+LAST_PREPARATION_LINE = {"web": "static files:", "worker": "the database answers", "beat": "the database answers"}
+
+
+# What Celery's signal handler prints itself on SIGTERM, outside logging: fixed text, no client's.
+CELERY_NOTICE = re.compile(r"|worker: (Warm|Cold) shutdown \(MainProcess\)")
+
+
+def is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
 
 
 def step(message: str) -> None:
@@ -260,8 +278,6 @@ def health_with_transport_hidden(stack: Stack) -> dict[str, Any]:
     )
     if result.returncode != 0:
         raise SmokeFailure(f"/health with the transport hidden failed to run: {result.stderr[-3000:]}")
-    import json
-
     answer: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return answer
 
@@ -380,6 +396,13 @@ def run(stack: Stack) -> None:
             log = process.log.read_text(errors="replace")
             if "Traceback" in log or "ModuleNotFoundError" in log:
                 raise SmokeFailure(f"{name}'s log holds a traceback:\n{process.tail()}")
+            # Once the entrypoint's preparation has printed its last line, the process itself writes only
+            # log records: one JSON object a line, whatever it is (granian, Celery's worker, beat).
+            served = log.split(LAST_PREPARATION_LINE[name], 1)[-1].splitlines()[1:]
+            not_json = [line for line in served if not (is_json_object(line) or CELERY_NOTICE.fullmatch(line))]
+            if not served or not_json:
+                raise SmokeFailure(f"{name} wrote lines that are not JSON objects: {not_json[:3]}")
+        step("every line web, worker and beat wrote once running is one JSON object")
 
 
 def main() -> int:

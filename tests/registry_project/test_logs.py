@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -69,3 +72,33 @@ def test_a_disallowed_host_is_not_logged_below_the_log_level() -> None:
         assert not DisallowedHostAsWarning().filter(entry)
     finally:
         logger.setLevel(previous)
+
+
+CELERY_PROCESS = """
+import logging
+import django
+django.setup()
+from registry_project.celery import app
+app.log.setup(loglevel="INFO")  # what `celery worker` and `celery beat` call before they run
+logging.getLogger("celery.app.trace").warning('Task failed: x\\n{"level": "CRITICAL", "forged": true}')
+logging.getLogger("discovery.tasks").info("model a\\r\\n\\u2028\\x1b[31mb")
+"""
+
+
+def test_the_worker_and_beat_log_one_json_object_a_line_like_the_web(tmp_path: Path) -> None:
+    env = {
+        **{key: value for key, value in os.environ.items() if key not in {"LOG_FORMAT", "DEBUG"}},
+        "DJANGO_SETTINGS_MODULE": "registry_project.settings",
+        "DEBUG": "false",
+        "LOG_FORMAT": "json",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "REGISTRY_DATA_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", CELERY_PROCESS], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    lines = (result.stdout + result.stderr).splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [record["logger"] for record in records] == ["celery.app.trace", "discovery.tasks"]
+    assert not any("forged" in record for record in records)
+    assert records[0]["level"] == "WARNING"
