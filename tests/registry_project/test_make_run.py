@@ -21,7 +21,15 @@ from tests.discovery.fakes.ollama import FakeOllama
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.slow
+# Every test here starts `make run` in its embedded mode whatever the environment names (the twenty stops
+# alone take about 3.5 minutes): CI's run on the embedded defaults covers them, and its run on PostgreSQL
+# and Redis would only repeat them.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        bool(os.environ.get("DATABASE_URL")), reason="embedded mode only: the run without DATABASE_URL covers it"
+    ),
+]
 
 # What a terminal's user waits for Ctrl-C (SIGINT to the foreground process group) to stop everything.
 STOP_SECONDS = 10
@@ -371,11 +379,6 @@ def kill_all(processes: list[ProcessEntry], group: int) -> None:
             os.kill(entry.pid, signal.SIGKILL)
 
 
-# It starts make run in its embedded mode whatever the environment names (about 3.5 min): CI's run on the
-# embedded defaults covers it, its run on PostgreSQL and Redis would only repeat it.
-@pytest.mark.skipif(
-    bool(os.environ.get("DATABASE_URL")), reason="embedded mode only: the run without DATABASE_URL covers it"
-)
 def test_ctrl_c_stops_every_process_of_make_run_within_10_s_twenty_times_in_a_row(
     tmp_path: Path, free_port: int
 ) -> None:
