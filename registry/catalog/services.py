@@ -120,10 +120,17 @@ def model_register(
     fields: Mapping[str, Any],
     capabilities: Mapping[str, float] | None = None,
     endpoints: Sequence[Mapping[str, Any]] | None = None,
+    operator_owned: bool = False,
 ) -> RegisteredModel:
-    """Register a model by hand, with its capabilities and endpoints; raises ``ModelNameConflict``."""
+    """Register a model by hand, with its capabilities and endpoints; raises ``ModelNameConflict``.
+
+    ``operator_owned`` marks the fields given as the operator's from the start (a registry file's
+    apply), so that discovery, should a source later list a model of that name, leaves them alone.
+    """
     _ensure_name_free(fields["name"])
     model = RegisteredModel(**{key: value for key, value in fields.items() if key in MODEL_FIELDS})
+    if operator_owned:
+        operator_fields_mark(model, [key for key in fields if key in MODEL_FIELDS])
     _save_model(model)
     price_from_model_fields(model, set_by=SetBy.OPERATOR)
     for capability, score in (capabilities or {}).items():
@@ -423,6 +430,16 @@ def parameter_set(
         },
     )
     return row, created
+
+
+@transaction.atomic
+def parameter_remove(*, model: RegisteredModel, parameter_name: str) -> bool:
+    """Remove a parameter, whoever set it; False when the model did not have it."""
+    row = ModelParameter.objects.filter(model=model, parameter_name=parameter_name).first()
+    if row is None:
+        return False
+    row.delete()
+    return True
 
 
 def _apply_endpoint_credentials(

@@ -1,0 +1,706 @@
+"""The registry as a file (docs/registry-file.md): the versioned document, its export, and its validation.
+
+A document is ``{"version": 1, "models": [...], "capability_rules": [...]}`` written as YAML or JSON.
+Export reads the catalog in a fixed number of queries; validation reads nothing and checks the whole
+document, collecting every error with its path (``models[3].capabilities.code.score: ...``), so that
+a file is refused as a whole. ``registry.catalog.registry_apply`` compares what validation returns
+with the catalog and applies the difference.
+
+Secrets never leave and never enter through a file: an endpoint's API key and secret headers are
+exported as references (``credentials: {api_key: stored, secret_headers: [Authorization]}``), and a
+file that carries a value where a reference belongs is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final
+
+import yaml
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from registry.catalog.credentials import redact_text, redact_url, url_credentials
+from registry.catalog.services import is_secret_header
+from registry.models import (
+    AuthType,
+    CapabilityMetric,
+    EndpointType,
+    ModelCapability,
+    ModelEndpoint,
+    ModelParameter,
+    ModelPrice,
+    ModelStatus,
+    ModelType,
+    Provider,
+    RegisteredModel,
+)
+
+FORMAT_VERSION: Final = 1
+FORMATS: Final = ("yaml", "json")
+# What stands in a file for a stored secret: apply keeps the stored value, and writes none.
+STORED: Final = "stored"
+
+# The model fields a file carries, in the order they are written. The price fields are not among them:
+# they follow the dated prices (``prices``), as they do everywhere else (registry.catalog.prices).
+MODEL_FIELDS: Final = (
+    "display_name",
+    "provider",
+    "model_type",
+    "version",
+    "description",
+    "status",
+    "context_window",
+    "details",
+)
+REQUIRED_TO_CREATE: Final = ("display_name", "provider", "model_type")
+MODEL_SECTIONS: Final = ("capabilities", "parameters", "endpoints", "prices")
+EVIDENCE_KEYS: Final = (
+    "source",
+    "note",
+    "metric_name",
+    "task_category",
+    "sample_size",
+    "window_start",
+    "window_end",
+    "evaluated_at",
+)
+RULE_KEYS: Final = ("metric_name", "task_category", "window_days", "min_samples", "stale_after_days", "enabled")
+TOP_LEVEL_KEYS: Final = ("version", "exported_at", "scope", "models", "capability_rules")
+
+# The API's limits (registry/api/validators.py), restated: the domain does not import the API.
+MAX_DETAILS_BYTES: Final = 16 * 1024
+MAX_DAYS: Final = 3650
+MAX_INT: Final = 2**31 - 1
+MAX_PRICE: Final = Decimal("999999.999999")
+_NAME_FORBIDDEN: Final = frozenset("?#\\")
+
+
+class RegistryFileInvalid(Exception):
+    """A file that cannot be applied, with every error found, each prefixed by its path in the document."""
+
+    def __init__(self, errors: Sequence[str]) -> None:
+        super().__init__("; ".join(errors[:3]) + (f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""))
+        self.errors = list(errors)
+
+
+# -- text --------------------------------------------------------------------------------------------------------
+
+# libyaml's safe loader and dumper where the build has them (the same safe subset, several times faster).
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+def registry_file_load(text: str | bytes) -> Any:
+    """The document in ``text``, YAML or JSON (told apart by the first character); raises ``RegistryFileInvalid``."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise RegistryFileInvalid([f"file: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from exc
+    if text.lstrip().startswith("{"):
+        try:
+            return json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise RegistryFileInvalid([f"file: not valid JSON ({exc})"]) from exc
+    try:
+        # An alias repeats a node by reference: a few lines can stand for an exponential tree ("billion
+        # laughs"), so a file with aliases is refused before it is built. Anchors need "&": rare in text.
+        if "&" in text and any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=_Loader)):
+            raise RegistryFileInvalid(["file: YAML aliases (*name) are not accepted; write each value out"])
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader: CSafeLoader or SafeLoader)
+    except yaml.YAMLError as exc:
+        raise RegistryFileInvalid([f"file: not valid YAML ({exc})"]) from exc
+    except RecursionError as exc:
+        raise RegistryFileInvalid(["file: nested too deeply"]) from exc
+
+
+def registry_file_dump(document: Mapping[str, Any], *, file_format: str) -> str:
+    """``document`` as YAML (block style, keys in the document's order) or JSON (indented)."""
+    if file_format == "json":
+        return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    text: str = yaml.dump(
+        document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False, width=120
+    )
+    return text
+
+
+# -- export ------------------------------------------------------------------------------------------------------
+
+
+def moment_text(value: datetime | None) -> str | None:
+    """A moment as the file writes it: ISO 8601 in UTC with a ``Z``."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def decimal_text(value: Decimal) -> str:
+    """A price as the file writes it: a string (no binary float on the way), without trailing zeros."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def clear_headers(endpoint: ModelEndpoint) -> dict[str, str]:
+    # The admin's endpoint form stores what it is given in ``headers``, an Authorization header included:
+    # a credential-like name there is treated as a secret, never written out.
+    return {name: value for name, value in (endpoint.headers or {}).items() if not is_secret_header(name)}
+
+
+def secret_header_names(endpoint: ModelEndpoint) -> list[str]:
+    names = set(endpoint.secret_headers or {}) | {name for name in endpoint.headers or {} if is_secret_header(name)}
+    return sorted(names)
+
+
+def endpoint_entry(endpoint: ModelEndpoint) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "endpoint_type": endpoint.endpoint_type,
+        "endpoint_url": redact_url(endpoint.endpoint_url),
+        "auth_type": endpoint.auth_type,
+        "headers": clear_headers(endpoint),
+    }
+    credentials: dict[str, Any] = {}
+    if endpoint.api_key:
+        credentials["api_key"] = STORED
+    if names := secret_header_names(endpoint):
+        credentials["secret_headers"] = names
+    if credentials:
+        entry["credentials"] = credentials
+    return entry
+
+
+def capability_entry(row: ModelCapability) -> dict[str, Any]:
+    evidence: dict[str, Any] = {"source": row.evidence_source, "note": row.evidence}
+    facts = {
+        "metric_name": row.metric_name,
+        "task_category": row.task_category,
+        "sample_size": row.sample_size,
+        "window_start": moment_text(row.window_start),
+        "window_end": moment_text(row.window_end),
+        "evaluated_at": moment_text(row.evaluated_at),
+    }
+    evidence.update({key: value for key, value in facts.items() if value is not None})
+    return {"score": row.capability_score, "evidence": evidence}
+
+
+def parameter_entry(row: ModelParameter) -> dict[str, Any]:
+    return {"default": row.default_value, "min": row.min_value, "max": row.max_value, "description": row.description}
+
+
+def price_entry(row: ModelPrice) -> dict[str, Any]:
+    return {
+        "effective_from": moment_text(row.effective_from),
+        "input_per_mtok": decimal_text(row.input_per_mtok),
+        "output_per_mtok": decimal_text(row.output_per_mtok),
+    }
+
+
+def model_entry(model: RegisteredModel) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": model.name}
+    entry.update({name: getattr(model, name) for name in MODEL_FIELDS})
+    entry["capabilities"] = {row.capability: capability_entry(row) for row in model.capabilities.all()}
+    entry["parameters"] = {row.parameter_name: parameter_entry(row) for row in model.parameters.all()}
+    entry["endpoints"] = [endpoint_entry(row) for row in model.endpoints.all()]
+    entry["prices"] = [price_entry(row) for row in sorted(model.prices.all(), key=lambda row: row.effective_from)]
+    return entry
+
+
+def rule_entry(rule: CapabilityMetric) -> dict[str, Any]:
+    return {"capability": rule.capability, **{key: getattr(rule, key) for key in RULE_KEYS}}
+
+
+def registry_export(*, providers: Sequence[str] = (), now: datetime | None = None) -> dict[str, Any]:
+    """The registry (or the models of ``providers``) as a document, in a fixed number of queries."""
+    models = RegisteredModel.objects.order_by("name").prefetch_related(
+        "capabilities", "parameters", "endpoints", "prices"
+    )
+    document: dict[str, Any] = {"version": FORMAT_VERSION, "exported_at": moment_text(now or timezone.now())}
+    if providers:
+        models = models.filter(provider__in=providers)
+        # A partial file says so: apply --prune then removes only models of these providers.
+        document["scope"] = {"providers": sorted(set(providers))}
+    document["models"] = [model_entry(model) for model in models.iterator(chunk_size=500)]
+    document["capability_rules"] = [rule_entry(rule) for rule in CapabilityMetric.objects.order_by("capability")]
+    return document
+
+
+# -- validation --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EndpointSpec:
+    endpoint_type: str
+    endpoint_url: str | None
+    auth_type: str | None
+    headers: dict[str, str] | None  # None: not given (left as stored)
+    api_key: bool  # the file references a stored API key
+    secret_headers: list[str]
+    auth_type_given: bool = True
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        return (self.endpoint_type, self.endpoint_url)
+
+
+@dataclass
+class PriceSpec:
+    effective_from: datetime
+    input_per_mtok: Decimal
+    output_per_mtok: Decimal
+
+
+@dataclass
+class ModelSpec:
+    """One model of a validated file: the fields it gives, and each section it gives (None: not given)."""
+
+    path: str
+    name: str
+    fields: dict[str, Any]
+    capabilities: dict[str, tuple[float, str | None]] | None = None
+    parameters: dict[str, dict[str, Any]] | None = None
+    endpoints: list[EndpointSpec] | None = None
+    prices: list[PriceSpec] | None = None
+
+
+@dataclass
+class RegistryFile:
+    """A validated document."""
+
+    models: list[ModelSpec]
+    rules: dict[str, dict[str, Any]] | None
+    scope_providers: list[str] | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+class _Checker:
+    """Collects errors with their paths; each check returns the normalized value, or None after an error."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def error(self, path: str, message: str) -> None:
+        self.errors.append(f"{path}: {message}")
+
+    def mapping(self, value: Any, path: str, allowed: Sequence[str] | None = None) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            self.error(path, f"must be a mapping, not {_type_name(value)}")
+            return None
+        if allowed is not None:
+            for key in value:
+                if key not in allowed:
+                    self.error(f"{path}.{key}", f"unknown field (known: {', '.join(allowed)})")
+        return value
+
+    def text(self, value: Any, path: str, *, max_length: int, nullable: bool = False, blank: bool = True) -> str | None:
+        if value is None and nullable:
+            return None
+        if not isinstance(value, str):
+            self.error(path, f"must be text, not {_type_name(value)}")
+            return None
+        if len(value) > max_length:
+            self.error(path, f"at most {max_length} characters ({len(value)} given)")
+        elif not blank and not value.strip():
+            self.error(path, "may not be blank")
+        return value
+
+    def choice(self, value: Any, path: str, choices: Sequence[str], *, nullable: bool = False) -> str | None:
+        if value is None and nullable:
+            return None
+        if value not in choices:
+            self.error(path, f"must be one of {', '.join(choices)} (not {value!r})")
+            return None
+        return str(value)
+
+    def integer(self, value: Any, path: str, *, minimum: int, maximum: int, nullable: bool = False) -> int | None:
+        if value is None and nullable:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.error(path, f"must be a whole number, not {_type_name(value)}")
+            return None
+        if not minimum <= value <= maximum:
+            self.error(path, f"must be between {minimum} and {maximum}")
+            return None
+        return value
+
+    def number(self, value: Any, path: str, *, nullable: bool = False) -> float | None:
+        if value is None and nullable:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            self.error(path, f"must be a number, not {_type_name(value)}")
+            return None
+        return float(value)
+
+    def price(self, value: Any, path: str) -> Decimal | None:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            self.error(path, f'must be a decimal number (as text, "0.15"), not {_type_name(value)}')
+            return None
+        try:
+            amount = Decimal(str(value).strip())
+        except InvalidOperation:
+            self.error(path, f"not a decimal number: {value!r}")
+            return None
+        if not amount.is_finite() or amount < 0 or amount > MAX_PRICE:
+            self.error(path, f"must be between 0 and {MAX_PRICE}")
+            return None
+        exponent = amount.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -6 and amount != amount.quantize(Decimal("0.000001")):
+            self.error(path, "at most 6 decimal places")
+            return None
+        return amount
+
+    def moment(self, value: Any, path: str) -> datetime | None:
+        # YAML reads an unquoted timestamp as a datetime, and an unquoted date as a date.
+        moment = value if isinstance(value, datetime) else parse_datetime(value) if isinstance(value, str) else None
+        if moment is None or (isinstance(value, date) and not isinstance(value, datetime)):
+            self.error(path, f"must be a date and time with its time zone, like 2026-01-31T00:00:00Z (not {value!r})")
+            return None
+        if timezone.is_naive(moment):
+            self.error(path, "needs a time zone (Z or +hh:mm): a moment without one is ambiguous")
+            return None
+        return moment
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "text", bool: "true/false", type(None): "null"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _storable_text_errors(value: Any, path: str, checker: _Checker) -> None:
+    """NUL characters and unpaired surrogates anywhere (keys too): PostgreSQL cannot store them."""
+    if isinstance(value, str):
+        if "\x00" in value or (not value.isascii() and _has_surrogate(value)):
+            checker.error(path, "text may not contain NUL characters or unpaired surrogates")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable_text_errors(key, f"{path}.{key!s}"[:200], checker)
+            _storable_text_errors(item, f"{path}.{key!s}", checker)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _storable_text_errors(item, f"{path}[{index}]", checker)
+
+
+def _has_surrogate(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _model_name(checker: _Checker, value: Any, path: str) -> str | None:
+    name = checker.text(value, path, max_length=100, blank=False)
+    if name is None:
+        return None
+    if any(char.isspace() or ord(char) < 32 or char in _NAME_FORBIDDEN for char in name) or name.isdigit():
+        checker.error(path, "a model name has no spaces, control characters, '?', '#' or '\\', and is not a number")
+        return None
+    return name
+
+
+def _capabilities(checker: _Checker, value: Any, path: str) -> dict[str, tuple[float, str | None]] | None:
+    found = checker.mapping(value, path)
+    if found is None:
+        return None
+    capabilities: dict[str, tuple[float, str | None]] = {}
+    for name, item in found.items():
+        here = f"{path}.{name}"
+        if not isinstance(name, str) or not _is_slug(name):
+            checker.error(here, "a capability name is a lower-case slug (a-z, 0-9, '-', '_'), as routers use it")
+            continue
+        entry = checker.mapping(item, here, ("score", "evidence"))
+        if entry is None:
+            continue
+        if "score" not in entry:
+            checker.error(f"{here}.score", "required")
+            continue
+        score = checker.number(entry["score"], f"{here}.score")
+        if score is not None and not 0 <= score <= 1:
+            checker.error(f"{here}.score", "must be between 0 and 1")
+            continue
+        note = None
+        if entry.get("evidence") is not None:
+            evidence = checker.mapping(entry["evidence"], f"{here}.evidence", EVIDENCE_KEYS)
+            if evidence is not None and "note" in evidence:
+                note = checker.text(evidence["note"], f"{here}.evidence.note", max_length=300)
+        if score is not None:
+            capabilities[name] = (score, note)
+    return capabilities
+
+
+def _is_slug(name: str) -> bool:
+    parts = name.replace("_", "-").split("-")
+    return (
+        bool(name)
+        and name[0].isascii()
+        and name[0].isalpha()
+        and all(part and part.isascii() and part.isalnum() and part == part.lower() for part in parts)
+    )
+
+
+def _parameters(checker: _Checker, value: Any, path: str) -> dict[str, dict[str, Any]] | None:
+    found = checker.mapping(value, path)
+    if found is None:
+        return None
+    parameters: dict[str, dict[str, Any]] = {}
+    for name, item in found.items():
+        here = f"{path}.{name}"
+        if (
+            not isinstance(name, str)
+            or not name
+            or len(name) > 100
+            or not name[0].isalnum()
+            or any(not (char.isascii() and (char.isalnum() or char in "_.:-")) for char in name)
+        ):
+            checker.error(here, "a parameter name is letters, digits and '_', '.', ':', '-' (at most 100)")
+            continue
+        entry = checker.mapping(item, here, ("default", "min", "max", "description"))
+        if entry is None:
+            continue
+        if "default" not in entry:
+            checker.error(f"{here}.default", "required (null is a value: write it out)")
+            continue
+        low = checker.number(entry.get("min"), f"{here}.min", nullable=True)
+        high = checker.number(entry.get("max"), f"{here}.max", nullable=True)
+        description = checker.text(entry.get("description"), f"{here}.description", max_length=2000, nullable=True)
+        if low is not None and high is not None and low > high:
+            checker.error(f"{here}.min", f"greater than max ({entry['min']} > {entry['max']})")
+            continue
+        default = entry["default"]
+        numeric = isinstance(default, int | float) and not isinstance(default, bool)
+        if numeric and ((low is not None and default < low) or (high is not None and default > high)):
+            checker.error(f"{here}.default", "outside min..max")
+            continue
+        parameters[name] = {
+            "default_value": default,
+            "min_value": entry.get("min"),
+            "max_value": entry.get("max"),
+            "description": description,
+        }
+    return parameters
+
+
+def _endpoint(checker: _Checker, value: Any, path: str) -> EndpointSpec | None:
+    keys = ("endpoint_type", "endpoint_url", "auth_type", "headers", "credentials")
+    entry = checker.mapping(value, path, keys)
+    if entry is None:
+        return None
+    errors_before = len(checker.errors)
+    kind = checker.choice(entry.get("endpoint_type"), f"{path}.endpoint_type", EndpointType.values)
+    url = checker.text(entry.get("endpoint_url"), f"{path}.endpoint_url", max_length=255, nullable=True)
+    if url is not None:
+        if not url.startswith(("http://", "https://")) or any(char.isspace() for char in url):
+            checker.error(f"{path}.endpoint_url", "must be an http(s) URL without spaces")
+        # A credential in a URL is refused, unless it is an export's redaction ("***"): that one
+        # references the stored endpoint whose URL it hides (apply matches it, and writes no secret).
+        elif url_credentials(url) and redact_text(url) != url:
+            checker.error(
+                f"{path}.endpoint_url",
+                f"carries a credential ({', '.join(url_credentials(url))}): set it in the console or the API",
+            )
+    auth_type = checker.choice(entry.get("auth_type"), f"{path}.auth_type", AuthType.values, nullable=True)
+    headers: dict[str, str] | None = None
+    if entry.get("headers") is not None:
+        given = checker.mapping(entry["headers"], f"{path}.headers")
+        headers = {}
+        for name, header in (given or {}).items():
+            here = f"{path}.headers.{name}"
+            if is_secret_header(str(name)):
+                checker.error(
+                    here,
+                    "a credential header: its value is never read from a file (list its name under "
+                    "credentials.secret_headers and set it in the console or the API)",
+                )
+            elif checker.text(header, here, max_length=8192) is not None:
+                headers[str(name)] = header
+    api_key, secret_headers = False, []
+    if entry.get("credentials") is not None:
+        credentials = checker.mapping(entry["credentials"], f"{path}.credentials", ("api_key", "secret_headers"))
+        if credentials is not None:
+            if credentials.get("api_key") not in (None, STORED):
+                checker.error(
+                    f"{path}.credentials.api_key",
+                    f"secrets are never read from a file: write {STORED!r} (keeps the stored key) or leave it out",
+                )
+            api_key = credentials.get("api_key") == STORED
+            names = credentials.get("secret_headers") or []
+            if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+                checker.error(
+                    f"{path}.credentials.secret_headers", "a list of header names (values are never read from a file)"
+                )
+            else:
+                secret_headers = names
+    if len(checker.errors) > errors_before or kind is None:
+        return None
+    return EndpointSpec(kind, url, auth_type, headers, api_key, secret_headers, auth_type_given="auth_type" in entry)
+
+
+def _prices(checker: _Checker, value: Any, path: str) -> list[PriceSpec] | None:
+    if not isinstance(value, list):
+        checker.error(path, f"must be a list, not {_type_name(value)}")
+        return None
+    prices: list[PriceSpec] = []
+    seen: dict[datetime, int] = {}
+    for index, item in enumerate(value):
+        here = f"{path}[{index}]"
+        entry = checker.mapping(item, here, ("effective_from", "input_per_mtok", "output_per_mtok"))
+        if entry is None:
+            continue
+        moment = checker.moment(entry.get("effective_from"), f"{here}.effective_from")
+        low = checker.price(entry.get("input_per_mtok"), f"{here}.input_per_mtok")
+        high = checker.price(entry.get("output_per_mtok"), f"{here}.output_per_mtok")
+        if moment is not None and moment in seen:
+            checker.error(f"{here}.effective_from", f"the same moment as {path}[{seen[moment]}]")
+            continue
+        if moment is not None and low is not None and high is not None:
+            seen[moment] = index
+            prices.append(PriceSpec(moment, low, high))
+    return prices
+
+
+def _model(checker: _Checker, value: Any, path: str) -> ModelSpec | None:
+    entry = checker.mapping(value, path, ("name", *MODEL_FIELDS, *MODEL_SECTIONS))
+    if entry is None:
+        return None
+    name = _model_name(checker, entry.get("name"), f"{path}.name")
+    fields: dict[str, Any] = {}
+    for key in MODEL_FIELDS:
+        if key not in entry:
+            continue
+        given, here = entry[key], f"{path}.{key}"
+        if key == "display_name":
+            fields[key] = checker.text(given, here, max_length=200, blank=False)
+        elif key in ("version", "description"):
+            fields[key] = checker.text(given, here, max_length=50 if key == "version" else 10_000, nullable=True)
+        elif key == "provider":
+            fields[key] = checker.choice(given, here, Provider.values)
+        elif key == "model_type":
+            fields[key] = checker.choice(given, here, ModelType.values)
+        elif key == "status":
+            fields[key] = checker.choice(given, here, ModelStatus.values)
+        elif key == "context_window":
+            fields[key] = checker.integer(given, here, minimum=1, maximum=MAX_INT, nullable=True)
+        elif key == "details":
+            details = checker.mapping({} if given is None else given, here)
+            if details is not None and len(json.dumps(details, default=str)) > MAX_DETAILS_BYTES:
+                checker.error(here, f"at most {MAX_DETAILS_BYTES} bytes as JSON")
+            fields[key] = details or {}
+    spec = ModelSpec(path=path, name=name or "", fields=fields)
+    if "capabilities" in entry:
+        spec.capabilities = _capabilities(checker, entry["capabilities"], f"{path}.capabilities")
+    if "parameters" in entry:
+        spec.parameters = _parameters(checker, entry["parameters"], f"{path}.parameters")
+    if "endpoints" in entry:
+        spec.endpoints = _endpoints(checker, entry["endpoints"], f"{path}.endpoints")
+    if "prices" in entry:
+        spec.prices = _prices(checker, entry["prices"], f"{path}.prices")
+    return spec if name is not None else None
+
+
+def _endpoints(checker: _Checker, value: Any, path: str) -> list[EndpointSpec] | None:
+    if not isinstance(value, list):
+        checker.error(path, f"must be a list, not {_type_name(value)}")
+        return None
+    endpoints: list[EndpointSpec] = []
+    seen: dict[tuple[str, str | None], int] = {}
+    for index, item in enumerate(value):
+        endpoint = _endpoint(checker, item, f"{path}[{index}]")
+        if endpoint is None:
+            continue
+        if endpoint.key in seen:
+            checker.error(f"{path}[{index}]", f"the same type and URL as {path}[{seen[endpoint.key]}]")
+            continue
+        seen[endpoint.key] = index
+        endpoints.append(endpoint)
+    return endpoints
+
+
+def _rules(checker: _Checker, value: Any, path: str) -> dict[str, dict[str, Any]] | None:
+    if not isinstance(value, list):
+        checker.error(path, f"must be a list, not {_type_name(value)}")
+        return None
+    rules: dict[str, dict[str, Any]] = {}
+    seen: dict[str, int] = {}
+    for index, item in enumerate(value):
+        here = f"{path}[{index}]"
+        entry = checker.mapping(item, here, ("capability", *RULE_KEYS))
+        if entry is None:
+            continue
+        capability = entry.get("capability")
+        if not isinstance(capability, str) or not _is_slug(capability) or len(capability) > 50:
+            checker.error(f"{here}.capability", "a capability name is a lower-case slug (a-z, 0-9, '-', '_')")
+            continue
+        if capability in seen:
+            checker.error(f"{here}.capability", f"duplicate of {path}[{seen[capability]}]")
+            continue
+        seen[capability] = index
+        errors_before = len(checker.errors)
+        rule = {
+            "metric_name": checker.text(entry.get("metric_name"), f"{here}.metric_name", max_length=100, blank=False),
+            "task_category": checker.text(
+                entry.get("task_category"), f"{here}.task_category", max_length=100, nullable=True
+            )
+            or None,
+            "window_days": checker.integer(
+                entry.get("window_days", 30), f"{here}.window_days", minimum=1, maximum=MAX_DAYS
+            ),
+            "min_samples": checker.integer(
+                entry.get("min_samples", 50), f"{here}.min_samples", minimum=1, maximum=MAX_INT
+            ),
+            "stale_after_days": checker.integer(
+                entry.get("stale_after_days", 7), f"{here}.stale_after_days", minimum=1, maximum=MAX_DAYS
+            ),
+            "enabled": entry.get("enabled", True),
+        }
+        if not isinstance(rule["enabled"], bool):
+            checker.error(f"{here}.enabled", f"must be true or false, not {_type_name(rule['enabled'])}")
+        if len(checker.errors) == errors_before:
+            rules[capability] = rule
+    return rules
+
+
+def registry_file_validate(document: Any) -> RegistryFile:
+    """The document checked as a whole (no query); raises ``RegistryFileInvalid`` with every error found."""
+    checker = _Checker()
+    top = checker.mapping(document, "file", TOP_LEVEL_KEYS)
+    if top is None:
+        raise RegistryFileInvalid(checker.errors)
+    if top.get("version") != FORMAT_VERSION:
+        checker.error(
+            "version", f"must be {FORMAT_VERSION} (the format this registry reads), not {top.get('version')!r}"
+        )
+    _storable_text_errors(top, "file", checker)
+    scope: list[str] | None = None
+    if top.get("scope") is not None:
+        given = checker.mapping(top["scope"], "scope", ("providers",))
+        providers = (given or {}).get("providers")
+        if not isinstance(providers, list) or not all(provider in Provider.values for provider in providers):
+            checker.error("scope.providers", f"a list of providers ({', '.join(Provider.values)})")
+        else:
+            scope = providers
+    models: list[ModelSpec] = []
+    raw_models = top.get("models", [])
+    if not isinstance(raw_models, list):
+        checker.error("models", f"must be a list, not {_type_name(raw_models)}")
+        raw_models = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(raw_models):
+        spec = _model(checker, item, f"models[{index}]")
+        if spec is None:
+            continue
+        if spec.name in seen:
+            checker.error(f"models[{index}].name", f"{spec.name!r} is also models[{seen[spec.name]}]")
+            continue
+        seen[spec.name] = index
+        if scope is not None and spec.fields.get("provider") not in (None, *scope):
+            checker.error(f"models[{index}].provider", f"outside the file's scope ({', '.join(scope)})")
+        models.append(spec)
+    rules = _rules(checker, top["capability_rules"], "capability_rules") if "capability_rules" in top else None
+    if checker.errors:
+        raise RegistryFileInvalid(checker.errors)
+    return RegistryFile(models=models, rules=rules, scope_providers=scope)
