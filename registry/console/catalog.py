@@ -40,7 +40,7 @@ from registry.catalog.services import (
 )
 from registry.console.charts import line_chart, stacked_bar_chart
 from registry.console.dashboard import RANGES, model_charts, model_runtime_rows
-from registry.console.export import EXPORT_CHANGE_LIST, CsvExportMixin, columns_of
+from registry.console.export import CsvExportMixin, columns_of
 from registry.console.figures import cost_text
 from registry.console.forms import ApiValidatedForm, OptionalJSONField, WriteOnlySecretsForm
 from registry.models import (
@@ -364,7 +364,8 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
     search_fields = ["name", "display_name", "description"]
     list_select_related = ["source"]
     list_per_page = 50
-    change_list_template = EXPORT_CHANGE_LIST
+    # EXPORT_CHANGE_LIST plus "Export registry" and "Apply a file" (registry/console/registry_file.py).
+    change_list_template = "admin/registry/registeredmodel/change_list.html"
     readonly_fields = [
         "source",
         "first_seen_at",

@@ -86,9 +86,18 @@ class ConsoleSite(admin.AdminSite):
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
         # Imported here: the console's pages (registry.admin imports them) register on this site when imported.
+        from registry.console.registry_file import apply_view, export_view
         from registry.console.selection import selection_view
 
         def selection(request: HttpRequest) -> TemplateResponse:
             return selection_view(self, request)
 
-        return [path("selection/", self.admin_view(selection), name="selection"), *super().get_urls()]
+        def registry_file_apply(request: HttpRequest) -> TemplateResponse:
+            return apply_view(self, request)
+
+        return [
+            path("selection/", self.admin_view(selection), name="selection"),
+            path("registry-file/export/", self.admin_view(export_view), name="registry_file_export"),
+            path("registry-file/apply/", self.admin_view(registry_file_apply), name="registry_file_apply"),
+            *super().get_urls(),
+        ]
