@@ -63,8 +63,9 @@ class UploadForm(forms.Form):
 
     def clean_file(self) -> str:
         upload = self.cleaned_data["file"]
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        # The confirmation posts the text back as a form field, which Django limits to this size.
+        # The confirmation posts the text back as a form field, which Django limits to this size (less
+        # room for the form's other fields).
+        limit = None if settings.DATA_UPLOAD_MAX_MEMORY_SIZE is None else settings.DATA_UPLOAD_MAX_MEMORY_SIZE - 4096
         if limit is not None and upload.size > limit:
             raise forms.ValidationError(
                 f"The file has {upload.size} bytes; the console takes at most {limit} "
