@@ -1,4 +1,4 @@
-"""The registry as a file in the browser: export, edit, upload, the diff (a dry run), apply, then a no-op second apply."""
+"""The registry as a file in the browser: export, edit, upload, the diff (a dry run), apply, a no-op second apply."""
 
 from __future__ import annotations
 
