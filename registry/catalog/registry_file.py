@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -28,6 +29,7 @@ from django.utils.dateparse import parse_datetime
 from registry.catalog.credentials import redact_text, redact_url, url_credentials
 from registry.catalog.services import is_secret_header
 from registry.models import (
+    PLATFORM_DETAILS_KEY,
     AuthType,
     CapabilityMetric,
     EndpointType,
@@ -79,6 +81,11 @@ MAX_DAYS: Final = 3650
 MAX_INT: Final = 2**31 - 1
 MAX_PRICE: Final = Decimal("999999.999999")
 _NAME_FORBIDDEN: Final = frozenset("?#\\")
+RESERVED_NAMES: Final = ("select",)
+SUB_RESOURCES: Final = ("capabilities", "parameters", "performance", "usage", "endpoints", "prices")
+PLATFORM_KEYS: Final = ("task_types", "content_types")
+# Deeper documents are refused before they are walked: no check may recurse past Python's limit.
+MAX_DEPTH: Final = 32
 
 
 class RegistryFileInvalid(Exception):
@@ -394,13 +401,48 @@ def _has_surrogate(value: str) -> bool:
 
 
 def _model_name(checker: _Checker, value: Any, path: str) -> str | None:
+    """The API's rules for a name (registry/api/validators.py's validate_model_name): a path segment of the API."""
     name = checker.text(value, path, max_length=100, blank=False)
     if name is None:
         return None
-    if any(char.isspace() or ord(char) < 32 or char in _NAME_FORBIDDEN for char in name) or name.isdigit():
-        checker.error(path, "a model name has no spaces, control characters, '?', '#' or '\\', and is not a number")
+    segments = name.split("/")
+    if any(char.isspace() or unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"} for char in name):
+        problem = "may not contain whitespace, control or format characters"
+    elif name.isdigit():
+        problem = "may not be only digits (/models/{id} would read it as an id)"
+    elif name in RESERVED_NAMES:
+        problem = f"{name!r} is reserved by the API"
+    elif any(char in _NAME_FORBIDDEN for char in name):
+        problem = "may not contain '?', '#' or '\\'"
+    elif "" in segments:
+        problem = "may not start or end with '/' nor contain '//'"
+    elif any(segment in SUB_RESOURCES for segment in segments[1:]):
+        problem = f"a segment after '/' may not be one of {', '.join(SUB_RESOURCES)} (the API's paths)"
+    else:
+        return name
+    checker.error(path, problem)
+    return None
+
+
+def _details(checker: _Checker, value: Any, path: str) -> dict[str, Any] | None:
+    details = checker.mapping({} if value is None else value, path)
+    if details is None:
         return None
-    return name
+    if len(json.dumps(details, separators=(",", ":"), default=str).encode()) > MAX_DETAILS_BYTES:
+        checker.error(path, f"at most {MAX_DETAILS_BYTES // 1024} KiB as JSON")
+    # The operator's platform-profile overrides (docs/platform.md), checked as the API checks them.
+    overrides = details.get(PLATFORM_DETAILS_KEY)
+    if overrides is not None and checker.mapping(overrides, f"{path}.{PLATFORM_DETAILS_KEY}", PLATFORM_KEYS):
+        for key, words in overrides.items():
+            if key in PLATFORM_KEYS and (
+                not isinstance(words, list)
+                or len(words) > 50
+                or not all(isinstance(word, str) and 0 < len(word) <= 100 for word in words)
+            ):
+                checker.error(
+                    f"{path}.{PLATFORM_DETAILS_KEY}.{key}", "a list of at most 50 words of 1 to 100 characters"
+                )
+    return details
 
 
 def _capabilities(checker: _Checker, value: Any, path: str) -> dict[str, tuple[float, str | None]] | None:
@@ -586,10 +628,7 @@ def _model(checker: _Checker, value: Any, path: str) -> ModelSpec | None:
         elif key == "context_window":
             fields[key] = checker.integer(given, here, minimum=1, maximum=MAX_INT, nullable=True)
         elif key == "details":
-            details = checker.mapping({} if given is None else given, here)
-            if details is not None and len(json.dumps(details, default=str)) > MAX_DETAILS_BYTES:
-                checker.error(here, f"at most {MAX_DETAILS_BYTES} bytes as JSON")
-            fields[key] = details or {}
+            fields[key] = _details(checker, given, here) or {}
     spec = ModelSpec(path=path, name=name or "", fields=fields)
     if "capabilities" in entry:
         spec.capabilities = _capabilities(checker, entry["capabilities"], f"{path}.capabilities")
@@ -664,9 +703,23 @@ def _rules(checker: _Checker, value: Any, path: str) -> dict[str, dict[str, Any]
     return rules
 
 
+def _deeper_than(document: Any, limit: int) -> bool:
+    """Whether lists and mappings nest deeper than ``limit`` (iterative: a deep document cannot overflow it)."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((item, depth + 1) for item in (value.values() if isinstance(value, dict) else value))
+    return False
+
+
 def registry_file_validate(document: Any) -> RegistryFile:
     """The document checked as a whole (no query); raises ``RegistryFileInvalid`` with every error found."""
     checker = _Checker()
+    if _deeper_than(document, MAX_DEPTH):
+        raise RegistryFileInvalid([f"file: nested deeper than {MAX_DEPTH} levels"])
     top = checker.mapping(document, "file", TOP_LEVEL_KEYS)
     if top is None:
         raise RegistryFileInvalid(checker.errors)

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
@@ -40,8 +40,12 @@ def export_view(request: HttpRequest) -> HttpResponse:
         raise PermissionDenied
     file_format = request.GET.get("format", "yaml")
     if file_format not in FORMATS:
-        file_format = "yaml"
-    providers = [provider for provider in request.GET.getlist("provider") if provider in Provider.values]
+        return HttpResponseBadRequest(f"format: must be one of {', '.join(FORMATS)}", content_type="text/plain")
+    providers = request.GET.getlist("provider")
+    if unknown := [provider for provider in providers if provider not in Provider.values]:
+        return HttpResponseBadRequest(
+            f"provider: {', '.join(unknown)} is not one of {', '.join(Provider.values)}", content_type="text/plain"
+        )
     text = registry_file_dump(registry_export(providers=providers), file_format=file_format)
     response = HttpResponse(text, content_type=CONTENT_TYPES[file_format])
     scope = f"-{'-'.join(sorted(providers))}" if providers else ""

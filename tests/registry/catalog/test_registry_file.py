@@ -359,7 +359,7 @@ def test_a_file_with_errors_is_refused_as_a_whole_each_error_with_its_path(regis
                 "version": 1,
                 "models": [{"name": "a b", "display_name": "x", "provider": "custom", "model_type": "chat"}],
             },
-            "models[0].name: a model name has no spaces, control characters, '?', '#' or '\\', and is not a number",
+            "models[0].name: may not contain whitespace, control or format characters",
         ),
         (
             {
@@ -417,6 +417,46 @@ def test_a_file_with_errors_is_refused_as_a_whole_each_error_with_its_path(regis
 )
 def test_each_kind_of_bad_input_is_named_with_its_path(document: Any, error: str) -> None:
     assert error in invalid(document)
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("select", "'select' is reserved by the API"),
+        ("12345", "may not be only digits (/models/{id} would read it as an id)"),
+        ("org/model/", "may not start or end with '/' nor contain '//'"),
+        (
+            "org/usage",
+            "a segment after '/' may not be one of capabilities, parameters, performance, usage, "
+            "endpoints, prices (the API's paths)",
+        ),
+        ("a\u200bb", "may not contain whitespace, control or format characters"),
+        ("what?", "may not contain '?', '#' or '\\'"),
+    ],
+)
+def test_a_model_name_follows_the_apis_rules(name: str, error: str) -> None:
+    document = {
+        "version": 1,
+        "models": [{"name": name, "display_name": "x", "provider": "custom", "model_type": "chat"}],
+    }
+    assert invalid(document) == [f"models[0].name: {error}"]
+
+
+def test_platform_overrides_in_details_are_checked_as_the_api_checks_them() -> None:
+    model = {"name": "m", "display_name": "M", "provider": "custom", "model_type": "chat"}
+    model["details"] = {"platform": {"task_types": "chat", "colour": ["blue"]}}
+    assert invalid({"version": 1, "models": [model]}) == [
+        "models[0].details.platform.colour: unknown field (known: task_types, content_types)",
+        "models[0].details.platform.task_types: a list of at most 50 words of 1 to 100 characters",
+    ]
+
+
+def test_a_document_nested_too_deeply_is_refused_before_it_is_walked() -> None:
+    deep: Any = "leaf"
+    for _ in range(5000):
+        deep = [deep]
+    document = {"version": 1, "models": [{"name": "m", "details": {"x": deep}}]}
+    assert invalid(document) == ["file: nested deeper than 32 levels"]
 
 
 def test_a_file_cannot_smuggle_a_secret_in(registry: RegisteredModel) -> None:

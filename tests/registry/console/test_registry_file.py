@@ -62,6 +62,20 @@ def test_a_viewer_exports_yaml_or_json_without_any_secret(staff: dict[str, Clien
     assert yaml.safe_load(exported(staff["viewer"]))["models"][0]["name"] == "gpt-4o-mini"
 
 
+def test_an_export_of_an_unknown_format_or_provider_is_refused_naming_the_parameter(staff: dict[str, Client]) -> None:
+    response = staff["viewer"].get(EXPORT, {"format": "xml"})
+    assert (response.status_code, response.content) == (400, b"format: must be one of yaml, json")
+    response = staff["viewer"].get(EXPORT, {"provider": "openia"})
+    assert response.status_code == 400
+    assert response.content.decode() == "provider: openia is not one of openai, anthropic, ollama, custom"
+
+
+def test_an_export_by_provider_is_named_after_it(staff: dict[str, Client], model: RegisteredModel) -> None:
+    response = staff["viewer"].get(EXPORT, {"provider": "openai"})
+    assert response["Content-Disposition"].startswith('attachment; filename="registry-openai-')
+    assert yaml.safe_load(response.content)["models"] == []
+
+
 def test_the_model_list_offers_export_and_to_editors_apply(staff: dict[str, Client], model: RegisteredModel) -> None:
     models_url = reverse("admin:registry_registeredmodel_changelist")
     viewer_page = staff["viewer"].get(models_url).content.decode()
