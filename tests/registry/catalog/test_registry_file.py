@@ -443,7 +443,7 @@ def test_a_model_name_follows_the_apis_rules(name: str, error: str) -> None:
 
 
 def test_platform_overrides_in_details_are_checked_as_the_api_checks_them() -> None:
-    model = {"name": "m", "display_name": "M", "provider": "custom", "model_type": "chat"}
+    model: dict[str, Any] = {"name": "m", "display_name": "M", "provider": "custom", "model_type": "chat"}
     model["details"] = {"platform": {"task_types": "chat", "colour": ["blue"]}}
     assert invalid({"version": 1, "models": [model]}) == [
         "models[0].details.platform.colour: unknown field (known: task_types, content_types)",
