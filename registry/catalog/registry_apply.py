@@ -270,6 +270,12 @@ class _Planner:
                 (row for row in unmatched if (row.endpoint_type, redact_url(row.endpoint_url)) == wanted.key), None
             )
             target = f"{spec.name}: {wanted.endpoint_type} endpoint {wanted.endpoint_url or '(no URL)'}"
+            if wanted.managed_by is not None:
+                # Discovery's endpoint (here, or in the registry the file comes from): its source writes it, and
+                # a copy made by hand would point this registry at the other's hosts.
+                if row is not None:
+                    unmatched.remove(row)
+                continue
             if row is None:
                 # Validation let it through as an export's redaction: it can only name a stored endpoint.
                 if wanted.endpoint_url is not None and url_credentials(wanted.endpoint_url):
@@ -298,7 +304,8 @@ class _Planner:
                 self.add("update", "endpoint", target, self.endpoint_update(row, new), changed)
             self.credentials_missing(target, wanted, row)
         if self.prune:
-            for row in unmatched:
+            # Discovery's endpoints are its own to remove (it does when a source stops listing the model).
+            for row in (row for row in unmatched if row.source_id is None):
                 target = f"{spec.name}: {row.endpoint_type} endpoint {redact_url(row.endpoint_url) or '(no URL)'}"
                 self.add("delete", "endpoint", target, partial(services.endpoint_delete, endpoint=row))
 

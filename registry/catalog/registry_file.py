@@ -23,6 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 import yaml
+from django.db.models import Prefetch
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -171,6 +172,9 @@ def endpoint_entry(endpoint: ModelEndpoint) -> dict[str, Any]:
         "auth_type": endpoint.auth_type,
         "headers": clear_headers(endpoint),
     }
+    if endpoint.source is not None:
+        # Discovery's: apply leaves it to the source that manages it (in the registry applied to, too).
+        entry["managed_by"] = endpoint.source.name
     credentials: dict[str, Any] = {}
     if endpoint.api_key:
         credentials["api_key"] = STORED
@@ -224,7 +228,7 @@ def rule_entry(rule: CapabilityMetric) -> dict[str, Any]:
 def registry_export(*, providers: Sequence[str] = (), now: datetime | None = None) -> dict[str, Any]:
     """The registry (or the models of ``providers``) as a document, in a fixed number of queries."""
     models = RegisteredModel.objects.order_by("name").prefetch_related(
-        "capabilities", "parameters", "endpoints", "prices"
+        "capabilities", "parameters", Prefetch("endpoints", ModelEndpoint.objects.select_related("source")), "prices"
     )
     document: dict[str, Any] = {"version": FORMAT_VERSION, "exported_at": moment_text(now or timezone.now())}
     if providers:
@@ -248,6 +252,7 @@ class EndpointSpec:
     api_key: bool  # the file references a stored API key
     secret_headers: list[str]
     auth_type_given: bool = True
+    managed_by: str | None = None  # the provider source that manages it (discovery's, left alone by apply)
 
     @property
     def key(self) -> tuple[str, str | None]:
@@ -528,7 +533,7 @@ def _parameters(checker: _Checker, value: Any, path: str) -> dict[str, dict[str,
 
 
 def _endpoint(checker: _Checker, value: Any, path: str) -> EndpointSpec | None:
-    keys = ("endpoint_type", "endpoint_url", "auth_type", "headers", "credentials")
+    keys = ("endpoint_type", "endpoint_url", "auth_type", "headers", "credentials", "managed_by")
     entry = checker.mapping(value, path, keys)
     if entry is None:
         return None
@@ -577,9 +582,19 @@ def _endpoint(checker: _Checker, value: Any, path: str) -> EndpointSpec | None:
                 )
             else:
                 secret_headers = names
+    managed_by = checker.text(entry.get("managed_by"), f"{path}.managed_by", max_length=100, nullable=True)
     if len(checker.errors) > errors_before or kind is None:
         return None
-    return EndpointSpec(kind, url, auth_type, headers, api_key, secret_headers, auth_type_given="auth_type" in entry)
+    return EndpointSpec(
+        managed_by=managed_by,
+        endpoint_type=kind,
+        endpoint_url=url,
+        auth_type=auth_type,
+        headers=headers,
+        api_key=api_key,
+        secret_headers=secret_headers,
+        auth_type_given="auth_type" in entry,
+    )
 
 
 def _prices(checker: _Checker, value: Any, path: str) -> list[PriceSpec] | None:

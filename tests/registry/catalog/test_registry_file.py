@@ -513,6 +513,24 @@ def test_a_confirmation_of_an_older_diff_is_refused_when_the_registry_changed(re
     assert RegisteredModel.objects.get(pk=registry.pk).display_name == "Changed meanwhile"
 
 
+def test_discoverys_endpoints_are_exported_as_managed_and_left_to_discovery_by_apply(
+    registry: RegisteredModel,
+) -> None:
+    source = ProviderSourceFactory(name="gpu-box")
+    ModelEndpointFactory(model=registry, endpoint_url="http://gpu-box:11434/api/chat", source=source)
+    document = registry_export()
+    endpoints = document["models"][0]["endpoints"]
+    assert endpoints[1]["managed_by"] == "gpu-box"
+    assert "managed_by" not in endpoints[0]
+
+    # Another registry (no such endpoint): not created by hand; the same registry, pruned: not deleted.
+    endpoints[1]["endpoint_url"] = "http://staging-gpu:11434/api/chat"
+    assert registry_plan(document, prune=True).changes == []
+    del endpoints[1]
+    assert registry_plan(document, prune=True).changes == []
+    assert ModelEndpoint.objects.filter(model=registry).count() == 2
+
+
 def test_an_endpoint_is_matched_by_type_and_url_and_keeps_its_secrets_when_updated(registry: RegisteredModel) -> None:
     document = registry_export()
     document["models"][0]["endpoints"][0]["headers"] = {"OpenAI-Organization": "org-2"}
