@@ -384,8 +384,13 @@ def _type_name(value: Any) -> str:
 
 
 def _storable_text_errors(value: Any, path: str, checker: _Checker) -> None:
-    """NUL characters and unpaired surrogates anywhere (keys too): PostgreSQL cannot store them."""
-    if isinstance(value, str):
+    """NUL characters, unpaired surrogates and non-finite numbers anywhere (keys too): PostgreSQL cannot store them.
+
+    (YAML's ``.nan`` and ``.inf``, JSON's ``NaN``: JSON columns would refuse them with an error, not a message.)
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        checker.error(path, "not a finite number")
+    elif isinstance(value, str):
         if "\x00" in value or (not value.isascii() and _has_surrogate(value)):
             checker.error(path, "text may not contain NUL characters or unpaired surrogates")
     elif isinstance(value, dict):
@@ -742,7 +747,8 @@ def registry_file_validate(document: Any) -> RegistryFile:
         checker.error(
             "version", f"must be {FORMAT_VERSION} (the format this registry reads), not {top.get('version')!r}"
         )
-    _storable_text_errors(top, "file", checker)
+    for key, value in top.items():
+        _storable_text_errors(value, str(key), checker)
     scope: list[str] | None = None
     if top.get("scope") is not None:
         given = checker.mapping(top["scope"], "scope", ("providers",))

@@ -366,7 +366,7 @@ def test_a_file_with_errors_is_refused_as_a_whole_each_error_with_its_path(regis
                 "version": 1,
                 "models": [{"name": "m", "display_name": "M\x00", "provider": "custom", "model_type": "chat"}],
             },
-            "file.models[0].display_name: text may not contain NUL characters or unpaired surrogates",
+            "models[0].display_name: text may not contain NUL characters or unpaired surrogates",
         ),
         (
             {
@@ -408,6 +408,10 @@ def test_a_file_with_errors_is_refused_as_a_whole_each_error_with_its_path(regis
             {"version": 1, "models": [{"name": "m", "capabilities": {"Code": {"score": 0.5}}}]},
             "models[0].capabilities.Code: a capability name is a lower-case slug (a-z, 0-9, '-', '_'), "
             "as routers use it",
+        ),
+        (
+            {"version": 1, "models": [{"name": "m", "parameters": {"seed": {"default": float("nan")}}}]},
+            "models[0].parameters.seed.default: not a finite number",
         ),
         (
             {"version": 1, "models": [{"name": "brand-new", "display_name": "New"}]},
