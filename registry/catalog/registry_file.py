@@ -462,8 +462,10 @@ def _capabilities(checker: _Checker, value: Any, path: str) -> dict[str, tuple[f
     capabilities: dict[str, tuple[float, str | None]] = {}
     for name, item in found.items():
         here = f"{path}.{name}"
-        if not isinstance(name, str) or not _is_slug(name):
-            checker.error(here, "a capability name is a lower-case slug (a-z, 0-9, '-', '_'), as routers use it")
+        if not isinstance(name, str) or not _is_slug(name) or len(name) > 50:
+            checker.error(
+                here, "a capability name is a lower-case slug (a-z, 0-9, '-', '_'; at most 50), as routers use it"
+            )
             continue
         entry = checker.mapping(item, here, ("score", "evidence"))
         if entry is None:
@@ -692,7 +694,9 @@ def _rules(checker: _Checker, value: Any, path: str) -> dict[str, dict[str, Any]
             continue
         capability = entry.get("capability")
         if not isinstance(capability, str) or not _is_slug(capability) or len(capability) > 50:
-            checker.error(f"{here}.capability", "a capability name is a lower-case slug (a-z, 0-9, '-', '_')")
+            checker.error(
+                f"{here}.capability", "a capability name is a lower-case slug (a-z, 0-9, '-', '_'; at most 50)"
+            )
             continue
         if capability in seen:
             checker.error(f"{here}.capability", f"duplicate of {path}[{seen[capability]}]")

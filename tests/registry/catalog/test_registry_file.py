@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from auditlog.models import LogEntry
+from django.db import DatabaseError, connection
 
 from registry.access.audit import system_actor
 from registry.catalog.registry_apply import PlanStale, registry_apply, registry_plan
@@ -406,7 +407,7 @@ def test_a_file_with_errors_is_refused_as_a_whole_each_error_with_its_path(regis
         ),
         (
             {"version": 1, "models": [{"name": "m", "capabilities": {"Code": {"score": 0.5}}}]},
-            "models[0].capabilities.Code: a capability name is a lower-case slug (a-z, 0-9, '-', '_'), "
+            "models[0].capabilities.Code: a capability name is a lower-case slug (a-z, 0-9, '-', '_'; at most 50), "
             "as routers use it",
         ),
         (
@@ -421,6 +422,38 @@ def test_a_file_with_errors_is_refused_as_a_whole_each_error_with_its_path(regis
 )
 def test_each_kind_of_bad_input_is_named_with_its_path(document: Any, error: str) -> None:
     assert error in invalid(document)
+
+
+def test_a_database_error_midway_leaves_nothing_applied(registry: RegisteredModel, on_postgres: bool) -> None:
+    # A real failure of the database at the third change (a trigger refusing one row), not a mock.
+    with connection.cursor() as cursor:
+        if on_postgres:
+            cursor.execute(
+                "CREATE FUNCTION refuse_explode() RETURNS trigger AS $$ BEGIN "
+                "IF NEW.parameter_name = 'explode' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$ "
+                "LANGUAGE plpgsql"
+            )
+            cursor.execute(
+                "CREATE TRIGGER refuse_explode BEFORE INSERT ON model_parameters "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_explode()"
+            )
+        else:
+            cursor.execute(
+                "CREATE TRIGGER refuse_explode BEFORE INSERT ON model_parameters "
+                "WHEN NEW.parameter_name = 'explode' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+            )
+    document = registry_export()
+    document["models"][0]["display_name"] = "Applied first, then rolled back"
+    document["models"][0]["capabilities"]["reasoning"] = {"score": 0.4}
+    document["models"][0]["parameters"]["explode"] = {"default": 1}
+    entries = LogEntry.objects.count()
+
+    with pytest.raises(DatabaseError, match="refused"):
+        registry_apply(document)
+
+    assert RegisteredModel.objects.get(pk=registry.pk).display_name == "GPT-4o mini"
+    assert not ModelCapability.objects.filter(model=registry, capability="reasoning").exists()
+    assert LogEntry.objects.count() == entries
 
 
 @pytest.mark.parametrize(
