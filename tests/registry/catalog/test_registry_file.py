@@ -583,3 +583,20 @@ def test_an_endpoint_is_matched_by_type_and_url_and_keeps_its_secrets_when_updat
     # The credential the admin's form had stored in clear moved to the encrypted side, not lost.
     assert endpoint.secret_headers == {"Authorization": BEARER, "X-Api-Key": CLEAR_SECRET}
     assert json.dumps(plan.changes[0].fields, default=str).count(CLEAR_SECRET) == 0
+
+
+def test_export_and_a_no_change_plan_cost_the_same_queries_for_3_models_or_60(
+    django_assert_max_num_queries: Any,
+) -> None:
+    for index in range(60):
+        model = RegisteredModelFactory(name=f"bulk-{index:02d}")
+        ModelCapabilityFactory(model=model, capability="text")
+        ModelParameterFactory(model=model)
+        ModelEndpointFactory(model=model, api_key="sk-x")
+        ModelPrice.objects.create(
+            model=model, input_per_mtok=1, output_per_mtok=2, effective_from=datetime(2026, 1, 1, tzinfo=UTC)
+        )
+    with django_assert_max_num_queries(6):
+        document = registry_export()
+    with django_assert_max_num_queries(6):
+        assert registry_plan(document).changes == []
