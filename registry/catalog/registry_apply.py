@@ -1,6 +1,6 @@
 """Applying a registry file: the difference with the catalog (the plan), then that difference, in one transaction.
 
-``registry_plan`` validates the document (``registry.catalog.registry_file``) and compares it with the
+``registry_plan`` validates the document (``registry.catalog.registry_validation``) and compares it with the
 catalog, object by object and field by field, reading the catalog in a fixed number of queries. Each
 change of the plan is applied through the catalog's services, so that it is audited (one entry per
 change, with the caller's actor) and owned by the operator (``set_by=operator``, ``operator_fields``),
@@ -30,16 +30,13 @@ from registry.catalog.credentials import redact_url, url_credentials
 from registry.catalog.prices import price_delete, price_set
 from registry.catalog.registry_file import (
     REQUIRED_TO_CREATE,
-    EndpointSpec,
-    ModelSpec,
-    RegistryFile,
     RegistryFileInvalid,
     clear_headers,
     decimal_text,
     moment_text,
-    registry_file_validate,
     secret_header_names,
 )
+from registry.catalog.registry_validation import EndpointSpec, ModelSpec, RegistryFile, registry_file_validate
 from registry.catalog.rules import capability_rule_delete, capability_rule_set
 from registry.models import CapabilityMetric, ModelEndpoint, RegisteredModel, SetBy
 
