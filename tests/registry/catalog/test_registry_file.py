@@ -12,6 +12,8 @@ import pytest
 from auditlog.models import LogEntry
 from django.db import DatabaseError, connection
 
+from discovery.models import RunStatus, SourceKind
+from discovery.sync import source_sync
 from registry.access.audit import system_actor
 from registry.catalog.registry_apply import PlanStale, registry_apply, registry_plan
 from registry.catalog.registry_file import (
@@ -31,6 +33,7 @@ from registry.models import (
     RegisteredModel,
     SetBy,
 )
+from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import (
     ModelCapabilityFactory,
     ModelEndpointFactory,
@@ -600,3 +603,24 @@ def test_export_and_a_no_change_plan_cost_the_same_queries_for_3_models_or_60(
         document = registry_export()
     with django_assert_max_num_queries(6):
         assert registry_plan(document).changes == []
+
+
+def test_what_a_file_set_survives_the_next_discovery(fake_ollama: FakeOllama, settings: Any) -> None:
+    settings.OLLAMA_URL = None
+    source = ProviderSourceFactory(name="gpu-box", kind=SourceKind.OLLAMA, base_url=fake_ollama.url)
+    with system_actor("discovery"):
+        assert source_sync(source=source, trigger="schedule").status == RunStatus.SUCCEEDED
+    document = registry_export()
+    entry = next(model for model in document["models"] if model["name"] == "qwen2.5-coder:1.5b")
+    entry["display_name"] = "Qwen Coder (ours)"
+    entry["context_window"] = 8192
+    entry["capabilities"]["code"]["score"] = 0.93
+    registry_apply(document)
+
+    with system_actor("discovery"):
+        assert source_sync(source=source, trigger="schedule").status == RunStatus.SUCCEEDED
+
+    model = RegisteredModel.objects.get(name="qwen2.5-coder:1.5b")
+    assert (model.display_name, model.context_window) == ("Qwen Coder (ours)", 8192)
+    assert ModelCapability.objects.get(model=model, capability="code").capability_score == 0.93
+    assert registry_plan(document).changes == []
