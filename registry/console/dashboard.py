@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from registry.console.charts import Series
 from registry.models import Alert, ModelPerformance, ModelRuntime, ModelStatus, ModelUsage, Provider, RegisteredModel
-from registry.telemetry.selectors import UNCOSTED_REQUESTS, Bucket, usage_summary
+from registry.telemetry.selectors import UNCOSTED_REQUESTS, Bucket, spend_by_model_and_bucket, usage_summary
 from registry.telemetry.statistics import PERCENTILE_SAMPLE_LIMIT, PercentileCont, percentile
 
 TOP_MODELS: Final = 10
@@ -208,6 +208,9 @@ class ModelCharts:
     latency: list[Series]
     error_rate: list[Series]
     performance: dict[str, tuple[list[str], list[Series]]]
+    # Known cost per bucket, and the requests of each bucket whose cost is unknown (never drawn as 0).
+    spend: list[Series]
+    uncosted: list[int]
 
 
 def model_charts(*, model_id: int, chart_range: str = "24h", now: datetime | None = None) -> ModelCharts:
@@ -255,4 +258,76 @@ def model_charts(*, model_id: int, chart_range: str = "24h", now: datetime | Non
         ],
         error_rate=[Series("error rate", [(v * 100) if v is not None else None for v in values("error_rate")])],
         performance=performance,
+        spend=[Series("cost (USD)", [float(v) if v is not None else None for v in values("cost")])],
+        uncosted=[int(v or 0) for v in values("uncosted_requests")],
+    )
+
+
+# --- Spend by model over a range ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpendOverview:
+    """Cost per bucket of the five models that cost most in the range, and of the rest together.
+
+    ``uncosted`` counts, per bucket, the requests whose cost is unknown (no tokens, or no price known
+    at their time): the chart marks them and the table says them, so that unknown never reads as 0.
+    """
+
+    range: str
+    start: datetime
+    end: datetime
+    labels: list[str]
+    series: list[Series]
+    uncosted: list[int]
+    # The five and "the rest": name, model id (None for the rest or a deleted model), cost, requests, uncosted.
+    rows: list[dict[str, Any]]
+
+
+def spend_overview(*, spend_range: str = "24h", now: datetime | None = None) -> SpendOverview:
+    """The dashboard's spend chart for ``spend_range`` (24h, 7d or 30d): one grouped query."""
+    spend_range = spend_range if spend_range in RANGES else "24h"
+    span, bucket = RANGES[spend_range]
+    end = now or timezone.now()
+    start = end - span
+    starts = _bucket_starts(start, end, bucket)
+    totals: dict[tuple[int | None, str], dict[str, Any]] = {}
+    per_bucket: dict[tuple[int | None, str], dict[datetime, float]] = defaultdict(dict)
+    uncosted_by_bucket: dict[datetime, int] = defaultdict(int)
+    for row in spend_by_model_and_bucket(bucket=bucket, start=start, end=end):
+        key = (row["model_id"], row["model_name"])
+        total = totals.setdefault(key, {"cost": 0, "requests": 0, "uncosted_requests": 0})
+        total["cost"] += row["cost"]
+        total["requests"] += row["requests"]
+        total["uncosted_requests"] += row["uncosted_requests"]
+        per_bucket[key][row["start"]] = per_bucket[key].get(row["start"], 0.0) + float(row["cost"])
+        uncosted_by_bucket[row["start"]] += row["uncosted_requests"]
+    # Largest known cost first; a model whose cost is all unknown ranks by its uncosted requests after.
+    ranked = sorted(totals.items(), key=lambda item: (-item[1]["cost"], -item[1]["uncosted_requests"], item[0][1]))
+    top, rest = ranked[:CHART_MODELS], ranked[CHART_MODELS:]
+    series = [
+        Series(name=name, values=[per_bucket[(model_id, name)].get(m) for m in starts]) for (model_id, name), _ in top
+    ]
+    rows = [{"model_id": model_id, "model_name": name, **figures} for (model_id, name), figures in top]
+    if rest:
+        label = f"the rest ({len(rest)} model{'' if len(rest) == 1 else 's'})"
+        series.append(Series(name=label, values=[sum(per_bucket[key].get(m, 0.0) for key, _ in rest) for m in starts]))
+        rows.append(
+            {
+                "model_id": None,
+                "model_name": label,
+                "cost": sum((figures["cost"] for _, figures in rest), start=0),
+                "requests": sum(figures["requests"] for _, figures in rest),
+                "uncosted_requests": sum(figures["uncosted_requests"] for _, figures in rest),
+                "rest": True,
+            }
+        )
+    return SpendOverview(
+        range=spend_range,
+        start=start,
+        end=end,
+        labels=[_label(moment, bucket, span) for moment in starts],
+        series=series,
+        uncosted=[uncosted_by_bucket.get(moment, 0) for moment in starts],
+        rows=rows,
     )
