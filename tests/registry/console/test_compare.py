@@ -253,3 +253,11 @@ def test_sparklines_share_a_row_scale_and_leave_gaps() -> None:
     assert small.count("<circle") == 2  # two lone points around the gap
     assert 'points="0.0,2.0 66.0,2.0 132.0,2.0"' in large  # the top of the shared scale
     assert "no data" in sparkline(title="c", values=[None, None], top=1.0)
+
+
+def test_the_usage_list_prints_counts_with_separators(staff: dict[str, Client]) -> None:
+    ModelUsageFactory(request_count=2000, token_count=1234567, error_count=1500)
+
+    page = staff["viewer"].get("/admin/registry/modelusage/").content.decode()
+
+    assert "1,234,567" in page and "2,000" in page and "1,500" in page
