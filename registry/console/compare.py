@@ -27,7 +27,7 @@ from django.utils.timesince import timesince, timeuntil
 from registry.api.compare.serializers import CompareQuerySerializer
 from registry.catalog.selectors import models_of_refs
 from registry.console.charts import sparkline
-from registry.console.figures import cost_text, count_text, percent_text
+from registry.console.figures import cost_text, count_text, percent_text, requests_uncosted_text
 from registry.console.forms import messages_of
 from registry.models import RegisteredModel
 from registry.selection.compare import MAX_MODELS, Comparison, Row, models_compare
@@ -145,16 +145,27 @@ def _sparkline_rows(comparison: Comparison) -> list[tuple[str, list[SafeString]]
     for series, label, unit in SPARKLINES:
         lines: Sequence[Sequence[float | None]] = comparison.sparklines[series]
         top = max((value for line in lines for value in line if value is not None), default=0.0)
-        rows.append(
-            (
-                label,
-                [
-                    sparkline(title=f"{model.name}, {label}", values=line, top=top, unit=unit)
-                    for model, line in zip(comparison.models, lines, strict=True)
-                ],
-            )
-        )
+        cells = [
+            sparkline(title=f"{model.name}, {label}", values=line, top=top, unit=unit)
+            for model, line in zip(comparison.models, lines, strict=True)
+        ]
+        if series == "spend":
+            cells = [
+                _spend_cell(cell, line, uncosted)
+                for cell, line, uncosted in zip(cells, lines, comparison.sparklines["uncosted_requests"], strict=True)
+            ]
+        rows.append((label, cells))
     return rows
+
+
+def _spend_cell(cell: SafeString, line: Sequence[float | None], uncosted: Sequence[float | None]) -> SafeString:
+    """A spend sparkline says what it leaves out: days of uncosted requests are gaps, not zeros."""
+    count = int(sum(value or 0 for value in uncosted))
+    if not count:
+        return cell
+    if all(value is None for value in line):
+        return format_html('<span class="uncosted-note">cost unknown: {}</span>', requests_uncosted_text(count))
+    return format_html('{}<span class="uncosted-note evidence">+ {}</span>', cell, requests_uncosted_text(count))
 
 
 def model_ref(model: RegisteredModel) -> str:

@@ -309,6 +309,10 @@ def spend_overview(*, spend_range: str = "24h", now: datetime | None = None) -> 
         Series(name=name, values=[per_bucket[(model_id, name)].get(m) for m in starts]) for (model_id, name), _ in top
     ]
     rows = [{"model_id": model_id, "model_name": name, **figures} for (model_id, name), figures in top]
+    for index, (_, figures) in enumerate(top):
+        if figures["uncosted_requests"] and figures["uncosted_requests"] >= figures["requests"]:
+            # No bar to draw: the legend says why rather than showing a colour that is never used.
+            series[index] = Series(name=f"{series[index].name} (cost unknown)", values=series[index].values)
     if rest:
         label = f"the rest ({len(rest)} model{'' if len(rest) == 1 else 's'})"
         series.append(Series(name=label, values=[sum(per_bucket[key].get(m, 0.0) for key, _ in rest) for m in starts]))

@@ -189,13 +189,13 @@ def test_a_missing_models_or_a_bad_date_is_a_400_naming_it(api_client_for: Clien
     missing = client.get("/models/compare")
     bad_date = client.get("/models/compare", {"models": "gpt-4o-mini,claude-3-5-haiku", "date": "yesterday"})
 
-    assert missing.status_code == 400 and "models" in missing.json()
-    assert bad_date.status_code == 400 and list(bad_date.json()) == ["date"]
+    assert missing.status_code == 400
+    assert "models" in missing.json()
+    assert bad_date.status_code == 400
+    assert list(bad_date.json()) == ["date"]
 
 
-def test_compare_is_for_every_role_that_reads_models_and_no_one_else(
-    api_client_for: Client, three: list[Any]
-) -> None:
+def test_compare_is_for_every_role_that_reads_models_and_no_one_else(api_client_for: Client, three: list[Any]) -> None:
     query = {"models": "gpt-4o-mini,claude-3-5-haiku"}
     for role in ("viewer", "service", "editor", "admin"):
         assert api_client_for(role).get("/models/compare", query).status_code == 200, role
