@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from registry.console.charts import Series
 from registry.models import Alert, ModelPerformance, ModelRuntime, ModelStatus, ModelUsage, Provider, RegisteredModel
-from registry.telemetry.selectors import UNCOSTED_REQUESTS, Bucket, spend_by_model_and_bucket, usage_summary
+from registry.telemetry.selectors import UNCOSTED_REQUESTS, Bucket, spend_by_bucket, spend_by_model, usage_summary
 from registry.telemetry.statistics import PERCENTILE_SAMPLE_LIMIT, PercentileCont, percentile
 
 TOP_MODELS: Final = 10
@@ -285,44 +285,42 @@ class SpendOverview:
 
 
 def spend_overview(*, spend_range: str = "24h", now: datetime | None = None) -> SpendOverview:
-    """The dashboard's spend chart for ``spend_range`` (24h, 7d or 30d): one grouped query."""
+    """The dashboard's spend chart for ``spend_range`` (24h, 7d or 30d): two grouped queries.
+
+    The five models of largest known cost get a series each; every other model (a deleted model's
+    usage too) is "the rest". A model whose cost is all unknown says so in the legend.
+    """
     spend_range = spend_range if spend_range in RANGES else "24h"
     span, bucket = RANGES[spend_range]
     end = now or timezone.now()
     start = end - span
     starts = _bucket_starts(start, end, bucket)
-    totals: dict[tuple[int | None, str], dict[str, Any]] = {}
-    per_bucket: dict[tuple[int | None, str], dict[datetime, float]] = defaultdict(dict)
+    totals = spend_by_model(start=start, end=end)
+    top = [row for row in totals if row["model_id"] is not None][:CHART_MODELS]
+    top_ids = {row["model_id"] for row in top}
+    rest = [row for row in totals if row["model_id"] not in top_ids]
+    per_bucket: dict[int | None, dict[datetime, float]] = defaultdict(dict)
     uncosted_by_bucket: dict[datetime, int] = defaultdict(int)
-    for row in spend_by_model_and_bucket(bucket=bucket, start=start, end=end):
-        key = (row["model_id"], row["model_name"])
-        total = totals.setdefault(key, {"cost": 0, "requests": 0, "uncosted_requests": 0})
-        total["cost"] += row["cost"]
-        total["requests"] += row["requests"]
-        total["uncosted_requests"] += row["uncosted_requests"]
-        per_bucket[key][row["start"]] = per_bucket[key].get(row["start"], 0.0) + float(row["cost"])
+    for row in spend_by_bucket(bucket=bucket, start=start, end=end, model_ids=sorted(top_ids)):
+        per_bucket[row["model_id"]][row["start"]] = float(row["cost"])
         uncosted_by_bucket[row["start"]] += row["uncosted_requests"]
-    # Largest known cost first; a model whose cost is all unknown ranks by its uncosted requests after.
-    ranked = sorted(totals.items(), key=lambda item: (-item[1]["cost"], -item[1]["uncosted_requests"], item[0][1]))
-    top, rest = ranked[:CHART_MODELS], ranked[CHART_MODELS:]
-    series = [
-        Series(name=name, values=[per_bucket[(model_id, name)].get(m) for m in starts]) for (model_id, name), _ in top
-    ]
-    rows = [{"model_id": model_id, "model_name": name, **figures} for (model_id, name), figures in top]
-    for index, (_, figures) in enumerate(top):
-        if figures["uncosted_requests"] and figures["uncosted_requests"] >= figures["requests"]:
-            # No bar to draw: the legend says why rather than showing a colour that is never used.
-            series[index] = Series(name=f"{series[index].name} (cost unknown)", values=series[index].values)
+    series = []
+    for row in top:
+        unknown = row["uncosted_requests"] and row["uncosted_requests"] >= row["requests"]
+        # No bar to draw for an unknown cost: the legend says why rather than show a colour never used.
+        name = f"{row['model_name']} (cost unknown)" if unknown else row["model_name"]
+        series.append(Series(name=name, values=[per_bucket[row["model_id"]].get(m) for m in starts]))
+    rows = list(top)
     if rest:
         label = f"the rest ({len(rest)} model{'' if len(rest) == 1 else 's'})"
-        series.append(Series(name=label, values=[sum(per_bucket[key].get(m, 0.0) for key, _ in rest) for m in starts]))
+        series.append(Series(name=label, values=[per_bucket[None].get(m) for m in starts]))
         rows.append(
             {
                 "model_id": None,
                 "model_name": label,
-                "cost": sum((figures["cost"] for _, figures in rest), start=0),
-                "requests": sum(figures["requests"] for _, figures in rest),
-                "uncosted_requests": sum(figures["uncosted_requests"] for _, figures in rest),
+                "cost": sum((row["cost"] for row in rest), start=0),
+                "requests": sum(row["requests"] for row in rest),
+                "uncosted_requests": sum(row["uncosted_requests"] for row in rest),
                 "rest": True,
             }
         )

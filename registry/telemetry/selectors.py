@@ -10,6 +10,7 @@ from typing import Any, Final, Literal
 from django.db import connection
 from django.db.models import (
     Avg,
+    Case,
     Count,
     F,
     FloatField,
@@ -18,6 +19,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Sum,
+    When,
 )
 from django.db.models.functions import TruncDay, TruncHour
 
@@ -232,31 +234,59 @@ def latency_percentiles_of_models(
     return found
 
 
-def spend_by_model_and_bucket(*, bucket: Bucket, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Cost per model (by id and recorded name) and bucket in ``[start, end)``, every model, one grouped query.
+def spend_by_model(*, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Each model's cost in ``[start, end)`` (by id and recorded name), largest known cost first, one grouped query.
 
-    Each row: ``model_id`` (None once the model is deleted), ``model_name``, ``start``, ``requests``,
-    ``cost`` (the known part, a Decimal) and ``uncosted_requests`` (requests of records without a
-    cost, which ``cost`` leaves out: unknown, not free).
+    Each row: ``model_id`` (None once the model is deleted), ``model_name``, ``requests``, ``cost``
+    (the known part, a Decimal) and ``uncosted_requests`` (requests of records without a cost,
+    which ``cost`` leaves out: unknown, not free).
     """
-    truncate = TruncHour if bucket == "hour" else TruncDay
     rows = (
         ModelUsage.objects.filter(timestamp__gte=start, timestamp__lt=end)
         .order_by()
-        .annotate(bucket_start=truncate("timestamp", tzinfo=UTC))
-        .values("model_id", "model_name", "bucket_start")
+        .values("model_id", "model_name")
         .annotate(
             requests=_USAGE_AGGREGATES["requests"],
             cost_total=_USAGE_AGGREGATES["cost_total"],
             uncosted_requests=UNCOSTED_REQUESTS,
         )
     )
-    return [
+    found = [
         {
             "model_id": row["model_id"],
             "model_name": row["model_name"],
-            "start": row["bucket_start"],
             "requests": int(row["requests"] or 0),
+            "cost": row["cost_total"] if row["cost_total"] is not None else Decimal(0),
+            "uncosted_requests": int(row["uncosted_requests"] or 0),
+        }
+        for row in rows
+    ]
+    # A model whose cost is all unknown ranks by its uncosted requests, after the known costs.
+    return sorted(found, key=lambda row: (-row["cost"], -row["uncosted_requests"], row["model_name"]))
+
+
+def spend_by_bucket(*, bucket: Bucket, start: datetime, end: datetime, model_ids: list[int]) -> list[dict[str, Any]]:
+    """Cost per bucket in ``[start, end)`` of each of ``model_ids``, and of every other model together.
+
+    One grouped query whose rows are (model or the rest) x bucket, so a chart of five models and
+    "the rest" reads a few hundred rows however many models have usage. Each row: ``model_id``
+    (None for the rest), ``start``, ``cost`` (known part) and ``uncosted_requests``.
+    """
+    truncate = TruncHour if bucket == "hour" else TruncDay
+    rows = (
+        ModelUsage.objects.filter(timestamp__gte=start, timestamp__lt=end)
+        .order_by()
+        .annotate(
+            bucket_start=truncate("timestamp", tzinfo=UTC),
+            chart_model=Case(When(model_id__in=model_ids, then=F("model_id")), default=None),
+        )
+        .values("chart_model", "bucket_start")
+        .annotate(cost_total=_USAGE_AGGREGATES["cost_total"], uncosted_requests=UNCOSTED_REQUESTS)
+    )
+    return [
+        {
+            "model_id": row["chart_model"],
+            "start": row["bucket_start"],
             "cost": row["cost_total"] if row["cost_total"] is not None else Decimal(0),
             "uncosted_requests": int(row["uncosted_requests"] or 0),
         }
