@@ -225,7 +225,8 @@ def latency_percentiles_of_models(
     samples: dict[int, list[tuple[datetime, float]]] = defaultdict(list)
     newest_first = records.order_by("-timestamp").values_list("model_id", "timestamp", "average_latency")
     for model_id, moment, latency in newest_first[:PERCENTILE_SAMPLE_LIMIT]:
-        samples[model_id].append((moment, latency))
+        if latency is not None:
+            samples[model_id].append((moment, latency))
     for model_id, points in samples.items():
         for name, (start, end) in windows.items():
             values = [latency for moment, latency in points if start <= moment < end]

@@ -78,7 +78,6 @@ class CompareWindowSerializer(serializers.Serializer):
 
 class CompareRowSerializer(serializers.Serializer):
     key = serializers.CharField(help_text="`status`, `input_price`, `capability:code`, `latency_p95_7d`, ...")
-    label = serializers.CharField()
     group = serializers.CharField()
     kind = serializers.CharField(
         help_text="How to read the values: text, count, price (USD per million tokens), score "
@@ -93,6 +92,12 @@ class CompareRowSerializer(serializers.Serializer):
     best = serializers.ListField(
         child=serializers.BooleanField(), help_text="One per model: its value is the row's best (ties alike)."
     )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # "label" is an attribute of every serializer field: declared here rather than as a class attribute.
+        fields = super().get_fields()
+        fields["label"] = serializers.CharField(help_text="What the row is, as the console prints it.")
+        return fields
 
 
 class SparklinesSerializer(serializers.Serializer):
