@@ -16,7 +16,7 @@ from registry.console.charts import sparkline, stacked_bar_chart
 from registry.console.dashboard import spend_overview
 from registry.console.figures import count_text, percent_text
 from registry.models import Alert, AlertKind
-from tests.factories import ModelCapabilityFactory, ModelUsageFactory, RegisteredModelFactory
+from tests.factories import ModelCapabilityFactory, ModelUsageFactory, RegisteredModelFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -71,6 +71,22 @@ def test_the_price_on_a_date_has_its_own_group(staff: dict[str, Client], pair: l
     page = staff["viewer"].get(COMPARE, {"models": "gpt-4o-mini,qwen2.5-coder:7b", "date": "2026-01-01"})
 
     assert "Prices on the chosen date (USD per million tokens): 2026-01-01 00:00 UTC" in page.content.decode()
+
+
+def test_the_header_links_to_compare_for_those_who_may_view_models(staff: dict[str, Client]) -> None:
+    page = staff["viewer"].get("/admin/").content.decode()
+
+    assert '<a href="/admin/compare/">Compare</a>' in page
+
+
+def test_compare_is_refused_to_staff_who_may_not_view_models(pair: list[Any], plain_static_files: None) -> None:
+    user = UserFactory(username="no-role", is_staff=True)
+    client = Client()
+    client.force_login(user)
+
+    response = client.get(COMPARE, {"models": "gpt-4o-mini,qwen2.5-coder:7b"})
+
+    assert response.status_code == 403
 
 
 def test_bad_models_are_refused_beside_the_field(staff: dict[str, Client], pair: list[Any]) -> None:
