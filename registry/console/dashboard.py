@@ -95,6 +95,10 @@ class UsageOverview:
     top: list[dict[str, Any]]
     hours: list[datetime]
     series: list[Series]
+    # What the spend chart over the same 24 hours needs, from the same rows (``spend_overview``):
+    # every model's totals as ``spend_by_model`` gives them, and its cost per hour.
+    spend_totals: list[dict[str, Any]]
+    spend_hours: list[dict[str, Any]]
 
 
 def _hours(start: datetime, end: datetime) -> list[datetime]:
@@ -123,6 +127,7 @@ def usage_overview(*, now: datetime | None = None, hours: int = 24) -> UsageOver
     )
     totals: dict[tuple[int | None, str], dict[str, Any]] = {}
     per_hour: dict[tuple[int | None, str], dict[datetime, int]] = defaultdict(dict)
+    spend_hours: list[dict[str, Any]] = []
     for row in rows:
         key = (row["model_id"], row["model_name"])
         total = totals.setdefault(key, {"requests": 0, "tokens": 0, "errors": 0, "cost": 0, "uncosted_requests": 0})
@@ -130,6 +135,14 @@ def usage_overview(*, now: datetime | None = None, hours: int = 24) -> UsageOver
             total[name] += row[name] or 0
         total["cost"] += row["cost_total"] or 0
         per_hour[key][row["hour"]] = int(row["requests"] or 0)
+        spend_hours.append(
+            {
+                "model_id": row["model_id"],
+                "start": row["hour"],
+                "cost": row["cost_total"] or 0,
+                "uncosted_requests": int(row["uncosted_requests"] or 0),
+            }
+        )
     ranked = sorted(totals.items(), key=lambda item: (-item[1]["requests"], item[0][1]))
     top = [
         {
@@ -153,7 +166,28 @@ def usage_overview(*, now: datetime | None = None, hours: int = 24) -> UsageOver
                 values=[sum(per_hour[key].get(hour, 0) for key, _ in others) for hour in buckets],
             )
         )
-    return UsageOverview(start=start, end=end, top=top, hours=buckets, series=series)
+    spend_totals = sorted(
+        (
+            {
+                "model_id": model_id,
+                "model_name": name,
+                "requests": figures["requests"],
+                "cost": figures["cost"],
+                "uncosted_requests": figures["uncosted_requests"],
+            }
+            for (model_id, name), figures in totals.items()
+        ),
+        key=lambda row: (-row["cost"], -row["uncosted_requests"], row["model_name"]),
+    )
+    return UsageOverview(
+        start=start,
+        end=end,
+        top=top,
+        hours=buckets,
+        series=series,
+        spend_totals=spend_totals,
+        spend_hours=spend_hours,
+    )
 
 
 # --- One model's charts ----------------------------------------------------------------------------
@@ -284,25 +318,35 @@ class SpendOverview:
     rows: list[dict[str, Any]]
 
 
-def spend_overview(*, spend_range: str = "24h", now: datetime | None = None) -> SpendOverview:
+def spend_overview(
+    *, spend_range: str = "24h", now: datetime | None = None, usage: UsageOverview | None = None
+) -> SpendOverview:
     """The dashboard's spend chart for ``spend_range`` (24h, 7d or 30d): two grouped queries.
 
     The five models of largest known cost get a series each; every other model (a deleted model's
-    usage too) is "the rest". A model whose cost is all unknown says so in the legend.
+    usage too) is "the rest". A model whose cost is all unknown says so in the legend. Over 24 hours,
+    ``usage`` (the dashboard's usage overview, which read the same hours per model) spares both queries.
     """
     spend_range = spend_range if spend_range in RANGES else "24h"
     span, bucket = RANGES[spend_range]
-    end = now or timezone.now()
+    from_usage = usage is not None and spend_range == "24h"
+    end = usage.end if usage is not None and from_usage else (now or timezone.now())
     start = end - span
     starts = _bucket_starts(start, end, bucket)
-    totals = spend_by_model(start=start, end=end)
+    totals = usage.spend_totals if usage is not None and from_usage else spend_by_model(start=start, end=end)
     top = [row for row in totals if row["model_id"] is not None][:CHART_MODELS]
     top_ids = {row["model_id"] for row in top}
     rest = [row for row in totals if row["model_id"] not in top_ids]
-    per_bucket: dict[int | None, dict[datetime, float]] = defaultdict(dict)
+    per_bucket: dict[int | None, dict[datetime, float]] = defaultdict(lambda: defaultdict(float))
     uncosted_by_bucket: dict[datetime, int] = defaultdict(int)
-    for row in spend_by_bucket(bucket=bucket, start=start, end=end, model_ids=sorted(top_ids)):
-        per_bucket[row["model_id"]][row["start"]] = float(row["cost"])
+    if usage is not None and from_usage:
+        buckets = usage.spend_hours
+    else:
+        buckets = spend_by_bucket(bucket=bucket, start=start, end=end, model_ids=sorted(top_ids))
+    for row in buckets:
+        # The usage overview's rows are per model: those outside the five add up to the rest.
+        series_key = row["model_id"] if row["model_id"] in top_ids else None
+        per_bucket[series_key][row["start"]] += float(row["cost"])
         uncosted_by_bucket[row["start"]] += row["uncosted_requests"]
     series = []
     for row in top:

@@ -18,6 +18,7 @@ from discovery.selectors import sources_with_last_run
 from registry.console.charts import stacked_bar_chart
 from registry.console.dashboard import (
     RANGES,
+    UsageOverview,
     alerts_open_summary,
     models_by_provider_status,
     models_loaded_now,
@@ -84,13 +85,13 @@ class ConsoleSite(admin.AdminSite):
                 }
                 for row in overview.top
             ]
-            context.update(self.spend_context(request.GET.get("spend", "24h")))
+            context.update(self.spend_context(request.GET.get("spend", "24h"), overview))
         return context
 
     @staticmethod
-    def spend_context(spend_range: str) -> dict[str, Any]:
+    def spend_context(spend_range: str, usage: UsageOverview) -> dict[str, Any]:
         """The spend chart by model for 24h, 7d or 30d (``?spend=``), and its table with unknown cost said."""
-        spend = spend_overview(spend_range=spend_range)
+        spend = spend_overview(spend_range=spend_range, usage=usage)
         total_uncosted = sum(spend.uncosted)
         return {
             "spend": spend,

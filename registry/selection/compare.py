@@ -7,10 +7,10 @@ per capability any of the models has), with its label, its group, how its values
 value is read from the facts. A new row is one entry in ``ROWS``; the slot for availability over
 the period is marked there.
 
-Every figure comes from one query per kind, whatever the number of models: the models, their
+Every figure comes from a fixed number of queries, whatever the number of models: the models, their
 prices, capabilities with evidence, runtimes and open alerts (catalog and telemetry selectors),
-usage totals for the three windows (one conditional aggregation), latency percentiles (one query on
-PostgreSQL), and the daily buckets of the sparklines.
+usage totals (one query per window), latency percentiles (one query on PostgreSQL), and the daily
+buckets of the sparklines.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from registry.console.charts import sparkline, stacked_bar_chart
-from registry.console.dashboard import spend_overview
+from registry.console.dashboard import spend_overview, usage_overview
 from registry.console.figures import count_text, percent_text
 from registry.models import Alert, AlertKind
 from tests.factories import ModelCapabilityFactory, ModelUsageFactory, RegisteredModelFactory, UserFactory
@@ -193,6 +193,29 @@ def test_spend_overview_keeps_the_five_largest_and_the_rest(settings: Any) -> No
     assert spend.rows[-1]["uncosted_requests"] == 916
     assert sum(spend.uncosted) == 916
     assert len(spend.labels) == 25  # the hours of the window, both ends
+
+
+def test_the_24_hour_spend_from_the_usage_overview_matches_its_own_queries() -> None:
+    now = timezone.now()
+    for index in range(8):
+        model = RegisteredModelFactory(name=f"m{index}")
+        for hours in (1, 5, 30):
+            ModelUsageFactory(
+                model=model,
+                timestamp=now - timedelta(hours=hours, minutes=index),
+                cost=None if index == 7 else Decimal(index + hours),
+                request_count=index + 1,
+            )
+
+    queried = spend_overview(spend_range="24h", now=now)
+    with CaptureQueriesContext(connection) as queries:
+        reused = spend_overview(spend_range="24h", usage=usage_overview(now=now))
+
+    assert len(queries) == 1  # the usage overview's own query, nothing more
+    assert reused.rows == queried.rows
+    assert reused.series == queried.series
+    assert reused.uncosted == queried.uncosted
+    assert sum(reused.uncosted) == 16  # m7's two records of the last 24 hours, 8 requests each
 
 
 def test_spend_overview_ranges_use_hours_then_days() -> None:
