@@ -218,6 +218,20 @@ def test_the_24_hour_spend_from_the_usage_overview_matches_its_own_queries() -> 
     assert sum(reused.uncosted) == 16  # m7's two records of the last 24 hours, 8 requests each
 
 
+def test_a_deleted_models_spend_counts_in_the_rest() -> None:
+    now = timezone.now()
+    kept = RegisteredModelFactory(name="kept")
+    gone = RegisteredModelFactory(name="gone")
+    ModelUsageFactory(model=kept, timestamp=now - timedelta(hours=2), cost=Decimal("1"))
+    ModelUsageFactory(model=gone, timestamp=now - timedelta(hours=2), cost=Decimal("5"))
+    gone.delete()  # its usage stays, without a model
+
+    for spend in (spend_overview(spend_range="7d", now=now), spend_overview(usage=usage_overview(now=now))):
+        assert [row["model_name"] for row in spend.rows] == ["kept", "the rest (1 model)"]
+        assert spend.rows[1]["cost"] == Decimal(5)
+        assert sum(value or 0 for value in spend.series[1].values) == 5.0
+
+
 def test_spend_overview_ranges_use_hours_then_days() -> None:
     now = timezone.now()
     assert len(spend_overview(spend_range="7d", now=now).labels) == 7 * 24 + 1
