@@ -13,6 +13,7 @@ from rest_framework.permissions import AllowAny
 from registry.api import schema  # noqa: F401 (registers the authentication schemes of the OpenAPI schema)
 from registry.api.authentication import BROWSER_AUTHENTICATION
 from registry.api.catalog.views import CapabilityViewSet, EndpointViewSet, ModelViewSet, ParameterViewSet, PriceViewSet
+from registry.api.compare.views import CompareViewSet
 from registry.api.permissions import IsViewer
 from registry.api.schema_views import DocsView, SchemaView
 from registry.api.telemetry.views import PerformanceViewSet, UsageViewSet
@@ -32,6 +33,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/schema", SchemaView.as_view(**DOCS_VIEW_OPTIONS), name="api-schema"),
     path("api/docs", DocsView.as_view(url_name="api-schema", **DOCS_VIEW_OPTIONS), name="api-docs"),
     re_path(r"^models$", ModelViewSet.as_view({"get": "list", "post": "create"}), name="model-list"),
+    re_path(r"^models/compare$", CompareViewSet.as_view({"get": "compare"}), name="model-compare"),
     re_path(r"^models/select$", ModelViewSet.as_view({"get": "select", "post": "explain"}), name="model-select"),
     re_path(
         rf"^models/{REF}/capabilities/(?P<capability>[^/]+)$",

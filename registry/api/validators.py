@@ -25,7 +25,7 @@ from registry.models import (
 SUB_RESOURCES = ("capabilities", "parameters", "performance", "usage", "endpoints", "prices")
 
 
-RESERVED_NAMES = ("select",)
+RESERVED_NAMES = ("select", "compare")
 
 
 # Lower-case slugs starting with a letter ("0" or "-x" is no capability name).
@@ -101,7 +101,7 @@ LABEL_PATTERN = f"^{_SOLID_CHAR}(?:{_PLAIN_CHAR}*{_SOLID_CHAR})?$"
 
 # A model name as a regular expression: what validate_model_name accepts, stated in the schema.
 MODEL_NAME_PATTERN = (
-    r"^(?![0-9]+$)(?!select$)(?!/)(?!.*/$)(?!.*//)"
+    r"^(?![0-9]+$)(?!select$)(?!compare$)(?!/)(?!.*/$)(?!.*//)"
     r"(?!.*/(?:capabilities|parameters|performance|usage|endpoints)(?:/|$))"
     f"[^{_excluded_class(_WHITESPACE + '?#')}\\\\]+$"
 )

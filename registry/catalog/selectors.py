@@ -219,3 +219,17 @@ def price_in_force_id(prices: list[ModelPrice], *, now: datetime | None = None) 
     """The id of the price of ``prices`` (newest first) in force at ``now``."""
     now = now or timezone.now()
     return next((price.pk for price in prices if price.effective_from <= now), None)
+
+
+def models_of_refs(refs: list[str]) -> dict[str, RegisteredModel]:
+    """``{ref: model}`` of the refs (ids or names, as ``model_get`` reads them) that name a model, in one query."""
+    ids = [int(ref) for ref in refs if is_model_id(ref)]
+    names = [ref for ref in refs if not is_model_id(ref)]
+    found = RegisteredModel.objects.filter(Q(pk__in=ids) | Q(name__in=names)).select_related("source")
+    by_id = {model.pk: model for model in found}
+    by_name = {model.name: model for model in by_id.values()}
+    return {
+        ref: model
+        for ref in refs
+        if (model := by_id.get(int(ref)) if is_model_id(ref) else by_name.get(ref)) is not None
+    }

@@ -14,7 +14,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -39,9 +39,10 @@ from registry.catalog.services import (
     price_from_model_fields,
 )
 from registry.console.charts import line_chart, stacked_bar_chart
+from registry.console.compare import compare_url, model_ref
 from registry.console.dashboard import RANGES, model_charts, model_runtime_rows
 from registry.console.export import CsvExportMixin, columns_of
-from registry.console.figures import cost_text
+from registry.console.figures import cost_text, count_text, percent_text
 from registry.console.forms import ApiValidatedForm, OptionalJSONField, WriteOnlySecretsForm
 from registry.models import (
     OPERATOR_OWNABLE_FIELDS,
@@ -54,6 +55,7 @@ from registry.models import (
     RegisteredModel,
     SetBy,
 )
+from registry.selection.compare import MAX_MODELS, MIN_MODELS
 
 HAND_BACK_HELP = "Tick to hand this value back to discovery: its next run writes the provider's value."
 
@@ -356,6 +358,20 @@ def _status_action(status: str, description: str) -> Any:
     return action
 
 
+@admin.action(description="Compare selected models (2 to 6)", permissions=["view"])
+def compare_selected(
+    model_admin: RegisteredModelAdmin, request: HttpRequest, queryset: QuerySet[RegisteredModel]
+) -> HttpResponse | None:
+    """To the Compare page of the ticked models, at its shareable address (their names)."""
+    models = list(queryset.order_by("name")[: MAX_MODELS + 1])
+    if not MIN_MODELS <= len(models) <= MAX_MODELS:
+        model_admin.message_user(
+            request, f"Tick {MIN_MODELS} to {MAX_MODELS} models to compare them.", messages.WARNING
+        )
+        return None
+    return HttpResponseRedirect(compare_url([model_ref(model) for model in models]))
+
+
 @admin.register(RegisteredModel)
 class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
     form = RegisteredModelForm
@@ -378,6 +394,7 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
     inlines = [ModelCapabilityInline, ModelParameterInline, ModelPriceInline, ModelEndpointInline]
     change_form_template = "admin/registry/registeredmodel/change_form.html"
     actions = [
+        compare_selected,
         _status_action(ModelStatus.AVAILABLE, "Mark selected models available"),
         _status_action(ModelStatus.UNAVAILABLE, "Mark selected models unavailable"),
         _status_action(ModelStatus.DEPRECATED, "Mark selected models deprecated"),
@@ -537,6 +554,8 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         extra = dict(extra_context or {})
+        if object_id.isdigit():
+            extra["compare_link"] = compare_url([object_id])
         if object_id.isdigit() and request.user.has_perm("registry.view_modelusage"):
             extra.update(self.charts_context(int(object_id), request.GET.get("range", "24h")))
         return super().change_view(request, object_id, form_url, extra)
@@ -554,6 +573,9 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
                 uncosted_requests=charts.totals["uncosted_requests"],
                 unit=" USD",
             ),
+            "chart_requests": count_text(charts.totals["requests"]),
+            "chart_tokens": count_text(charts.totals["tokens"]),
+            "chart_error_rate": percent_text(charts.totals["error_rate"]),
             "charts": [
                 (
                     "Requests",
@@ -571,6 +593,16 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
                     "Error rate",
                     line_chart(
                         title="Error rate", labels=charts.labels, series=charts.error_rate, unit="%", empty=nothing
+                    ),
+                ),
+                (
+                    "Spend (USD; uncosted requests marked under their bucket)",
+                    stacked_bar_chart(
+                        title="Spend",
+                        labels=charts.labels,
+                        series=charts.spend,
+                        empty=nothing,
+                        uncosted=charts.uncosted,
                     ),
                 ),
             ],

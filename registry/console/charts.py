@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from registry.console.figures import requests_uncosted_text
+
 WIDTH = 720
 HEIGHT = 200
 MARGIN_LEFT = 56
@@ -137,12 +139,38 @@ def line_chart(
     return mark_safe(_svg(title, body) + _legend(series))  # noqa: S308 (every text in it is escaped above)
 
 
+def _uncosted_marks(labels: Sequence[str], uncosted: Sequence[int]) -> list[str]:
+    """A mark under each bucket with uncosted requests: its cost is unknown, which a bar of 0 would hide."""
+    plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
+    slot = plot_w / len(labels)
+    y = HEIGHT - MARGIN_BOTTOM + 2
+    marks = []
+    for position, count in enumerate(uncosted):
+        if count:
+            tip = f"{labels[position]}: cost unknown for {requests_uncosted_text(count)}"
+            marks.append(
+                f'<rect class="uncosted" x="{MARGIN_LEFT + slot * position + slot * 0.1:.1f}" y="{y:.1f}" '
+                f'width="{max(slot * 0.8, 2):.1f}" height="5"><title>{escape(tip)}</title></rect>'
+            )
+    return marks
+
+
 def stacked_bar_chart(
-    *, title: str, labels: Sequence[str], series: Sequence[Series], unit: str = "", empty: str
+    *,
+    title: str,
+    labels: Sequence[str],
+    series: Sequence[Series],
+    unit: str = "",
+    empty: str,
+    uncosted: Sequence[int] | None = None,
 ) -> SafeString:
-    """One bar per label, stacked by series (e.g. requests per hour, by model)."""
+    """One bar per label, stacked by series (e.g. requests per hour, by model).
+
+    ``uncosted`` (a cost chart's): the requests of each bucket whose cost is unknown, marked under
+    the bucket and named in the legend, so that an unknown cost never reads as a zero bar.
+    """
     totals = [sum(item.values[i] or 0 for item in series) for i in range(len(labels))]
-    if not labels or not any(totals):
+    if not labels or not (any(totals) or any(uncosted or ())):
         return _empty(empty)
     top = _nice_ceiling(max(totals))
     plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
@@ -163,4 +191,48 @@ def stacked_bar_chart(
                 f'y="{y:.1f}" width="{slot * 0.8:.1f}" height="{height:.1f}"><title>{escape(tip)}</title></rect>'
             )
             base += value
-    return mark_safe(_svg(title, body) + _legend(series))  # noqa: S308 (every text in it is escaped above)
+    legend = _legend(series)
+    if uncosted is not None and any(uncosted):
+        body.extend(_uncosted_marks(labels, uncosted))
+        total = sum(uncosted)
+        legend = legend.replace(
+            "</ul>",
+            f'<li class="uncosted-legend"><span class="swatch uncosted"></span>cost unknown: '
+            f"{escape(requests_uncosted_text(total))}</li></ul>",
+        )
+    return mark_safe(_svg(title, body) + legend)  # noqa: S308 (every text in it is escaped above)
+
+
+SPARK_WIDTH = 132
+SPARK_HEIGHT = 30
+
+
+def sparkline(*, title: str, values: Sequence[float | None], top: float, unit: str = "") -> SafeString:
+    """A small line without axes over ``values``, scaled to ``top`` (shared by a row, so lines compare).
+
+    A gap where a value is ``None``; the title (shown on hover) says the range and the peak.
+    """
+    known = [value for value in values if value is not None]
+    if not values or not known:
+        return format_html('<span class="sparkline-empty quiet">{}</span>', "no data")
+    scale = top if top > 0 else 1.0
+    step = SPARK_WIDTH / max(len(values) - 1, 1)
+    segments: list[list[str]] = [[]]
+    for position, value in enumerate(values):
+        if value is None:
+            segments.append([])
+            continue
+        y = SPARK_HEIGHT - 2 - (SPARK_HEIGHT - 4) * value / scale
+        segments[-1].append(f"{position * step:.1f},{y:.1f}")
+    lines = "".join(
+        f'<polyline class="line" points="{" ".join(points)}"/>'
+        if len(points) > 1
+        else f'<circle class="dot" cx="{points[0].split(",")[0]}" cy="{points[0].split(",")[1]}" r="1.5"/>'
+        for points in segments
+        if points
+    )
+    tip = f"{title}: peak {format_number(max(known), unit)} (scale {format_number(top, unit)})"
+    return mark_safe(  # noqa: S308 (the only text, the title, is escaped)
+        f'<svg class="sparkline" viewBox="0 0 {SPARK_WIDTH} {SPARK_HEIGHT}" width="{SPARK_WIDTH}" '
+        f'height="{SPARK_HEIGHT}" role="img" aria-label="{escape(tip)}"><title>{escape(tip)}</title>{lines}</svg>'
+    )

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from registry.console.charts import Series
 from registry.models import Alert, ModelPerformance, ModelRuntime, ModelStatus, ModelUsage, Provider, RegisteredModel
-from registry.telemetry.selectors import UNCOSTED_REQUESTS, Bucket, usage_summary
+from registry.telemetry.selectors import UNCOSTED_REQUESTS, Bucket, spend_by_bucket, spend_by_model, usage_summary
 from registry.telemetry.statistics import PERCENTILE_SAMPLE_LIMIT, PercentileCont, percentile
 
 TOP_MODELS: Final = 10
@@ -95,6 +95,10 @@ class UsageOverview:
     top: list[dict[str, Any]]
     hours: list[datetime]
     series: list[Series]
+    # What the spend chart over the same 24 hours needs, from the same rows (``spend_overview``):
+    # every model's totals as ``spend_by_model`` gives them, and its cost per hour.
+    spend_totals: list[dict[str, Any]]
+    spend_hours: list[dict[str, Any]]
 
 
 def _hours(start: datetime, end: datetime) -> list[datetime]:
@@ -123,6 +127,7 @@ def usage_overview(*, now: datetime | None = None, hours: int = 24) -> UsageOver
     )
     totals: dict[tuple[int | None, str], dict[str, Any]] = {}
     per_hour: dict[tuple[int | None, str], dict[datetime, int]] = defaultdict(dict)
+    spend_hours: list[dict[str, Any]] = []
     for row in rows:
         key = (row["model_id"], row["model_name"])
         total = totals.setdefault(key, {"requests": 0, "tokens": 0, "errors": 0, "cost": 0, "uncosted_requests": 0})
@@ -130,6 +135,14 @@ def usage_overview(*, now: datetime | None = None, hours: int = 24) -> UsageOver
             total[name] += row[name] or 0
         total["cost"] += row["cost_total"] or 0
         per_hour[key][row["hour"]] = int(row["requests"] or 0)
+        spend_hours.append(
+            {
+                "model_id": row["model_id"],
+                "start": row["hour"],
+                "cost": row["cost_total"] or 0,
+                "uncosted_requests": int(row["uncosted_requests"] or 0),
+            }
+        )
     ranked = sorted(totals.items(), key=lambda item: (-item[1]["requests"], item[0][1]))
     top = [
         {
@@ -153,7 +166,28 @@ def usage_overview(*, now: datetime | None = None, hours: int = 24) -> UsageOver
                 values=[sum(per_hour[key].get(hour, 0) for key, _ in others) for hour in buckets],
             )
         )
-    return UsageOverview(start=start, end=end, top=top, hours=buckets, series=series)
+    spend_totals = sorted(
+        (
+            {
+                "model_id": model_id,
+                "model_name": name,
+                "requests": figures["requests"],
+                "cost": figures["cost"],
+                "uncosted_requests": figures["uncosted_requests"],
+            }
+            for (model_id, name), figures in totals.items()
+        ),
+        key=lambda row: (-row["cost"], -row["uncosted_requests"], row["model_name"]),
+    )
+    return UsageOverview(
+        start=start,
+        end=end,
+        top=top,
+        hours=buckets,
+        series=series,
+        spend_totals=spend_totals,
+        spend_hours=spend_hours,
+    )
 
 
 # --- One model's charts ----------------------------------------------------------------------------
@@ -208,6 +242,9 @@ class ModelCharts:
     latency: list[Series]
     error_rate: list[Series]
     performance: dict[str, tuple[list[str], list[Series]]]
+    # Known cost per bucket, and the requests of each bucket whose cost is unknown (never drawn as 0).
+    spend: list[Series]
+    uncosted: list[int]
 
 
 def model_charts(*, model_id: int, chart_range: str = "24h", now: datetime | None = None) -> ModelCharts:
@@ -255,4 +292,88 @@ def model_charts(*, model_id: int, chart_range: str = "24h", now: datetime | Non
         ],
         error_rate=[Series("error rate", [(v * 100) if v is not None else None for v in values("error_rate")])],
         performance=performance,
+        spend=[Series("cost (USD)", [float(v) if v is not None else None for v in values("cost")])],
+        uncosted=[int(v or 0) for v in values("uncosted_requests")],
+    )
+
+
+# --- Spend by model over a range ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpendOverview:
+    """Cost per bucket of the five models that cost most in the range, and of the rest together.
+
+    ``uncosted`` counts, per bucket, the requests whose cost is unknown (no tokens, or no price known
+    at their time): the chart marks them and the table says them, so that unknown never reads as 0.
+    """
+
+    range: str
+    start: datetime
+    end: datetime
+    labels: list[str]
+    series: list[Series]
+    uncosted: list[int]
+    # The five and "the rest": name, model id (None for the rest or a deleted model), cost, requests, uncosted.
+    rows: list[dict[str, Any]]
+
+
+def spend_overview(
+    *, spend_range: str = "24h", now: datetime | None = None, usage: UsageOverview | None = None
+) -> SpendOverview:
+    """The dashboard's spend chart for ``spend_range`` (24h, 7d or 30d): two grouped queries.
+
+    The five models of largest known cost get a series each; every other model (a deleted model's
+    usage too) is "the rest". A model whose cost is all unknown says so in the legend. Over 24 hours,
+    ``usage`` (the dashboard's usage overview, which read the same hours per model) spares both queries.
+    """
+    spend_range = spend_range if spend_range in RANGES else "24h"
+    span, bucket = RANGES[spend_range]
+    from_usage = usage is not None and spend_range == "24h"
+    end = usage.end if usage is not None and from_usage else (now or timezone.now())
+    start = end - span
+    starts = _bucket_starts(start, end, bucket)
+    totals = usage.spend_totals if usage is not None and from_usage else spend_by_model(start=start, end=end)
+    top = [row for row in totals if row["model_id"] is not None][:CHART_MODELS]
+    top_ids = {row["model_id"] for row in top}
+    rest = [row for row in totals if row["model_id"] not in top_ids]
+    per_bucket: dict[int | None, dict[datetime, float]] = defaultdict(lambda: defaultdict(float))
+    uncosted_by_bucket: dict[datetime, int] = defaultdict(int)
+    if usage is not None and from_usage:
+        buckets = usage.spend_hours
+    else:
+        buckets = spend_by_bucket(bucket=bucket, start=start, end=end, model_ids=sorted(top_ids))
+    for row in buckets:
+        # The usage overview's rows are per model: those outside the five add up to the rest.
+        series_key = row["model_id"] if row["model_id"] in top_ids else None
+        per_bucket[series_key][row["start"]] += float(row["cost"])
+        uncosted_by_bucket[row["start"]] += row["uncosted_requests"]
+    series = []
+    for row in top:
+        unknown = row["uncosted_requests"] and row["uncosted_requests"] >= row["requests"]
+        # No bar to draw for an unknown cost: the legend says why rather than show a colour never used.
+        name = f"{row['model_name']} (cost unknown)" if unknown else row["model_name"]
+        series.append(Series(name=name, values=[per_bucket[row["model_id"]].get(m) for m in starts]))
+    rows = list(top)
+    if rest:
+        label = f"the rest ({len(rest)} model{'' if len(rest) == 1 else 's'})"
+        series.append(Series(name=label, values=[per_bucket[None].get(m) for m in starts]))
+        rows.append(
+            {
+                "model_id": None,
+                "model_name": label,
+                "cost": sum((row["cost"] for row in rest), start=0),
+                "requests": sum(row["requests"] for row in rest),
+                "uncosted_requests": sum(row["uncosted_requests"] for row in rest),
+                "rest": True,
+            }
+        )
+    return SpendOverview(
+        range=spend_range,
+        start=start,
+        end=end,
+        labels=[_label(moment, bucket, span) for moment in starts],
+        series=series,
+        uncosted=[uncosted_by_bucket.get(moment, 0) for moment in starts],
+        rows=rows,
     )

@@ -12,7 +12,20 @@ from decimal import Decimal
 
 
 def requests_uncosted_text(count: int) -> str:
-    return f"{count} request{'' if count == 1 else 's'} uncosted"
+    return f"{count:,} request{'' if count == 1 else 's'} uncosted"
+
+
+def count_text(count: int | None) -> str:
+    """Requests and tokens with thousands separators, as every figure of the console prints them: 1,234,567."""
+    return "-" if count is None else f"{count:,}"
+
+
+def percent_text(fraction: float | None) -> str:
+    """A rate (0-1) as the charts beside it draw it: in percent, two decimals below 10 % (0.25 %), one above."""
+    if fraction is None:
+        return "-"
+    percent = fraction * 100
+    return f"{percent:.2f} %" if percent < 10 else f"{percent:.1f} %"
 
 
 def cost_text(*, cost: Decimal | float | int | None, requests: int, uncosted_requests: int, unit: str = "") -> str:

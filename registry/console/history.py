@@ -18,6 +18,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from registry.console.export import EXPORT_CHANGE_LIST, CsvExportMixin, columns_of
+from registry.console.figures import count_text
 from registry.console.readonly import ReadOnlyAdminMixin
 from registry.models import ModelPerformance, ModelUsage, Provider, RegisteredModel
 
@@ -147,16 +148,16 @@ class ModelUsageAdmin(HistoryAdmin):
     search_help_text = "Model name (or part of it)."
 
     @admin.display(description="requests", ordering="request_count")
-    def requests(self, record: ModelUsage) -> int:
-        return record.request_count
+    def requests(self, record: ModelUsage) -> str:
+        return count_text(record.request_count)
 
     @admin.display(description="tokens", ordering="token_count")
-    def tokens(self, record: ModelUsage) -> int | None:
-        return record.token_count
+    def tokens(self, record: ModelUsage) -> str:
+        return count_text(record.token_count)
 
     @admin.display(description="errors", ordering="error_count")
-    def errors(self, record: ModelUsage) -> int:
-        return record.error_count
+    def errors(self, record: ModelUsage) -> str:
+        return count_text(record.error_count)
 
     @admin.display(description="latency (s)", ordering="average_latency")
     def latency(self, record: ModelUsage) -> str:

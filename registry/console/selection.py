@@ -16,8 +16,11 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
 from registry.api.selection.serializers import SelectionRequestSerializer
+from registry.console.compare import compare_url
+from registry.console.figures import percent_text
 from registry.console.forms import messages_of
 from registry.selection import explain as selection
+from registry.selection.compare import MAX_MODELS, MIN_MODELS
 
 # Form field -> the request's field (the price ceilings are one object in the API).
 _REQUEST_FIELDS = {
@@ -110,4 +113,13 @@ def selection_view(site: AdminSite, request: HttpRequest) -> TemplateResponse:
         "form": form,
         "answer": answer,
     }
+    if answer is not None:
+        for entry in answer["chain"]:
+            # As the charts and the dashboard print a rate: in percent.
+            entry["error_rate_text"] = percent_text(entry["error_rate"]["value"])
+        chain = answer["chain"][:MAX_MODELS]
+        if len(chain) >= MIN_MODELS:
+            context["compare_chain_link"] = compare_url(
+                [str(entry["id"]) if "," in entry["name"] else entry["name"] for entry in chain]
+            )
     return TemplateResponse(request, "admin/selection.html", context)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils.http import urlencode
@@ -17,13 +17,16 @@ from django.utils.http import urlencode
 from discovery.selectors import sources_with_last_run
 from registry.console.charts import stacked_bar_chart
 from registry.console.dashboard import (
+    RANGES,
+    UsageOverview,
     alerts_open_summary,
     models_by_provider_status,
     models_loaded_now,
     models_recently_unavailable,
+    spend_overview,
     usage_overview,
 )
-from registry.console.figures import cost_text
+from registry.console.figures import cost_text, count_text, percent_text, requests_uncosted_text
 from registry.operations.retention import table_sizes
 
 
@@ -76,16 +79,49 @@ class ConsoleSite(admin.AdminSite):
                     "cost_text": cost_text(
                         cost=row["cost"], requests=row["requests"], uncosted_requests=row["uncosted_requests"]
                     ),
+                    "requests_text": count_text(row["requests"]),
+                    "tokens_text": count_text(row["tokens"]),
+                    "error_rate_text": percent_text(row["error_rate"]),
                 }
                 for row in overview.top
             ]
+            context.update(self.spend_context(request.GET.get("spend", "24h"), overview))
         return context
+
+    @staticmethod
+    def spend_context(spend_range: str, usage: UsageOverview) -> dict[str, Any]:
+        """The spend chart by model for 24h, 7d or 30d (``?spend=``), and its table with unknown cost said."""
+        spend = spend_overview(spend_range=spend_range, usage=usage)
+        total_uncosted = sum(spend.uncosted)
+        return {
+            "spend": spend,
+            "spend_ranges": list(RANGES),
+            "spend_chart": stacked_bar_chart(
+                title=f"Spend by model, last {spend.range}, USD",
+                labels=spend.labels,
+                series=spend.series,
+                empty="No usage recorded in this range yet.",
+                uncosted=spend.uncosted,
+            ),
+            "spend_rows": [
+                {
+                    **row,
+                    "cost_text": cost_text(
+                        cost=row["cost"], requests=row["requests"], uncosted_requests=row["uncosted_requests"]
+                    ),
+                    "requests_text": count_text(row["requests"]),
+                }
+                for row in spend.rows
+            ],
+            "spend_uncosted_text": requests_uncosted_text(total_uncosted) if total_uncosted else "",
+        }
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> TemplateResponse:
         return super().index(request, {**self.dashboard_context(request), **(extra_context or {})})
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
         # Imported here: the console's pages (registry.admin imports them) register on this site when imported.
+        from registry.console.compare import compare_view
         from registry.console.registry_file import apply_view, export_view
         from registry.console.selection import selection_view
 
@@ -95,8 +131,12 @@ class ConsoleSite(admin.AdminSite):
         def registry_file_apply(request: HttpRequest) -> TemplateResponse:
             return apply_view(self, request)
 
+        def compare(request: HttpRequest) -> HttpResponse:
+            return compare_view(self, request)
+
         return [
             path("selection/", self.admin_view(selection), name="selection"),
+            path("compare/", self.admin_view(compare), name="compare"),
             path("registry-file/export/", self.admin_view(export_view), name="registry_file_export"),
             path("registry-file/apply/", self.admin_view(registry_file_apply), name="registry_file_apply"),
             *super().get_urls(),

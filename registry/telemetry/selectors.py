@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any, Final, Literal
 
+from django.db import connection
 from django.db.models import (
     Avg,
+    Case,
     Count,
     F,
     FloatField,
@@ -15,13 +19,16 @@ from django.db.models import (
     Q,
     QuerySet,
     Sum,
+    When,
 )
 from django.db.models.functions import TruncDay, TruncHour
 
 from registry.models import (
+    Alert,
     ModelPerformance,
     ModelUsage,
 )
+from registry.telemetry.statistics import PERCENTILE_SAMPLE_LIMIT, PercentileCont, percentile
 
 Bucket = Literal["hour", "day"]
 
@@ -126,3 +133,163 @@ def performance_summary(records: QuerySet[ModelPerformance]) -> dict[str, dict[s
         .order_by("metric_name")
     )
     return {row["metric_name"]: {k: row[k] for k in ("count", "avg", "min", "max")} for row in rows}
+
+
+# --- Several models side by side, and spend by model ------------------------------------------------
+# Compare (``registry.selection.compare``) and the dashboard's spend chart read usage here, through
+# the same aggregates as ``usage_summary``: one grouped query each, whatever the number of buckets.
+
+Windows = dict[str, tuple[datetime, datetime]]
+
+
+def usage_totals_of_models(*, model_ids: list[int], windows: Windows) -> dict[int, dict[str, dict[str, Any]]]:
+    """``{model_id: {window: figures}}`` of each model's usage in each ``[start, end)`` window: a query a window.
+
+    Each reads only its window on the covering index. Measured at 3,000,000 rows (6 models, 24 h,
+    7 d, 30 d): 60 ms, against 110 ms for the same as one UNION ALL (PostgreSQL runs its branches in
+    parallel workers, whose start costs more than it saves here) and 230 ms for one pass over the
+    widest window with every aggregate filtered per window. No usage in a window: zero figures.
+    """
+    if not model_ids or not windows:
+        return {}
+    found: dict[int, dict[str, dict[str, Any]]] = {model_id: {} for model_id in model_ids}
+    for name, (start, end) in windows.items():
+        rows = (
+            ModelUsage.objects.filter(model_id__in=model_ids, timestamp__gte=start, timestamp__lt=end)
+            .order_by()
+            .values("model_id")
+            .annotate(**_USAGE_AGGREGATES)
+        )
+        for row in rows:
+            found[row["model_id"]][name] = _rates(row)
+    empty = _rates(dict.fromkeys(_USAGE_AGGREGATES))
+    return {model_id: {name: by_window.get(name, empty) for name in windows} for model_id, by_window in found.items()}
+
+
+def usage_buckets_of_models(
+    *, model_ids: list[int], bucket: Bucket, start: datetime, end: datetime
+) -> dict[int, dict[datetime, dict[str, Any]]]:
+    """``{model_id: {bucket_start: figures}}`` of each model's usage in ``[start, end)``; only buckets with usage."""
+    if not model_ids:
+        return {}
+    truncate = TruncHour if bucket == "hour" else TruncDay
+    rows = (
+        ModelUsage.objects.filter(model_id__in=model_ids, timestamp__gte=start, timestamp__lt=end)
+        .order_by()
+        .annotate(bucket_start=truncate("timestamp", tzinfo=UTC))
+        .values("model_id", "bucket_start")
+        .annotate(**_USAGE_AGGREGATES)
+    )
+    found: dict[int, dict[datetime, dict[str, Any]]] = {model_id: {} for model_id in model_ids}
+    for row in rows:
+        found[row["model_id"]][row["bucket_start"]] = _rates(row)
+    return found
+
+
+def latency_percentiles_of_models(
+    *, model_ids: list[int], windows: Windows
+) -> dict[int, dict[str, tuple[float | None, float | None]]]:
+    """``{model_id: {window: (p50, p95)}}`` of the records' reported mean latency, ``(None, None)`` without any.
+
+    One query on PostgreSQL (``percentile_cont`` filtered per window); on SQLite computed in Python
+    from at most ``PERCENTILE_SAMPLE_LIMIT`` records of the widest window, newest first.
+    """
+    if not model_ids or not windows:
+        return {}
+    first = min(start for start, _ in windows.values())
+    last = max(end for _, end in windows.values())
+    records = ModelUsage.objects.filter(
+        model_id__in=model_ids, timestamp__gte=first, timestamp__lt=last, average_latency__isnull=False
+    ).order_by()
+    found: dict[int, dict[str, tuple[float | None, float | None]]] = {
+        model_id: dict.fromkeys(windows, (None, None)) for model_id in model_ids
+    }
+    if connection.vendor == "postgresql":
+        aggregates: dict[str, Any] = {}
+        for name, (start, end) in windows.items():
+            within = Q(timestamp__gte=start, timestamp__lt=end)
+            aggregates[f"{name}__p50"] = PercentileCont("average_latency", 0.5, filter=within)
+            aggregates[f"{name}__p95"] = PercentileCont("average_latency", 0.95, filter=within)
+        for row in records.values("model_id").annotate(**aggregates):
+            found[row["model_id"]] = {name: (row[f"{name}__p50"], row[f"{name}__p95"]) for name in windows}
+        return found
+    samples: dict[int, list[tuple[datetime, float]]] = defaultdict(list)
+    newest_first = records.order_by("-timestamp").values_list("model_id", "timestamp", "average_latency")
+    for model_id, moment, latency in newest_first[:PERCENTILE_SAMPLE_LIMIT]:
+        if latency is not None:
+            samples[model_id].append((moment, latency))
+    for model_id, points in samples.items():
+        for name, (start, end) in windows.items():
+            values = [latency for moment, latency in points if start <= moment < end]
+            if values:
+                found[model_id][name] = (percentile(values, 0.5), percentile(values, 0.95))
+    return found
+
+
+def spend_by_model(*, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Each model's cost in ``[start, end)`` (by id and recorded name), largest known cost first, one grouped query.
+
+    Each row: ``model_id`` (None once the model is deleted), ``model_name``, ``requests``, ``cost``
+    (the known part, a Decimal) and ``uncosted_requests`` (requests of records without a cost,
+    which ``cost`` leaves out: unknown, not free).
+    """
+    rows = (
+        ModelUsage.objects.filter(timestamp__gte=start, timestamp__lt=end)
+        .order_by()
+        .values("model_id", "model_name")
+        .annotate(
+            requests=_USAGE_AGGREGATES["requests"],
+            cost_total=_USAGE_AGGREGATES["cost_total"],
+            uncosted_requests=UNCOSTED_REQUESTS,
+        )
+    )
+    found = [
+        {
+            "model_id": row["model_id"],
+            "model_name": row["model_name"],
+            "requests": int(row["requests"] or 0),
+            "cost": row["cost_total"] if row["cost_total"] is not None else Decimal(0),
+            "uncosted_requests": int(row["uncosted_requests"] or 0),
+        }
+        for row in rows
+    ]
+    # A model whose cost is all unknown ranks by its uncosted requests, after the known costs.
+    return sorted(found, key=lambda row: (-row["cost"], -row["uncosted_requests"], row["model_name"]))
+
+
+def spend_by_bucket(*, bucket: Bucket, start: datetime, end: datetime, model_ids: list[int]) -> list[dict[str, Any]]:
+    """Cost per bucket in ``[start, end)`` of each of ``model_ids``, and of every other model together.
+
+    One grouped query whose rows are (model or the rest) x bucket, so a chart of five models and
+    "the rest" reads a few hundred rows however many models have usage. Each row: ``model_id``
+    (None for the rest), ``start``, ``cost`` (known part) and ``uncosted_requests``.
+    """
+    truncate = TruncHour if bucket == "hour" else TruncDay
+    rows = (
+        ModelUsage.objects.filter(timestamp__gte=start, timestamp__lt=end)
+        .order_by()
+        .annotate(
+            bucket_start=truncate("timestamp", tzinfo=UTC),
+            chart_model=Case(When(model_id__in=model_ids, then=F("model_id")), default=None),
+        )
+        .values("chart_model", "bucket_start")
+        .annotate(cost_total=_USAGE_AGGREGATES["cost_total"], uncosted_requests=UNCOSTED_REQUESTS)
+    )
+    return [
+        {
+            "model_id": row["chart_model"],
+            "start": row["bucket_start"],
+            "cost": row["cost_total"] if row["cost_total"] is not None else Decimal(0),
+            "uncosted_requests": int(row["uncosted_requests"] or 0),
+        }
+        for row in rows
+    ]
+
+
+def open_alerts_of_models(model_ids: list[int]) -> dict[int, list[Alert]]:
+    """The open alerts of each of ``model_ids``, oldest first (one query); a model without any maps to ``[]``."""
+    found: dict[int, list[Alert]] = {model_id: [] for model_id in model_ids}
+    for alert in Alert.objects.open().filter(model_id__in=model_ids).order_by("opened_at", "id"):
+        if alert.model_id is not None:
+            found[alert.model_id].append(alert)
+    return found

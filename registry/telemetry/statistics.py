@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from django.db.models import Aggregate, FloatField
 
@@ -17,8 +17,9 @@ class PercentileCont(Aggregate):
     template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
     output_field = FloatField()
 
-    def __init__(self, expression: str, fraction: float) -> None:
-        super().__init__(expression, fraction=float(fraction))
+    def __init__(self, expression: str, fraction: float, **extra: Any) -> None:
+        # ``extra`` passes ``filter=Q(...)``: PostgreSQL takes FILTER (WHERE ...) on ordered-set aggregates too.
+        super().__init__(expression, fraction=float(fraction), **extra)
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -26,6 +26,7 @@ ROUTES: list[tuple[str, str, Any, Role, int]] = [
     ("get", "/models", None, Role.VIEWER, 200),
     ("post", "/models", NEW_MODEL, Role.EDITOR, 201),
     ("get", "/models/select?capability=code", None, Role.VIEWER, 200),
+    ("get", "/models/compare?models={model},other-model", None, Role.VIEWER, 200),
     ("get", MODEL, None, Role.VIEWER, 200),
     ("put", MODEL, {**NEW_MODEL, "name": NAME}, Role.EDITOR, 200),
     ("patch", MODEL, {"description": "changed"}, Role.EDITOR, 200),
@@ -116,11 +117,12 @@ def test_permission_matrix(
     model = RegisteredModelFactory(name=NAME)
     ModelCapabilityFactory(model=model, capability="code", capability_score=0.9)
     endpoint = ModelEndpointFactory(model=model)
+    RegisteredModelFactory(name="other-model")  # GET /models/compare compares two
     client = APIClient()
     token = token_for(caller, role_users)
     if token is not None:
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    response = getattr(client, method)(path.format(endpoint=endpoint.pk), body, format="json")
+    response = getattr(client, method)(path.format(endpoint=endpoint.pk, model=model.pk), body, format="json")
     assert response.status_code == expected_status(caller, required, success)
     if response.status_code == 401:
         assert response["WWW-Authenticate"] == 'Bearer realm="model-registry"'

@@ -13,7 +13,7 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from registry.models import ModelRuntime
+from registry.models import Alert, AlertKind, ModelRuntime
 from tests.factories import (
     ModelCapabilityFactory,
     ModelEndpointFactory,
@@ -87,12 +87,16 @@ def populated() -> dict[str, int]:
     endpoint = ModelEndpointFactory(model=model, api_key="sk-x", headers={"X-A": "b"})
     ModelUsageFactory(model=model, cost="0.25")
     ModelPerformanceFactory(model=model, task_category="chat", sample_size=10)
-    return {"endpoint": endpoint.pk}
+    # A second model for GET /models/compare, with an open alert.
+    other = RegisteredModelFactory(name="gpt-4o-mini", provider="openai", input_cost_per_mtok="0.15")
+    Alert.objects.create(kind=AlertKind.ERROR_RATE, model=other, message="error rate 27%")
+    return {"endpoint": endpoint.pk, "other": other.pk}
 
 
 CASES: list[tuple[str, str, str, Any, int]] = [
     ("get", "/models", "/models", None, 200),
     ("get", "/models/select", "/models/select?capability=code", None, 200),
+    ("get", "/models/compare", f"/models/compare?models={REF},{{other}}&date=2026-01-01", None, 200),
     (
         "post",
         "/models/select",

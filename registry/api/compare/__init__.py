@@ -1,0 +1,1 @@
+"""``GET /models/compare``: two to six models side by side (``registry.selection.compare``)."""
