@@ -34,6 +34,7 @@ from registry.catalog.services import (
     OPERATOR_EVIDENCE,
     PRICE_FIELDS,
     headers_split,
+    model_status_recorded,
     models_set_status,
     operator_fields_mark,
     price_from_model_fields,
@@ -54,6 +55,7 @@ from registry.models import (
     RegisteredModel,
     SetBy,
 )
+from registry.telemetry.availability import operator_status_cause
 
 HAND_BACK_HELP = "Tick to hand this value back to discovery: its next run writes the provider's value."
 
@@ -349,7 +351,7 @@ class CapabilityFilter(admin.SimpleListFilter):
 def _status_action(status: str, description: str) -> Any:
     @admin.action(description=description, permissions=["change"])
     def action(model_admin: RegisteredModelAdmin, request: HttpRequest, queryset: QuerySet[RegisteredModel]) -> None:
-        changed = models_set_status(models=list(queryset), status=status)
+        changed = models_set_status(models=list(queryset), status=status, actor=request.user.get_username())
         model_admin.message_user(request, f"{changed} model(s) marked {status}.", messages.SUCCESS)
 
     action.__name__ = f"mark_{status}"
@@ -485,6 +487,13 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
         if change:
             operator_fields_mark(obj, form.changed_data, handed_back=form.cleaned_data.get("return_to_discovery") or [])
         super().save_model(request, obj, form, change)
+        if not change or "status" in form.changed_data:
+            cause = (
+                operator_status_cause(obj.status, "console")
+                if change
+                else f"registered {obj.status} by an operator (console)"
+            )
+            model_status_recorded(model=obj, actor=request.user.get_username(), cause=cause)
         if set(PRICE_FIELDS) & set(form.changed_data):
             price_from_model_fields(obj, set_by=SetBy.OPERATOR)
 
