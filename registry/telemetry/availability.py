@@ -17,7 +17,7 @@ lane, registry/operations/retention.py), then each event in the window starts a 
 States: ``available``, ``degraded`` (available, with an error-rate alert open), ``unavailable``,
 ``deprecated``, and ``unknown`` before a model's first event. ``available_fraction`` is the time
 available or degraded over the time whose state is known: a model registered mid-period is judged
-on the part of it that it existed. Five queries whatever the range.
+on the part of it that it existed. Four queries whatever the range.
 """
 
 from __future__ import annotations
@@ -289,7 +289,7 @@ def availability(model_id: int, start: datetime, end: datetime) -> Availability:
 
 
 def availability_fractions(model_ids: Sequence[int], start: datetime, end: datetime) -> dict[int, float | None]:
-    """Each model's ``available_fraction`` over ``[start, end)`` (for side-by-side pages; five queries a model)."""
+    """Each model's ``available_fraction`` over ``[start, end)`` (for side-by-side pages; four queries a model)."""
     return {model_id: availability(model_id, start, end).available_fraction for model_id in model_ids}
 
 
