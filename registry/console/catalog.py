@@ -39,10 +39,11 @@ from registry.catalog.services import (
     operator_fields_mark,
     price_from_model_fields,
 )
+from registry.console.availability import availability_context
 from registry.console.charts import line_chart, stacked_bar_chart
 from registry.console.dashboard import RANGES, model_charts, model_runtime_rows
 from registry.console.export import EXPORT_CHANGE_LIST, CsvExportMixin, columns_of
-from registry.console.figures import cost_text
+from registry.console.figures import cost_text, unload_text
 from registry.console.forms import ApiValidatedForm, OptionalJSONField, WriteOnlySecretsForm
 from registry.models import (
     OPERATOR_OWNABLE_FIELDS,
@@ -442,7 +443,11 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
     def runtime_per_host(self, model: RegisteredModel) -> SafeString | str:
         rows = model_runtime_rows(model_id=model.pk) if model.pk else []
         if not rows:
-            return "No Ollama host was asked about this model yet (discovery and the runtime poll ask)."
+            return format_html(
+                '<div id="model-runtime-section">{}</div>',
+                "No Ollama host was asked about this model yet (discovery and the runtime poll ask).",
+            )
+        now = timezone.now()
         cells = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -456,15 +461,20 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
                     ),
                     filesizeformat(row.size_vram) if row.size_vram is not None else "-",
                     row.context_length or "-",
-                    f"{row.expires_at:%Y-%m-%d %H:%M:%S}" if row.expires_at else "-",
+                    format_html(
+                        '<span title="{}">{}</span>',
+                        f"{row.expires_at:%Y-%m-%d %H:%M:%S} UTC" if row.expires_at else "",
+                        unload_text(loaded=row.loaded, expires_at=row.expires_at, now=now),
+                    ),
                     f"{row.checked_at:%Y-%m-%d %H:%M:%S}",
                 )
                 for row in rows
             ),
         )
         return format_html(
-            '<table id="model-runtime"><thead><tr><th>host</th><th>loaded</th><th>VRAM</th><th>context</th>'
-            "<th>unloads at</th><th>checked at</th></tr></thead><tbody>{}</tbody></table>",
+            '<div id="model-runtime-section"><table id="model-runtime"><thead><tr><th>host</th><th>loaded</th>'
+            "<th>VRAM</th><th>context</th><th>unloads</th><th>checked at</th></tr></thead>"
+            "<tbody>{}</tbody></table></div>",
             cells,
         )
 
@@ -547,6 +557,9 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
         extra = dict(extra_context or {})
         if object_id.isdigit() and request.user.has_perm("registry.view_modelusage"):
             extra.update(self.charts_context(int(object_id), request.GET.get("range", "24h")))
+        if object_id.isdigit():
+            # Four queries, whatever the history's length (an id of no model shows nothing: it redirects).
+            extra.update(availability_context(model_id=int(object_id), period=request.GET.get("availability", "")))
         return super().change_view(request, object_id, form_url, extra)
 
     def charts_context(self, model_id: int, chart_range: str) -> dict[str, Any]:
