@@ -19,6 +19,8 @@ queries and a rerun over an unchanged answer writes nothing. The rules:
 - An Ollama source is also asked what it has loaded (``GET /api/ps``, discovery.runtime). A model
   loaded but not in ``/api/tags`` is registered from its ``/api/ps`` entry (the host serves it).
   A failing ``/api/ps`` is a warning on the run, never its failure.
+- A model added, made unavailable or available again is an event of its availability history
+  (registry.telemetry.availability), dated at the run and naming it, written in the same transaction.
 """
 
 from __future__ import annotations
