@@ -202,6 +202,68 @@ def _moment_text(moment: datetime, span: timedelta) -> str:
     return f"{moment:%Y-%m-%d %H:%M}" if span > timedelta(days=2) else f"{moment:%m-%d %H:%M}"
 
 
+def _span_tip(lane: str, span: Span) -> str:
+    seconds = (span.end - span.start).total_seconds()
+    return (
+        f"{lane}: {span.state} · {span.start:%Y-%m-%d %H:%M} → {span.end:%Y-%m-%d %H:%M} UTC "
+        f"({duration_text(seconds)})" + (f" · {span.cause}" if span.cause else "")
+    )
+
+
+def _timeline_marks(
+    lane: str, spans: Sequence[Span], start: datetime, total: float, plot_w: float
+) -> list[tuple[float, float, str, str]]:
+    """Each mark to draw as (x, width, state, hover text); spans narrower than a pixel are drawn together.
+
+    A host that loads and unloads a model every few minutes gives thousands of spans over 90 days:
+    drawn one by one they would weigh megabytes and show nothing more. Consecutive spans under a
+    pixel wide become one mark in the state that lasted longest among them, whose hover text says
+    how many changes it holds and each state's share, so the page's size is bounded by its width.
+    """
+    marks: list[tuple[float, float, str, str]] = []
+    group: list[Span] = []
+
+    def x_of(moment: datetime) -> float:
+        return TIMELINE_LABEL_WIDTH + plot_w * (moment - start).total_seconds() / total
+
+    def flush() -> None:
+        if not group:
+            return
+        if len(group) == 1:
+            only = group[0]
+            marks.append(
+                (x_of(only.start), max(1.0, x_of(only.end) - x_of(only.start)), only.state, _span_tip(lane, only))
+            )
+        else:
+            shares: dict[str, float] = {}
+            for span in group:
+                shares[span.state] = shares.get(span.state, 0.0) + (span.end - span.start).total_seconds()
+            seconds = sum(shares.values())
+            state = max(shares, key=lambda name: shares[name])
+            mix = ", ".join(
+                f"{name} {value / seconds:.0%}" for name, value in sorted(shares.items(), key=lambda i: -i[1])
+            )
+            tip = (
+                f"{lane}: {len(group)} changes · {group[0].start:%Y-%m-%d %H:%M} → {group[-1].end:%Y-%m-%d %H:%M} UTC "
+                f"({duration_text(seconds)}): {mix}"
+            )
+            marks.append((x_of(group[0].start), max(1.0, x_of(group[-1].end) - x_of(group[0].start)), state, tip))
+        group.clear()
+
+    for span in spans:
+        narrow = x_of(span.end) - x_of(span.start) < 1.0
+        if not narrow:
+            flush()
+            group.append(span)
+            flush()
+            continue
+        group.append(span)
+        if x_of(span.end) - x_of(group[0].start) >= 1.0:
+            flush()
+    flush()
+    return marks
+
+
 def timeline_chart(
     *, title: str, start: datetime, end: datetime, lanes: Sequence[tuple[str, Sequence[Span]]], states: Sequence[str]
 ) -> SafeString:
@@ -223,17 +285,10 @@ def timeline_chart(
             f'<text class="axis" x="{TIMELINE_LABEL_WIDTH - 6}" y="{y + TIMELINE_LANE_HEIGHT / 2 + 4:.1f}" '
             f'text-anchor="end">{escape(name)}</text>'
         )
-        for span in spans:
-            x = TIMELINE_LABEL_WIDTH + plot_w * (span.start - start).total_seconds() / total
-            width = max(1.0, plot_w * (span.end - span.start).total_seconds() / total)
-            seconds = (span.end - span.start).total_seconds()
-            tip = (
-                f"{name}: {span.state} · {span.start:%Y-%m-%d %H:%M} → {span.end:%Y-%m-%d %H:%M} UTC "
-                f"({duration_text(seconds)})" + (f" · {span.cause}" if span.cause else "")
-            )
+        for x, width, state, tip in _timeline_marks(name, spans, start, total, plot_w):
             body.append(
-                f'<rect class="timeline-span timeline-{escape(span.state)}" x="{x:.1f}" y="{y}" '
-                f'width="{width:.1f}" height="{TIMELINE_LANE_HEIGHT}" data-state="{escape(span.state)}">'
+                f'<rect class="timeline-span timeline-{escape(state)}" x="{x:.1f}" y="{y}" '
+                f'width="{width:.1f}" height="{TIMELINE_LANE_HEIGHT}" data-state="{escape(state)}">'
                 f"<title>{escape(tip)}</title></rect>"
             )
     axis_y = height - 6
