@@ -14,8 +14,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from registry.console.charts import Span, duration_text, timeline_chart
-from registry.models import ModelStatusEvent, StatusEventKind
-from registry.telemetry.availability import RUNTIME_STATES, STATES, Interval, availability
+from registry.models import StatusEventKind
+from registry.telemetry.availability import RUNTIME_STATES, STATES, Event, Interval, availability
 
 # The periods the page offers (``?availability=``), the first the default.
 PERIODS: dict[str, timedelta] = {
@@ -44,7 +44,7 @@ def _spans(intervals: list[Interval]) -> list[Span]:
     return [Span(i.start, i.end, i.state, i.cause) for i in intervals]
 
 
-def _lane(event: ModelStatusEvent) -> str:
+def _lane(event: Event) -> str:
     if event.kind == StatusEventKind.ALERT:
         return f"{event.alert_kind.replace('_', ' ')} alert"
     return "runtime" if event.kind == StatusEventKind.RUNTIME else "status"
@@ -59,14 +59,14 @@ def _run_url(run_id: int | None) -> str | None:
         return None
 
 
-def _event_rows(events: list[ModelStatusEvent]) -> list[EventRow]:
+def _event_rows(events: list[Event]) -> list[EventRow]:
     return [
         EventRow(
             at=event.at,
             lane=_lane(event),
             state=event.state,
             cause=event.cause,
-            by=event.actor or event.get_origin_display(),
+            by=event.actor or event.origin_label,
             run_url=_run_url(event.run_id),
             run_id=event.run_id,
         )

@@ -25,12 +25,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from discovery.models import ProviderSource
-from registry.models import AlertKind, ModelStatus, ModelStatusEvent, StatusEventKind
+from registry.models import AlertKind, ModelStatus, ModelStatusEvent, StatusEventKind, StatusEventOrigin
 
 # The alert kinds whose opening and resolution are availability events.
 AVAILABILITY_ALERT_KINDS = (AlertKind.UNAVAILABLE, AlertKind.ERROR_RATE)
@@ -130,7 +131,7 @@ def operator_status_cause(status: str, via: str) -> str:
 # --- Reads -----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Interval:
     """A stretch of ``[start, end)`` in one state, and the cause of the event that began it."""
 
@@ -144,6 +145,45 @@ class Interval:
         return (self.end - self.start).total_seconds()
 
 
+@dataclass(slots=True)
+class Event:
+    """A status event as the reads give it: plain values, its source by name (one query for any number).
+
+    Not frozen: thousands are built per read, and a frozen dataclass's construction costs twice as much.
+    """
+
+    at: datetime
+    kind: str
+    state: str
+    alert_kind: str
+    origin: str
+    cause: str
+    actor: str
+    source_id: int | None
+    source: str | None
+    run_id: int | None
+    alert_id: int | None
+
+    @property
+    def origin_label(self) -> str:
+        return str(StatusEventOrigin(self.origin).label) if self.origin in StatusEventOrigin.values else self.origin
+
+
+EVENT_COLUMNS = (
+    "at",
+    "kind",
+    "state",
+    "alert_kind",
+    "origin",
+    "cause",
+    "actor",
+    "source_id",
+    "source__name",
+    "run_id",
+    "alert_id",
+)
+
+
 @dataclass(frozen=True)
 class Availability:
     """A model's availability over ``[start, end)``: the status lane, the runtime lane and the events."""
@@ -153,7 +193,7 @@ class Availability:
     end: datetime
     intervals: list[Interval]
     runtime: list[Interval]  # empty when no host was ever asked about the model
-    events: list[ModelStatusEvent]
+    events: list[Event]  # the period's events, oldest first
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -196,7 +236,7 @@ class _Sweep:
             return UNKNOWN, "no host asked yet"
         return (LOADED if any(self.hosts.values()) else UNLOADED), self.runtime_cause
 
-    def apply(self, event: ModelStatusEvent) -> None:
+    def apply(self, event: Event | ModelStatusEvent) -> None:
         if event.kind == StatusEventKind.STATUS:
             self.status, self.status_cause = event.state, event.cause
         elif event.kind == StatusEventKind.RUNTIME:
@@ -207,19 +247,27 @@ class _Sweep:
 
 
 class _Lane:
-    """Builds a lane's intervals, merging consecutive stretches in the same state."""
+    """Builds a lane's intervals, merging consecutive stretches in the same state.
+
+    Mutable rows until the end: a busy lane extends tens of thousands of times in a quarter, and a
+    frozen dataclass per extension costs more than the query that read the events.
+    """
 
     def __init__(self) -> None:
-        self.intervals: list[Interval] = []
+        self.rows: list[list[Any]] = []
 
     def extend(self, start: datetime, end: datetime, state: str, cause: str) -> None:
         if end <= start:
             return
-        last = self.intervals[-1] if self.intervals else None
-        if last is not None and last.state == state and last.end == start:
-            self.intervals[-1] = Interval(last.start, end, state, last.cause)
+        rows = self.rows
+        if rows and rows[-1][2] == state and rows[-1][1] == start:
+            rows[-1][1] = end
         else:
-            self.intervals.append(Interval(start, end, state, cause))
+            rows.append([start, end, state, cause])
+
+    @property
+    def intervals(self) -> list[Interval]:
+        return [Interval(*row) for row in self.rows]
 
 
 def _state_before(model_id: int, start: datetime) -> _Sweep:
@@ -254,11 +302,14 @@ def availability(model_id: int, start: datetime, end: datetime) -> Availability:
     if start >= end:
         raise ValueError("start must be before end")
     sweep = _state_before(model_id, start)
-    events = list(
+    # Plain tuples, not model instances: a host that loads and unloads a model every few minutes
+    # gives thousands of events in a quarter, and instances cost five times as much to build.
+    rows = (
         ModelStatusEvent.objects.filter(model_id=model_id, at__gte=start, at__lt=end)
-        .select_related("source")
         .order_by("at", "id")
+        .values_list(*EVENT_COLUMNS)
     )
+    events = [Event(*row) for row in rows]
     status_lane, runtime_lane = _Lane(), _Lane()
     moment = start
     for event in events:
@@ -273,16 +324,17 @@ def availability(model_id: int, start: datetime, end: datetime) -> Availability:
     runtime_state, runtime_cause = sweep.runtime_state()
     runtime_lane.extend(moment, end, runtime_state, runtime_cause)
 
+    intervals, runtime = status_lane.intervals, runtime_lane.intervals
     seconds = dict.fromkeys(STATES, 0.0)
-    for interval in status_lane.intervals:
+    for interval in intervals:
         seconds[interval.state] += interval.seconds
-    asked = any(interval.state != UNKNOWN for interval in runtime_lane.intervals)
+    asked = any(interval.state != UNKNOWN for interval in runtime)
     return Availability(
         model_id=model_id,
         start=start,
         end=end,
-        intervals=status_lane.intervals,
-        runtime=runtime_lane.intervals if asked else [],
+        intervals=intervals,
+        runtime=runtime if asked else [],
         events=events,
         seconds=seconds,
     )
