@@ -116,11 +116,11 @@ def main() -> int:
         selector_quarter = median_ms(lambda: availability(model.pk, *quarter))
 
         api = Client()
-        header = {"HTTP_AUTHORIZATION": f"Bearer {AccessToken.for_user(admin)}"}
+        header = {"Authorization": f"Bearer {AccessToken.for_user(admin)}"}
         path = f"/models/{model.pk}/availability"
 
         def get(query: dict[str, str]) -> None:
-            response = api.get(path, query, **header)
+            response = api.get(path, query, headers=header)
             assert response.status_code == 200, response.status_code
 
         api_week = median_ms(lambda: get({}))

@@ -234,7 +234,10 @@ class AvailabilityEventSerializer(serializers.Serializer):
     origin = serializers.ChoiceField(choices=StatusEventOrigin.choices)
     cause = serializers.CharField(allow_blank=True)
     actor = serializers.CharField(allow_blank=True, help_text="Who acted, for an operator's change.")
-    source = serializers.CharField(allow_null=True, source="source.name", default=None)
+    # Shadows Field.source only in the class body, as UsageFiguresSerializer.errors does.
+    source = serializers.CharField(  # type: ignore[assignment]
+        allow_null=True, help_text="The provider source (host) involved, by name."
+    )
     run_id = serializers.IntegerField(allow_null=True)
     alert_id = serializers.IntegerField(allow_null=True)
 
