@@ -10,7 +10,9 @@ the source's rows in a fixed number of queries whatever the number of models.
 - Entries are matched to models by exact name, as discovery matches ``/api/tags`` names. A loaded
   model with no registered model of its name is reported (``unregistered``): a discovery run
   registers it, the poll queues one.
-- Observations, not changes: no audit entries (a 30 s poll would drown the audit log). The read
+- Observations, not changes: no audit entries (a 30 s poll would drown the audit log). A model
+  loaded or unloaded since the host's last check is an event of its availability history
+  (registry.telemetry.availability), one row per change, not per poll. The read
   cache is invalidated by every write, which is every poll that finds rows: model bodies show
   ``checked_at``, and a cached body never shows an older one than the table holds.
 """
@@ -32,9 +34,10 @@ from discovery.clients.base import LoadedModel, ProviderError
 from discovery.locks import runtime_lock
 from discovery.models import DiscoveryRun, ProviderSource
 from registry.catalog.credentials import redact_text
-from registry.models import ModelRuntime, RegisteredModel
+from registry.models import ModelRuntime, ModelStatusEvent, RegisteredModel, StatusEventKind, StatusEventOrigin
 from registry.operations import metrics
 from registry.reads.cache import models_changed
+from registry.telemetry.availability import LOADED, UNLOADED, status_event, status_events_record
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +76,8 @@ def _values(entry: LoadedModel | None) -> dict[str, Any]:
 def runtime_record(*, source: ProviderSource, entries: Sequence[LoadedModel], checked_at: datetime) -> RuntimeRecorded:
     """Record that ``source``'s host listed ``entries`` as loaded at ``checked_at`` (when it answered).
 
-    Four queries (lock, names, rows, one upsert) whatever the number of entries on PostgreSQL
+    Four queries (lock, names, rows, one upsert), and a fifth when a model was loaded or unloaded
+    since the last check (its availability history's events), whatever the number of entries on PostgreSQL
     (SQLite splits the upsert at its parameter limit); one for an idle host that never had a model
     loaded. An observation older than the
     rows already stored (a slow poll overtaken by a faster one) is dropped.
@@ -116,6 +120,7 @@ def _record(source: ProviderSource, wanted: dict[str, LoadedModel], checked_at: 
             update_fields=[*VALUE_FIELDS, "checked_at"],
         )
         models_changed()
+    status_events_record(_loaded_changes(source, existing, desired, checked_at))
     return RuntimeRecorded(
         loaded=sorted(ids),
         unregistered=sorted(set(wanted) - set(ids)),
@@ -123,6 +128,37 @@ def _record(source: ProviderSource, wanted: dict[str, LoadedModel], checked_at: 
         changed=changed,
         rows=len(desired),
     )
+
+
+def _loaded_changes(
+    source: ProviderSource,
+    existing: dict[int, ModelRuntime],
+    desired: dict[int, dict[str, Any]],
+    checked_at: datetime,
+) -> list[ModelStatusEvent]:
+    """The availability history's events of a check: each model the host loaded or unloaded since the last one.
+
+    A model first seen not loaded is no event (there is no row then: new rows are loaded ones).
+    """
+    events = []
+    for model_id, values in desired.items():
+        row = existing.get(model_id)
+        was_loaded = row.loaded if row is not None else False
+        if values["loaded"] == was_loaded:
+            continue
+        loaded = bool(values["loaded"])
+        events.append(
+            status_event(
+                model_id=model_id,
+                kind=StatusEventKind.RUNTIME,
+                state=LOADED if loaded else UNLOADED,
+                origin=StatusEventOrigin.RUNTIME,
+                cause=f"host {source.name} {'lists it' if loaded else 'no longer lists it'} as loaded (GET /api/ps)",
+                at=checked_at,
+                source_id=source.pk,
+            )
+        )
+    return events
 
 
 class _FailureLog:

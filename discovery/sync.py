@@ -19,6 +19,8 @@ queries and a rerun over an unchanged answer writes nothing. The rules:
 - An Ollama source is also asked what it has loaded (``GET /api/ps``, discovery.runtime). A model
   loaded but not in ``/api/tags`` is registered from its ``/api/ps`` entry (the host serves it).
   A failing ``/api/ps`` is a warning on the run, never its failure.
+- A model added, made unavailable or available again is an event of its availability history
+  (registry.telemetry.availability), dated at the run and naming it, written in the same transaction.
 """
 
 from __future__ import annotations
@@ -55,11 +57,15 @@ from registry.models import (
     ModelParameter,
     ModelPrice,
     ModelStatus,
+    ModelStatusEvent,
     RegisteredModel,
     SetBy,
+    StatusEventKind,
+    StatusEventOrigin,
 )
 from registry.operations import metrics
 from registry.reads.cache import models_changed
+from registry.telemetry.availability import status_event, status_events_record
 
 logger = logging.getLogger(__name__)
 
@@ -387,8 +393,40 @@ def _delete(table: type[RowT], rows: list[RowT]) -> None:
         table._default_manager.filter(pk__in=[row.pk for row in rows]).delete()
 
 
-def apply_plan(plan: SyncPlan) -> None:
-    """Write ``plan`` with bulk operations (a bounded number of queries), auditing each write."""
+def _status_events(plan: SyncPlan, source: ProviderSource, run_id: int | None) -> list[ModelStatusEvent]:
+    """The availability history's events of a run: models it added, and those it made unavailable or available."""
+
+    def event(model: RegisteredModel, cause: str) -> ModelStatusEvent:
+        return status_event(
+            model_id=model.pk,
+            kind=StatusEventKind.STATUS,
+            state=model.status,
+            origin=StatusEventOrigin.DISCOVERY,
+            cause=cause,
+            at=plan.now,
+            source_id=source.pk,
+            run_id=run_id,
+        )
+
+    run = f"run #{run_id}" if run_id is not None else "a run"
+    events = [event(model, f"first listed by source {source.name} ({run})") for model in plan.models.create]
+    for model, changes in plan.models.update:
+        if "status" not in changes:
+            continue
+        if model.status == ModelStatus.UNAVAILABLE:
+            cause = f"no longer listed by source {source.name} nor any other ({run})"
+        else:
+            cause = f"listed again by source {source.name} ({run})"
+        events.append(event(model, cause))
+    return events
+
+
+def apply_plan(plan: SyncPlan, *, source: ProviderSource, run_id: int | None = None) -> None:
+    """Write ``plan`` with bulk operations (a bounded number of queries), auditing each write.
+
+    Status changes also go to the availability history, dated at the run (``plan.now``): the
+    moment a model was found missing is the run that did not list it, not its ``last_seen_at``.
+    """
     # log_bulk looks up each row's content type; warm Django's cache in one query instead of four.
     ContentType.objects.get_for_models(RegisteredModel, ModelEndpoint, ModelCapability, ModelParameter, ModelPrice)
     _create(RegisteredModel, plan.models.create)
@@ -416,6 +454,7 @@ def apply_plan(plan: SyncPlan) -> None:
     for price in prices:
         price.model_id = price.model.pk
     _create(ModelPrice, prices)
+    status_events_record(_status_events(plan, source, run_id))
     if prices:
         # Usage of these models could not be costed before: it can be from now on.
         Alert.objects.filter(
@@ -506,7 +545,7 @@ def _discover(run: DiscoveryRun, *, dry_run: bool, progress: Progress | None) ->
             with transaction.atomic():
                 plan = plan_sync(source, _with_loaded(listing, loaded, source.base_url), now=timezone.now())
                 if not dry_run:
-                    apply_plan(plan)
+                    apply_plan(plan, source=source, run_id=run.pk)
         except ProviderError as exc:
             logger.warning("discovery source %s failed: %s", source.name, exc)
             return RunOutcome(RunStatus.FAILED, str(exc), warnings=warnings)

@@ -577,3 +577,69 @@ class ModelDocument(models.Model):
 
     def __str__(self) -> str:
         return f"document of model {self.model_id}"
+
+
+class StatusEventKind(models.TextChoices):
+    """What a status event records: each kind is one lane of a model's availability history."""
+
+    STATUS = "status", "Deployment status"
+    RUNTIME = "runtime", "Loaded on a host"
+    ALERT = "alert", "Availability alert"
+
+
+class StatusEventOrigin(models.TextChoices):
+    """Which writer recorded a status event."""
+
+    DISCOVERY = "discovery", "Discovery run"
+    RUNTIME = "runtime", "Runtime check (GET /api/ps)"
+    OPERATOR = "operator", "Operator"
+    ALERT_CHECK = "alert_check", "Alert check"
+    HISTORY_START = "history_start", "Start of history"
+
+
+class ModelStatusEventQuerySet(models.QuerySet["ModelStatusEvent"]):
+    def of_lane(self, kind: str, *, alert_kind: str = "") -> ModelStatusEventQuerySet:
+        return self.filter(kind=kind, alert_kind=alert_kind)
+
+
+class ModelStatusEvent(models.Model):
+    """A change in a model's availability: its status, a host loading or unloading it, an availability alert.
+
+    Written by the code that makes the change (registry.telemetry.availability), never by a signal;
+    the intervals of a model's availability history are derived from these rows. ``state`` is the
+    status reached (available, unavailable, deprecated), ``loaded``/``unloaded`` for a host, or
+    ``opened``/``resolved`` for an alert. The run and the alert are plain ids: retention prunes
+    runs and resolved alerts on their own schedule, and an event outlives them.
+    """
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="status_events")
+    at = models.DateTimeField(help_text="When the change happened (the run, the check or the save that saw it).")
+    kind = models.CharField(max_length=20, choices=StatusEventKind.choices)
+    state = models.CharField(max_length=20)
+    alert_kind = models.CharField(max_length=30, blank=True, default="", help_text="Alert events: the alert's kind.")
+    origin = models.CharField(max_length=20, choices=StatusEventOrigin.choices)
+    cause = models.CharField(max_length=300, blank=True, default="")
+    actor = models.CharField(max_length=150, blank=True, default="", help_text="The operator's username, if one.")
+    source = models.ForeignKey(
+        "discovery.ProviderSource", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    run_id = models.BigIntegerField(null=True, blank=True, help_text="The discovery run that saw the change.")
+    alert_id = models.BigIntegerField(null=True, blank=True, help_text="The alert opened or resolved.")
+
+    objects = ModelStatusEventQuerySet.as_manager()
+
+    class Meta:
+        db_table = "model_status_events"
+        ordering = ["-at", "-id"]
+        verbose_name = "status event"
+        constraints = [
+            models.CheckConstraint(condition=~Q(state=""), name="model_status_events_state_not_empty"),
+        ]
+        indexes = [
+            models.Index(fields=["model", "kind", "at"], name="model_status_events_lane"),
+            # Retention's cutoff, across all models.
+            models.Index(fields=["at"], name="model_status_events_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.state} @ {self.at:%Y-%m-%d %H:%M}"

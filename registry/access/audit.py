@@ -128,6 +128,18 @@ def _current_context() -> dict[str, Any]:
     return dict(_actor_context.get() or {})
 
 
+def current_actor_name() -> str:
+    """The innermost ``acting_as`` actor's name (a username, or a label such as ``platform:<sub>``); "" outside one.
+
+    For records that name who acted without being audit entries themselves (availability history).
+    """
+    context = _actor_context.get() or {}
+    if context.get("actor_email"):
+        return str(context["actor_email"])
+    user = context.get("actor")
+    return str(user.get_username()) if user is not None and hasattr(user, "get_username") else ""
+
+
 def _redacted(changes: dict[str, list[Any]]) -> dict[str, list[Any]]:
     # Discovery's endpoint URLs derive from the source's base URL, which may carry user info.
     return {name: [redact_text(v) if isinstance(v, str) else v for v in pair] for name, pair in changes.items()}

@@ -16,7 +16,7 @@ from registry.api.catalog.views import CapabilityViewSet, EndpointViewSet, Model
 from registry.api.compare.views import CompareViewSet
 from registry.api.permissions import IsViewer
 from registry.api.schema_views import DocsView, SchemaView
-from registry.api.telemetry.views import PerformanceViewSet, UsageViewSet
+from registry.api.telemetry.views import AvailabilityViewSet, PerformanceViewSet, UsageViewSet
 from registry.api.tokens import TokenObtainView, TokenRefreshThrottledView, TokenVerifyThrottledView
 
 REF = r"(?P<ref>.+)"
@@ -57,6 +57,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     re_path(rf"^models/{REF}/prices$", PriceViewSet.as_view({"get": "list", "post": "create"}), name="model-prices"),
     re_path(rf"^models/{REF}/usage$", UsageViewSet.as_view({"get": "summary", "post": "create"}), name="model-usage"),
+    re_path(
+        rf"^models/{REF}/availability$", AvailabilityViewSet.as_view({"get": "history"}), name="model-availability"
+    ),
     re_path(
         rf"^models/{REF}/endpoints/(?P<endpoint_id>[0-9]+)$",
         EndpointViewSet.as_view({"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}),

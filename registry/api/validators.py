@@ -22,7 +22,7 @@ from registry.models import (
 )
 
 # Path words after a model's name: a name may not contain them as a segment, or its URLs would be ambiguous.
-SUB_RESOURCES = ("capabilities", "parameters", "performance", "usage", "endpoints", "prices")
+SUB_RESOURCES = ("capabilities", "parameters", "performance", "usage", "endpoints", "prices", "availability")
 
 
 RESERVED_NAMES = ("select", "compare")
@@ -102,7 +102,7 @@ LABEL_PATTERN = f"^{_SOLID_CHAR}(?:{_PLAIN_CHAR}*{_SOLID_CHAR})?$"
 # A model name as a regular expression: what validate_model_name accepts, stated in the schema.
 MODEL_NAME_PATTERN = (
     r"^(?![0-9]+$)(?!select$)(?!compare$)(?!/)(?!.*/$)(?!.*//)"
-    r"(?!.*/(?:capabilities|parameters|performance|usage|endpoints)(?:/|$))"
+    r"(?!.*/(?:capabilities|parameters|performance|usage|endpoints|availability)(?:/|$))"
     f"[^{_excluded_class(_WHITESPACE + '?#')}\\\\]+$"
 )
 

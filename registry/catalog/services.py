@@ -32,9 +32,11 @@ from registry.models import (
     ModelStatus,
     RegisteredModel,
     SetBy,
+    StatusEventOrigin,
 )
 from registry.reads.cache import models_changed
 from registry.telemetry import alerts
+from registry.telemetry.availability import operator_status_cause, status_change_record
 
 MODEL_FIELDS: Final = frozenset(
     {
@@ -121,17 +123,21 @@ def model_register(
     capabilities: Mapping[str, float] | None = None,
     endpoints: Sequence[Mapping[str, Any]] | None = None,
     operator_owned: bool = False,
+    actor: str = "",
+    via: str = "API",
 ) -> RegisteredModel:
     """Register a model by hand, with its capabilities and endpoints; raises ``ModelNameConflict``.
 
     ``operator_owned`` marks the fields given as the operator's from the start (a registry file's
     apply), so that discovery, should a source later list a model of that name, leaves them alone.
+    ``actor`` (a username) and ``via`` (the API, the console) go into its availability history.
     """
     _ensure_name_free(fields["name"])
     model = RegisteredModel(**{key: value for key, value in fields.items() if key in MODEL_FIELDS})
     if operator_owned:
         operator_fields_mark(model, [key for key in fields if key in MODEL_FIELDS])
     _save_model(model)
+    model_status_recorded(model=model, actor=actor, cause=f"registered {model.status} by an operator ({via})")
     price_from_model_fields(model, set_by=SetBy.OPERATOR)
     for capability, score in (capabilities or {}).items():
         capability_set(model=model, capability=capability, score=score)
@@ -148,11 +154,14 @@ def model_update(
     fields: Mapping[str, Any],
     capabilities: Mapping[str, float] | None = None,
     endpoints: Sequence[Mapping[str, Any]] | None = None,
+    actor: str = "",
+    via: str = "API",
 ) -> RegisteredModel:
     """Change a model's fields; ``capabilities`` and ``endpoints``, when given, become its whole set.
 
     An endpoint item with an ``id`` updates that endpoint, one without creates one; endpoints
-    not listed are deleted. Raises ``ModelNameConflict`` on a rename to a taken name.
+    not listed are deleted. Raises ``ModelNameConflict`` on a rename to a taken name. A status
+    change goes into the availability history under ``actor``.
     """
     if "name" in fields and fields["name"] != model.name:
         _ensure_name_free(fields["name"], exclude_pk=model.pk)
@@ -162,6 +171,8 @@ def model_update(
     if changed:
         operator_fields_mark(model, changed)
         _save_model(model)
+        if "status" in changed:
+            model_status_recorded(model=model, actor=actor, cause=operator_status_cause(model.status, via))
         if {"input_cost_per_mtok", "output_cost_per_mtok"} & set(changed):
             price_from_model_fields(model, set_by=SetBy.OPERATOR)
     if capabilities is not None:
@@ -210,15 +221,34 @@ def operator_fields_mark(model: RegisteredModel, changed: Sequence[str], *, hand
     model.operator_fields = sorted(owned)
 
 
+def model_status_recorded(*, model: RegisteredModel, actor: str, cause: str) -> None:
+    """Put an operator's status of ``model`` (saved) into its availability history.
+
+    Without an ``actor``, the audit's current one (the API names it for each write request).
+    """
+    status_change_record(
+        model_id=model.pk,
+        status=model.status,
+        origin=StatusEventOrigin.OPERATOR,
+        cause=cause,
+        at=model.updated_at,
+        actor=actor or audit.current_actor_name(),
+    )
+
+
 @transaction.atomic
-def models_set_status(*, models: Sequence[RegisteredModel], status: str) -> int:
-    """Set the status of ``models`` by hand (audited row by row); returns how many changed."""
+def models_set_status(*, models: Sequence[RegisteredModel], status: str, actor: str = "", via: str = "console") -> int:
+    """Set the status of ``models`` by hand (audited row by row, and in their availability history).
+
+    Returns how many changed.
+    """
     changed = 0
     for model in models:
         if model.status != status:
             model.status = status
             operator_fields_mark(model, ["status"])
             model.save(update_fields=["status", "operator_fields", "updated_at"])
+            model_status_recorded(model=model, actor=actor, cause=operator_status_cause(status, via))
             changed += 1
     return changed
 

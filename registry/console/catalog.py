@@ -34,15 +34,17 @@ from registry.catalog.services import (
     OPERATOR_EVIDENCE,
     PRICE_FIELDS,
     headers_split,
+    model_status_recorded,
     models_set_status,
     operator_fields_mark,
     price_from_model_fields,
 )
+from registry.console.availability import availability_context
 from registry.console.charts import line_chart, stacked_bar_chart
 from registry.console.compare import compare_url, model_ref
 from registry.console.dashboard import RANGES, model_charts, model_runtime_rows
 from registry.console.export import CsvExportMixin, columns_of
-from registry.console.figures import cost_text, count_text, percent_text
+from registry.console.figures import cost_text, count_text, percent_text, unload_text
 from registry.console.forms import ApiValidatedForm, OptionalJSONField, WriteOnlySecretsForm
 from registry.models import (
     OPERATOR_OWNABLE_FIELDS,
@@ -56,6 +58,7 @@ from registry.models import (
     SetBy,
 )
 from registry.selection.compare import MAX_MODELS, MIN_MODELS
+from registry.telemetry.availability import operator_status_cause
 
 HAND_BACK_HELP = "Tick to hand this value back to discovery: its next run writes the provider's value."
 
@@ -351,7 +354,7 @@ class CapabilityFilter(admin.SimpleListFilter):
 def _status_action(status: str, description: str) -> Any:
     @admin.action(description=description, permissions=["change"])
     def action(model_admin: RegisteredModelAdmin, request: HttpRequest, queryset: QuerySet[RegisteredModel]) -> None:
-        changed = models_set_status(models=list(queryset), status=status)
+        changed = models_set_status(models=list(queryset), status=status, actor=request.user.get_username())
         model_admin.message_user(request, f"{changed} model(s) marked {status}.", messages.SUCCESS)
 
     action.__name__ = f"mark_{status}"
@@ -458,7 +461,11 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
     def runtime_per_host(self, model: RegisteredModel) -> SafeString | str:
         rows = model_runtime_rows(model_id=model.pk) if model.pk else []
         if not rows:
-            return "No Ollama host was asked about this model yet (discovery and the runtime poll ask)."
+            return format_html(
+                '<div id="model-runtime-section">{}</div>',
+                "No Ollama host was asked about this model yet (discovery and the runtime poll ask).",
+            )
+        now = timezone.now()
         cells = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -472,15 +479,20 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
                     ),
                     filesizeformat(row.size_vram) if row.size_vram is not None else "-",
                     row.context_length or "-",
-                    f"{row.expires_at:%Y-%m-%d %H:%M:%S}" if row.expires_at else "-",
+                    format_html(
+                        '<span title="{}">{}</span>',
+                        f"{row.expires_at:%Y-%m-%d %H:%M:%S} UTC" if row.expires_at else "",
+                        unload_text(loaded=row.loaded, expires_at=row.expires_at, now=now),
+                    ),
                     f"{row.checked_at:%Y-%m-%d %H:%M:%S}",
                 )
                 for row in rows
             ),
         )
         return format_html(
-            '<table id="model-runtime"><thead><tr><th>host</th><th>loaded</th><th>VRAM</th><th>context</th>'
-            "<th>unloads at</th><th>checked at</th></tr></thead><tbody>{}</tbody></table>",
+            '<div id="model-runtime-section"><table id="model-runtime"><thead><tr><th>host</th><th>loaded</th>'
+            "<th>VRAM</th><th>context</th><th>unloads</th><th>checked at</th></tr></thead>"
+            "<tbody>{}</tbody></table></div>",
             cells,
         )
 
@@ -503,6 +515,13 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
         if change:
             operator_fields_mark(obj, form.changed_data, handed_back=form.cleaned_data.get("return_to_discovery") or [])
         super().save_model(request, obj, form, change)
+        if not change or "status" in form.changed_data:
+            cause = (
+                operator_status_cause(obj.status, "console")
+                if change
+                else f"registered {obj.status} by an operator (console)"
+            )
+            model_status_recorded(model=obj, actor=request.user.get_username(), cause=cause)
         if set(PRICE_FIELDS) & set(form.changed_data):
             price_from_model_fields(obj, set_by=SetBy.OPERATOR)
 
@@ -558,6 +577,9 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
             extra["compare_link"] = compare_url([object_id])
         if object_id.isdigit() and request.user.has_perm("registry.view_modelusage"):
             extra.update(self.charts_context(int(object_id), request.GET.get("range", "24h")))
+        if object_id.isdigit():
+            # Four queries, whatever the history's length (an id of no model shows nothing: it redirects).
+            extra.update(availability_context(model_id=int(object_id), period=request.GET.get("availability", "")))
         return super().change_view(request, object_id, form_url, extra)
 
     def charts_context(self, model_id: int, chart_range: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -236,3 +237,154 @@ def sparkline(*, title: str, values: Sequence[float | None], top: float, unit: s
         f'<svg class="sparkline" viewBox="0 0 {SPARK_WIDTH} {SPARK_HEIGHT}" width="{SPARK_WIDTH}" '
         f'height="{SPARK_HEIGHT}" role="img" aria-label="{escape(tip)}"><title>{escape(tip)}</title>{lines}</svg>'
     )
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of a timeline lane: from ``start`` to ``end`` in ``state``, with its hover text's cause."""
+
+    start: datetime
+    end: datetime
+    state: str
+    cause: str
+
+
+TIMELINE_LABEL_WIDTH = 90
+TIMELINE_LANE_HEIGHT = 22
+TIMELINE_LANE_GAP = 8
+TIMELINE_AXIS_HEIGHT = 20
+
+
+def duration_text(seconds: float) -> str:
+    """A duration as an operator reads it: 45 s, 12 min, 3 h 20 min, 2 d 4 h."""
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def _moment_text(moment: datetime, span: timedelta) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if span > timedelta(days=2) else f"{moment:%m-%d %H:%M}"
+
+
+def _span_tip(lane: str, span: Span) -> str:
+    seconds = (span.end - span.start).total_seconds()
+    return (
+        f"{lane}: {span.state} · {span.start:%Y-%m-%d %H:%M} → {span.end:%Y-%m-%d %H:%M} UTC "
+        f"({duration_text(seconds)})" + (f" · {span.cause}" if span.cause else "")
+    )
+
+
+def _timeline_marks(
+    lane: str, spans: Sequence[Span], start: datetime, total: float, plot_w: float
+) -> list[tuple[float, float, str, str]]:
+    """Each mark to draw as (x, width, state, hover text); spans narrower than a pixel are drawn together.
+
+    A host that loads and unloads a model every few minutes gives thousands of spans over 90 days:
+    drawn one by one they would weigh megabytes and show nothing more. Consecutive spans under a
+    pixel wide become one mark in the state that lasted longest among them, whose hover text says
+    how many changes it holds and each state's share, so the page's size is bounded by its width.
+    """
+    marks: list[tuple[float, float, str, str]] = []
+    group: list[Span] = []
+
+    def x_of(moment: datetime) -> float:
+        return TIMELINE_LABEL_WIDTH + plot_w * (moment - start).total_seconds() / total
+
+    def flush() -> None:
+        if not group:
+            return
+        if len(group) == 1:
+            only = group[0]
+            marks.append(
+                (x_of(only.start), max(1.0, x_of(only.end) - x_of(only.start)), only.state, _span_tip(lane, only))
+            )
+        else:
+            shares: dict[str, float] = {}
+            for span in group:
+                shares[span.state] = shares.get(span.state, 0.0) + (span.end - span.start).total_seconds()
+            seconds = sum(shares.values())
+            state = max(shares, key=lambda name: shares[name])
+            mix = ", ".join(
+                f"{name} {value / seconds:.0%}" for name, value in sorted(shares.items(), key=lambda i: -i[1])
+            )
+            tip = (
+                f"{lane}: {len(group)} changes · {group[0].start:%Y-%m-%d %H:%M} → {group[-1].end:%Y-%m-%d %H:%M} UTC "
+                f"({duration_text(seconds)}): {mix}"
+            )
+            marks.append((x_of(group[0].start), max(1.0, x_of(group[-1].end) - x_of(group[0].start)), state, tip))
+        group.clear()
+
+    for span in spans:
+        narrow = x_of(span.end) - x_of(span.start) < 1.0
+        if not narrow:
+            flush()
+            group.append(span)
+            flush()
+            continue
+        group.append(span)
+        if x_of(span.end) - x_of(group[0].start) >= 1.0:
+            flush()
+    flush()
+    return marks
+
+
+def timeline_chart(
+    *, title: str, start: datetime, end: datetime, lanes: Sequence[tuple[str, Sequence[Span]]], states: Sequence[str]
+) -> SafeString:
+    """Horizontal lanes of spans over ``[start, end)``, one colour per state (``timeline-<state>`` classes).
+
+    Each span's ``<title>`` says its state, its moments (UTC), its duration and its cause; the
+    legend gives each state's share of the first lane. Lanes without spans are left out.
+    """
+    lanes = [(name, spans) for name, spans in lanes if spans]
+    total = (end - start).total_seconds()
+    if not lanes or total <= 0:
+        return _empty("Nothing recorded in this period.")
+    plot_w = WIDTH - TIMELINE_LABEL_WIDTH - MARGIN_RIGHT
+    height = len(lanes) * (TIMELINE_LANE_HEIGHT + TIMELINE_LANE_GAP) + TIMELINE_AXIS_HEIGHT
+    body: list[str] = []
+    for row, (name, spans) in enumerate(lanes):
+        y = row * (TIMELINE_LANE_HEIGHT + TIMELINE_LANE_GAP)
+        body.append(
+            f'<text class="axis" x="{TIMELINE_LABEL_WIDTH - 6}" y="{y + TIMELINE_LANE_HEIGHT / 2 + 4:.1f}" '
+            f'text-anchor="end">{escape(name)}</text>'
+        )
+        for x, width, state, tip in _timeline_marks(name, spans, start, total, plot_w):
+            body.append(
+                f'<rect class="timeline-span timeline-{escape(state)}" x="{x:.1f}" y="{y}" '
+                f'width="{width:.1f}" height="{TIMELINE_LANE_HEIGHT}" data-state="{escape(state)}">'
+                f"<title>{escape(tip)}</title></rect>"
+            )
+    axis_y = height - 6
+    for index in range(5):
+        moment = start + (end - start) * index / 4
+        x = TIMELINE_LABEL_WIDTH + plot_w * index / 4
+        anchor = "start" if index == 0 else "end" if index == 4 else "middle"
+        body.append(
+            f'<text class="axis" x="{x:.1f}" y="{axis_y}" text-anchor="{anchor}">'
+            f"{escape(_moment_text(moment, end - start))}</text>"
+        )
+    svg = (
+        f'<svg class="chart timeline" viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title)}" '
+        f'preserveAspectRatio="xMidYMid meet">{"".join(body)}</svg>'
+    )
+    shares: dict[str, float] = {}
+    for span in lanes[0][1]:
+        shares[span.state] = shares.get(span.state, 0.0) + (span.end - span.start).total_seconds()
+    seen = {span.state for _, spans in lanes for span in spans}
+    legend = "".join(
+        f'<li><span class="swatch timeline-{escape(state)}"></span>{escape(state)}'
+        + (f" {shares[state] / total:.1%}" if state in shares else "")
+        + "</li>"
+        for state in states
+        if state in seen
+    )
+    return mark_safe(f'{svg}<ul class="chart-legend timeline-legend">{legend}</ul>')  # noqa: S308 (escaped above)

@@ -41,7 +41,7 @@ from django.db.models import Max, Model, QuerySet
 from django.utils import timezone
 
 from discovery.models import DiscoveryRun
-from registry.models import Alert, ModelPerformance, ModelUsage
+from registry.models import Alert, ModelPerformance, ModelStatusEvent, ModelUsage
 from registry.operations import metrics
 from registry.operations.locks import session_advisory_lock
 
@@ -57,6 +57,20 @@ def _discovery_runs_prunable(cutoff: datetime) -> QuerySet[DiscoveryRun]:
     # and a source that runs less often than the retention would otherwise show "never run".
     newest = DiscoveryRun.objects.order_by().values("source").annotate(newest=Max("pk")).values("newest")
     return DiscoveryRun.objects.filter(started_at__lt=cutoff).exclude(pk__in=newest)
+
+
+def _status_events_prunable(cutoff: datetime) -> QuerySet[ModelStatusEvent]:
+    # Each lane's newest event stays, however old (a model's status, each host's loaded state, each
+    # alert kind): it is the state in force at the start of the history that remains, without which
+    # a model unchanged for a year would read "unknown". Events of a lane are written in time order,
+    # so its newest is its highest id.
+    newest = (
+        ModelStatusEvent.objects.order_by()
+        .values("model", "kind", "source", "alert_kind")
+        .annotate(newest=Max("pk"))
+        .values("newest")
+    )
+    return ModelStatusEvent.objects.filter(at__lt=cutoff).exclude(pk__in=newest)
 
 
 @dataclass(frozen=True)
@@ -114,6 +128,13 @@ TABLES: tuple[RetainedTable, ...] = (
         Alert,
         # Open alerts stay whatever their age: only resolved ones are history.
         lambda cutoff: Alert.objects.filter(resolved_at__isnull=False, resolved_at__lt=cutoff),
+    ),
+    RetainedTable(
+        "model_status_events",
+        "availability history",
+        "RETENTION_STATUS_EVENTS_DAYS",
+        ModelStatusEvent,
+        _status_events_prunable,
     ),
 )
 

@@ -2,7 +2,8 @@
 
 ``services`` writes records in batches; ``selectors`` summarises them; ``statistics`` computes
 percentiles in the database where it can; ``alerts`` checks error rate, latency, availability and
-sources, and keeps the ``alerts`` table.
+sources, and keeps the ``alerts`` table; ``availability`` records each model's status events and
+derives its availability intervals from them.
 
 May import: ``registry.models``, ``catalog`` (prices in force, lookups), ``access``, ``reads``,
 ``operations.metrics``, and discovery's models (a failing source's alert). Never the API or the console.

@@ -31,8 +31,25 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from discovery.models import ProviderSource
 from registry.access.audit import log_bulk
-from registry.models import Alert, AlertKind, ModelStatus, ModelUsage, RegisteredModel
+from registry.models import (
+    Alert,
+    AlertKind,
+    ModelStatus,
+    ModelStatusEvent,
+    ModelUsage,
+    RegisteredModel,
+    StatusEventKind,
+    StatusEventOrigin,
+)
 from registry.operations import metrics
+from registry.telemetry.availability import (
+    AVAILABILITY_ALERT_KINDS,
+    OPENED,
+    RESOLVED,
+    status_event,
+    status_events_record,
+    unavailable_since,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -108,14 +125,19 @@ def _latency_baseline(window_start: datetime) -> dict[int, dict[str, float]]:
     Seven days of every model is the expensive read of the checks (hundreds of thousands of index
     entries); anchored to the hour, it changes once an hour, so the checks of the other 59
     minutes read it from the cache. With the cache unreachable it is simply computed again.
+
+    An empty baseline is not cached: it is cheap to compute again (there is nothing to read), and
+    cached it would hide for up to an hour the history that arrives after it was read (usage
+    posted late, a registry just started), so a regression's alert would open that much late.
     """
     anchor = window_start.replace(minute=0, second=0, microsecond=0)
     key = f"alerts:latency-baseline:{anchor.isoformat()}"
     cached = cache.get(key)
-    if cached is not None:
+    if cached:
         return dict(cached)
     baseline = _usage_by_model(anchor - timedelta(days=7), anchor, ("latency_requests", "latency_sum"))
-    cache.set(key, baseline, timeout=3600)
+    if baseline:
+        cache.set(key, baseline, timeout=3600)
     return baseline
 
 
@@ -201,26 +223,48 @@ def check_latency(now: datetime) -> CheckResult:
 def check_unavailable(now: datetime) -> CheckResult:
     """A model discovery had listed, unavailable for longer than ALERT_UNAVAILABLE_MINUTES.
 
-    Unavailable since it was last seen: discovery marks a model unavailable when a source stops
-    listing it. A model an operator set unavailable by hand (never seen by discovery) is a
-    decision, not an incident.
+    Counted from the moment it became unavailable, as its availability history recorded it (the
+    discovery run that no longer found it), not from ``last_seen_at``: discovery refreshes that
+    only every DISCOVERY_LAST_SEEN_RESOLUTION_SECONDS (an hour), so it is up to an hour older than
+    the disappearance and the alert would fire early and overstate the time. A model without such
+    an event (unavailable before the history began) falls back to ``last_seen_at``.
+
+    A model an operator set unavailable by hand (never seen by discovery, or whose unavailability
+    an operator decided) is a decision, not an incident. Two queries.
     """
     minutes = settings.ALERT_UNAVAILABLE_MINUTES
-    cutoff = now - timedelta(minutes=minutes)
-    rows = RegisteredModel.objects.filter(
-        status=ModelStatus.UNAVAILABLE, last_seen_at__isnull=False, last_seen_at__lt=cutoff
-    ).values_list("pk", "name", "last_seen_at")
+    threshold = timedelta(minutes=minutes)
+    rows = list(
+        RegisteredModel.objects.filter(
+            status=ModelStatus.UNAVAILABLE, last_seen_at__isnull=False, last_seen_at__lt=now - threshold
+        ).values_list("pk", "name", "last_seen_at")
+    )
+    events = unavailable_since(model_id for model_id, _, _ in rows)
     result = CheckResult()
     for model_id, name, last_seen in rows:
         if last_seen is None:  # excluded by the filter; narrows the type
             continue
+        event = events.get(model_id)
+        if event is not None and event.origin == StatusEventOrigin.OPERATOR:
+            continue
+        since = event.at if event is not None else last_seen
+        if now - since <= threshold:
+            continue
         subject: Subject = ("model", model_id)
-        down_minutes = int((now - last_seen).total_seconds() // 60)
+        down_minutes = int((now - since).total_seconds() // 60)
+        why = f": {event.cause}" if event is not None and event.cause else ""
         result.firing[subject] = Finding(
             kind=AlertKind.UNAVAILABLE,
             subject=subject,
-            message=f"{name}: unavailable for {down_minutes} min (last seen {last_seen:%Y-%m-%d %H:%M} UTC)",
-            details={"last_seen_at": last_seen.isoformat(), "threshold_minutes": minutes},
+            message=(
+                f"{name}: unavailable for {down_minutes} min (since {since:%Y-%m-%d %H:%M} UTC{why}; "
+                f"last seen {last_seen:%Y-%m-%d %H:%M} UTC)"
+            ),
+            details={
+                "unavailable_since": since.isoformat(),
+                "last_seen_at": last_seen.isoformat(),
+                "threshold_minutes": minutes,
+            },
         )
     return result
 
@@ -325,6 +369,27 @@ def unpriced_usage_resolve(*, model: RegisteredModel, now: datetime | None = Non
     )
 
 
+def _alert_events(alerts: Iterable[Alert], state: str, *, actor: str = "") -> list[ModelStatusEvent]:
+    """The availability history's events of alerts opened or resolved (a model's unavailability or error rate)."""
+    return [
+        status_event(
+            model_id=alert.model_id,
+            kind=StatusEventKind.ALERT,
+            state=state,
+            origin=StatusEventOrigin.OPERATOR if actor else StatusEventOrigin.ALERT_CHECK,
+            cause=alert.message
+            if state == OPENED
+            else f"alert resolved{' by ' + actor if actor else ''}: {alert.message}",
+            at=alert.resolved_at if state == RESOLVED and alert.resolved_at else alert.opened_at,
+            actor=actor,
+            alert_kind=alert.kind,
+            alert_id=alert.pk,
+        )
+        for alert in alerts
+        if alert.model_id is not None and alert.kind in AVAILABILITY_ALERT_KINDS
+    ]
+
+
 @transaction.atomic
 def alerts_check(*, now: datetime | None = None) -> AlertChanges:
     """Run every alert check, open new alerts and resolve cleared ones; notify after commit."""
@@ -347,6 +412,7 @@ def alerts_check(*, now: datetime | None = None) -> AlertChanges:
             if Alert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(resolved_at=now):
                 alert.resolved_at = now
                 changes.resolved.append(alert)
+    status_events_record(_alert_events(changes.opened, OPENED) + _alert_events(changes.resolved, RESOLVED))
     for alert in changes.opened:
         metrics.alert_opened(kind=alert.kind)
         logger.warning("alert opened: %s", alert.message, extra={"alert_id": alert.pk, "kind": alert.kind})
@@ -398,6 +464,7 @@ def alerts_resolve(*, alerts: Iterable[Alert], by: str, now: datetime | None = N
             resolved.append(alert)
             metrics.alert_resolved(kind=alert.kind)
             logger.info("alert resolved by %s: %s", by, alert.message, extra={"alert_id": alert.pk, "kind": alert.kind})
+    status_events_record(_alert_events(resolved, RESOLVED, actor=by))
     # Audited under the caller's actor, as an acknowledgement is (see alerts_acknowledge).
     log_bulk(
         "update", resolved, [{"resolved_at": ["None", now.isoformat()], "resolved_by": ["None", by]} for _ in resolved]

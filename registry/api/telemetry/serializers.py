@@ -30,6 +30,8 @@ from registry.api.validators import (
 from registry.models import (
     ModelPerformance,
     ModelUsage,
+    StatusEventKind,
+    StatusEventOrigin,
 )
 
 
@@ -190,3 +192,73 @@ class PerformanceSummarySerializer(serializers.Serializer):
     model = serializers.CharField()
     records = PerformanceRecordSerializer(many=True)
     summary = serializers.DictField(child=MetricSummarySerializer(), help_text="Per metric, over the filtered set.")
+
+
+class AvailabilityQuerySerializer(TimeRangeQuerySerializer):
+    """``from``/``to`` of an availability history: 7 days up to now by default, at most 366 days."""
+
+    DEFAULT_SPAN = timedelta(days=7)
+    MAX_RANGE = timedelta(days=366)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
+        now = timezone.now()
+        # A history cannot say what has not happened yet: a `to` in the future reads as now.
+        end = min(attrs.get("to") or now, now)
+        try:
+            start = attrs.get("from") or end - self.DEFAULT_SPAN
+        except OverflowError as exc:
+            raise serializers.ValidationError({"to": ["Too early to have a default 'from'."]}) from exc
+        if start >= end:
+            raise serializers.ValidationError({"from": ["Must be before 'to' (and before now)."]})
+        if end - start > self.MAX_RANGE:
+            raise serializers.ValidationError({"from": [f"At most {self.MAX_RANGE.days} days before 'to'."]})
+        return {"start": start, "end": end}
+
+
+class AvailabilityIntervalSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    state = serializers.CharField(
+        help_text="Status lane: available, degraded (available with an error-rate alert open), unavailable, "
+        "deprecated, unknown (before the model's first event). Runtime lane: loaded, unloaded, unknown."
+    )
+    cause = serializers.CharField(help_text="What began the interval: the cause of its first event.")
+
+
+class AvailabilityEventSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    kind = serializers.ChoiceField(choices=StatusEventKind.choices)
+    state = serializers.CharField()
+    alert_kind = serializers.CharField(allow_blank=True, help_text="Alert events: the alert's kind.")
+    origin = serializers.ChoiceField(choices=StatusEventOrigin.choices)
+    cause = serializers.CharField(allow_blank=True)
+    actor = serializers.CharField(allow_blank=True, help_text="Who acted, for an operator's change.")
+    # Shadows Field.source only in the class body, as UsageFiguresSerializer.errors does.
+    source = serializers.CharField(  # type: ignore[assignment]
+        allow_null=True, help_text="The provider source (host) involved, by name."
+    )
+    run_id = serializers.IntegerField(allow_null=True)
+    alert_id = serializers.IntegerField(allow_null=True)
+
+
+class AvailabilitySerializer(serializers.Serializer):
+    model = serializers.CharField()
+    available_fraction = serializers.FloatField(
+        allow_null=True,
+        help_text="Time available (or degraded) over the time whose state is known; null when none is.",
+    )
+    known_fraction = serializers.FloatField(help_text="Share of the period whose state is known.")
+    seconds = serializers.DictField(child=serializers.FloatField(), help_text="Seconds of the period in each state.")
+    intervals = AvailabilityIntervalSerializer(many=True, help_text="The status lane, covering the whole period.")
+    runtime = AvailabilityIntervalSerializer(
+        many=True, help_text="Loaded on at least one Ollama host or not; empty when no host was asked."
+    )
+    events = AvailabilityEventSerializer(many=True, help_text="The period's events, oldest first (the last 500).")
+    events_total = serializers.IntegerField()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["from"] = serializers.DateTimeField()
+        fields["to"] = serializers.DateTimeField()
+        return fields

@@ -1,4 +1,4 @@
-"""``/models/{ref}/usage`` and ``/models/{ref}/performance``: records posted in batches, summaries read."""
+"""``/models/{ref}/usage`` and ``/performance`` (records posted in batches, summaries read); ``/availability``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from rest_framework.response import Response
 from registry.access.roles import Role
 from registry.api.fields import RecordedSerializer
 from registry.api.telemetry.serializers import (
+    AvailabilityQuerySerializer,
+    AvailabilitySerializer,
     PerformanceQuerySerializer,
     PerformanceRecordSerializer,
     PerformanceSummarySerializer,
@@ -26,6 +28,7 @@ from registry.api.telemetry.serializers import (
 )
 from registry.api.viewsets import ERROR_RESPONSES, RECORDS_RULE, REF_PARAMETER, RegistryViewSet, records_request
 from registry.catalog.selectors import model_key_get
+from registry.telemetry.availability import Event, Interval, availability
 from registry.telemetry.selectors import performance_records, performance_summary, usage_summary
 from registry.telemetry.services import performance_record_batch, usage_record_batch
 
@@ -34,6 +37,15 @@ USAGE_RANGE_RULE = (
     "`from` must be before `to`, and the range at most 93 days of hour buckets or 3,660 days of day "
     "buckets: otherwise a 400 naming `from` (or `to`, when it is too early to have a default `from`)."
 )
+
+
+AVAILABILITY_RANGE_RULE = (
+    "`to` defaults to now (a later `to` reads as now) and `from` to 7 days before `to`. `from` must be before "
+    "`to`, and the range at most 366 days: otherwise a 400 naming `from` (or `to`, when it is too early to "
+    "have a default `from`). A date that does not parse is a 400 naming its parameter."
+)
+
+AVAILABILITY_EVENTS_MAX = 500
 
 
 PERFORMANCE_RANGE_RULE = "When both are given, `from` must be before `to`: otherwise a 400 naming `from`."
@@ -47,6 +59,25 @@ USAGE_RECORDS_RULE = (
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
+
+
+def _interval(interval: Interval) -> dict[str, Any]:
+    return {"start": _iso(interval.start), "end": _iso(interval.end), "state": interval.state, "cause": interval.cause}
+
+
+def _event(event: Event) -> dict[str, Any]:
+    return {
+        "at": _iso(event.at),
+        "kind": event.kind,
+        "state": event.state,
+        "alert_kind": event.alert_kind,
+        "origin": event.origin,
+        "cause": event.cause,
+        "actor": event.actor,
+        "source": event.source,
+        "run_id": event.run_id,
+        "alert_id": event.alert_id,
+    }
 
 
 def _usage_figures(figures: dict[str, Any]) -> dict[str, Any]:
@@ -134,3 +165,34 @@ class PerformanceViewSet(RegistryViewSet):
         records = self.records_body(PerformanceRecordSerializer)
         created = performance_record_batch(model=model, records=records)
         return Response({"recorded": len(created)}, status=status.HTTP_201_CREATED)
+
+
+class AvailabilityViewSet(RegistryViewSet):
+    serializer_class = AvailabilitySerializer
+    action_roles = {"history": Role.VIEWER}
+
+    @extend_schema(
+        summary="Availability history: the intervals of a model's status over a period, and its available fraction",
+        description=AVAILABILITY_RANGE_RULE,
+        parameters=[REF_PARAMETER, AvailabilityQuerySerializer],
+        responses={200: AvailabilitySerializer, **ERROR_RESPONSES},
+    )
+    def history(self, request: Request, ref: str) -> Response:
+        query = self.validated_query(AvailabilityQuerySerializer)
+        model_id, name = model_key_get(ref)
+        found = availability(model_id, query["start"], query["end"])
+        # Plain JSON values, shaped as AvailabilitySerializer documents them: a serializer pass over a
+        # quarter's runtime lane (thousands of intervals) would cost more than the query.
+        body = {
+            "model": name,
+            "from": _iso(found.start),
+            "to": _iso(found.end),
+            "available_fraction": found.available_fraction,
+            "known_fraction": found.known_fraction,
+            "seconds": found.seconds,
+            "intervals": [_interval(i) for i in found.intervals],
+            "runtime": [_interval(i) for i in found.runtime],
+            "events": [_event(e) for e in found.events[-AVAILABILITY_EVENTS_MAX:]],
+            "events_total": len(found.events),
+        }
+        return Response(body)

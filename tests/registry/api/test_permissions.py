@@ -39,6 +39,7 @@ ROUTES: list[tuple[str, str, Any, Role, int]] = [
     ("get", f"{MODEL}/performance", None, Role.VIEWER, 200),
     ("post", f"{MODEL}/performance", {"metric_name": "accuracy", "metric_value": 0.8}, Role.SERVICE, 201),
     ("get", f"{MODEL}/usage", None, Role.VIEWER, 200),
+    ("get", f"{MODEL}/availability", None, Role.VIEWER, 200),
     ("post", f"{MODEL}/usage", [{"token_count": 10}, {"token_count": 20}], Role.SERVICE, 201),
     ("get", f"{MODEL}/endpoints", None, Role.VIEWER, 200),
     ("post", f"{MODEL}/endpoints", ENDPOINT, Role.EDITOR, 201),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from registry.models import Alert, AlertKind, ModelRuntime
+from registry.models import Alert, AlertKind, ModelRuntime, StatusEventKind, StatusEventOrigin
+from registry.telemetry.availability import status_event, status_events_record
 from tests.factories import (
     ModelCapabilityFactory,
     ModelEndpointFactory,
@@ -86,6 +88,40 @@ def populated() -> dict[str, int]:
     ModelParameterFactory(model=model)
     endpoint = ModelEndpointFactory(model=model, api_key="sk-x", headers={"X-A": "b"})
     ModelUsageFactory(model=model, cost="0.25")
+    # Its availability history: a status with a source and a run, a host loading it, an alert (null and not).
+    status_events_record(
+        [
+            status_event(
+                model_id=model.pk,
+                kind=StatusEventKind.STATUS,
+                state="unavailable",
+                origin=StatusEventOrigin.DISCOVERY,
+                cause="gone",
+                at=now - timedelta(hours=2),
+                source_id=source.pk,
+                run_id=3,
+            ),
+            status_event(
+                model_id=model.pk,
+                kind=StatusEventKind.RUNTIME,
+                state="loaded",
+                origin=StatusEventOrigin.RUNTIME,
+                cause="loaded",
+                at=now - timedelta(hours=1),
+                source_id=source.pk,
+            ),
+            status_event(
+                model_id=model.pk,
+                kind=StatusEventKind.ALERT,
+                state="opened",
+                origin=StatusEventOrigin.ALERT_CHECK,
+                cause="unavailable for 40 min",
+                at=now - timedelta(minutes=20),
+                alert_kind="unavailable",
+                alert_id=9,
+            ),
+        ]
+    )
     ModelPerformanceFactory(model=model, task_category="chat", sample_size=10)
     # A second model for GET /models/compare, with an open alert.
     other = RegisteredModelFactory(name="gpt-4o-mini", provider="openai", input_cost_per_mtok="0.15")
@@ -143,6 +179,7 @@ CASES: list[tuple[str, str, str, Any, int]] = [
     ("get", "/models/{ref}/usage", f"/models/{REF}/usage", None, 200),
     ("post", "/models/{ref}/usage", f"/models/{REF}/usage", [{"token_count": 1}], 201),
     ("get", "/models/{ref}/performance", f"/models/{REF}/performance", None, 200),
+    ("get", "/models/{ref}/availability", f"/models/{REF}/availability", None, 200),
     ("post", "/models/{ref}/performance", f"/models/{REF}/performance", {"metric_name": "x", "metric_value": 1}, 201),
     (
         "post",

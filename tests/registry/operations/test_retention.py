@@ -15,11 +15,22 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from discovery.models import DiscoveryRun, RunStatus
+from discovery.models import DiscoveryRun, ProviderSource, RunStatus
 from registry import tasks
-from registry.models import Alert, AlertKind, ModelPerformance, ModelUsage, RegisteredModel
+from registry.models import (
+    Alert,
+    AlertKind,
+    ModelPerformance,
+    ModelStatus,
+    ModelStatusEvent,
+    ModelUsage,
+    RegisteredModel,
+    StatusEventKind,
+    StatusEventOrigin,
+)
 from registry.operations import retention
 from registry.operations.retention import LOCK_KEY, LOCK_NAMESPACE, retention_apply
+from registry.telemetry.availability import availability
 from tests.factories import (
     ModelPerformanceFactory,
     ModelUsageFactory,
@@ -40,6 +51,7 @@ SETTINGS = (
     "RETENTION_AUDIT_DAYS",
     "RETENTION_DISCOVERY_RUNS_DAYS",
     "RETENTION_RESOLVED_ALERTS_DAYS",
+    "RETENTION_STATUS_EVENTS_DAYS",
 )
 
 
@@ -59,6 +71,19 @@ def audit_entry(at: datetime) -> LogEntry:
     )
     LogEntry.objects.filter(pk=entry.pk).update(timestamp=at)
     return entry
+
+
+def status_event(
+    model: RegisteredModel,
+    at: datetime,
+    *,
+    kind: str = StatusEventKind.STATUS,
+    state: str = ModelStatus.AVAILABLE,
+    host: ProviderSource | None = None,
+) -> ModelStatusEvent:
+    return ModelStatusEvent.objects.create(
+        model=model, at=at, kind=kind, state=state, origin=StatusEventOrigin.DISCOVERY, source=host
+    )
 
 
 def discovery_run(source: Any, at: datetime) -> DiscoveryRun:
@@ -84,6 +109,9 @@ def test_each_table_loses_its_rows_past_the_cutoff_and_keeps_the_others() -> Non
     old_resolved = alert(model, opened=JUST_PAST, resolved=JUST_PAST)
     new_resolved = alert(model, opened=JUST_PAST, resolved=JUST_WITHIN)
     old_open = alert(model, opened=NOW - timedelta(days=100), resolved=None)
+    old_event, _, new_event = (
+        status_event(model, at) for at in (JUST_PAST - timedelta(days=1), JUST_PAST, JUST_WITHIN)
+    )
 
     outcome = retention_apply(now=NOW)
 
@@ -93,7 +121,10 @@ def test_each_table_loses_its_rows_past_the_cutoff_and_keeps_the_others() -> Non
         "auditlog_logentry": 1,
         "discovery_runs": 1,
         "alerts": 1,
+        "model_status_events": 2,
     }
+    assert list(ModelStatusEvent.objects.values_list("pk", flat=True)) == [new_event.pk]
+    assert not ModelStatusEvent.objects.filter(pk=old_event.pk).exists()
     assert list(ModelUsage.objects.values_list("pk", flat=True)) == [new_usage.pk]
     assert list(ModelPerformance.objects.values_list("pk", flat=True)) == [new_perf.pk]
     assert list(LogEntry.objects.values_list("pk", flat=True)) == [new_entry.pk]
@@ -116,6 +147,23 @@ def test_a_sources_newest_run_stays_however_old() -> None:
 
     assert not DiscoveryRun.objects.filter(pk=older.pk).exists()
     assert DiscoveryRun.objects.filter(pk=newest.pk).exists()
+
+
+@pytest.mark.usefixtures("ten_days")
+def test_each_lanes_newest_status_event_stays_however_old_so_history_starts_with_a_known_state() -> None:
+    model, host = RegisteredModelFactory(), ProviderSourceFactory()
+    older_status = status_event(model, NOW - timedelta(days=60))
+    newest_status = status_event(model, NOW - timedelta(days=50), state=ModelStatus.DEPRECATED)
+    newest_loaded = status_event(
+        model, NOW - timedelta(days=40), kind=StatusEventKind.RUNTIME, state="loaded", host=host
+    )
+
+    retention_apply(now=NOW)
+
+    assert set(ModelStatusEvent.objects.values_list("pk", flat=True)) == {newest_status.pk, newest_loaded.pk}
+    assert not ModelStatusEvent.objects.filter(pk=older_status.pk).exists()
+    # The history that remains starts in the state the kept event says.
+    assert [i.state for i in availability(model.pk, NOW - timedelta(days=7), NOW).intervals] == ["deprecated"]
 
 
 def test_a_setting_of_zero_keeps_every_row_for_ever(settings: Any) -> None:
@@ -158,8 +206,8 @@ def test_the_queries_of_a_prune_grow_with_its_batches_not_its_rows(django_assert
     ModelUsageFactory.create_batch(10, model=model, timestamp=JUST_PAST)
 
     # Per batch: the ids, the delete, and a savepoint's two statements (the test's transaction
-    # makes each batch's atomic block a savepoint); then the other four tables' empty reads and the lock.
-    with django_assert_max_num_queries(4 * 4 + 4 * 3 + 2):
+    # makes each batch's atomic block a savepoint); then the other five tables' empty reads and the lock.
+    with django_assert_max_num_queries(4 * 4 + 5 * 3 + 2):
         retention_apply(now=NOW, batch_size=3)
 
 
@@ -224,7 +272,14 @@ def test_table_sizes_give_each_tables_rows_and_retention(settings: Any) -> None:
 
     sizes = {size.table: size for size in retention.table_sizes()}
 
-    assert set(sizes) == {"model_usage", "model_performance", "auditlog_logentry", "discovery_runs", "alerts"}
+    assert set(sizes) == {
+        "model_usage",
+        "model_performance",
+        "auditlog_logentry",
+        "discovery_runs",
+        "alerts",
+        "model_status_events",
+    }
     assert sizes["model_usage"].keep_days == 7
     if connection.vendor == "postgresql":
         assert (sizes["model_usage"].total_bytes or 0) > 0

@@ -16,7 +16,7 @@ from django.test import Client
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from registry.models import Alert, AlertKind, ModelStatus, RegisteredModel
+from registry.models import Alert, AlertKind, ModelStatus, RegisteredModel, StatusEventOrigin
 from registry.operations import metrics
 from registry.tasks import check_alerts
 from registry.telemetry.alerts import (
@@ -26,6 +26,7 @@ from registry.telemetry.alerts import (
     alerts_check,
     check_latency,
 )
+from registry.telemetry.availability import status_change_record
 from tests.factories import ModelUsageFactory, ProviderSourceFactory, RegisteredModelFactory
 
 pytestmark = pytest.mark.django_db
@@ -210,6 +211,23 @@ class TestLatency:
 
         assert list(first.firing) == list(later.firing) == [("model", model.pk)]
 
+    def test_an_empty_baseline_is_not_cached_so_history_posted_later_counts_at_the_next_check(
+        self, django_capture_on_commit_callbacks
+    ) -> None:
+        # Seen live: a regression's alert opened 33 minutes late, at the next hour's baseline.
+        now = timezone.now().replace(minute=10)
+        model = RegisteredModelFactory()
+        usage(model, now - timedelta(minutes=5), requests=40, latency=1.0)
+        run_check(now, django_capture_on_commit_callbacks)
+        assert Alert.objects.count() == 0  # no week of history yet: nothing to regress from
+        self.baseline(model, now)  # the week's records arrive (posted late, or a registry just filled)
+
+        run_check(now + timedelta(minutes=1), django_capture_on_commit_callbacks)
+
+        alert = Alert.objects.get()
+        assert (alert.kind, alert.model_id) == (AlertKind.LATENCY, model.pk)
+        assert alert.opened_at == now + timedelta(minutes=1)
+
     def test_no_baseline_opens_no_alert(self, django_capture_on_commit_callbacks) -> None:
         now = timezone.now()
         usage(RegisteredModelFactory(), now - timedelta(minutes=5), requests=40, latency=9.0)
@@ -234,6 +252,53 @@ class TestUnavailable:
     def test_model_unavailable_for_less_than_the_limit_opens_no_alert(self, django_capture_on_commit_callbacks) -> None:
         now = timezone.now()
         RegisteredModelFactory(status=ModelStatus.UNAVAILABLE, last_seen_at=now - timedelta(minutes=20))
+
+        run_check(now, django_capture_on_commit_callbacks)
+
+        assert Alert.objects.count() == 0
+
+    def test_unavailability_counts_from_the_run_that_found_the_model_missing_not_from_last_seen(
+        self, django_capture_on_commit_callbacks
+    ) -> None:
+        # Discovery refreshes last_seen_at hourly: listed 55 minutes ago, missing since the run 10 minutes ago.
+        now = timezone.now()
+        model = RegisteredModelFactory(
+            name="qwen3:8b", status=ModelStatus.UNAVAILABLE, last_seen_at=now - timedelta(minutes=55)
+        )
+        missing_since = now - timedelta(minutes=10)
+        status_change_record(
+            model_id=model.pk,
+            status=ModelStatus.UNAVAILABLE,
+            origin=StatusEventOrigin.DISCOVERY,
+            cause="no longer listed by source gpu nor any other (run #7)",
+            at=missing_since,
+        )
+
+        run_check(now, django_capture_on_commit_callbacks)
+        assert Alert.objects.count() == 0  # 10 minutes, not 55
+
+        run_check(now + timedelta(minutes=25), django_capture_on_commit_callbacks)
+
+        alert = Alert.objects.get()
+        assert alert.message.startswith(
+            f"qwen3:8b: unavailable for 35 min (since {missing_since:%Y-%m-%d %H:%M} UTC: "
+            "no longer listed by source gpu nor any other (run #7); last seen"
+        )
+        assert alert.details["unavailable_since"] == missing_since.isoformat()
+
+    def test_a_discovered_model_an_operator_set_unavailable_opens_no_alert(
+        self, django_capture_on_commit_callbacks
+    ) -> None:
+        now = timezone.now()
+        model = RegisteredModelFactory(status=ModelStatus.UNAVAILABLE, last_seen_at=now - timedelta(hours=3))
+        status_change_record(
+            model_id=model.pk,
+            status=ModelStatus.UNAVAILABLE,
+            origin=StatusEventOrigin.OPERATOR,
+            cause="set unavailable by an operator (console)",
+            at=now - timedelta(hours=2),
+            actor="alice",
+        )
 
         run_check(now, django_capture_on_commit_callbacks)
 
