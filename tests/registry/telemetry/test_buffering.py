@@ -1,0 +1,331 @@
+"""Usage posted while PostgreSQL is away: kept in Redis, written once it is back, in order and once.
+
+PostgreSQL (and, for the 503, Redis) sits behind a real TCP proxy that the tests cut; Redis is
+the suite's (``REDIS_URL``), of which the buffer's four keys are emptied around each test.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from django.db import connections
+from django.test import Client, override_settings
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from registry.models import ModelPrice, ModelUsage, RegisteredModel, UsageBufferApplied
+from registry.operations import usage_buffer
+from registry.tasks import drain_usage_buffer
+from registry.telemetry import buffering
+from registry.telemetry.buffering import usage_buffer_drain
+from tests.factories import RegisteredModelFactory
+from tests.faults import TcpProxy
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+BUFFER_KEYS = (usage_buffer.STREAM, usage_buffer.RECORDS, usage_buffer.DEAD, usage_buffer.LOCK)
+
+
+class Outage:
+    """PostgreSQL and Redis behind proxies the test can cut and restore."""
+
+    def __init__(self, database: TcpProxy, redis: TcpProxy) -> None:
+        self.database = database
+        self.redis = redis
+
+    def cut_database(self) -> None:
+        self.database.cut()
+
+    def restore_database(self) -> None:
+        self.database.restore()
+        for connection in connections.all(initialized_only=True):
+            connection.close()
+
+
+@pytest.fixture
+def outage(on_postgres: bool) -> Iterator[Outage]:
+    if not on_postgres:
+        pytest.skip("PostgreSQL only: the proxy sits between Django and the database server (SQLite has no outage)")
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis (REDIS_URL): the usage buffer lives there (the embedded mode answers 503)")
+    redis_url = urlsplit(settings.REDIS_URL)
+    redis_proxy = TcpProxy((redis_url.hostname or "127.0.0.1", redis_url.port or 6379))
+    proxied_redis = redis_url._replace(netloc=f"127.0.0.1:{redis_proxy.port}").geturl()
+    connection = connections["default"]
+    original = dict(connection.settings_dict)
+    database_proxy = TcpProxy((original["HOST"] or "127.0.0.1", int(original["PORT"] or 5432)))
+    connection.close()
+    # The dict every thread's connection is built from (health checks run in a pool).
+    connection.settings_dict.update(HOST="127.0.0.1", PORT=str(database_proxy.port))
+    with override_settings(REDIS_URL=proxied_redis, USAGE_BUFFER_ENABLED=True):
+        usage_buffer.client().delete(*BUFFER_KEYS)
+        try:
+            yield Outage(database_proxy, redis_proxy)
+        finally:
+            redis_proxy.restore()
+            usage_buffer.client().delete(*BUFFER_KEYS)
+            for each in connections.all(initialized_only=True):
+                each.close()
+            connection.settings_dict.update(HOST=original["HOST"], PORT=original["PORT"])
+            database_proxy.close()
+            redis_proxy.close()
+
+
+@pytest.fixture
+def service(api_client_for: Callable[[str], APIClient]) -> APIClient:
+    return api_client_for("service")
+
+
+def warm(client: APIClient, model: RegisteredModel) -> None:
+    """One post while the database answers: the caller's access is then remembered, as in a running service."""
+    assert client.post(f"/models/{model.pk}/usage", {"token_count": 1}, format="json").status_code == 201
+
+
+def buffered_records() -> int:
+    return usage_buffer.buffer_state().records
+
+
+def test_usage_posted_while_the_database_is_cut_is_written_once_in_order_after_it_returns(
+    outage: Outage, service: APIClient
+) -> None:
+    model = RegisteredModelFactory(name="buffered:latest")
+    warm(service, model)
+    already = ModelUsage.objects.create(model=model, model_name=model.name, request_id="before-outage")
+    outage.cut_database()
+    acknowledged: list[int] = []  # token_count of each record answered as kept, in the order answered
+    sequence = iter(range(100, 10_000))
+    with override_settings(PLATFORM_API_COMPAT="alfred"):
+        for round_ in range(6):
+            batch = [{"token_count": next(sequence)} for _ in range(3)]
+            plain = service.post(f"/models/{model.pk}/usage", batch, format="json")
+            assert plain.status_code == 202, plain.content
+            assert plain.json()["buffered"] == 3
+            acknowledged += [record["token_count"] for record in batch]
+            routed = {"request_id": f"req-{round_}", "content_token_count": next(sequence)}
+            answer = service.post(f"/api/v1/models/{model.name}/usage", routed, format="json")
+            assert answer.status_code == 200, answer.content
+            assert answer.json() == {"recorded": 0, "duplicates": 0, "buffered": 1}
+            acknowledged.append(routed["content_token_count"])
+            # The router retries a post it did not see answered, and one stored before the outage.
+            retry = {**routed, "content_token_count": 1}
+            assert service.post(f"/api/v1/models/{model.name}/usage", retry, format="json").status_code == 200
+        again = {"request_id": "before-outage", "content_token_count": 1}
+        assert service.post(f"/api/v1/models/{model.name}/usage", again, format="json").status_code == 200
+    assert buffered_records() == 6 * 3 + 6 * 2 + 1
+
+    outage.restore_database()
+    outcome = drain_usage_buffer()
+
+    assert outcome["stopped"] is None
+    stored = list(ModelUsage.objects.filter(model=model).exclude(pk=already.pk).order_by("id"))
+    written = [record.token_count for record in stored][1:]  # after the warm-up record
+    assert written == acknowledged  # every acknowledged record, once, in the order answered
+    request_ids = [record.request_id for record in stored if record.request_id]
+    assert request_ids == [f"req-{n}" for n in range(6)]
+    assert ModelUsage.objects.filter(request_id="before-outage").count() == 1
+    assert outcome["records"] == len(acknowledged)
+    assert usage_buffer.buffer_state() == usage_buffer.BufferState(
+        records=0, entries=0, oldest_age_seconds=None, dead_letters=0
+    )
+    assert not UsageBufferApplied.objects.exists()  # the markers go once their entries left Redis
+
+
+def test_buffered_usage_is_costed_at_the_price_in_force_at_its_moment(outage: Outage, service: APIClient) -> None:
+    model = RegisteredModelFactory()
+    now = timezone.now()
+    ModelPrice.objects.create(
+        model=model, input_per_mtok=Decimal(1), output_per_mtok=Decimal(1), effective_from=now - timedelta(days=2)
+    )
+    ModelPrice.objects.create(
+        model=model, input_per_mtok=Decimal(10), output_per_mtok=Decimal(10), effective_from=now - timedelta(hours=1)
+    )
+    warm(service, model)
+    outage.cut_database()
+    earlier = (now - timedelta(hours=3)).isoformat()
+    posted = [{"timestamp": earlier, "input_tokens": 1_000_000}, {"input_tokens": 1_000_000}]
+    assert service.post(f"/models/{model.pk}/usage", posted, format="json").status_code == 202
+    answered = timezone.now()
+    outage.restore_database()
+
+    drain_usage_buffer()
+
+    old, new = ModelUsage.objects.filter(model=model, input_tokens=1_000_000).order_by("id")
+    assert (old.cost, new.cost) == (Decimal("1.000000"), Decimal("10.000000"))
+    # Without a timestamp a record is usage of the moment it was answered, not of the drain.
+    assert now <= new.timestamp <= answered
+
+
+def test_an_entry_written_by_a_drain_that_died_before_removing_it_is_not_written_again(
+    outage: Outage, service: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = RegisteredModelFactory()
+    warm(service, model)
+    outage.cut_database()
+    for n in range(3):
+        assert service.post(f"/models/{model.pk}/usage", {"token_count": 10 + n}, format="json").status_code == 202
+    outage.restore_database()
+    remove = usage_buffer.buffer_remove
+
+    def redis_gone_after_the_commit(*args: Any, **kwargs: Any) -> None:
+        outage.redis.cut()  # a real fault: the commit is done, the removal meets a dead socket
+        remove(*args, **kwargs)
+
+    monkeypatch.setattr(usage_buffer, "buffer_remove", redis_gone_after_the_commit)
+    first = usage_buffer_drain()
+    assert first.stopped == "redis"
+    assert ModelUsage.objects.filter(model=model, token_count__gte=10).count() == 3
+    monkeypatch.undo()
+    outage.redis.restore()
+    # The dead drain's lock could not be released: it expires after its TTL, here at once.
+    assert usage_buffer.client().pttl(usage_buffer.LOCK) > 0
+    usage_buffer.client().delete(usage_buffer.LOCK)
+
+    second = usage_buffer_drain()
+
+    assert (second.entries, second.already_applied, second.stopped) == (0, 3, None)
+    stored = ModelUsage.objects.filter(model=model, token_count__gte=10).values_list("token_count", flat=True)
+    assert sorted(stored) == [10, 11, 12]
+    assert buffered_records() == 0
+
+
+def test_a_usage_post_is_a_503_when_redis_is_down_too(outage: Outage, service: APIClient) -> None:
+    model = RegisteredModelFactory()
+    warm(service, model)
+    outage.cut_database()
+    outage.redis.cut()
+
+    response = service.post(f"/models/{model.pk}/usage", {"token_count": 5}, format="json")
+
+    assert response.status_code == 503
+    assert response.json() == {"detail": "The database is unavailable; retry later."}
+    assert response["Retry-After"] == str(settings.RETRY_AFTER_SECONDS)
+    outage.redis.restore()
+    assert buffered_records() == 0
+
+
+def test_a_usage_post_is_a_503_without_a_buffer(outage: Outage, service: APIClient) -> None:
+    model = RegisteredModelFactory()
+    warm(service, model)
+    outage.cut_database()
+    with override_settings(USAGE_BUFFER_ENABLED=False):  # as the embedded mode, which has no Redis
+        response = service.post(f"/models/{model.pk}/usage", {"token_count": 5}, format="json")
+    assert response.status_code == 503
+
+
+def test_a_post_beyond_the_buffers_cap_is_a_503(outage: Outage, service: APIClient) -> None:
+    model = RegisteredModelFactory()
+    warm(service, model)
+    outage.cut_database()
+    with override_settings(USAGE_BUFFER_MAX_RECORDS=4):
+        assert service.post(f"/models/{model.pk}/usage", [{"token_count": 1}] * 3, format="json").status_code == 202
+        assert service.post(f"/models/{model.pk}/usage", [{"token_count": 1}] * 2, format="json").status_code == 503
+    assert buffered_records() == 3
+
+
+def test_an_invalid_post_is_a_400_naming_the_field_while_the_database_is_cut(
+    outage: Outage, service: APIClient
+) -> None:
+    model = RegisteredModelFactory()
+    warm(service, model)
+    outage.cut_database()
+
+    response = service.post(f"/models/{model.pk}/usage", [{"token_count": 1}, {"token_count": -1}], format="json")
+
+    assert response.status_code == 400
+    assert "token_count" in response.json()["1"]
+    assert buffered_records() == 0
+
+
+def test_an_entry_whose_model_no_longer_resolves_goes_to_the_dead_letter_list(
+    outage: Outage, service: APIClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = RegisteredModelFactory(name="soon-gone")
+    kept = RegisteredModelFactory()
+    warm(service, model)
+    outage.cut_database()
+    assert service.post("/models/soon-gone/usage", {"token_count": 7}, format="json").status_code == 202
+    assert service.post(f"/models/{kept.pk}/usage", {"token_count": 8}, format="json").status_code == 202
+    outage.restore_database()
+    model.delete()
+
+    with caplog.at_level(logging.WARNING, logger="registry.telemetry.buffering"):
+        outcome = usage_buffer_drain()
+
+    assert (outcome.entries, outcome.dead) == (1, 1)
+    assert ModelUsage.objects.filter(model=kept, token_count=8).count() == 1
+    [dead] = usage_buffer.dead_letters()
+    assert (dead["ref"], dead["count"]) == ("soon-gone", "1")
+    assert "no model 'soon-gone'" in dead["reason"]
+    assert buffering.records_decode(dead["records"])[0]["token_count"] == 7
+    assert any("dead-letter" in record.getMessage() for record in caplog.records)
+    assert usage_buffer.buffer_state().dead_letters == 1
+
+
+def test_a_drain_stops_at_the_database_and_keeps_every_entry(outage: Outage, service: APIClient) -> None:
+    model = RegisteredModelFactory()
+    warm(service, model)
+    outage.cut_database()
+    assert service.post(f"/models/{model.pk}/usage", {"token_count": 3}, format="json").status_code == 202
+
+    outcome = usage_buffer_drain()
+
+    assert outcome.stopped == "database"
+    assert buffered_records() == 1
+    outage.restore_database()
+    assert usage_buffer_drain().records == 1
+
+
+def test_a_second_drain_finds_the_lock_held_and_writes_nothing(outage: Outage, service: APIClient) -> None:
+    model = RegisteredModelFactory()
+    warm(service, model)
+    outage.cut_database()
+    assert service.post(f"/models/{model.pk}/usage", {"token_count": 3}, format="json").status_code == 202
+    outage.restore_database()
+
+    with usage_buffer.drain_lock(30) as held:
+        assert held is not None
+        assert usage_buffer_drain().stopped == "locked"
+        assert buffered_records() == 1
+    assert usage_buffer_drain().records == 1
+
+
+def test_metrics_and_health_show_the_buffer_while_it_holds_records(outage: Outage, service: APIClient) -> None:
+    model = RegisteredModelFactory()
+    warm(service, model)
+    outage.cut_database()
+    assert service.post(f"/models/{model.pk}/usage", [{"token_count": 3}] * 4, format="json").status_code == 202
+
+    down = Client().get("/health").json()
+    assert down["status"] == "error"
+    assert down["usage_buffer"]["status"] == "buffering"
+    assert down["usage_buffer"]["records"] == 4
+    exposition = Client().get("/metrics").content.decode()
+    assert "registry_usage_buffer_records 4.0" in exposition
+    assert "registry_usage_buffer_entries 1.0" in exposition
+
+    outage.restore_database()
+    draining = Client().get("/health").json()
+    assert set(draining["services"].values()) == {"ok"}  # degraded for the buffer alone
+    assert draining["status"] == "degraded"
+    assert draining["usage_buffer"]["status"] == "draining"
+    assert draining["usage_buffer"]["oldest_age_seconds"] >= 0
+
+    drain_usage_buffer()
+
+    after = Client().get("/health").json()
+    assert after["status"] == "ok"
+    assert after["usage_buffer"] == {
+        "status": "empty",
+        "records": 0,
+        "entries": 0,
+        "oldest_age_seconds": None,
+        "dead_letters": 0,
+    }
+    assert "registry_usage_buffer_records 0.0" in Client().get("/metrics").content.decode()
