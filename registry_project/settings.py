@@ -336,8 +336,9 @@ RETENTION_INTERVAL_SECONDS = env_int("RETENTION_INTERVAL_SECONDS", 3600, minimum
 # posted while PostgreSQL cannot be reached waits in Redis (REDIS_URL) and a beat task writes it once it is back.
 # Without REDIS_URL (the embedded mode) there is nowhere durable to keep it: such a post is a 503, as before.
 USAGE_BUFFER_ENABLED = env_bool("USAGE_BUFFER_ENABLED", True) and bool(REDIS_URL)
-# Past this many records waiting, a post is a 503 again: Redis memory is bounded, a client keeps its retries.
-USAGE_BUFFER_MAX_RECORDS = env_int("USAGE_BUFFER_MAX_RECORDS", 1_000_000, minimum=1)
+# Past this many records waiting, a post is a 503 again: about 400 bytes of Redis memory a record (measured),
+# so ~100 MB by default, within the compose file's 256 MB; a client keeps its retries.
+USAGE_BUFFER_MAX_RECORDS = env_int("USAGE_BUFFER_MAX_RECORDS", 250_000, minimum=1)
 # Posts (buffer entries) written per transaction by the drain; each holds up to 1,000 records.
 USAGE_BUFFER_DRAIN_BATCH = env_int("USAGE_BUFFER_DRAIN_BATCH", 50, minimum=1)
 # The buffer's own connection, with the cache's timeouts: a post whose database just failed answers promptly.
