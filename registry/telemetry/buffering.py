@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 _LOCK_SECONDS: Final = 60
 # One run writes at most this long, then lets the next beat continue: a task never runs for ever.
 _RUN_SECONDS: Final = 45
+# Records written by one call of the ingestion service: the API's largest batch.
+_RUN_RECORDS: Final = 1000
 
 
 class UsageKind(StrEnum):
@@ -135,19 +137,21 @@ class DrainOutcome:
         }
 
 
-def _claim(uid: str) -> bool:
-    """Insert the entry's id into usage_buffer_applied; False when it is there already (written before).
+def _claim(uids: Sequence[str]) -> set[str]:
+    """Insert the entries' ids into usage_buffer_applied; those that were not there yet (not written before).
 
     ON CONFLICT DO NOTHING: should two drains ever overlap (a lock that expired under a paused
-    worker), the second waits for the first's row to commit and then finds it, instead of failing.
+    worker), the second waits for the first's rows to commit and then finds them, instead of failing.
     """
     table = connection.ops.quote_name(UsageBufferApplied._meta.db_table)
+    now = timezone.now()
+    values = ", ".join(["(%s, %s)"] * len(uids))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (entry, applied_at) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING entry",  # noqa: S608 (a quoted identifier; values bound)
-            [uid, timezone.now()],
+            f"INSERT INTO {table} (entry, applied_at) VALUES {values} ON CONFLICT DO NOTHING RETURNING entry",  # noqa: S608 (a quoted identifier; values bound)
+            [value for uid in uids for value in (uid, now)],
         )
-        return cursor.fetchone() is not None
+        return {row[0] for row in cursor.fetchall()}
 
 
 def _model(ref: str, models: dict[str, RegisteredModel]) -> RegisteredModel:
@@ -159,11 +163,11 @@ def _model(ref: str, models: dict[str, RegisteredModel]) -> RegisteredModel:
     return models[ref]
 
 
-def _write(entry: BufferEntry, models: dict[str, RegisteredModel]) -> int:
-    """Write one entry's records through the ingestion service; the number written."""
-    model = _model(entry.fields["ref"], models)
-    records = records_decode(entry.fields["records"])
-    if entry.fields.get("kind") == UsageKind.ROUTER:
+def _write(entries: Sequence[BufferEntry], models: dict[str, RegisteredModel]) -> int:
+    """Write entries of one model and kind through the ingestion service, in one call; the number written."""
+    model = _model(entries[0].fields["ref"], models)
+    records = [record for entry in entries for record in records_decode(entry.fields["records"])]
+    if entries[0].fields.get("kind") == UsageKind.ROUTER:
         names = {str(model.pk), model.name}
         if any(record.get("model_id") is not None and record["model_id"] not in names for record in records):
             # Checked at post time when the database answers; here, once the URL's model is known again.
@@ -172,45 +176,81 @@ def _write(entry: BufferEntry, models: dict[str, RegisteredModel]) -> int:
     return usage_record_batch(model=model, records=records)
 
 
-def _dead_details(reason: str) -> dict[str, str]:
-    return {"reason": reason, "dead_at": timezone.now().isoformat()}
+def _runs(entries: Sequence[BufferEntry]) -> list[list[BufferEntry]]:
+    """Consecutive entries of the same model reference and kind, up to 1,000 records a run (an API batch)."""
+    runs: list[list[BufferEntry]] = []
+    held = 0
+    for entry in entries:
+        count = int(entry.fields.get("count", 0))
+        previous = runs[-1][-1].fields if runs else None
+        same = previous is not None and (previous.get("ref"), previous.get("kind")) == (
+            entry.fields.get("ref"),
+            entry.fields.get("kind"),
+        )
+        if same and held + count <= _RUN_RECORDS:
+            runs[-1].append(entry)
+            held += count
+        else:
+            runs.append([entry])
+            held = count
+    return runs
+
+
+def _dead_details(exc: Exception) -> dict[str, str]:
+    reason = exc.message if isinstance(exc, UsageRejected) else str(exc)
+    return {"reason": f"{type(exc).__name__}: {reason}", "dead_at": timezone.now().isoformat()}
+
+
+def _apply(run: Sequence[BufferEntry], models: dict[str, RegisteredModel], outcome: DrainOutcome) -> int:
+    """Claim and write ``run`` in a savepoint: all of it or none of it. The number of records written."""
+    with transaction.atomic():
+        claimed = _claim([entry.fields["uid"] for entry in run])
+        todo = [entry for entry in run if entry.fields["uid"] in claimed]
+        written = _write(todo, models) if todo else 0
+    # Entries claimed before were written by a drain that died before removing them from Redis.
+    outcome.already_applied += len(run) - len(todo)
+    outcome.entries += len(todo)
+    return written
+
+
+_REFUSED = (_Undeliverable, UsageRejected, IntegrityError, DataError, KeyError, ValueError)
 
 
 def _drain_batch(entries: Sequence[BufferEntry], outcome: DrainOutcome) -> None:
     """Write ``entries`` in order in one transaction, then remove them from Redis.
 
-    Each entry in a savepoint of its own: one the database refuses is dead-lettered without undoing
-    the others. Raises OperationalError/InterfaceError (database gone: nothing of the batch is
-    written or removed) and RedisError (written, not yet removed: the next drain finds them applied).
+    Consecutive posts of the same model go in with one call of the ingestion service (the drain
+    writes as fast as a batch post, measured in docs/BENCHMARKS.md); should the database refuse
+    such a run, its posts are retried one by one, each in a savepoint of its own, so that only the
+    refused one is dead-lettered. Raises OperationalError/InterfaceError (database gone: nothing of
+    the batch is written or removed) and RedisError (written, not yet removed: the next drain finds
+    them applied).
     """
-    written: list[BufferEntry] = []
+    done: list[BufferEntry] = []
     dead: list[tuple[BufferEntry, dict[str, str]]] = []
     records = 0
-    fresh = 0
-    removed_records = 0
     models: dict[str, RegisteredModel] = {}
     with transaction.atomic():
-        for entry in entries:
-            count = int(entry.fields.get("count", 0))
-            removed_records += count
+        for run in _runs(entries):
             try:
-                with transaction.atomic():
-                    if not _claim(entry.fields["uid"]):
-                        # Written by a drain that died before removing it from Redis: only remove it now.
-                        outcome.already_applied += 1
-                        written.append(entry)
-                        continue
-                    records += _write(entry, models)
-                    fresh += 1
-            except (_Undeliverable, UsageRejected, IntegrityError, DataError, KeyError, ValueError) as exc:
-                reason = exc.message if isinstance(exc, UsageRejected) else str(exc)
-                dead.append((entry, _dead_details(f"{type(exc).__name__}: {reason}")))
+                records += _apply(run, models, outcome)
+                done.extend(run)
                 continue
-            written.append(entry)
-    usage_buffer.buffer_remove(written, dead, records=removed_records)
+            except _REFUSED as exc:
+                if len(run) == 1:
+                    dead.append((run[0], _dead_details(exc)))
+                    continue
+            for entry in run:
+                try:
+                    records += _apply([entry], models, outcome)
+                except _REFUSED as exc:
+                    dead.append((entry, _dead_details(exc)))
+                    continue
+                done.append(entry)
+    removed_records = sum(int(entry.fields.get("count", 0)) for entry in [*done, *(entry for entry, _ in dead)])
+    usage_buffer.buffer_remove(done, dead, records=removed_records)
     # The markers of removed entries are no longer needed: their entries cannot come back.
-    UsageBufferApplied.objects.filter(entry__in=[entry.fields.get("uid", "") for entry in written]).delete()
-    outcome.entries += fresh
+    UsageBufferApplied.objects.filter(entry__in=[entry.fields.get("uid", "") for entry in done]).delete()
     outcome.records += records
     outcome.dead += len(dead)
     metrics.usage_buffer_drained(written=records, dead=sum(int(entry.fields.get("count", 0)) for entry, _ in dead))

@@ -268,6 +268,30 @@ def test_an_entry_whose_model_no_longer_resolves_goes_to_the_dead_letter_list(
     assert usage_buffer.buffer_state().dead_letters == 1
 
 
+def test_a_post_the_database_refuses_at_the_drain_is_dead_lettered_alone(outage: Outage, service: APIClient) -> None:
+    model = RegisteredModelFactory()
+    ModelPrice.objects.create(
+        model=model,
+        input_per_mtok=Decimal(999_999),
+        output_per_mtok=Decimal(999_999),
+        effective_from=timezone.now() - timedelta(days=1),
+    )
+    warm(service, model)
+    outage.cut_database()
+    # The price is not known while the database is away: the too-large cost shows only at the drain.
+    for tokens in (1, 2_000_000_000, 3):
+        assert service.post(f"/models/{model.pk}/usage", {"input_tokens": tokens}, format="json").status_code == 202
+    outage.restore_database()
+
+    outcome = usage_buffer_drain()
+
+    assert (outcome.entries, outcome.dead) == (2, 1)
+    written = ModelUsage.objects.filter(model=model, input_tokens__isnull=False).order_by("id")
+    assert [record.input_tokens for record in written] == [1, 3]
+    [dead] = usage_buffer.dead_letters()
+    assert dead["reason"].startswith("UsageRejected: The computed cost")
+
+
 def test_a_drain_stops_at_the_database_and_keeps_every_entry(outage: Outage, service: APIClient) -> None:
     model = RegisteredModelFactory()
     warm(service, model)
