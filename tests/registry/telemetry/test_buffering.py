@@ -292,6 +292,14 @@ def test_a_post_the_database_refuses_at_the_drain_is_dead_lettered_alone(outage:
     assert dead["reason"].startswith("UsageRejected: The computed cost")
 
 
+def test_a_drain_of_an_empty_buffer_asks_nothing_of_the_database(
+    outage: Outage, django_assert_num_queries: Any
+) -> None:
+    with django_assert_num_queries(0):
+        outcome = usage_buffer_drain()
+    assert outcome.as_dict() == {"entries": 0, "records": 0, "already_applied": 0, "dead": 0, "stopped": None}
+
+
 def test_a_drain_stops_at_the_database_and_keeps_every_entry(outage: Outage, service: APIClient) -> None:
     model = RegisteredModelFactory()
     warm(service, model)
