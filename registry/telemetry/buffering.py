@@ -292,9 +292,10 @@ def usage_buffer_drain(*, batch_size: int | None = None, max_seconds: float = _R
                 except (OperationalError, InterfaceError) as exc:
                     # Gone again: drop the broken connection so the next run reconnects.
                     connection.close()
-                    logger.warning("usage buffer: the database is unreachable, draining later: %s", exc)
+                    _outage.failed(exc)
                     outcome.stopped = "database"
                     break
+                _outage.answered()
                 lock.extend(_LOCK_SECONDS, replace_ttl=True)
             else:
                 _forget_markers()
@@ -312,6 +313,29 @@ def usage_buffer_drain(*, batch_size: int | None = None, max_seconds: float = _R
             f", stopped ({outcome.stopped})" if outcome.stopped else "",
         )
     return outcome
+
+
+class _DatabaseOutage:
+    """This process's memory of an outage, so that a drain every few seconds logs it twice, not every time."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def failed(self, exc: Exception) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            logger.warning("usage buffer: the database is unreachable, draining when it answers: %s", exc)
+        else:
+            logger.debug("usage buffer: the database is still unreachable: %s", exc)
+
+    def answered(self) -> None:
+        if self.since is not None:
+            away = time.monotonic() - self.since
+            self.since = None
+            logger.warning("usage buffer: the database answers again after %.0f s, draining", away)
+
+
+_outage = _DatabaseOutage()
 
 
 def _forget_markers() -> None:

@@ -300,18 +300,36 @@ def test_a_drain_of_an_empty_buffer_asks_nothing_of_the_database(
     assert outcome.as_dict() == {"entries": 0, "records": 0, "already_applied": 0, "dead": 0, "stopped": None}
 
 
-def test_a_drain_stops_at_the_database_and_keeps_every_entry(outage: Outage, service: APIClient) -> None:
+def test_a_drain_stops_at_the_database_and_keeps_every_entry(
+    outage: Outage, service: APIClient, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(buffering, "_outage", buffering._DatabaseOutage())  # this test's outage only
     model = RegisteredModelFactory()
     warm(service, model)
     outage.cut_database()
     assert service.post(f"/models/{model.pk}/usage", {"token_count": 3}, format="json").status_code == 202
 
-    outcome = usage_buffer_drain()
+    with caplog.at_level(logging.WARNING, logger="registry.telemetry.buffering"):
+        outcomes = [usage_buffer_drain() for _ in range(3)]
+        assert [outcome.stopped for outcome in outcomes] == ["database"] * 3
+        assert buffered_records() == 1
+        outage.restore_database()
+        assert usage_buffer_drain().records == 1
 
-    assert outcome.stopped == "database"
-    assert buffered_records() == 1
-    outage.restore_database()
-    assert usage_buffer_drain().records == 1
+    warnings = [record.getMessage() for record in caplog.records if record.name == "registry.telemetry.buffering"]
+    assert len(warnings) == 2  # one when the outage starts, one when it ends: not one a run
+    assert "unreachable" in warnings[0]
+    assert "answers again" in warnings[1]
+
+
+def test_metrics_and_health_say_when_the_buffer_cannot_be_read(outage: Outage) -> None:
+    outage.redis.cut()
+
+    exposition = Client().get("/metrics").content.decode()
+    body = Client().get("/health").json()
+
+    assert "registry_usage_buffer_up 0.0" in exposition
+    assert body["usage_buffer"] == {"status": "unknown"}
 
 
 def test_a_second_drain_finds_the_lock_held_and_writes_nothing(outage: Outage, service: APIClient) -> None:
