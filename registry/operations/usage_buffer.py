@@ -51,6 +51,25 @@ return id
 """
 
 
+# Dead letters back to the end of the stream, each with the fields it was posted with (its id too:
+# a dead entry was never written, so its id was never claimed), atomically.
+_REQUEUE: Final = """
+local moved = 0
+while true do
+    local item = redis.call('LPOP', KEYS[1])
+    if not item then
+        break
+    end
+    local entry = cjson.decode(item)
+    redis.call('XADD', KEYS[2], '*', 'uid', entry.uid, 'ref', entry.ref, 'kind', entry.kind,
+        'received', entry.received, 'count', entry.count, 'records', entry.records)
+    redis.call('INCRBY', KEYS[3], tonumber(entry.count))
+    moved = moved + 1
+end
+return moved
+"""
+
+
 class BufferUnavailable(Exception):
     """The buffer cannot take a post: no Redis configured, Redis unreachable, or the buffer full."""
 
@@ -161,6 +180,11 @@ def buffer_state() -> BufferState:
 def dead_letters(count: int = 100) -> list[dict[str, Any]]:
     """The oldest ``count`` dead-lettered entries, as stored (for an operator)."""
     return [json.loads(item) for item in client().lrange(DEAD, 0, count - 1)]
+
+
+def dead_letters_requeue() -> int:
+    """Move every dead letter back to the end of the buffer, to be drained again; how many. Raises RedisError."""
+    return int(client().eval(_REQUEUE, 3, DEAD, STREAM, RECORDS))
 
 
 @contextlib.contextmanager

@@ -10,11 +10,13 @@ import logging
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
+from io import StringIO
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connections
 from django.test import Client, override_settings
 from django.utils import timezone
@@ -266,6 +268,31 @@ def test_an_entry_whose_model_no_longer_resolves_goes_to_the_dead_letter_list(
     assert buffering.records_decode(dead["records"])[0]["token_count"] == 7
     assert any("dead-letter" in record.getMessage() for record in caplog.records)
     assert usage_buffer.buffer_state().dead_letters == 1
+
+
+def test_an_operator_requeues_dead_letters_once_their_model_exists_again(outage: Outage, service: APIClient) -> None:
+    model = RegisteredModelFactory(name="renamed-away")
+    warm(service, model)
+    outage.cut_database()
+    assert service.post("/models/renamed-away/usage", {"token_count": 9}, format="json").status_code == 202
+    outage.restore_database()
+    model.name = "renamed"
+    model.save()
+    assert usage_buffer_drain().dead == 1
+    listing = StringIO()
+    call_command("usage_buffer", stdout=listing)
+    assert "dead letters: 1" in listing.getvalue()
+    assert "1 records for 'renamed-away'" in listing.getvalue()
+    model.name = "renamed-away"
+    model.save()
+    output = StringIO()
+
+    call_command("usage_buffer", "--requeue-dead", "--drain", stdout=output)
+
+    assert "requeued 1 dead letters" in output.getvalue()
+    assert "wrote 1 records of 1 posts" in output.getvalue()
+    assert ModelUsage.objects.filter(model=model, token_count=9).count() == 1
+    assert usage_buffer.buffer_state().dead_letters == 0
 
 
 def test_a_post_the_database_refuses_at_the_drain_is_dead_lettered_alone(outage: Outage, service: APIClient) -> None:
