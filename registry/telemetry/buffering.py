@@ -341,7 +341,11 @@ _outage = _DatabaseOutage()
 def _forget_markers() -> None:
     """With the buffer empty (and the lock held), every marker is of an entry gone for good: delete them all.
 
-    Removes the markers a drain that died after removing its entries from Redis left behind.
+    Removes the markers a drain that died after removing its entries from Redis left behind; should
+    the database fail now, the next empty drain removes them.
     """
     if not usage_buffer.client().xlen(usage_buffer.STREAM):
-        UsageBufferApplied.objects.all().delete()
+        try:
+            UsageBufferApplied.objects.all().delete()
+        except (OperationalError, InterfaceError):
+            connection.close()
