@@ -61,10 +61,12 @@ DRAIN_TIMEOUT = float(os.environ.get("BENCH_DRAIN_TIMEOUT", "600"))
 WORKERS = os.environ.get("BENCH_WEB_WORKERS", "2")
 
 import django  # noqa: E402
+import jwt  # noqa: E402
 import requests  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, connections  # noqa: E402
 from django.db.models import Count  # noqa: E402
@@ -75,7 +77,6 @@ from registry.operations import usage_buffer  # noqa: E402
 from registry.telemetry.buffering import usage_buffer_drain  # noqa: E402
 from registry_project import web  # noqa: E402
 from tests.faults import TcpProxy  # noqa: E402
-from tests.tokens import platform_token  # noqa: E402
 
 BUFFER_KEYS = (usage_buffer.STREAM, usage_buffer.RECORDS, usage_buffer.DEAD, usage_buffer.LOCK)
 
@@ -97,6 +98,20 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def platform_token() -> str:
+    """A token as the platform's auth service mints it for the router: the service role, no database to check."""
+    now = int(time.time())
+    claims = {
+        "sub": "outage-bench-router",
+        "role": "authenticated",
+        "aud": settings.JWT_AUDIENCE,
+        "iat": now,
+        "exp": now + 3600,
+        "app_metadata": {"registry_role": "service"},
+    }
+    return jwt.encode(claims, settings.JWT_SECRET, algorithm=settings.JWT_ALGORITHM)
 
 
 def client(url: str, token: str, tally: Tally, stop: threading.Event, seed: int) -> None:
@@ -184,7 +199,7 @@ def main() -> int:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise SystemExit(f"the web server did not start (log in {WORK_DIR})")
             time.sleep(0.3)
-        token = platform_token(registry_role="service", expires_in=3600)
+        token = platform_token()
         url = f"{base}/api/v1/models/{model.name}/usage"
         tally = Tally()
         stop_clients, stop_drain = threading.Event(), threading.Event()

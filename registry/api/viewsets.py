@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from auditlog.middleware import AuditlogMiddleware
 from django.http import HttpResponse
@@ -111,9 +111,10 @@ class RegistryViewSet(GenericViewSet):
         # Loaded only when an audit entry names it, a write that audits nothing (a usage post, also one
         # kept in the usage buffer while the database is away) does not query the user at all.
         if issubclass(type(user), PlatformUser):
+            caller = cast(PlatformUser, user)
             actor = acting_as(
-                label=f"platform:{user.sub}",
-                details={"sub": user.sub, "role": user.platform_role},
+                label=f"platform:{caller.sub}",
+                details={"sub": caller.sub, "role": caller.platform_role},
                 remote_addr=remote_addr,
             )
         else:
