@@ -2,7 +2,8 @@
 
 ``services`` writes records in batches; ``selectors`` summarises them; ``statistics`` computes
 percentiles in the database where it can; ``alerts`` checks error rate, latency, availability and
-sources, and keeps the ``alerts`` table.
+sources, and keeps the ``alerts`` table; ``buffering`` keeps usage posted while the database is away
+in the usage buffer and drains it once the database is back.
 
 May import: ``registry.models``, ``catalog`` (prices in force, lookups), ``access``, ``reads``,
 ``operations.metrics``, and discovery's models (a failing source's alert). Never the API or the console.
