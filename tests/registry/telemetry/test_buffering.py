@@ -352,6 +352,28 @@ def test_an_operator_requeues_dead_letters_once_their_model_exists_again(outage:
     assert usage_buffer.buffer_state().dead_letters == 0
 
 
+def test_a_router_metric_naming_another_model_is_dead_lettered_at_the_drain(outage: Outage, service: APIClient) -> None:
+    model = RegisteredModelFactory()
+    other = RegisteredModelFactory()
+    warm(service, model)
+    outage.cut_database()
+    with override_settings(PLATFORM_API_COMPAT="alfred"):
+        # Whether model_id names the URL's model needs the database: checked when the metric is written.
+        for model_id in (model.name, other.name):
+            metric = {"request_id": f"for-{model_id}", "model_id": model_id, "content_token_count": 4}
+            assert service.post(f"/api/v1/models/{model.pk}/usage", metric, format="json").status_code == 200
+    outage.restore_database()
+
+    outcome = usage_buffer_drain()
+
+    assert (outcome.entries, outcome.dead) == (1, 1)
+    assert list(ModelUsage.objects.filter(request_id__startswith="for-").values_list("request_id", flat=True)) == [
+        f"for-{model.name}"
+    ]
+    [dead] = usage_buffer.dead_letters()
+    assert "model_id does not name the model of the URL" in dead["reason"]
+
+
 def test_a_post_the_database_refuses_at_the_drain_is_dead_lettered_alone(outage: Outage, service: APIClient) -> None:
     model = RegisteredModelFactory()
     ModelPrice.objects.create(
