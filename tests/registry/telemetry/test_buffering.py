@@ -20,12 +20,14 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 from django.conf import settings
+from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connections
 from django.test import Client, override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from registry.access.accounts import clear_local_access
 from registry.models import ModelPrice, ModelUsage, RegisteredModel, UsageBufferApplied
 from registry.operations import usage_buffer
 from registry.tasks import drain_usage_buffer
@@ -194,6 +196,21 @@ def test_router_posts_in_flight_when_the_database_is_cut_are_each_stored_once(ou
     # 200, or a 503 when Redis too was slower than its timeout on this shared machine: retried, never lost.
     assert set(answers) <= {200, 503}
     assert answers.count(200) >= len(acknowledged)
+
+
+def test_a_local_token_posts_usage_through_an_outage_longer_than_its_cached_access(
+    outage: Outage, service: APIClient, role_users: dict[str, Any]
+) -> None:
+    model = RegisteredModelFactory()
+    warm(service, model)
+    outage.cut_database()
+    # USER_ACCESS_CACHE_SECONDS later: the fresh entry is gone, in Redis and in this process.
+    cache.delete(f"user-access:{role_users['service'].pk}")
+    clear_local_access()
+
+    response = service.post(f"/models/{model.pk}/usage", {"token_count": 6}, format="json")
+
+    assert response.status_code == 202, response.content
 
 
 def test_buffered_usage_is_costed_at_the_price_in_force_at_its_moment(outage: Outage, service: APIClient) -> None:
