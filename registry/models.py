@@ -494,6 +494,25 @@ class ModelUsage(models.Model):
         return f"{self.model_name} @ {self.timestamp:%Y-%m-%d %H:%M}"
 
 
+class UsageBufferApplied(models.Model):
+    """A usage buffer entry written to ``model_usage``: inserted in the same transaction, so it is never written twice.
+
+    The drain (registry/telemetry/buffering.py) removes an entry from Redis only after the
+    transaction that wrote its records commits; a worker that dies in between leaves the entry in
+    Redis, and this row tells the next drain it is done. Rows live only until their entry has left
+    Redis: the drain deletes them, so the table stays a handful of rows.
+    """
+
+    entry = models.CharField(max_length=32, primary_key=True, help_text="The buffer entry's own id (a UUID).")
+    applied_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "usage_buffer_applied"
+
+    def __str__(self) -> str:
+        return f"buffer entry {self.entry}"
+
+
 class AlertKind(models.TextChoices):
     ERROR_RATE = "error_rate", "Error rate above threshold"
     LATENCY = "latency", "Latency worse than baseline"

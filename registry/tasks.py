@@ -12,9 +12,10 @@ from registry.access.audit import system_actor
 from registry.catalog.prices import prices_follow_all
 from registry.operations import metrics
 from registry.operations.retention import retention_apply
-from registry.operations.schedules import PRICES_TASK_NAME, PRUNE_TASK_NAME, SCORES_TASK_NAME
+from registry.operations.schedules import PRICES_TASK_NAME, PRUNE_TASK_NAME, SCORES_TASK_NAME, USAGE_BUFFER_TASK_NAME
 from registry.selection import scores
 from registry.telemetry.alerts import ALERT_TASK_NAME, alerts_check
+from registry.telemetry.buffering import usage_buffer_drain
 
 
 @shared_task(name=ALERT_TASK_NAME, ignore_result=True)
@@ -43,6 +44,13 @@ def scores_derive() -> dict[str, int]:
 def prune() -> dict[str, int]:
     """Periodic (beat, ``registry: retention``): safe to run twice, a second prune finds the lock held, does nothing."""
     return retention_apply().removed
+
+
+@shared_task(name=USAGE_BUFFER_TASK_NAME, ignore_result=True)
+def drain_usage_buffer() -> dict[str, Any]:
+    """Periodic (beat, ``registry: usage buffer``): safe to run twice, a second drain finds the lock held."""
+    with system_actor("usage-buffer"):
+        return usage_buffer_drain().as_dict()
 
 
 @worker_ready.connect

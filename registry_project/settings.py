@@ -333,6 +333,22 @@ RETENTION_STATUS_EVENTS_DAYS = env_int("RETENTION_STATUS_EVENTS_DAYS", 400, mini
 RETENTION_BATCH_SIZE = env_int("RETENTION_BATCH_SIZE", 5000, minimum=1)
 RETENTION_INTERVAL_SECONDS = env_int("RETENTION_INTERVAL_SECONDS", 3600, minimum=60)
 
+# Usage buffer (registry/telemetry/buffering.py, docs/operations.md#usage-while-the-database-is-away): usage
+# posted while PostgreSQL cannot be reached waits in Redis (REDIS_URL) and a beat task writes it once it is back.
+# Without REDIS_URL (the embedded mode) there is nowhere durable to keep it: such a post is a 503, as before.
+USAGE_BUFFER_ENABLED = env_bool("USAGE_BUFFER_ENABLED", True) and bool(REDIS_URL)
+# Past this many records waiting, a post is a 503 again: about 400 bytes of Redis memory a record (measured),
+# so ~100 MB by default, within the compose file's 256 MB; a client keeps its retries.
+USAGE_BUFFER_MAX_RECORDS = env_int("USAGE_BUFFER_MAX_RECORDS", 250_000, minimum=1)
+# Posts (buffer entries) written per transaction by the drain; each holds up to 1,000 records.
+USAGE_BUFFER_DRAIN_BATCH = env_int("USAGE_BUFFER_DRAIN_BATCH", 50, minimum=1)
+# The buffer's own connection: the cache's connect timeout (a Redis that is down fails the post at once), and
+# a longer wait for an answer than the cache's, since a buffer write that times out is a 503 where a cache
+# read that times out only goes to the database (a busy Redis answered in over 0.5 s in the suite's outage test).
+USAGE_BUFFER_CONNECT_TIMEOUT = env_float("REDIS_CONNECT_TIMEOUT", 0.5)
+USAGE_BUFFER_SOCKET_TIMEOUT = env_float("USAGE_BUFFER_REDIS_TIMEOUT", 2.0, minimum=0.1)
+USAGE_BUFFER_DRAIN_INTERVAL_SECONDS = env_int("USAGE_BUFFER_DRAIN_INTERVAL_SECONDS", 5, minimum=1)
+
 # --- Platform compatibility (docs/platform.md) ------------------------------------------------
 # "alfred": the /api/v1/ routes the platform's model router calls answer in the router's shapes.
 PLATFORM_API_COMPAT = (env_str("PLATFORM_API_COMPAT", "") or "").strip().lower()

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser, Group
 from django.core.cache import cache
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_delete
 from django.http import HttpRequest
 
@@ -120,13 +120,22 @@ def _access_key(user_id: int) -> str:
     return f"user-access:{user_id}"
 
 
+def _known_access_key(user_id: int) -> str:
+    return f"user-access-known:{user_id}"
+
+
+# How long the access last read is kept for a database outage (see user_access).
+_KNOWN_ACCESS_SECONDS = 24 * 3600
+
+
 def user_access(user_id: int) -> UserAccess | None:
     """The access of local user ``user_id`` (None if there is no such user), cached for a short while.
 
     Every API request with a local token needs it, and two queries (the user, its groups) cost more
     than the cached read they guard. Changes to a user, its groups or a group drop the entry at once
     (``connect_access_invalidation``); ``USER_ACCESS_CACHE_SECONDS`` bounds staleness if a signal is
-    bypassed (a raw SQL update).
+    bypassed (a raw SQL update). While the database cannot be reached, the access last read (kept a
+    day, dropped by the same changes) answers instead of an error.
     """
     now = time.monotonic()
     local = _local_access.get(user_id)
@@ -137,11 +146,21 @@ def user_access(user_id: int) -> UserAccess | None:
     if isinstance(cached, UserAccess):
         access = cached
     else:
-        user = get_user_model().objects.filter(pk=user_id).first()
+        try:
+            user = get_user_model().objects.filter(pk=user_id).first()
+        except (OperationalError, InterfaceError):
+            # The database is away (a failover): the access last read stands, so that usage posts can
+            # be kept in the usage buffer meanwhile. Safe: a change to a user or a group drops this copy
+            # as it drops the fresh one, and no such change can be made while the database is away.
+            known = cache.get(_known_access_key(user_id))
+            if isinstance(known, UserAccess):
+                return known
+            raise
         if user is None:
             return None
         access = UserAccess(user_id=user_id, is_active=user.is_active, role=user_role(user))
         cache.set(key, access, timeout=settings.USER_ACCESS_CACHE_SECONDS)
+        cache.set(_known_access_key(user_id), access, timeout=_KNOWN_ACCESS_SECONDS)
     if len(_local_access) >= _LOCAL_ACCESS_MAX:
         _local_access.clear()
     _local_access[user_id] = (now + settings.USER_ACCESS_LOCAL_SECONDS, access)
@@ -156,7 +175,7 @@ def clear_local_access() -> None:
 def _forget_access(user_ids: list[int]) -> None:
     for user_id in user_ids:
         _local_access.pop(user_id, None)
-    cache.delete_many([_access_key(user_id) for user_id in user_ids])
+    cache.delete_many([key for user_id in user_ids for key in (_access_key(user_id), _known_access_key(user_id))])
 
 
 def connect_access_invalidation() -> None:

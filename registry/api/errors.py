@@ -39,7 +39,7 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError | InterfaceError)
 
 
-def _drop_broken_connections() -> None:
+def drop_broken_connections() -> None:
     # Django also does this when a request ends; doing it now means the very next query reconnects,
     # whoever runs it (a test client, a thread that serves several requests).
     for connection in connections.all(initialized_only=True):
@@ -62,7 +62,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse |
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     elif is_database_unavailable(exc):
-        _drop_broken_connections()
+        drop_broken_connections()
         exc = DependencyUnavailable("The database is unavailable; retry later.")
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, DependencyUnavailable):

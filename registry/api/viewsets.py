@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from auditlog.middleware import AuditlogMiddleware
 from django.http import HttpResponse
@@ -107,10 +107,14 @@ class RegistryViewSet(GenericViewSet):
         # DRF authenticates here, after auditlog's middleware saw an anonymous request: name the actor now.
         remote_addr = AuditlogMiddleware._get_remote_addr(request)
         user = request.user
-        if isinstance(user, PlatformUser):
+        # type(), not isinstance(): a local token's user is a lazy object that isinstance() would load.
+        # Loaded only when an audit entry names it, a write that audits nothing (a usage post, also one
+        # kept in the usage buffer while the database is away) does not query the user at all.
+        if issubclass(type(user), PlatformUser):
+            caller = cast(PlatformUser, user)
             actor = acting_as(
-                label=f"platform:{user.sub}",
-                details={"sub": user.sub, "role": user.platform_role},
+                label=f"platform:{caller.sub}",
+                details={"sub": caller.sub, "role": caller.platform_role},
                 remote_addr=remote_addr,
             )
         else:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -21,6 +22,7 @@ from django.core.cache import caches
 from django.db import connection
 from kombu import Connection
 
+from registry.operations import usage_buffer
 from registry.reads.cache import ResilientRedisCache
 
 logger = logging.getLogger(__name__)
@@ -37,6 +39,9 @@ _POOL = concurrent.futures.ThreadPoolExecutor(max_workers=9, thread_name_prefix=
 class HealthReport:
     status: str
     services: dict[str, str]
+    # With the usage buffer on: its state (status ``empty``, ``buffering`` while the database is away,
+    # ``draining`` once it is back, or ``unknown`` when Redis cannot be read) and depth.
+    usage_buffer: dict[str, Any] | None = None
 
     @property
     def http_status(self) -> int:
@@ -97,10 +102,32 @@ def check_broker() -> None:
 CHECKS: dict[str, Callable[[], None]] = {"database": check_database, "cache": check_cache, "broker": check_broker}
 
 
+def _usage_buffer_state() -> usage_buffer.BufferState:
+    return usage_buffer.buffer_state()
+
+
+def _usage_buffer_report(
+    future: concurrent.futures.Future[usage_buffer.BufferState], database_ok: bool
+) -> dict[str, Any]:
+    if not future.done() or future.exception() is not None:
+        return {"status": "unknown"}
+    state = future.result()
+    status = "empty" if state.entries == 0 else "draining" if database_ok else "buffering"
+    return {"status": status, **asdict(state)}
+
+
 def health_report() -> HealthReport:
-    """Run every check in parallel; the database is essential, the cache and broker are not."""
+    """Run every check in parallel; the database is essential, the cache and broker are not.
+
+    ``degraded`` too while the usage buffer drains: usage acknowledged during an outage is still on
+    its way to the statistics.
+    """
     futures = {name: _POOL.submit(check) for name, check in CHECKS.items()}
-    done, _pending = concurrent.futures.wait(futures.values(), timeout=settings.HEALTH_CHECK_TIMEOUT)
+    buffer_future = _POOL.submit(_usage_buffer_state) if usage_buffer.enabled() else None
+    waiting: list[concurrent.futures.Future[Any]] = [*futures.values()]
+    if buffer_future is not None:
+        waiting.append(buffer_future)
+    done, _pending = concurrent.futures.wait(waiting, timeout=settings.HEALTH_CHECK_TIMEOUT)
     services: dict[str, str] = {}
     for name, future in futures.items():
         if future not in done:
@@ -112,10 +139,14 @@ def health_report() -> HealthReport:
             logger.warning("health: %s failed: %s: %s", name, type(error).__name__, error)
         else:
             services[name] = OK
+    buffer = None if buffer_future is None else _usage_buffer_report(buffer_future, services["database"] == OK)
     if services["database"] != OK:
         status = ERROR
     elif any(state != OK for state in services.values()):
         status = DEGRADED
+    elif buffer is not None and buffer["status"] == "draining":
+        # Usage acknowledged during an outage is not in the statistics yet.
+        status = DEGRADED
     else:
         status = OK
-    return HealthReport(status=status, services=services)
+    return HealthReport(status=status, services=services, usage_buffer=buffer)

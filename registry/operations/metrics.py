@@ -24,6 +24,9 @@ from django.db.models import Count
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess, start_http_server
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
+
+from registry.operations import usage_buffer
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +67,17 @@ THROTTLED = Counter("registry_requests_throttled", "Requests refused with 429, b
 ALERTS_OPENED = Counter("registry_alerts_opened", "Alerts opened, by kind", ["kind"])
 ALERTS_RESOLVED = Counter("registry_alerts_resolved", "Alerts resolved, by kind", ["kind"])
 ALERT_WEBHOOK_FAILURES = Counter("registry_alert_webhook_failures", "Alert notifications the webhook did not accept")
+
+USAGE_BUFFERED = Counter(
+    "registry_usage_buffered_records", "Usage records kept in the Redis buffer while the database was unreachable"
+)
+USAGE_BUFFER_WRITTEN = Counter(
+    "registry_usage_buffer_written_records",
+    "Buffered usage records the drain wrote to the database (a request_id already stored is not counted)",
+)
+USAGE_BUFFER_DEAD = Counter(
+    "registry_usage_buffer_dead_records", "Buffered usage records moved to the dead-letter list (never written)"
+)
 
 RETENTION_PRUNED = Counter("registry_retention_pruned_rows", "Rows removed by retention (prune), by table", ["table"])
 
@@ -116,6 +130,48 @@ def alert_webhook_failed() -> None:
 def retention_pruned(*, table: str, rows: int) -> None:
     """Count rows a prune removed (call after the batch's transaction committed)."""
     RETENTION_PRUNED.labels(table=table).inc(rows)
+
+
+def usage_buffered(*, records: int) -> None:
+    USAGE_BUFFERED.inc(records)
+
+
+def usage_buffer_drained(*, written: int, dead: int) -> None:
+    """Count what a drain batch wrote and dead-lettered (call after its transaction committed)."""
+    USAGE_BUFFER_WRITTEN.inc(written)
+    USAGE_BUFFER_DEAD.inc(dead)
+
+
+class UsageBufferCollector(Collector):
+    """Gauges of the usage buffer, read from Redis at scrape time (one round trip)."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily("registry_usage_buffer_up", "1 when the usage buffer in Redis could be read")
+        try:
+            state = usage_buffer.buffer_state()
+        except (usage_buffer.BufferUnavailable, RedisError) as exc:
+            logger.warning("metrics: the usage buffer could not be read: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield GaugeMetricFamily(
+            "registry_usage_buffer_records", "Usage records waiting in the buffer for the database", value=state.records
+        )
+        yield GaugeMetricFamily(
+            "registry_usage_buffer_entries", "Posts (buffer entries) waiting for the database", value=state.entries
+        )
+        yield GaugeMetricFamily(
+            "registry_usage_buffer_oldest_age_seconds",
+            "Age of the oldest entry waiting in the buffer (0 when it is empty)",
+            value=state.oldest_age_seconds or 0.0,
+        )
+        yield GaugeMetricFamily(
+            "registry_usage_buffer_dead_letters",
+            "Buffer entries the drain could not write, kept for an operator",
+            value=state.dead_letters,
+        )
 
 
 class RegistryStateCollector(Collector):
@@ -186,4 +242,6 @@ def exposition() -> bytes:
     events = events_registry()
     state = CollectorRegistry(auto_describe=False)
     state.register(RegistryStateCollector())
+    if usage_buffer.enabled():
+        state.register(UsageBufferCollector())
     return generate_latest(events) + generate_latest(state)

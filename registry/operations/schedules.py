@@ -16,14 +16,21 @@ SCORES_INTERVAL_SECONDS = 3600
 PRUNE_TASK_NAME = "registry.prune"
 PRUNE_SCHEDULE_NAME = "registry: retention"
 
+USAGE_BUFFER_TASK_NAME = "registry.usage_buffer_drain"
+USAGE_BUFFER_SCHEDULE_NAME = "registry: usage buffer"
 
-def _schedule_ensure(*, name: str, task: str, every: int, description: str) -> PeriodicTask:
+
+def _schedule_ensure(
+    *, name: str, task: str, every: int, description: str, expire_seconds: int | None = None
+) -> PeriodicTask:
     """Create the periodic task ``name`` when missing; an existing one is left as the operator set it."""
     existing = PeriodicTask.objects.filter(name=name).first()
     if existing is not None:
         return existing
     interval, _ = IntervalSchedule.objects.get_or_create(every=every, period=IntervalSchedule.SECONDS)
-    return PeriodicTask.objects.create(name=name, task=task, interval=interval, description=description)
+    return PeriodicTask.objects.create(
+        name=name, task=task, interval=interval, description=description, expire_seconds=expire_seconds
+    )
 
 
 def prices_schedule_ensure() -> PeriodicTask:
@@ -55,4 +62,22 @@ def prune_schedule_ensure() -> PeriodicTask:
         every=settings.RETENTION_INTERVAL_SECONDS,
         description="Removes rows past their retention (RETENTION_* settings) in batches, one prune at a time "
         "(registry.operations.retention.retention_apply).",
+    )
+
+
+def usage_buffer_schedule_ensure() -> PeriodicTask:
+    """Create the periodic drain of the usage buffer; an existing one is left as set.
+
+    Every ``USAGE_BUFFER_DRAIN_INTERVAL_SECONDS``: an empty buffer costs one Redis call and no query.
+    A run not started within one interval expires, so a worker that was away does not find a pile
+    of them (one run drains everything there is).
+    """
+    every = settings.USAGE_BUFFER_DRAIN_INTERVAL_SECONDS
+    return _schedule_ensure(
+        name=USAGE_BUFFER_SCHEDULE_NAME,
+        task=USAGE_BUFFER_TASK_NAME,
+        every=every,
+        expire_seconds=every,
+        description="Writes usage kept in Redis while the database was unreachable, oldest first, one drain "
+        "at a time (registry.telemetry.buffering.usage_buffer_drain).",
     )

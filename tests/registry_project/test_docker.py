@@ -190,6 +190,12 @@ class TestCompose:
         command = SERVICES["redis"]["command"]
         assert command[command.index("--maxmemory-policy") + 1] == "volatile-lru"
 
+    def test_redis_keeps_the_queues_and_the_usage_buffer_across_a_restart(self) -> None:
+        # The usage buffer answers posts as kept while PostgreSQL is away: only an append-only file makes it so.
+        command = SERVICES["redis"]["command"]
+        assert command[command.index("--appendonly") + 1] == "yes"
+        assert command[command.index("--appendfsync") + 1] == "everysec"
+
 
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 

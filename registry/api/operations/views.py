@@ -69,9 +69,12 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
-    """Readiness: 503 when the database is unreachable, 200 ``degraded`` when only the cache or broker is."""
+    """Readiness: 503 when the database is unreachable, 200 ``degraded`` when only the cache or broker is,
+    or while usage buffered during a database outage drains (``usage_buffer``: its state and depth)."""
     report = health_report()
-    body = {"status": report.status, "version": settings.VERSION, "services": report.services}
+    body: dict[str, Any] = {"status": report.status, "version": settings.VERSION, "services": report.services}
+    if report.usage_buffer is not None:
+        body["usage_buffer"] = report.usage_buffer
     return JsonResponse(body, status=report.http_status)
 
 

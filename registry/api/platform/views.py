@@ -67,12 +67,14 @@ from registry.api.platform.shapes import (
     platform_capabilities,
     platform_model,
 )
-from registry.api.telemetry.views import UsageViewSet
+from registry.api.telemetry.views import Buffered, UsageViewSet
 from registry.api.validators import INT32_MAX, MAX_LATENCY_SECONDS, not_in_future, validate_printable
 from registry.api.viewsets import ERROR_RESPONSES, REF_PARAMETER, ModelPagination, RegistryViewSet, records_request
 from registry.catalog import capabilities as capability_vocabulary
 from registry.catalog import credentials
 from registry.catalog.selectors import model_get, models_filtered
+from registry.models import RegisteredModel
+from registry.telemetry.buffering import UsageKind
 from registry.telemetry.services import usage_record_idempotent
 
 logger = logging.getLogger(__name__)
@@ -174,6 +176,11 @@ class PlatformUsageSerializer(StrictSerializerMixin, serializers.Serializer):
 
 class PlatformRecordedSerializer(RecordedSerializer):
     duplicates = serializers.IntegerField(help_text="How many repeated a stored request_id (stored once, not again).")
+    buffered = serializers.IntegerField(
+        required=False,
+        help_text="Only while the database is unreachable: records kept in Redis, written when it is back "
+        "(a retried request_id among them is then stored once).",
+    )
 
 
 # --- Views ----------------------------------------------------------------------------------------
@@ -244,7 +251,8 @@ class PlatformUsageViewSet(UsageViewSet):
 
     @extend_schema(
         summary="Record the router's metrics: one or a list of up to 1,000 (PLATFORM_API_COMPAT=alfred)",
-        description="Answered 200, a retried `request_id` stored once per model (docs/platform.md).",
+        description="Answered 200, a retried `request_id` stored once per model (docs/platform.md); also while the "
+        "database is unreachable, when the records are kept in Redis (`buffered`) and written once it is back.",
         parameters=[REF_PARAMETER],
         request=records_request(PlatformUsageSerializer, "PlatformUsageRecords"),
         responses={200: PlatformRecordedSerializer, **ERROR_RESPONSES},
@@ -252,15 +260,24 @@ class PlatformUsageViewSet(UsageViewSet):
     def create(self, request: Request, ref: str) -> Response:
         if not profile_on():
             return super().create(request, ref)
-        model = self.registered_model()
-        records = self.records_body(PlatformUsageSerializer)
-        names = {str(model.pk), model.name}
-        if any(record["model_id"] is not None and record["model_id"] not in names for record in records):
-            # The URL names the model; a body naming another one is a router bug, not a record to file away.
-            raise ValidationError({"model_id": [f"Does not name the model of the URL ({model.pk}, {model.name!r})."]})
-        recorded = usage_record_idempotent(model=model, records=records)
-        # 200, not 201: the router counts any other status as a lost record, and a retry stored nothing new.
-        return Response({"recorded": recorded, "duplicates": len(records) - recorded}, status=status.HTTP_200_OK)
+
+        def write(model: RegisteredModel, records: list[dict[str, Any]]) -> tuple[int, int]:
+            names = {str(model.pk), model.name}
+            if any(record["model_id"] is not None and record["model_id"] not in names for record in records):
+                # The URL names the model; a body naming another one is a router bug, not a record to file away.
+                raise ValidationError(
+                    {"model_id": [f"Does not name the model of the URL ({model.pk}, {model.name!r})."]}
+                )
+            recorded = usage_record_idempotent(model=model, records=records)
+            return recorded, len(records) - recorded
+
+        outcome = self.recorded_or_buffered(PlatformUsageSerializer, UsageKind.ROUTER, write)
+        # 200, not 201 or 202: the router counts any other status as a lost record, and a retry stored nothing new.
+        if isinstance(outcome, Buffered):
+            # Kept in Redis while the database is away; a retried request_id is still stored once, at the drain.
+            return Response({"recorded": 0, "duplicates": 0, "buffered": outcome.records}, status=status.HTTP_200_OK)
+        recorded, duplicates = outcome
+        return Response({"recorded": recorded, "duplicates": duplicates}, status=status.HTTP_200_OK)
 
 
 # --- Routes ---------------------------------------------------------------------------------------

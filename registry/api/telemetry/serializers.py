@@ -121,6 +121,13 @@ class PerformanceRecordSerializer(StrictSerializerMixin, serializers.ModelSerial
         return attrs
 
 
+class BufferedSerializer(serializers.Serializer):
+    """A usage post kept in Redis while the database is unreachable, to be written once it is back."""
+
+    buffered = serializers.IntegerField(help_text="Records kept; written in order when the database is back.")
+    detail = serializers.CharField()
+
+
 class UsageQuerySerializer(TimeRangeQuerySerializer):
     MAX_RANGE = {"hour": timedelta(days=93), "day": timedelta(days=3660)}
 

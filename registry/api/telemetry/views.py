@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from django.db import InterfaceError, OperationalError
 from django.db.models import QuerySet
 from drf_spectacular.utils import (
     extend_schema,
@@ -15,10 +19,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from registry.access.roles import Role
+from registry.api.errors import drop_broken_connections
 from registry.api.fields import RecordedSerializer
 from registry.api.telemetry.serializers import (
     AvailabilityQuerySerializer,
     AvailabilitySerializer,
+    BufferedSerializer,
     PerformanceQuerySerializer,
     PerformanceRecordSerializer,
     PerformanceSummarySerializer,
@@ -28,9 +34,16 @@ from registry.api.telemetry.serializers import (
 )
 from registry.api.viewsets import ERROR_RESPONSES, RECORDS_RULE, REF_PARAMETER, RegistryViewSet, records_request
 from registry.catalog.selectors import model_key_get
+from registry.models import RegisteredModel
+from registry.operations.usage_buffer import BufferUnavailable
 from registry.telemetry.availability import Event, Interval, availability
+from registry.telemetry.buffering import UsageKind, usage_buffer_keep
 from registry.telemetry.selectors import performance_records, performance_summary, usage_summary
 from registry.telemetry.services import performance_record_batch, usage_record_batch
+
+T = TypeVar("T")
+
+logger = logging.getLogger(__name__)
 
 USAGE_RANGE_RULE = (
     "`to` defaults to now and `from` to 24 hours (hour buckets) or 30 days (day buckets) before `to`. "
@@ -55,6 +68,22 @@ USAGE_RECORDS_RULE = (
     f"{RECORDS_RULE} A record's `token_count`, when `input_tokens` or `output_tokens` is given, is their sum "
     "(or left out), and the sum is at most 2,147,483,647: otherwise a 400 naming `token_count` (or `input_tokens`)."
 )
+
+
+BUFFERED_RULE = (
+    "When the database cannot be reached, valid records are kept in Redis and written once it is back, in order: "
+    "the answer is then 202 with the number buffered (docs/api.md#usage-while-the-database-is-away). With Redis "
+    "unreachable too (or in the embedded mode), 503 as for any request that needs the database."
+)
+
+BUFFERED_DETAIL = "The database is unavailable: the records are kept and will be written when it is back."
+
+
+@dataclass(frozen=True)
+class Buffered:
+    """A post kept in the usage buffer instead of the database: how many records."""
+
+    records: int
 
 
 def _iso(moment: datetime) -> str:
@@ -89,10 +118,10 @@ def _usage_figures(figures: dict[str, Any]) -> dict[str, Any]:
 @extend_schema_view(
     create=extend_schema(
         summary="Record usage: one record or a list of up to 1,000 (all or nothing)",
-        description=USAGE_RECORDS_RULE,
+        description=f"{USAGE_RECORDS_RULE} {BUFFERED_RULE}",
         parameters=[REF_PARAMETER],
         request=records_request(UsageRecordSerializer, "UsageRecords"),
-        responses={201: RecordedSerializer, **ERROR_RESPONSES},
+        responses={201: RecordedSerializer, 202: BufferedSerializer, **ERROR_RESPONSES},
     ),
 )
 class UsageViewSet(RegistryViewSet):
@@ -121,10 +150,40 @@ class UsageViewSet(RegistryViewSet):
         )
 
     def create(self, request: Request, ref: str) -> Response:
-        model = self.registered_model()
-        records = self.records_body(UsageRecordSerializer)
-        recorded = usage_record_batch(model=model, records=records)
+        recorded = self.recorded_or_buffered(
+            UsageRecordSerializer,
+            UsageKind.RECORDS,
+            lambda model, records: usage_record_batch(model=model, records=records),
+        )
+        if isinstance(recorded, Buffered):
+            return Response({"buffered": recorded.records, "detail": BUFFERED_DETAIL}, status=status.HTTP_202_ACCEPTED)
         return Response({"recorded": recorded}, status=status.HTTP_201_CREATED)
+
+    def recorded_or_buffered(
+        self,
+        serializer_class: Any,
+        kind: UsageKind,
+        write: Callable[[RegisteredModel, list[dict[str, Any]]], T],
+    ) -> T | Buffered:
+        """``write(model, records)``; when the database cannot be reached, the records kept in the usage buffer.
+
+        The body is validated either way (an invalid one is a 400, database or not). When Redis
+        cannot keep them either, the database's error stands: a 503, and the client retries.
+        """
+        records: list[dict[str, Any]] | None = None
+        try:
+            model = self.registered_model()
+            records = self.records_body(serializer_class)
+            return write(model, records)
+        except (OperationalError, InterfaceError) as unreachable:
+            drop_broken_connections()
+            if records is None:
+                records = self.records_body(serializer_class)
+            try:
+                return Buffered(usage_buffer_keep(ref=self.model_ref, kind=kind, records=records))
+            except BufferUnavailable as exc:
+                logger.warning("usage post refused (503): the database is unreachable and %s", exc)
+                raise unreachable from None
 
 
 @extend_schema_view(

@@ -7,7 +7,12 @@ from typing import Any
 from django.core.management.base import BaseCommand
 
 from discovery.schedules import runtime_schedules_ensure
-from registry.operations.schedules import prices_schedule_ensure, prune_schedule_ensure, scores_schedule_ensure
+from registry.operations.schedules import (
+    prices_schedule_ensure,
+    prune_schedule_ensure,
+    scores_schedule_ensure,
+    usage_buffer_schedule_ensure,
+)
 from registry.telemetry.alerts import alert_schedule_ensure
 
 
@@ -20,6 +25,7 @@ class Command(BaseCommand):
             prices_schedule_ensure(),
             scores_schedule_ensure(),
             prune_schedule_ensure(),
+            usage_buffer_schedule_ensure(),
         ):
             state = "enabled" if task.enabled else "disabled"
             self.stdout.write(f"schedule {task.name!r}: {task.task}, {task.interval or task.crontab} ({state})")

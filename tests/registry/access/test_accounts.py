@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.cache import cache
 from django.core.management import call_command
 
-from registry.access.accounts import admin_user_ensure, user_role
+from registry.access.accounts import UserAccess, admin_user_ensure, user_access, user_role
 from registry.access.roles import Role
 from tests.factories import UserFactory
 
@@ -62,3 +63,19 @@ def test_editor_group_may_change_models_in_the_admin_but_not_delete_them() -> No
     assert user.has_perm("registry.view_modelusage")
     assert not user.has_perm("registry.delete_registeredmodel")
     assert not user.has_perm("discovery.change_providersource")
+
+
+def test_the_access_kept_for_a_database_outage_goes_with_any_change_to_the_user() -> None:
+    user = UserFactory()
+    user.groups.add(Group.objects.get(name="service"))
+    assert user_access(user.pk) == UserAccess(user_id=user.pk, is_active=True, role=Role.SERVICE)
+    assert cache.get(f"user-access-known:{user.pk}") is not None
+
+    user.is_active = False
+    user.save()
+
+    # Gone with the fresh entry: an outage right after the change cannot bring back the old access.
+    assert cache.get(f"user-access-known:{user.pk}") is None
+    refreshed = user_access(user.pk)
+    assert refreshed is not None
+    assert refreshed.is_active is False

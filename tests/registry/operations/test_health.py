@@ -14,6 +14,8 @@ import pytest
 from django.conf import settings
 from django.test import Client, override_settings
 
+from registry.operations import usage_buffer
+
 ROOT = Path(__file__).resolve().parents[3]
 
 pytestmark = pytest.mark.django_db
@@ -39,11 +41,20 @@ def test_healthz_answers_ok_without_touching_dependencies(client: Client, django
 def test_health_reports_every_service_ok(client: Client) -> None:
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {
+    body = response.json()
+    # With Redis, the usage buffer's state too (tests/registry/telemetry/test_buffering.py fills it).
+    empty_buffer = {"status": "empty", "records": 0, "entries": 0, "oldest_age_seconds": None, "dead_letters": 0}
+    assert body.pop("usage_buffer", None) == (empty_buffer if usage_buffer.enabled() else None)
+    assert body == {
         "status": "ok",
         "version": settings.VERSION,
         "services": {"database": "ok", "cache": "ok", "broker": "ok"},
     }
+
+
+def test_health_leaves_out_the_usage_buffer_without_redis(client: Client) -> None:
+    with override_settings(USAGE_BUFFER_ENABLED=False):
+        assert "usage_buffer" not in client.get("/health").json()
 
 
 def test_health_is_degraded_when_redis_refuses_connections(client: Client, closed_port: int) -> None:

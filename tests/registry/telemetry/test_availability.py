@@ -278,7 +278,7 @@ def test_alert_checks_record_the_error_rate_alert_opening_and_an_operator_resolv
 
 
 def test_the_backfill_seeds_one_event_per_model_from_its_current_status() -> None:
-    migration = importlib.import_module("registry.migrations.0012_avail_status_events")
+    migration = importlib.import_module("registry.migrations.0012_status_events")
     up = RegisteredModelFactory(status=ModelStatus.AVAILABLE)
     gone = RegisteredModelFactory(status=ModelStatus.UNAVAILABLE)
 
