@@ -136,7 +136,9 @@ def validate_platform_overrides(value: Any) -> None:
     if None in problems:
         raise serializers.ValidationError({PLATFORM_DETAILS_KEY: [problems[None]]})
     if problems:
-        raise serializers.ValidationError({PLATFORM_DETAILS_KEY: {key: [problem] for key, problem in problems.items()}})
+        raise serializers.ValidationError(
+            {PLATFORM_DETAILS_KEY: {key: [problem] for key, problem in problems.items() if key is not None}}
+        )
 
 
 def json_size_check(value: Any) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from registry.catalog.selectors import is_model_id
 
@@ -127,11 +127,11 @@ def platform_override_problems(value: Any) -> dict[str | None, str]:
     return problems
 
 
-def is_capability_name(value: Any) -> bool:
+def is_capability_name(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) <= MAX_CAPABILITY_NAME and bool(CAPABILITY_NAME.fullmatch(value))
 
 
-def is_parameter_name(value: Any) -> bool:
+def is_parameter_name(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) <= MAX_PARAMETER_NAME and bool(PARAMETER_NAME.fullmatch(value))
 
 

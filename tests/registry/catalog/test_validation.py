@@ -84,7 +84,15 @@ def test_capability_names_are_lower_case_slugs_of_at_most_50(name: str, expected
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("top_k", True), ("ns:seed.v-2", True), ("_x", False), ("é", False), ("a b", False), ("a" * 101, False), (3, False)],
+    [
+        ("top_k", True),
+        ("ns:seed.v-2", True),
+        ("_x", False),
+        ("é", False),
+        ("a b", False),
+        ("a" * 101, False),
+        (3, False),
+    ],
 )
 def test_parameter_names_are_ascii_words_of_at_most_100(name: Any, expected: bool) -> None:
     assert is_parameter_name(name) is expected
