@@ -3,15 +3,15 @@
 Reads nothing from the database: ``registry_file_validate`` returns what the document asks for,
 normalized (``RegistryFile``), or raises ``RegistryFileInvalid`` with every error found
 (``models[3].capabilities.code.score: must be between 0 and 1``). ``registry.catalog.registry_apply``
-compares the result with the catalog. The rules are the API's (``registry/api/validators.py``),
-restated here because the domain does not import the API.
+compares the result with the catalog. The rules a file shares with the API (a model's name, the
+platform overrides, names of capabilities and parameters, storable text) are ``registry.catalog.validation``'s,
+with the API's messages.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -33,17 +33,20 @@ from registry.catalog.registry_file import (
     RegistryFileInvalid,
 )
 from registry.catalog.services import is_secret_header
+from registry.catalog.validation import (
+    MAX_JSON_BYTES,
+    UNSTORABLE_TEXT,
+    is_capability_name,
+    is_parameter_name,
+    is_storable_text,
+    model_name_problem,
+    platform_override_problems,
+)
 from registry.models import PLATFORM_DETAILS_KEY, AuthType, EndpointType, ModelStatus, ModelType, Provider
 
-# The API's limits (registry/api/validators.py), restated: the domain does not import the API.
-MAX_DETAILS_BYTES: Final = 16 * 1024
 MAX_DAYS: Final = 3650
 MAX_INT: Final = 2**31 - 1
 MAX_PRICE: Final = Decimal("999999.999999")
-_NAME_FORBIDDEN: Final = frozenset("?#\\")
-RESERVED_NAMES: Final = ("select",)
-SUB_RESOURCES: Final = ("capabilities", "parameters", "performance", "usage", "endpoints", "prices")
-PLATFORM_KEYS: Final = ("task_types", "content_types")
 # Deeper documents are refused before they are walked: no check may recurse past Python's limit.
 MAX_DEPTH: Final = 32
 
@@ -196,8 +199,8 @@ def _storable_text_errors(value: Any, path: str, checker: _Checker) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         checker.error(path, "not a finite number")
     elif isinstance(value, str):
-        if "\x00" in value or (not value.isascii() and _has_surrogate(value)):
-            checker.error(path, "text may not contain NUL characters or unpaired surrogates")
+        if not is_storable_text(value):
+            checker.error(path, UNSTORABLE_TEXT)
     elif isinstance(value, dict):
         for key, item in value.items():
             _storable_text_errors(key, f"{path}.{key!s}"[:200], checker)
@@ -207,56 +210,27 @@ def _storable_text_errors(value: Any, path: str, checker: _Checker) -> None:
             _storable_text_errors(item, f"{path}[{index}]", checker)
 
 
-def _has_surrogate(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
 def _model_name(checker: _Checker, value: Any, path: str) -> str | None:
-    """The API's rules for a name (registry/api/validators.py's validate_model_name): a path segment of the API."""
+    """A name as the API takes it (``model_name_problem``): a path segment of the API."""
     name = checker.text(value, path, max_length=100, blank=False)
     if name is None:
         return None
-    segments = name.split("/")
-    if any(char.isspace() or unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"} for char in name):
-        problem = "may not contain whitespace, control or format characters"
-    elif name.isdigit():
-        problem = "may not be only digits (/models/{id} would read it as an id)"
-    elif name in RESERVED_NAMES:
-        problem = f"{name!r} is reserved by the API"
-    elif any(char in _NAME_FORBIDDEN for char in name):
-        problem = "may not contain '?', '#' or '\\'"
-    elif "" in segments:
-        problem = "may not start or end with '/' nor contain '//'"
-    elif any(segment in SUB_RESOURCES for segment in segments[1:]):
-        problem = f"a segment after '/' may not be one of {', '.join(SUB_RESOURCES)} (the API's paths)"
-    else:
-        return name
-    checker.error(path, problem)
-    return None
+    problem = model_name_problem(name)
+    if problem is not None:
+        checker.error(path, problem)
+        return None
+    return name
 
 
 def _details(checker: _Checker, value: Any, path: str) -> dict[str, Any] | None:
     details = checker.mapping({} if value is None else value, path)
     if details is None:
         return None
-    if len(json.dumps(details, separators=(",", ":"), default=str).encode()) > MAX_DETAILS_BYTES:
-        checker.error(path, f"at most {MAX_DETAILS_BYTES // 1024} KiB as JSON")
+    if len(json.dumps(details, separators=(",", ":"), default=str).encode()) > MAX_JSON_BYTES:
+        checker.error(path, f"at most {MAX_JSON_BYTES // 1024} KiB as JSON")
     # The operator's platform-profile overrides (docs/platform.md), checked as the API checks them.
-    overrides = details.get(PLATFORM_DETAILS_KEY)
-    if overrides is not None and checker.mapping(overrides, f"{path}.{PLATFORM_DETAILS_KEY}", PLATFORM_KEYS):
-        for key, words in overrides.items():
-            if key in PLATFORM_KEYS and (
-                not isinstance(words, list)
-                or len(words) > 50
-                or not all(isinstance(word, str) and 0 < len(word) <= 100 for word in words)
-            ):
-                checker.error(
-                    f"{path}.{PLATFORM_DETAILS_KEY}.{key}", "a list of at most 50 words of 1 to 100 characters"
-                )
+    for key, problem in platform_override_problems(details.get(PLATFORM_DETAILS_KEY)).items():
+        checker.error(f"{path}.{PLATFORM_DETAILS_KEY}" + ("" if key is None else f".{key}"), problem)
     return details
 
 
@@ -267,7 +241,7 @@ def _capabilities(checker: _Checker, value: Any, path: str) -> dict[str, tuple[f
     capabilities: dict[str, tuple[float, str | None]] = {}
     for name, item in found.items():
         here = f"{path}.{name}"
-        if not isinstance(name, str) or not _is_slug(name) or len(name) > 50:
+        if not is_capability_name(name):
             checker.error(
                 here, "a capability name is a lower-case slug (a-z, 0-9, '-', '_'; at most 50), as routers use it"
             )
@@ -292,16 +266,6 @@ def _capabilities(checker: _Checker, value: Any, path: str) -> dict[str, tuple[f
     return capabilities
 
 
-def _is_slug(name: str) -> bool:
-    parts = name.replace("_", "-").split("-")
-    return (
-        bool(name)
-        and name[0].isascii()
-        and name[0].isalpha()
-        and all(part and part.isascii() and part.isalnum() and part == part.lower() for part in parts)
-    )
-
-
 def _parameters(checker: _Checker, value: Any, path: str) -> dict[str, dict[str, Any]] | None:
     found = checker.mapping(value, path)
     if found is None:
@@ -309,13 +273,7 @@ def _parameters(checker: _Checker, value: Any, path: str) -> dict[str, dict[str,
     parameters: dict[str, dict[str, Any]] = {}
     for name, item in found.items():
         here = f"{path}.{name}"
-        if (
-            not isinstance(name, str)
-            or not name
-            or len(name) > 100
-            or not name[0].isalnum()
-            or any(not (char.isascii() and (char.isalnum() or char in "_.:-")) for char in name)
-        ):
+        if not is_parameter_name(name):
             checker.error(here, "a parameter name is letters, digits and '_', '.', ':', '-' (at most 100)")
             continue
         entry = checker.mapping(item, here, ("default", "min", "max", "description"))
@@ -498,7 +456,7 @@ def _rules(checker: _Checker, value: Any, path: str) -> dict[str, dict[str, Any]
         if entry is None:
             continue
         capability = entry.get("capability")
-        if not isinstance(capability, str) or not _is_slug(capability) or len(capability) > 50:
+        if not is_capability_name(capability):
             checker.error(
                 f"{here}.capability", "a capability name is a lower-case slug (a-z, 0-9, '-', '_'; at most 50)"
             )

@@ -43,7 +43,7 @@ from registry.api.validators import (
     VISIBLE_TEXT_PATTERN,
     ModelNameValidator,
     URLValidator,
-    _has_control_or_space,
+    has_control_or_space,
     json_size_check,
     json_type,
     refuse_url_credentials,
@@ -143,7 +143,7 @@ class EndpointSerializer(StrictSerializerMixin, serializers.ModelSerializer):
             raise serializers.ValidationError("Only http and https URLs are allowed.")
         if not host:
             raise serializers.ValidationError("The URL needs a host.")
-        if _has_control_or_space(value):
+        if has_control_or_space(value):
             raise serializers.ValidationError("URLs may not contain whitespace or control characters.")
         refuse_url_credentials(value, instead="api_key or secret_headers")
         return value

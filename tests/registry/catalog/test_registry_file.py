@@ -363,14 +363,14 @@ def test_a_file_with_errors_is_refused_as_a_whole_each_error_with_its_path(regis
                 "version": 1,
                 "models": [{"name": "a b", "display_name": "x", "provider": "custom", "model_type": "chat"}],
             },
-            "models[0].name: may not contain whitespace, control or format characters",
+            "models[0].name: Names may not contain whitespace or control characters.",
         ),
         (
             {
                 "version": 1,
                 "models": [{"name": "m", "display_name": "M\x00", "provider": "custom", "model_type": "chat"}],
             },
-            "models[0].display_name: text may not contain NUL characters or unpaired surrogates",
+            "models[0].display_name: Text may not contain NUL characters or unpaired surrogates.",
         ),
         (
             {
@@ -462,16 +462,16 @@ def test_a_database_error_midway_leaves_nothing_applied(registry: RegisteredMode
 @pytest.mark.parametrize(
     ("name", "error"),
     [
-        ("select", "'select' is reserved by the API"),
-        ("12345", "may not be only digits (/models/{id} would read it as an id)"),
-        ("org/model/", "may not start or end with '/' nor contain '//'"),
+        ("select", "'select' is reserved by the API."),
+        ("12345", "A name may not be only digits: /models/{id} would read it as an id."),
+        ("org/model/", "Names may not start or end with '/' nor contain '//'."),
         (
             "org/usage",
-            "a segment after '/' may not be one of capabilities, parameters, performance, usage, "
-            "endpoints, prices (the API's paths)",
+            "A segment after '/' may not be one of capabilities, parameters, performance, usage, "
+            "endpoints, prices, availability: the API's paths use these words.",
         ),
-        ("a\u200bb", "may not contain whitespace, control or format characters"),
-        ("what?", "may not contain '?', '#' or '\\'"),
+        ("a\u200bb", "Names may not contain whitespace or control characters."),
+        ("what?", "Names may not contain '?', '#' or '\\'."),
     ],
 )
 def test_a_model_name_follows_the_apis_rules(name: str, error: str) -> None:
@@ -486,8 +486,8 @@ def test_platform_overrides_in_details_are_checked_as_the_api_checks_them() -> N
     model: dict[str, Any] = {"name": "m", "display_name": "M", "provider": "custom", "model_type": "chat"}
     model["details"] = {"platform": {"task_types": "chat", "colour": ["blue"]}}
     assert invalid({"version": 1, "models": [model]}) == [
-        "models[0].details.platform.colour: unknown field (known: task_types, content_types)",
-        "models[0].details.platform.task_types: a list of at most 50 words of 1 to 100 characters",
+        "models[0].details.platform.task_types: A list of words (strings of 1 to 100 characters).",
+        "models[0].details.platform.colour: Unknown key: task_types and content_types only.",
     ]
 
 
