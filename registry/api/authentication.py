@@ -298,19 +298,35 @@ def _storable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
+_TRUSTED_OF_MAX = 1024
+_trusted_of: dict[tuple[Any, ...], tuple[IPAddress, IPNetwork] | None] = {}
+
+
 def trusted_network_of(meta: dict[str, Any]) -> tuple[IPAddress, IPNetwork] | None:
     """The client's address and the trusted network it is in, for a request with no ``Authorization`` header.
 
     None when no network is trusted, the request carries any ``Authorization`` header (even a bad
     one: a caller that sends credentials is judged by them), or its client is outside the networks.
     """
-    if not settings.PLATFORM_TRUSTED_NETWORKS or "HTTP_AUTHORIZATION" in meta:
+    networks = settings.PLATFORM_TRUSTED_NETWORKS
+    if not networks or "HTTP_AUTHORIZATION" in meta:
         return None
+    # A router calls from the same address all day: its answer is remembered, keyed by everything it depends on.
+    key = (
+        meta.get("REMOTE_ADDR"),
+        meta.get("HTTP_X_FORWARDED_FOR"),
+        tuple(networks),
+        tuple(settings.PLATFORM_TRUSTED_PROXIES),
+    )
+    if key in _trusted_of:
+        return _trusted_of[key]
     address = client_address(meta)
-    if address is None:
-        return None
-    network = _network_of(address, _parsed_networks(tuple(settings.PLATFORM_TRUSTED_NETWORKS)))
-    return (address, network) if network is not None else None
+    network = _network_of(address, _parsed_networks(tuple(networks))) if address is not None else None
+    found = (address, network) if address is not None and network is not None else None
+    if len(_trusted_of) >= _TRUSTED_OF_MAX:
+        _trusted_of.clear()  # a flood of distinct addresses: forget rather than grow
+    _trusted_of[key] = found
+    return found
 
 
 def trusted_caller(address: IPAddress, network: IPNetwork) -> TrustedNetworkCaller:
