@@ -4,7 +4,8 @@ The registry runs as production runs it (``registry_project.web``: granian, ``BE
 workers, default 2, access log on) on PostgreSQL and Redis, with ``PLATFORM_API_COMPAT=alfred``,
 ``PLATFORM_TRUSTED_NETWORKS=127.0.0.0/8`` and 84 models (a router's refresh is the list and one
 capability read per model: 85 requests). Measured, interleaved over ``BENCH_ROUNDS`` rounds
-(default 3) of ``BENCH_SECONDS`` (5) with ``wrk -t2 -c16`` over loopback:
+(default 5) of ``BENCH_SECONDS`` (4) with ``wrk -t2 -c16`` over loopback, as requests/s and as
+the CPU the server's processes spent per request (steadier on a shared machine):
 
 - ``GET /api/v1/models`` with no ``Authorization`` header (trusted for its address, as the router calls it);
 - the same read with a service user's JWT.
@@ -62,6 +63,7 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
 os.environ["WEB_CONCURRENCY"] = os.environ.get("BENCH_WEB_WORKERS", "2")
 
 import django  # noqa: E402
+import psutil  # noqa: E402
 import requests  # noqa: E402
 
 django.setup()
@@ -79,8 +81,8 @@ from rest_framework_simplejwt.tokens import AccessToken  # noqa: E402
 from registry.models import ModelCapability, ModelEndpoint, RegisteredModel, TrustedNetworkRead  # noqa: E402
 from registry_project import web  # noqa: E402
 
-SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
-ROUNDS = max(int(os.environ.get("BENCH_ROUNDS", "3")), 1)
+SECONDS = int(os.environ.get("BENCH_SECONDS", "4"))
+ROUNDS = max(int(os.environ.get("BENCH_ROUNDS", "5")), 1)
 CONNECTIONS = 16
 MODELS = 84
 READ = "/api/v1/models"
@@ -156,21 +158,44 @@ def free_port() -> int:
 class Run:
     rps: float
     requests: int
+    cpu_ms_per_request: float
 
 
-def wrk(url: str, headers: dict[str, str], seconds: int = SECONDS) -> Run:
-    """One wrk run: requests/s and requests completed; every response must be a 2xx or 3xx."""
+def server_cpu_seconds(server: Server) -> float:
+    """User and system CPU of the server's processes (granian's main process and its workers) so far."""
+    assert server.process is not None
+    main = psutil.Process(server.process.pid)
+    total = 0.0
+    for process in [main, *main.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def wrk(server: Server, path: str, headers: dict[str, str], seconds: int = SECONDS) -> Run:
+    """One wrk run: requests/s, requests completed and the server's CPU per request; every response a 2xx or 3xx.
+
+    The CPU a request costs the server is the steadier figure on a shared machine: requests/s move
+    with whatever else runs, the work of one request much less.
+    """
+    url = server.base + path
+    cpu_before = server_cpu_seconds(server)
     command = [shutil.which("wrk") or "wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    cpu = server_cpu_seconds(server) - cpu_before
     if "Non-2xx or 3xx responses" in output or "Socket errors" in output:
         raise SystemExit(f"wrk saw errors on {url} (server log in {WORK_DIR}):\n{output}")
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
     sent = re.search(r"(\d+) requests in", output)
     if rps is None or sent is None:
         raise SystemExit(f"unreadable wrk output:\n{output}")
-    return Run(float(rps.group(1)), int(sent.group(1)))
+    requests_done = int(sent.group(1))
+    return Run(float(rps.group(1)), requests_done, 1000 * cpu / max(requests_done, 1))
 
 
 def router_refresh(base: str) -> int:
@@ -247,12 +272,12 @@ def main() -> int:
     try:
         server.start()
         for name, headers in variants.items():  # warm: imports, connections, the cache entry, learnt headers
-            run = wrk(server.base + READ, headers, seconds=1)
+            run = wrk(server, READ, headers, seconds=1)
             sent_without_token += run.requests if name == "token-less" else 0
         for round_number in range(ROUNDS):
             # Interleaved: each round measures both, so a noisy minute hits both alike.
             for name, headers in variants.items():
-                run = wrk(server.base + READ, headers)
+                run = wrk(server, READ, headers)
                 runs[name].append(run)
                 sent_without_token += run.requests if name == "token-less" else 0
             print(f"scale_router: round {round_number + 1}/{ROUNDS} done", file=sys.stderr, flush=True)
@@ -270,12 +295,34 @@ def main() -> int:
         server.stop()
     stopped = record()  # whatever a worker still held is written at its exit
 
-    ratios = [free.rps / with_jwt.rps for free, with_jwt in zip(runs["token-less"], runs["jwt"], strict=True)]
+    pairs = list(zip(runs["token-less"], runs["jwt"], strict=True))
+    ratios = [free.rps / with_jwt.rps for free, with_jwt in pairs]
     ratio = statistics.median(ratios)
+    # Requests per CPU-second, token-less over JWT: the throughput ratio of a saturated server.
+    cpu_ratios = [with_jwt.cpu_ms_per_request / free.cpu_ms_per_request for free, with_jwt in pairs]
+    cpu_ratio = statistics.median(cpu_ratios)
     figures = [
         figure("router_read_token_less_rps", round(statistics.median(r.rps for r in runs["token-less"])), "-", True),
         figure("router_read_jwt_rps", round(statistics.median(r.rps for r in runs["jwt"])), "-", True),
         figure("router_read_token_less_vs_jwt", round(ratio, 3), f">= {GOAL_RATIO}", ratio >= GOAL_RATIO),
+        figure(
+            "router_read_server_cpu_ms_token_less",
+            round(statistics.median(r.cpu_ms_per_request for r in runs["token-less"]), 3),
+            "-",
+            True,
+        ),
+        figure(
+            "router_read_server_cpu_ms_jwt",
+            round(statistics.median(r.cpu_ms_per_request for r in runs["jwt"]), 3),
+            "-",
+            True,
+        ),
+        figure(
+            "router_read_token_less_vs_jwt_per_cpu_second",
+            round(cpu_ratio, 3),
+            f">= {GOAL_RATIO}",
+            cpu_ratio >= GOAL_RATIO,
+        ),
         figure(
             "audit_rows_per_client_route_minute",
             stopped.most_rows_per_client_route_minute,
@@ -313,12 +360,14 @@ def main() -> int:
             "flush_seconds": FLUSH_SECONDS,
         },
         "ratios_by_round": [round(value, 3) for value in ratios],
+        "cpu_ratios_by_round": [round(value, 3) for value in cpu_ratios],
         "rps_by_round": {name: [round(run.rps) for run in measured] for name, measured in runs.items()},
         "rows": {"after_runs": before_refresh.rows, "after_refresh": after_refresh.rows, "stopped": stopped.rows},
         "rows_per_route": stopped.rows_per_route,
         "figures": figures,
     }
     print(f"ratios by round: {report['ratios_by_round']}; req/s by round: {report['rps_by_round']}")
+    print(f"per-CPU-second ratios by round: {report['cpu_ratios_by_round']}")
     print(f"rows: {report['rows']}; per route: {report['rows_per_route']}")
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text(json.dumps(report, indent=2) + "\n")

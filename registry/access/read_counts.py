@@ -131,28 +131,38 @@ class _Flusher:
 
     def __init__(self) -> None:
         self.interval = 0.0
-        self._pid: int | None = None
+        self._started = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        # A forked worker has no thread of its parent: it starts its own on its first counted read.
+        os.register_at_fork(after_in_child=self._forgotten)
+
+    def _forgotten(self) -> None:
+        self._started = False
+        self._lock = threading.Lock()
 
     def enable(self, interval: float) -> None:
         self.interval = interval
+        if interval <= 0:
+            self._stop.set()  # a running thread ends at its next wake-up, without flushing
+            self._started = False
 
     def ensure_started(self) -> None:
-        # Started by the first counted read of each process, never at import: a forked worker has no
-        # thread of its parent, and tests and commands that never enable it flush by hand.
-        if self.interval <= 0 or self._pid == os.getpid():
+        # Started by the first counted read of each process, never at import; tests and commands that
+        # never enable it flush by hand.
+        if self._started or self.interval <= 0:
             return
         with self._lock:
-            if self._pid == os.getpid():
+            if self._started:
                 return
-            self._pid = os.getpid()
+            self._started = True
             self._stop = threading.Event()
             threading.Thread(target=self._run, name="read-counts-flush", daemon=True).start()
             atexit.register(self._at_exit)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        stop = self._stop  # its own: a later thread gets a new event
+        while not stop.wait(self.interval):
             self._flush_logged()
 
     def _flush_logged(self) -> None:
@@ -175,5 +185,5 @@ _flusher = _Flusher()
 
 
 def read_counts_flush_every(seconds: float) -> None:
-    """Flush this process's counts every ``seconds`` from a background thread (0: only by hand)."""
+    """Flush this process's counts every ``seconds`` from a background thread (0: only by hand, and stop the thread)."""
     _flusher.enable(seconds)

@@ -299,11 +299,11 @@ def _storable(text: str) -> str:
 
 
 _TRUSTED_OF_MAX = 1024
-_trusted_of: dict[tuple[Any, ...], tuple[IPAddress, IPNetwork] | None] = {}
+_trusted_of: dict[tuple[Any, ...], tuple[str, str] | None] = {}
 
 
-def trusted_network_of(meta: dict[str, Any]) -> tuple[IPAddress, IPNetwork] | None:
-    """The client's address and the trusted network it is in, for a request with no ``Authorization`` header.
+def trusted_network_of(meta: dict[str, Any]) -> tuple[str, str] | None:
+    """The client's address and the trusted network it is in (as text), for a request with no ``Authorization`` header.
 
     None when no network is trusted, the request carries any ``Authorization`` header (even a bad
     one: a caller that sends credentials is judged by them), or its client is outside the networks.
@@ -322,23 +322,24 @@ def trusted_network_of(meta: dict[str, Any]) -> tuple[IPAddress, IPNetwork] | No
         return _trusted_of[key]
     address = client_address(meta)
     network = _network_of(address, _parsed_networks(tuple(networks))) if address is not None else None
-    found = (address, network) if address is not None and network is not None else None
+    # As text, once: what the caller, the counts and the metric's label are made of.
+    found = (str(address), str(network)) if address is not None and network is not None else None
     if len(_trusted_of) >= _TRUSTED_OF_MAX:
         _trusted_of.clear()  # a flood of distinct addresses: forget rather than grow
     _trusted_of[key] = found
     return found
 
 
-def trusted_caller(address: IPAddress, network: IPNetwork) -> TrustedNetworkCaller:
+def trusted_caller(address: str, network: str) -> TrustedNetworkCaller:
     return TrustedNetworkCaller(
-        sub=f"network:{address}", platform_role=TRUSTED_NETWORK_ROLE, role=Role.SERVICE, network=str(network)
+        sub=f"network:{address}", platform_role=TRUSTED_NETWORK_ROLE, role=Role.SERVICE, network=network
     )
 
 
-def trusted_read_recorded(*, address: IPAddress, network: IPNetwork, method: str, route: str) -> None:
+def trusted_read_recorded(*, address: str, network: str, method: str, route: str) -> None:
     """A token-less read on the record: counted on /metrics, and in this process's read counts (no write)."""
-    metrics.trusted_network_request(network=str(network), method=method)
-    read_counted(address=str(address), network=str(network), method=method, route=route)
+    metrics.trusted_network_request(network=network, method=method)
+    read_counted(address=address, network=network, method=method, route=route)
 
 
 class TrustedNetworkAuthentication(BaseAuthentication):
@@ -366,15 +367,15 @@ class TrustedNetworkAuthentication(BaseAuthentication):
             route = route_pattern(match.route) if match is not None else _storable(request.path)
             trusted_read_recorded(address=address, network=network, method=method, route=route)
             return caller, None
-        metrics.trusted_network_request(network=str(network), method=method)
+        metrics.trusted_network_request(network=network, method=method)
         ref = str(match.kwargs.get("ref", "")) if match is not None else ""
         log_access(
             label=f"platform:{caller.sub}",
             obj_model=RegisteredModel,
             object_pk=_storable(ref),
             description=_storable(f"{method} {request.path}"),
-            details={"authentication": TRUSTED_NETWORK_ROLE, "network": str(network), "method": method},
-            remote_addr=str(address),
+            details={"authentication": TRUSTED_NETWORK_ROLE, "network": network, "method": method},
+            remote_addr=address,
         )
         return caller, None
 

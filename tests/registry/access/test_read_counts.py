@@ -7,6 +7,7 @@ address in REMOTE_ADDR; the cached-read front's share is in tests/registry/api/t
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -177,6 +178,22 @@ def test_counts_taken_while_reads_go_on_add_up_to_every_read() -> None:
     by_minute = dict(TrustedNetworkRead.objects.values_list("minute", "count"))
     assert sum(by_minute.values()) == readers * reads_each
     assert len(by_minute) == 2  # 12:04 and 12:05
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_served_process_flushes_its_counts_on_its_own() -> None:
+    """What registry_project.wsgi turns on: a thread writes the counts every interval, no request waits for it."""
+    read_counts.read_counts_flush_every(0.2)
+    try:
+        for _ in range(3):
+            read_counted(address=INSIDE, network=NETWORK, method="GET", route="/models", at=T_1204)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not TrustedNetworkRead.objects.exists():
+            time.sleep(0.05)
+        assert rows() == [(INSIDE, "GET", "/models", 3)]
+        assert pending_reads.pending() == 0
+    finally:
+        read_counts.read_counts_flush_every(0)
 
 
 @pytest.mark.postgres
