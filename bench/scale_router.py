@@ -21,6 +21,9 @@ Prints ``FIGURE <name>: <measured> (goal <goal>) ok|MISSED`` lines and writes th
     BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/registry_bench \\
     BENCH_REDIS_URL=redis://127.0.0.1:6379/14 .venv/bin/python bench/scale_router.py
 
+``BENCH_SERVER_ROOT`` serves the registry from another checkout of the repository (an earlier commit,
+``git archive <commit> | tar -x -C <dir>``), with this one's tables and figures: the "before" of a change.
+
 Runs in a schema of its own (``bench_router_<pid>``) of BENCH_DATABASE_URL's database and in the
 Redis database of BENCH_REDIS_URL (default db 14), both emptied at the end. Needs ``wrk``.
 """
@@ -87,6 +90,8 @@ CONNECTIONS = 16
 MODELS = 84
 READ = "/api/v1/models"
 OUTPUT = Path(os.environ.get("BENCH_ROUTER_JSON") or ROOT / "bench" / "results" / "scale_router.json")
+# The code the server runs: this checkout, or an earlier one to measure what a change did.
+SERVER_ROOT = Path(os.environ.get("BENCH_SERVER_ROOT") or ROOT)
 GOAL_RATIO = 0.9  # token-less / JWT, the issue's
 GOAL_ROWS = 1  # rows per client, route and minute
 
@@ -124,7 +129,9 @@ class Server:
     def start(self) -> None:
         log = (WORK_DIR / "registry.log").open("wb")
         command = web.command(host="127.0.0.1", port=str(self.port))
-        self.process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, cwd=SERVER_ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -243,7 +250,7 @@ def record() -> Record:
         .annotate(minute=TruncMinute("timestamp"))
         .values("remote_addr", "object_repr", "minute")
         .annotate(rows=Count("id"))
-        .aggregate(most=Max("rows"), total=Count("id"))
+        .aggregate(most=Max("rows"))
     )
     per_route = dict(TrustedNetworkRead.objects.values("route").annotate(rows=Count("id")).values_list("route", "rows"))
     return Record(
@@ -358,6 +365,7 @@ def main() -> int:
             "seconds": SECONDS,
             "workers": int(os.environ["WEB_CONCURRENCY"]),
             "flush_seconds": FLUSH_SECONDS,
+            "server_root": str(SERVER_ROOT),
         },
         "ratios_by_round": [round(value, 3) for value in ratios],
         "cpu_ratios_by_round": [round(value, 3) for value in cpu_ratios],
