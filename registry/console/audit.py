@@ -77,14 +77,16 @@ admin.site.register(LogEntry, ReadOnlyLogEntryAdmin)
 class TrustedNetworkReadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Token-less reads from trusted networks, a row per client, route and minute; for who reads the audit log."""
 
-    list_display = ["minute", "client_address", "method", "route", "count", "summary"]
+    # The record as a sentence an operator reads, with the count and the network beside it to sort and filter.
+    list_display = ["summary", "count", "network"]
+    list_display_links = ["summary"]
     list_filter = ["method", "route", "network"]
     search_fields = ["=client_address", "route"]
     date_hierarchy = "minute"
     ordering = ["-minute", "client_address", "route", "method"]
     list_per_page = 100
 
-    @admin.display(description="record")
+    @admin.display(description="reads", ordering="minute")
     def summary(self, row: TrustedNetworkRead) -> str:
         return read_summary(row)
 
