@@ -13,7 +13,8 @@ the CPU the server's processes spent per request (steadier on a shared machine):
 Then one router refresh, request by request, and, once the web processes have flushed their counts
 (``PLATFORM_READ_COUNTS_FLUSH_SECONDS``, 2 s here) and again after they stopped: the rows of
 ``trusted_network_reads`` and the ``access`` audit entries per client, route and minute, the reads
-they count against the reads sent, and the ``registry_trusted_network_requests_total`` of ``/metrics``.
+they count against the reads sent, and the ``registry_trusted_network_requests_total`` of ``/metrics``;
+last, a refresh right before the server stops, whose reads its workers write as they exit.
 
 Prints ``FIGURE <name>: <measured> (goal <goal>) ok|MISSED`` lines and writes them as JSON to
 ``BENCH_ROUTER_JSON`` (default bench/results/scale_router.json). Not a test; runnable alone:
@@ -99,6 +100,7 @@ GOAL_ROWS = 1  # rows per client, route and minute
 def setup() -> str:
     """The registry's tables, 84 models as a router sees them, and a service user's token."""
     call_command("migrate", interactive=False, verbosity=0)
+    cache.clear()  # BENCH_REDIS_URL's database: no entry of another run (or another database) is served
     models = RegisteredModel.objects.bulk_create(
         RegisteredModel(name=f"router-{index:03d}:latest", provider="ollama", model_type="chat")
         for index in range(MODELS)
@@ -211,6 +213,8 @@ def router_refresh(base: str) -> int:
     session.headers["Accept"] = "application/json"
     listing = session.get(f"{base}{READ}", timeout=30)
     listing.raise_for_status()
+    if len(listing.json()) != MODELS:
+        raise SystemExit(f"the router's list has {len(listing.json())} models, not {MODELS}")
     sent = 1
     for model in listing.json():
         session.get(f"{base}{READ}/{model['id']}/capabilities", timeout=30).raise_for_status()
@@ -298,6 +302,8 @@ def main() -> int:
         # The rows of the minutes the refresh ran in (its reads only: the runs before it ended earlier).
         refresh_rows = TrustedNetworkRead.objects.filter(minute__gte=refresh_started).count()
         on_metrics = trusted_requests_on_metrics(server.base)
+        # A last refresh, then the server stopped at once: what its workers held is written as they exit.
+        exit_sent = router_refresh(server.base)
     finally:
         server.stop()
     stopped = record()  # whatever a worker still held is written at its exit
@@ -347,8 +353,14 @@ def main() -> int:
         figure(
             "token_less_reads_recorded",
             stopped.reads,
-            f">= {sent_without_token + refresh_sent} sent",
-            stopped.reads >= sent_without_token + refresh_sent,
+            f">= {sent_without_token + refresh_sent + exit_sent} sent",
+            stopped.reads >= sent_without_token + refresh_sent + exit_sent,
+        ),
+        figure(
+            "reads_written_at_exit_vs_sent_before_stop",
+            stopped.reads - after_refresh.reads - exit_sent,
+            "0 (nothing lost when the server stops)",
+            stopped.reads - after_refresh.reads == exit_sent,
         ),
         figure(
             "token_less_reads_on_metrics_vs_recorded",

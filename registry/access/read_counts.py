@@ -15,9 +15,9 @@ had not flushed yet, at most one interval of its reads; a stopped one flushes at
 
 from __future__ import annotations
 
-import atexit
 import functools
 import logging
+import multiprocessing.util
 import os
 import re
 import threading
@@ -158,7 +158,9 @@ class _Flusher:
             self._started = True
             self._stop = threading.Event()
             threading.Thread(target=self._run, name="read-counts-flush", daemon=True).start()
-            atexit.register(self._at_exit)
+            # At the process's exit: multiprocessing's finalizers run both at a plain interpreter's exit
+            # (atexit) and at a multiprocessing child's, such as a granian worker, which skips atexit.
+            multiprocessing.util.Finalize(None, self._at_exit, exitpriority=10)
 
     def _run(self) -> None:
         stop = self._stop  # its own: a later thread gets a new event
