@@ -102,6 +102,7 @@ def _upsert(counts: dict[CountKey, int]) -> None:
         f"DO UPDATE SET count = {table}.count + excluded.count, network = excluded.network"
     )
     with transaction.atomic(), connection.cursor() as cursor:
+        # Sorted: two processes flushing the same rows lock them in one order, so they never deadlock.
         for chunk in _chunks(sorted(counts.items())):
             parameters: list[Any] = []
             for (minute, address, network, method, route), count in chunk:
