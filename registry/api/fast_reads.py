@@ -309,7 +309,7 @@ class CachedReads:
         if settings.SECURE_SSL_REDIRECT and not secure:
             return None
         if kind == "list":
-            key = f"{scheme}://{host}?{_canonical_query(environ)}"
+            key = f"{scheme}://{host}/models?{_canonical_query(environ)}"  # the one path of this kind here
         elif kind == "platform-list":
             key = f"{platform.SHAPE}:{_canonical_query(environ)}"
         elif kind == "select":

@@ -7,6 +7,7 @@ asked, with no query, and each token-less one lands in the read counts on the ro
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -148,3 +149,15 @@ def test_the_fronts_v1_routing_agrees_with_djangos(path: str) -> None:
     except Resolver404:
         expected, ref = None, None
     assert cached_route(path) == ((expected, ref) if expected else None)
+
+
+def test_a_page_under_v1_without_the_profile_links_to_v1_and_the_registrys_to_itself(
+    front: CachedReads, django_app: CountingDjango, token: str, settings: Any
+) -> None:
+    """Without the profile /api/v1/models is the registry's page again, whose links name the path it was asked at."""
+    settings.PLATFORM_API_COMPAT = ""
+    for _ in range(2):  # built, then served from the cache (by the front for /models)
+        under_v1 = json.loads(Answer(front, "/api/v1/models?limit=1", HTTP_AUTHORIZATION=token).body)
+        plain = json.loads(Answer(front, "/models?limit=1", HTTP_AUTHORIZATION=token).body)
+        assert under_v1["next"] == "http://testserver/api/v1/models?limit=1&offset=1"
+        assert plain["next"] == "http://testserver/models?limit=1&offset=1"
