@@ -662,3 +662,35 @@ class ModelStatusEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.state} @ {self.at:%Y-%m-%d %H:%M}"
+
+
+class TrustedNetworkRead(models.Model):
+    """Token-less reads from PLATFORM_TRUSTED_NETWORKS, counted per client address, method, route and minute.
+
+    A read trusted for its network alone is on the record as a count, not one audit entry a
+    request: web processes add their counts up in memory and upsert them every few seconds
+    (registry/access/read_counts.py), so the read path writes nothing per request.
+    """
+
+    minute = models.DateTimeField(help_text="The minute the reads fell in (UTC, seconds zero).")
+    client_address = models.GenericIPAddressField()
+    network = models.CharField(max_length=64, help_text="The trusted network (CIDR) the address matched.")
+    method = models.CharField(max_length=10)
+    # The route's pattern (/api/v1/models/{ref}/capabilities), not the path: one row per route
+    # however many models a refresh reads, and no path a client makes up adds a row of its own.
+    route = models.CharField(max_length=255)
+    count = models.BigIntegerField()
+
+    class Meta:
+        db_table = "trusted_network_reads"
+        ordering = ["-minute", "client_address", "route", "method"]
+        constraints = [
+            # The upsert's conflict target: concurrent flushes of several processes add to one row.
+            models.UniqueConstraint(
+                fields=["minute", "client_address", "method", "route"], name="trusted_network_reads_one_per_minute"
+            ),
+        ]
+        indexes = [models.Index(fields=["client_address", "minute"], name="trusted_reads_client_minute")]
+
+    def __str__(self) -> str:
+        return f"{self.client_address} {self.method} {self.route} x{self.count} at {self.minute:%Y-%m-%d %H:%M}"

@@ -366,6 +366,8 @@ if PLATFORM_CAPABILITY_THRESHOLD > 1:
 PLATFORM_TRUSTED_NETWORKS = env_networks("PLATFORM_TRUSTED_NETWORKS")
 # Reverse proxies whose X-Forwarded-For is believed; without them the socket's peer is the client.
 PLATFORM_TRUSTED_PROXIES = env_networks("PLATFORM_TRUSTED_PROXIES")
+# Their token-less reads are counted in memory and written this often by each web process (and at its exit).
+PLATFORM_READ_COUNTS_FLUSH_SECONDS = env_float("PLATFORM_READ_COUNTS_FLUSH_SECONDS", 10.0, minimum=1.0)
 
 # --- Audit --------------------------------------------------------------------------------------
 AUDITLOG_INCLUDE_ALL_MODELS = False

@@ -15,7 +15,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry_project.settings")
 django_application = get_wsgi_application()
 
 # Imported once Django is set up: the front uses the registry's models and settings.
+from django.conf import settings  # noqa: E402
+
+from registry.access.read_counts import read_counts_flush_every  # noqa: E402
 from registry.api.fast_reads import CachedReads  # noqa: E402
+
+# A served process writes its token-less read counts from a thread of its own (docs/platform.md).
+read_counts_flush_every(settings.PLATFORM_READ_COUNTS_FLUSH_SECONDS)
 
 # Where ``fronted`` keeps the path the server sent, for Django.
 SERVER_PATH_KEY = "registry.server_path"

@@ -14,6 +14,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
+from registry.access import read_counts
 from registry.access.accounts import clear_local_access
 from registry.access.roles import ROLE_NAMES
 from tests.discovery.fakes.ollama import FakeOllama
@@ -38,6 +39,10 @@ def _empty_cache() -> None:
     cache.clear()
     # And with no access remembered in this process: user ids are reused across tests on SQLite.
     clear_local_access()
+    # And with no trusted-network read counted and no thread flushing them (importing registry_project.wsgi
+    # starts one, as a served process needs): a test's counts reach its database when it flushes them.
+    read_counts.read_counts_flush_every(0)
+    read_counts.pending_reads.take()
 
 
 @pytest.fixture

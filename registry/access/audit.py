@@ -184,7 +184,8 @@ def log_access(
     """One ``access`` entry for a request that no signal sees, attributed to the named actor ``label``.
 
     For callers trusted by their network alone (``PLATFORM_TRUSTED_NETWORKS``): each of their
-    requests, reads included, is on the record with the address it came from.
+    writes (usage posts) is on the record with the address it came from; their reads are counted
+    per client, route and minute instead (registry/access/read_counts.py).
     """
     return LogEntry.objects.create(
         content_type=ContentType.objects.get_for_model(obj_model),

@@ -15,7 +15,8 @@ The token's unverified ``iss`` only chooses which verifier runs; each verifier c
 
 A third way in has no token at all: a request from one of ``PLATFORM_TRUSTED_NETWORKS`` with no
 ``Authorization`` header acts as the ``service`` role, for reads and usage posts only, and is
-counted and audited (``TrustedNetworkAuthentication``; docs/platform.md says what it trusts).
+counted, its reads per client, route and minute, its usage posts in the audit log
+(``TrustedNetworkAuthentication``; docs/platform.md says what it trusts).
 
 Over 400 lines on purpose: the three authentication classes share the token checks and the
 remembered-role cache, which one module keeps consistent.
@@ -47,6 +48,7 @@ from rest_framework_simplejwt.settings import api_settings as simplejwt_settings
 
 from registry.access.accounts import user_access, user_role
 from registry.access.audit import log_access
+from registry.access.read_counts import read_counted, route_pattern
 from registry.access.roles import Role
 from registry.models import RegisteredModel
 from registry.operations import metrics
@@ -296,41 +298,84 @@ def _storable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
+_TRUSTED_OF_MAX = 1024
+_trusted_of: dict[tuple[Any, ...], tuple[str, str] | None] = {}
+
+
+def trusted_network_of(meta: dict[str, Any]) -> tuple[str, str] | None:
+    """The client's address and the trusted network it is in (as text), for a request with no ``Authorization`` header.
+
+    None when no network is trusted, the request carries any ``Authorization`` header (even a bad
+    one: a caller that sends credentials is judged by them), or its client is outside the networks.
+    """
+    networks = settings.PLATFORM_TRUSTED_NETWORKS
+    if not networks or "HTTP_AUTHORIZATION" in meta:
+        return None
+    # A router calls from the same address all day: its answer is remembered, keyed by everything it depends on.
+    key = (
+        meta.get("REMOTE_ADDR"),
+        meta.get("HTTP_X_FORWARDED_FOR"),
+        tuple(networks),
+        tuple(settings.PLATFORM_TRUSTED_PROXIES),
+    )
+    if key in _trusted_of:
+        return _trusted_of[key]
+    address = client_address(meta)
+    network = _network_of(address, _parsed_networks(tuple(networks))) if address is not None else None
+    # As text, once: what the caller, the counts and the metric's label are made of.
+    found = (str(address), str(network)) if address is not None and network is not None else None
+    if len(_trusted_of) >= _TRUSTED_OF_MAX:
+        _trusted_of.clear()  # a flood of distinct addresses: forget rather than grow
+    _trusted_of[key] = found
+    return found
+
+
+def trusted_caller(address: str, network: str) -> TrustedNetworkCaller:
+    return TrustedNetworkCaller(
+        sub=f"network:{address}", platform_role=TRUSTED_NETWORK_ROLE, role=Role.SERVICE, network=network
+    )
+
+
+def trusted_read_recorded(*, address: str, network: str, method: str, route: str) -> None:
+    """A token-less read on the record: counted on /metrics, and in this process's read counts (no write)."""
+    metrics.trusted_network_request(network=network, method=method)
+    read_counted(address=address, network=network, method=method, route=route)
+
+
 class TrustedNetworkAuthentication(BaseAuthentication):
     """No token, from ``PLATFORM_TRUSTED_NETWORKS``: the ``service`` role, for reads and usage posts.
 
     Any ``Authorization`` header, even a bad one, is left to the token classes: a caller that sends
     credentials is judged by them. Every request accepted here is counted
-    (``registry_trusted_network_requests_total``) and written to the audit log as an ``access``
-    entry of the actor ``platform:network:<address>``.
+    (``registry_trusted_network_requests_total``). A read is on the record as a count per client
+    address, method, route and minute (registry/access/read_counts.py: nothing is written per
+    request); a usage post, a write, as an ``access`` audit entry of the actor ``platform:network:<address>``.
     """
 
     def authenticate(self, request: Request) -> tuple[TrustedNetworkCaller, None] | None:
-        if not settings.PLATFORM_TRUSTED_NETWORKS or "HTTP_AUTHORIZATION" in request.META:
+        trusted = trusted_network_of(request.META)
+        if trusted is None:
             return None
-        address = client_address(request.META)
-        if address is None:
-            return None
-        network = _network_of(address, _parsed_networks(tuple(settings.PLATFORM_TRUSTED_NETWORKS)))
-        if network is None:
-            return None
+        address, network = trusted
         match = request._request.resolver_match
         url_name = match.url_name if match is not None else None
         method = request.method or ""
         if method not in SAFE_METHODS and url_name not in TRUSTED_NETWORK_WRITES:
             return None  # a write the network is not trusted for: 401, as for any caller without a token
-        caller = TrustedNetworkCaller(
-            sub=f"network:{address}", platform_role=TRUSTED_NETWORK_ROLE, role=Role.SERVICE, network=str(network)
-        )
-        metrics.trusted_network_request(network=str(network), method=method)
+        caller = trusted_caller(address, network)
+        if method in SAFE_METHODS:
+            route = route_pattern(match.route) if match is not None else _storable(request.path)
+            trusted_read_recorded(address=address, network=network, method=method, route=route)
+            return caller, None
+        metrics.trusted_network_request(network=network, method=method)
         ref = str(match.kwargs.get("ref", "")) if match is not None else ""
         log_access(
             label=f"platform:{caller.sub}",
             obj_model=RegisteredModel,
             object_pk=_storable(ref),
             description=_storable(f"{method} {request.path}"),
-            details={"authentication": TRUSTED_NETWORK_ROLE, "network": str(network), "method": method},
-            remote_addr=str(address),
+            details={"authentication": TRUSTED_NETWORK_ROLE, "network": network, "method": method},
+            remote_addr=address,
         )
         return caller, None
 

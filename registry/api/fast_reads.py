@@ -2,15 +2,18 @@
 
 Django's middleware stack and DRF's request cycle cost several times what a cache hit needs
 (docs/BENCHMARKS.md: a bare Django view reaches about a fifth of a bare Starlette server on the
-same bytes). For ``GET /models``, ``/models/select`` and ``/models/{ref}`` with a bearer token,
-this front does what the view would do on a hit, with the same functions: resolve the route,
-validate the Host, check the token and the role (registry.api.authentication), compute the same
-cache key, and return the stored bytes (or a 304). Two misses are answered here too, and stored
-as the view would store them: a detail's, when the model's stored document is current
-(registry/reads/bodies.py: one query, the bytes the view would serve), and an explained
-selection's, when its body validates (the view's parser, serializer and selection). Everything
-else, and anything unusual (no token, a refused token, a missing role, any other miss, a body the
-view refuses, a non-JSON Accept, a bad Host), goes to Django unchanged, which answers it (401,
+same bytes). For ``GET /models``, ``/models/select`` and ``/models/{ref}`` (and, with the router's
+profile on, ``/api/v1/models``, ``/api/v1/models/{ref}`` and its ``/capabilities``) with a bearer
+token, or with no ``Authorization`` header from ``PLATFORM_TRUSTED_NETWORKS``, this front does what
+the view would do on a hit, with the same functions: resolve the route, validate the Host, check
+the token and the role, or the client's network (registry.api.authentication, which also counts a
+token-less read as Django would), compute the same cache key, and return the stored bytes (or a
+304). Two misses are answered here too, and stored as the view would store them: a detail's, when
+the model's stored document is current (registry/reads/bodies.py: one query, the bytes the view
+would serve), and an explained selection's, when its body validates (the view's parser,
+serializer and selection). Everything else, and anything unusual (no token from outside the
+trusted networks, a refused token, a missing role, any other miss, a body the view refuses, a
+non-JSON Accept, a bad Host), goes to Django unchanged, which answers it (401,
 403, 400, 404, 406, or a miss that stores the entry).
 
 The response headers are the ones Django sent for that read: the front learns them from the first
@@ -39,10 +42,11 @@ from rest_framework.exceptions import AuthenticationFailed, ParseError
 from rest_framework.request import Request
 
 from registry.access.roles import Role
-from registry.api.authentication import bearer_role, remembered_role
+from registry.api.authentication import bearer_role, remembered_role, trusted_network_of, trusted_read_recorded
 from registry.api.catalog.views import ModelViewSet
 from registry.api.exceptions import PayloadTooLarge
 from registry.api.limits import refusal_of
+from registry.api.platform import views as platform
 from registry.api.responses import (
     CACHED_READ_ENVIRON_KEY,
     Lookup,
@@ -68,6 +72,24 @@ WSGIApplication = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 # The routes (registry/api/urls.py names) whose GET is a cached read, and their cache kinds.
 CACHED_ROUTES = {"model-list": "list", "model-select": "select", "model-detail": "detail"}
+# The same under /api/v1/ with the router's profile on (registry/api/platform/views.py's cache kinds).
+PLATFORM_ROUTES = {
+    "model-list": "platform-list",
+    "model-detail": "platform-detail",
+    "model-capabilities": "platform-capabilities",
+}
+# Each kind's route as TrustedNetworkAuthentication records it (registry.access.read_counts.route_pattern
+# of Django's pattern), so that a token-less read counts on the same row whichever of the two serves it.
+ROUTE_OF_KIND = {
+    "list": "/models",
+    "select": "/models/select",
+    "detail": "/models/{ref}",
+    "platform-list": "/api/v1/models",
+    "platform-detail": "/api/v1/models/{ref}",
+    "platform-capabilities": "/api/v1/models/{ref}/capabilities",
+}
+_V1_MODELS = platform.PREFIX + "models"
+_CAPABILITIES = "/capabilities"
 # Headers that belong to one response, not to every response of a kind.
 _PER_RESPONSE = {"content-length", "etag", "content-encoding", "date", "server"}
 _JSON_TYPES = ("application/json", "application/*", "*/*")
@@ -83,6 +105,8 @@ def cached_route(path: str) -> tuple[str, str | None] | None:
         # PATH_INFO is the path's bytes read as latin-1 (PEP 3333): a ref taken from it as it is would
         # not be the name Django decodes, and could be another model's. Django routes these.
         return None
+    if path.startswith(platform.PREFIX):
+        return _platform_route(path) if platform.profile_on() else None
     if path == "/models":
         return "list", None
     if path == "/models/select":
@@ -97,6 +121,25 @@ def cached_route(path: str) -> tuple[str, str | None] | None:
     except Resolver404:
         return None
     kind = CACHED_ROUTES.get(match.url_name or "")
+    return (kind, match.kwargs.get("ref")) if kind is not None else None
+
+
+def _platform_route(path: str) -> tuple[str, str | None] | None:
+    """``cached_route`` under /api/v1/ with the router's profile on: its list, a model and a model's capabilities."""
+    if path == _V1_MODELS:
+        return "platform-list", None
+    rest = path[len(_V1_MODELS) + 1 :] if path.startswith(_V1_MODELS + "/") else ""
+    # /api/v1/models/select is the registry's selection (the profile leaves it alone): Django serves it.
+    if rest and "/" not in rest and rest != "select":
+        return "platform-detail", rest
+    ref = rest.removesuffix(_CAPABILITIES)
+    if ref and ref != rest and "/" not in ref:
+        return "platform-capabilities", ref
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return None
+    kind = PLATFORM_ROUTES.get(match.url_name or "") if match.namespace == "v1" else None
     return (kind, match.kwargs.get("ref")) if kind is not None else None
 
 
@@ -190,6 +233,11 @@ def explained_selection(environ: dict[str, Any]) -> bytes | None:
     return json_bytes(selection.select_explained(selection.SelectionRequest.from_validated(serializer.validated_data)))
 
 
+def _token_less(environ: dict[str, Any]) -> bool:
+    """Whether a read may be a trusted network's: no Authorization header at all, and some network trusted."""
+    return "HTTP_AUTHORIZATION" not in environ and bool(settings.PLATFORM_TRUSTED_NETWORKS)
+
+
 class CachedReads:
     """WSGI middleware: cache hits of model reads without Django; everything else through it."""
 
@@ -204,7 +252,8 @@ class CachedReads:
             # Only a selection is a read among POSTs; any other write goes to Django untouched.
             eligible = environ.get("HTTP_AUTHORIZATION") and environ.get("PATH_INFO") == "/models/select"
             method = _with_selection_body(environ) if eligible else None
-        if method in ("GET", "POST") and environ.get("HTTP_AUTHORIZATION"):
+        # A read with a token, or without one from a trusted network (judged in serve).
+        if method in ("GET", "POST") and (environ.get("HTTP_AUTHORIZATION") or _token_less(environ)):
             try:
                 served = self.serve(environ, start_response)
             except Exception:  # the front must never be the reason a read fails: Django answers instead
@@ -260,7 +309,9 @@ class CachedReads:
         if settings.SECURE_SSL_REDIRECT and not secure:
             return None
         if kind == "list":
-            key = f"{scheme}://{host}?{_canonical_query(environ)}"
+            key = f"{scheme}://{host}/models?{_canonical_query(environ)}"  # the one path of this kind here
+        elif kind == "platform-list":
+            key = f"{platform.SHAPE}:{_canonical_query(environ)}"
         elif kind == "select":
             key = selection_key(_canonical_query(environ))
         elif kind == "explain":
@@ -269,10 +320,21 @@ class CachedReads:
             key = str(ref)
             if not is_storable_text(key):
                 return None
-        try:
-            role = self._role(environ)
-        except AuthenticationFailed:
-            return None
+            if kind.startswith("platform-"):
+                key = f"{platform.SHAPE}:{key}"
+        trusted = None
+        if "HTTP_AUTHORIZATION" in environ:
+            try:
+                role = self._role(environ)
+            except AuthenticationFailed:
+                return None
+        else:
+            # No Authorization header at all: a trusted network's caller is the service role, as
+            # TrustedNetworkAuthentication makes it; anyone else is Django's 401.
+            trusted = trusted_network_of(environ)
+            if trusted is None:
+                return None
+            role = Role.SERVICE
         if role is None or role < Role.VIEWER:
             return None
         stored_at = entry_key(kind, key)
@@ -307,5 +369,8 @@ class CachedReads:
                 headers.append(("Content-Encoding", "gzip"))
             headers.append(("Content-Length", str(len(body))))
         metrics.cache_lookup(kind=kind, hit=hit)
+        if trusted is not None:
+            address, network = trusted
+            trusted_read_recorded(address=address, network=network, method="GET", route=ROUTE_OF_KIND[kind])
         start_response(status, headers)
         return [body] if body else []

@@ -103,8 +103,9 @@ def selection_key(key: str) -> str:
 
 
 def list_key(request: HttpRequest) -> str:
-    # A page's next/previous links are absolute: the scheme and the host are part of the body.
-    return f"{request.scheme}://{request.get_host()}?{canonical_query(request)}"
+    # A page's next/previous links are absolute: the scheme, the host and the path (/models, or
+    # /api/v1/models without the router's profile) are part of the body.
+    return f"{request.scheme}://{request.get_host()}{request.path_info}?{canonical_query(request)}"
 
 
 @dataclass(frozen=True, slots=True)

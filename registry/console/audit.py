@@ -1,6 +1,8 @@
-"""The audit log: read-only for everyone, superusers included."""
+"""The audit log and the trusted networks' read counts beside it: read-only for everyone, superusers included."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from auditlog.admin import LogEntryAdmin as AuditLogEntryAdmin
 from auditlog.models import LogEntry
@@ -9,8 +11,16 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 
+from registry.api.operations.serializers import read_summary
 from registry.console.readonly import ReadOnlyAdminMixin
-from registry.models import ModelCapability, ModelEndpoint, ModelParameter, ModelPrice, RegisteredModel
+from registry.models import (
+    ModelCapability,
+    ModelEndpoint,
+    ModelParameter,
+    ModelPrice,
+    RegisteredModel,
+    TrustedNetworkRead,
+)
 
 
 class ModelHistoryFilter(admin.SimpleListFilter):
@@ -61,3 +71,28 @@ class ReadOnlyLogEntryAdmin(ReadOnlyAdminMixin, AuditLogEntryAdmin):
 if admin.site.is_registered(LogEntry):
     admin.site.unregister(LogEntry)
 admin.site.register(LogEntry, ReadOnlyLogEntryAdmin)
+
+
+@admin.register(TrustedNetworkRead)
+class TrustedNetworkReadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Token-less reads from trusted networks, a row per client, route and minute; for who reads the audit log."""
+
+    # The record as a sentence an operator reads, with the count and the network beside it to sort and filter.
+    list_display = ["summary", "count", "network"]
+    list_display_links = ["summary"]
+    list_filter = ["method", "route", "network"]
+    search_fields = ["=client_address", "route"]
+    date_hierarchy = "minute"
+    ordering = ["-minute", "client_address", "route", "method"]
+    list_per_page = 100
+
+    @admin.display(description="reads", ordering="minute")
+    def summary(self, row: TrustedNetworkRead) -> str:
+        return read_summary(row)
+
+    # The same readers as the audit log (the admin role, superusers), with no permission of its own to grant.
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.has_perm("auditlog.view_logentry"))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request)

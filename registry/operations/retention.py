@@ -41,7 +41,7 @@ from django.db.models import Max, Model, QuerySet
 from django.utils import timezone
 
 from discovery.models import DiscoveryRun
-from registry.models import Alert, ModelPerformance, ModelStatusEvent, ModelUsage
+from registry.models import Alert, ModelPerformance, ModelStatusEvent, ModelUsage, TrustedNetworkRead
 from registry.operations import metrics
 from registry.operations.locks import session_advisory_lock
 
@@ -113,6 +113,14 @@ TABLES: tuple[RetainedTable, ...] = (
         "RETENTION_AUDIT_DAYS",
         LogEntry,
         lambda cutoff: LogEntry.objects.filter(timestamp__lt=cutoff),
+    ),
+    RetainedTable(
+        # The token-less reads' counts are audit entries in another form: they are kept as long.
+        "trusted_network_reads",
+        "trusted-network read counts",
+        "RETENTION_AUDIT_DAYS",
+        TrustedNetworkRead,
+        lambda cutoff: TrustedNetworkRead.objects.filter(minute__lt=cutoff),
     ),
     RetainedTable(
         "discovery_runs",

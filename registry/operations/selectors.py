@@ -1,4 +1,4 @@
-"""Reads of the operational data: the audit log."""
+"""Reads of the operational data: the audit log, and the trusted networks' read counts beside it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db.models import Q, QuerySet
+
+from registry.models import TrustedNetworkRead
 
 # The audited objects, by the names the API uses for them.
 AUDITED_OBJECTS: dict[str, str] = {
@@ -65,3 +67,27 @@ def audit_entries(
     if until is not None:
         entries = entries.filter(timestamp__lt=until)
     return entries
+
+
+def trusted_network_reads(
+    *,
+    client: str | None = None,
+    route: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[TrustedNetworkRead]:
+    """Token-less reads from trusted networks, one row per client address, method, route and minute, newest first.
+
+    ``since`` and ``until`` bound the minute a row counts (a row of 12:04 holds the reads of 12:04:00
+    to 12:04:59); ``route`` is a route's pattern as recorded (``/api/v1/models/{ref}``).
+    """
+    rows = TrustedNetworkRead.objects.order_by("-minute", "client_address", "route", "method", "id")
+    if client is not None:
+        rows = rows.filter(client_address=client)
+    if route is not None:
+        rows = rows.filter(route=route)
+    if since is not None:
+        rows = rows.filter(minute__gte=since)
+    if until is not None:
+        rows = rows.filter(minute__lt=until)
+    return rows

@@ -8,6 +8,7 @@ from auditlog.models import LogEntry
 from rest_framework import serializers
 
 from registry.api.fields import QuerySerializer, QueryTextField
+from registry.models import TrustedNetworkRead
 from registry.operations.selectors import ACTIONS, AUDITED_OBJECTS
 
 ACTION_NAMES = {value: name for name, value in ACTIONS.items()}
@@ -53,3 +54,40 @@ class AuditEntrySerializer(serializers.Serializer):
         if entry.actor is not None:
             return entry.actor.get_username()
         return entry.actor_email or None
+
+
+class TrustedReadsQuerySerializer(QuerySerializer):
+    """Filters of ``GET /audit/reads``; a bad value is a 400 naming the parameter."""
+
+    client = serializers.IPAddressField(required=False, help_text="A client address: 172.28.1.5.")
+    route = QueryTextField(required=False, max_length=255, help_text="A route as recorded: /api/v1/models/{ref}.")
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "since" in attrs and "until" in attrs and attrs["since"] >= attrs["until"]:
+            raise serializers.ValidationError({"until": ["Must be later than since."]})
+        return attrs
+
+
+class TrustedReadSerializer(serializers.ModelSerializer):
+    """The reads one client address made of one route in one minute, without a token, from a trusted network."""
+
+    actor = serializers.SerializerMethodField(help_text="The actor its writes are audited as.")
+    summary = serializers.SerializerMethodField(help_text="172.28.1.5 read GET /api/v1/models 57 times in 12:04 UTC.")
+
+    class Meta:
+        model = TrustedNetworkRead
+        fields = ["minute", "client_address", "network", "method", "route", "count", "actor", "summary"]
+
+    def get_actor(self, row: TrustedNetworkRead) -> str:
+        return f"platform:network:{row.client_address}"
+
+    def get_summary(self, row: TrustedNetworkRead) -> str:
+        return read_summary(row)
+
+
+def read_summary(row: TrustedNetworkRead) -> str:
+    """How an operator reads a row: ``172.28.1.5 read GET /api/v1/models 57 times in 12:04 UTC``."""
+    times = "once" if row.count == 1 else f"{row.count:,} times"
+    return f"{row.client_address} read {row.method} {row.route} {times} in {row.minute:%Y-%m-%d %H:%M} UTC"

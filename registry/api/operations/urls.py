@@ -10,4 +10,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("health", views.health, name="health"),
     path("metrics", views.metrics_view, name="metrics"),
     path("audit", views.AuditLogView.as_view(), name="audit"),
+    path("audit/reads", views.TrustedReadsView.as_view(), name="audit-reads"),
 ]

@@ -1,4 +1,4 @@
-"""Operational endpoints: ``/healthz`` (liveness), ``/health`` (readiness), ``/metrics``, ``/audit``.
+"""Operational endpoints: ``/healthz`` (liveness), ``/health`` (readiness), ``/metrics``, ``/audit``, ``/audit/reads``.
 
 Health and metrics are plain Django views, not DRF: they take no JWT, run no content
 negotiation, and must keep answering when the API's dependencies do not. ``/audit`` is part of
@@ -23,13 +23,19 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework.generics import ListAPIView
 
 from registry.api.authentication import BROWSER_AUTHENTICATION
-from registry.api.operations.serializers import AuditEntrySerializer, AuditQuerySerializer
+from registry.api.operations.serializers import (
+    AuditEntrySerializer,
+    AuditQuerySerializer,
+    TrustedReadSerializer,
+    TrustedReadsQuerySerializer,
+)
 from registry.api.pagination import StrictLimitOffsetPagination
 from registry.api.permissions import IsAdmin
 from registry.api.schema_views import prefers_html
+from registry.models import TrustedNetworkRead
 from registry.operations import metrics
 from registry.operations.health import health_report
-from registry.operations.selectors import audit_entries, audit_object_types
+from registry.operations.selectors import audit_entries, audit_object_types, trusted_network_reads
 
 
 @require_GET
@@ -150,3 +156,31 @@ class AuditLogView(ListAPIView):
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "object_types": audit_object_types()}
+
+
+@extend_schema(
+    summary="Token-less reads from trusted networks, counted per client, route and minute (admins)",
+    description="Newest minute first. Each row is the number of reads one client address made of one route "
+    "(`/api/v1/models/{ref}`, not each model's path) in one minute, without a token, from "
+    "`PLATFORM_TRUSTED_NETWORKS`. Web processes write their counts every "
+    "`PLATFORM_READ_COUNTS_FLUSH_SECONDS`: the current minute is still filling.",
+    parameters=[TrustedReadsQuerySerializer],
+    responses={
+        200: TrustedReadSerializer(many=True),
+        400: OpenApiResponse(description="Invalid filter; the body names the parameter."),
+        401: OpenApiResponse(description="No token, or a bad one."),
+        403: OpenApiResponse(description="Only admins read the audit log."),
+    },
+)
+class TrustedReadsView(ListAPIView):
+    """``GET /audit/reads``: the audit log's record of token-less reads, as counts (registry/access/read_counts.py)."""
+
+    authentication_classes = BROWSER_AUTHENTICATION
+    permission_classes = [IsAdmin]
+    serializer_class = TrustedReadSerializer
+    pagination_class = AuditPagination
+
+    def get_queryset(self) -> QuerySet[TrustedNetworkRead]:
+        query = TrustedReadsQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return trusted_network_reads(**query.validated_data)

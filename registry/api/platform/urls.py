@@ -16,6 +16,9 @@ urlpatterns: list[URLPattern | URLResolver] = v1_urlpatterns(
     [
         list(api_urls.urlpatterns),
         list(discovery_urls.urlpatterns),
-        [path("audit", operations_views.AuditLogView.as_view(), name="audit")],
+        [
+            path("audit", operations_views.AuditLogView.as_view(), name="audit"),
+            path("audit/reads", operations_views.TrustedReadsView.as_view(), name="audit-reads"),
+        ],
     ]
 )

@@ -16,8 +16,9 @@ from drf_spectacular.generators import SchemaGenerator
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
+from registry.access.read_counts import read_counts_flush
 from registry.api.platform import views as platform
-from registry.models import ModelUsage
+from registry.models import ModelUsage, TrustedNetworkRead
 from tests.factories import (
     ModelCapabilityFactory,
     ModelEndpointFactory,
@@ -151,33 +152,49 @@ def test_an_ipv4_peer_seen_by_a_dual_stack_socket_matches_ipv4_networks(coder: A
     assert anonymous().get("/api/v1/models", REMOTE_ADDR=f"::ffff:{INSIDE}").status_code == 200
 
 
-def test_every_trusted_request_is_counted_and_audited(coder: Any, api_client_for: ClientFor) -> None:
+def test_every_trusted_request_is_counted_reads_as_counts_and_writes_in_the_audit_log(
+    coder: Any, api_client_for: ClientFor
+) -> None:
     before_get, before_post = _trusted_count("10.0.0.0/8", "GET"), _trusted_count("10.0.0.0/8", "POST")
     anonymous().get(f"/api/v1/models/{coder.pk}/capabilities", REMOTE_ADDR=INSIDE)
     anonymous().post(f"/api/v1/models/{coder.pk}/usage", {"request_id": "r1"}, format="json", REMOTE_ADDR=INSIDE)
     anonymous().get("/api/v1/models", REMOTE_ADDR=OUTSIDE)  # refused: neither counted nor audited
+    read_counts_flush()
 
     assert _trusted_count("10.0.0.0/8", "GET") - before_get == 1
     assert _trusted_count("10.0.0.0/8", "POST") - before_post == 1
-    entries = LogEntry.objects.filter(action=LogEntry.Action.ACCESS).order_by("id")
-    assert [(e.actor_email, e.remote_addr, e.object_pk) for e in entries] == [
-        (f"platform:network:{INSIDE}", INSIDE, str(coder.pk)),
-        (f"platform:network:{INSIDE}", INSIDE, str(coder.pk)),
+    # The read is a count of its client, route and minute; the write an audit entry of its own.
+    assert [(r.client_address, r.network, r.method, r.route, r.count) for r in TrustedNetworkRead.objects.all()] == [
+        (INSIDE, "10.0.0.0/8", "GET", "/api/v1/models/{ref}/capabilities", 1)
     ]
-    assert entries[1].object_repr == f"POST /api/v1/models/{coder.pk}/usage"
-    assert entries[1].additional_data["network"] == "10.0.0.0/8"
-    # Admins find them in the audit log by actor and action.
+    entries = LogEntry.objects.filter(action=LogEntry.Action.ACCESS)
+    assert [(e.actor_email, e.remote_addr, e.object_pk, e.object_repr) for e in entries] == [
+        (f"platform:network:{INSIDE}", INSIDE, str(coder.pk), f"POST /api/v1/models/{coder.pk}/usage")
+    ]
+    assert entries[0].additional_data["network"] == "10.0.0.0/8"
+    # Admins find both: the write by actor and action, the read among the read counts.
     audit = api_client_for("admin").get("/audit", {"actor": f"platform:network:{INSIDE}", "action": "access"})
     assert audit.status_code == 200
-    assert audit.json()["count"] == 2
+    assert audit.json()["count"] == 1
+    reads = api_client_for("admin").get("/audit/reads", {"client": INSIDE})
+    assert [row["route"] for row in reads.json()["results"]] == ["/api/v1/models/{ref}/capabilities"]
 
 
-@pytest.mark.parametrize("ref", ["%00", "%ED%A0%80", "a%00b/usage"])
-def test_a_path_no_column_can_hold_is_still_audited_and_a_json_404(ref: str) -> None:
+@pytest.mark.parametrize(
+    ("ref", "route"),
+    [
+        ("%00", "/api/v1/models/{ref}"),
+        ("%ED%A0%80", "/api/v1/models/{ref}"),
+        ("a%00b/usage", "/api/v1/models/{ref}/usage"),
+    ],
+)
+def test_a_path_no_column_can_hold_is_still_counted_and_a_json_404(ref: str, route: str) -> None:
     response = anonymous().get(f"/api/v1/models/{ref}", REMOTE_ADDR=INSIDE)
     assert response.status_code == 404
     assert response.headers["Content-Type"] == "application/json"
-    assert LogEntry.objects.filter(action=LogEntry.Action.ACCESS, remote_addr=INSIDE).count() == 1
+    read_counts_flush()
+    # Counted under its route's pattern, which holds nothing of the path the client sent.
+    assert list(TrustedNetworkRead.objects.values_list("route", "count")) == [(route, 1)]
 
 
 # --- Shapes ---------------------------------------------------------------------------------------
@@ -323,8 +340,8 @@ def test_the_plain_list_costs_the_same_queries_for_5_and_40_models(
         model = RegisteredModelFactory(name=f"bulk-{index}:latest")
         ModelCapabilityFactory(model=model, capability="text")
         ModelEndpointFactory(model=model)
-    # Four for the models and their related rows, one for the trusted request's audit entry (plus the cache's).
-    with django_assert_max_num_queries(8):
+    # Four for the models and their related rows (plus the cache's); the trusted request writes nothing.
+    with django_assert_max_num_queries(7):
         response = anonymous().get("/api/v1/models", REMOTE_ADDR=INSIDE)
     assert len(response.json()) == 41
 

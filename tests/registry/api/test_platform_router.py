@@ -19,9 +19,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from auditlog.models import LogEntry
 from prometheus_client import REGISTRY
 
-from registry.models import ModelStatus, ModelUsage
+from registry.access.read_counts import read_counts_flush
+from registry.models import ModelStatus, ModelUsage, TrustedNetworkRead
 from tests.factories import ModelCapabilityFactory, ModelEndpointFactory, RegisteredModelFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -164,8 +166,16 @@ def test_the_router_works_with_the_profile_on(
     name = registry["coder"].name
     assert session.get(f"{base}/models/{name}", timeout=10).json()["id"] == coder_id
 
-    # Every one of those token-less requests was counted.
+    # Every one of those token-less requests was counted; the reads are on the record as counts
+    # per route (a model by its id and by its name is one route), the posts as audit entries.
     assert _trusted_requests() - counted_before == 7
+    read_counts_flush()
+    assert sorted(TrustedNetworkRead.objects.values_list("method", "route", "count")) == [
+        ("GET", "/api/v1/models", 1),
+        ("GET", "/api/v1/models/{ref}", 2),
+        ("GET", "/api/v1/models/{ref}/capabilities", 1),
+    ]
+    assert LogEntry.objects.filter(action=LogEntry.Action.ACCESS).count() == 3
 
 
 @pytest.mark.parametrize("documented", documented_base_urls())

@@ -27,6 +27,7 @@ from registry.models import (
     RegisteredModel,
     StatusEventKind,
     StatusEventOrigin,
+    TrustedNetworkRead,
 )
 from registry.operations import retention
 from registry.operations.retention import LOCK_KEY, LOCK_NAMESPACE, retention_apply
@@ -112,6 +113,12 @@ def test_each_table_loses_its_rows_past_the_cutoff_and_keeps_the_others() -> Non
     old_event, _, new_event = (
         status_event(model, at) for at in (JUST_PAST - timedelta(days=1), JUST_PAST, JUST_WITHIN)
     )
+    old_reads, new_reads = (
+        TrustedNetworkRead.objects.create(
+            minute=at, client_address="10.0.0.5", network="10.0.0.0/8", method="GET", route="/models", count=3
+        )
+        for at in (JUST_PAST, JUST_WITHIN)
+    )
 
     outcome = retention_apply(now=NOW)
 
@@ -119,6 +126,7 @@ def test_each_table_loses_its_rows_past_the_cutoff_and_keeps_the_others() -> Non
         "model_usage": 1,
         "model_performance": 1,
         "auditlog_logentry": 1,
+        "trusted_network_reads": 1,
         "discovery_runs": 1,
         "alerts": 1,
         "model_status_events": 2,
@@ -135,6 +143,9 @@ def test_each_table_loses_its_rows_past_the_cutoff_and_keeps_the_others() -> Non
     assert not LogEntry.objects.filter(pk=old_entry.pk).exists()
     assert not DiscoveryRun.objects.filter(pk=old_run.pk).exists()
     assert not Alert.objects.filter(pk=old_resolved.pk).exists()
+    # The read counts are kept as long as the audit entries they stand for.
+    assert list(TrustedNetworkRead.objects.values_list("pk", flat=True)) == [new_reads.pk]
+    assert old_reads.pk != new_reads.pk
 
 
 @pytest.mark.usefixtures("ten_days")
@@ -206,8 +217,8 @@ def test_the_queries_of_a_prune_grow_with_its_batches_not_its_rows(django_assert
     ModelUsageFactory.create_batch(10, model=model, timestamp=JUST_PAST)
 
     # Per batch: the ids, the delete, and a savepoint's two statements (the test's transaction
-    # makes each batch's atomic block a savepoint); then the other five tables' empty reads and the lock.
-    with django_assert_max_num_queries(4 * 4 + 5 * 3 + 2):
+    # makes each batch's atomic block a savepoint); then the other six tables' empty reads and the lock.
+    with django_assert_max_num_queries(4 * 4 + 6 * 3 + 2):
         retention_apply(now=NOW, batch_size=3)
 
 
@@ -276,6 +287,7 @@ def test_table_sizes_give_each_tables_rows_and_retention(settings: Any) -> None:
         "model_usage",
         "model_performance",
         "auditlog_logentry",
+        "trusted_network_reads",
         "discovery_runs",
         "alerts",
         "model_status_events",
