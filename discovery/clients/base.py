@@ -66,6 +66,14 @@ class DiscoveredModel:
     context_window: int | None = None
     input_cost_per_mtok: Decimal | None = None
     output_cost_per_mtok: Decimal | None = None
+    cache_read_cost_per_mtok: Decimal | None = None
+    cache_write_cost_per_mtok: Decimal | None = None
+    # A catalog's prices with the dates they started (discovery.catalogs.CatalogPrice), oldest first:
+    # each becomes a dated price of the model. Empty when the price (if any) has no history.
+    price_history: tuple[Any, ...] = ()
+    # The provider listed the model's capabilities itself (Anthropic's ``capabilities``, Ollama's
+    # /api/show ``capabilities``): that list is complete, and a catalog adds none to it.
+    capabilities_declared: bool = False
     details: dict[str, Any] = field(default_factory=dict)
     capabilities: dict[str, CapabilityClaim] = field(default_factory=dict)
     parameters: dict[str, ParameterClaim] = field(default_factory=dict)
