@@ -252,8 +252,10 @@ def plan_sync(source: ProviderSource, listing: Listing, *, now: datetime) -> Syn
             param.model = owned[param.model_id]
             params_by_model.setdefault(param.model_id, {})[param.parameter_name] = param
     prices_by_model: dict[int, list[ModelPrice]] = {}
-    if owned:
-        for price in ModelPrice.objects.filter(model_id__in=list(owned)).order_by("effective_from"):
+    # Only models the source prices have price rows to compare (none for a local host: no query).
+    priced = [pk for pk, m in owned.items() if claims[m.name].input_cost_per_mtok is not None]
+    if priced:
+        for price in ModelPrice.objects.filter(model_id__in=priced).order_by("effective_from"):
             prices_by_model.setdefault(price.model_id, []).append(price)
 
     for name, claim in claims.items():

@@ -2,8 +2,9 @@
 
 Wire format: https://platform.openai.com/docs/api-reference/models/list. Each entry carries only
 ``id``, ``object``, ``created`` and ``owned_by``: the model type comes from the id's family;
-prices, limits and what else the family does not imply come from the catalogs (discovery.catalogs). Audio, image-generation, moderation and realtime models are
-not selectable chat/embedding models for a router: they are skipped and counted.
+prices, limits and what else the family does not imply come from the catalogs (discovery.catalogs).
+Audio, image-generation, moderation and realtime models are not selectable chat/embedding models
+for a router: they are skipped and counted.
 """
 
 from __future__ import annotations
