@@ -33,6 +33,7 @@ from importlib import resources
 from importlib.metadata import version as package_version
 from typing import Any
 
+from django.db.models import Q, Subquery
 from django.utils import timezone
 from genai_prices import data_snapshot as prices_data
 from genai_prices import types as prices_types
@@ -51,7 +52,8 @@ MODELS_PROVIDER = {Provider.OPENAI: "openai", Provider.ANTHROPIC: "anthropic"}
 OPEN_WEIGHTS_PROVIDERS = ("openrouter", "huggingface", "togetherai", "deepinfra", "groq")
 
 _DATED_SUFFIX = re.compile(r"-(?:\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
-_OPEN_NAME_NOISE = re.compile(r"-(?:instruct|it|chat|preview)$|:.*$")
+# What a model's name says beyond family and size: the tuning, a revision, a host's tier (":free").
+_OPEN_NAME_NOISE = re.compile(r"-(?:instruct|it|chat|preview|v\d+(?:\.\d+)*)$|:.*$")
 _SIZE_TAG = re.compile(r"^(\d+(?:\.\d+)?)([bm])$")
 
 
@@ -155,7 +157,8 @@ def _price_history(model: prices_types.ModelInfo, *, embedding: bool) -> tuple[C
 def _open_key(name: str) -> str:
     """An open-weights model's name reduced to family and size: "meta-llama/Llama-3.2-3B-Instruct" -> "llama3.23b"."""
     name = name.lower().rpartition("/")[2]
-    name = _OPEN_NAME_NOISE.sub("", name)
+    while (shorter := _OPEN_NAME_NOISE.sub("", name)) != name:  # "-instruct-v0.3" takes two passes
+        name = shorter
     return re.sub(r"[-_ ]", "", name)
 
 
@@ -308,27 +311,28 @@ def prices_from_raw(raw: Any) -> prices_data.DataSnapshot:
 
 
 _lock = threading.Lock()
-_loaded: dict[tuple[int | None, int | None], Catalogs] = {}
+_loaded: dict[tuple[tuple[int, str] | None, tuple[int, str] | None], Catalogs] = {}
 
 
-def _snapshot_in_use(catalog: str) -> tuple[int, str] | None:
-    row = (
-        CatalogSnapshot.objects.filter(catalog=catalog, status=CatalogRefreshStatus.ACCEPTED)
-        .order_by("-fetched_at", "-id")
-        .values_list("pk", "version")
-        .first()
-    )
-    return row
+def _snapshots_in_use() -> dict[str, tuple[int, str]]:
+    """The newest accepted refresh of each catalog, as {catalog: (id, version)}: one query."""
+    accepted = CatalogSnapshot.objects.filter(status=CatalogRefreshStatus.ACCEPTED).order_by("-fetched_at", "-id")
+    newest = Q()
+    for catalog in CatalogName:
+        newest |= Q(pk=Subquery(accepted.filter(catalog=catalog).values("pk")[:1]))
+    rows = CatalogSnapshot.objects.filter(newest).values_list("catalog", "pk", "version")
+    return {catalog: (pk, version) for catalog, pk, version in rows}
 
 
 def catalogs_in_use() -> Catalogs:
     """The catalogs discovery matches against now: the newest accepted refresh of each, else the bundled one.
 
-    Two small queries per call; the data is parsed once per process and snapshot.
+    One small query per call; the data is parsed once per process and snapshot.
     """
-    prices_row = _snapshot_in_use(CatalogName.PRICES)
-    models_row = _snapshot_in_use(CatalogName.MODELS)
-    key = (prices_row[0] if prices_row else None, models_row[0] if models_row else None)
+    in_use = _snapshots_in_use()
+    prices_row, models_row = in_use.get(CatalogName.PRICES), in_use.get(CatalogName.MODELS)
+    # The version holds the data's hash: an id reused after a rollback (SQLite) is not mistaken for another.
+    key = (prices_row, models_row)
     with _lock:
         if key in _loaded:
             return _loaded[key]
