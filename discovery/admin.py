@@ -275,7 +275,7 @@ class CatalogSnapshotAdmin(admin.ModelAdmin):
 
     list_display = ["fetched_at", "catalog", "version", "status", "entries", "affected_count", "short_problems"]
     list_filter = ["catalog", "status"]
-    fields = ["catalog", "status", "version", "url", "fetched_at", "entries", "affected_models", "problem_list"]
+    fields = ("catalog", "status", "version", "url", "fetched_at", "entries", "affected_models", "problem_list")
     readonly_fields = fields
 
     @admin.display(description="models affected")

@@ -45,8 +45,8 @@ from registry.models import EvidenceSource, ModelType, Provider
 
 # The registry's provider ids in each catalog. Ollama (local models) is matched by family and size
 # against open-weights entries instead, and never gets a price.
-PRICES_PROVIDER = {Provider.OPENAI: "openai", Provider.ANTHROPIC: "anthropic"}
-MODELS_PROVIDER = {Provider.OPENAI: "openai", Provider.ANTHROPIC: "anthropic"}
+PRICES_PROVIDER: dict[str, str] = {Provider.OPENAI: "openai", Provider.ANTHROPIC: "anthropic"}
+MODELS_PROVIDER: dict[str, str] = {Provider.OPENAI: "openai", Provider.ANTHROPIC: "anthropic"}
 # Where a local model's open-weights facts are looked up, in order: OpenRouter lists each model under
 # its author's id with the model's own limits; the others are fallbacks for what it lacks.
 OPEN_WEIGHTS_PROVIDERS = ("openrouter", "huggingface", "togetherai", "deepinfra", "groq")
@@ -345,7 +345,7 @@ def catalogs_in_use() -> Catalogs:
         models = ModelsCatalog(bundled_models_raw(), bundled_models_label())
     else:
         data = CatalogSnapshot.objects.values_list("data", flat=True).get(pk=models_row[0])
-        models = ModelsCatalog(data, f"models.dev {models_row[1]}")
+        models = ModelsCatalog(data or {}, f"models.dev {models_row[1]}")
     catalogs = Catalogs(prices=prices, prices_label=prices_label, models=models)
     with _lock:
         # Only the latest pair is kept: an older snapshot is never used again.

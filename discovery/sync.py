@@ -386,7 +386,9 @@ def _planned_prices(
     date), the new price applies from this run on, as a provider's change always has.
     """
 
-    def row(effective_from: datetime, amounts: Sequence[Decimal | None]) -> ModelPrice:
+    Amounts = tuple[Decimal, Decimal, Decimal | None, Decimal | None]
+
+    def row(effective_from: datetime, amounts: Amounts) -> ModelPrice:
         return ModelPrice(
             model=model,
             input_per_mtok=amounts[0],
@@ -397,7 +399,8 @@ def _planned_prices(
             set_by=SetBy.DISCOVERY,
         )
 
-    if claim.input_cost_per_mtok is None or claim.output_cost_per_mtok is None:
+    input_price, output_price = claim.input_cost_per_mtok, claim.output_cost_per_mtok
+    if input_price is None or output_price is None:
         return []
     moments = {price.effective_from for price in existing}
     added: list[ModelPrice] = []
@@ -408,12 +411,7 @@ def _planned_prices(
             moments.add(starts)
     timeline = sorted([*existing, *added], key=lambda price: price.effective_from)
     current = price_in_force(timeline, now)
-    wanted = (
-        claim.input_cost_per_mtok,
-        claim.output_cost_per_mtok,
-        claim.cache_read_cost_per_mtok,
-        claim.cache_write_cost_per_mtok,
-    )
+    wanted: Amounts = (input_price, output_price, claim.cache_read_cost_per_mtok, claim.cache_write_cost_per_mtok)
     if (current is None or _price_amounts(current) != wanted) and now not in moments:
         added.append(row(now, wanted))
     return added

@@ -65,7 +65,7 @@ class EvidenceSource(models.TextChoices):
 
     OPERATOR = "operator", "Operator"
     PROVIDER = "provider", "Provider's declaration"
-    CATALOG = "catalog", "Curated catalog"
+    CATALOG = "catalog", "Catalog (genai-prices, models.dev)"
     MEASURED = "measured", "Measured from performance records"
 
 

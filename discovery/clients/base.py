@@ -32,7 +32,7 @@ class CapabilityClaim:
 
     score: float
     evidence: str
-    # ``EvidenceSource.PROVIDER`` (the provider declares it; a default score) or ``CATALOG`` (the curated catalog's).
+    # ``EvidenceSource.PROVIDER`` (the provider declares it) or ``CATALOG`` (a catalog does: discovery.catalogs).
     source: str = EvidenceSource.PROVIDER
 
 

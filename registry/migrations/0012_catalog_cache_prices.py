@@ -134,5 +134,20 @@ class Migration(migrations.Migration):
                 name="models_cache_write_cost_not_negative",
             ),
         ),
+        migrations.AlterField(
+            model_name="modelcapability",
+            name="evidence_source",
+            field=models.CharField(
+                choices=[
+                    ("operator", "Operator"),
+                    ("provider", "Provider's declaration"),
+                    ("catalog", "Catalog (genai-prices, models.dev)"),
+                    ("measured", "Measured from performance records"),
+                ],
+                db_index=True,
+                default="operator",
+                max_length=20,
+            ),
+        ),
         migrations.RunPython(install, remove, elidable=False),
     ]
