@@ -279,7 +279,15 @@ class ModelPriceInline(admin.TabularInline):
     model = ModelPrice
     form = PriceForm
     extra = 0
-    fields = ["input_per_mtok", "output_per_mtok", "effective_from", "set_by", "created_at"]
+    fields = [
+        "input_per_mtok",
+        "output_per_mtok",
+        "cache_read_per_mtok",
+        "cache_write_per_mtok",
+        "effective_from",
+        "set_by",
+        "created_at",
+    ]
     readonly_fields = ["set_by", "created_at"]
     verbose_name = "price"
     verbose_name_plural = "prices (per million tokens, USD; the model's price fields follow the one in force)"
@@ -310,6 +318,8 @@ class RegisteredModelForm(ApiValidatedForm):
             "context_window",
             "input_cost_per_mtok",
             "output_cost_per_mtok",
+            "cache_read_cost_per_mtok",
+            "cache_write_cost_per_mtok",
             "details",
         ]
         widgets = {
@@ -568,6 +578,8 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
                 input_per_mtok=data["input_per_mtok"],
                 output_per_mtok=data["output_per_mtok"],
                 effective_from=data["effective_from"],
+                cache_read_per_mtok=data.get("cache_read_per_mtok"),
+                cache_write_per_mtok=data.get("cache_write_per_mtok"),
             )
             if created:
                 formset.new_objects.append(row)
