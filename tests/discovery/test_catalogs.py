@@ -12,12 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from auditlog.models import LogEntry
+from django.core.management import call_command
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from discovery.catalog_refresh import catalog_refresh
 from discovery.catalogs import catalogs_in_use
 from discovery.models import CatalogName, CatalogRefreshStatus, CatalogSnapshot, ProviderSource
+from discovery.schedules import catalog_refresh_schedule_ensure
 from discovery.sync import source_sync
+from discovery.tasks import catalogs_refresh
 from registry.access.audit import system_actor
 from registry.catalog.services import model_update
 from registry.models import Alert, AlertKind, ModelPrice, ModelUsage, RegisteredModel, SetBy
@@ -264,3 +269,48 @@ def test_an_offline_start_uses_the_bundled_snapshots_and_fetches_nothing(
     discover(openai_source)
     assert not CatalogSnapshot.objects.exists()
     assert RegisteredModel.objects.get(name="gpt-4o").details["catalog"]["given"]["prices"] == catalogs.prices_label
+
+
+def test_a_refresh_schedule_exists_only_with_an_update_url_and_an_operators_change_survives(settings: Any) -> None:
+    settings.CATALOG_PRICES_UPDATE_URL = ""
+    settings.CATALOG_MODELS_UPDATE_URL = ""
+    assert catalog_refresh_schedule_ensure() is None
+    settings.CATALOG_MODELS_UPDATE_URL = "https://models.dev/api.json"
+    task = catalog_refresh_schedule_ensure()
+    assert task is not None
+    assert (task.task, task.interval.every) == ("discovery.catalogs_refresh", 86400)  # type: ignore[union-attr]
+    PeriodicTask.objects.filter(pk=task.pk).update(enabled=False)  # an operator pauses it
+    again = catalog_refresh_schedule_ensure()
+    assert again is not None
+    assert (again.pk, again.enabled) == (task.pk, False)
+
+
+def test_the_refresh_task_stores_the_configured_catalog_once_and_audits_it(settings: Any) -> None:
+    server = FakeCatalogServer(openai_prices({"input_mtok": 3, "output_mtok": 12})).start()
+    try:
+        settings.CATALOG_PRICES_UPDATE_URL = f"{server.url}/data.json"
+        settings.CATALOG_MODELS_UPDATE_URL = ""
+        assert catalogs_refresh.apply().get() == 1
+        assert catalogs_refresh.apply().get() == 0  # the same data again: nothing recorded
+    finally:
+        server.stop()
+    row = CatalogSnapshot.objects.get()
+    assert (row.catalog, row.status, row.url) == (
+        CatalogName.PRICES,
+        CatalogRefreshStatus.ACCEPTED,
+        f"{server.url}/data.json",
+    )
+    assert catalogs_in_use().prices_label == f"genai-prices {row.version}"
+    entry = LogEntry.objects.get_for_object(row).get()
+    assert entry.actor_email == "system:catalog refresh"
+
+
+def test_the_refresh_command_exits_1_on_a_rejected_catalog(capsys: pytest.CaptureFixture[str]) -> None:
+    server = FakeCatalogServer({"not": "a provider list"}).start()
+    try:
+        with pytest.raises(SystemExit) as exited:
+            call_command("refresh_catalogs", "--catalog", "genai-prices", "--url", f"{server.url}/data.json")
+    finally:
+        server.stop()
+    assert exited.value.code == 1
+    assert "rejected (schema: expected a list of providers)" in capsys.readouterr().err
