@@ -324,6 +324,16 @@ def _snapshots_in_use() -> dict[str, tuple[int, str]]:
     return {catalog: (pk, version) for catalog, pk, version in rows}
 
 
+def catalog_labels_in_use() -> tuple[str, str]:
+    """The names and versions of the catalogs in use (prices, facts), without loading their data (one query)."""
+    in_use = _snapshots_in_use()
+    prices_row, models_row = in_use.get(CatalogName.PRICES), in_use.get(CatalogName.MODELS)
+    return (
+        f"genai-prices {prices_row[1]}" if prices_row else bundled_prices_label(),
+        f"models.dev {models_row[1]}" if models_row else bundled_models_label(),
+    )
+
+
 def catalogs_in_use() -> Catalogs:
     """The catalogs discovery matches against now: the newest accepted refresh of each, else the bundled one.
 
