@@ -27,7 +27,7 @@ import re
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from importlib.metadata import version as package_version
@@ -38,7 +38,7 @@ from django.utils import timezone
 from genai_prices import data_snapshot as prices_data
 from genai_prices import types as prices_types
 
-from discovery.clients.base import CapabilityClaim, DiscoveredModel, Listing
+from discovery.clients.base import CapabilityClaim, DatedPrice, DiscoveredModel, Listing
 from discovery.models import CatalogName, CatalogRefreshStatus, CatalogSnapshot
 from registry.catalog import capabilities as caps
 from registry.models import EvidenceSource, ModelType, Provider
@@ -58,28 +58,10 @@ _SIZE_TAG = re.compile(r"^(\d+(?:\.\d+)?)([bm])$")
 
 
 @dataclass(frozen=True)
-class CatalogPrice:
-    """A price a catalog states, in force from ``starts`` (None: the catalog gives no date)."""
-
-    starts: date | None
-    input_per_mtok: Decimal
-    output_per_mtok: Decimal
-    cache_read_per_mtok: Decimal | None = None
-    cache_write_per_mtok: Decimal | None = None
-
-    @property
-    def starts_at(self) -> datetime | None:
-        return None if self.starts is None else datetime.combine(self.starts, time.min, tzinfo=UTC)
-
-    def amounts(self) -> tuple[Decimal, Decimal, Decimal | None, Decimal | None]:
-        return (self.input_per_mtok, self.output_per_mtok, self.cache_read_per_mtok, self.cache_write_per_mtok)
-
-
-@dataclass(frozen=True)
 class CatalogFacts:
     """What the catalogs say about one model id; an unknown fact is None."""
 
-    prices: tuple[CatalogPrice, ...] = ()  # oldest first
+    prices: tuple[DatedPrice, ...] = ()  # oldest first
     prices_match: str | None = None  # the catalog's id the model matched: "openai/gpt-4o"
     facts_match: str | None = None
     context_window: int | None = None
@@ -91,7 +73,7 @@ class CatalogFacts:
     release_date: str | None = None
     knowledge: str | None = None
 
-    def price_at(self, moment: datetime) -> CatalogPrice | None:
+    def price_at(self, moment: datetime) -> DatedPrice | None:
         """The catalog's price in force at ``moment``: the latest started by then, else the undated one."""
         current = None
         for price in self.prices:
@@ -112,14 +94,14 @@ def _decimal(value: Any) -> Decimal | None:
         return None
 
 
-def _price(starts: date | None, price: prices_types.ModelPrice, *, embedding: bool) -> CatalogPrice | None:
+def _price(starts: date | None, price: prices_types.ModelPrice, *, embedding: bool) -> DatedPrice | None:
     input_price = _decimal(price.input_mtok)
     output_price = _decimal(price.output_mtok)
     if output_price is None and embedding and input_price is not None:
         output_price = Decimal(0)  # an embedding model generates no tokens: the catalog states no output price
     if input_price is None or output_price is None:
         return None  # priced per request, image or second: not a token price the registry can cost with
-    return CatalogPrice(
+    return DatedPrice(
         starts=starts,
         input_per_mtok=input_price,
         output_per_mtok=output_price,
@@ -128,7 +110,7 @@ def _price(starts: date | None, price: prices_types.ModelPrice, *, embedding: bo
     )
 
 
-def _price_history(model: prices_types.ModelInfo, *, embedding: bool) -> tuple[CatalogPrice, ...]:
+def _price_history(model: prices_types.ModelInfo, *, embedding: bool) -> tuple[DatedPrice, ...]:
     """A genai-prices model's prices, oldest first: the undated one, then each dated change.
 
     Time-of-day prices (off-peak discounts) are not price changes: they are left out, and the
@@ -137,7 +119,7 @@ def _price_history(model: prices_types.ModelInfo, *, embedding: bool) -> tuple[C
     if isinstance(model.prices, prices_types.ModelPrice):
         single = _price(None, model.prices, embedding=embedding)
         return (single,) if single else ()
-    history: list[CatalogPrice] = []
+    history: list[DatedPrice] = []
     for conditional in model.prices:
         constraint = conditional.constraint
         if constraint is None:
