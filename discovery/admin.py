@@ -1,4 +1,4 @@
-"""Provider sources (API keys write-only), "Discover now", and the history of discovery runs."""
+"""Provider sources (API keys write-only), "Discover now", the history of discovery runs and of catalog refreshes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
 from discovery.api.serializers import ProviderSourceSerializer
-from discovery.models import DiscoveryRun, ProviderSource
+from discovery.catalogs import catalog_labels_in_use
+from discovery.models import CatalogSnapshot, DiscoveryRun, ProviderSource
 from discovery.selectors import runs_recent
 from discovery.services import source_delete, source_save, source_test_connection
 from discovery.tasks import discovery_enqueue
@@ -265,4 +266,58 @@ class DiscoveryRunAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(CatalogSnapshot)
+class CatalogSnapshotAdmin(admin.ModelAdmin):
+    """Catalog refreshes (discovery/catalog_refresh.py): read-only; the page says which snapshots are in use."""
+
+    list_display = ["fetched_at", "catalog", "version", "status", "entries", "affected_count", "short_problems"]
+    list_filter = ["catalog", "status"]
+    fields = ("catalog", "status", "version", "url", "fetched_at", "entries", "affected_models", "problem_list")
+    readonly_fields = fields
+
+    @admin.display(description="models affected")
+    def affected_count(self, obj: CatalogSnapshot) -> int:
+        return len(obj.models_affected or [])
+
+    @admin.display(description="models affected")
+    def affected_models(self, obj: CatalogSnapshot) -> str:
+        names = obj.models_affected or []
+        if not names:
+            return "-"
+        model_list = reverse("admin:registry_registeredmodel_changelist")
+        return format_html_join(
+            ", ", '<a href="{}?{}">{}</a>', ((model_list, urlencode({"q": name}), name) for name in names)
+        )
+
+    @admin.display(description="problems and warnings")
+    def problem_list(self, obj: CatalogSnapshot) -> str:
+        problems = obj.problems if isinstance(obj.problems, list) else []
+        if not problems:
+            return "-"
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((str(p),) for p in problems)))
+
+    @admin.display(description="problems")
+    def short_problems(self, obj: CatalogSnapshot) -> str:
+        return "; ".join(str(p) for p in (obj.problems or []))[:120] or "-"
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> Any:
+        # The labels only: a web process has no use for the catalogs' data (15 MB loaded).
+        prices, facts = catalog_labels_in_use()
+        messages.info(request, f"In use: {prices}; {facts}.")
+        return super().changelist_view(request, extra_context)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[CatalogSnapshot]:
+        # The stored catalog (megabytes of JSON) is never shown: not loaded for the list either.
+        return super().get_queryset(request).defer("data")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

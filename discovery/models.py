@@ -136,3 +136,42 @@ class DiscoveryRun(models.Model):
         if self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
+
+
+class CatalogName(models.TextChoices):
+    PRICES = "genai-prices", "genai-prices (prices)"
+    MODELS = "models.dev", "models.dev (limits and capabilities)"
+
+
+class CatalogRefreshStatus(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted (in use)"
+    REJECTED = "rejected", "Rejected (the snapshot in use stays)"
+
+
+class CatalogSnapshot(models.Model):
+    """One refresh of a catalog (discovery/catalogs.py): the data fetched, and whether it is in use.
+
+    The newest accepted row of a catalog is what discovery matches against; with none, the
+    snapshot bundled with the installed package is. A table rather than a file so that every
+    instance and worker uses the same data.
+    """
+
+    catalog = models.CharField(max_length=20, choices=CatalogName.choices)
+    status = models.CharField(max_length=10, choices=CatalogRefreshStatus.choices)
+    version = models.CharField(max_length=80, help_text="The catalog's version: fetched date and content hash.")
+    url = models.CharField(max_length=500)
+    fetched_at = models.DateTimeField()
+    data = models.JSONField(null=True, blank=True, help_text="The validated catalog; empty for a rejected refresh.")
+    entries = models.PositiveIntegerField(default=0, help_text="Models the catalog describes.")
+    models_affected = models.JSONField(
+        default=list, blank=True, help_text="Registered models whose catalog facts this snapshot changes."
+    )
+    problems = models.JSONField(default=list, blank=True, help_text="Why a refresh was rejected, or what it warned.")
+
+    class Meta:
+        db_table = "catalog_snapshots"
+        ordering = ["-fetched_at", "-id"]
+        indexes = [models.Index(fields=["catalog", "status", "fetched_at"], name="catalog_snapshots_in_use")]
+
+    def __str__(self) -> str:
+        return f"{self.catalog} {self.version} ({self.status})"

@@ -13,12 +13,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from django.conf import settings
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from discovery.models import ProviderSource, SourceKind
 
 DISCOVER_TASK = "discovery.discover_source"
 POLL_RUNTIME_TASK = "discovery.poll_runtime"
+CATALOG_REFRESH_TASK = "discovery.catalogs_refresh"
+CATALOG_REFRESH_SCHEDULE_NAME = "discovery: catalog refresh"
 
 
 def schedule_name(source: ProviderSource) -> str:
@@ -113,3 +116,24 @@ def schedule_remove(*, source: ProviderSource) -> None:
     """Remove the source's periodic tasks (by name), if there are any."""
     _remove(schedule_name(source))
     _remove(runtime_schedule_name(source))
+
+
+def catalog_refresh_schedule_ensure() -> PeriodicTask | None:
+    """The catalog refresh, when an update URL is set; an existing task is left as the operator set it.
+
+    Without a URL nothing is scheduled (the bundled snapshots are used); a task left from an
+    earlier configuration finds no URL and does nothing.
+    """
+    if not (settings.CATALOG_PRICES_UPDATE_URL or settings.CATALOG_MODELS_UPDATE_URL):
+        return None
+    existing = PeriodicTask.objects.filter(name=CATALOG_REFRESH_SCHEDULE_NAME).first()
+    if existing is not None:
+        return existing
+    every = int(settings.CATALOG_REFRESH_INTERVAL_SECONDS)
+    return PeriodicTask.objects.create(
+        name=CATALOG_REFRESH_SCHEDULE_NAME,
+        task=CATALOG_REFRESH_TASK,
+        interval=_interval(every),
+        description=f"Refresh the price and model-fact catalogs from their update URLs every {every}s "
+        "(discovery.catalog_refresh; rejected data leaves the snapshot in use).",
+    )

@@ -31,6 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 from auditlog.context import disable_auditlog
@@ -40,6 +41,7 @@ from django.db import connection, transaction
 from django.db.models import F, Model
 from django.utils import timezone
 
+from discovery.catalogs import catalogs_in_use, listing_with_catalog_facts
 from discovery.clients import fetch_listing, fetch_loaded, ollama
 from discovery.clients.base import DiscoveredModel, Listing, LoadedModel, Progress, ProviderError
 from discovery.locks import source_lock
@@ -47,6 +49,7 @@ from discovery.models import CHANGE_KINDS, CHANGES_NAMES_MAX, DiscoveryRun, Prov
 from discovery.runtime import runtime_record
 from registry.access.audit import log_bulk
 from registry.catalog.credentials import redact_text
+from registry.catalog.prices import price_in_force
 from registry.models import (
     PLATFORM_DETAILS_KEY,
     Alert,
@@ -121,13 +124,15 @@ class SyncPlan:
     endpoints: RowChanges[ModelEndpoint] = field(default_factory=RowChanges)
     capabilities: RowChanges[ModelCapability] = field(default_factory=RowChanges)
     parameters: RowChanges[ModelParameter] = field(default_factory=RowChanges)
+    # Dated prices to add (never changed or removed by discovery: past usage keeps its cost).
+    prices: list[ModelPrice] = field(default_factory=list)
     # Bookkeeping only (last_seen_at): written, neither audited nor counted as a change.
     models_seen_again: list[RegisteredModel] = field(default_factory=list)
     endpoints_seen_again: list[ModelEndpoint] = field(default_factory=list)
 
     @property
     def changes_anything(self) -> bool:
-        return bool(self.models or self.endpoints or self.capabilities or self.parameters)
+        return bool(self.models or self.endpoints or self.capabilities or self.parameters or self.prices)
 
 
 def _described(claim: DiscoveredModel) -> dict[str, Any]:
@@ -139,6 +144,8 @@ def _described(claim: DiscoveredModel) -> dict[str, Any]:
         "context_window": claim.context_window,
         "input_cost_per_mtok": claim.input_cost_per_mtok,
         "output_cost_per_mtok": claim.output_cost_per_mtok,
+        "cache_read_cost_per_mtok": claim.cache_read_cost_per_mtok,
+        "cache_write_cost_per_mtok": claim.cache_write_cost_per_mtok,
         "details": claim.details,
     }
 
@@ -250,6 +257,12 @@ def plan_sync(source: ProviderSource, listing: Listing, *, now: datetime) -> Syn
         for param in ModelParameter.objects.filter(model_id__in=list(owned)):
             param.model = owned[param.model_id]
             params_by_model.setdefault(param.model_id, {})[param.parameter_name] = param
+    prices_by_model: dict[int, list[ModelPrice]] = {}
+    # Only models the source prices have price rows to compare (none for a local host: no query).
+    priced = [pk for pk, m in owned.items() if claims[m.name].input_cost_per_mtok is not None]
+    if priced:
+        for price in ModelPrice.objects.filter(model_id__in=priced).order_by("effective_from"):
+            prices_by_model.setdefault(price.model_id, []).append(price)
 
     for name, claim in claims.items():
         model = existing.get(name)
@@ -265,6 +278,7 @@ def plan_sync(source: ProviderSource, listing: Listing, *, now: datetime) -> Syn
             plan.models.create.append(model)
             plan.added.add(name)
             _plan_owned_rows(plan, model, claim, {}, {})
+            plan.prices.extend(_planned_prices(model, claim, [], now=now))
             plan.endpoints.create.append(
                 ModelEndpoint(model=model, source=source, last_seen_at=now, **_endpoint_values(claim))
             )
@@ -273,6 +287,9 @@ def plan_sync(source: ProviderSource, listing: Listing, *, now: datetime) -> Syn
         desired: dict[str, Any] = _described(claim) if model.source_id == source.pk else {}
         for name_set_by_operator in model.operator_fields or []:
             desired.pop(name_set_by_operator, None)  # an operator's value stays until handed back
+        if set(PRICE_FIELDS) & set(model.operator_fields or []):
+            for price_field in PRICE_FIELDS:
+                desired.pop(price_field, None)  # an operator's price is the whole price, cache prices included
         if "details" in desired and isinstance(model.details, dict) and PLATFORM_DETAILS_KEY in model.details:
             # The provider's facts are the source's; the platform overrides beside them are the operator's.
             desired["details"] = {**desired["details"], PLATFORM_DETAILS_KEY: model.details[PLATFORM_DETAILS_KEY]}
@@ -286,6 +303,10 @@ def plan_sync(source: ProviderSource, listing: Listing, *, now: datetime) -> Syn
             rows_changed = _plan_owned_rows(
                 plan, model, claim, caps_by_model.get(model.pk, {}), params_by_model.get(model.pk, {})
             )
+            if not set(PRICE_FIELDS) & set(model.operator_fields or []):
+                new_prices = _planned_prices(model, claim, prices_by_model.get(model.pk, []), now=now)
+                plan.prices.extend(new_prices)
+                rows_changed = rows_changed or bool(new_prices)
         endpoint = endpoints.get(model.pk)
         if endpoint is None:
             plan.endpoints.create.append(
@@ -342,31 +363,64 @@ CREATED_AUDIT_FIELDS: dict[type[Model], list[str]] = {
     ModelEndpoint: ["model_id", "source_id", "endpoint_type", "endpoint_url", "auth_type"],
     ModelCapability: ["model_id", "capability", "capability_score", "set_by", "evidence_source", "evidence"],
     ModelParameter: ["model_id", "parameter_name", "default_value", "min_value", "max_value", "set_by"],
-    ModelPrice: ["model_id", "input_per_mtok", "output_per_mtok", "effective_from", "set_by"],
+    ModelPrice: [
+        "model_id",
+        "input_per_mtok",
+        "output_per_mtok",
+        "cache_read_per_mtok",
+        "cache_write_per_mtok",
+        "effective_from",
+        "set_by",
+    ],
 }
-PRICE_FIELDS = ("input_cost_per_mtok", "output_cost_per_mtok")
+PRICE_FIELDS = ("input_cost_per_mtok", "output_cost_per_mtok", "cache_read_cost_per_mtok", "cache_write_cost_per_mtok")
 
 
-def _new_prices(plan: SyncPlan) -> list[ModelPrice]:
-    """A dated price, from this run on, for each model whose price discovery set or changed (both known).
+def _price_amounts(price: ModelPrice) -> tuple[Decimal | None, ...]:
+    return (price.input_per_mtok, price.output_per_mtok, price.cache_read_per_mtok, price.cache_write_per_mtok)
 
-    The model's price fields are what discovery describes; the price history is what usage is
-    costed at, so a provider's price change applies from the run that saw it, never to past costs.
+
+def _planned_prices(
+    model: RegisteredModel, claim: DiscoveredModel, existing: list[ModelPrice], *, now: datetime
+) -> list[ModelPrice]:
+    """The dated prices to add for ``model`` (its prices so far: ``existing``, oldest first).
+
+    A catalog's dated price becomes a price from its date, once; one the registry already has at
+    that moment is never rewritten (past usage keeps its cost). The catalog's undated price is the
+    price from this run on when nothing dated is in force yet. When the price in force now then
+    still differs from what the source says now (a provider's or a catalog's change without a
+    date), the new price applies from this run on, as a provider's change always has.
     """
-    changed = [model for model in plan.models.create] + [
-        model for model, changes in plan.models.update if set(PRICE_FIELDS) & set(changes)
-    ]
-    return [
-        ModelPrice(
+
+    Amounts = tuple[Decimal, Decimal, Decimal | None, Decimal | None]
+
+    def row(effective_from: datetime, amounts: Amounts) -> ModelPrice:
+        return ModelPrice(
             model=model,
-            input_per_mtok=model.input_cost_per_mtok,
-            output_per_mtok=model.output_cost_per_mtok,
-            effective_from=plan.now,
+            input_per_mtok=amounts[0],
+            output_per_mtok=amounts[1],
+            cache_read_per_mtok=amounts[2],
+            cache_write_per_mtok=amounts[3],
+            effective_from=effective_from,
             set_by=SetBy.DISCOVERY,
         )
-        for model in changed
-        if model.input_cost_per_mtok is not None and model.output_cost_per_mtok is not None
-    ]
+
+    input_price, output_price = claim.input_cost_per_mtok, claim.output_cost_per_mtok
+    if input_price is None or output_price is None:
+        return []
+    moments = {price.effective_from for price in existing}
+    added: list[ModelPrice] = []
+    for dated in claim.price_history:
+        starts = dated.starts_at
+        if starts is not None and starts not in moments:
+            added.append(row(starts, dated.amounts()))
+            moments.add(starts)
+    timeline = sorted([*existing, *added], key=lambda price: price.effective_from)
+    current = price_in_force(timeline, now)
+    wanted: Amounts = (input_price, output_price, claim.cache_read_cost_per_mtok, claim.cache_write_cost_per_mtok)
+    if (current is None or _price_amounts(current) != wanted) and now not in moments:
+        added.append(row(now, wanted))
+    return added
 
 
 def _create(table: type[RowT], rows: list[RowT]) -> None:
@@ -450,7 +504,7 @@ def apply_plan(plan: SyncPlan, *, source: ProviderSource, run_id: int | None = N
     _create(ModelEndpoint, plan.endpoints.create)
     _create(ModelCapability, plan.capabilities.create)
     _create(ModelParameter, plan.parameters.create)
-    prices = _new_prices(plan)
+    prices = plan.prices
     for price in prices:
         price.model_id = price.model.pk
     _create(ModelPrice, prices)
@@ -542,8 +596,10 @@ def _discover(run: DiscoveryRun, *, dry_run: bool, progress: Progress | None) ->
             # Outside the transaction: a slow or failing provider holds no database lock or snapshot.
             listing = fetch_listing(source, progress=progress)
             loaded = _read_loaded(source, warnings)
+            # The catalogs fill what the provider left unsaid; matching is in memory, before any lock is taken.
+            listing = listing_with_catalog_facts(_with_loaded(listing, loaded, source.base_url), catalogs_in_use())
             with transaction.atomic():
-                plan = plan_sync(source, _with_loaded(listing, loaded, source.base_url), now=timezone.now())
+                plan = plan_sync(source, listing, now=timezone.now())
                 if not dry_run:
                     apply_plan(plan, source=source, run_id=run.pk)
         except ProviderError as exc:

@@ -8,9 +8,10 @@ from celery import shared_task
 from django.conf import settings
 from django.db import transaction
 
+from discovery.catalog_refresh import catalogs_refresh_all
 from discovery.models import ProviderSource, SourceKind
 from discovery.runtime import runtime_poll
-from discovery.schedules import DISCOVER_TASK, POLL_RUNTIME_TASK
+from discovery.schedules import CATALOG_REFRESH_TASK, DISCOVER_TASK, POLL_RUNTIME_TASK
 from discovery.services import run_record_not_queued
 from discovery.sync import source_sync
 from registry.access.audit import system_actor
@@ -62,6 +63,16 @@ def poll_runtime(source_id: int) -> str | None:
     if poll.needs_discovery:
         discovery_enqueue(source_ids=[source.pk], trigger="runtime")
     return poll.status
+
+
+@shared_task(name=CATALOG_REFRESH_TASK, ignore_result=True, soft_time_limit=300, time_limit=360)
+def catalogs_refresh() -> int:
+    """Refresh the catalogs that have an update URL; returns how many refreshes were recorded.
+
+    Safe to run twice: an unchanged download records nothing, and each refresh is one transaction.
+    """
+    with system_actor("catalog refresh"):
+        return len(catalogs_refresh_all())
 
 
 class BrokerUnavailable(Exception):

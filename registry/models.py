@@ -65,7 +65,7 @@ class EvidenceSource(models.TextChoices):
 
     OPERATOR = "operator", "Operator"
     PROVIDER = "provider", "Provider's declaration"
-    CATALOG = "catalog", "Curated catalog"
+    CATALOG = "catalog", "Catalog (genai-prices, models.dev)"
     MEASURED = "measured", "Measured from performance records"
 
 
@@ -79,6 +79,8 @@ DISCOVERY_DESCRIBED_FIELDS = (
     "context_window",
     "input_cost_per_mtok",
     "output_cost_per_mtok",
+    "cache_read_cost_per_mtok",
+    "cache_write_cost_per_mtok",
     "details",
 )
 # ``status`` joins them when an operator sets a model unavailable or deprecated by hand.
@@ -132,6 +134,20 @@ class RegisteredModel(models.Model):
     output_cost_per_mtok = models.DecimalField(
         max_digits=12, decimal_places=6, null=True, blank=True, help_text="Price per million output tokens, USD."
     )
+    cache_read_cost_per_mtok = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="Price per million input tokens read from the provider's prompt cache, USD.",
+    )
+    cache_write_cost_per_mtok = models.DecimalField(
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="Price per million input tokens written to the provider's prompt cache, USD.",
+    )
     details = models.JSONField(
         default=dict, blank=True, help_text="Facts the provider reported (family, size, quantization, owner)."
     )
@@ -163,6 +179,14 @@ class RegisteredModel(models.Model):
             models.CheckConstraint(
                 condition=Q(output_cost_per_mtok__isnull=True) | Q(output_cost_per_mtok__gte=0),
                 name="models_output_cost_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(cache_read_cost_per_mtok__isnull=True) | Q(cache_read_cost_per_mtok__gte=0),
+                name="models_cache_read_cost_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(cache_write_cost_per_mtok__isnull=True) | Q(cache_write_cost_per_mtok__gte=0),
+                name="models_cache_write_cost_not_negative",
             ),
             models.CheckConstraint(condition=~Q(name=""), name="models_name_not_empty"),
         ]
@@ -373,6 +397,13 @@ class ModelPrice(models.Model):
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="prices")
     input_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, help_text="USD per million input tokens.")
     output_per_mtok = models.DecimalField(max_digits=12, decimal_places=6, help_text="USD per million output tokens.")
+    # Unknown (None): cached input tokens are costed at the input price, as if no cache were used.
+    cache_read_per_mtok = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True, help_text="USD per million cached input tokens read."
+    )
+    cache_write_per_mtok = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True, help_text="USD per million input tokens cached."
+    )
     effective_from = models.DateTimeField(help_text="In force from this moment until the next price's.")
     set_by = models.CharField(max_length=20, choices=SetBy.choices, default=SetBy.OPERATOR)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -384,6 +415,14 @@ class ModelPrice(models.Model):
             models.UniqueConstraint(fields=["model", "effective_from"], name="model_prices_one_per_moment"),
             models.CheckConstraint(condition=Q(input_per_mtok__gte=0), name="model_prices_input_not_negative"),
             models.CheckConstraint(condition=Q(output_per_mtok__gte=0), name="model_prices_output_not_negative"),
+            models.CheckConstraint(
+                condition=Q(cache_read_per_mtok__isnull=True) | Q(cache_read_per_mtok__gte=0),
+                name="model_prices_cache_read_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(cache_write_per_mtok__isnull=True) | Q(cache_write_per_mtok__gte=0),
+                name="model_prices_cache_write_not_negative",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -445,6 +484,11 @@ class ModelUsage(models.Model):
     token_count = models.IntegerField(null=True, blank=True, help_text="input_tokens + output_tokens when given.")
     input_tokens = models.IntegerField(null=True, blank=True)
     output_tokens = models.IntegerField(null=True, blank=True)
+    # Part of input_tokens (OpenAI's convention: prompt_tokens includes cached_tokens) that the
+    # provider read from its prompt cache; costed at the cache-read price.
+    cached_input_tokens = models.IntegerField(
+        null=True, blank=True, help_text="Of input_tokens, how many were read from the provider's prompt cache."
+    )
     request_count = models.IntegerField(default=1)
     average_latency = models.FloatField(null=True, blank=True, help_text="Seconds.")
     error_count = models.IntegerField(default=0)
@@ -470,6 +514,10 @@ class ModelUsage(models.Model):
             models.CheckConstraint(
                 condition=Q(output_tokens__isnull=True) | Q(output_tokens__gte=0),
                 name="model_usage_output_tokens_not_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(cached_input_tokens__isnull=True) | Q(cached_input_tokens__gte=0),
+                name="model_usage_cached_input_tokens_not_negative",
             ),
             models.CheckConstraint(condition=Q(request_count__gte=0), name="model_usage_request_count_not_negative"),
             models.CheckConstraint(condition=Q(error_count__gte=0), name="model_usage_error_count_not_negative"),
@@ -519,6 +567,7 @@ class AlertKind(models.TextChoices):
     UNAVAILABLE = "unavailable", "Model unavailable too long"
     SOURCE_FAILING = "source_failing", "Discovery source failing"
     UNPRICED_USAGE = "unpriced_usage", "Usage of a model without a known price"
+    CATALOG_PRICE_JUMP = "catalog_price_jump", "A catalog refresh changed a price more than 100-fold"
 
 
 class AlertQuerySet(models.QuerySet["Alert"]):

@@ -299,6 +299,11 @@ DISCOVERY_BACKOFF_SECONDS = env_float("DISCOVERY_BACKOFF_SECONDS", 1.0, minimum=
 DISCOVERY_MAX_BACKOFF_SECONDS = env_float("DISCOVERY_MAX_BACKOFF_SECONDS", 30.0, minimum=0.0)
 # last_seen_at is refreshed when older than this, so that an idle rerun writes nothing.
 DISCOVERY_LAST_SEEN_RESOLUTION_SECONDS = env_int("DISCOVERY_LAST_SEEN_RESOLUTION_SECONDS", 3600, minimum=0)
+# Where to refresh the catalogs of prices (genai-prices' published data.json) and of model facts
+# (models.dev's api.json) from; empty: the snapshots bundled with the packages, nothing fetched.
+CATALOG_PRICES_UPDATE_URL = env_str("CATALOG_PRICES_UPDATE_URL", "")
+CATALOG_MODELS_UPDATE_URL = env_str("CATALOG_MODELS_UPDATE_URL", "")
+CATALOG_REFRESH_INTERVAL_SECONDS = env_int("CATALOG_REFRESH_INTERVAL_SECONDS", 86400, minimum=60)
 
 # --- Operations ---------------------------------------------------------------------------------
 METRICS_ALLOWED_IPS = env_list("METRICS_ALLOWED_IPS")  # addresses or networks: 10.0.0.0/8, 127.0.0.1

@@ -36,7 +36,7 @@ DISCOVERY_DOMAIN = {
     "discovery.services",
     "discovery.sync",
     "discovery.clients",
-    "discovery.catalog",
+    "discovery.catalogs",
     "discovery.runtime",
     "discovery.schedules",
     "discovery.selectors",

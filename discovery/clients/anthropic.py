@@ -3,14 +3,13 @@
 Wire format: https://docs.anthropic.com/en/api/models-list. A page holds ``data``, ``has_more``,
 ``first_id`` and ``last_id``; the next page is requested with ``after_id=<last_id>``. Entries
 carry ``id``, ``display_name``, ``created_at`` and, on newer API versions, ``max_input_tokens``,
-``max_tokens``, ``capabilities`` and ``lifecycle``: those win over the curated catalog.
+``max_tokens``, ``capabilities`` and ``lifecycle``: those win over the catalogs (discovery.catalogs).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from discovery.catalog import catalog_lookup
 from discovery.clients.base import (
     CapabilityClaim,
     DiscoveredModel,
@@ -22,7 +21,7 @@ from discovery.clients.base import (
 )
 from discovery.clients.http import ProviderHTTP, expect_mapping
 from registry.catalog import capabilities as caps
-from registry.models import AuthType, EndpointType, EvidenceSource, ModelType, Provider
+from registry.models import AuthType, EndpointType, ModelType, Provider
 
 API_VERSION = "2023-06-01"
 PAGE_SIZE = 100  # the API's maximum
@@ -76,6 +75,7 @@ def map_model(*, base_url: str, entry: dict[str, Any]) -> DiscoveredModel | None
         context_window=max_input if isinstance(max_input, int) and max_input > 0 else None,
         details=details,
         capabilities=claims,
+        capabilities_declared=isinstance(declared, dict),
         parameters=parameters,
         endpoint=EndpointClaim(
             endpoint_type=EndpointType.REST,
@@ -84,22 +84,6 @@ def map_model(*, base_url: str, entry: dict[str, Any]) -> DiscoveredModel | None
             headers={"anthropic-version": API_VERSION},
         ),
     )
-    facts = catalog_lookup("anthropic", model_id)
-    if facts is not None:
-        model.context_window = model.context_window or facts.context_window
-        model.input_cost_per_mtok = facts.input_cost_per_mtok
-        model.output_cost_per_mtok = facts.output_cost_per_mtok
-        evidence = f"curated catalog ({facts.key}): {facts.source}"[:300]
-        # The catalog's scored capabilities replace the default-scored ones; what the API declares
-        # and the catalog does not rate keeps its default score.
-        model.capabilities = {
-            **model.capabilities,
-            **{
-                name: CapabilityClaim(score, evidence, EvidenceSource.CATALOG)
-                for name, score in facts.capabilities.items()
-            },
-        }
-        details["catalog"] = facts.key
     return model
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +32,7 @@ class CapabilityClaim:
 
     score: float
     evidence: str
-    # ``EvidenceSource.PROVIDER`` (the provider declares it; a default score) or ``CATALOG`` (the curated catalog's).
+    # ``EvidenceSource.PROVIDER`` (the provider declares it) or ``CATALOG`` (a catalog does: discovery.catalogs).
     source: str = EvidenceSource.PROVIDER
 
 
@@ -52,6 +52,24 @@ class EndpointClaim:
     headers: dict[str, str] | None = None
 
 
+@dataclass(frozen=True)
+class DatedPrice:
+    """A price per million tokens (USD) in force from ``starts`` (None: no date given), as a catalog states it."""
+
+    starts: date | None
+    input_per_mtok: Decimal
+    output_per_mtok: Decimal
+    cache_read_per_mtok: Decimal | None = None
+    cache_write_per_mtok: Decimal | None = None
+
+    @property
+    def starts_at(self) -> datetime | None:
+        return None if self.starts is None else datetime.combine(self.starts, time.min, tzinfo=UTC)
+
+    def amounts(self) -> tuple[Decimal, Decimal, Decimal | None, Decimal | None]:
+        return (self.input_per_mtok, self.output_per_mtok, self.cache_read_per_mtok, self.cache_write_per_mtok)
+
+
 @dataclass
 class DiscoveredModel:
     """One model as a source lists it, already mapped to the registry's vocabulary."""
@@ -66,6 +84,14 @@ class DiscoveredModel:
     context_window: int | None = None
     input_cost_per_mtok: Decimal | None = None
     output_cost_per_mtok: Decimal | None = None
+    cache_read_cost_per_mtok: Decimal | None = None
+    cache_write_cost_per_mtok: Decimal | None = None
+    # A catalog's prices with the dates they started, oldest first: each dated one becomes a dated
+    # price of the model (discovery.sync). Empty when the price (if any) has no history.
+    price_history: tuple[DatedPrice, ...] = ()
+    # The provider listed the model's capabilities itself (Anthropic's ``capabilities``, Ollama's
+    # /api/show ``capabilities``): that list is complete, and a catalog adds none to it.
+    capabilities_declared: bool = False
     details: dict[str, Any] = field(default_factory=dict)
     capabilities: dict[str, CapabilityClaim] = field(default_factory=dict)
     parameters: dict[str, ParameterClaim] = field(default_factory=dict)

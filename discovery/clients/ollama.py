@@ -162,6 +162,7 @@ def map_model(*, base_url: str, tag: dict[str, Any], show: dict[str, Any]) -> Di
         context_window=_context_length(show.get("model_info") or {}),
         details=details,
         capabilities=claims,
+        capabilities_declared=isinstance(show.get("capabilities"), list),
         parameters=parameters,
         endpoint=EndpointClaim(
             endpoint_type=EndpointType.LOCAL, endpoint_url=f"{base_url.rstrip('/')}{path}", auth_type=AuthType.NONE

@@ -1,9 +1,10 @@
 """OpenAI: ``GET {OPENAI_BASE_URL}/models`` with ``Authorization: Bearer``.
 
 Wire format: https://platform.openai.com/docs/api-reference/models/list. Each entry carries only
-``id``, ``object``, ``created`` and ``owned_by``: the model type comes from the id's family and
-the rest from the curated catalog. Audio, image-generation, moderation and realtime models are
-not selectable chat/embedding models for a router: they are skipped and counted.
+``id``, ``object``, ``created`` and ``owned_by``: the model type comes from the id's family;
+prices, limits and what else the family does not imply come from the catalogs (discovery.catalogs).
+Audio, image-generation, moderation and realtime models are not selectable chat/embedding models
+for a router: they are skipped and counted.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from discovery.catalog import catalog_lookup
 from discovery.clients.base import (
     CapabilityClaim,
     DiscoveredModel,
@@ -23,7 +23,7 @@ from discovery.clients.base import (
 )
 from discovery.clients.http import ProviderHTTP, expect_mapping
 from registry.catalog import capabilities as caps
-from registry.models import AuthType, EndpointType, EvidenceSource, ModelType, Provider
+from registry.models import AuthType, EndpointType, ModelType, Provider
 
 # Deliberately not registered (counted as skipped): they are not called through chat or embeddings.
 SKIPPED_ID = re.compile(
@@ -89,17 +89,6 @@ def map_model(*, base_url: str, entry: dict[str, Any]) -> DiscoveredModel | None
             auth_type=AuthType.API_KEY,
         ),
     )
-    entry_facts = catalog_lookup("openai", model_id)
-    if entry_facts is not None:
-        model.context_window = entry_facts.context_window
-        model.input_cost_per_mtok = entry_facts.input_cost_per_mtok
-        model.output_cost_per_mtok = entry_facts.output_cost_per_mtok
-        evidence = f"curated catalog ({entry_facts.key}): {entry_facts.source}"[:300]
-        model.capabilities = {
-            name: CapabilityClaim(score, evidence, EvidenceSource.CATALOG)
-            for name, score in entry_facts.capabilities.items()
-        }
-        details["catalog"] = entry_facts.key
     return model
 
 

@@ -47,7 +47,7 @@ _HISTORY_MODELS = ["modelperformance", "modelusage"]
 ROLE_PERMISSIONS: dict[Role, list[str]] = {
     # Viewers see everything but secrets: sources (whose keys no page shows) and their runs included.
     Role.VIEWER: [f"registry.view_{m}" for m in [*_REGISTRY_CONFIG_MODELS, *_HISTORY_MODELS, "alert", "modelruntime"]]
-    + ["discovery.view_providersource", "discovery.view_discoveryrun"],
+    + ["discovery.view_providersource", "discovery.view_discoveryrun", "discovery.view_catalogsnapshot"],
     Role.SERVICE: [f"registry.add_{m}" for m in _HISTORY_MODELS],
     Role.EDITOR: [f"registry.{action}_{m}" for m in _REGISTRY_CONFIG_MODELS for action in ("add", "change")]
     + ["registry.delete_modelcapability", "registry.delete_modelparameter", "registry.delete_modelendpoint"]

@@ -42,7 +42,7 @@ class EvidenceSerializer(serializers.Serializer):
     source = serializers.ChoiceField(  # type: ignore[assignment]
         choices=EvidenceSource.choices,
         help_text="operator: set by hand; provider: the provider declares the capability (a default score); "
-        "catalog: the curated catalog's score; measured: derived from performance records.",
+        "catalog: a catalog's declaration (genai-prices, models.dev); measured: derived from performance records.",
     )
     note = serializers.CharField(help_text="Free text: the catalog entry and its source, the operator's note, ...")
     metric = serializers.CharField(allow_null=True, help_text="Measured scores: the performance metric averaged.")

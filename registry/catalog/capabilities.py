@@ -15,7 +15,8 @@ source of capabilities (the admin, the API, discovery) uses them and nothing els
 
 Scores are on a 0-1 scale. A provider that *declares* a capability says nothing about how good
 the model is at it: such a capability gets ``DECLARED_DEFAULT_SCORE`` and its evidence says so.
-A score from the curated catalog (``discovery/catalog.json``) carries that entry's source.
+A catalog's boolean (models.dev's tool calling, reasoning, image input; discovery/catalogs.py) is a
+declaration too: the same default score, with the catalog's name, version and entry as evidence.
 """
 
 from __future__ import annotations

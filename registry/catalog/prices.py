@@ -38,11 +38,17 @@ def model_price_follow(*, model: RegisteredModel, now: datetime | None = None) -
     current = price_in_force(prices, now or timezone.now())
     if current is None:
         return False
-    if (model.input_cost_per_mtok, model.output_cost_per_mtok) == (current.input_per_mtok, current.output_per_mtok):
+    fields = {
+        "input_cost_per_mtok": current.input_per_mtok,
+        "output_cost_per_mtok": current.output_per_mtok,
+        "cache_read_cost_per_mtok": current.cache_read_per_mtok,
+        "cache_write_cost_per_mtok": current.cache_write_per_mtok,
+    }
+    if all(getattr(model, name) == value for name, value in fields.items()):
         return False
-    model.input_cost_per_mtok = current.input_per_mtok
-    model.output_cost_per_mtok = current.output_per_mtok
-    model.save(update_fields=[*PRICE_FIELDS, "updated_at"])
+    for name, value in fields.items():
+        setattr(model, name, value)
+    model.save(update_fields=[*fields, "updated_at"])
     return True
 
 
@@ -54,6 +60,8 @@ def price_set(
     output_per_mtok: Decimal,
     effective_from: datetime | None = None,
     set_by: str = SetBy.OPERATOR,
+    cache_read_per_mtok: Decimal | None = None,
+    cache_write_per_mtok: Decimal | None = None,
 ) -> tuple[ModelPrice, bool]:
     """Add the model's price from ``effective_from`` (default now), or correct the one of that moment.
 
@@ -64,7 +72,13 @@ def price_set(
     row, created = ModelPrice.objects.update_or_create(
         model=model,
         effective_from=effective_from or timezone.now(),
-        defaults={"input_per_mtok": input_per_mtok, "output_per_mtok": output_per_mtok, "set_by": set_by},
+        defaults={
+            "input_per_mtok": input_per_mtok,
+            "output_per_mtok": output_per_mtok,
+            "cache_read_per_mtok": cache_read_per_mtok,
+            "cache_write_per_mtok": cache_write_per_mtok,
+            "set_by": set_by,
+        },
     )
     if set_by == SetBy.OPERATOR and not set(PRICE_FIELDS) <= set(model.operator_fields or []):
         operator_fields_mark(model, PRICE_FIELDS)

@@ -233,3 +233,58 @@ def models_of_refs(refs: list[str]) -> dict[str, RegisteredModel]:
         for ref in refs
         if (model := by_id.get(int(ref)) if is_model_id(ref) else by_name.get(ref)) is not None
     }
+
+
+# The facts whose origin a model's representation tells: the model field holding each (None: a key of ``details``).
+FACT_FIELDS: dict[str, str | None] = {
+    "context_window": "context_window",
+    "prices": "input_cost_per_mtok",
+    "max_output_tokens": None,
+    "release_date": None,
+    "knowledge": None,
+}
+
+
+def model_fact_sources(model: RegisteredModel) -> dict[str, str | None]:
+    """Where each of a model's facts came from (see ``fact_sources``); no query."""
+    return fact_sources(
+        details=model.details,
+        operator_fields=model.operator_fields,
+        registered_by_hand=model.source_id is None,
+        values={"context_window": model.context_window, "input_cost_per_mtok": model.input_cost_per_mtok},
+    )
+
+
+def fact_sources(
+    *, details: Any, operator_fields: Any, registered_by_hand: bool, values: dict[str, Any]
+) -> dict[str, str | None]:
+    """Where each fact came from: "operator", "provider", "catalog: <name> <version>", or None (unknown).
+
+    An operator's field (``operator_fields``, or any field of a model registered by hand) wins;
+    then a fact discovery took from a catalog (``details["catalog"]["given"]``, written by
+    discovery.catalogs); any other known fact is the provider's. ``values`` holds the model's
+    ``context_window`` and ``input_cost_per_mtok``; the other facts are keys of ``details``.
+    """
+    details = details if isinstance(details, dict) else {}
+    catalog = details.get("catalog")
+    given: dict[str, Any] = catalog.get("given") or {} if isinstance(catalog, dict) else {}
+    owned = set(operator_fields or [])
+    sources: dict[str, str | None] = {}
+    for fact, field_name in FACT_FIELDS.items():
+        value = values.get(field_name) if field_name else details.get(fact)
+        if value is None:
+            sources[fact] = None
+        elif registered_by_hand or (field_name or "details") in owned:
+            sources[fact] = "operator"
+        elif fact in given:
+            sources[fact] = f"catalog: {given[fact]}"
+        else:
+            sources[fact] = "provider"
+    return sources
+
+
+def models_unpriced() -> RegisteredModelQuerySet:
+    """Available models without a price (input or output unknown): their usage cannot be costed."""
+    return RegisteredModel.objects.available().filter(
+        Q(input_cost_per_mtok__isnull=True) | Q(output_cost_per_mtok__isnull=True)
+    )

@@ -542,7 +542,12 @@ def endpoint_delete(*, endpoint: ModelEndpoint) -> None:
     endpoint.delete()
 
 
-PRICE_FIELDS: Final = ("input_cost_per_mtok", "output_cost_per_mtok")
+PRICE_FIELDS: Final = (
+    "input_cost_per_mtok",
+    "output_cost_per_mtok",
+    "cache_read_cost_per_mtok",
+    "cache_write_cost_per_mtok",
+)
 
 
 def price_from_model_fields(model: RegisteredModel, *, set_by: str) -> ModelPrice | None:
@@ -555,6 +560,8 @@ def price_from_model_fields(model: RegisteredModel, *, set_by: str) -> ModelPric
         defaults={
             "input_per_mtok": model.input_cost_per_mtok,
             "output_per_mtok": model.output_cost_per_mtok,
+            "cache_read_per_mtok": model.cache_read_cost_per_mtok,
+            "cache_write_per_mtok": model.cache_write_cost_per_mtok,
             "set_by": set_by,
         },
     )

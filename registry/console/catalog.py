@@ -12,7 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
@@ -30,6 +30,7 @@ from registry.api.catalog.serializers import (
     RegisteredModelSerializer,
 )
 from registry.catalog.prices import price_delete, price_set
+from registry.catalog.selectors import model_fact_sources
 from registry.catalog.services import (
     OPERATOR_EVIDENCE,
     PRICE_FIELDS,
@@ -283,7 +284,15 @@ class ModelPriceInline(admin.TabularInline):
     model = ModelPrice
     form = PriceForm
     extra = 0
-    fields = ["input_per_mtok", "output_per_mtok", "effective_from", "set_by", "created_at"]
+    fields = [
+        "input_per_mtok",
+        "output_per_mtok",
+        "cache_read_per_mtok",
+        "cache_write_per_mtok",
+        "effective_from",
+        "set_by",
+        "created_at",
+    ]
     readonly_fields = ["set_by", "created_at"]
     verbose_name = "price"
     verbose_name_plural = "prices (per million tokens, USD; the model's price fields follow the one in force)"
@@ -314,6 +323,8 @@ class RegisteredModelForm(ApiValidatedForm):
             "context_window",
             "input_cost_per_mtok",
             "output_cost_per_mtok",
+            "cache_read_cost_per_mtok",
+            "cache_write_cost_per_mtok",
             "details",
         ]
         widgets = {
@@ -351,6 +362,24 @@ class CapabilityFilter(admin.SimpleListFilter):
         return queryset
 
 
+class PriceFilter(admin.SimpleListFilter):
+    """Models with a price (input and output known), or without one: usage of those cannot be costed."""
+
+    title = "price"
+    parameter_name = "price"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("known", "known"), ("unknown", "unknown")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[RegisteredModel]) -> QuerySet[RegisteredModel]:
+        unknown = Q(input_cost_per_mtok__isnull=True) | Q(output_cost_per_mtok__isnull=True)
+        if self.value() == "unknown":
+            return queryset.filter(unknown)
+        if self.value() == "known":
+            return queryset.exclude(unknown)
+        return queryset
+
+
 def _status_action(status: str, description: str) -> Any:
     @admin.action(description=description, permissions=["change"])
     def action(model_admin: RegisteredModelAdmin, request: HttpRequest, queryset: QuerySet[RegisteredModel]) -> None:
@@ -379,7 +408,7 @@ def compare_selected(
 class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
     form = RegisteredModelForm
     list_display = ["name", "kind", "status_badge", "capability_summary", "source", "last_seen"]
-    list_filter = ["provider", "model_type", "status", CapabilityFilter, "source"]
+    list_filter = ["provider", "model_type", "status", CapabilityFilter, PriceFilter, "source"]
     search_fields = ["name", "display_name", "description"]
     list_select_related = ["source"]
     list_per_page = 50
@@ -393,6 +422,7 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
         "updated_at",
         "ownership",
         "runtime_per_host",
+        "fact_sources",
     ]
     inlines = [ModelCapabilityInline, ModelParameterInline, ModelPriceInline, ModelEndpointInline]
     change_form_template = "admin/registry/registeredmodel/change_form.html"
@@ -426,8 +456,19 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
                 None,
                 {"fields": [("name", "status"), "display_name", ("provider", "model_type", "version"), "description"]},
             ),
-            ("Limits and prices", {"fields": [("context_window", "input_cost_per_mtok", "output_cost_per_mtok")]}),
-            ("Discovery", {"fields": ["source", ("first_seen_at", "last_seen_at"), *ownership, "details"]}),
+            (
+                "Limits and prices",
+                {
+                    "fields": [
+                        ("context_window", "input_cost_per_mtok", "output_cost_per_mtok"),
+                        ("cache_read_cost_per_mtok", "cache_write_cost_per_mtok"),
+                    ]
+                },
+            ),
+            (
+                "Discovery",
+                {"fields": ["source", ("first_seen_at", "last_seen_at"), *ownership, "fact_sources", "details"]},
+            ),
         ]
         if obj is not None:
             # A read-only field, not an inline: observations have nothing to edit, and a form posted
@@ -496,6 +537,17 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
             cells,
         )
 
+    @admin.display(description="where each fact came from")
+    def fact_sources(self, model: RegisteredModel) -> SafeString | str:
+        if model.pk is None:
+            return "-"
+        rows = format_html_join(
+            "",
+            "<tr><th>{}</th><td>{}</td></tr>",
+            ((fact.replace("_", " "), source or "unknown") for fact, source in model_fact_sources(model).items()),
+        )
+        return format_html('<table id="fact-sources"><tbody>{}</tbody></table>', rows)
+
     @admin.display(description="who sets what")
     def ownership(self, model: RegisteredModel) -> SafeString | str:
         if model.pk is None:
@@ -563,6 +615,8 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
                 input_per_mtok=data["input_per_mtok"],
                 output_per_mtok=data["output_per_mtok"],
                 effective_from=data["effective_from"],
+                cache_read_per_mtok=data.get("cache_read_per_mtok"),
+                cache_write_per_mtok=data.get("cache_write_per_mtok"),
             )
             if created:
                 formset.new_objects.append(row)

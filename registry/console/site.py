@@ -15,6 +15,7 @@ from django.urls import URLPattern, URLResolver, path, reverse
 from django.utils.http import urlencode
 
 from discovery.selectors import sources_with_last_run
+from registry.catalog.selectors import models_unpriced
 from registry.console.charts import stacked_bar_chart
 from registry.console.dashboard import (
     RANGES,
@@ -46,6 +47,8 @@ class ConsoleSite(admin.AdminSite):
             context["models_by_provider"] = models_by_provider_status()
             context["recently_unavailable"] = models_recently_unavailable()
             context["loaded_now"] = models_loaded_now()
+            # Their usage is costed at zero and selection cannot apply a cost ceiling to them.
+            context["unpriced_available"] = models_unpriced().count()
         if user.has_perm("discovery.view_providersource"):
             context["sources"] = sources_with_last_run()
         if user.has_perm("registry.view_alert"):

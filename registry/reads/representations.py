@@ -26,7 +26,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from registry.catalog.credentials import redact_text
-from registry.catalog.selectors import of_model_ids, runtimes_of
+from registry.catalog.selectors import fact_sources, of_model_ids, runtimes_of
 from registry.models import ModelCapability, ModelEndpoint, ModelParameter, ModelStatus, RegisteredModel
 from registry.reads import compiled
 from registry.selection.evidence import CAPABILITY_EVIDENCE_COLUMNS, evidence_body
@@ -44,12 +44,17 @@ _MODEL_COLUMNS = (
     "context_window",
     "input_cost_per_mtok",
     "output_cost_per_mtok",
+    "cache_read_cost_per_mtok",
+    "cache_write_cost_per_mtok",
     "details",
     "source__name",
     "first_seen_at",
     "last_seen_at",
     "created_at",
     "updated_at",
+    # Not output: what fact_sources needs.
+    "operator_fields",
+    "source_id",
 )
 Moment = Callable[[datetime | None], datetime | str | None]
 # orjson and Python's json module write every float alike except below 1e-4 ("0.00001" against
@@ -176,7 +181,15 @@ def _bodies(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             "context_window": row["context_window"],
             "input_cost_per_mtok": _number(row["input_cost_per_mtok"]),
             "output_cost_per_mtok": _number(row["output_cost_per_mtok"]),
+            "cache_read_cost_per_mtok": _number(row["cache_read_cost_per_mtok"]),
+            "cache_write_cost_per_mtok": _number(row["cache_write_cost_per_mtok"]),
             "details": row["details"],
+            "fact_sources": fact_sources(
+                details=row["details"],
+                operator_fields=row["operator_fields"],
+                registered_by_hand=row["source_id"] is None,
+                values=row,
+            ),
             "source": row["source__name"],
             "first_seen_at": moment(row["first_seen_at"]),
             "last_seen_at": moment(row["last_seen_at"]),

@@ -66,8 +66,15 @@ def _tokens_and_cost(
     if price is None:
         return token_count, None, None, True
     if split:
+        # cached_input_tokens are part of input_tokens (OpenAI's convention: prompt_tokens includes
+        # cached_tokens), priced at the cache-read price when one is known; the serializer checks
+        # cached <= input.
+        cached = min(record.get("cached_input_tokens") or 0, input_tokens or 0)
+        cache_read = price.input_per_mtok if price.cache_read_per_mtok is None else price.cache_read_per_mtok
         amount = (
-            Decimal(input_tokens or 0) * price.input_per_mtok + Decimal(output_tokens or 0) * price.output_per_mtok
+            Decimal((input_tokens or 0) - cached) * price.input_per_mtok
+            + Decimal(cached) * cache_read
+            + Decimal(output_tokens or 0) * price.output_per_mtok
         ) / _MTOK
         source = CostSource.COMPUTED
     else:
@@ -112,6 +119,7 @@ def _usage_rows(
             0 if record.get("error_count") is None else record["error_count"],
             cost,
             cost_source,
+            record.get("cached_input_tokens"),
         )
         rows.append((*row, record.get("request_id")) if with_request_id else row)
     return rows, unpriced
@@ -133,6 +141,8 @@ _USAGE_COLUMNS: Final = (
     "error_count",
     "cost",
     "cost_source",
+    # Last, so that the positions above (_REQUESTS, ...) stay as they were.
+    "cached_input_tokens",
 )
 
 

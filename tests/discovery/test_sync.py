@@ -331,7 +331,7 @@ def test_name_listed_by_a_source_of_another_kind_joins_the_existing_model(
     assert (run.models_added, run.models_updated) == (0, 1)
     assert (model.provider, model.source_id, model.context_window) == ("openai", openai_source.pk, 128000)
     assert model.endpoints.count() == 2
-    assert dict(model.capabilities.values_list("capability", "capability_score"))["image"] == 0.9
+    assert dict(model.capabilities.values_list("capability", "capability_score"))["image"] == 0.5
 
 
 def test_hand_registered_model_keeps_its_description_and_gains_an_endpoint(ollama_source: ProviderSource) -> None:

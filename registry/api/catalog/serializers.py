@@ -50,7 +50,7 @@ from registry.api.validators import (
     validate_platform_overrides,
     validate_printable,
 )
-from registry.catalog.selectors import runtime_rows_of, runtime_summary
+from registry.catalog.selectors import model_fact_sources, runtime_rows_of, runtime_summary
 from registry.models import (
     PLATFORM_DETAILS_KEY,
     AuthType,
@@ -277,7 +277,13 @@ class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializ
     context_window = StrictIntegerField(min_value=1, required=False, allow_null=True)
     input_cost_per_mtok = price_per_mtok_field()
     output_cost_per_mtok = price_per_mtok_field()
+    cache_read_cost_per_mtok = price_per_mtok_field()
+    cache_write_cost_per_mtok = price_per_mtok_field()
     details = JSONObjectField(required=False, help_text="Facts the provider reported; a JSON object.")
+    fact_sources = serializers.SerializerMethodField(
+        help_text='Where each fact came from: "provider", "operator", "catalog: <name> <version>" '
+        "(genai-prices, models.dev), or null when the fact is unknown. Read-only."
+    )
     source = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)  # type: ignore[assignment,var-annotated]
     capabilities = CapabilityMapField(required=False)
     capability_evidence = CapabilityEvidenceMapField()
@@ -302,7 +308,10 @@ class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializ
             "context_window",
             "input_cost_per_mtok",
             "output_cost_per_mtok",
+            "cache_read_cost_per_mtok",
+            "cache_write_cost_per_mtok",
             "details",
+            "fact_sources",
             "source",
             "first_seen_at",
             "last_seen_at",
@@ -315,6 +324,12 @@ class RegisteredModelSerializer(StrictSerializerMixin, serializers.ModelSerializ
             "runtime",
         ]
         read_only_fields = ["id", "first_seen_at", "last_seen_at", "created_at", "updated_at"]
+
+    @extend_schema_field(
+        serializers.DictField(child=serializers.CharField(allow_null=True), help_text="fact -> where it came from")
+    )
+    def get_fact_sources(self, model: RegisteredModel) -> dict[str, str | None]:
+        return model_fact_sources(model)
 
     @extend_schema_field(RuntimeSerializer(allow_null=True))
     def get_runtime(self, model: RegisteredModel) -> dict[str, Any] | None:
@@ -352,6 +367,26 @@ class PriceSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     output_per_mtok = RoundedDecimalField(
         max_digits=12, decimal_places=6, min_value=0, max_value=999999, coerce_to_string=False, help_text=ROUNDED
     )
+    cache_read_per_mtok = RoundedDecimalField(
+        max_digits=12,
+        decimal_places=6,
+        min_value=0,
+        max_value=999999,
+        coerce_to_string=False,
+        required=False,
+        allow_null=True,
+        help_text=f"Cached input tokens read; null: costed at the input price. {ROUNDED}",
+    )
+    cache_write_per_mtok = RoundedDecimalField(
+        max_digits=12,
+        decimal_places=6,
+        min_value=0,
+        max_value=999999,
+        coerce_to_string=False,
+        required=False,
+        allow_null=True,
+        help_text=f"Input tokens written to the cache (informative: usage does not report them). {ROUNDED}",
+    )
     effective_from = serializers.DateTimeField(
         required=False, help_text="When the price takes effect; defaults to now. May be in the past or the future."
     )
@@ -359,7 +394,17 @@ class PriceSerializer(StrictSerializerMixin, serializers.ModelSerializer):
 
     class Meta:
         model = ModelPrice
-        fields = ["id", "input_per_mtok", "output_per_mtok", "effective_from", "set_by", "created_at", "in_force"]
+        fields = [
+            "id",
+            "input_per_mtok",
+            "output_per_mtok",
+            "cache_read_per_mtok",
+            "cache_write_per_mtok",
+            "effective_from",
+            "set_by",
+            "created_at",
+            "in_force",
+        ]
         read_only_fields = ["id", "set_by", "created_at", "in_force"]
 
     @extend_schema_field(serializers.BooleanField())

@@ -145,6 +145,13 @@ class PlatformUsageSerializer(StrictSerializerMixin, serializers.Serializer):
     )
     content_token_count = StrictIntegerField(min_value=0, required=False, allow_null=True)
     response_token_count = StrictIntegerField(min_value=0, required=False, allow_null=True)
+    cached_token_count = StrictIntegerField(
+        min_value=0,
+        required=False,
+        allow_null=True,
+        help_text="Of content_token_count, the tokens the provider read from its prompt cache (OpenAI's "
+        "cached_tokens, Anthropic's cache_read_input_tokens).",
+    )
     latency = StrictFloatField(
         min_value=0.0, max_value=MAX_LATENCY_SECONDS, required=False, allow_null=True, help_text="Seconds."
     )
@@ -159,11 +166,20 @@ class PlatformUsageSerializer(StrictSerializerMixin, serializers.Serializer):
         if token_count is not None and token_count > INT32_MAX:
             raise ValidationError({"response_token_count": [f"The two token counts add up to more than {INT32_MAX}."]})
         cost = attrs.get("cost")
+        cached = attrs.get("cached_token_count")
+        split: dict[str, int | None] = {}
+        if cached is not None:
+            # With a cached count the two counts are input and output tokens (costed apart, cached
+            # input at the cache-read price); without one the router's record stays a total, as before.
+            if cached > (counts[0] or 0):
+                raise ValidationError({"cached_token_count": ["Must not exceed content_token_count."]})
+            split = {"input_tokens": counts[0], "output_tokens": counts[1], "cached_input_tokens": cached}
         return {
             "request_id": attrs.get("request_id") or None,
             "model_id": attrs.get("model_id"),
             "timestamp": attrs.get("timestamp"),
             "token_count": token_count,
+            **split,
             "request_count": 1,
             "error_count": 0 if attrs.get("success", True) else 1,
             "average_latency": attrs.get("latency"),

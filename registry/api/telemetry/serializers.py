@@ -51,6 +51,14 @@ class UsageRecordSerializer(StrictSerializerMixin, serializers.ModelSerializer):
     )
     input_tokens = StrictIntegerField(min_value=0, max_value=INT32_MAX, required=False, allow_null=True)
     output_tokens = StrictIntegerField(min_value=0, max_value=INT32_MAX, required=False, allow_null=True)
+    cached_input_tokens = StrictIntegerField(
+        min_value=0,
+        max_value=INT32_MAX,
+        required=False,
+        allow_null=True,
+        help_text="Of input_tokens, those read from the provider's prompt cache (input_tokens includes them, as "
+        "OpenAI's prompt_tokens includes cached_tokens); costed at the cache-read price.",
+    )
     request_count = StrictIntegerField(min_value=0, required=False, default=1)
     average_latency = StrictFloatField(
         min_value=0.0, max_value=MAX_LATENCY_SECONDS, required=False, allow_null=True, help_text="Seconds."
@@ -73,6 +81,7 @@ class UsageRecordSerializer(StrictSerializerMixin, serializers.ModelSerializer):
             "token_count",
             "input_tokens",
             "output_tokens",
+            "cached_input_tokens",
             "request_count",
             "average_latency",
             "error_count",
@@ -81,6 +90,11 @@ class UsageRecordSerializer(StrictSerializerMixin, serializers.ModelSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         input_tokens, output_tokens = attrs.get("input_tokens"), attrs.get("output_tokens")
+        cached = attrs.get("cached_input_tokens")
+        if cached is not None and cached > (input_tokens or 0):
+            raise serializers.ValidationError(
+                {"cached_input_tokens": ["Must not exceed input_tokens: cached input tokens are part of them."]}
+            )
         if input_tokens is None and output_tokens is None:
             return attrs
         total = (input_tokens or 0) + (output_tokens or 0)

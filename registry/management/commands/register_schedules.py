@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from discovery.schedules import runtime_schedules_ensure
+from discovery.schedules import catalog_refresh_schedule_ensure, runtime_schedules_ensure
 from registry.operations.schedules import (
     prices_schedule_ensure,
     prune_schedule_ensure,
@@ -29,5 +29,8 @@ class Command(BaseCommand):
         ):
             state = "enabled" if task.enabled else "disabled"
             self.stdout.write(f"schedule {task.name!r}: {task.task}, {task.interval or task.crontab} ({state})")
+        catalog_task = catalog_refresh_schedule_ensure()
+        if catalog_task is not None:
+            self.stdout.write(f"schedule {catalog_task.name!r}: {catalog_task.task}, {catalog_task.interval}")
         for task in runtime_schedules_ensure():
             self.stdout.write(f"schedule {task.name!r}: {task.task}, {task.interval} (created)")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from discovery.clients import anthropic
 from registry.catalog import capabilities as caps
 from tests.discovery.fakes.anthropic import FakeAnthropic
@@ -38,7 +36,7 @@ def test_anthropic_retired_model_is_skipped(fake_anthropic: FakeAnthropic) -> No
     assert listing.skipped == ["claude-2-1"]
 
 
-def test_anthropic_declared_capabilities_and_limits_win_over_the_catalog(fake_anthropic: FakeAnthropic) -> None:
+def test_anthropic_declared_capabilities_and_limits_are_mapped(fake_anthropic: FakeAnthropic) -> None:
     listing = anthropic.fetch(source_name="anthropic", base_url=fake_anthropic.url, api_key=fake_anthropic.api_key)
     model = {m.name: m for m in listing.models}["claude-sonnet-4-5-20250929"]
 
@@ -46,19 +44,16 @@ def test_anthropic_declared_capabilities_and_limits_win_over_the_catalog(fake_an
     assert model.context_window == 200000
     assert model.parameters["max_tokens"].max_value == 64000
     assert model.version == "2025-09-29"
-    assert set(model.capabilities) == {caps.TEXT, caps.TOOLS, caps.IMAGE, caps.REASONING, caps.CODE}
-    assert (model.input_cost_per_mtok, model.output_cost_per_mtok) == (Decimal("3.00"), Decimal("15.00"))
+    assert set(model.capabilities) == {caps.TEXT, caps.TOOLS, caps.IMAGE, caps.REASONING}
+    assert model.capabilities_declared
+    assert (model.input_cost_per_mtok, model.output_cost_per_mtok) == (None, None)
 
 
-def test_anthropic_model_without_fields_is_enriched_from_the_catalog_with_its_source(
-    fake_anthropic: FakeAnthropic,
-) -> None:
+def test_anthropic_model_without_fields_is_left_to_the_catalogs(fake_anthropic: FakeAnthropic) -> None:
     listing = anthropic.fetch(source_name="anthropic", base_url=fake_anthropic.url, api_key=fake_anthropic.api_key)
     model = {m.name: m for m in listing.models}["claude-opus-4-1-20250805"]
 
-    assert model.context_window == 200000
-    assert model.details["catalog"] == "claude-opus-4-1"
-    assert model.capabilities[caps.CODE].score == 0.95
-    assert model.capabilities[caps.CODE].evidence.startswith("curated catalog (claude-opus-4-1): https://")
+    assert model.context_window is None
+    assert not model.capabilities_declared
     assert model.endpoint.endpoint_url == f"{fake_anthropic.url}/v1/messages"
     assert model.endpoint.headers == {"anthropic-version": "2023-06-01"}
