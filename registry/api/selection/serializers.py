@@ -22,6 +22,7 @@ from registry.api.fields import (
 )
 from registry.api.validators import CAPABILITY_NAME, NONBLANK_TEXT_PATTERN
 from registry.models import (
+    AlertKind,
     ModelType,
     Provider,
 )
@@ -155,11 +156,20 @@ class RecentLatencySerializer(serializers.Serializer):
 
 
 class RecentErrorRateSerializer(serializers.Serializer):
-    value = serializers.FloatField(allow_null=True, help_text="errors / requests; null without recent usage.")
+    value = serializers.FloatField(
+        allow_null=True,
+        help_text="errors / requests over the error-rate alert's window (ALERT_WINDOW_MINUTES); null without usage.",
+    )
     requests = serializers.IntegerField()
     # Shadows Serializer.errors only in the class body: DRF's metaclass moves declared fields out of it.
     errors = serializers.IntegerField()  # type: ignore[assignment]
     window_hours = serializers.FloatField()
+
+
+class OpenAlertSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=AlertKind.choices)
+    message = serializers.CharField()
+    opened_at = serializers.DateTimeField()
 
 
 class ChainEntrySerializer(serializers.Serializer):
@@ -178,6 +188,13 @@ class ChainEntrySerializer(serializers.Serializer):
     loaded = serializers.BooleanField(help_text="Loaded by Ollama now, on some host.")
     runtime = RuntimeSerializer(allow_null=True, help_text="What Ollama has loaded now, as on the model.")
     endpoints = EndpointSerializer(many=True)
+    open_alerts = OpenAlertSerializer(
+        many=True, help_text="The model's open error-rate and unavailability alerts (it fails now)."
+    )
+    fallback_only = serializers.CharField(
+        allow_null=True,
+        help_text="Why the model is ranked after the models without an open alert (null when it has none).",
+    )
 
 
 class ExcludedModelSerializer(serializers.Serializer):
