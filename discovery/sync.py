@@ -47,8 +47,6 @@ from registry.access.audit import log_bulk
 from registry.catalog.credentials import redact_text
 from registry.models import (
     PLATFORM_DETAILS_KEY,
-    Alert,
-    AlertKind,
     EvidenceSource,
     ModelCapability,
     ModelEndpoint,
@@ -60,6 +58,7 @@ from registry.models import (
 )
 from registry.operations import metrics
 from registry.reads.cache import models_changed
+from registry.telemetry.costing import usage_recost_unpriced
 
 logger = logging.getLogger(__name__)
 
@@ -356,6 +355,7 @@ def _new_prices(plan: SyncPlan) -> list[ModelPrice]:
             input_per_mtok=model.input_cost_per_mtok,
             output_per_mtok=model.output_cost_per_mtok,
             effective_from=plan.now,
+            start_known=False,  # seen at this run; in force since a moment the listing does not say
             set_by=SetBy.DISCOVERY,
         )
         for model in changed
@@ -416,11 +416,8 @@ def apply_plan(plan: SyncPlan) -> None:
     for price in prices:
         price.model_id = price.model.pk
     _create(ModelPrice, prices)
-    if prices:
-        # Usage of these models could not be costed before: it can be from now on.
-        Alert.objects.filter(
-            kind=AlertKind.UNPRICED_USAGE, model_id__in=[price.model_id for price in prices], resolved_at__isnull=True
-        ).update(resolved_at=plan.now)
+    # Usage of these models could not be costed before: it is costed now (registry/telemetry/costing.py).
+    usage_recost_unpriced(prices)
 
     changed_models = {model.pk for model, _ in plan.models.update}
     seen_models = [m for m in plan.models_seen_again if m.pk not in changed_models]

@@ -34,7 +34,7 @@ from registry.models import (
     SetBy,
 )
 from registry.reads.cache import models_changed
-from registry.telemetry import alerts
+from registry.telemetry.costing import usage_recost_for
 
 MODEL_FIELDS: Final = frozenset(
     {
@@ -509,7 +509,9 @@ def price_from_model_fields(model: RegisteredModel, *, set_by: str) -> ModelPric
             "input_per_mtok": model.input_cost_per_mtok,
             "output_per_mtok": model.output_cost_per_mtok,
             "set_by": set_by,
+            # Typed on the model, not dated: known from now, in force since an unknown moment.
+            "start_known": False,
         },
     )
-    alerts.unpriced_usage_resolve(model=model)
+    usage_recost_for(row)  # and resolves the unpriced-usage alert once nothing is left uncosted
     return row

@@ -353,14 +353,31 @@ class PriceSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         max_digits=12, decimal_places=6, min_value=0, max_value=999999, coerce_to_string=False, help_text=ROUNDED
     )
     effective_from = serializers.DateTimeField(
-        required=False, help_text="When the price takes effect; defaults to now. May be in the past or the future."
+        required=False,
+        help_text="When the price takes effect; defaults to now. May be in the past or the future: the usage "
+        "of its period stored without a cost is costed at it (a reported cost never changes).",
     )
     in_force = serializers.SerializerMethodField(help_text="Whether this is the price in force now.")
 
     class Meta:
         model = ModelPrice
-        fields = ["id", "input_per_mtok", "output_per_mtok", "effective_from", "set_by", "created_at", "in_force"]
-        read_only_fields = ["id", "set_by", "created_at", "in_force"]
+        fields = [
+            "id",
+            "input_per_mtok",
+            "output_per_mtok",
+            "effective_from",
+            "start_known",
+            "set_by",
+            "created_at",
+            "in_force",
+        ]
+        read_only_fields = ["id", "start_known", "set_by", "created_at", "in_force"]
+        extra_kwargs = {
+            "start_known": {
+                "help_text": "False when effective_from is when the price was seen (no date given, or discovery's "
+                "run): as the model's first price it also costs the usage before it."
+            }
+        }
 
     @extend_schema_field(serializers.BooleanField())
     def get_in_force(self, obj: ModelPrice) -> bool:
