@@ -272,16 +272,58 @@ class PriceForm(ApiValidatedForm):
         fields = ["input_per_mtok", "output_per_mtok", "effective_from"]
 
 
+class PriceFormSet(BaseInlineFormSet):
+    """The price rows of one save, refused when the model's price fields were set to another price in it.
+
+    Both are stored otherwise (the fields as a price from now, each row at its moment), and which one
+    the model then shows depends on their dates: the operator meant one price, so they are asked which.
+    """
+
+    def clean(self) -> None:
+        super().clean()
+        model = self.instance
+        typed = (model.input_cost_per_mtok, model.output_cost_per_mtok)
+        stored = (
+            RegisteredModel.objects.filter(pk=model.pk).values_list(*PRICE_FIELDS).first() if model.pk else None
+        ) or (None, None)
+        if typed == stored or typed == (None, None):
+            return  # the price fields were not set in this save
+        deleted = set(self.deleted_forms)
+        for row_form in self.forms:
+            if row_form in deleted or not row_form.has_changed() or not getattr(row_form, "cleaned_data", None):
+                continue
+            data = row_form.cleaned_data
+            row = (data.get("input_per_mtok"), data.get("output_per_mtok"))
+            if row != typed:
+                when = data.get("effective_from")
+                raise forms.ValidationError(
+                    f"The price fields (input {_price(typed[0])} / output {_price(typed[1])}) and a price row "
+                    f"(input {_price(row[0])} / output {_price(row[1])} from "
+                    f"{f'{when:%Y-%m-%d %H:%M}' if when else 'now'}) were both set in this save, to different "
+                    "prices. Set it in one place: a dated row here, or the price fields for a price from now on.",
+                    code="conflicting_prices",
+                )
+
+
+def _price(value: Any) -> str:
+    return "unset" if value is None else f"{value:g}"
+
+
 class ModelPriceInline(admin.TabularInline):
     """The model's dated prices: saved through ``services.price_set``, as the API's are (past costs stay)."""
 
     model = ModelPrice
     form = PriceForm
+    formset = PriceFormSet
     extra = 0
     fields = ["input_per_mtok", "output_per_mtok", "effective_from", "set_by", "created_at"]
     readonly_fields = ["set_by", "created_at"]
     verbose_name = "price"
     verbose_name_plural = "prices (per million tokens, USD; the model's price fields follow the one in force)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelPrice]:
+        # Each row is labelled with str(row): its model's name, not "model 51", with no query per row.
+        return super().get_queryset(request).select_related("model")
 
 
 # --- The model -------------------------------------------------------------------------------------

@@ -366,3 +366,43 @@ def test_a_back_dated_price_through_the_api_costs_the_records_it_covers(
     entry = LogEntry.objects.filter(changes__icontains="re-costed").get()
     assert entry.actor is not None
     assert entry.actor.username == "editor"
+
+
+def test_a_price_row_and_the_price_fields_set_differently_in_one_save_are_refused(
+    staff: dict[str, Client], model: RegisteredModel
+) -> None:
+    """Issue 23, item 6c: both used to be stored silently, and the model showed whichever was dated later."""
+    url = reverse("admin:registry_registeredmodel_change", args=[model.pk])
+    data = dict(rendered_form(staff["editor"], url, "registeredmodel_form").data)
+    data.update(
+        {
+            "input_cost_per_mtok": "2",
+            "output_cost_per_mtok": "8",
+            "prices-TOTAL_FORMS": "1",
+            "prices-0-input_per_mtok": "1.5",
+            "prices-0-output_per_mtok": "6",
+            "prices-0-effective_from_0": "2026-11-01",
+            "prices-0-effective_from_1": "00:00:00",
+            "prices-0-model": str(model.pk),
+        }
+    )
+    response = staff["editor"].post(url, data)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "The price fields (input 2 / output 8) and a price row (input 1.5 / output 6 from 2026-11-01 00:00)" in page
+    assert not ModelPrice.objects.exists()
+    model.refresh_from_db()
+    assert model.input_cost_per_mtok is None
+
+    data["prices-0-input_per_mtok"], data["prices-0-output_per_mtok"] = "2", "8"  # the same price: one intent
+    assert staff["editor"].post(url, data).status_code == 302
+    model.refresh_from_db()
+    assert (model.input_cost_per_mtok, model.output_cost_per_mtok) == (Decimal("2"), Decimal("8"))
+
+
+def test_a_models_price_rows_are_labelled_with_its_name(staff: dict[str, Client], model: RegisteredModel) -> None:
+    """Issue 23, item 6d: the price rows of a model's page read "model 51: from ...", not its name."""
+    price(model, "2", "10", T0)
+    page = staff["viewer"].get(reverse("admin:registry_registeredmodel_change", args=[model.pk])).content.decode()
+    assert f"model {model.pk}" not in page
+    assert "gpt-4o: from 2026-11-01 00:00" in page
