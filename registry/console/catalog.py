@@ -8,6 +8,7 @@ discovery manages keep their address from the provider; their credentials are th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django import forms
@@ -29,6 +30,7 @@ from registry.api.catalog.serializers import (
     PriceSerializer,
     RegisteredModelSerializer,
 )
+from registry.api.evidence import NOTE_MAX_LENGTH
 from registry.catalog.prices import price_delete, price_set
 from registry.catalog.services import (
     OPERATOR_EVIDENCE,
@@ -163,6 +165,9 @@ class ModelEndpointInline(admin.StackedInline):
 
 # --- Capabilities and parameters -------------------------------------------------------------------
 
+# The evidence of an operator's score without a note.
+OPERATOR_NOTE = "operator"
+
 
 class OwnedRowForm(ApiValidatedForm):
     """A capability or parameter row: the operator's once changed here, or handed back to discovery."""
@@ -179,6 +184,13 @@ class OwnedRowForm(ApiValidatedForm):
 
 class CapabilityForm(OwnedRowForm):
     api_serializer = CapabilitySerializer
+    # The operator's note is the score's evidence (the API's ``evidence.note``): why this score.
+    note = forms.CharField(
+        required=False,
+        max_length=NOTE_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"size": 24, "placeholder": "why this score"}),
+        help_text="Stored with the score as its evidence (the API's evidence.note), and audited.",
+    )
 
     class Meta:
         model = ModelCapability
@@ -187,6 +199,19 @@ class CapabilityForm(OwnedRowForm):
             "capability": forms.TextInput(attrs={"size": 16}),
             "capability_score": forms.NumberInput(attrs={"step": "0.01", "min": "0", "max": "1", "style": "width:6em"}),
         }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        row = self.instance
+        # Only an operator's own note is theirs to edit: discovery's evidence is not carried into it.
+        if row.pk and row.set_by == SetBy.OPERATOR and row.evidence != OPERATOR_NOTE:
+            self.initial.setdefault("note", row.evidence)
+
+    def api_data(self, cleaned: Mapping[str, Any]) -> dict[str, Any]:
+        data = super().api_data(cleaned)
+        if cleaned.get("note"):
+            data["evidence"] = cleaned["note"]
+        return data
 
 
 class ParameterForm(OwnedRowForm):
@@ -245,7 +270,7 @@ def evidence_line(row: ModelCapability) -> str:
 class ModelCapabilityInline(OwnedRowInline):
     model = ModelCapability
     form = CapabilityForm
-    fields = ["capability", "capability_score", "owner", "evidence_summary", "return_to_discovery"]
+    fields = ["capability", "capability_score", "note", "owner", "evidence_summary", "return_to_discovery"]
     readonly_fields = ["owner", "evidence_summary"]
 
     @admin.display(description="evidence")
@@ -543,8 +568,9 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
                 # Changed here, it is the operator's (discovery never overwrites it) unless handed back.
                 row.set_by = SetBy.DISCOVERY if row_form.cleaned_data.get("return_to_discovery") else SetBy.OPERATOR
                 if isinstance(row, ModelCapability) and row.set_by == SetBy.OPERATOR:
-                    # As services.capability_set writes an operator's score: the operator's evidence alone.
-                    row.evidence = "operator"
+                    # As services.capability_set writes an operator's score: the operator's evidence alone,
+                    # with their note when they wrote one.
+                    row.evidence = row_form.cleaned_data.get("note") or OPERATOR_NOTE
                     for name, value in OPERATOR_EVIDENCE.items():
                         setattr(row, name, value)
                     row.evaluated_at = timezone.now()
