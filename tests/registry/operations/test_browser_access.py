@@ -201,3 +201,18 @@ def test_a_session_cannot_post_without_its_csrf_token(role_users: dict[str, Abst
 
     assert response.status_code == 403
     assert "CSRF" in response.json()["detail"]
+
+
+def test_the_console_has_a_favicon_served_at_favicon_ico_too(role_users: dict[str, AbstractUser]) -> None:
+    """Issue 23, item 6k: no favicon, and /favicon.ico answered the API's JSON 404."""
+    page = session_of(role_users["viewer"]).get("/admin/").content.decode()
+    assert '<link rel="icon" href="/static/registry/favicon.ico" sizes="any">' in page
+    assert 'href="/static/registry/favicon.svg" type="image/svg+xml"' in page
+
+    response = Client().get("/favicon.ico")  # browsers ask without a session, whatever the page links
+    assert response.status_code == 302
+    assert response["Location"] == "/static/registry/favicon.ico"
+    assert "max-age=86400" in response["Cache-Control"]
+    icon = Client().get(response["Location"])
+    assert icon.status_code == 200
+    assert b"".join(icon.streaming_content)[:4] == b"\x00\x00\x01\x00"  # an ICO file's header
