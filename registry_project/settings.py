@@ -389,6 +389,8 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "registry.api.authentication.LocalJWTAuthentication",
         "registry.api.authentication.PlatformJWTAuthentication",
+        # A staff session, only for the API docs' "Try it out" requests (they carry X-Registry-Docs).
+        "registry.api.authentication.DocsSessionAuthentication",
         # Last: only a request with no Authorization header at all, from PLATFORM_TRUSTED_NETWORKS.
         "registry.api.authentication.TrustedNetworkAuthentication",
     ],
@@ -445,6 +447,16 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "COMPONENT_SPLIT_REQUEST": True,
     # The docs' JavaScript and CSS are served by this service (drf-spectacular-sidecar), not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
+    # "Try it out" in a staff session: every request of the docs page says it comes from the docs
+    # (registry.api.authentication.DocsSessionAuthentication), then goes through drf-spectacular's
+    # own interceptor, which adds the CSRF token to unsafe methods. A JS object literal: the page
+    # inserts this string as is, in the scope where ``requestInterceptor`` is drf-spectacular's.
+    "SWAGGER_UI_SETTINGS": """{
+  "requestInterceptor": (request) => {
+    request.headers["X-Registry-Docs"] = "try-it-out";
+    return typeof requestInterceptor === "function" ? requestInterceptor(request) : request;
+  }
+}""",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Discovery runs' status shares its field name with the models' status: name its enum apart.
