@@ -291,6 +291,8 @@ DISCOVERY_READ_TIMEOUT = env_float("DISCOVERY_READ_TIMEOUT", 30.0, minimum=0.1)
 # The whole of one request (answer and body), however slowly a provider sends it; see discovery/clients/http.py.
 DISCOVERY_REQUEST_DEADLINE_SECONDS = env_float("DISCOVERY_REQUEST_DEADLINE_SECONDS", 60.0, minimum=0.1)
 DISCOVERY_MAX_RETRIES = env_int("DISCOVERY_MAX_RETRIES", 3, minimum=0)
+# The console's "Test connection" waits in a web worker: one attempt, all of it within this bound.
+SOURCE_TEST_TIMEOUT_SECONDS = env_float("SOURCE_TEST_TIMEOUT_SECONDS", 3.0, minimum=0.1)
 DISCOVERY_MAX_RESPONSE_BYTES = env_int("DISCOVERY_MAX_RESPONSE_BYTES", 20 * 1024 * 1024, minimum=1024)
 DISCOVERY_DEFAULT_INTERVAL_SECONDS = env_int("DISCOVERY_DEFAULT_INTERVAL_SECONDS", 3600, minimum=10)
 DISCOVERY_ON_STARTUP = env_bool("DISCOVERY_ON_STARTUP", True)

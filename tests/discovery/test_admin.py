@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,10 +16,17 @@ from discovery.schedules import runtime_schedule_name, schedule_name
 from tests.admin_forms import rendered_form
 from tests.discovery.fakes.openai import FakeOpenAI
 from tests.factories import ProviderSourceFactory
+from tests.faults import silent_server
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:discovery_providersource_changelist"
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    with silent_server() as port:
+        yield port
 
 
 def test_admin_discover_now_queues_the_selected_sources(
@@ -250,3 +259,26 @@ def test_a_runs_page_shows_its_warnings(staff: dict[str, Client]) -> None:
 
     assert "<li>What the host has loaded could not be read" in page
     assert "warning: What the host has loaded" in listing
+
+
+def test_test_connection_to_a_host_that_never_answers_is_bounded(
+    staff: dict[str, Client], settings: Any, silent_port: int
+) -> None:
+    """Issue 23, item 6b: "Test connection" held a web worker 7.2 s (retries, backoff) on an unreachable host."""
+    settings.DISCOVERY_READ_TIMEOUT = 5.0
+    settings.DISCOVERY_MAX_RETRIES = 3
+    settings.DISCOVERY_BACKOFF_SECONDS = 1.0
+    settings.SOURCE_TEST_TIMEOUT_SECONDS = 0.5
+    source = ProviderSourceFactory(name="gpu-box", kind=SourceKind.OLLAMA, base_url=f"http://127.0.0.1:{silent_port}")
+
+    started = time.monotonic()
+    response = staff["admin"].post(
+        reverse(CHANGELIST), {"action": "test_connection", "_selected_action": [source.pk]}, follow=True
+    )
+    waited = time.monotonic() - started
+
+    page = response.content.decode()
+    assert f"Gpu-box: source gpu-box: GET http://127.0.0.1:{silent_port}/api/tags did not answer within 0.5s" in page
+    assert "(the bound of this check) (read timeout), after 1 attempt(s)" in page
+    # The bound plus the page's own work; unbounded, it was four 5-second reads and 7 s of backoff.
+    assert waited < 3.0
