@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -282,3 +283,57 @@ def test_test_connection_to_a_host_that_never_answers_is_bounded(
     assert "(the bound of this check) (read timeout), after 1 attempt(s)" in page
     # The bound plus the page's own work; unbounded, it was four 5-second reads and 7 s of backoff.
     assert waited < 3.0
+
+
+def test_a_sources_page_has_discover_now_and_test_connection_for_admins(
+    staff: dict[str, Client],
+    queued: list[tuple[Any, Any]],
+    django_capture_on_commit_callbacks: Any,
+    fake_openai: FakeOpenAI,
+) -> None:
+    """Issue 23, item 6f: the buttons were only bulk actions of the list."""
+    source = ProviderSourceFactory(
+        name="openai", kind=SourceKind.OPENAI, base_url=f"{fake_openai.url}/v1", api_key=fake_openai.api_key
+    )
+    page_url = reverse("admin:discovery_providersource_change", args=[source.pk])
+    discover_url = reverse("admin:discovery_providersource_discover", args=[source.pk])
+    test_url = reverse("admin:discovery_providersource_test", args=[source.pk])
+
+    page = staff["admin"].get(page_url).content.decode()
+    assert f'action="{discover_url}"' in page
+    assert f'action="{test_url}"' in page
+    assert 'name="csrfmiddlewaretoken"' in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff["admin"].post(discover_url, follow=True)
+    assert response.redirect_chain == [(page_url, 302)]
+    assert queued == [((source.pk,), {"trigger": "manual"})]
+    assert "Discovery queued for openai" in response.content.decode()
+
+    response = staff["admin"].post(test_url, follow=True)
+    assert re.search(r"Openai: reached, \d+ model\(s\) listed\.", response.content.decode())
+    assert not DiscoveryRun.objects.exists()  # a test writes nothing
+
+
+def test_a_sources_buttons_are_post_only_and_for_admins_only(
+    staff: dict[str, Client], role_users: dict[str, Any], queued: list[tuple[Any, Any]]
+) -> None:
+    source = ProviderSourceFactory(name="gpu-box")
+    discover_url = reverse("admin:discovery_providersource_discover", args=[source.pk])
+    assert staff["admin"].get(discover_url).status_code == 405
+    assert staff["editor"].post(discover_url).status_code == 403
+    assert staff["editor"].post(reverse("admin:discovery_providersource_test", args=[source.pk])).status_code == 403
+    page = staff["editor"].get(reverse("admin:discovery_providersource_change", args=[source.pk])).content.decode()
+    assert "Discover now" not in page
+    assert queued == []
+    forged = Client(enforce_csrf_checks=True)
+    forged.force_login(role_users["admin"])
+    assert forged.post(discover_url).status_code == 403  # no CSRF token
+    assert queued == []
+
+
+def test_a_sources_recent_runs_link_to_their_pages(staff: dict[str, Client]) -> None:
+    source = ProviderSourceFactory(name="gpu-box")
+    run = DiscoveryRun.objects.create(source=source, status=RunStatus.SUCCEEDED, models_added=1)
+    page = staff["viewer"].get(reverse("admin:discovery_providersource_change", args=[source.pk])).content.decode()
+    assert f'href="{reverse("admin:discovery_discoveryrun_change", args=[run.pk])}"' in page
