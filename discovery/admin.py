@@ -273,6 +273,8 @@ class DiscoveryRunAdmin(admin.ModelAdmin):
                 ", ", '<a href="{}?{}">{}</a>', ((model_list, urlencode({"q": name}), name) for name in names)
             )
             more = f" and {total - len(names)} more" if total > len(names) else ""
+            if key != "skipped":  # the model list filtered to exactly these (skipped models are not registered)
+                label = format_html('<a href="{}?run_change={}.{}">{}</a>', model_list, obj.pk, key, label)
             sections.append(format_html("<p><b>{}</b> ({}): {}{}</p>", label, total, links, more))
         return format_html_join("", "{}", ((section,) for section in sections))
 

@@ -9,7 +9,7 @@ discovery manages keep their address from the provider; their credentials are th
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from discovery.models import DiscoveryRun
 from registry.access.accounts import request_role
 from registry.access.roles import Role
 from registry.api.catalog.serializers import (
@@ -413,6 +414,49 @@ class CapabilityFilter(admin.SimpleListFilter):
         return queryset
 
 
+class RunChangeFilter(admin.SimpleListFilter):
+    """The models one discovery run added, updated or made unavailable: ``?run_change=<run id>.<kind>``.
+
+    The dashboard's counts of a source's last run link here, so they open exactly the models the run
+    changed (the run keeps their names, CHANGES_NAMES_MAX of each kind), not all of the source's. Shown
+    in the sidebar only while it is in use: there is nothing to pick from.
+    """
+
+    title = "changed by discovery run"
+    parameter_name = "run_change"
+    kinds: ClassVar[dict[str, str]] = {"added": "added", "updated": "updated", "unavailable": "made unavailable"}
+
+    def _run_and_kind(self) -> tuple[DiscoveryRun, str] | None:
+        run_id, _, kind = (self.value() or "").partition(".")
+        if not run_id.isdigit() or kind not in self.kinds:
+            return None
+        run = DiscoveryRun.objects.filter(pk=int(run_id)).select_related("source").first()
+        return (run, kind) if run is not None else None
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        if not self.value():
+            return []
+        found = self._run_and_kind()
+        if found is None:
+            # Kept in the sidebar (so that it still filters, to nothing) with what went wrong.
+            return [(str(self.value()), "no such run (removed by retention?)")]
+        run, kind = found
+        names = (run.changes or {}).get(kind) or []
+        total = getattr(run, f"models_{kind}", len(names))
+        shown = f" (the first {len(names)} of {total})" if total > len(names) else ""
+        label = f"{self.kinds[kind]} by {run.source.name}'s run of {run.started_at:%Y-%m-%d %H:%M}{shown}"
+        return [(str(self.value()), label)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[RegisteredModel]) -> QuerySet[RegisteredModel]:
+        if not self.value():
+            return queryset
+        found = self._run_and_kind()
+        if found is None:
+            return queryset.none()
+        run, kind = found
+        return queryset.filter(source_id=run.source_id, name__in=(run.changes or {}).get(kind) or [])
+
+
 def _status_action(status: str, description: str) -> Any:
     @admin.action(description=description, permissions=["change"])
     def action(model_admin: RegisteredModelAdmin, request: HttpRequest, queryset: QuerySet[RegisteredModel]) -> None:
@@ -427,7 +471,7 @@ def _status_action(status: str, description: str) -> Any:
 class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
     form = RegisteredModelForm
     list_display = ["name", "kind", "status_badge", "capability_summary", "source", "last_seen"]
-    list_filter = ["provider", "model_type", "status", CapabilityFilter, "source"]
+    list_filter = ["provider", "model_type", "status", CapabilityFilter, "source", RunChangeFilter]
     search_fields = ["name", "display_name", "description"]
     list_select_related = ["source"]
     list_per_page = 50

@@ -226,11 +226,14 @@ def test_a_runs_page_names_the_models_it_added_and_made_unavailable(staff: dict[
 
     page = staff["viewer"].get(reverse("admin:discovery_discoveryrun_change", args=[run.pk])).content.decode()
 
-    assert "<b>Added</b> (3)" in page
+    assert f'<b><a href="/admin/registry/registeredmodel/?run_change={run.pk}.added">Added</a></b> (3)' in page
     assert 'href="/admin/registry/registeredmodel/?q=llama3.2%3Alatest">llama3.2:latest</a>' in page
     assert 'href="/admin/registry/registeredmodel/?q=a%26b">a&amp;b</a>' in page
     assert "and 1 more" in page
-    assert "<b>Made unavailable</b> (1)" in page
+    assert (
+        f'<a href="/admin/registry/registeredmodel/?run_change={run.pk}.unavailable">Made unavailable</a></b> (1)'
+        in page
+    )
 
 
 def test_the_runtime_poll_interval_is_edited_on_the_source_and_moves_its_schedule(staff: dict[str, Client]) -> None:
