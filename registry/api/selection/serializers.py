@@ -54,6 +54,9 @@ class RankingSerializer(serializers.Serializer):
     capabilities = serializers.DictField(child=serializers.FloatField())
     recent_latency = serializers.FloatField(allow_null=True, help_text="Request-weighted, last 24 h, seconds.")
     cost_per_mtok = serializers.FloatField(allow_null=True, help_text="Mean of input and output price, USD.")
+    fallback_only = serializers.BooleanField(
+        help_text="An open error-rate or unavailability alert: ranked after the models without one."
+    )
 
 
 class SelectionItemSerializer(serializers.Serializer):
