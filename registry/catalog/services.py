@@ -396,6 +396,7 @@ def capability_remove(*, model: RegisteredModel, capability: str) -> bool:
     row = ModelCapability.objects.filter(model=model, capability=capability).first()
     if row is None:
         return False
+    row.model = model  # loaded: the audit entry names the model ("gpt-4o: code"), not "model 51"
     row.delete()
     return True
 

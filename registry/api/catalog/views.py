@@ -387,7 +387,10 @@ class EndpointViewSet(RegistryViewSet):
     }
 
     def endpoint(self, endpoint_id: str) -> ModelEndpoint:
-        return ModelEndpoint.objects.select_related("source").get(pk=int(endpoint_id), model=self.registered_model())
+        model = self.registered_model()
+        endpoint = ModelEndpoint.objects.select_related("source").get(pk=int(endpoint_id), model=model)
+        endpoint.model = model  # loaded: its audit entries name the model, not "model 51"
+        return endpoint
 
     def list(self, request: Request, ref: str) -> HttpResponse:
         return self.cached(
