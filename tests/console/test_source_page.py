@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from playwright.sync_api import expect
 
 from discovery.models import DiscoveryRun, RunStatus, SourceKind
-from registry.access.roles import Role
+from registry.access.roles import Role, permissions_for
 from registry.models import RegisteredModel
 from tests.console.conftest import LAPTOP, Console
 from tests.discovery.fakes.ollama import FakeOllama
@@ -20,8 +20,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def admin_op(transactional_db: None) -> Any:
+    # A transactional test may have flushed the migration's groups: the role's permissions, set again.
+    group, _ = Group.objects.get_or_create(name=Role.ADMIN.group_name)
+    wanted = set(permissions_for(Role.ADMIN))
+    group.permissions.set(
+        [
+            perm
+            for perm in Permission.objects.select_related("content_type")
+            if f"{perm.content_type.app_label}.{perm.codename}" in wanted
+        ]
+    )
     user = UserFactory(username="admin-op", is_staff=True)
-    user.groups.add(Group.objects.get_or_create(name=Role.ADMIN.group_name)[0])
+    user.groups.add(group)
     return user
 
 
