@@ -6,11 +6,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
+from django.views.decorators.http import require_POST
 
 from discovery.api.serializers import ProviderSourceSerializer
 from discovery.catalogs import catalog_labels_in_use
@@ -84,6 +87,44 @@ class ProviderSourceAdmin(admin.ModelAdmin):
         "recent_runs",
     ]
     actions = ["discover_now", "test_connection"]
+    change_form_template = "admin/discovery/providersource/change_form.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        # The same two actions as the list's, from the source's own page: POST only (the page's forms carry
+        # the CSRF token), the same permission, the same messages.
+        own = [
+            path(
+                "<int:source_id>/discover/",
+                self.admin_site.admin_view(require_POST(self.discover_view)),
+                name="discovery_providersource_discover",
+            ),
+            path(
+                "<int:source_id>/test-connection/",
+                self.admin_site.admin_view(require_POST(self.test_connection_view)),
+                name="discovery_providersource_test",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def _one_source(self, request: HttpRequest, source_id: int) -> QuerySet[ProviderSource]:
+        if not self.has_discover_permission(request):
+            raise PermissionDenied
+        source = get_object_or_404(ProviderSource, pk=source_id)
+        return ProviderSource.objects.filter(pk=source.pk)
+
+    def discover_view(self, request: HttpRequest, source_id: int) -> HttpResponse:
+        self.discover_now(request, self._one_source(request, source_id))
+        return HttpResponseRedirect(reverse("admin:discovery_providersource_change", args=[source_id]))
+
+    def test_connection_view(self, request: HttpRequest, source_id: int) -> HttpResponse:
+        self.test_connection(request, self._one_source(request, source_id))
+        return HttpResponseRedirect(reverse("admin:discovery_providersource_change", args=[source_id]))
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra = {**(extra_context or {}), "may_discover": self.has_discover_permission(request)}
+        return super().change_view(request, object_id, form_url, extra)
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fieldsets = list(super().get_fieldsets(request, obj))
@@ -102,9 +143,10 @@ class ProviderSourceAdmin(admin.ModelAdmin):
             return "-"
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} / {} / {} / {}</td><td>{}</td></tr>",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{} / {} / {} / {}</td><td>{}</td></tr>',
             (
                 (
+                    reverse("admin:discovery_discoveryrun_change", args=[run.pk]),
                     run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
                     run.trigger,
                     run.get_status_display(),
@@ -232,6 +274,8 @@ class DiscoveryRunAdmin(admin.ModelAdmin):
                 ", ", '<a href="{}?{}">{}</a>', ((model_list, urlencode({"q": name}), name) for name in names)
             )
             more = f" and {total - len(names)} more" if total > len(names) else ""
+            if key != "skipped":  # the model list filtered to exactly these (skipped models are not registered)
+                label = format_html('<a href="{}?run_change={}.{}">{}</a>', model_list, obj.pk, key, label)
             sections.append(format_html("<p><b>{}</b> ({}): {}{}</p>", label, total, links, more))
         return format_html_join("", "{}", ((section,) for section in sections))
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from discovery.clients import fetch_listing
 from discovery.clients.base import ProviderError
+from discovery.clients.http import answer_within
 from discovery.locks import registration_lock
 from discovery.models import DiscoveryRun, ProviderSource, RunStatus, SourceKind
 from discovery.schedules import schedule_remove, schedule_upsert
@@ -160,9 +161,14 @@ class ConnectionCheck:
 
 
 def source_test_connection(*, source: ProviderSource) -> ConnectionCheck:
-    """Ask ``source`` for its listing now, writing nothing; the message never holds the key."""
+    """Ask ``source`` for its listing now, writing nothing; the message never holds the key.
+
+    A person waits on the answer in a web worker: one attempt, all of it within
+    SOURCE_TEST_TIMEOUT_SECONDS (a discovery run retries; a test says what it found at once).
+    """
     try:
-        listing = fetch_listing(source)
+        with answer_within(float(settings.SOURCE_TEST_TIMEOUT_SECONDS)):
+            listing = fetch_listing(source)
     except ProviderError as exc:
         return ConnectionCheck(ok=False, message=f"{source.name}: {exc}")
     return ConnectionCheck(ok=True, message=f"{source.name}: reached, {len(listing.models)} model(s) listed.")

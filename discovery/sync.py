@@ -52,8 +52,6 @@ from registry.catalog.credentials import redact_text
 from registry.catalog.prices import price_in_force
 from registry.models import (
     PLATFORM_DETAILS_KEY,
-    Alert,
-    AlertKind,
     EvidenceSource,
     ModelCapability,
     ModelEndpoint,
@@ -69,6 +67,7 @@ from registry.models import (
 from registry.operations import metrics
 from registry.reads.cache import models_changed
 from registry.telemetry.availability import status_event, status_events_record
+from registry.telemetry.costing import usage_recost_unpriced
 
 logger = logging.getLogger(__name__)
 
@@ -394,7 +393,7 @@ def _planned_prices(
 
     Amounts = tuple[Decimal, Decimal, Decimal | None, Decimal | None]
 
-    def row(effective_from: datetime, amounts: Amounts) -> ModelPrice:
+    def row(effective_from: datetime, amounts: Amounts, *, start_known: bool) -> ModelPrice:
         return ModelPrice(
             model=model,
             input_per_mtok=amounts[0],
@@ -402,6 +401,7 @@ def _planned_prices(
             cache_read_per_mtok=amounts[2],
             cache_write_per_mtok=amounts[3],
             effective_from=effective_from,
+            start_known=start_known,
             set_by=SetBy.DISCOVERY,
         )
 
@@ -413,13 +413,14 @@ def _planned_prices(
     for dated in claim.price_history:
         starts = dated.starts_at
         if starts is not None and starts not in moments:
-            added.append(row(starts, dated.amounts()))
+            added.append(row(starts, dated.amounts(), start_known=True))
             moments.add(starts)
     timeline = sorted([*existing, *added], key=lambda price: price.effective_from)
     current = price_in_force(timeline, now)
     wanted: Amounts = (input_price, output_price, claim.cache_read_cost_per_mtok, claim.cache_write_cost_per_mtok)
     if (current is None or _price_amounts(current) != wanted) and now not in moments:
-        added.append(row(now, wanted))
+        # Seen at this run; in force since a moment the listing and the catalogs do not say.
+        added.append(row(now, wanted, start_known=False))
     return added
 
 
@@ -509,11 +510,8 @@ def apply_plan(plan: SyncPlan, *, source: ProviderSource, run_id: int | None = N
         price.model_id = price.model.pk
     _create(ModelPrice, prices)
     status_events_record(_status_events(plan, source, run_id))
-    if prices:
-        # Usage of these models could not be costed before: it can be from now on.
-        Alert.objects.filter(
-            kind=AlertKind.UNPRICED_USAGE, model_id__in=[price.model_id for price in prices], resolved_at__isnull=True
-        ).update(resolved_at=plan.now)
+    # Usage of these models could not be costed before: it is costed now (registry/telemetry/costing.py).
+    usage_recost_unpriced(prices)
 
     changed_models = {model.pk for model, _ in plan.models.update}
     seen_models = [m for m in plan.models_seen_again if m.pk not in changed_models]

@@ -405,6 +405,14 @@ class ModelPrice(models.Model):
         max_digits=12, decimal_places=6, null=True, blank=True, help_text="USD per million input tokens cached."
     )
     effective_from = models.DateTimeField(help_text="In force from this moment until the next price's.")
+    # False when the price was only seen at effective_from (a discovery run, a price typed on the
+    # model) rather than stated from then: as a model's first price it also costs the usage before
+    # it, which no other price can (registry/telemetry/costing.py).
+    start_known = models.BooleanField(
+        default=True,
+        help_text="The price is in force from effective_from, as stated; unchecked: only seen from then "
+        "(as the model's first price it also costs earlier usage).",
+    )
     set_by = models.CharField(max_length=20, choices=SetBy.choices, default=SetBy.OPERATOR)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -10,12 +10,14 @@ from django.conf import settings
 
 from registry.access.audit import system_actor
 from registry.catalog.prices import prices_follow_all
+from registry.models import ModelPrice
 from registry.operations import metrics
 from registry.operations.retention import retention_apply
 from registry.operations.schedules import PRICES_TASK_NAME, PRUNE_TASK_NAME, SCORES_TASK_NAME, USAGE_BUFFER_TASK_NAME
 from registry.selection import scores
 from registry.telemetry.alerts import ALERT_TASK_NAME, alerts_check
 from registry.telemetry.buffering import usage_buffer_drain
+from registry.telemetry.costing import USAGE_RECOST_TASK_NAME, usage_recost_all
 
 
 @shared_task(name=ALERT_TASK_NAME, ignore_result=True)
@@ -38,6 +40,17 @@ def scores_derive() -> dict[str, int]:
     with system_actor("scores"):
         outcome = scores.scores_derive()
     return {"created": outcome.created, "updated": outcome.updated, "removed": outcome.removed}
+
+
+@shared_task(name=USAGE_RECOST_TASK_NAME, ignore_result=True)
+def usage_recost_task(price_id: int) -> int:
+    """Queued by a price whose backlog of uncosted usage is too large for a request; safe to run twice
+    (only records still without a cost are written, batch by batch)."""
+    price = ModelPrice.objects.filter(pk=price_id).first()
+    if price is None:
+        return 0  # removed since: the price now in force is re-costed by its own writer
+    with system_actor("prices"):
+        return usage_recost_all(price)
 
 
 @shared_task(name=PRUNE_TASK_NAME, ignore_result=True)

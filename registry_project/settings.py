@@ -291,6 +291,8 @@ DISCOVERY_READ_TIMEOUT = env_float("DISCOVERY_READ_TIMEOUT", 30.0, minimum=0.1)
 # The whole of one request (answer and body), however slowly a provider sends it; see discovery/clients/http.py.
 DISCOVERY_REQUEST_DEADLINE_SECONDS = env_float("DISCOVERY_REQUEST_DEADLINE_SECONDS", 60.0, minimum=0.1)
 DISCOVERY_MAX_RETRIES = env_int("DISCOVERY_MAX_RETRIES", 3, minimum=0)
+# The console's "Test connection" waits in a web worker: one attempt, all of it within this bound.
+SOURCE_TEST_TIMEOUT_SECONDS = env_float("SOURCE_TEST_TIMEOUT_SECONDS", 3.0, minimum=0.1)
 DISCOVERY_MAX_RESPONSE_BYTES = env_int("DISCOVERY_MAX_RESPONSE_BYTES", 20 * 1024 * 1024, minimum=1024)
 DISCOVERY_DEFAULT_INTERVAL_SECONDS = env_int("DISCOVERY_DEFAULT_INTERVAL_SECONDS", 3600, minimum=10)
 DISCOVERY_ON_STARTUP = env_bool("DISCOVERY_ON_STARTUP", True)
@@ -413,6 +415,8 @@ REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "registry.api.authentication.LocalJWTAuthentication",
         "registry.api.authentication.PlatformJWTAuthentication",
+        # A staff session, only for the API docs' "Try it out" requests (they carry X-Registry-Docs).
+        "registry.api.authentication.DocsSessionAuthentication",
         # Last: only a request with no Authorization header at all, from PLATFORM_TRUSTED_NETWORKS.
         "registry.api.authentication.TrustedNetworkAuthentication",
     ],
@@ -469,6 +473,16 @@ SPECTACULAR_SETTINGS: dict[str, Any] = {
     "COMPONENT_SPLIT_REQUEST": True,
     # The docs' JavaScript and CSS are served by this service (drf-spectacular-sidecar), not a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
+    # "Try it out" in a staff session: every request of the docs page says it comes from the docs
+    # (registry.api.authentication.DocsSessionAuthentication), then goes through drf-spectacular's
+    # own interceptor, which adds the CSRF token to unsafe methods. A JS object literal: the page
+    # inserts this string as is, in the scope where ``requestInterceptor`` is drf-spectacular's.
+    "SWAGGER_UI_SETTINGS": """{
+  "requestInterceptor": (request) => {
+    request.headers["X-Registry-Docs"] = "try-it-out";
+    return typeof requestInterceptor === "function" ? requestInterceptor(request) : request;
+  }
+}""",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Discovery runs' status shares its field name with the models' status: name its enum apart.

@@ -1,11 +1,22 @@
 """Top-level routes. The REST API lives at the root of the service, as the design document names it."""
 
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import include, path, re_path
+from django.views.decorators.cache import cache_control
 
 from registry.api import errors
 
+
+@cache_control(public=True, max_age=86400)
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """Browsers ask for /favicon.ico whatever the page links: point them at the vendored icon (its hashed URL)."""
+    return HttpResponseRedirect(static("registry/favicon.ico"))
+
+
 urlpatterns = [
+    path("favicon.ico", favicon, name="favicon"),
     path("admin/", admin.site.urls),
     # The same API under a versioned prefix; the platform router's shapes there when PLATFORM_API_COMPAT=alfred.
     path("api/v1/", include("registry.api.platform.urls", namespace="v1")),

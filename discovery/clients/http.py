@@ -9,13 +9,20 @@ test (or an operator's environment) changes them without reloading anything:
 The read timeout bounds each socket read, not the whole: a server that sends a byte a second
 would keep one request going for as long as it likes. Each attempt therefore also has a total
 deadline, checked between the (small) reads of the body.
+
+``answer_within(seconds)`` bounds everything asked inside it, for a person waiting on a page (the
+console's "Test connection"): one attempt, no retry, and every timeout cut to what is left of the
+bound, so an unreachable host costs the web worker those seconds, not the retries' minute.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -30,6 +37,21 @@ from discovery.clients.base import ProviderError, SourceKeyRejected
 logger = logging.getLogger(__name__)
 
 RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+# (monotonic deadline, the bound in seconds) of the innermost answer_within block.
+_bound: ContextVar[tuple[float, float] | None] = ContextVar("discovery_http_bound", default=None)
+
+
+@contextlib.contextmanager
+def answer_within(seconds: float) -> Iterator[None]:
+    """Every provider request inside the block: one attempt, and all of them done within ``seconds``."""
+    token = _bound.set((time.monotonic() + seconds, seconds))
+    try:
+        yield
+    finally:
+        _bound.reset(token)
+
+
 USER_AGENT = "model-registry-discovery/1"
 
 
@@ -95,27 +117,40 @@ class ProviderHTTP:
         url = f"{self.base_url}{path}"
         shown = f"{method} {redacted_url(url)}"
         max_retries = int(settings.DISCOVERY_MAX_RETRIES) if self.max_retries is None else self.max_retries
+        bound = _bound.get()
+        if bound is not None:
+            max_retries = 0  # a person is waiting: the answer now, or why not
         attempts = max_retries + 1
         problem = ""
         for attempt in range(1, attempts + 1):
             retry_after: float | None = None
             deadline = time.monotonic() + float(settings.DISCOVERY_REQUEST_DEADLINE_SECONDS)
+            connect_timeout, read_timeout = (
+                float(settings.DISCOVERY_CONNECT_TIMEOUT),
+                float(settings.DISCOVERY_READ_TIMEOUT),
+            )
+            if bound is not None:
+                left = bound[0] - time.monotonic()
+                if left <= 0:
+                    raise ProviderError(f"source {self.source_name}: {shown} not asked: no answer within {bound[1]:g}s")
+                deadline = min(deadline, bound[0])
+                connect_timeout, read_timeout = min(connect_timeout, left), min(read_timeout, left)
             try:
                 response = self.session.request(
                     method,
                     url,
                     params=params,
                     json=body,
-                    timeout=(float(settings.DISCOVERY_CONNECT_TIMEOUT), float(settings.DISCOVERY_READ_TIMEOUT)),
+                    timeout=(connect_timeout, read_timeout),
                     stream=True,
                     # A redirect to another host would carry x-api-key along (requests strips only
                     # Authorization): providers do not redirect their API, so treat it as an error.
                     allow_redirects=False,
                 )
             except requests.ConnectTimeout:
-                problem = f"did not accept a connection within {settings.DISCOVERY_CONNECT_TIMEOUT}s (connect timeout)"
+                problem = f"did not accept a connection within {_seconds(connect_timeout, bound)} (connect timeout)"
             except requests.ReadTimeout:
-                problem = f"did not answer within {settings.DISCOVERY_READ_TIMEOUT}s (read timeout)"
+                problem = f"did not answer within {_seconds(read_timeout, bound)} (read timeout)"
             except requests.ConnectionError as exc:
                 problem = f"could not be reached ({_connection_reason(exc)})"
             except requests.RequestException as exc:
@@ -174,9 +209,14 @@ class ProviderHTTP:
                 if size > limit:
                     raise too_big
                 if time.monotonic() > deadline:
-                    raise ProviderError(
-                        f"source {self.source_name}: the answer to {shown} did not arrive within "
+                    bound = _bound.get()
+                    within = (
                         f"{settings.DISCOVERY_REQUEST_DEADLINE_SECONDS}s (DISCOVERY_REQUEST_DEADLINE_SECONDS)"
+                        if bound is None
+                        else f"{bound[1]:g}s"
+                    )
+                    raise ProviderError(
+                        f"source {self.source_name}: the answer to {shown} did not arrive within {within}"
                     )
                 chunks.append(chunk)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
@@ -189,6 +229,13 @@ class ProviderHTTP:
             raise ProviderError(
                 f"source {self.source_name}: the answer to {shown} is not valid JSON (malformed or truncated: {exc})"
             ) from exc
+
+
+def _seconds(timeout: float, bound: tuple[float, float] | None) -> str:
+    """A timeout as a message gives it: the bound it was cut to (``answer_within``), or the setting's."""
+    if bound is not None and timeout <= bound[1]:
+        return f"{bound[1]:g}s (the bound of this check)"
+    return f"{timeout:g}s"
 
 
 def _connection_reason(exc: requests.ConnectionError) -> str:

@@ -161,7 +161,8 @@ class StaffSessionAuthentication(SessionAuthentication):
     """The Django session of a staff user logged into the admin, for the pages people open in a browser.
 
     Only the API docs, the schema and the audit log take it (``BROWSER_AUTHENTICATION``): a browser
-    cannot send a bearer token there, while programs keep using JWTs everywhere else. DRF's session
+    cannot send a bearer token there, while programs keep using JWTs everywhere else (but for the
+    docs page's own requests, ``DocsSessionAuthentication``). DRF's session
     check enforces CSRF on unsafe methods; a session of a user who is not staff counts for nothing.
     """
 
@@ -170,6 +171,28 @@ class StaffSessionAuthentication(SessionAuthentication):
         if result is None or not getattr(result[0], "is_staff", False):
             return None
         return result
+
+
+# The header the API docs' "Try it out" requests carry (SWAGGER_UI_SETTINGS in settings.py). A page
+# of another origin cannot send it without a CORS preflight, which the API never grants.
+DOCS_REQUEST_HEADER = "X-Registry-Docs"
+DOCS_REQUEST_VALUE = "try-it-out"
+
+
+class DocsSessionAuthentication(StaffSessionAuthentication):
+    """A staff session, for the requests the API docs page makes ("Try it out"), and those only.
+
+    Without it a person logged into the admin opened /api/docs and got 401 on every "Try it out".
+    Only a request carrying ``X-Registry-Docs: try-it-out`` is looked at: a plain browser visit, or
+    a form another site posts, still gets nothing from a session (the API stays for programs with a
+    token), and DRF's session check enforces CSRF on unsafe methods (the docs page sends the
+    token). The staff user's role is what it may do, as with a token; bearer tokens come first.
+    """
+
+    def authenticate(self, request: Request) -> tuple[AbstractBaseUser, None] | None:
+        if request.headers.get(DOCS_REQUEST_HEADER) != DOCS_REQUEST_VALUE:
+            return None
+        return super().authenticate(request)
 
 
 def decode_platform_token(token: str) -> dict[str, Any]:

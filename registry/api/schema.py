@@ -56,6 +56,19 @@ class TrustedNetworkScheme(OpenApiAuthenticationExtension):
         return []
 
 
+class DocsSessionScheme(OpenApiAuthenticationExtension):
+    """No security scheme: the staff session is for the docs page's own "Try it out" requests, not for clients."""
+
+    target_class = "registry.api.authentication.DocsSessionAuthentication"
+    name: list[str] = []
+
+    def get_security_requirement(self, auto_schema: AutoSchema) -> list[dict[str, list[Any]]]:
+        return []
+
+    def get_security_definition(self, auto_schema: AutoSchema) -> list[dict[str, Any]]:
+        return []
+
+
 class StaffSessionScheme(OpenApiAuthenticationExtension):
     target_class = "registry.api.authentication.StaffSessionAuthentication"
     name = "staffSession"

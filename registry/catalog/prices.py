@@ -5,8 +5,6 @@ A model's price in force at a moment is its latest dated price at or before it; 
 
 from __future__ import annotations
 
-import bisect
-from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -19,13 +17,9 @@ from registry.models import (
     RegisteredModel,
     SetBy,
 )
-from registry.telemetry import alerts
+from registry.telemetry.costing import price_in_force, usage_recost_for
 
-
-def price_in_force(prices: Sequence[ModelPrice], moment: datetime) -> ModelPrice | None:
-    """The price of ``prices`` (sorted by ``effective_from``, oldest first) in force at ``moment``."""
-    index = bisect.bisect_right([price.effective_from for price in prices], moment)
-    return prices[index - 1] if index else None
+__all__ = ["model_price_follow", "price_delete", "price_in_force", "price_set", "prices_follow_all"]
 
 
 def model_price_follow(*, model: RegisteredModel, now: datetime | None = None) -> bool:
@@ -65,9 +59,11 @@ def price_set(
 ) -> tuple[ModelPrice, bool]:
     """Add the model's price from ``effective_from`` (default now), or correct the one of that moment.
 
-    Costs already stored on usage records stay as they are: a price applies to records costed
-    after it is known. An operator's price makes the model's price fields the operator's, so
-    discovery no longer changes them. Returns (row, created).
+    Costs already stored on usage records stay as they are; the records of the price's period
+    stored without a cost (it was not known yet) are costed at it, and a price without a date (its
+    start unknown) that is the model's first also costs the usage before it (registry/telemetry/
+    costing.py). An operator's price makes the model's price fields the operator's, so discovery
+    no longer changes them. Returns (row, created).
     """
     row, created = ModelPrice.objects.update_or_create(
         model=model,
@@ -78,13 +74,14 @@ def price_set(
             "cache_read_per_mtok": cache_read_per_mtok,
             "cache_write_per_mtok": cache_write_per_mtok,
             "set_by": set_by,
+            "start_known": effective_from is not None,
         },
     )
     if set_by == SetBy.OPERATOR and not set(PRICE_FIELDS) <= set(model.operator_fields or []):
         operator_fields_mark(model, PRICE_FIELDS)
         model.save(update_fields=["operator_fields", "updated_at"])
     model_price_follow(model=model)
-    alerts.unpriced_usage_resolve(model=model)
+    usage_recost_for(row)  # and resolves the unpriced-usage alert once nothing is left uncosted
     return row, created
 
 

@@ -35,8 +35,8 @@ from registry.models import (
     StatusEventOrigin,
 )
 from registry.reads.cache import models_changed
-from registry.telemetry import alerts
 from registry.telemetry.availability import operator_status_cause, status_change_record
+from registry.telemetry.costing import usage_recost_for
 
 MODEL_FIELDS: Final = frozenset(
     {
@@ -433,6 +433,7 @@ def capability_remove(*, model: RegisteredModel, capability: str) -> bool:
     row = ModelCapability.objects.filter(model=model, capability=capability).first()
     if row is None:
         return False
+    row.model = model  # loaded: the audit entry names the model ("gpt-4o: code"), not "model 51"
     row.delete()
     return True
 
@@ -563,7 +564,9 @@ def price_from_model_fields(model: RegisteredModel, *, set_by: str) -> ModelPric
             "cache_read_per_mtok": model.cache_read_cost_per_mtok,
             "cache_write_per_mtok": model.cache_write_cost_per_mtok,
             "set_by": set_by,
+            # Typed on the model, not dated: known from now, in force since an unknown moment.
+            "start_known": False,
         },
     )
-    alerts.unpriced_usage_resolve(model=model)
+    usage_recost_for(row)  # and resolves the unpriced-usage alert once nothing is left uncosted
     return row

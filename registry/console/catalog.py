@@ -8,7 +8,8 @@ discovery manages keep their address from the provider; their credentials are th
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -20,6 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from discovery.models import DiscoveryRun
 from registry.access.accounts import request_role
 from registry.access.roles import Role
 from registry.api.catalog.serializers import (
@@ -29,6 +31,7 @@ from registry.api.catalog.serializers import (
     PriceSerializer,
     RegisteredModelSerializer,
 )
+from registry.api.evidence import NOTE_MAX_LENGTH
 from registry.catalog.prices import price_delete, price_set
 from registry.catalog.selectors import model_fact_sources
 from registry.catalog.services import (
@@ -169,6 +172,9 @@ class ModelEndpointInline(admin.StackedInline):
 
 # --- Capabilities and parameters -------------------------------------------------------------------
 
+# The evidence of an operator's score without a note.
+OPERATOR_NOTE = "operator"
+
 
 class OwnedRowForm(ApiValidatedForm):
     """A capability or parameter row: the operator's once changed here, or handed back to discovery."""
@@ -185,6 +191,13 @@ class OwnedRowForm(ApiValidatedForm):
 
 class CapabilityForm(OwnedRowForm):
     api_serializer = CapabilitySerializer
+    # The operator's note is the score's evidence (the API's ``evidence.note``): why this score.
+    note = forms.CharField(
+        required=False,
+        max_length=NOTE_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"size": 24, "placeholder": "why this score"}),
+        help_text="Stored with the score as its evidence (the API's evidence.note), and audited.",
+    )
 
     class Meta:
         model = ModelCapability
@@ -193,6 +206,19 @@ class CapabilityForm(OwnedRowForm):
             "capability": forms.TextInput(attrs={"size": 16}),
             "capability_score": forms.NumberInput(attrs={"step": "0.01", "min": "0", "max": "1", "style": "width:6em"}),
         }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        row = self.instance
+        # Only an operator's own note is theirs to edit: discovery's evidence is not carried into it.
+        if row.pk and row.set_by == SetBy.OPERATOR and row.evidence != OPERATOR_NOTE:
+            self.initial.setdefault("note", row.evidence)
+
+    def api_data(self, cleaned: Mapping[str, Any]) -> dict[str, Any]:
+        data = super().api_data(cleaned)
+        if cleaned.get("note"):
+            data["evidence"] = cleaned["note"]
+        return data
 
 
 class ParameterForm(OwnedRowForm):
@@ -251,7 +277,7 @@ def evidence_line(row: ModelCapability) -> str:
 class ModelCapabilityInline(OwnedRowInline):
     model = ModelCapability
     form = CapabilityForm
-    fields = ["capability", "capability_score", "owner", "evidence_summary", "return_to_discovery"]
+    fields = ["capability", "capability_score", "note", "owner", "evidence_summary", "return_to_discovery"]
     readonly_fields = ["owner", "evidence_summary"]
 
     @admin.display(description="evidence")
@@ -278,11 +304,49 @@ class PriceForm(ApiValidatedForm):
         fields = ["input_per_mtok", "output_per_mtok", "effective_from"]
 
 
+class PriceFormSet(BaseInlineFormSet):
+    """The price rows of one save, refused when the model's price fields were set to another price in it.
+
+    Both are stored otherwise (the fields as a price from now, each row at its moment), and which one
+    the model then shows depends on their dates: the operator meant one price, so they are asked which.
+    """
+
+    def clean(self) -> None:
+        super().clean()
+        model = self.instance
+        typed = (model.input_cost_per_mtok, model.output_cost_per_mtok)
+        stored = (
+            RegisteredModel.objects.filter(pk=model.pk).values_list(*PRICE_FIELDS).first() if model.pk else None
+        ) or (None, None)
+        if typed == stored or typed == (None, None):
+            return  # the price fields were not set in this save
+        deleted = set(self.deleted_forms)
+        for row_form in self.forms:
+            if row_form in deleted or not row_form.has_changed() or not getattr(row_form, "cleaned_data", None):
+                continue
+            data = row_form.cleaned_data
+            row = (data.get("input_per_mtok"), data.get("output_per_mtok"))
+            if row != typed:
+                when = data.get("effective_from")
+                raise forms.ValidationError(
+                    f"The price fields (input {_price(typed[0])} / output {_price(typed[1])}) and a price row "
+                    f"(input {_price(row[0])} / output {_price(row[1])} from "
+                    f"{f'{when:%Y-%m-%d %H:%M}' if when else 'now'}) were both set in this save, to different "
+                    "prices. Set it in one place: a dated row here, or the price fields for a price from now on.",
+                    code="conflicting_prices",
+                )
+
+
+def _price(value: Any) -> str:
+    return "unset" if value is None else f"{value:g}"
+
+
 class ModelPriceInline(admin.TabularInline):
     """The model's dated prices: saved through ``services.price_set``, as the API's are (past costs stay)."""
 
     model = ModelPrice
     form = PriceForm
+    formset = PriceFormSet
     extra = 0
     fields = [
         "input_per_mtok",
@@ -296,6 +360,10 @@ class ModelPriceInline(admin.TabularInline):
     readonly_fields = ["set_by", "created_at"]
     verbose_name = "price"
     verbose_name_plural = "prices (per million tokens, USD; the model's price fields follow the one in force)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelPrice]:
+        # Each row is labelled with str(row): its model's name, not "model 51", with no query per row.
+        return super().get_queryset(request).select_related("model")
 
 
 # --- The model -------------------------------------------------------------------------------------
@@ -380,6 +448,49 @@ class PriceFilter(admin.SimpleListFilter):
         return queryset
 
 
+class RunChangeFilter(admin.SimpleListFilter):
+    """The models one discovery run added, updated or made unavailable: ``?run_change=<run id>.<kind>``.
+
+    The dashboard's counts of a source's last run link here, so they open exactly the models the run
+    changed (the run keeps their names, CHANGES_NAMES_MAX of each kind), not all of the source's. Shown
+    in the sidebar only while it is in use: there is nothing to pick from.
+    """
+
+    title = "changed by discovery run"
+    parameter_name = "run_change"
+    kinds: ClassVar[dict[str, str]] = {"added": "added", "updated": "updated", "unavailable": "made unavailable"}
+
+    def _run_and_kind(self) -> tuple[DiscoveryRun, str] | None:
+        run_id, _, kind = (self.value() or "").partition(".")
+        if not run_id.isdigit() or kind not in self.kinds:
+            return None
+        run = DiscoveryRun.objects.filter(pk=int(run_id)).select_related("source").first()
+        return (run, kind) if run is not None else None
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        if not self.value():
+            return []
+        found = self._run_and_kind()
+        if found is None:
+            # Kept in the sidebar (so that it still filters, to nothing) with what went wrong.
+            return [(str(self.value()), "no such run (removed by retention?)")]
+        run, kind = found
+        names = (run.changes or {}).get(kind) or []
+        total = getattr(run, f"models_{kind}", len(names))
+        shown = f" (the first {len(names)} of {total})" if total > len(names) else ""
+        label = f"{self.kinds[kind]} by {run.source.name}'s run of {run.started_at:%Y-%m-%d %H:%M}{shown}"
+        return [(str(self.value()), label)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[RegisteredModel]) -> QuerySet[RegisteredModel]:
+        if not self.value():
+            return queryset
+        found = self._run_and_kind()
+        if found is None:
+            return queryset.none()
+        run, kind = found
+        return queryset.filter(source_id=run.source_id, name__in=(run.changes or {}).get(kind) or [])
+
+
 def _status_action(status: str, description: str) -> Any:
     @admin.action(description=description, permissions=["change"])
     def action(model_admin: RegisteredModelAdmin, request: HttpRequest, queryset: QuerySet[RegisteredModel]) -> None:
@@ -408,7 +519,7 @@ def compare_selected(
 class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
     form = RegisteredModelForm
     list_display = ["name", "kind", "status_badge", "capability_summary", "source", "last_seen"]
-    list_filter = ["provider", "model_type", "status", CapabilityFilter, PriceFilter, "source"]
+    list_filter = ["provider", "model_type", "status", CapabilityFilter, PriceFilter, "source", RunChangeFilter]
     search_fields = ["name", "display_name", "description"]
     list_select_related = ["source"]
     list_per_page = 50
@@ -590,8 +701,9 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
                 # Changed here, it is the operator's (discovery never overwrites it) unless handed back.
                 row.set_by = SetBy.DISCOVERY if row_form.cleaned_data.get("return_to_discovery") else SetBy.OPERATOR
                 if isinstance(row, ModelCapability) and row.set_by == SetBy.OPERATOR:
-                    # As services.capability_set writes an operator's score: the operator's evidence alone.
-                    row.evidence = "operator"
+                    # As services.capability_set writes an operator's score: the operator's evidence alone,
+                    # with their note when they wrote one.
+                    row.evidence = row_form.cleaned_data.get("note") or OPERATOR_NOTE
                     for name, value in OPERATOR_EVIDENCE.items():
                         setattr(row, name, value)
                     row.evaluated_at = timezone.now()

@@ -112,6 +112,7 @@ def selection_view(site: AdminSite, request: HttpRequest) -> TemplateResponse:
         "title": "Try a selection",
         "form": form,
         "answer": answer,
+        "error_window_minutes": int(selection.error_rate_window().total_seconds() // 60),
     }
     if answer is not None:
         for entry in answer["chain"]:

@@ -78,7 +78,7 @@ def ranked_rows(*, capabilities: list[str], limit: int, **filters: Any) -> list[
 
     def build(since: datetime) -> QuerySet[Any, dict[str, Any]]:
         ranked = models_ranked(capabilities=capabilities, since=since, **filters)
-        return with_documents(ranked[:limit], "score", "recent_latency", "cost_per_mtok", *figures)
+        return with_documents(ranked[:limit], "score", "recent_latency", "cost_per_mtok", "alerting", *figures)
 
     key = ("documents.ranked_rows", tuple(capabilities), limit, tuple(sorted(filters.items())))
     return compiled.dict_rows(key, build, timezone.now() - RECENT_LATENCY_WINDOW)

@@ -7,14 +7,19 @@ only the models table and capabilities run on every model; the ones on recent us
 error rate) and on what Ollama has loaded run only on the models that passed the others, so the
 usage table is read for a handful of models, not for the whole registry.
 
-Ranking, among the models that pass every check: loaded models first when ``prefer_loaded``; then
-the mean score on the requested capabilities, higher first; then the p95 latency of recent usage,
-lower first (models without recent usage after those with); then the mean of the input and output
-prices, lower first (unknown last); then the name.
+Ranking, among the models that pass every check: models without an open error-rate or
+unavailability alert first (``DEMOTING_ALERTS``: the console says the model is failing now, so a
+router must not make it its primary; it stays in the chain as a fallback, its entry saying why);
+then loaded models first when ``prefer_loaded``; then the mean score on the requested capabilities,
+higher first; then the p95 latency of recent usage, lower first (models without recent usage after
+those with); then the mean of the input and output prices, lower first (unknown last); then the name.
+Recent usage is the last 24 hours for latency, and the error-rate alert's window for the error rate
+(``error_rate_window``), so that the selection's error rate is the one the alert judges.
 
 A fixed number of queries whatever the number of models: the models with their scores on the
 requested capabilities (and, for ``prefer_loaded``, whether a host has them loaded), recent usage
-of the candidates (two on SQLite, which computes the p95 in Python), then for the chain only its
+of the candidates (latency, then errors; one more on SQLite, which computes the p95 in Python),
+their open alerts, then for the chain only its
 scores' evidence, its runtime and its endpoints. What only the chain shows is read only for the
 chain: a miss over 1,000 models reads one narrow row per model.
 """
@@ -24,17 +29,19 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from operator import itemgetter
 from typing import Any, Final
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import BooleanField, Case, Count, Exists, F, FilteredRelation, OuterRef, Q, Sum, Value, When
 from django.utils import timezone
 
 from registry.catalog.selectors import CLOUD_PROVIDERS, of_model_ids, runtimes_of
 from registry.models import (
+    Alert,
     EndpointType,
     ModelCapability,
     ModelEndpoint,
@@ -47,7 +54,23 @@ from registry.reads import compiled
 from registry.reads.representations import endpoint_bodies
 from registry.selection.evidence import CAPABILITY_EVIDENCE_COLUMNS, capability_evidence_rows
 from registry.selection.ranking import RECENT_LATENCY_WINDOW
+from registry.telemetry.alerts import SELECTION_ALERTS
 from registry.telemetry.statistics import PERCENTILE_SAMPLE_LIMIT, PercentileCont, percentile
+
+# Open alerts that keep a model from being the primary of a chain: it fails now, whatever its
+# longer record says. (A latency regression is judged by the request's max_latency_p95 instead.)
+# Opening or resolving one invalidates cached answers (alerts_check).
+DEMOTING_ALERTS: Final = SELECTION_ALERTS
+
+
+def error_rate_window() -> timedelta:
+    """The window of a chain's recent error rate: the error-rate alert's (ALERT_WINDOW_MINUTES).
+
+    One window for both, so that the selection and the alerts never disagree on whether a model
+    is failing now (a 24-hour rate dilutes a burst the alert sees).
+    """
+    return timedelta(minutes=settings.ALERT_WINDOW_MINUTES)
+
 
 # The checks in the order they are applied; an excluded model's ``check`` is the first it failed.
 CHECKS: Final = (
@@ -248,55 +271,87 @@ def _evidence_of(ids: list[int], names: list[str]) -> dict[int, dict[str, dict[s
     return capability_evidence_rows(compiled.rows(("selection.evidence", tuple(names)), build, ids))
 
 
-def recent_usage(ids: list[int], *, since: datetime) -> dict[int, dict[str, Any]]:
-    """Per model of ``ids``: requests, errors, error rate and the p95 of the records' latency since ``since``."""
+def recent_usage(ids: list[int], *, since: datetime, errors_since: datetime | None = None) -> dict[int, dict[str, Any]]:
+    """Per model of ``ids``: the p95 of the records' latency since ``since``, and requests, errors and
+    error rate since ``errors_since`` (default ``since``; the selection passes the error-rate alert's
+    window, see ``error_rate_window``).
+    """
     if not ids:
         return {}
 
     def records(ids: list[int], since: datetime) -> Any:
         return ModelUsage.objects.filter(**of_model_ids(ids), timestamp__gte=since).order_by()
 
-    def totals(ids: list[int], since: datetime) -> Any:
-        return (
-            records(ids, since)
-            .values("model_id")
-            .annotate(
-                requests=Sum("request_count"), errors=Sum("error_count"), latency_records=Count("average_latency")
-            )
-        )
+    def latency(ids: list[int], since: datetime) -> Any:
+        return records(ids, since).values("model_id").annotate(latency_records=Count("average_latency"))
+
+    def errors(ids: list[int], since: datetime) -> Any:
+        return records(ids, since).values("model_id").annotate(requests=Sum("request_count"), errors=Sum("error_count"))
 
     if connection.vendor == "postgresql":
         rows = compiled.dict_rows(
-            "selection.recent_usage",
-            lambda ids, since: totals(ids, since).annotate(latency_p95=PercentileCont("average_latency", 0.95)),
+            "selection.recent_latency",
+            lambda ids, since: latency(ids, since).annotate(latency_p95=PercentileCont("average_latency", 0.95)),
             ids,
             since,
         )
     else:
-        rows = list(totals(ids, since))
+        rows = list(latency(ids, since))
         samples: dict[int, list[float]] = defaultdict(list)
         timed = records(ids, since).filter(average_latency__isnull=False).values_list("model_id", "average_latency")
-        for model_id, latency in timed[:PERCENTILE_SAMPLE_LIMIT]:
-            if latency is not None:
-                samples[model_id].append(latency)
+        for model_id, value in timed[:PERCENTILE_SAMPLE_LIMIT]:
+            if value is not None:
+                samples[model_id].append(value)
         for row in rows:
             values = samples.get(row["model_id"])
             row["latency_p95"] = percentile(values, 0.95) if values else None
-    found = {}
-    for row in rows:
-        requests = int(row["requests"] or 0)
-        errors = int(row["errors"] or 0)
-        found[row["model_id"]] = {
-            "requests": requests,
-            "errors": errors,
-            "error_rate": errors / requests if requests else None,
+    # Errors in their own window: one more small range scan per model rather than a conditional sum,
+    # which would put the window's start in the SQL twice (and defeat its compilation, reads/compiled.py).
+    error_rows = compiled.dict_rows("selection.recent_errors", errors, ids, errors_since or since)
+    found: dict[int, dict[str, Any]] = {
+        row["model_id"]: {
+            "requests": 0,
+            "errors": 0,
+            "error_rate": None,
             "latency_records": int(row["latency_records"] or 0),
             "latency_p95": row["latency_p95"],
         }
+        for row in rows
+    }
+    for row in error_rows:
+        requests = int(row["requests"] or 0)
+        errors_seen = int(row["errors"] or 0)
+        figures = found.setdefault(row["model_id"], {"latency_records": 0, "latency_p95": None})
+        figures.update(requests=requests, errors=errors_seen, error_rate=errors_seen / requests if requests else None)
     return found
 
 
-def _rank_key(request: SelectionRequest, row: tuple[Any, ...], score: float, loaded: bool, p95: Any) -> tuple[Any, ...]:
+def open_alerts_of(ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """The open ``DEMOTING_ALERTS`` of the models ``ids``: ``{model_id: [{"kind", "message", "opened_at"}]}``."""
+    if not ids:
+        return {}
+    found: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    rows = (
+        Alert.objects.filter(**of_model_ids(ids), kind__in=DEMOTING_ALERTS, resolved_at__isnull=True)
+        .order_by("opened_at")
+        .values_list("model_id", "kind", "message", "opened_at")
+    )
+    for model_id, kind, message, opened_at in rows:
+        found[model_id].append({"kind": kind, "message": message, "opened_at": opened_at})
+    return dict(found)
+
+
+def _fallback_only(alerts: list[dict[str, Any]]) -> str | None:
+    """Why a model with open alerts is ranked after the models without (None when it has none)."""
+    if not alerts:
+        return None
+    kinds = " and ".join(f"an open {alert['kind'].replace('_', '-')} alert" for alert in alerts)
+    return f"Has {kinds} ({alerts[0]['message']}): ranked after the models without one, a fallback only."
+
+
+def _rank_key(
+    request: SelectionRequest, row: tuple[Any, ...], score: float, loaded: bool, p95: Any, alerting: bool
+) -> tuple[Any, ...]:
     input_price, output_price = row[6], row[7]
     # The mean of the prices known (the one known, when only one is).
     if input_price is None:
@@ -306,6 +361,7 @@ def _rank_key(request: SelectionRequest, row: tuple[Any, ...], score: float, loa
     else:
         cost = (input_price + output_price) / 2
     return (
+        alerting,
         not loaded if request.prefer_loaded else False,
         -score,
         p95 is None,
@@ -316,7 +372,7 @@ def _rank_key(request: SelectionRequest, row: tuple[Any, ...], score: float, loa
     )
 
 
-def _usage_figures(usage: dict[str, Any], window_hours: float) -> dict[str, Any]:
+def _usage_figures(usage: dict[str, Any], window_hours: float, errors_window_hours: float) -> dict[str, Any]:
     return {
         "latency_p95": {
             "value": usage.get("latency_p95"),
@@ -327,7 +383,7 @@ def _usage_figures(usage: dict[str, Any], window_hours: float) -> dict[str, Any]
             "value": usage.get("error_rate"),
             "requests": usage.get("requests", 0),
             "errors": usage.get("errors", 0),
-            "window_hours": window_hours,
+            "window_hours": errors_window_hours,
         },
     }
 
@@ -356,7 +412,9 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
             check, reason = failed
             excluded[check].append(_exclusion(row, check, reason))
 
-    usage = recent_usage([row[0] for row, _ in candidates], since=now - RECENT_LATENCY_WINDOW)
+    candidate_ids = [row[0] for row, _ in candidates]
+    usage = recent_usage(candidate_ids, since=now - RECENT_LATENCY_WINDOW, errors_since=now - error_rate_window())
+    alerts = open_alerts_of(candidate_ids)
     # (rank key, row, scores, mean score, loaded now, recent usage) of the models that pass every
     # check, in name order
     passed = []
@@ -369,7 +427,7 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
             continue
         score = sum(scores) / len(names)
         loaded = bool(row[loaded_at]) if request.prefer_loaded else False
-        key = _rank_key(request, row, score, loaded, figures.get("latency_p95"))
+        key = _rank_key(request, row, score, loaded, figures.get("latency_p95"), row[0] in alerts)
         passed.append((key, row, scores, score, loaded, figures))
 
     ranked = sorted(passed, key=itemgetter(0))
@@ -389,6 +447,7 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
     runtimes = runtimes_of(chain_ids)
     endpoints = endpoint_bodies(chain_ids)
     window_hours = RECENT_LATENCY_WINDOW.total_seconds() / 3600
+    errors_window_hours = error_rate_window().total_seconds() / 3600
     entries = []
     for rank, (_, row, scores, score, loaded_now, figures) in enumerate(chain, start=1):
         model_id, name, provider, model_type, _, context, input_price, output_price, local = row[:first_score]
@@ -412,7 +471,9 @@ def select_explained(request: SelectionRequest, *, now: datetime | None = None) 
                 },
                 "context_window": context,
                 "price": {"input_per_mtok": _number(input_price), "output_per_mtok": _number(output_price)},
-                **_usage_figures(figures, window_hours),
+                **_usage_figures(figures, window_hours, errors_window_hours),
+                "open_alerts": alerts.get(model_id, []),
+                "fallback_only": _fallback_only(alerts.get(model_id, [])),
                 "local": bool(local),
                 "loaded": loaded,
                 "runtime": runtime,

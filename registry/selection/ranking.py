@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from registry.catalog.selectors import CLOUD_PROVIDERS, with_representation
 from registry.models import (
+    Alert,
     EndpointType,
     ModelCapability,
     ModelEndpoint,
@@ -34,6 +35,7 @@ from registry.models import (
     RegisteredModel,
     RegisteredModelQuerySet,
 )
+from registry.telemetry.alerts import SELECTION_ALERTS
 
 # How far back "recent latency" looks when ranking models for selection.
 RECENT_LATENCY_WINDOW = timedelta(hours=24)
@@ -48,6 +50,7 @@ class RankedModel:
     capability_scores: dict[str, float]
     recent_latency: float | None
     cost_per_mtok: float | None
+    fallback_only: bool = False
 
 
 def _capability_score(capability: str) -> Subquery:
@@ -83,11 +86,13 @@ def models_ranked(
 ) -> RegisteredModelQuerySet:
     """The available models holding every capability at ``min_score`` or above, best first.
 
-    Ranked by the mean score on the requested capabilities, then by lower recent latency
-    (request-weighted, last 24 h; models without recent usage after those with), then by lower
-    cost per million tokens (mean of input and output prices; unknown prices last), then by name.
-    Annotated with ``score``, ``cap_<i>`` (the score of ``capabilities[i]``, which must be sorted
-    and distinct), ``recent_latency`` and ``cost_per_mtok``. One query for the ranking.
+    Models with an open error-rate or unavailability alert come after the others (they fail now: a
+    fallback, never the first choice; ``alerting``); then ranked by the mean score on the requested
+    capabilities, then by lower recent latency (request-weighted, last 24 h; models without recent
+    usage after those with), then by lower cost per million tokens (mean of input and output prices;
+    unknown prices last), then by name.
+    Annotated with ``alerting``, ``score``, ``cap_<i>`` (the score of ``capabilities[i]``, which must be
+    sorted and distinct), ``recent_latency`` and ``cost_per_mtok``. One query for the ranking.
     Recent means since ``since`` (default: RECENT_LATENCY_WINDOW ago).
     """
     queryset = RegisteredModel.objects.available()
@@ -120,11 +125,14 @@ def models_ranked(
         default=Coalesce("input_cost_per_mtok", "output_cost_per_mtok"),
         output_field=DecimalField(max_digits=13, decimal_places=6),
     )
+    alerting = Exists(Alert.objects.filter(model=OuterRef("pk"), kind__in=SELECTION_ALERTS, resolved_at__isnull=True))
     queryset = queryset.annotate(
+        alerting=alerting,
         score=score,
         recent_latency=_recent_latency(since or timezone.now() - RECENT_LATENCY_WINDOW),
         cost_per_mtok=cost,
     ).order_by(
+        F("alerting").asc(),
         F("score").desc(nulls_last=True),
         F("recent_latency").asc(nulls_last=True),
         F("cost_per_mtok").asc(nulls_last=True),
@@ -160,6 +168,7 @@ def models_select(
                 },
                 recent_latency=getattr(model, "recent_latency", None),
                 cost_per_mtok=float(cost_value) if cost_value is not None else None,
+                fallback_only=bool(getattr(model, "alerting", False)),
             )
         )
     return ranked

@@ -1,6 +1,7 @@
 """Telemetry: what models did. Usage and performance records, their statistics, and the alerts on them.
 
-``services`` writes records in batches; ``selectors`` summarises them; ``statistics`` computes
+``services`` writes records in batches; ``costing`` prices them (and re-costs the records a price
+arrived too late for); ``selectors`` summarises them; ``statistics`` computes
 percentiles in the database where it can; ``alerts`` checks error rate, latency, availability and
 sources, and keeps the ``alerts`` table; ``availability`` records each model's status events and
 derives its availability intervals from them; ``buffering`` keeps usage posted while the database is

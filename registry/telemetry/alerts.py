@@ -42,6 +42,7 @@ from registry.models import (
     StatusEventOrigin,
 )
 from registry.operations import metrics
+from registry.reads.cache import models_changed
 from registry.telemetry.availability import (
     AVAILABILITY_ALERT_KINDS,
     OPENED,
@@ -55,6 +56,9 @@ logger = logging.getLogger(__name__)
 
 ALERT_TASK_NAME = "registry.check_alerts"
 ALERT_SCHEDULE_NAME = "registry: alert checks"
+
+# The kinds that keep a model from being the primary of a selection chain (registry/selection/explain.py).
+SELECTION_ALERTS = (str(AlertKind.ERROR_RATE), str(AlertKind.UNAVAILABLE))
 
 # A subject is ("model", id) or ("source", id).
 Subject = tuple[str, int]
@@ -419,6 +423,10 @@ def alerts_check(*, now: datetime | None = None) -> AlertChanges:
     for alert in changes.resolved:
         metrics.alert_resolved(kind=alert.kind)
         logger.info("alert resolved: %s", alert.message, extra={"alert_id": alert.pk, "kind": alert.kind})
+    if any(alert.kind in SELECTION_ALERTS for alert in (*changes.opened, *changes.resolved)):
+        # Selection ranks a model with an open error-rate or unavailability alert after the others
+        # (registry/selection/explain.py): a cached answer must not outlive the alert's change.
+        models_changed()
     if changes.opened or changes.resolved:
         events = [alert_payload(a, "opened") for a in changes.opened] + [
             alert_payload(a, "resolved") for a in changes.resolved

@@ -1,20 +1,19 @@
 """Writes of telemetry: usage and performance records, in batches, each batch one transaction.
 
-Usage is costed at the price in force at each record's moment (registry.catalog.prices).
+Usage is costed at the price in force at each record's moment (registry.telemetry.costing).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Final
 
 from django.db import connection, transaction
 from django.utils import timezone
 from psycopg import sql
 
-from registry.catalog.prices import price_in_force
 from registry.models import (
     CostSource,
     ModelPerformance,
@@ -24,6 +23,7 @@ from registry.models import (
 )
 from registry.operations import metrics
 from registry.telemetry import alerts
+from registry.telemetry.costing import CostTooLarge, price_for_usage, usage_cost
 
 
 class UsageRejected(Exception):
@@ -36,20 +36,10 @@ class UsageRejected(Exception):
         self.index = index  # the record's position in its batch
 
 
-_MTOK: Final = Decimal(1_000_000)
-
-
-_COST_QUANTUM: Final = Decimal("0.000001")
-
-
-# model_usage.cost is NUMERIC(10, 6).
-_COST_MAX: Final = Decimal("9999.999999")
-
-
 def _tokens_and_cost(
     record: Mapping[str, Any], moment: datetime, prices: Sequence[ModelPrice] | None
 ) -> tuple[int | None, Decimal | None, str | None, bool]:
-    """A record's (token_count, cost, cost_source, unpriced): the cost at the price in force at ``moment``.
+    """A record's (token_count, cost, cost_source, unpriced): the cost at the price for ``moment`` (costing.py).
 
     ``prices`` is None when every record of the batch reports its cost (no lookup was needed).
     """
@@ -62,32 +52,19 @@ def _tokens_and_cost(
         return token_count, cost, CostSource.REPORTED, False
     if token_count is None or prices is None:
         return token_count, None, None, False
-    price = price_in_force(prices, moment)
+    price = price_for_usage(prices, moment)
     if price is None:
         return token_count, None, None, True
-    if split:
-        # cached_input_tokens are part of input_tokens (OpenAI's convention: prompt_tokens includes
-        # cached_tokens), priced at the cache-read price when one is known; the serializer checks
-        # cached <= input.
-        cached = min(record.get("cached_input_tokens") or 0, input_tokens or 0)
-        cache_read = price.input_per_mtok if price.cache_read_per_mtok is None else price.cache_read_per_mtok
-        amount = (
-            Decimal((input_tokens or 0) - cached) * price.input_per_mtok
-            + Decimal(cached) * cache_read
-            + Decimal(output_tokens or 0) * price.output_per_mtok
-        ) / _MTOK
-        source = CostSource.COMPUTED
-    else:
-        amount = Decimal(token_count) * (price.input_per_mtok + price.output_per_mtok) / 2 / _MTOK
-        source = CostSource.ESTIMATED
     try:
-        amount = amount.quantize(_COST_QUANTUM)
-    except InvalidOperation as exc:
-        raise UsageRejected("cost", "The computed cost is too large to store; report the cost.") from exc
-    if amount > _COST_MAX:
-        raise UsageRejected(
-            "cost", f"The computed cost ({amount} USD) exceeds {_COST_MAX}; report records in smaller parts."
+        amount, source = usage_cost(
+            token_count=token_count,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_input_tokens=record.get("cached_input_tokens"),
+            price=price,
         )
+    except CostTooLarge as exc:
+        raise UsageRejected("cost", str(exc)) from exc
     return token_count, amount, source, False
 
 

@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 
 from registry.access.roles import Role, permissions_for
 from registry.models import Provider
+from registry.telemetry.alerts import alerts_check
 from tests.console.conftest import LAPTOP, Console
 from tests.factories import ModelCapabilityFactory, ModelUsageFactory, RegisteredModelFactory, UserFactory
 
@@ -95,3 +96,26 @@ def test_an_operator_finds_why_a_model_is_not_in_the_chain(console: Console, vie
     page.click("#selection-form input[type=submit]")
     console.remember()
     expect(page.locator(".field-capabilities .errorlist")).to_contain_text("needs a minimum score")
+
+
+def test_a_model_with_an_open_error_rate_alert_is_shown_as_a_fallback(console: Console, viewer: Any) -> None:
+    """Issue 23: the console recommended a model whose error-rate alert was open (27 % over the hour)."""
+    for name, score in (("gpt-4o-mini", 0.92), ("qwen2.5-coder:7b", 0.8)):
+        model = RegisteredModelFactory(name=name)
+        ModelCapabilityFactory(model=model, capability="code", capability_score=score)
+        if name == "gpt-4o-mini":
+            ModelUsageFactory(model=model, request_count=100, error_count=27)
+    alerts_check()
+
+    console.login("viewer-op")
+    console.open("/admin/selection/?capabilities=code%3D0.5")
+    chain = console.page.locator("#selection-chain tbody tr")
+    expect(chain).to_have_count(2)
+    expect(chain.nth(0)).to_contain_text("qwen2.5-coder:7b")
+    expect(chain.nth(0)).to_contain_text("primary")
+    expect(chain.nth(1)).to_contain_text("gpt-4o-mini")
+    expect(chain.nth(1)).to_contain_text("fallback only")
+    expect(chain.nth(1)).to_contain_text("error rate 27.0% over the last 60 min")
+    expect(chain.nth(1)).not_to_contain_text("primary")
+    assert console.page_width() <= LAPTOP["width"]
+    console.screenshot("selection-alert")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,10 +17,17 @@ from discovery.schedules import runtime_schedule_name, schedule_name
 from tests.admin_forms import rendered_form
 from tests.discovery.fakes.openai import FakeOpenAI
 from tests.factories import ProviderSourceFactory
+from tests.faults import silent_server
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "admin:discovery_providersource_changelist"
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    with silent_server() as port:
+        yield port
 
 
 def test_admin_discover_now_queues_the_selected_sources(
@@ -216,11 +226,14 @@ def test_a_runs_page_names_the_models_it_added_and_made_unavailable(staff: dict[
 
     page = staff["viewer"].get(reverse("admin:discovery_discoveryrun_change", args=[run.pk])).content.decode()
 
-    assert "<b>Added</b> (3)" in page
+    assert f'<b><a href="/admin/registry/registeredmodel/?run_change={run.pk}.added">Added</a></b> (3)' in page
     assert 'href="/admin/registry/registeredmodel/?q=llama3.2%3Alatest">llama3.2:latest</a>' in page
     assert 'href="/admin/registry/registeredmodel/?q=a%26b">a&amp;b</a>' in page
     assert "and 1 more" in page
-    assert "<b>Made unavailable</b> (1)" in page
+    assert (
+        f'<a href="/admin/registry/registeredmodel/?run_change={run.pk}.unavailable">Made unavailable</a></b> (1)'
+        in page
+    )
 
 
 def test_the_runtime_poll_interval_is_edited_on_the_source_and_moves_its_schedule(staff: dict[str, Client]) -> None:
@@ -250,3 +263,80 @@ def test_a_runs_page_shows_its_warnings(staff: dict[str, Client]) -> None:
 
     assert "<li>What the host has loaded could not be read" in page
     assert "warning: What the host has loaded" in listing
+
+
+def test_test_connection_to_a_host_that_never_answers_is_bounded(
+    staff: dict[str, Client], settings: Any, silent_port: int
+) -> None:
+    """Issue 23, item 6b: "Test connection" held a web worker 7.2 s (retries, backoff) on an unreachable host."""
+    settings.DISCOVERY_READ_TIMEOUT = 5.0
+    settings.DISCOVERY_MAX_RETRIES = 3
+    settings.DISCOVERY_BACKOFF_SECONDS = 1.0
+    settings.SOURCE_TEST_TIMEOUT_SECONDS = 0.5
+    source = ProviderSourceFactory(name="gpu-box", kind=SourceKind.OLLAMA, base_url=f"http://127.0.0.1:{silent_port}")
+
+    started = time.monotonic()
+    response = staff["admin"].post(
+        reverse(CHANGELIST), {"action": "test_connection", "_selected_action": [source.pk]}, follow=True
+    )
+    waited = time.monotonic() - started
+
+    page = response.content.decode()
+    assert f"Gpu-box: source gpu-box: GET http://127.0.0.1:{silent_port}/api/tags did not answer within 0.5s" in page
+    assert "(the bound of this check) (read timeout), after 1 attempt(s)" in page
+    # The bound plus the page's own work; unbounded, it was four 5-second reads and 7 s of backoff.
+    assert waited < 3.0
+
+
+def test_a_sources_page_has_discover_now_and_test_connection_for_admins(
+    staff: dict[str, Client],
+    queued: list[tuple[Any, Any]],
+    django_capture_on_commit_callbacks: Any,
+    fake_openai: FakeOpenAI,
+) -> None:
+    """Issue 23, item 6f: the buttons were only bulk actions of the list."""
+    source = ProviderSourceFactory(
+        name="openai", kind=SourceKind.OPENAI, base_url=f"{fake_openai.url}/v1", api_key=fake_openai.api_key
+    )
+    page_url = reverse("admin:discovery_providersource_change", args=[source.pk])
+    discover_url = reverse("admin:discovery_providersource_discover", args=[source.pk])
+    test_url = reverse("admin:discovery_providersource_test", args=[source.pk])
+
+    page = staff["admin"].get(page_url).content.decode()
+    assert f'action="{discover_url}"' in page
+    assert f'action="{test_url}"' in page
+    assert 'name="csrfmiddlewaretoken"' in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff["admin"].post(discover_url, follow=True)
+    assert response.redirect_chain == [(page_url, 302)]
+    assert queued == [((source.pk,), {"trigger": "manual"})]
+    assert "Discovery queued for openai" in response.content.decode()
+
+    response = staff["admin"].post(test_url, follow=True)
+    assert re.search(r"Openai: reached, \d+ model\(s\) listed\.", response.content.decode())
+    assert not DiscoveryRun.objects.exists()  # a test writes nothing
+
+
+def test_a_sources_buttons_are_post_only_and_for_admins_only(
+    staff: dict[str, Client], role_users: dict[str, Any], queued: list[tuple[Any, Any]]
+) -> None:
+    source = ProviderSourceFactory(name="gpu-box")
+    discover_url = reverse("admin:discovery_providersource_discover", args=[source.pk])
+    assert staff["admin"].get(discover_url).status_code == 405
+    assert staff["editor"].post(discover_url).status_code == 403
+    assert staff["editor"].post(reverse("admin:discovery_providersource_test", args=[source.pk])).status_code == 403
+    page = staff["editor"].get(reverse("admin:discovery_providersource_change", args=[source.pk])).content.decode()
+    assert "Discover now" not in page
+    assert queued == []
+    forged = Client(enforce_csrf_checks=True)
+    forged.force_login(role_users["admin"])
+    assert forged.post(discover_url).status_code == 403  # no CSRF token
+    assert queued == []
+
+
+def test_a_sources_recent_runs_link_to_their_pages(staff: dict[str, Client]) -> None:
+    source = ProviderSourceFactory(name="gpu-box")
+    run = DiscoveryRun.objects.create(source=source, status=RunStatus.SUCCEEDED, models_added=1)
+    page = staff["viewer"].get(reverse("admin:discovery_providersource_change", args=[source.pk])).content.decode()
+    assert f'href="{reverse("admin:discovery_discoveryrun_change", args=[run.pk])}"' in page

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from auditlog.models import LogEntry
+from django.utils import timezone
 
 from discovery.models import ProviderSource
 from discovery.sync import source_sync
@@ -54,3 +57,27 @@ def test_an_operators_price_is_not_overwritten_by_discovery(openai_source: Provi
     discover(openai_source)
     model.refresh_from_db()
     assert (model.input_cost_per_mtok, model.output_cost_per_mtok) == (Decimal("1"), Decimal("2"))
+
+
+def test_usage_from_before_the_run_that_priced_a_model_is_costed(openai_source: ProviderSource) -> None:
+    """Issue 23, item 2: a discovered price took effect at the run, so earlier usage stayed uncosted
+    and its alert reopened with every late report."""
+    discover(openai_source)
+    model = RegisteredModel.objects.get(name="gpt-4o")
+    ModelPrice.objects.filter(model=model).delete()
+    RegisteredModel.objects.filter(pk=model.pk).update(input_cost_per_mtok=None, output_cost_per_mtok=None)
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    usage_record_batch(model=model, records=[{"timestamp": an_hour_ago, "input_tokens": 1_000_000}])
+    usage_record_batch(model=model, records=[{"timestamp": an_hour_ago, "input_tokens": 5, "cost": Decimal("9")}])
+
+    discover(openai_source)  # the catalog's price again, dated at this run
+
+    costs = dict(ModelUsage.objects.values_list("cost_source", "cost"))
+    assert costs == {"computed": Decimal("2.5"), "reported": Decimal("9")}
+    assert not Alert.objects.open().exists()
+    # Reported late, for a moment before the run: costed, and no alert opens.
+    usage_record_batch(model=model, records=[{"timestamp": an_hour_ago, "input_tokens": 2_000_000}])
+    assert ModelUsage.objects.filter(cost=Decimal("5")).exists()
+    assert not Alert.objects.open().exists()
+    entry = LogEntry.objects.filter(changes__icontains="re-costed").get()
+    assert (entry.changes, entry.actor_email) == ({"usage": ["uncosted", "re-costed 1 record"]}, "system:discovery")

@@ -388,7 +388,9 @@ class PriceSerializer(StrictSerializerMixin, serializers.ModelSerializer):
         help_text=f"Input tokens written to the cache (informative: usage does not report them). {ROUNDED}",
     )
     effective_from = serializers.DateTimeField(
-        required=False, help_text="When the price takes effect; defaults to now. May be in the past or the future."
+        required=False,
+        help_text="When the price takes effect; defaults to now. May be in the past or the future: the usage "
+        "of its period stored without a cost is costed at it (a reported cost never changes).",
     )
     in_force = serializers.SerializerMethodField(help_text="Whether this is the price in force now.")
 
@@ -401,11 +403,18 @@ class PriceSerializer(StrictSerializerMixin, serializers.ModelSerializer):
             "cache_read_per_mtok",
             "cache_write_per_mtok",
             "effective_from",
+            "start_known",
             "set_by",
             "created_at",
             "in_force",
         ]
-        read_only_fields = ["id", "set_by", "created_at", "in_force"]
+        read_only_fields = ["id", "start_known", "set_by", "created_at", "in_force"]
+        extra_kwargs = {
+            "start_known": {
+                "help_text": "False when effective_from is when the price was seen (no date given, or discovery's "
+                "run): as the model's first price it also costs the usage before it."
+            }
+        }
 
     @extend_schema_field(serializers.BooleanField())
     def get_in_force(self, obj: ModelPrice) -> bool:

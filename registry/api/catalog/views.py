@@ -205,6 +205,7 @@ class ModelViewSet(RegistryViewSet):
                     "capabilities": {name: float(row[f"cap_{i}"]) for i, name in enumerate(capabilities)},
                     "recent_latency": row["recent_latency"],
                     "cost_per_mtok": float(row["cost_per_mtok"]) if row["cost_per_mtok"] is not None else None,
+                    "fallback_only": bool(row["alerting"]),
                 }
                 for row, _ in found
             ]
@@ -221,7 +222,9 @@ class ModelViewSet(RegistryViewSet):
             "that placed it. Every other model is in `excluded` with the first check it failed, in this order: "
             "exclude list, status, missing capability, score below its minimum, context window, local only, "
             "price ceiling, p95 latency, error rate, and last `limit` (it met every requirement but ranked "
-            "after the chain). Recent usage is the last 24 hours; a model without recent usage passes the "
+            "after the chain). A model with an open error-rate or unavailability alert ranks after the others "
+            "(`open_alerts`, `fallback_only`). Recent usage is the last 24 hours for the p95 latency and the "
+            "error-rate alert's window (`ALERT_WINDOW_MINUTES`) for the error rate; a model without usage passes the "
             "latency and error-rate ceilings. Ranking: loaded models first when `prefer_loaded`, then the mean "
             "score on the requested capabilities, then lower p95 latency, then lower mean price, then name."
         ),
@@ -384,7 +387,10 @@ class EndpointViewSet(RegistryViewSet):
     }
 
     def endpoint(self, endpoint_id: str) -> ModelEndpoint:
-        return ModelEndpoint.objects.select_related("source").get(pk=int(endpoint_id), model=self.registered_model())
+        model = self.registered_model()
+        endpoint = ModelEndpoint.objects.select_related("source").get(pk=int(endpoint_id), model=model)
+        endpoint.model = model  # loaded: its audit entries name the model, not "model 51"
+        return endpoint
 
     def list(self, request: Request, ref: str) -> HttpResponse:
         return self.cached(

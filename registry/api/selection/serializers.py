@@ -22,6 +22,7 @@ from registry.api.fields import (
 )
 from registry.api.validators import CAPABILITY_NAME, NONBLANK_TEXT_PATTERN
 from registry.models import (
+    AlertKind,
     ModelType,
     Provider,
 )
@@ -53,6 +54,9 @@ class RankingSerializer(serializers.Serializer):
     capabilities = serializers.DictField(child=serializers.FloatField())
     recent_latency = serializers.FloatField(allow_null=True, help_text="Request-weighted, last 24 h, seconds.")
     cost_per_mtok = serializers.FloatField(allow_null=True, help_text="Mean of input and output price, USD.")
+    fallback_only = serializers.BooleanField(
+        help_text="An open error-rate or unavailability alert: ranked after the models without one."
+    )
 
 
 class SelectionItemSerializer(serializers.Serializer):
@@ -155,11 +159,20 @@ class RecentLatencySerializer(serializers.Serializer):
 
 
 class RecentErrorRateSerializer(serializers.Serializer):
-    value = serializers.FloatField(allow_null=True, help_text="errors / requests; null without recent usage.")
+    value = serializers.FloatField(
+        allow_null=True,
+        help_text="errors / requests over the error-rate alert's window (ALERT_WINDOW_MINUTES); null without usage.",
+    )
     requests = serializers.IntegerField()
     # Shadows Serializer.errors only in the class body: DRF's metaclass moves declared fields out of it.
     errors = serializers.IntegerField()  # type: ignore[assignment]
     window_hours = serializers.FloatField()
+
+
+class OpenAlertSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=AlertKind.choices)
+    message = serializers.CharField()
+    opened_at = serializers.DateTimeField()
 
 
 class ChainEntrySerializer(serializers.Serializer):
@@ -178,6 +191,13 @@ class ChainEntrySerializer(serializers.Serializer):
     loaded = serializers.BooleanField(help_text="Loaded by Ollama now, on some host.")
     runtime = RuntimeSerializer(allow_null=True, help_text="What Ollama has loaded now, as on the model.")
     endpoints = EndpointSerializer(many=True)
+    open_alerts = OpenAlertSerializer(
+        many=True, help_text="The model's open error-rate and unavailability alerts (it fails now)."
+    )
+    fallback_only = serializers.CharField(
+        allow_null=True,
+        help_text="Why the model is ranked after the models without an open alert (null when it has none).",
+    )
 
 
 class ExcludedModelSerializer(serializers.Serializer):

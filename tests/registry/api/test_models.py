@@ -484,3 +484,17 @@ def test_a_price_beyond_the_decimal_context_is_a_400_naming_the_field(api_client
     response = api_client_for("editor").post("/models", new_model(input_cost_per_mtok=-1e22), format="json")
     assert response.status_code == 400
     assert list(response.json()) == ["input_cost_per_mtok"]
+
+
+def test_deleting_a_capability_or_an_endpoint_is_audited_under_its_models_name(api_client_for: ClientFor) -> None:
+    """Issue 23, item 6d: the audit log named such rows "model 51: code" rather than by their model."""
+    model = RegisteredModelFactory(name="gpt-4o")
+    ModelCapabilityFactory(model=model, capability="code")
+    endpoint = ModelEndpointFactory(model=model, endpoint_type="rest")
+    editor = api_client_for("editor")
+
+    assert editor.delete(f"/models/{model.pk}/capabilities/code").status_code == 204
+    assert editor.delete(f"/models/{model.pk}/endpoints/{endpoint.pk}").status_code == 204
+
+    deleted = set(LogEntry.objects.filter(action=LogEntry.Action.DELETE).values_list("object_repr", flat=True))
+    assert deleted == {"gpt-4o: code", "gpt-4o: rest endpoint"}

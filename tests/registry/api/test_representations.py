@@ -163,6 +163,7 @@ def test_selection_is_byte_identical_to_the_serialized_ranking(
                     "capabilities": item.capability_scores,
                     "recent_latency": item.recent_latency,
                     "cost_per_mtok": item.cost_per_mtok,
+                    "fallback_only": item.fallback_only,
                 },
             }
             for item in ranked

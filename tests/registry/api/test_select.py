@@ -12,6 +12,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from registry.models import EndpointType
+from registry.telemetry.alerts import alerts_check
 from tests.factories import (
     ModelEndpointFactory,
     ModelUsageFactory,
@@ -53,6 +54,7 @@ def test_selection_returns_the_figures_that_ranked_each_model(api_client_for: Cl
         "capabilities": {"code": 0.9, "text": 0.7},
         "recent_latency": pytest.approx(0.3),
         "cost_per_mtok": 6.25,
+        "fallback_only": False,
     }
     assert item["model"]["capabilities"] == {"code": 0.9, "text": 0.7}
 
@@ -134,3 +136,23 @@ def test_recent_latency_in_a_cached_selection_is_never_older_than_the_cache_ttl(
     assert select(client, "capability=code") == ["fast", "slow"]  # the same window: the stored answer
     monkeypatch.setattr("registry.api.responses.ttl_window", lambda: 8)
     assert select(client, "capability=code") == ["slow", "fast"]
+
+
+def test_a_model_with_an_open_error_rate_alert_is_ranked_after_the_others(
+    api_client_for: ClientFor, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Issue 23: a router following GET /models/select took the model whose error-rate alert was open."""
+    best = model_with("best", {"code": 0.95})
+    model_with("second", {"code": 0.8})
+    client = api_client_for("viewer")
+    assert select(client, "capability=code") == ["best", "second"]  # cached until something changes
+
+    ModelUsageFactory(model=best, request_count=100, error_count=27)
+    with django_capture_on_commit_callbacks(execute=True):
+        alerts_check()  # opens the alert, and invalidates the cached answer
+
+    results = client.get("/models/select?capability=code").json()["results"]
+    assert [(item["model"]["name"], item["ranking"]["fallback_only"]) for item in results] == [
+        ("second", False),
+        ("best", True),
+    ]

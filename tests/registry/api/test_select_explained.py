@@ -21,8 +21,9 @@ from discovery.tasks import poll_runtime
 from registry.access.accounts import clear_local_access
 from registry.access.audit import system_actor
 from registry.api.responses import digest_key, entry_key, selection_key
-from registry.models import EndpointType, Provider
+from registry.models import Alert, AlertKind, EndpointType, Provider
 from registry.reads.cache import stored_entry
+from registry.telemetry.alerts import alerts_check
 from tests.discovery.fakes.ollama import FakeOllama
 from tests.factories import (
     ModelEndpointFactory,
@@ -136,7 +137,9 @@ def test_a_chain_entry_carries_the_figures_that_ranked_it(api_client_for: Client
     assert entry["price"] == {"input_per_mtok": 2.5, "output_per_mtok": 10.0}
     # p95 of the five timed records in the last 24 h, as PostgreSQL's percentile_cont interpolates.
     assert entry["latency_p95"] == {"value": pytest.approx(0.88), "records": 5, "window_hours": 24.0}
-    assert entry["error_rate"] == {"value": pytest.approx(1 / 25), "requests": 25, "errors": 1, "window_hours": 24.0}
+    # The error rate over the error-rate alert's window (ALERT_WINDOW_MINUTES, 60 min by default).
+    assert entry["error_rate"] == {"value": pytest.approx(1 / 25), "requests": 25, "errors": 1, "window_hours": 1.0}
+    assert (entry["open_alerts"], entry["fallback_only"]) == ([], None)
     assert entry["local"] is False
     assert entry["loaded"] is False
     assert entry["runtime"] is None
@@ -301,7 +304,8 @@ def test_queries_are_the_same_for_5_and_200_models(api_client_for: ClientFor) ->
     grow_registry_to(12)
     with_twelve = queries()
     grow_registry_to(200)
-    assert queries() == with_twelve <= MAX_QUERIES
+    # Two more than a read's bound: the errors over the alert's window, and the open alerts (issue 23).
+    assert queries() == with_twelve <= MAX_QUERIES + 2
 
 
 def test_usage_figures_in_a_cached_answer_are_never_older_than_the_cache_ttl(
@@ -352,3 +356,62 @@ def test_prefer_loaded_ranks_what_ollama_has_loaded_now_first(
     assert preferred[0]["capabilities"]["text"]["evidence"] == model["capability_evidence"]["text"]
     assert preferred[0]["capabilities"]["text"]["evidence"]["source"] == "provider"
     assert preferred[0]["endpoints"] == model["endpoints"]
+
+
+# --- What the alerts know (issue 23, item 5) ---------------------------------------------------------
+
+
+def test_a_model_with_an_open_error_rate_alert_is_a_fallback_never_the_primary(
+    api_client_for: ClientFor, settings: Any
+) -> None:
+    settings.ALERT_WINDOW_MINUTES = 60
+    best = model_with("best", {"code": 0.95})
+    model_with("second", {"code": 0.8})
+    # A burst of errors over the last hour: 27 % where the day's rate is 2 %.
+    ModelUsageFactory(model=best, request_count=100, error_count=27, timestamp=timezone.now() - timedelta(minutes=10))
+    ModelUsageFactory(model=best, request_count=1250, error_count=0, timestamp=timezone.now() - timedelta(hours=5))
+    alerts_check()
+    assert Alert.objects.open().get().kind == AlertKind.ERROR_RATE
+
+    chain = explain(api_client_for("viewer"), {"capabilities": {"code": 0.5}}).json()["chain"]
+    assert [entry["name"] for entry in chain] == ["second", "best"]
+    demoted = chain[1]
+    assert [alert["kind"] for alert in demoted["open_alerts"]] == ["error_rate"]
+    assert demoted["fallback_only"].startswith(
+        "Has an open error-rate alert (best: error rate 27.0% over the last 60 min"
+    )
+    assert chain[0]["fallback_only"] is None
+    # The figure the chain shows is the one the alert judged, over the same window.
+    assert demoted["error_rate"] == {"value": pytest.approx(0.27), "requests": 100, "errors": 27, "window_hours": 1.0}
+
+
+def test_the_error_rate_ceiling_reads_the_alerts_window(api_client_for: ClientFor, settings: Any) -> None:
+    settings.ALERT_WINDOW_MINUTES = 30
+    flaky = model_with("flaky", {"code": 0.9})
+    ModelUsageFactory(model=flaky, request_count=10, error_count=5, timestamp=timezone.now() - timedelta(minutes=5))
+    ModelUsageFactory(model=flaky, request_count=990, error_count=0, timestamp=timezone.now() - timedelta(hours=2))
+    answer = explain(api_client_for("viewer"), {"capabilities": {"code": 0.5}, "max_error_rate": 0.1}).json()
+    assert answer["chain"] == []
+    assert reasons(answer)["flaky"] == ("error_rate", "Error rate 0.5 is above 0.1.")
+
+
+def test_a_resolved_alert_no_longer_demotes(api_client_for: ClientFor, django_capture_on_commit_callbacks: Any) -> None:
+    best = model_with("best", {"code": 0.95})
+    model_with("second", {"code": 0.8})
+    best.status = "unavailable"
+    best.last_seen_at = timezone.now() - timedelta(hours=1)
+    best.save()
+    alerts_check()
+    best.status = "available"  # listed again; the next check resolves the alert
+    best.save()
+    client = api_client_for("viewer")
+    first = explain(client, {"capabilities": {"code": 0.5}}).json()["chain"]
+    assert [entry["name"] for entry in first] == ["second", "best"]
+    assert first[1]["fallback_only"].startswith("Has an open unavailable alert")
+    # The resolution invalidates the cached answer at once, not after its TTL.
+    with django_capture_on_commit_callbacks(execute=True):
+        alerts_check()
+    assert [entry["name"] for entry in explain(client, {"capabilities": {"code": 0.5}}).json()["chain"]] == [
+        "best",
+        "second",
+    ]

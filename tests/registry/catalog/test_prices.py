@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from auditlog.models import LogEntry
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
@@ -20,7 +21,8 @@ from registry.catalog.prices import price_set, prices_follow_all
 from registry.catalog.services import model_update
 from registry.models import Alert, AlertKind, ModelPrice, ModelUsage, RegisteredModel, SetBy
 from registry.operations.schedules import PRICES_SCHEDULE_NAME
-from registry.tasks import prices_follow
+from registry.tasks import prices_follow, usage_recost_task
+from registry.telemetry import costing
 from registry.telemetry.selectors import usage_summary
 from registry.telemetry.services import UsageRejected, usage_record_batch, usage_record_idempotent
 from tests.admin_forms import rendered_form
@@ -264,3 +266,143 @@ def test_the_price_task_makes_a_future_price_take_over_and_its_schedule_is_upser
     PeriodicTask.objects.filter(name=PRICES_SCHEDULE_NAME).update(enabled=False)
     call_command("register_schedules", stdout=io.StringIO())
     assert PeriodicTask.objects.get(name=PRICES_SCHEDULE_NAME).enabled is False
+
+
+# --- Re-costing (issue 23, item 2) ---------------------------------------------------------------------
+
+
+def recost_entries() -> list[dict[str, Any]]:
+    return [entry.changes for entry in LogEntry.objects.filter(changes__icontains="re-costed").order_by("pk")]
+
+
+def test_a_back_dated_price_costs_the_uncosted_records_it_covers_up_to_the_next_price(model: RegisteredModel) -> None:
+    price(model, "4", "20", T0 + timedelta(days=10))  # stated from the 11th: earlier usage has no price
+    usage_record_batch(
+        model=model,
+        records=[
+            {"timestamp": T0 - timedelta(days=1), "input_tokens": 1_000_000},  # before the back-dated price
+            {"timestamp": T0 + timedelta(days=1), "input_tokens": 1_000_000},
+            {"timestamp": T0 + timedelta(days=5), "token_count": 1_000_000},
+            {"timestamp": T0 + timedelta(days=6), "input_tokens": 7, "cost": Decimal("0.5")},  # the caller's
+            {"timestamp": T0 + timedelta(days=12), "input_tokens": 1_000_000},
+        ],
+    )
+    assert Alert.objects.open().filter(kind=AlertKind.UNPRICED_USAGE).exists()
+
+    price(model, "2", "10", T0)
+
+    rows = list(ModelUsage.objects.order_by("timestamp").values_list("cost", "cost_source"))
+    assert rows == [
+        (None, None),  # before every price: no price covers it
+        (Decimal("2"), "computed"),
+        (Decimal("6"), "estimated"),
+        (Decimal("0.5"), "reported"),  # never changed
+        (Decimal("4"), "computed"),  # the next price's period: costed at ingestion, untouched
+    ]
+    assert not Alert.objects.open().exists()
+    assert recost_entries() == [{"usage": ["uncosted", "re-costed 2 records"]}]
+
+
+def test_a_models_first_price_without_a_date_costs_its_earlier_usage(model: RegisteredModel) -> None:
+    usage_record_batch(model=model, records=[{"timestamp": T0, "input_tokens": 1_000_000, "output_tokens": 1_000_000}])
+    row, _ = price_set(
+        model=model, input_per_mtok=Decimal("1"), output_per_mtok=Decimal("3")
+    )  # from now, start unknown
+    assert row.start_known is False
+    assert ModelUsage.objects.values_list("cost", "cost_source").get() == (Decimal("4"), "computed")
+    # And usage reported later for a moment before it is costed too: no alert reopens.
+    usage_record_batch(model=model, records=[{"timestamp": T0 - timedelta(days=3), "token_count": 1_000_000}])
+    assert ModelUsage.objects.order_by("timestamp").values_list("cost", flat=True)[0] == Decimal("2")
+    assert not Alert.objects.open().exists()
+
+
+def test_a_price_typed_on_the_model_costs_its_earlier_usage(model: RegisteredModel) -> None:
+    usage_record_batch(model=model, records=[{"timestamp": T0, "token_count": 1_000_000}])
+    model_update(model=model, fields={"input_cost_per_mtok": Decimal("1"), "output_cost_per_mtok": Decimal("1")})
+    assert ModelUsage.objects.values_list("cost", flat=True).get() == Decimal("1")
+    assert ModelPrice.objects.get().start_known is False
+
+
+def test_a_large_backlog_is_costed_in_batches_and_finished_by_the_task(
+    model: RegisteredModel, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    monkeypatch.setattr(costing, "RECOST_BATCH", 3)
+    monkeypatch.setattr(costing, "RECOST_INLINE_LIMIT", 6)
+    usage_record_batch(
+        model=model, records=[{"timestamp": T0 + timedelta(minutes=i), "token_count": 1000} for i in range(10)]
+    )
+    with django_capture_on_commit_callbacks() as queued:
+        row = price(model, "1", "1", T0)
+    # The request stopped at its limit, in whole batches, and queued the rest (sent after commit).
+    assert ModelUsage.objects.filter(cost__isnull=True).count() == 4
+    assert [callback.__qualname__ for callback in queued].count("usage_recost_for.<locals>.send") == 1
+    # Records still uncosted: the alert says so until the task is done.
+    assert Alert.objects.open().filter(kind=AlertKind.UNPRICED_USAGE).exists()
+
+    assert usage_recost_task(row.pk) == 4  # what the worker runs
+    assert not ModelUsage.objects.filter(cost__isnull=True).exists()
+    assert not Alert.objects.open().exists()
+    assert recost_entries() == [
+        {"usage": ["uncosted", "re-costed 6 records"]},
+        {"usage": ["uncosted", "re-costed 4 records"]},
+    ]
+    assert usage_recost_task(row.pk) == 0  # twice: nothing left to do
+    price_id = row.pk
+    row.delete()
+    assert usage_recost_task(price_id) == 0  # a price removed since
+
+
+def test_a_back_dated_price_through_the_api_costs_the_records_it_covers(
+    api_client_for: ClientFor, model: RegisteredModel
+) -> None:
+    usage_record_batch(model=model, records=[{"timestamp": T0 + timedelta(hours=1), "input_tokens": 1_000_000}])
+    response = api_client_for("editor").post(
+        f"/models/{model.pk}/prices",
+        {"input_per_mtok": "3", "output_per_mtok": "9", "effective_from": T0.isoformat()},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert ModelUsage.objects.values_list("cost", flat=True).get() == Decimal("3")
+    entry = LogEntry.objects.filter(changes__icontains="re-costed").get()
+    assert entry.actor is not None
+    assert entry.actor.username == "editor"
+
+
+def test_a_price_row_and_the_price_fields_set_differently_in_one_save_are_refused(
+    staff: dict[str, Client], model: RegisteredModel
+) -> None:
+    """Issue 23, item 6c: both used to be stored silently, and the model showed whichever was dated later."""
+    url = reverse("admin:registry_registeredmodel_change", args=[model.pk])
+    data = dict(rendered_form(staff["editor"], url, "registeredmodel_form").data)
+    data.update(
+        {
+            "input_cost_per_mtok": "2",
+            "output_cost_per_mtok": "8",
+            "prices-TOTAL_FORMS": "1",
+            "prices-0-input_per_mtok": "1.5",
+            "prices-0-output_per_mtok": "6",
+            "prices-0-effective_from_0": "2026-11-01",
+            "prices-0-effective_from_1": "00:00:00",
+            "prices-0-model": str(model.pk),
+        }
+    )
+    response = staff["editor"].post(url, data)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "The price fields (input 2 / output 8) and a price row (input 1.5 / output 6 from 2026-11-01 00:00)" in page
+    assert not ModelPrice.objects.exists()
+    model.refresh_from_db()
+    assert model.input_cost_per_mtok is None
+
+    data["prices-0-input_per_mtok"], data["prices-0-output_per_mtok"] = "2", "8"  # the same price: one intent
+    assert staff["editor"].post(url, data).status_code == 302
+    model.refresh_from_db()
+    assert (model.input_cost_per_mtok, model.output_cost_per_mtok) == (Decimal("2"), Decimal("8"))
+
+
+def test_a_models_price_rows_are_labelled_with_its_name(staff: dict[str, Client], model: RegisteredModel) -> None:
+    """Issue 23, item 6d: the price rows of a model's page read "model 51: from ...", not its name."""
+    price(model, "2", "10", T0)
+    page = staff["viewer"].get(reverse("admin:registry_registeredmodel_change", args=[model.pk])).content.decode()
+    assert f"model {model.pk}" not in page
+    assert "gpt-4o: from 2026-11-01 00:00" in page

@@ -472,3 +472,41 @@ def test_a_models_history_lists_its_prices_and_endpoints_whoever_wrote_them(
     assert str(discovered_endpoint) in page
     assert f"model {model.pk}: custom endpoint" in page
     assert f"{other.name}: from" not in page
+
+
+def test_an_operator_writes_a_note_with_a_score_and_it_is_stored_as_its_evidence_and_audited(
+    staff: dict[str, Client],
+) -> None:
+    """Issue 23, item 6e: an operator could not say why they set a score."""
+    capability = ModelCapabilityFactory(
+        model=RegisteredModelFactory(name="gpt-4o"), capability="code", set_by=SetBy.DISCOVERY, evidence="catalog"
+    )
+    form = model_form(staff["editor"], capability.model)
+    assert form.data["capabilities-0-note"] == ""  # discovery's evidence is not the operator's note
+    form.set("capabilities-0-capability_score", "0.4").set("capabilities-0-note", "fails our Rust suite (run 212)")
+
+    assert staff["editor"].post(change_url(capability.model), form.data).status_code == 302
+
+    capability.refresh_from_db()
+    assert (capability.capability_score, capability.set_by) == (0.4, SetBy.OPERATOR)
+    assert capability.evidence == "fails our Rust suite (run 212)"
+    entry = LogEntry.objects.get_for_object(capability).latest("timestamp")
+    assert entry.changes_dict["evidence"] == ["catalog", "fails our Rust suite (run 212)"]
+    assert entry.actor is not None
+    assert entry.actor.username == "editor"
+    page = staff["viewer"].get(change_url(capability.model)).content.decode()
+    assert "fails our Rust suite (run 212)" in page
+    # Shown again in the box, and a note alone (the score unchanged) is a change too.
+    form = model_form(staff["editor"], capability.model)
+    assert form.data["capabilities-0-note"] == "fails our Rust suite (run 212)"
+    staff["editor"].post(change_url(capability.model), form.set("capabilities-0-note", "passes since run 230").data)
+    capability.refresh_from_db()
+    assert capability.evidence == "passes since run 230"
+
+
+def test_a_note_longer_than_the_api_accepts_is_refused_next_to_its_field(staff: dict[str, Client]) -> None:
+    capability = ModelCapabilityFactory(capability="code")
+    form = model_form(staff["editor"], capability.model).set("capabilities-0-note", "x" * 301)
+    response = staff["editor"].post(change_url(capability.model), form.data)
+    assert response.status_code == 200
+    assert "Ensure this value has at most 300 characters" in response.content.decode()

@@ -14,7 +14,7 @@ from django.utils import timezone
 from discovery.models import DiscoveryRun, RunStatus
 from registry.console.charts import Series, line_chart, stacked_bar_chart
 from registry.console.dashboard import model_charts, usage_overview
-from registry.models import Alert, AlertKind, ModelRuntime, ModelStatus
+from registry.models import Alert, AlertKind, ModelRuntime, ModelStatus, RegisteredModel
 from tests.factories import (
     ModelPerformanceFactory,
     ModelUsageFactory,
@@ -218,3 +218,37 @@ def test_a_models_charts_print_unknown_cost_as_unknown(staff: dict[str, Client])
     totals = page[page.index('class="chart-ranges"') :].split("</p>")[0]
     assert "cost unknown (916 requests uncosted)" in totals
     assert "0.0000" not in totals
+
+
+def test_a_sources_added_and_unavailable_counts_open_exactly_the_models_its_run_changed(
+    staff: dict[str, Client],
+) -> None:
+    """Issue 23, item 6h: the counts opened every model of the source (or every unavailable one)."""
+    source = ProviderSourceFactory(name="gpu-box")
+    for name in ("old:7b", "new:7b", "newer:14b", "gone:3b", "gone-long-ago:1b"):
+        RegisteredModelFactory(name=name, source=source)
+    RegisteredModelFactory(name="gone-long-ago:1b-elsewhere", source=ProviderSourceFactory(name="other"))
+    RegisteredModel.objects.filter(name__startswith="gone").update(status=ModelStatus.UNAVAILABLE)
+    run = DiscoveryRun.objects.create(
+        source=source,
+        status=RunStatus.SUCCEEDED,
+        models_added=2,
+        models_unavailable=1,
+        changes={"added": ["new:7b", "newer:14b"], "updated": [], "unavailable": ["gone:3b"], "skipped": []},
+    )
+
+    page = staff["viewer"].get("/admin/").content.decode()
+    added = f"/admin/registry/registeredmodel/?run_change={run.pk}.added"
+    unavailable = f"/admin/registry/registeredmodel/?run_change={run.pk}.unavailable"
+    assert f'<a href="{added}" title="the models this run added">2</a>' in page
+    assert f'<a href="{unavailable}" title="the models this run made unavailable">1</a>' in page
+
+    def listed(url: str) -> set[str]:
+        response = staff["viewer"].get(url)
+        assert response.status_code == 200
+        return {row.name for row in response.context["cl"].result_list}
+
+    assert listed(added) == {"new:7b", "newer:14b"}
+    assert listed(unavailable) == {"gone:3b"}  # not the one gone before this run
+    assert "made unavailable by gpu-box" in staff["viewer"].get(unavailable).content.decode()
+    assert listed("/admin/registry/registeredmodel/?run_change=999999.added") == set()

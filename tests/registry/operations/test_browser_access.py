@@ -1,6 +1,7 @@
 """What a person in a browser reaches: ``/`` leads to the console, and a staff session opens the docs and the audit log.
 
-The rest of the API stays for programs, with a JWT: a session opens nothing else.
+The rest of the API stays for programs, with a JWT: a session opens nothing else, but the docs page's own "Try it out"
+requests (they carry ``X-Registry-Docs``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from auditlog.models import LogEntry
 from django.contrib.auth.models import AbstractUser
 from django.test import Client
 
@@ -201,3 +203,55 @@ def test_a_session_cannot_post_without_its_csrf_token(role_users: dict[str, Abst
 
     assert response.status_code == 403
     assert "CSRF" in response.json()["detail"]
+
+
+def test_the_console_has_a_favicon_served_at_favicon_ico_too(role_users: dict[str, AbstractUser]) -> None:
+    """Issue 23, item 6k: no favicon, and /favicon.ico answered the API's JSON 404."""
+    page = session_of(role_users["viewer"]).get("/admin/").content.decode()
+    assert '<link rel="icon" href="/static/registry/favicon.ico" sizes="any">' in page
+    assert 'href="/static/registry/favicon.svg" type="image/svg+xml"' in page
+
+    response = Client().get("/favicon.ico")  # browsers ask without a session, whatever the page links
+    assert response.status_code == 302
+    assert response["Location"] == "/static/registry/favicon.ico"
+    assert "max-age=86400" in response["Cache-Control"]
+    icon = Client().get(response["Location"])
+    assert icon.status_code == 200
+    assert b"".join(icon.streaming_content)[:4] == b"\x00\x00\x01\x00"  # an ICO file's header
+
+
+DOCS = {"HTTP_X_REGISTRY_DOCS": "try-it-out"}
+
+
+def test_the_docs_try_it_out_requests_use_the_staff_session(role_users: dict[str, AbstractUser]) -> None:
+    """Issue 23, item 6l: "Try it out" answered 401 to a staff user logged into the admin."""
+    browser = session_of(role_users["viewer"])
+    assert browser.get("/models", **DOCS).status_code == 200
+    assert browser.get("/models", **DOCS).json()["count"] == 0
+    # The role is the user's, as with a token: a viewer may not write.
+    assert browser.post("/models", {"name": "x"}, content_type="application/json", **DOCS).status_code == 403
+
+
+def test_a_docs_request_that_writes_needs_the_csrf_token(role_users: dict[str, AbstractUser]) -> None:
+    browser = session_of(role_users["editor"], csrf_checks=True)
+    body = {"name": "qwen2.5-coder:7b", "display_name": "Qwen 2.5 Coder 7B", "provider": "ollama", "model_type": "chat"}
+
+    refused = browser.post("/models", body, content_type="application/json", **DOCS)
+    assert refused.status_code == 403
+    assert "CSRF" in refused.json()["detail"]
+
+    browser.get("/admin/")  # the docs page is served with the token the admin's session set
+    token = browser.cookies["csrftoken"].value
+    created = browser.post("/models", body, content_type="application/json", HTTP_X_CSRFTOKEN=token, **DOCS)
+    assert created.status_code == 201, created.content
+    entry = LogEntry.objects.filter(object_repr="qwen2.5-coder:7b").get()
+    assert entry.actor == role_users["editor"]
+
+
+def test_a_session_counts_for_nothing_without_the_docs_header_or_staff(role_users: dict[str, AbstractUser]) -> None:
+    assert session_of(role_users["admin"]).get("/models").status_code == 401
+    assert session_of(role_users["admin"], staff=False).get("/models", **DOCS).status_code == 401
+    assert Client().get("/models", **DOCS).status_code == 401
+    # A token still wins over a session, and the API's 401 still challenges for a bearer token.
+    response = Client().get("/models", HTTP_X_REGISTRY_DOCS="other")
+    assert response["WWW-Authenticate"].startswith("Bearer")
