@@ -29,7 +29,8 @@ ACTIONS = {
     "create": LogEntry.Action.CREATE,
     "update": LogEntry.Action.UPDATE,
     "delete": LogEntry.Action.DELETE,
-    # Requests trusted by their network alone (registry.access.audit.log_access).
+    # Requests trusted by their network alone, as audited before they were counted instead
+    # (registry/access/read_counts.py): the entries stay readable until retention prunes them.
     "access": LogEntry.Action.ACCESS,
 }
 
