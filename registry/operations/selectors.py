@@ -77,7 +77,7 @@ def trusted_network_reads(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> QuerySet[TrustedNetworkRead]:
-    """Token-less reads from trusted networks, one row per client address, method, route and minute, newest first.
+    """Token-less requests (reads, usage posts) from trusted networks, a row per client, method, route and minute.
 
     ``since`` and ``until`` bound the minute a row counts (a row of 12:04 holds the reads of 12:04:00
     to 12:04:59); ``route`` is a route's pattern as recorded (``/api/v1/models/{ref}``).

@@ -174,7 +174,7 @@ class AuditLogView(ListAPIView):
     },
 )
 class TrustedReadsView(ListAPIView):
-    """``GET /audit/reads``: the audit log's record of token-less requests, as counts (registry/access/read_counts.py)."""
+    """``GET /audit/reads``: the record of token-less requests, as counts (registry/access/read_counts.py)."""
 
     authentication_classes = BROWSER_AUTHENTICATION
     permission_classes = [IsAdmin]
