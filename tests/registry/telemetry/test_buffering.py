@@ -148,11 +148,15 @@ def test_usage_posted_while_the_database_is_cut_is_written_once_in_order_after_i
     assert not UsageBufferApplied.objects.exists()  # the markers go once their entries left Redis
 
 
-def test_router_posts_in_flight_when_the_database_is_cut_are_each_stored_once(outage: Outage, live_server: Any) -> None:
-    """Clients post concurrently over HTTP while the database is cut and restored under them."""
+@pytest.mark.parametrize("with_token", [True, False], ids=["platform-token", "trusted-network"])
+def test_router_posts_in_flight_when_the_database_is_cut_are_each_stored_once(
+    outage: Outage, live_server: Any, with_token: bool
+) -> None:
+    """Clients post concurrently over HTTP while the database is cut and restored under them: with a
+    platform token, or with none from a trusted network (the live server's clients come from loopback)."""
     model = RegisteredModelFactory(name="in-flight:latest")
     url = f"{live_server.url}/api/v1/models/{model.name}/usage"
-    headers = {"Authorization": f"Bearer {platform_token(registry_role='service')}"}
+    headers = {"Authorization": f"Bearer {platform_token(registry_role='service')}"} if with_token else {}
     acknowledged: set[str] = set()
     answers: list[int] = []
     lock = threading.Lock()
@@ -174,7 +178,8 @@ def test_router_posts_in_flight_when_the_database_is_cut_are_each_stored_once(ou
                         break
                     time.sleep(0.05)
 
-    with override_settings(PLATFORM_API_COMPAT="alfred"):
+    trusted = [] if with_token else ["127.0.0.0/8"]
+    with override_settings(PLATFORM_API_COMPAT="alfred", PLATFORM_TRUSTED_NETWORKS=trusted):
         clients = [threading.Thread(target=router, args=(n,)) for n in range(4)]
         for thread in clients:
             thread.start()
