@@ -3,7 +3,9 @@
 The registry runs as production runs it (``registry_project.web``: granian, ``BENCH_WEB_WORKERS``
 workers, default 2) with ``PLATFORM_API_COMPAT=alfred``; its ``DATABASE_URL`` points at a TCP proxy
 (tests/faults.py) in front of PostgreSQL. ``BENCH_OUTAGE_CLIENTS`` (50) clients post the router's
-metrics to ``/api/v1/models/{ref}/usage`` with a platform token, ``BENCH_OUTAGE_RATE`` (5) posts a
+metrics to ``/api/v1/models/{ref}/usage`` with a platform token (``BENCH_OUTAGE_AUTH=token``, the
+default) or, with ``BENCH_OUTAGE_AUTH=trusted``, with none from a trusted network (docker-compose's
+router: ``PLATFORM_TRUSTED_NETWORKS`` is the loopback), ``BENCH_OUTAGE_RATE`` (5) posts a
 second each, each with a ``request_id`` of its own; a post answered otherwise than 2xx, or not at
 all, is retried with the same id until it is answered (as the router does), and one post in twenty
 repeats an id already answered (a retry whose first answer was lost). After ``BENCH_WARM_SECONDS``
@@ -14,6 +16,8 @@ runs every ``BENCH_DRAIN_INTERVAL`` (2) seconds throughout, through the same pro
 Figures, against their goals: records acknowledged = records stored after recovery (the ids
 answered 2xx are exactly the ids stored), none twice, and no post answered otherwise than 2xx
 during the outage; the time the buffer took to drain after recovery is printed for information.
+Token-less, also: no audit row written by the posts, and every post on the record as a count
+(trusted_network_reads), those the server counted during the outage included.
 
 Runs in a schema of its own (``bench_outage_<pid>``) of BENCH_DATABASE_URL's database and in the
 Redis database of BENCH_REDIS_URL (default db 14), whose buffer keys it empties; the schema is
@@ -59,6 +63,9 @@ WARM_SECONDS = float(os.environ.get("BENCH_WARM_SECONDS", "10"))
 DRAIN_INTERVAL = float(os.environ.get("BENCH_DRAIN_INTERVAL", "2"))
 DRAIN_TIMEOUT = float(os.environ.get("BENCH_DRAIN_TIMEOUT", "600"))
 WORKERS = os.environ.get("BENCH_WEB_WORKERS", "2")
+AUTH = os.environ.get("BENCH_OUTAGE_AUTH", "token")
+if AUTH not in ("token", "trusted"):
+    raise SystemExit(f"BENCH_OUTAGE_AUTH must be token or trusted, not {AUTH!r}")
 
 import django  # noqa: E402
 import jwt  # noqa: E402
@@ -66,13 +73,14 @@ import requests  # noqa: E402
 
 django.setup()
 
+from auditlog.models import LogEntry  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection, connections  # noqa: E402
-from django.db.models import Count  # noqa: E402
+from django.db.models import Count, Sum  # noqa: E402
 from psycopg import sql  # noqa: E402
 
-from registry.models import ModelUsage, RegisteredModel  # noqa: E402
+from registry.models import ModelUsage, RegisteredModel, TrustedNetworkRead  # noqa: E402
 from registry.operations import usage_buffer  # noqa: E402
 from registry.telemetry.buffering import usage_buffer_drain  # noqa: E402
 from registry_project import web  # noqa: E402
@@ -114,9 +122,10 @@ def platform_token() -> str:
     return jwt.encode(claims, settings.JWT_SECRET, algorithm=settings.JWT_ALGORITHM)
 
 
-def client(url: str, token: str, tally: Tally, stop: threading.Event, seed: int) -> None:
+def client(url: str, token: str | None, tally: Tally, stop: threading.Event, seed: int) -> None:
     session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
+    if token is not None:
+        session.headers["Authorization"] = f"Bearer {token}"
     chance = random.Random(seed)  # noqa: S311 - which posts repeat an id, not a secret
     mine: list[str] = []
     interval = 1.0 / RATE
@@ -183,6 +192,9 @@ def main() -> int:
         "WEB_CONCURRENCY": WORKERS,
         "WEB_ACCESS_LOG": "false",
         "DB_CONNECT_TIMEOUT": "2",
+        # Token-less: the clients' loopback address is trusted; the counts are flushed every second.
+        "PLATFORM_TRUSTED_NETWORKS": "127.0.0.1/32" if AUTH == "trusted" else "",
+        "PLATFORM_READ_COUNTS_FLUSH_SECONDS": "1",
     }
     log = (WORK_DIR / "web.log").open("wb")
     command = web.command(host="127.0.0.1", port=str(port))
@@ -199,7 +211,7 @@ def main() -> int:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise SystemExit(f"the web server did not start (log in {WORK_DIR})")
             time.sleep(0.3)
-        token = platform_token()
+        token = platform_token() if AUTH == "token" else None
         url = f"{base}/api/v1/models/{model.name}/usage"
         tally = Tally()
         stop_clients, stop_drain = threading.Event(), threading.Event()
@@ -212,7 +224,7 @@ def main() -> int:
         for thread in threads:
             thread.start()
         drain_thread.start()
-        print(f"{CLIENTS} clients at {RATE:g} posts/s each; database up for {WARM_SECONDS:g} s", flush=True)
+        print(f"{CLIENTS} clients ({AUTH}) at {RATE:g} posts/s each; database up for {WARM_SECONDS:g} s", flush=True)
         time.sleep(WARM_SECONDS)
         with tally.lock:
             tally.outage = True
@@ -271,6 +283,20 @@ def main() -> int:
                 outage_non_2xx == 0,
             ),
         ]
+        if AUTH == "trusted":
+            time.sleep(3)  # the web workers' next flush of their counts (every second)
+            audited = LogEntry.objects.filter(action=LogEntry.Action.ACCESS).count()
+            counted = TrustedNetworkRead.objects.filter(method="POST").aggregate(n=Sum("count"))["n"] or 0
+            answered = sum(tally.statuses.values())
+            figures += [
+                ("outage token-less posts' audit rows", str(audited), "0", audited == 0),
+                (
+                    "outage token-less posts counted",
+                    f"{counted} counted, {answered} answered (+{tally.failures} unanswered)",
+                    "answered <= counted <= answered + unanswered",
+                    answered <= counted <= answered + tally.failures,
+                ),
+            ]
         for name, measured, goal, met in figures:
             print(f"FIGURE {name}: {measured} (goal {goal}) {'ok' if met else 'MISSED'}")
         print(f"INFO posts answered while PostgreSQL was cut: {outage_answers / OUTAGE_SECONDS:.0f}/s")

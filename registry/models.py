@@ -722,11 +722,12 @@ class ModelStatusEvent(models.Model):
 
 
 class TrustedNetworkRead(models.Model):
-    """Token-less reads from PLATFORM_TRUSTED_NETWORKS, counted per client address, method, route and minute.
+    """Token-less requests from PLATFORM_TRUSTED_NETWORKS, counted per client address, method, route and minute.
 
-    A read trusted for its network alone is on the record as a count, not one audit entry a
-    request: web processes add their counts up in memory and upsert them every few seconds
-    (registry/access/read_counts.py), so the read path writes nothing per request.
+    A request trusted for its network alone (a read, or a usage post as ``POST``) is on the record as
+    a count, not one audit entry a request: web processes add their counts up in memory and upsert
+    them every few seconds (registry/access/read_counts.py), so the router's hot path writes nothing
+    per request beyond the usage records it posts. The table keeps its name from when only reads were counted.
     """
 
     minute = models.DateTimeField(help_text="The minute the reads fell in (UTC, seconds zero).")

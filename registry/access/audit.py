@@ -178,28 +178,6 @@ def log_bulk(action: str, objects: Sequence[Model], changes: Sequence[dict[str, 
     return len(entries)
 
 
-def log_access(
-    *, label: str, obj_model: type[Model], object_pk: str, description: str, details: dict[str, Any], remote_addr: str
-) -> LogEntry:
-    """One ``access`` entry for a request that no signal sees, attributed to the named actor ``label``.
-
-    For callers trusted by their network alone (``PLATFORM_TRUSTED_NETWORKS``): each of their
-    writes (usage posts) is on the record with the address it came from; their reads are counted
-    per client, route and minute instead (registry/access/read_counts.py).
-    """
-    return LogEntry.objects.create(
-        content_type=ContentType.objects.get_for_model(obj_model),
-        object_pk=object_pk[:255],
-        object_id=int(object_pk) if object_pk.isascii() and object_pk.isdigit() and len(object_pk) < 19 else None,
-        object_repr=description[:200],
-        action=LogEntry.Action.ACCESS,
-        changes={},
-        actor_email=label[:254],
-        additional_data={"actor": label, **details},
-        remote_addr=remote_addr,
-    )
-
-
 # Rows whose ``str()`` starts with their model's name, or "model <id>" when the model is not loaded.
 _MODEL_ROWS = (ModelCapability, ModelParameter, ModelEndpoint, ModelPrice)
 

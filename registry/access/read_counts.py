@@ -1,12 +1,14 @@
-"""Token-less reads from trusted networks, on the record as counts: per client address, method, route and minute.
+"""Token-less requests from trusted networks, on the record as counts: per client address, method, route and minute.
 
-Every read a ``PLATFORM_TRUSTED_NETWORKS`` caller makes without a token used to write one audit
-entry, which made the router's hot path a database write (docs/BENCHMARKS.md). Now each web
-process adds its reads up in memory (``read_counted``: a dictionary increment under a lock) and
-writes the sums every ``PLATFORM_READ_COUNTS_FLUSH_SECONDS`` with one upsert that adds to the row of
+Every request a ``PLATFORM_TRUSTED_NETWORKS`` caller makes without a token used to write one audit
+entry, which made the router's hot path a database write (docs/BENCHMARKS.md) and its usage posts
+fail while the database was away. Now each web process adds its requests up in memory
+(``read_counted``: a dictionary increment under a lock) and writes the sums every
+``PLATFORM_READ_COUNTS_FLUSH_SECONDS`` with one upsert that adds to the row of
 ``(minute, client_address, method, route)`` (``read_counts_flush``), so several processes, and a
-process flushing the same minute twice, add up on one row. Writes from those networks (usage
-posts) keep one audit entry each (registry/access/audit.py ``log_access``).
+process flushing the same minute twice, add up on one row. Reads and the one write those networks
+may make (usage posts, ``POST /api/v1/models/{ref}/usage``) are counted alike; the usage records a
+post carries are their own record (``model_usage``, or the usage buffer while the database is away).
 
 What a flush takes is restored if its write fails, and flushed again the next time: a database
 outage delays counts, it does not lose them. A process that is killed (not stopped) loses what it

@@ -15,8 +15,8 @@ The token's unverified ``iss`` only chooses which verifier runs; each verifier c
 
 A third way in has no token at all: a request from one of ``PLATFORM_TRUSTED_NETWORKS`` with no
 ``Authorization`` header acts as the ``service`` role, for reads and usage posts only, and is
-counted, its reads per client, route and minute, its usage posts in the audit log
-(``TrustedNetworkAuthentication``; docs/platform.md says what it trusts).
+counted per client, method, route and minute, reads and usage posts alike, with no write per
+request (``TrustedNetworkAuthentication``; docs/platform.md says what it trusts).
 
 Over 400 lines on purpose: the three authentication classes share the token checks and the
 remembered-role cache, which one module keeps consistent.
@@ -47,10 +47,8 @@ from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.settings import api_settings as simplejwt_settings
 
 from registry.access.accounts import user_access, user_role
-from registry.access.audit import log_access
 from registry.access.read_counts import read_counted, route_pattern
 from registry.access.roles import Role
-from registry.models import RegisteredModel
 from registry.operations import metrics
 
 BEARER = "Bearer"
@@ -359,8 +357,9 @@ def trusted_caller(address: str, network: str) -> TrustedNetworkCaller:
     )
 
 
-def trusted_read_recorded(*, address: str, network: str, method: str, route: str) -> None:
-    """A token-less read on the record: counted on /metrics, and in this process's read counts (no write)."""
+def trusted_request_recorded(*, address: str, network: str, method: str, route: str) -> None:
+    """A token-less request (a read or a usage post) on the record: counted on /metrics, and in this
+    process's counts per client, method, route and minute. Nothing is written to the database here."""
     metrics.trusted_network_request(network=network, method=method)
     read_counted(address=address, network=network, method=method, route=route)
 
@@ -370,9 +369,12 @@ class TrustedNetworkAuthentication(BaseAuthentication):
 
     Any ``Authorization`` header, even a bad one, is left to the token classes: a caller that sends
     credentials is judged by them. Every request accepted here is counted
-    (``registry_trusted_network_requests_total``). A read is on the record as a count per client
-    address, method, route and minute (registry/access/read_counts.py: nothing is written per
-    request); a usage post, a write, as an ``access`` audit entry of the actor ``platform:network:<address>``.
+    (``registry_trusted_network_requests_total``) and on the record as a count per client address,
+    method, route and minute (registry/access/read_counts.py), reads and usage posts alike.
+
+    Nothing here touches the database: a usage post is the router's hot path (one per LLM request),
+    and it must keep working while PostgreSQL is away, when the view keeps its records in the usage
+    buffer (registry/telemetry/buffering.py). The records themselves are the post's own record.
     """
 
     def authenticate(self, request: Request) -> tuple[TrustedNetworkCaller, None] | None:
@@ -385,22 +387,9 @@ class TrustedNetworkAuthentication(BaseAuthentication):
         method = request.method or ""
         if method not in SAFE_METHODS and url_name not in TRUSTED_NETWORK_WRITES:
             return None  # a write the network is not trusted for: 401, as for any caller without a token
-        caller = trusted_caller(address, network)
-        if method in SAFE_METHODS:
-            route = route_pattern(match.route) if match is not None else _storable(request.path)
-            trusted_read_recorded(address=address, network=network, method=method, route=route)
-            return caller, None
-        metrics.trusted_network_request(network=network, method=method)
-        ref = str(match.kwargs.get("ref", "")) if match is not None else ""
-        log_access(
-            label=f"platform:{caller.sub}",
-            obj_model=RegisteredModel,
-            object_pk=_storable(ref),
-            description=_storable(f"{method} {request.path}"),
-            details={"authentication": TRUSTED_NETWORK_ROLE, "network": network, "method": method},
-            remote_addr=address,
-        )
-        return caller, None
+        route = route_pattern(match.route) if match is not None else _storable(request.path)
+        trusted_request_recorded(address=address, network=network, method=method, route=route)
+        return trusted_caller(address, network), None
 
 
 # The views people open in a browser (the docs, /audit): the API's chain plus a staff session. The

@@ -42,7 +42,7 @@ from rest_framework.exceptions import AuthenticationFailed, ParseError
 from rest_framework.request import Request
 
 from registry.access.roles import Role
-from registry.api.authentication import bearer_role, remembered_role, trusted_network_of, trusted_read_recorded
+from registry.api.authentication import bearer_role, remembered_role, trusted_network_of, trusted_request_recorded
 from registry.api.catalog.views import ModelViewSet
 from registry.api.exceptions import PayloadTooLarge
 from registry.api.limits import refusal_of
@@ -371,6 +371,6 @@ class CachedReads:
         metrics.cache_lookup(kind=kind, hit=hit)
         if trusted is not None:
             address, network = trusted
-            trusted_read_recorded(address=address, network=network, method="GET", route=ROUTE_OF_KIND[kind])
+            trusted_request_recorded(address=address, network=network, method="GET", route=ROUTE_OF_KIND[kind])
         start_response(status, headers)
         return [body] if body else []

@@ -75,7 +75,7 @@ admin.site.register(LogEntry, ReadOnlyLogEntryAdmin)
 
 @admin.register(TrustedNetworkRead)
 class TrustedNetworkReadAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    """Token-less reads from trusted networks, a row per client, route and minute; for who reads the audit log."""
+    """Token-less reads and usage posts from trusted networks, a row per client, route and minute; audit readers."""
 
     # The record as a sentence an operator reads, with the count and the network beside it to sort and filter.
     list_display = ["summary", "count", "network"]

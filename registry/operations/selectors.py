@@ -29,7 +29,8 @@ ACTIONS = {
     "create": LogEntry.Action.CREATE,
     "update": LogEntry.Action.UPDATE,
     "delete": LogEntry.Action.DELETE,
-    # Requests trusted by their network alone (registry.access.audit.log_access).
+    # Requests trusted by their network alone, as audited before they were counted instead
+    # (registry/access/read_counts.py): the entries stay readable until retention prunes them.
     "access": LogEntry.Action.ACCESS,
 }
 
@@ -76,7 +77,7 @@ def trusted_network_reads(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> QuerySet[TrustedNetworkRead]:
-    """Token-less reads from trusted networks, one row per client address, method, route and minute, newest first.
+    """Token-less requests (reads, usage posts) from trusted networks, a row per client, method, route and minute.
 
     ``since`` and ``until`` bound the minute a row counts (a row of 12:04 holds the reads of 12:04:00
     to 12:04:59); ``route`` is a route's pattern as recorded (``/api/v1/models/{ref}``).

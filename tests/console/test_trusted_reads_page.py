@@ -1,4 +1,5 @@
-"""The router's token-less reads as an operator finds them in the console: counts per client, route and minute."""
+"""The router's token-less reads and usage posts as an operator finds them in the console: counts per client, route
+and minute."""
 
 from __future__ import annotations
 
@@ -48,6 +49,10 @@ def test_an_admin_finds_the_routers_reads_as_counts(console: Console, live_serve
         assert listing.status_code == 200
         for model in listing.json():
             assert router.get(f"{live_server.url}/api/v1/models/{model['id']}/capabilities", timeout=10).ok
+    # And its usage posts, one per LLM request: counted on their route's row too, not audited one by one.
+    for index, model in enumerate(listing.json()):
+        metric = {"request_id": f"req-{index}", "model_id": model["id"], "content_token_count": 10}
+        assert router.post(f"{live_server.url}/api/v1/models/{model['id']}/usage", json=metric, timeout=10).ok
     read_counts_flush()  # what each web process's thread does every PLATFORM_READ_COUNTS_FLUSH_SECONDS
 
     console.login("admin-op")
@@ -55,11 +60,13 @@ def test_an_admin_finds_the_routers_reads_as_counts(console: Console, live_serve
     page.get_by_role("link", name="Trusted network reads").first.click()
     console.remember()
     rows = page.locator("#result_list tbody tr")
-    expect(rows).to_have_count(2)  # one per route and minute, not 16
+    expect(rows).to_have_count(3)  # one per method, route and minute, not 19
     listed = page.locator("#result_list tbody tr", has_text="127.0.0.1 read GET /api/v1/models 4 times in")
     expect(listed).to_be_in_viewport()
     capabilities = "127.0.0.1 read GET /api/v1/models/{ref}/capabilities 12 times in"
     expect(page.locator("#result_list tbody tr", has_text=capabilities)).to_be_in_viewport()
+    posts = "127.0.0.1 sent POST /api/v1/models/{ref}/usage 3 times in"
+    expect(page.locator("#result_list tbody tr", has_text=posts)).to_be_in_viewport()
     assert int(page.evaluate("document.documentElement.scrollWidth")) <= LAPTOP["width"]
     console.screenshot("trusted-reads")
 
@@ -67,7 +74,7 @@ def test_an_admin_finds_the_routers_reads_as_counts(console: Console, live_serve
     page.fill("#searchbar", "127.0.0.1")
     page.press("#searchbar", "Enter")
     console.remember()
-    expect(rows).to_have_count(2)
+    expect(rows).to_have_count(3)
     page.fill("#searchbar", "10.9.9.9")
     page.press("#searchbar", "Enter")
     console.remember()

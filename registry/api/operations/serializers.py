@@ -6,6 +6,7 @@ from typing import Any
 
 from auditlog.models import LogEntry
 from rest_framework import serializers
+from rest_framework.permissions import SAFE_METHODS
 
 from registry.api.fields import QuerySerializer, QueryTextField
 from registry.models import TrustedNetworkRead
@@ -71,9 +72,9 @@ class TrustedReadsQuerySerializer(QuerySerializer):
 
 
 class TrustedReadSerializer(serializers.ModelSerializer):
-    """The reads one client address made of one route in one minute, without a token, from a trusted network."""
+    """The requests (reads, usage posts) one client address made of one route in one minute, without a token."""
 
-    actor = serializers.SerializerMethodField(help_text="The actor its writes are audited as.")
+    actor = serializers.SerializerMethodField(help_text="The actor its requests are attributed to.")
     summary = serializers.SerializerMethodField(help_text="172.28.1.5 read GET /api/v1/models 57 times in 12:04 UTC.")
 
     class Meta:
@@ -88,6 +89,8 @@ class TrustedReadSerializer(serializers.ModelSerializer):
 
 
 def read_summary(row: TrustedNetworkRead) -> str:
-    """How an operator reads a row: ``172.28.1.5 read GET /api/v1/models 57 times in 12:04 UTC``."""
+    """How an operator reads a row: ``172.28.1.5 read GET /api/v1/models 57 times in 12:04 UTC``
+    (``... sent POST /api/v1/models/{ref}/usage ...`` for a usage post)."""
+    verb = "read" if row.method in SAFE_METHODS else "sent"
     times = "once" if row.count == 1 else f"{row.count:,} times"
-    return f"{row.client_address} read {row.method} {row.route} {times} in {row.minute:%Y-%m-%d %H:%M} UTC"
+    return f"{row.client_address} {verb} {row.method} {row.route} {times} in {row.minute:%Y-%m-%d %H:%M} UTC"

@@ -159,9 +159,10 @@ class AuditLogView(ListAPIView):
 
 
 @extend_schema(
-    summary="Token-less reads from trusted networks, counted per client, route and minute (admins)",
-    description="Newest minute first. Each row is the number of reads one client address made of one route "
-    "(`/api/v1/models/{ref}`, not each model's path) in one minute, without a token, from "
+    summary="Token-less requests from trusted networks, counted per client, route and minute (admins)",
+    description="Newest minute first. Each row is the number of requests (reads, and usage posts as `POST`) one "
+    "client address made of one route (`/api/v1/models/{ref}`, not each model's path) in one minute, without a "
+    "token, from "
     "`PLATFORM_TRUSTED_NETWORKS`. Web processes write their counts every "
     "`PLATFORM_READ_COUNTS_FLUSH_SECONDS`: the current minute is still filling.",
     parameters=[TrustedReadsQuerySerializer],
@@ -173,7 +174,7 @@ class AuditLogView(ListAPIView):
     },
 )
 class TrustedReadsView(ListAPIView):
-    """``GET /audit/reads``: the audit log's record of token-less reads, as counts (registry/access/read_counts.py)."""
+    """``GET /audit/reads``: the record of token-less requests, as counts (registry/access/read_counts.py)."""
 
     authentication_classes = BROWSER_AUTHENTICATION
     permission_classes = [IsAdmin]

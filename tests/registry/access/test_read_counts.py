@@ -1,4 +1,5 @@
-"""Token-less reads from trusted networks are on the record as counts per client, route and minute, written in bulk.
+"""Token-less requests from trusted networks (reads, usage posts) are on the record as counts per client, route and
+minute, written in bulk.
 
 The requests go through Django's test client (DRF's TrustedNetworkAuthentication) with the client
 address in REMOTE_ADDR; the cached-read front's share is in tests/registry/api/test_fast_reads.py.
@@ -14,11 +15,12 @@ from typing import Any
 import pytest
 from auditlog.models import LogEntry
 from django.db import DatabaseError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from registry.access import read_counts
 from registry.access.read_counts import pending_reads, read_counted, read_counts_flush, route_pattern
-from registry.models import TrustedNetworkRead
+from registry.models import ModelUsage, TrustedNetworkRead
 from tests.factories import RegisteredModelFactory
 
 pytestmark = pytest.mark.django_db
@@ -123,13 +125,43 @@ def test_a_read_from_outside_the_networks_is_refused_and_not_counted() -> None:
     assert pending_reads.pending() == 0
 
 
-def test_a_usage_post_is_still_an_audit_entry_of_its_own() -> None:
+def test_n_usage_posts_in_a_minute_write_no_audit_row_and_one_count_row_of_n() -> None:
+    model = RegisteredModelFactory()
+    client = APIClient()
+    with CaptureQueriesContext(connection) as queries:
+        for n in range(12):
+            response = client.post(
+                f"/api/v1/models/{model.pk}/usage", {"request_id": f"r{n}"}, format="json", REMOTE_ADDR=INSIDE
+            )
+            assert response.status_code == 200, response.content
+    # The records are their own record; the requests themselves write nothing else.
+    assert ModelUsage.objects.filter(model=model).count() == 12
+    assert not [query["sql"] for query in queries.captured_queries if "auditlog" in query["sql"]]
+    assert TrustedNetworkRead.objects.count() == 0
+
+    assert read_counts_flush() == 12
+
+    assert rows() == [(INSIDE, "POST", "/api/v1/models/{ref}/usage", 12)]
+    assert LogEntry.objects.filter(action=LogEntry.Action.ACCESS).count() == 0
+
+
+def test_a_usage_post_with_a_bad_token_from_a_trusted_network_is_refused_and_not_counted() -> None:
     model = RegisteredModelFactory()
     response = APIClient().post(
-        f"/api/v1/models/{model.pk}/usage", {"request_id": "r1"}, format="json", REMOTE_ADDR=INSIDE
+        f"/api/v1/models/{model.pk}/usage",
+        {"request_id": "r1"},
+        format="json",
+        REMOTE_ADDR=INSIDE,
+        HTTP_AUTHORIZATION="Bearer not-a-token",
     )
-    assert response.status_code == 200
-    assert LogEntry.objects.filter(action=LogEntry.Action.ACCESS, remote_addr=INSIDE).count() == 1
+    assert response.status_code == 401
+    assert not ModelUsage.objects.exists()
+    assert pending_reads.pending() == 0
+
+
+def test_a_write_the_network_is_not_trusted_for_is_refused_and_not_counted() -> None:
+    response = APIClient().post("/api/v1/models", {"name": "x"}, format="json", REMOTE_ADDR=INSIDE)
+    assert response.status_code == 401
     assert pending_reads.pending() == 0
 
 

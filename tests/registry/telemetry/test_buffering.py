@@ -19,16 +19,18 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from auditlog.models import LogEntry
 from django.conf import settings
 from django.core.cache import cache
 from django.core.management import call_command
-from django.db import connections
+from django.db import DatabaseError, connections
 from django.test import Client, override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from registry.access.accounts import clear_local_access
-from registry.models import ModelPrice, ModelUsage, RegisteredModel, UsageBufferApplied
+from registry.access.read_counts import pending_reads, read_counts_flush
+from registry.models import ModelPrice, ModelUsage, RegisteredModel, TrustedNetworkRead, UsageBufferApplied
 from registry.operations import usage_buffer
 from registry.tasks import drain_usage_buffer
 from registry.telemetry import buffering
@@ -146,11 +148,15 @@ def test_usage_posted_while_the_database_is_cut_is_written_once_in_order_after_i
     assert not UsageBufferApplied.objects.exists()  # the markers go once their entries left Redis
 
 
-def test_router_posts_in_flight_when_the_database_is_cut_are_each_stored_once(outage: Outage, live_server: Any) -> None:
-    """Clients post concurrently over HTTP while the database is cut and restored under them."""
+@pytest.mark.parametrize("with_token", [True, False], ids=["platform-token", "trusted-network"])
+def test_router_posts_in_flight_when_the_database_is_cut_are_each_stored_once(
+    outage: Outage, live_server: Any, with_token: bool
+) -> None:
+    """Clients post concurrently over HTTP while the database is cut and restored under them: with a
+    platform token, or with none from a trusted network (the live server's clients come from loopback)."""
     model = RegisteredModelFactory(name="in-flight:latest")
     url = f"{live_server.url}/api/v1/models/{model.name}/usage"
-    headers = {"Authorization": f"Bearer {platform_token(registry_role='service')}"}
+    headers = {"Authorization": f"Bearer {platform_token(registry_role='service')}"} if with_token else {}
     acknowledged: set[str] = set()
     answers: list[int] = []
     lock = threading.Lock()
@@ -172,7 +178,8 @@ def test_router_posts_in_flight_when_the_database_is_cut_are_each_stored_once(ou
                         break
                     time.sleep(0.05)
 
-    with override_settings(PLATFORM_API_COMPAT="alfred"):
+    trusted = [] if with_token else ["127.0.0.0/8"]
+    with override_settings(PLATFORM_API_COMPAT="alfred", PLATFORM_TRUSTED_NETWORKS=trusted):
         clients = [threading.Thread(target=router, args=(n,)) for n in range(4)]
         for thread in clients:
             thread.start()
@@ -196,6 +203,64 @@ def test_router_posts_in_flight_when_the_database_is_cut_are_each_stored_once(ou
     # 200, or a 503 when Redis too was slower than its timeout on this shared machine: retried, never lost.
     assert set(answers) <= {200, 503}
     assert answers.count(200) >= len(acknowledged)
+
+
+TRUSTED_ROUTER = "172.28.1.5"  # docker-compose's container range, trusted below; no token
+
+
+def test_a_token_less_router_post_while_the_database_is_cut_is_answered_and_stored_once_after_the_drain(
+    outage: Outage,
+) -> None:
+    """The router's normal path (docker-compose): no token, trusted for its network. Authenticating it
+    touches no database, so its posts are kept in the buffer like a token's, and counted, not audited."""
+    model = RegisteredModelFactory(name="trusted:latest")
+    router = APIClient(REMOTE_ADDR=TRUSTED_ROUTER)
+    url = f"/api/v1/models/{model.pk}/usage"
+    with override_settings(PLATFORM_API_COMPAT="alfred", PLATFORM_TRUSTED_NETWORKS=["172.28.1.0/24"]):
+        # Warm: the database answers, and this first post is stored at once.
+        assert router.post(url, {"request_id": "warm", "content_token_count": 1}, format="json").status_code == 200
+        outage.cut_database()
+        answers = []
+        for n in range(3):
+            metric = {"request_id": f"cut-{n}", "content_token_count": 100 + n}
+            answers.append(router.post(url, metric, format="json"))
+        retry = router.post(url, {"request_id": "cut-0", "content_token_count": 100}, format="json")
+        # Without the profile, the plain API's answer for a kept post: 202.
+        with override_settings(PLATFORM_API_COMPAT=""):
+            plain = router.post(f"/models/{model.pk}/usage", {"token_count": 7}, format="json")
+        # The counts cannot be written while the database is away: the flush fails and keeps them.
+        with pytest.raises(DatabaseError):
+            read_counts_flush()
+        assert pending_reads.pending() == 6
+
+    for answer in [*answers, retry]:
+        assert answer.status_code == 200, answer.content
+        assert answer.json() == {"recorded": 0, "duplicates": 0, "buffered": 1}
+    assert plain.status_code == 202, plain.content
+    assert plain.json()["buffered"] == 1
+    assert buffered_records() == 5
+
+    outage.restore_database()
+    outcome = drain_usage_buffer()
+    flushed = read_counts_flush()
+
+    assert outcome["stopped"] is None
+    stored = ModelUsage.objects.filter(model=model).order_by("id")
+    assert [(row.request_id, row.token_count) for row in stored] == [
+        ("warm", 1),
+        ("cut-0", 100),  # once, the retry included
+        ("cut-1", 101),
+        ("cut-2", 102),
+        (None, 7),
+    ]
+    assert buffered_records() == 0
+    # Every post on the record as a count of its route, none as an audit entry.
+    assert flushed == 6
+    assert sorted(TrustedNetworkRead.objects.values_list("client_address", "method", "route", "count")) == [
+        (TRUSTED_ROUTER, "POST", "/api/v1/models/{ref}/usage", 5),
+        (TRUSTED_ROUTER, "POST", "/models/{ref}/usage", 1),
+    ]
+    assert not LogEntry.objects.filter(action=LogEntry.Action.ACCESS).exists()
 
 
 def test_a_local_token_posts_usage_through_an_outage_longer_than_its_cached_access(
