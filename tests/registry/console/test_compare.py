@@ -200,6 +200,14 @@ def test_compare_queries_do_not_grow_with_models_or_usage(staff: dict[str, Clien
         for day in range(0, 30, 2):
             ModelUsageFactory(model=model, timestamp=now - timedelta(days=day, minutes=1))
         Alert.objects.create(kind=AlertKind.LATENCY, model=model, message="slow")
+        for day in range(0, 40, 2):  # a status change every other day: the availability rows read them
+            status_change_record(
+                model_id=model.pk,
+                status=ModelStatus.UNAVAILABLE if day % 4 else ModelStatus.AVAILABLE,
+                origin=StatusEventOrigin.DISCOVERY,
+                cause="gone" if day % 4 else "listed",
+                at=now - timedelta(days=day, hours=1),
+            )
     client = staff["viewer"]
     query = {"models": ",".join(model.name for model in models)}
     client.get(COMPARE, query)
