@@ -3,6 +3,8 @@
 - compare: 6 models with 30 days of usage each, ``BENCH_COMPARE_ROWS`` rows (default 10,000,000)
   in ``model_usage`` over 90 days across 100 models; the selector (``models_compare``), then
   ``GET /models/compare`` and the console's Compare page as whole requests (target: under 300 ms);
+  the availability history a busy fleet would have (about 1.3 million status events, most of them
+  a host loading and unloading each model every 10 minutes), and the availability rows alone;
 - the dashboard (``GET /admin/`` as a superuser: every panel, the spend chart by model included)
   with its spend chart over 24 h (the default: target under 200 ms), 7 d and 30 d.
 
@@ -46,8 +48,9 @@ from django.test import Client  # noqa: E402
 from psycopg import sql  # noqa: E402
 from rest_framework_simplejwt.tokens import AccessToken  # noqa: E402
 
-from registry.models import ModelType, Provider, RegisteredModel  # noqa: E402
+from registry.models import ModelStatusEvent, ModelType, Provider, RegisteredModel  # noqa: E402
 from registry.selection.compare import models_compare  # noqa: E402
+from registry.telemetry.availability import availability_shares  # noqa: E402
 
 MODELS = 100
 COMPARED = 6
@@ -121,6 +124,42 @@ def generate_usage(models: list[RegisteredModel]) -> float:
     return time.perf_counter() - started
 
 
+def generate_status_events(models: list[RegisteredModel]) -> float:
+    """The availability history of a busy fleet over SPAN_DAYS: per model, a host loading and unloading
+    it every 10 minutes (the runtime lane, which availability reads past), a status change every 6 hours
+    and an error-rate alert opened or resolved every 12 hours."""
+    first_id = min(m.pk for m in models)
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        for kind, every_minutes, states, origin, alert_kind in (
+            ("runtime", 10, ("loaded", "unloaded"), "runtime", ""),
+            ("status", 360, ("available", "unavailable"), "discovery", ""),
+            ("alert", 720, ("opened", "resolved"), "alert_check", "error_rate"),
+        ):
+            cursor.execute(
+                """
+                INSERT INTO model_status_events (model_id, at, kind, state, alert_kind, origin, cause, actor)
+                SELECT %(first)s + m, now() - (g * %(every)s + m) * interval '1 minute', %(kind)s,
+                       CASE WHEN g %% 2 = 0 THEN %(even)s ELSE %(odd)s END, %(alert_kind)s, %(origin)s, 'bench', ''
+                FROM generate_series(0, %(models)s - 1) AS m,
+                     generate_series(0, %(span)s * 1440 / %(every)s) AS g
+                """,
+                {
+                    "first": first_id,
+                    "models": MODELS,
+                    "span": SPAN_DAYS,
+                    "every": every_minutes,
+                    "kind": kind,
+                    "even": states[0],
+                    "odd": states[1],
+                    "origin": origin,
+                    "alert_kind": alert_kind,
+                },
+            )
+        cursor.execute("VACUUM (ANALYZE) model_status_events")
+    return time.perf_counter() - started
+
+
 def median_ms(run: Callable[[], Any], runs: int = RUNS) -> float:
     run()  # warm: plans, connection, the first page's template
     timings = []
@@ -157,6 +196,9 @@ def main() -> int:
             row = cursor.fetchone()
             total = int(row[0]) if row else 0
         print(f"bench_compare: generated {total:,} usage rows in {seconds:.1f} s", file=sys.stderr)
+        event_seconds = generate_status_events(models)
+        events = ModelStatusEvent.objects.count()
+        print(f"bench_compare: generated {events:,} status events in {event_seconds:.1f} s", file=sys.stderr)
         scale = f"{total:,} rows in model_usage over {SPAN_DAYS} days, {MODELS} models"
 
         compared = models[:COMPARED]
@@ -166,6 +208,14 @@ def main() -> int:
         print(
             f"compare (selector), {COMPARED} models: {selector_ms:.0f} ms median "
             f"({verdict(selector_ms, COMPARE_TARGET_MS)}; {sum(month.values):,} requests in their 30 days; {scale})"
+        )
+
+        ids = [model.pk for model in compared]
+        availability_ms = median_ms(lambda: availability_shares(ids, comparison.windows))
+        print(
+            f"compare's availability rows (availability_shares), {COMPARED} models x 3 windows: "
+            f"{availability_ms:.0f} ms median (part of the selector's figure; {events:,} status events "
+            f"over {SPAN_DAYS} days, {MODELS} models)"
         )
 
         viewer = User.objects.create(username="bench-viewer")

@@ -8,6 +8,7 @@ turns each value into the text an operator reads, and draws the sparklines on on
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,12 +101,23 @@ def _alerts_text(value: dict[str, Any]) -> SafeString | str:
     return format_html('{} <ul class="plain">{}</ul>', value["count"], items)
 
 
+def availability_text(value: dict[str, float]) -> SafeString | str:
+    """An available fraction in percent, floored to 0.1 % (99.96 % is not "100.0 %"), and how much of
+    the window the history covers when it is not all of it: "99.2 % (of 60 % known)"."""
+    percent = math.floor(value["available_fraction"] * 1000) / 10
+    known = value["known_fraction"]
+    if known >= 1:
+        return f"{percent:.1f} %"
+    # Floored too: a window known but for a second is not "100 % known".
+    return format_html('{} <span class="quiet">(of {} % known)</span>', f"{percent:.1f} %", math.floor(known * 100))
+
+
 def cell_text(row: Row, value: Any, now: datetime) -> SafeString | str:
     """What the page prints for one value of ``row``: units, separators, unknown cost, evidence."""
     if row.kind == "cost":
         return cost_text(cost=value["cost"], requests=value["requests"], uncosted_requests=value["uncosted_requests"])
     if value is None:
-        return format_html('<span class="quiet">{}</span>', "unknown" if row.kind == "price" else "-")
+        return format_html('<span class="quiet">{}</span>', "unknown" if row.kind in ("price", "availability") else "-")
     if row.kind == "count":
         return count_text(value)
     if row.kind == "price":
@@ -114,6 +126,8 @@ def cell_text(row: Row, value: Any, now: datetime) -> SafeString | str:
         return f"{value:.3f} s"
     if row.kind == "percent":
         return percent_text(value)
+    if row.kind == "availability":
+        return availability_text(value)
     if row.kind == "score":
         return format_html(
             '{}<span class="evidence">{}</span>', f"{value['score']:.2f}", _evidence(value.get("evidence") or {})

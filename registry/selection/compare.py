@@ -4,13 +4,13 @@
 definition. The rows are ``ROWS``, in order: each entry is one row (or, for capabilities, one row
 per capability any of the models has), with its label, its group, how its values compare
 (``better``: lower, higher, or None for figures that are neither, such as volumes) and how a model's
-value is read from the facts. A new row is one entry in ``ROWS``; the slot for availability over
-the period is marked there.
+value is read from the facts. A new row is one entry in ``ROWS``.
 
 Every figure comes from a fixed number of queries, whatever the number of models: the models, their
 prices, capabilities with evidence, runtimes and open alerts (catalog and telemetry selectors),
-usage totals (one query per window), latency percentiles (one query on PostgreSQL), and the daily
-buckets of the sparklines.
+usage totals (one query per window), latency percentiles (one query on PostgreSQL), availability
+over the windows (two queries: the state before the widest window, then its status events), and
+the daily buckets of the sparklines.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from registry.catalog.prices import price_in_force
 from registry.catalog.selectors import runtimes_of
 from registry.models import Alert, ModelPrice, RegisteredModel
 from registry.selection.evidence import capability_evidence_of
+from registry.telemetry.availability import AvailabilityShare, availability_shares
 from registry.telemetry.selectors import (
     latency_percentiles_of_models,
     open_alerts_of_models,
@@ -62,6 +63,7 @@ class Facts:
     alerts: dict[int, list[Alert]]
     usage: dict[int, dict[str, dict[str, Any]]]
     latency: dict[int, dict[str, tuple[float | None, float | None]]]
+    availability: dict[int, dict[str, AvailabilityShare]]
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,29 @@ def _window_rows(window: str, label: str) -> list[RowSpec]:
     ]
 
 
+def _availability(window: str) -> Callable[[Facts, RegisteredModel], dict[str, float] | None]:
+    def value(facts: Facts, model: RegisteredModel) -> dict[str, float] | None:
+        share = facts.availability[model.pk][window]
+        # Unknown (null) when the history holds no state for any of the window, never 0 % or 100 %.
+        if share.available_fraction is None:
+            return None
+        return {"available_fraction": share.available_fraction, "known_fraction": share.known_fraction}
+
+    return value
+
+
+def _availability_row(window: str, label: str) -> RowSpec:
+    return RowSpec(
+        f"availability_{window}",
+        label,
+        "Available (% of the period)",
+        "availability",
+        "higher",
+        _availability(window),
+        number=lambda value: value["available_fraction"],
+    )
+
+
 _DATED: Final = "Prices on the chosen date (USD per million tokens)"
 _PRICES: Final = "Prices now (USD per million tokens)"
 
@@ -217,9 +242,7 @@ ROWS: Final[list[RowSpec]] = [
     # "capability:<name>" rows are inserted here, one per capability (see _capability_rows).
     RowSpec("capabilities", "", "Capabilities", "score", "higher", lambda facts, model: None),
     *(spec for window, (_, label) in WINDOWS.items() for spec in _window_rows(window, label)),
-    # Availability over the period goes here: one RowSpec("availability_30d", "available (% of the
-    # period)", "Availability", "percent", "higher", <its value>) per window, read from the
-    # availability history's selector.
+    *(_availability_row(window, label) for window, (_, label) in WINDOWS.items()),
     RowSpec("runtime", "loaded now", "Runtime and alerts", "runtime", None, _runtime),
     RowSpec(
         "open_alerts",
@@ -329,6 +352,7 @@ def models_compare(
         alerts=open_alerts_of_models(ids),
         usage=usage_totals_of_models(model_ids=ids, windows=windows),
         latency=latency_percentiles_of_models(model_ids=ids, windows=windows),
+        availability=availability_shares(ids, windows),
     )
     spark_start, spark_end = windows[SPARKLINE_WINDOW]
     starts, sparklines = _sparklines(ids, spark_start, spark_end)

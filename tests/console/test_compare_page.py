@@ -13,7 +13,17 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from registry.access.roles import Role, permissions_for
-from registry.models import Alert, AlertKind, EvidenceSource, ModelRuntime, ModelUsage, Provider
+from registry.models import (
+    Alert,
+    AlertKind,
+    EvidenceSource,
+    ModelRuntime,
+    ModelStatus,
+    ModelUsage,
+    Provider,
+    StatusEventOrigin,
+)
+from registry.telemetry.availability import status_change_record
 from tests.console.conftest import LAPTOP, SCREENSHOTS, Console
 from tests.factories import ModelCapabilityFactory, ProviderSourceFactory, RegisteredModelFactory, UserFactory
 
@@ -34,6 +44,10 @@ def viewer(transactional_db: None) -> Any:
     user = UserFactory(username="viewer-op", is_staff=True)
     user.groups.add(group)
     return user
+
+
+def listed(model: Any, at: Any, state: str) -> None:
+    status_change_record(model_id=model.pk, status=state, origin=StatusEventOrigin.DISCOVERY, cause=state, at=at)
 
 
 @pytest.fixture
@@ -105,6 +119,12 @@ def fleet(transactional_db: None) -> dict[str, Any]:
     Alert.objects.create(
         kind=AlertKind.ERROR_RATE, model=qwen, message="qwen2.5-coder:7b error rate 27% over the last hour"
     )
+    # Availability: mini always up, qwen down two hours three days ago, haiku first
+    # listed ten days ago (a 30-day window a third known).
+    for model, first_seen in ((mini, 40), (qwen, 40), (haiku, 10), *((model, 40) for model in others)):
+        listed(model, now - timedelta(days=first_seen), ModelStatus.AVAILABLE)
+    listed(qwen, now - timedelta(days=3), ModelStatus.UNAVAILABLE)
+    listed(qwen, now - timedelta(days=3) + timedelta(hours=2), ModelStatus.AVAILABLE)
     ModelRuntime.objects.create(
         model=qwen,
         source=ProviderSourceFactory(name="gpu-box"),
@@ -138,6 +158,12 @@ def test_an_operator_compares_models_ticked_in_the_list(console: Console, viewer
     expect(table.locator('tr[data-key="spend_30d"] td').nth(2)).to_contain_text("requests uncosted")
     expect(table.locator('tr[data-key="open_alerts"] td').nth(2)).to_contain_text("error rate 27%")
     expect(table.locator('tr[data-key="runtime"] td').nth(2)).to_contain_text("loaded, unloads in")
+    week = table.locator('tr[data-key="availability_7d"]')
+    expect(week).to_be_visible()
+    expect(week.locator("th")).to_have_text("last 7 days")
+    expect(week.locator("td").nth(2)).to_have_text("98.8 %")  # qwen: 2 hours down of 168
+    expect(week.locator("td.best")).to_have_count(2)  # haiku and mini, 100 % each
+    expect(table.locator('tr[data-key="availability_30d"] td').nth(0)).to_contain_text("100.0 % (of 33 % known)")
     expect(table.locator("svg.sparkline")).to_have_count(8)  # qwen's spend is unknown every day: said, not drawn
     expect(table.locator("tr.sparklines").nth(2).locator("td").nth(2)).to_contain_text("cost unknown: ")
     assert console.page_width() <= LAPTOP["width"]

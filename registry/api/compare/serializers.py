@@ -82,7 +82,9 @@ class CompareRowSerializer(serializers.Serializer):
     kind = serializers.CharField(
         help_text="How to read the values: text, count, price (USD per million tokens), score "
         "({score, evidence}), seconds, percent (a fraction 0-1), cost ({cost, requests, uncosted_requests}; "
-        "cost null when every request is uncosted), runtime ({loaded, expires_at, checked_at}), alerts "
+        "cost null when every request is uncosted), availability ({available_fraction, known_fraction}, fractions "
+        "0-1: the time available or degraded over the time whose state is known, and how much of the window is "
+        "known; null when no state is known), runtime ({loaded, expires_at, checked_at}), alerts "
         "({count, alerts})."
     )
     better = serializers.ChoiceField(

@@ -17,7 +17,8 @@ from registry.selection.compare import Comparison, models_compare
 
 COMPARE_RULE = (
     "One column per model, in the order given; `rows` hold one value per model and mark the best (`best`): "
-    "the lowest price, latency, error rate and open alerts, the highest context window and capability score; "
+    "the lowest price, latency, error rate and open alerts, the highest context window, capability score and "
+    "available fraction; "
     "equal values are marked alike, and nothing is marked when fewer than two models have a value or the row "
     "is a volume (requests, tokens, spend). `models` that name fewer than 2 or more than 6 models, an unknown "
     "model, or one model twice (by name and by id): a 400 naming `models`. A `date` that is neither a date nor "
@@ -76,7 +77,8 @@ class CompareViewSet(RegistryViewSet):
     action_roles = {"compare": Role.VIEWER}
 
     @extend_schema(
-        summary="Compare 2 to 6 models side by side: prices, scores, latency, errors, usage and spend, runtime, alerts",
+        summary="Compare 2 to 6 models side by side: prices, scores, latency, errors, usage and spend, availability, "
+        "runtime, alerts",
         description=COMPARE_RULE,
         parameters=[CompareQuerySerializer],
         responses={200: ComparisonSerializer, **ERROR_RESPONSES},

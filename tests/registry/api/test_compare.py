@@ -13,8 +13,18 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from registry.models import Alert, AlertKind, ModelPrice, ModelRuntime, ModelStatus, SetBy
+from registry.models import (
+    Alert,
+    AlertKind,
+    ModelPrice,
+    ModelRuntime,
+    ModelStatus,
+    SetBy,
+    StatusEventKind,
+    StatusEventOrigin,
+)
 from registry.selection.compare import best_marks
+from registry.telemetry.availability import status_change_record, status_event, status_events_record
 from tests.factories import (
     ModelCapabilityFactory,
     ModelUsageFactory,
@@ -29,6 +39,26 @@ Client = Callable[[str], APIClient]
 
 def row(body: dict[str, Any], key: str) -> dict[str, Any]:
     return next(item for item in body["rows"] if item["key"] == key)
+
+
+def status_change(model: Any, at: datetime, state: str) -> None:
+    status_change_record(model_id=model.pk, status=state, origin=StatusEventOrigin.DISCOVERY, cause=state, at=at)
+
+
+def error_rate_alert(model: Any, at: datetime, state: str) -> None:
+    status_events_record(
+        [
+            status_event(
+                model_id=model.pk,
+                kind=StatusEventKind.ALERT,
+                state=state,
+                origin=StatusEventOrigin.ALERT_CHECK,
+                cause=f"error rate {state}",
+                at=at,
+                alert_kind=AlertKind.ERROR_RATE,
+            )
+        ]
+    )
 
 
 @pytest.fixture
@@ -126,6 +156,78 @@ def test_the_best_value_of_each_row_is_marked_ties_alike(api_client_for: Client,
     assert row(body, "spend_24h")["better"] is None
 
 
+@pytest.fixture
+def four_histories() -> list[Any]:
+    """steady: available for 40 days; outage: 3 hours unavailable 6 hours ago; young: first seen 2 days ago,
+    degraded for the last hour; silent: no history at all."""
+    now = timezone.now()
+    steady, outage, young, silent = (
+        RegisteredModelFactory(name=name) for name in ("steady", "outage", "young", "silent")
+    )
+    status_change(steady, now - timedelta(days=40), ModelStatus.AVAILABLE)
+    status_change(outage, now - timedelta(days=40), ModelStatus.AVAILABLE)
+    status_change(outage, now - timedelta(hours=6), ModelStatus.UNAVAILABLE)
+    status_change(outage, now - timedelta(hours=3), ModelStatus.AVAILABLE)
+    status_change(young, now - timedelta(days=2), ModelStatus.AVAILABLE)
+    error_rate_alert(young, now - timedelta(hours=1), "opened")  # degraded: it answers, badly
+    return [steady, outage, young, silent]
+
+
+def test_availability_rows_give_each_windows_available_fraction(
+    api_client_for: Client, four_histories: list[Any]
+) -> None:
+    body = api_client_for("viewer").get("/models/compare", {"models": "steady,outage,young,silent"}).json()
+
+    keys = [item["key"] for item in body["rows"]]
+    assert keys[keys.index("spend_30d") + 1 : keys.index("runtime")] == [
+        "availability_24h",
+        "availability_7d",
+        "availability_30d",
+    ]
+    day, week, month = (row(body, f"availability_{window}") for window in ("24h", "7d", "30d"))
+    assert (day["kind"], day["better"], day["label"]) == ("availability", "higher", "last 24 hours")
+    steady, outage, young, silent = day["values"]
+    assert steady == {"available_fraction": 1.0, "known_fraction": 1.0}
+    assert outage["available_fraction"] == pytest.approx(21 / 24)
+    assert young == {"available_fraction": 1.0, "known_fraction": 1.0}
+    assert silent is None  # unknown, never 0 % or 100 %
+    assert week["values"][1]["available_fraction"] == pytest.approx(1 - 3 / (7 * 24))
+    assert month["values"][1]["available_fraction"] == pytest.approx(1 - 3 / (30 * 24))
+    # Young is judged on the two days it existed, and says how much of the window that is.
+    assert week["values"][2]["available_fraction"] == 1.0
+    assert week["values"][2]["known_fraction"] == pytest.approx(2 / 7, abs=1e-6)
+    assert month["values"][2]["known_fraction"] == pytest.approx(2 / 30, abs=1e-6)
+
+
+def test_the_highest_availability_is_marked_ties_alike_unknown_never(
+    api_client_for: Client, four_histories: list[Any]
+) -> None:
+    body = api_client_for("viewer").get("/models/compare", {"models": "steady,outage,young,silent"}).json()
+
+    assert row(body, "availability_24h")["best"] == [True, False, True, False]
+    assert row(body, "availability_30d")["best"] == [True, False, True, False]
+
+    body = api_client_for("viewer").get("/models/compare", {"models": "outage,silent"}).json()
+
+    assert row(body, "availability_7d")["best"] == [False, False]  # one known value: nothing to compare
+
+
+def test_a_window_partly_known_counts_only_its_known_part(api_client_for: Client) -> None:
+    now = timezone.now()
+    new, old = RegisteredModelFactory(name="new"), RegisteredModelFactory(name="old")
+    status_change(new, now - timedelta(hours=12), ModelStatus.AVAILABLE)
+    status_change(new, now - timedelta(hours=6), ModelStatus.UNAVAILABLE)
+    status_change(old, now - timedelta(days=3), ModelStatus.DEPRECATED)
+
+    body = api_client_for("viewer").get("/models/compare", {"models": "new,old"}).json()
+
+    values = row(body, "availability_24h")["values"]
+    assert values[0]["available_fraction"] == pytest.approx(0.5, abs=1e-6)
+    assert values[0]["known_fraction"] == pytest.approx(0.5, abs=1e-6)
+    assert values[1] == {"available_fraction": 0.0, "known_fraction": 1.0}  # deprecated is not available
+    assert row(body, "availability_24h")["best"] == [True, False]
+
+
 def test_best_marks_need_two_values_and_mark_ties() -> None:
     assert best_marks([1.0, None, 1.0, 2.0], "lower") == [True, False, True, False]
     assert best_marks([1.0, None], "lower") == [False, False]
@@ -211,8 +313,9 @@ def test_compare_is_a_reserved_model_name(api_client_for: Client) -> None:
     assert "name" in response.json()
 
 
-def test_compare_runs_a_fixed_number_of_queries_whatever_the_usage(api_client_for: Client) -> None:
-    models = [RegisteredModelFactory() for _ in range(6)]
+def _busy_models(count: int) -> list[Any]:
+    """Models with capabilities, usage every third day, an open alert and a status change every day."""
+    models = [RegisteredModelFactory() for _ in range(count)]
     now = timezone.now()
     for model in models:
         ModelCapabilityFactory(model=model, capability="code")
@@ -220,17 +323,31 @@ def test_compare_runs_a_fixed_number_of_queries_whatever_the_usage(api_client_fo
         for day in range(0, 30, 3):
             ModelUsageFactory(model=model, timestamp=now - timedelta(days=day, minutes=5))
         Alert.objects.create(kind=AlertKind.LATENCY, model=model, message="slow")
+        for day in range(40):
+            state = ModelStatus.AVAILABLE if day % 2 else ModelStatus.UNAVAILABLE
+            status_change(model, now - timedelta(days=day, hours=1), state)
+    return models
+
+
+def _compare_queries(client: APIClient, models: list[Any]) -> int:
     model_refs = ",".join(model.name for model in models)
-    client = api_client_for("viewer")
     client.get("/models/compare", {"models": model_refs})  # the token's user, once
 
     with CaptureQueriesContext(connection) as queries:
         response = client.get("/models/compare", {"models": model_refs})
 
     assert response.status_code == 200
-    # The models, runtimes, capabilities, alerts, usage totals, latency percentiles and the sparklines'
-    # days (plus the user's roles): no query per model or per row.
-    assert len(queries) <= 10, [query["sql"][:120] for query in queries.captured_queries]
+    # The models, runtimes, capabilities, alerts, usage totals, latency percentiles, availability (the
+    # state before the windows, then their events) and the sparklines' days (plus the user's roles).
+    assert len(queries) <= 12, [query["sql"][:120] for query in queries.captured_queries]
+    return len(queries)
+
+
+def test_compare_runs_a_fixed_number_of_queries_whatever_the_usage(api_client_for: Client) -> None:
+    client = api_client_for("viewer")
+
+    # No query per model, per row or per status event: six busy models cost what two do.
+    assert _compare_queries(client, _busy_models(6)) == _compare_queries(client, _busy_models(2))
 
 
 def test_a_deprecated_model_compares_too(api_client_for: Client, three: list[Any]) -> None:

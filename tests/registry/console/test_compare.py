@@ -13,9 +13,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from registry.console.charts import sparkline, stacked_bar_chart
+from registry.console.compare import availability_text
 from registry.console.dashboard import spend_overview, usage_overview
 from registry.console.figures import count_text, percent_text
-from registry.models import Alert, AlertKind
+from registry.models import Alert, AlertKind, ModelStatus, StatusEventOrigin
+from registry.telemetry.availability import status_change_record
 from tests.factories import ModelCapabilityFactory, ModelUsageFactory, RegisteredModelFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -53,7 +55,58 @@ def test_the_compare_page_shows_a_column_per_model_with_the_best_marked(
     assert "operator" in code_row  # its evidence
     assert "qwen error rate 27%" in page
     assert page.count('<svg class="sparkline"') == 6  # requests, latency, spend for each model
-    assert "Availability" not in page  # the row is the availability history's, added at merge
+    assert 'data-key="availability_30d"' in page
+
+
+def test_the_compare_page_shows_availability_per_window_partial_and_unknown(
+    staff: dict[str, Client], pair: list[Any]
+) -> None:
+    mini = pair[0]
+    now = timezone.now()
+    status_change_record(
+        model_id=mini.pk,
+        status=ModelStatus.AVAILABLE,
+        origin=StatusEventOrigin.DISCOVERY,
+        cause="listed",
+        at=now - timedelta(days=3),
+    )
+    status_change_record(
+        model_id=mini.pk,
+        status=ModelStatus.UNAVAILABLE,
+        origin=StatusEventOrigin.DISCOVERY,
+        cause="gone",
+        at=now - timedelta(hours=6),
+    )
+    status_change_record(
+        model_id=mini.pk,
+        status=ModelStatus.AVAILABLE,
+        origin=StatusEventOrigin.DISCOVERY,
+        cause="back",
+        at=now - timedelta(hours=5, minutes=48),
+    )
+
+    page = staff["viewer"].get(COMPARE, {"models": "gpt-4o-mini,qwen2.5-coder:7b"}).content.decode()
+
+    assert "Available (% of the period)" in page
+    day = page.split('data-key="availability_24h"')[1].split("</tr>")[0]
+    assert "last 24 hours" in day
+    assert "99.1 %" in day  # 12 minutes down of 24 hours: 99.17 %, floored
+    assert "% known)" not in day  # the whole day is known
+    assert "unknown" in day  # qwen has no history
+    assert 'class="best"' not in day  # one known value: nothing to compare
+    week = page.split('data-key="availability_7d"')[1].split("</tr>")[0]
+    assert "(of 42 % known)" in week  # three days of seven
+
+
+def test_availability_reads_in_percent_floored_with_the_known_part() -> None:
+    assert availability_text({"available_fraction": 1.0, "known_fraction": 1.0}) == "100.0 %"
+    assert availability_text({"available_fraction": 0.99996, "known_fraction": 1.0}) == "99.9 %"
+    assert availability_text({"available_fraction": 0.992, "known_fraction": 0.6}) == (
+        '99.2 % <span class="quiet">(of 60 % known)</span>'
+    )
+    assert availability_text({"available_fraction": 0.0, "known_fraction": 0.999}) == (
+        '0.0 % <span class="quiet">(of 99 % known)</span>'
+    )
 
 
 def test_unknown_spend_reads_unknown_with_its_uncosted_requests(staff: dict[str, Client], pair: list[Any]) -> None:
@@ -147,6 +200,14 @@ def test_compare_queries_do_not_grow_with_models_or_usage(staff: dict[str, Clien
         for day in range(0, 30, 2):
             ModelUsageFactory(model=model, timestamp=now - timedelta(days=day, minutes=1))
         Alert.objects.create(kind=AlertKind.LATENCY, model=model, message="slow")
+        for day in range(0, 40, 2):  # a status change every other day: the availability rows read them
+            status_change_record(
+                model_id=model.pk,
+                status=ModelStatus.UNAVAILABLE if day % 4 else ModelStatus.AVAILABLE,
+                origin=StatusEventOrigin.DISCOVERY,
+                cause="gone" if day % 4 else "listed",
+                at=now - timedelta(days=day, hours=1),
+            )
     client = staff["viewer"]
     query = {"models": ",".join(model.name for model in models)}
     client.get(COMPARE, query)

@@ -23,9 +23,11 @@ from registry.models import (
 )
 from registry.telemetry.alerts import alerts_check, alerts_resolve
 from registry.telemetry.availability import (
+    AvailabilityShare,
     Interval,
     availability,
     availability_fractions,
+    availability_shares,
     status_change_record,
     status_event,
     status_events_record,
@@ -216,6 +218,61 @@ def test_fractions_of_several_models_for_a_side_by_side_page() -> None:
     status(down, T0 - DAY, ModelStatus.UNAVAILABLE)
 
     assert availability_fractions([up.pk, down.pk, new.pk], T0, T0 + DAY) == {up.pk: 1.0, down.pk: 0.0, new.pk: None}
+
+
+def test_shares_over_several_windows_agree_with_each_windows_availability() -> None:
+    steady, flappy, late, silent = (RegisteredModelFactory() for _ in range(4))
+    host = ProviderSourceFactory()
+    status(steady, T0 - 40 * DAY, ModelStatus.AVAILABLE)
+    alert_event(steady, T0 + 9 * DAY, "opened")  # degraded counts as available
+    alert_event(steady, T0 + 9 * DAY + timedelta(hours=6), "resolved")
+    status(flappy, T0 - DAY, ModelStatus.AVAILABLE)
+    for day in range(1, 10):
+        status(flappy, T0 + day * DAY, ModelStatus.UNAVAILABLE if day % 2 else ModelStatus.AVAILABLE)
+        status(flappy, T0 + day * DAY + timedelta(hours=day), ModelStatus.AVAILABLE)
+        runtime_event(flappy, T0 + day * DAY + timedelta(hours=2), host, loaded=bool(day % 2))  # not counted
+    alert_event(flappy, T0 + 8 * DAY, "opened", kind=AlertKind.UNAVAILABLE)  # not a lane of its own
+    status(late, T0 + 9 * DAY + timedelta(hours=12), ModelStatus.AVAILABLE)  # registered mid-window
+    status(late, T0 + 9 * DAY + timedelta(hours=18), ModelStatus.DEPRECATED)
+    end = T0 + 10 * DAY
+    windows = {"24h": (end - DAY, end), "7d": (end - 7 * DAY, end), "30d": (end - 30 * DAY, end)}
+    models = [steady, flappy, late, silent]
+
+    shares = availability_shares([model.pk for model in models], windows)
+
+    for model in models:
+        for name, (start, stop) in windows.items():
+            found = availability(model.pk, start, stop)
+            share = shares[model.pk][name]
+            assert share.known_fraction == pytest.approx(found.known_fraction), (model.pk, name)
+            if found.available_fraction is None:
+                assert share.available_fraction is None
+            else:
+                assert share.available_fraction == pytest.approx(found.available_fraction), (model.pk, name)
+    assert shares[late.pk]["24h"] == AvailabilityShare(available_fraction=0.5, known_fraction=0.5)
+    assert shares[silent.pk]["30d"] == AvailabilityShare(available_fraction=None, known_fraction=0.0)
+    assert shares[steady.pk]["7d"] == AvailabilityShare(available_fraction=1.0, known_fraction=1.0)
+
+
+def test_shares_read_in_two_queries_whatever_the_models_and_windows(django_assert_num_queries: Any) -> None:
+    models = [RegisteredModelFactory() for _ in range(6)]
+    for model in models:
+        for day in range(30):
+            status(model, T0 + day * DAY, ModelStatus.AVAILABLE if day % 2 else ModelStatus.UNAVAILABLE)
+            alert_event(model, T0 + day * DAY + timedelta(hours=1), "opened" if day % 3 else "resolved")
+    windows = {"a": (T0 + 5 * DAY, T0 + 25 * DAY), "b": (T0 + 20 * DAY, T0 + 25 * DAY)}
+
+    with django_assert_num_queries(2):
+        shares = availability_shares([model.pk for model in models], windows)
+
+    assert shares[models[0].pk]["b"].available_fraction == pytest.approx(
+        availability(models[0].pk, T0 + 20 * DAY, T0 + 25 * DAY).available_fraction
+    )
+
+
+def test_shares_refuse_a_window_that_ends_before_it_starts() -> None:
+    with pytest.raises(ValueError, match="start must be before end"):
+        availability_shares([RegisteredModelFactory().pk], {"bad": (T0, T0)})
 
 
 # --- The writers in registry/ ----------------------------------------------------------------------
