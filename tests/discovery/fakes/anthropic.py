@@ -26,8 +26,9 @@ ERROR_TYPES = {
 }
 
 
-def load_models() -> list[dict[str, Any]]:
-    return list(json.loads((DATA / "models.json").read_text())["data"])
+def load_models(fixture: str = "models.json") -> list[dict[str, Any]]:
+    """The entries of a list answer under data/: ``models.json`` (small, for behaviour) or a realistic list."""
+    return list(json.loads((DATA / fixture).read_text())["data"])
 
 
 class FakeAnthropic(FakeProviderServer):

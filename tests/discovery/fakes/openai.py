@@ -15,8 +15,9 @@ from tests.discovery.fakes.server import FakeProviderServer, Reply, Request
 DATA = Path(__file__).parent / "data" / "openai"
 
 
-def load_models() -> list[dict[str, Any]]:
-    return list(json.loads((DATA / "models.json").read_text())["data"])
+def load_models(fixture: str = "models.json") -> list[dict[str, Any]]:
+    """The entries of a list answer under data/: ``models.json`` (small, for behaviour) or a realistic list."""
+    return list(json.loads((DATA / fixture).read_text())["data"])
 
 
 class FakeOpenAI(FakeProviderServer):
