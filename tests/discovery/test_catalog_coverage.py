@@ -151,7 +151,7 @@ def test_at_least_95_percent_of_registered_models_get_a_price_and_a_context_wind
     assert (found.without_price, found.without_context) == (WITHOUT_PRICE[provider], WITHOUT_CONTEXT[provider])
 
 
-def test_open_ai_and_anthropic_figures_are_the_documented_ones(discovered: None) -> None:
+def test_the_openai_and_anthropic_figures_are_the_ones_the_docs_record(discovered: None) -> None:
     assert (coverage("openai").covered, coverage("openai").registered) == (57, 59)
     assert (coverage("anthropic").covered, coverage("anthropic").registered) == (9, 9)
 
