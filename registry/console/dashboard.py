@@ -1,9 +1,8 @@
 """Selectors of the console: the dashboard's figures and the series behind its charts.
 
-Every figure is aggregated by the database over a bounded time range, on the indexes that serve
-it (``model_usage (timestamp)`` INCLUDE-ing the summed columns for "all models, last 24 hours";
-``(model_id, timestamp)`` for one model's charts), so the dashboard's cost does not grow with the
-size of the usage table, only with the activity in the window it shows.
+Usage figures come from registry/telemetry/usage.py (hourly rollups for whole hours, raw rows
+for the partial hours at the window's edges), so the dashboard's cost grows with the hours it
+shows, not with the records in them.
 """
 
 from __future__ import annotations
@@ -13,15 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from django.db import connection
 from django.db.models import Count, F, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from registry.console.charts import Series
-from registry.models import Alert, ModelPerformance, ModelRuntime, ModelStatus, ModelUsage, Provider, RegisteredModel
-from registry.telemetry.selectors import UNCOSTED_REQUESTS, Bucket, usage_summary
-from registry.telemetry.statistics import PERCENTILE_SAMPLE_LIMIT, PercentileCont, percentile
+from registry.models import Alert, ModelPerformance, ModelRuntime, ModelStatus, Provider, RegisteredModel
+from registry.telemetry.selectors import Bucket, usage_summary
+from registry.telemetry.usage import usage_figures
 
 TOP_MODELS: Final = 10
 CHART_MODELS: Final = 5
@@ -104,32 +102,20 @@ def _hours(start: datetime, end: datetime) -> list[datetime]:
 
 
 def usage_overview(*, now: datetime | None = None, hours: int = 24) -> UsageOverview:
-    """Per model and hour, in one grouped query over the window; top models and the chart come from it."""
+    """Per model and hour over the window (rollups, raw rows at the edges); top models and the chart come from it."""
     end = now or timezone.now()
     start = end - timedelta(hours=hours)
-    rows = (
-        ModelUsage.objects.filter(timestamp__gte=start, timestamp__lt=end)
-        .order_by()
-        .annotate(hour=TruncHour("timestamp", tzinfo=UTC))
-        .values("model_id", "model_name", "hour")
-        .annotate(
-            requests=Sum("request_count"),
-            tokens=Sum("token_count"),
-            errors=Sum("error_count"),
-            # Not named "cost": it would shadow the column in UNCOSTED_REQUESTS' filter.
-            cost_total=Sum("cost"),
-            uncosted_requests=UNCOSTED_REQUESTS,
-        )
-    )
+    rows = usage_figures(start=start, end=end, by_model=True, by_name=True, bucket="hour")
     totals: dict[tuple[int | None, str], dict[str, Any]] = {}
     per_hour: dict[tuple[int | None, str], dict[datetime, int]] = defaultdict(dict)
     for row in rows:
-        key = (row["model_id"], row["model_name"])
+        key = (row.model_id, row.model_name or "")
         total = totals.setdefault(key, {"requests": 0, "tokens": 0, "errors": 0, "cost": 0, "uncosted_requests": 0})
         for name in ("requests", "tokens", "errors", "uncosted_requests"):
-            total[name] += row[name] or 0
-        total["cost"] += row["cost_total"] or 0
-        per_hour[key][row["hour"]] = int(row["requests"] or 0)
+            total[name] += getattr(row, name)
+        total["cost"] += row.cost or 0
+        if row.start is not None:
+            per_hour[key][row.start] = row.requests
     ranked = sorted(totals.items(), key=lambda item: (-item[1]["requests"], item[0][1]))
     top = [
         {
@@ -174,26 +160,14 @@ def _label(moment: datetime, bucket: Bucket, span: timedelta) -> str:
 
 def _latency_percentiles(
     model_id: int, start: datetime, end: datetime, bucket: Bucket
-) -> dict[datetime, tuple[float, float]]:
-    """p50 and p95 of the records' mean latency, per bucket."""
-    records = ModelUsage.objects.filter(
-        model_id=model_id, timestamp__gte=start, timestamp__lt=end, average_latency__isnull=False
-    ).order_by()
-    truncate = TruncHour if bucket == "hour" else TruncDay
-    if connection.vendor == "postgresql":
-        rows = (
-            records.annotate(b=truncate("timestamp", tzinfo=UTC))
-            .values("b")
-            .annotate(p50=PercentileCont("average_latency", 0.5), p95=PercentileCont("average_latency", 0.95))
-        )
-        return {row["b"]: (row["p50"], row["p95"]) for row in rows}
-    samples: dict[datetime, list[float]] = defaultdict(list)
-    for moment, latency in records.annotate(b=truncate("timestamp", tzinfo=UTC)).values_list("b", "average_latency")[
-        :PERCENTILE_SAMPLE_LIMIT
-    ]:
-        if latency is not None:
-            samples[moment].append(latency)
-    return {moment: (percentile(values, 0.5), percentile(values, 0.95)) for moment, values in samples.items()}
+) -> dict[datetime, tuple[float | None, float | None]]:
+    """p50 and p95 of the records' mean latency, per bucket, from the hourly histograms (within 2 %)."""
+    rows = usage_figures(start=start, end=end, model_ids=[model_id], bucket=bucket, histograms=True)
+    return {
+        row.start: (row.latency_percentile(0.5), row.latency_percentile(0.95))
+        for row in rows
+        if row.start is not None and row.latency_records
+    }
 
 
 @dataclass(frozen=True)

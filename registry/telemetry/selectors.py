@@ -2,79 +2,38 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from datetime import datetime
+from typing import Any, Final
 
-from django.db.models import (
-    Avg,
-    Count,
-    F,
-    FloatField,
-    Max,
-    Min,
-    Q,
-    QuerySet,
-    Sum,
-)
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models import Avg, Count, Max, Min, Q, QuerySet, Sum
 
-from registry.models import (
-    ModelPerformance,
-    ModelUsage,
-)
+from registry.models import ModelPerformance
+from registry.telemetry.usage import Bucket, UsageFigures, usage_figures
 
-Bucket = Literal["hour", "day"]
+__all__ = ["UNCOSTED_REQUESTS", "Bucket", "performance_records", "performance_summary", "usage_summary"]
 
 
-def _rates(row: dict[str, Any]) -> dict[str, Any]:
-    requests = int(row["requests"] or 0)
-    errors = int(row["errors"] or 0)
-    latency_requests = int(row["latency_requests"] or 0)
+def _rates(figures: UsageFigures) -> dict[str, Any]:
     return {
-        "requests": requests,
-        "tokens": int(row["tokens"] or 0),
-        "errors": errors,
-        "error_rate": errors / requests if requests else 0.0,
-        "average_latency": float(row["latency_weighted"]) / latency_requests if latency_requests else None,
-        "cost": row["cost_total"] if row["cost_total"] is not None else 0,
-        "uncosted_requests": int(row["uncosted_requests"] or 0),
+        "requests": figures.requests,
+        "tokens": figures.tokens,
+        "errors": figures.errors,
+        "error_rate": figures.error_rate,
+        "average_latency": figures.average_latency,
+        "cost": figures.cost if figures.cost is not None else 0,
+        "uncosted_requests": figures.uncosted_requests,
     }
 
 
 # The requests of records without a cost (no tokens, or no price known at their time): a summed
-# ``cost`` leaves them out, so a reader tells "unknown" from "free" by this count. Both columns are
-# in the covering indexes: still an index-only scan.
+# ``cost`` leaves them out, so a reader tells "unknown" from "free" by this count.
 UNCOSTED_REQUESTS: Final = Sum("request_count", filter=Q(cost__isnull=True))
-
-_USAGE_AGGREGATES: dict[str, Any] = {
-    "requests": Sum("request_count"),
-    "tokens": Sum("token_count"),
-    "errors": Sum("error_count"),
-    # Latency is a per-record mean: weight it by the record's requests, over records that report it.
-    "latency_weighted": Sum(
-        F("average_latency") * F("request_count"),
-        filter=Q(average_latency__isnull=False),
-        output_field=FloatField(),
-    ),
-    "latency_requests": Sum("request_count", filter=Q(average_latency__isnull=False)),
-    # Not named "cost": an annotation of a column's name would shadow the column in the filter below.
-    "cost_total": Sum("cost"),
-    "uncosted_requests": UNCOSTED_REQUESTS,
-}
 
 
 def usage_summary(*, model_id: int, bucket: Bucket, start: datetime, end: datetime) -> dict[str, Any]:
-    """Totals and per-bucket figures of a model's usage in ``[start, end)``, aggregated by the database."""
-    records = ModelUsage.objects.filter(model_id=model_id, timestamp__gte=start, timestamp__lt=end).order_by()
-    truncate = TruncHour if bucket == "hour" else TruncDay
-    rows = (
-        # Buckets are UTC hours and days; an explicit zone also spares a current-zone lookup per row.
-        records.annotate(bucket_start=truncate("timestamp", tzinfo=UTC))
-        .values("bucket_start")
-        .annotate(**_USAGE_AGGREGATES)
-        .order_by("bucket_start")
-    )
-    buckets = [{"start": row["bucket_start"], **_rates(row)} for row in rows]
+    """Totals and per-bucket figures of a model's usage in ``[start, end)``: hourly rollups, raw rows at the edges."""
+    rows = usage_figures(start=start, end=end, model_ids=[model_id], bucket=bucket)
+    buckets = [{"start": row.start, **_rates(row)} for row in rows]
     totals = _totals_of(buckets)
     return {"bucket": bucket, "from": start, "to": end, "totals": totals, "buckets": buckets}
 
