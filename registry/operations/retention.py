@@ -11,11 +11,15 @@ these tables is registered with auditlog (registry/access/audit.py), so removing
 audit entry per row. tests/registry/operations/test_retention.py bounds the queries per batch and
 would catch a handler added later.
 
+Hourly usage rollups (``model_usage_rollup``, registry/telemetry/rollups.py) have a retention of
+their own, longer than the raw rows': pruning raw usage leaves them as they are.
+
 Runtime observations (``model_runtime``) are not pruned: one row per model and host, overwritten by
 each poll, it does not accumulate history.
 
 Pruning changes no cached read: the cache holds model reads (registry/reads/cache.py), and the
-statistics that read usage are computed per request, so the cache generation is not bumped.
+statistics that read usage are computed per request (from rollups for whole hours, so a prune of
+raw rows does not change them), so the cache generation is not bumped.
 
 A prune holds a lock for its whole run, so that two beats (or a beat and ``manage.py prune``)
 never prune together: a PostgreSQL session advisory lock, released by PostgreSQL if the process
@@ -41,7 +45,7 @@ from django.db.models import Max, Model, QuerySet
 from django.utils import timezone
 
 from discovery.models import DiscoveryRun
-from registry.models import Alert, ModelPerformance, ModelUsage
+from registry.models import Alert, ModelPerformance, ModelUsage, UsageRollup
 from registry.operations import metrics
 from registry.operations.locks import session_advisory_lock
 
@@ -85,6 +89,16 @@ TABLES: tuple[RetainedTable, ...] = (
         "RETENTION_USAGE_DAYS",
         ModelUsage,
         lambda cutoff: ModelUsage.objects.filter(timestamp__lt=cutoff),
+    ),
+    # Rollups go only past their own, longer, retention: removing raw rows never touches them, so
+    # statistics over a year still answer once the raw rows of that year are gone.
+    RetainedTable(
+        "model_usage_rollup",
+        "hourly usage rollups",
+        "RETENTION_USAGE_ROLLUP_DAYS",
+        UsageRollup,
+        # An hour goes once all of it is past the cutoff.
+        lambda cutoff: UsageRollup.objects.filter(hour__lte=cutoff - timedelta(hours=1)),
     ),
     RetainedTable(
         "model_performance",

@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import reduce
+from operator import or_
 from typing import Any, Final, Literal
 
 from django.db.models import Case, Count, F, FloatField, IntegerField, Q, QuerySet, Subquery, Sum, Value, When
@@ -97,23 +99,25 @@ def split_window(start: datetime, end: datetime | None) -> WindowSplit:
     if end is None:
         return WindowSplit(start, end, first, None)
     last = hour_of(end)
-    if last <= first:
+    if last < first:  # inside one hour
         return WindowSplit(start, end, None, None)
-    return WindowSplit(start, end, first, last)
+    return WindowSplit(start, end, first, last)  # first == last: no whole hour, two partial ones
 
 
 def _raw_edges(split: WindowSplit) -> Q:
     """The raw rows of the window's partial hours (a condition that matches nothing when it has none)."""
     if split.whole_start is None:
         return Q(timestamp__gte=split.start, timestamp__lt=split.end)
-    edges = Q(timestamp__gte=split.start, timestamp__lt=split.whole_start)
+    edges = []
+    if split.start < split.whole_start:
+        edges.append(Q(timestamp__gte=split.start, timestamp__lt=split.whole_start))
     if split.whole_end is not None and split.end is not None and split.whole_end < split.end:
-        edges |= Q(timestamp__gte=split.whole_end, timestamp__lt=split.end)
-    return edges
+        edges.append(Q(timestamp__gte=split.whole_end, timestamp__lt=split.end))
+    return reduce(or_, edges) if edges else Q(pk__in=[])
 
 
 def _rollup_hours(split: WindowSplit) -> Q | None:
-    if split.whole_start is None:
+    if split.whole_start is None or (split.whole_end is not None and split.whole_end <= split.whole_start):
         return None
     hours = Q(hour__gte=split.whole_start)
     if split.whole_end is not None:
@@ -279,15 +283,17 @@ def latency_mean_since(since: datetime, model: Combinable | None = None) -> Any:
     """
     model = model if model is not None else OuterRef("pk")
     split = split_window(since, None)
-    hours = _rollup_hours(split)
-    rollups = UsageRollup.objects.filter(hours or Q(pk__in=[]), model_id=model).order_by().values("model_id")
-    raw = ModelUsage.objects.filter(_raw_edges(split), model_id=model, average_latency__isnull=False)
-    raw = raw.order_by().values("model_id")
+    hours = _rollup_hours(split) or Q()  # open-ended: never None
 
     def scalar(queryset: QuerySet[Any], expression: Any) -> Any:
-        summed = queryset.annotate(total=Sum(expression, output_field=FloatField())).values("total")
-        return Coalesce(Subquery(summed[:1], output_field=FloatField()), 0.0, output_field=FloatField())
+        summed = queryset.order_by().values("model_id").annotate(total=Sum(expression, output_field=FloatField()))
+        return Coalesce(Subquery(summed.values("total")[:1], output_field=FloatField()), 0.0, output_field=FloatField())
 
-    weighted = scalar(rollups, "latency_weighted") + scalar(raw, F("average_latency") * F("request_count"))
-    weight = scalar(rollups, Cast("latency_requests", FloatField())) + scalar(raw, Cast("request_count", FloatField()))
+    rollups = UsageRollup.objects.filter(hours, model_id=model)
+    weighted = scalar(rollups, "latency_weighted")
+    weight = scalar(rollups, Cast("latency_requests", FloatField()))
+    if split.whole_start is not None and split.start < split.whole_start:  # ``since`` is not on the hour
+        raw = ModelUsage.objects.filter(_raw_edges(split), model_id=model, average_latency__isnull=False)
+        weighted += scalar(raw, F("average_latency") * F("request_count"))
+        weight += scalar(raw, Cast("request_count", FloatField()))
     return weighted / NullIf(weight, 0.0)

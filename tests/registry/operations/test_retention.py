@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -17,9 +18,11 @@ from django.utils import timezone
 
 from discovery.models import DiscoveryRun, RunStatus
 from registry import tasks
-from registry.models import Alert, AlertKind, ModelPerformance, ModelUsage, RegisteredModel
+from registry.models import Alert, AlertKind, ModelPerformance, ModelUsage, RegisteredModel, UsageRollup
 from registry.operations import retention
 from registry.operations.retention import LOCK_KEY, LOCK_NAMESPACE, retention_apply
+from registry.telemetry.selectors import usage_summary
+from registry.telemetry.services import usage_record_batch
 from tests.factories import (
     ModelPerformanceFactory,
     ModelUsageFactory,
@@ -89,6 +92,7 @@ def test_each_table_loses_its_rows_past_the_cutoff_and_keeps_the_others() -> Non
 
     assert outcome.removed == {
         "model_usage": 1,
+        "model_usage_rollup": 0,  # kept RETENTION_USAGE_ROLLUP_DAYS (two years by default)
         "model_performance": 1,
         "auditlog_logentry": 1,
         "discovery_runs": 1,
@@ -119,6 +123,7 @@ def test_a_sources_newest_run_stays_however_old() -> None:
 
 
 def test_a_setting_of_zero_keeps_every_row_for_ever(settings: Any) -> None:
+    settings.RETENTION_USAGE_ROLLUP_DAYS = 0
     for name in SETTINGS:
         setattr(settings, name, 0)
     model = RegisteredModelFactory()
@@ -158,8 +163,8 @@ def test_the_queries_of_a_prune_grow_with_its_batches_not_its_rows(django_assert
     ModelUsageFactory.create_batch(10, model=model, timestamp=JUST_PAST)
 
     # Per batch: the ids, the delete, and a savepoint's two statements (the test's transaction
-    # makes each batch's atomic block a savepoint); then the other four tables' empty reads and the lock.
-    with django_assert_max_num_queries(4 * 4 + 4 * 3 + 2):
+    # makes each batch's atomic block a savepoint); then the other five tables' empty reads and the lock.
+    with django_assert_max_num_queries(4 * 4 + 5 * 3 + 2):
         retention_apply(now=NOW, batch_size=3)
 
 
@@ -224,10 +229,59 @@ def test_table_sizes_give_each_tables_rows_and_retention(settings: Any) -> None:
 
     sizes = {size.table: size for size in retention.table_sizes()}
 
-    assert set(sizes) == {"model_usage", "model_performance", "auditlog_logentry", "discovery_runs", "alerts"}
+    assert set(sizes) == {
+        "model_usage",
+        "model_usage_rollup",
+        "model_performance",
+        "auditlog_logentry",
+        "discovery_runs",
+        "alerts",
+    }
     assert sizes["model_usage"].keep_days == 7
     if connection.vendor == "postgresql":
         assert (sizes["model_usage"].total_bytes or 0) > 0
     else:
         assert sizes["model_usage"].rows == 2
         assert sizes["model_usage"].total_bytes is None
+
+
+def test_rollups_outlive_the_raw_rows_and_year_long_statistics_survive_their_prune(settings: Any) -> None:
+    settings.RETENTION_USAGE_DAYS = 30
+    model = RegisteredModelFactory()
+    for days in (300, 200, 100, 40, 20, 1):
+        usage_record_batch(
+            model=model,
+            records=[
+                {"timestamp": NOW - timedelta(days=days, minutes=m), "request_count": 2, "cost": "0.5"} for m in (0, 30)
+            ],
+        )
+    start = NOW.replace(minute=0, second=0) - timedelta(days=365)
+    year = usage_summary(model_id=model.pk, bucket="day", start=start, end=NOW)
+    rollups = list(UsageRollup.objects.order_by("pk").values())
+
+    outcome = retention_apply(now=NOW)
+
+    assert outcome.removed["model_usage"] == 8
+    assert outcome.removed["model_usage_rollup"] == 0
+    assert list(UsageRollup.objects.order_by("pk").values()) == rollups  # pruning raw rows changes no rollup
+    after = usage_summary(model_id=model.pk, bucket="day", start=start, end=NOW)
+    assert after == year
+    assert after["totals"]["requests"] == 24
+    assert after["totals"]["cost"] == Decimal("6")
+
+
+def test_rollups_go_past_their_own_retention_whole_hours_only(settings: Any) -> None:
+    settings.RETENTION_USAGE_DAYS = 0
+    settings.RETENTION_USAGE_ROLLUP_DAYS = 365
+    model = RegisteredModelFactory()
+    now = NOW.replace(minute=30)  # the cutoff inside an hour, never on its start
+    cutoff = now - timedelta(days=365)
+    for moment in (cutoff - timedelta(hours=2), cutoff - timedelta(seconds=1), cutoff + timedelta(hours=1)):
+        usage_record_batch(model=model, records=[{"timestamp": moment}])
+
+    outcome = retention_apply(now=now)
+
+    # The hour holding the cutoff is partly within the retention: it stays.
+    assert outcome.removed["model_usage_rollup"] == 1
+    assert ModelUsage.objects.count() == 3
+    assert UsageRollup.objects.count() == 2
