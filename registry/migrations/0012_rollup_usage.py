@@ -1,6 +1,7 @@
 """Hourly usage rollups (``model_usage_rollup``), built for the usage already recorded.
 
-The rollups of existing rows are computed here with SQL and code frozen in this migration (not
+On PostgreSQL a statement trigger keeps them (``TRIGGER_SQL``); elsewhere the ingestion services
+do (registry/telemetry/rollups.py). The rollups of existing rows are computed here with SQL and code frozen in this migration (not
 imported from registry/telemetry/rollups.py, which may change after it): on PostgreSQL one
 INSERT ... SELECT (10M rows: about a minute); elsewhere the rows are read once, in id order, and
 summed in memory per model and hour (SQLite installs are small).
@@ -48,6 +49,87 @@ LEFT JOIN (
     GROUP BY 1, 2, 3
 ) h ON h.model_id IS NOT DISTINCT FROM s.model_id AND h.model_name = s.model_name AND h.hour = s.hour
 """
+
+# Keeps the rollups on PostgreSQL: after each INSERT or COPY into model_usage, the statement's rows
+# (a transition table) are summed per model, name and hour and added to their rollups, in the
+# inserting transaction, rows locked in key order (ORDER BY) so two statements cannot deadlock.
+# Measured against the same work done in Python by the service (docs/BENCHMARKS.md, usage rollups).
+TRIGGER_SQL = """
+CREATE OR REPLACE FUNCTION model_usage_rollup_add() RETURNS trigger LANGUAGE plpgsql AS $function$
+BEGIN
+    INSERT INTO model_usage_rollup AS r (
+        model_id, model_name, hour, records, requests, tokens, input_tokens, output_tokens, errors, cost,
+        uncosted_requests, latency_weighted, latency_requests, latency_records, latency_histogram
+    )
+    SELECT s.model_id, s.model_name, s.hour, s.records, s.requests, s.tokens, s.input_tokens, s.output_tokens,
+           s.errors, s.cost, s.uncosted_requests, s.latency_weighted, s.latency_requests, s.latency_records,
+           COALESCE(h.histogram, '{}'::jsonb)
+    FROM (
+        SELECT model_id, model_name, date_trunc('hour', "timestamp", 'UTC') AS hour, count(*) AS records,
+               COALESCE(sum(request_count), 0) AS requests, COALESCE(sum(token_count), 0) AS tokens,
+               COALESCE(sum(input_tokens), 0) AS input_tokens, COALESCE(sum(output_tokens), 0) AS output_tokens,
+               COALESCE(sum(error_count), 0) AS errors, sum(cost) AS cost,
+               COALESCE(sum(request_count) FILTER (WHERE cost IS NULL), 0) AS uncosted_requests,
+               COALESCE(sum(average_latency * request_count) FILTER (WHERE average_latency IS NOT NULL), 0)
+                   AS latency_weighted,
+               COALESCE(sum(request_count) FILTER (WHERE average_latency IS NOT NULL), 0) AS latency_requests,
+               count(average_latency) AS latency_records
+        FROM new_rows GROUP BY 1, 2, 3
+    ) s
+    LEFT JOIN (
+        SELECT model_id, model_name, hour, jsonb_object_agg(bucket, n) AS histogram
+        FROM (
+            SELECT model_id, model_name, date_trunc('hour', "timestamp", 'UTC') AS hour,
+                   CASE WHEN average_latency <= 0 THEN 'z'
+                        ELSE ceil(ln(average_latency) / ln(1.04))::bigint::text END AS bucket,
+                   count(*) AS n
+            FROM new_rows WHERE average_latency IS NOT NULL GROUP BY 1, 2, 3, 4
+        ) buckets
+        GROUP BY 1, 2, 3
+    ) h ON h.model_id IS NOT DISTINCT FROM s.model_id AND h.model_name = s.model_name AND h.hour = s.hour
+    ORDER BY 1, 2, 3
+    ON CONFLICT (model_id, model_name, hour) DO UPDATE SET
+        records = r.records + EXCLUDED.records,
+        requests = r.requests + EXCLUDED.requests,
+        tokens = r.tokens + EXCLUDED.tokens,
+        input_tokens = r.input_tokens + EXCLUDED.input_tokens,
+        output_tokens = r.output_tokens + EXCLUDED.output_tokens,
+        errors = r.errors + EXCLUDED.errors,
+        cost = CASE WHEN r.cost IS NULL THEN EXCLUDED.cost WHEN EXCLUDED.cost IS NULL THEN r.cost
+                    ELSE r.cost + EXCLUDED.cost END,
+        uncosted_requests = r.uncosted_requests + EXCLUDED.uncosted_requests,
+        latency_weighted = r.latency_weighted + EXCLUDED.latency_weighted,
+        latency_requests = r.latency_requests + EXCLUDED.latency_requests,
+        latency_records = r.latency_records + EXCLUDED.latency_records,
+        latency_histogram = (
+            SELECT COALESCE(jsonb_object_agg(key, total), '{}'::jsonb)
+            FROM (SELECT key, sum(value::bigint) AS total
+                  FROM (SELECT * FROM jsonb_each_text(r.latency_histogram)
+                        UNION ALL SELECT * FROM jsonb_each_text(EXCLUDED.latency_histogram)) AS both_
+                  GROUP BY key) AS merged
+        );
+    RETURN NULL;
+END
+$function$;
+CREATE TRIGGER model_usage_rollup_add AFTER INSERT ON model_usage REFERENCING NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION model_usage_rollup_add();
+"""
+
+DROP_TRIGGER_SQL = """
+DROP TRIGGER IF EXISTS model_usage_rollup_add ON model_usage;
+DROP FUNCTION IF EXISTS model_usage_rollup_add();
+"""
+
+
+def create_trigger(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(TRIGGER_SQL)
+
+
+def drop_trigger(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(DROP_TRIGGER_SQL)
+
 
 _SUMMED = (
     "records",
@@ -160,5 +242,8 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        # The trigger first: created in this migration's transaction, it locks model_usage against
+        # inserts until the commit, so no row lands between the build and the trigger.
+        migrations.RunPython(create_trigger, drop_trigger, elidable=False),
         migrations.RunPython(build_rollups, migrations.RunPython.noop, elidable=False),
     ]

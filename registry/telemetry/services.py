@@ -168,7 +168,7 @@ def usage_record_batch(*, model: RegisteredModel, records: Sequence[Mapping[str,
         ModelUsage.objects.bulk_create([ModelUsage(**dict(zip(_USAGE_COLUMNS, row, strict=True))) for row in rows])
     if unpriced:
         alerts.unpriced_usage_open(model=model, records=unpriced)
-    # Last, so that the rollup rows' locks are held for the fewest milliseconds before the commit.
+    # SQLite's rollups (PostgreSQL's trigger added them at the COPY): last, the locks' hold is shortest.
     usage_rollups_add(rows)
     _count_on_commit(model, rows)
     return len(rows)
