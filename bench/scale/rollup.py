@@ -22,8 +22,9 @@ import multiprocessing
 import statistics
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -85,7 +86,7 @@ def _console_figures(context: ScaleContext) -> Iterator[Figure]:
         response = client.get(path)
         if response.status_code != 200:
             raise RuntimeError(f"{path} answered {response.status_code}")
-        measured = median_ms(lambda path=path: client.get(path), runs=11, warmup=2)
+        measured = median_ms(partial(client.get, path), runs=11, warmup=2)
         yield Figure(name, measured, 150, "ms", note="superuser, through the test client; median of 11")
 
 
@@ -128,9 +129,9 @@ def _concurrent_client(arguments: tuple[int, str, str]) -> list[float]:
     model_id, mode, hour_text = arguments
     connection.close()  # a forked child opens its own connection
     if mode == "python":
-        services.usage_rollups_add = rollups_add_in_python  # type: ignore[assignment]  # SQLite's path, on PostgreSQL
+        services.usage_rollups_add = rollups_add_in_python  # SQLite's path, on PostgreSQL
     model = RegisteredModel.objects.get(pk=model_id)
-    hour = timezone.datetime.fromisoformat(hour_text)
+    hour = datetime.fromisoformat(hour_text)
     timings = []
     for _ in range(INGEST_BATCHES):
         batch = _records(BATCH, base=hour, spread_seconds=3500)
