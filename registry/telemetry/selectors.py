@@ -10,7 +10,14 @@ from django.db.models import Avg, Count, Max, Min, Q, QuerySet, Sum
 from registry.models import ModelPerformance
 from registry.telemetry.usage import Bucket, UsageFigures, usage_figures
 
-__all__ = ["UNCOSTED_REQUESTS", "Bucket", "performance_records", "performance_summary", "usage_summary"]
+__all__ = [
+    "UNCOSTED_REQUESTS",
+    "Bucket",
+    "performance_records",
+    "performance_summary",
+    "usage_summary",
+    "usage_summary_of",
+]
 
 
 def _rates(figures: UsageFigures) -> dict[str, Any]:
@@ -33,6 +40,11 @@ UNCOSTED_REQUESTS: Final = Sum("request_count", filter=Q(cost__isnull=True))
 def usage_summary(*, model_id: int, bucket: Bucket, start: datetime, end: datetime) -> dict[str, Any]:
     """Totals and per-bucket figures of a model's usage in ``[start, end)``: hourly rollups, raw rows at the edges."""
     rows = usage_figures(start=start, end=end, model_ids=[model_id], bucket=bucket)
+    return usage_summary_of(rows, bucket=bucket, start=start, end=end)
+
+
+def usage_summary_of(rows: list[UsageFigures], *, bucket: Bucket, start: datetime, end: datetime) -> dict[str, Any]:
+    """``usage_summary``'s answer from one model's ``usage_figures`` by ``bucket`` (a caller that has them already)."""
     buckets = [{"start": row.start, **_rates(row)} for row in rows]
     totals = _totals_of(buckets)
     return {"bucket": bucket, "from": start, "to": end, "totals": totals, "buckets": buckets}
