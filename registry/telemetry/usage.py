@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import reduce
-from operator import or_
 from typing import Any, Final, Literal
 
 from django.db.models import Case, Count, F, FloatField, IntegerField, Q, QuerySet, Subquery, Sum, Value, When
@@ -110,16 +108,20 @@ def split_window(start: datetime, end: datetime | None) -> WindowSplit:
     return WindowSplit(start, end, first, last)  # first == last: no whole hour, two partial ones
 
 
-def _raw_edges(split: WindowSplit) -> Q:
-    """The raw rows of the window's partial hours (a condition that matches nothing when it has none)."""
+def _raw_edges(split: WindowSplit) -> list[Q]:
+    """The raw rows of each of the window's partial hours (none, one or two ranges).
+
+    Kept as separate ranges, each read by a branch of its own (UNION ALL): one condition ``a OR b``
+    can make PostgreSQL read the model's whole index instead of two short ranges of it.
+    """
     if split.whole_start is None:
-        return Q(timestamp__gte=split.start, timestamp__lt=split.end)
+        return [Q(timestamp__gte=split.start, timestamp__lt=split.end)]
     edges = []
     if split.start < split.whole_start:
         edges.append(Q(timestamp__gte=split.start, timestamp__lt=split.whole_start))
     if split.whole_end is not None and split.end is not None and split.whole_end < split.end:
         edges.append(Q(timestamp__gte=split.whole_end, timestamp__lt=split.end))
-    return reduce(or_, edges) if edges else Q(pk__in=[])
+    return edges
 
 
 def _rollup_hours(split: WindowSplit) -> Q | None:
@@ -245,22 +247,27 @@ def usage_figures(
         else:
             for row in rollups.values(*rollup_names).annotate(**_ROLLUP_SUMS):
                 figures_of(row, rollup_names)._add({**row, "cost": row["cost_total"]})
-    raw: QuerySet[ModelUsage] = ModelUsage.objects.filter(_raw_edges(split)).order_by()
-    if model_ids is not None:
-        raw = raw.filter(model_id__in=list(model_ids))
-    raw = raw.annotate(**raw_computed)
-    if histograms:
-        # Grouped by latency bucket as well: the edge's sums and its histogram in one query.
-        raw = raw.annotate(latency_bucket=_LATENCY_BUCKET)
-        for row in raw.values(*raw_names, "latency_bucket").annotate(**_RAW_SUMS):
+    edges = _raw_edges(split)
+    if edges:
+        raw_names_read = [*raw_names, "latency_bucket"] if histograms else raw_names
+        branches = []
+        for edge in edges:
+            raw: QuerySet[ModelUsage] = ModelUsage.objects.filter(edge).order_by()
+            if model_ids is not None:
+                raw = raw.filter(model_id__in=list(model_ids))
+            raw = raw.annotate(**raw_computed)
+            if histograms:
+                # Grouped by latency bucket as well: the edge's sums and its histogram in one query.
+                raw = raw.annotate(latency_bucket=_LATENCY_BUCKET)
+            branches.append(raw.values(*raw_names_read).annotate(**_RAW_SUMS))
+        # A group in both edges (a bucket of a day, or no bucket) comes twice: figures_of adds them up.
+        rows = branches[0].union(*branches[1:], all=True) if len(branches) > 1 else branches[0]
+        for row in rows:
             figures = figures_of(row, raw_names)
             figures._add({**row, "cost": row["cost_total"]})
-            if row["latency_bucket"] is not None:
+            if histograms and row["latency_bucket"] is not None:
                 key = ZERO if row["latency_bucket"] == _ZERO_BUCKET else str(int(row["latency_bucket"]))
                 figures.histogram[key] = figures.histogram.get(key, 0) + int(row["latency_records"])
-    else:
-        for row in raw.values(*raw_names).annotate(**_RAW_SUMS):
-            figures_of(row, raw_names)._add({**row, "cost": row["cost_total"]})
     return [groups[key] for key in sorted(groups, key=_sortable)]
 
 
@@ -299,7 +306,8 @@ def latency_mean_since(since: datetime, model: Combinable | None = None) -> Any:
     weighted = scalar(rollups, "latency_weighted")
     weight = scalar(rollups, Cast("latency_requests", FloatField()))
     if split.whole_start is not None and split.start < split.whole_start:  # ``since`` is not on the hour
-        raw = ModelUsage.objects.filter(_raw_edges(split), model_id=model, average_latency__isnull=False)
+        (edge,) = _raw_edges(split)  # open-ended: the one partial hour at its start
+        raw = ModelUsage.objects.filter(edge, model_id=model, average_latency__isnull=False)
         weighted += scalar(raw, F("average_latency") * F("request_count"))
         weight += scalar(raw, Cast("request_count", FloatField()))
     return weighted / NullIf(weight, 0.0)

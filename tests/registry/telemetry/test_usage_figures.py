@@ -283,7 +283,7 @@ def raw_reads() -> Iterator[list[tuple[str, list[tuple[datetime | None, datetime
     seen: list[tuple[str, list[tuple[datetime | None, datetime | None]]]] = []
 
     def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-        if _RAW_TABLE.search(sql) and sql.lstrip().upper().startswith("SELECT"):
+        if _RAW_TABLE.search(sql) and sql.lstrip("( \n").upper().startswith("SELECT"):
             seen.append((sql, raw_ranges(sql, params or ())))
         return execute(sql, params, many, context)
 
