@@ -120,6 +120,25 @@ def test_usage_overview_groups_the_rest_as_other_models() -> None:
     assert sum(overview.series[-1].values) == 1 + 2
 
 
+def test_usage_overview_charts_a_deleted_models_hours_under_its_name() -> None:
+    now = timezone.now().replace(minute=30)
+    gone, kept = RegisteredModelFactory(name="gone"), RegisteredModelFactory(name="kept")
+    for hours_ago, requests in ((1, 5), (3, 7)):
+        ModelUsageFactory(model=gone, request_count=requests, timestamp=now - timedelta(hours=hours_ago))
+    ModelUsageFactory(model=kept, request_count=2, timestamp=now - timedelta(hours=2))
+    gone.delete()  # its usage stays, under its name, in the records and their rollups
+
+    overview = usage_overview(now=now)
+
+    assert [(row["model_id"], row["model_name"], row["requests"]) for row in overview.top] == [
+        (None, "gone", 12),
+        (kept.pk, "kept", 2),
+    ]
+    series = {item.name: item.values for item in overview.series}
+    assert sorted(v for v in series["gone"] if v) == [5, 7]
+    assert sum(series["kept"]) == 2
+
+
 def test_model_charts_bucket_usage_latency_and_performance() -> None:
     model = RegisteredModelFactory()
     now = timezone.now().replace(minute=30)
