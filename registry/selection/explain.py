@@ -14,7 +14,7 @@ prices, lower first (unknown last); then the name.
 
 A fixed number of queries whatever the number of models: the models with their scores on the
 requested capabilities (and, for ``prefer_loaded``, whether a host has them loaded), recent usage
-of the candidates (four: hourly rollups and their latency histograms, raw rows of the partial hour;
+of the candidates (two: hourly rollups with their latency histograms, raw rows of the partial hour;
 the p95 is within 2 % of the records' exact one, registry/telemetry/histograms.py), then for the chain only its
 scores' evidence, its runtime and its endpoints. What only the chain shows is read only for the
 chain: a miss over 1,000 models reads one narrow row per model.
