@@ -26,7 +26,7 @@ from registry.telemetry import alerts
 from registry.telemetry.histograms import RELATIVE_ERROR, histogram_of, percentile
 from registry.telemetry.rollups import hour_of
 from registry.telemetry.selectors import usage_summary
-from registry.telemetry.services import usage_record_batch
+from registry.telemetry.services import usage_record_batch, usage_record_idempotent
 from registry.telemetry.statistics import percentile as exact_percentile
 from registry.telemetry.usage import Bucket, usage_figures
 from tests.factories import ModelCapabilityFactory, RegisteredModelFactory
@@ -195,6 +195,16 @@ def test_a_late_record_lands_in_its_own_hours_rollup() -> None:
     assert rollup.hour == hour_of(moment)
     assert (rollup.records, rollup.requests, rollup.latency_requests) == (1, 4, 4)
     assert rollup.latency_weighted == pytest.approx(1.0)
+
+
+def test_a_retried_request_id_is_counted_once_in_its_rollup() -> None:
+    model = RegisteredModelFactory()
+    records = [{"request_id": "req-1", "request_count": 1}, {"request_id": "req-2", "request_count": 2}]
+
+    assert usage_record_idempotent(model=model, records=records) == 2
+    assert usage_record_idempotent(model=model, records=[*records, {"request_id": "req-3"}]) == 1
+
+    assert list(UsageRollup.objects.filter(model=model).values_list("records", "requests")) == [(3, 4)]
 
 
 def test_a_rejected_batch_leaves_no_rollup() -> None:
