@@ -69,6 +69,7 @@ bench: install-dev
 # BENCH_SCALE_ROWS (default 100,000,000) usage rows over 90 days in the database bench_scale[_NAME]
 # (recreated, dropped at the end unless BENCH_SCALE_KEEP=1); REDISDB=n gives it Redis db n. Hours at
 # the full size: develop with BENCH_SCALE_ROWS=2000000. Figure modules are listed in bench/bench_scale.py.
+# Exits 1 when a figure is MISSED.
 NAME ?=
 REDISDB ?=
 bench-scale: install-dev
