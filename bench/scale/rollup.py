@@ -210,11 +210,19 @@ def _retention_figures(context: ScaleContext) -> Iterator[Figure]:
         stop.set()
         reads, ingests = loops.get()
     elapsed = finished - started
-    during = [seconds for at, seconds in reads + ingests if started <= at + seconds and at <= finished]
-    before = [seconds for at, seconds in reads + ingests if at + seconds < started]
-    worst = max(during) * 1000 if during else 0.0
+
+    def slowest(operations: list[tuple[float, float]], *, during_prune: bool) -> float:
+        seconds = [
+            took
+            for at, took in operations
+            if (started <= at + took and at <= finished) == during_prune and (during_prune or at + took < started)
+        ]
+        return max(seconds, default=0.0) * 1000
+
+    during = [took for at, took in reads + ingests if started <= at + took and at <= finished]
+    before = [took for at, took in reads + ingests if at + took < started]
+    worst = max(during, default=0.0) * 1000
     typical = statistics.median(before) * 1000 if before else 0.0
-    before_worst = max(before) * 1000 if before else 0.0
     yield Figure(
         "retention_one_day",
         elapsed,
@@ -228,8 +236,10 @@ def _retention_figures(context: ScaleContext) -> Iterator[Figure]:
         100,
         "ms",
         note=(
-            f"slowest of {len(during)} reads and ingests during the prune; before it: median {typical:.1f} ms, "
-            f"slowest {before_worst:.1f} ms"
+            f"slowest of {len(during)} reads and ingests during the prune "
+            f"(read {slowest(reads, during_prune=True):.0f}, ingest {slowest(ingests, during_prune=True):.0f} ms); "
+            f"before it: median {typical:.1f} ms, slowest read "
+            f"{slowest(reads, during_prune=False):.0f}, ingest {slowest(ingests, during_prune=False):.0f} ms"
         ),
     )
 
