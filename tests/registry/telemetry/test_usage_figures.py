@@ -24,7 +24,7 @@ from registry.selection.explain import recent_usage
 from registry.selection.ranking import models_ranked
 from registry.telemetry import alerts
 from registry.telemetry.histograms import RELATIVE_ERROR, histogram_of, percentile
-from registry.telemetry.rollups import hour_of
+from registry.telemetry.rollups import hour_of, usage_rollups_rebuild
 from registry.telemetry.selectors import usage_summary
 from registry.telemetry.services import usage_record_batch, usage_record_idempotent
 from registry.telemetry.statistics import percentile as exact_percentile
@@ -232,6 +232,23 @@ def test_the_migration_builds_the_rollups_ingestion_would_have_kept() -> None:
     for built_row, kept_row in zip(built, kept, strict=True):
         assert built_row[-2] == pytest.approx(kept_row[-2], rel=1e-9)  # a float sum, in another order
         assert built_row[-1] == kept_row[-1]  # the same histogram buckets
+
+
+def test_a_rebuild_recomputes_whole_hours_from_the_raw_rows() -> None:
+    rng = random.Random(9)
+    models = [RegisteredModelFactory() for _ in range(2)]
+    ingest(rng, models, 200)
+    kept = sorted(rollup_fields(UsageRollup.objects.all()))
+    start, end = hour_of(NOW - timedelta(days=2)), hour_of(NOW) + timedelta(hours=1)
+    UsageRollup.objects.filter(hour__gte=start, hour__lt=end).update(requests=0, latency_histogram={})
+
+    usage_rollups_rebuild(start=start, end=end)
+
+    rebuilt = sorted(rollup_fields(UsageRollup.objects.all()))
+    assert [row[:-2] for row in rebuilt] == [row[:-2] for row in kept]
+    assert [row[-1] for row in rebuilt] == [row[-1] for row in kept]
+    with pytest.raises(ValueError, match="whole UTC hours"):
+        usage_rollups_rebuild(start=start + timedelta(minutes=1), end=end)
 
 
 def rollup_fields(rollups: Any) -> Iterator[tuple[Any, ...]]:
