@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8700
 PYTEST_ARGS ?=
 
-.PHONY: architecture lock smoke run test bench fuzz load lint typecheck format check migrations install install-dev clean
+.PHONY: architecture lock smoke run test bench bench-scale fuzz load lint typecheck format check migrations install install-dev clean
 
 # Installs come from the locks only (every package pinned, with hashes): requirements.txt is what
 # production runs (the image installs the same file), requirements-dev.txt adds the dev tools on top.
@@ -61,7 +61,20 @@ smoke: install-dev $(PROD_VENV)/.installed
 # Benchmarks of the architecture's performance targets; each bench/bench_*.py prints its figures.
 # They need PostgreSQL (BENCH_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/registry_bench).
 bench: install-dev
-	@for script in bench/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@for script in bench/bench_*.py; do \
+		[ "$$script" = bench/bench_scale.py ] && continue; \
+		echo "== $$script"; $(PY) $$script || exit 1; done
+
+# The scale figures of issue 21 (docs/BENCHMARKS.md#usage-rollups), one line each "FIGURE <name>: ... ok|MISSED":
+# BENCH_SCALE_ROWS (default 100,000,000) usage rows over 90 days in the database bench_scale[_NAME]
+# (recreated, dropped at the end unless BENCH_SCALE_KEEP=1); REDISDB=n gives it Redis db n. Hours at
+# the full size: develop with BENCH_SCALE_ROWS=2000000. Figure modules are listed in bench/bench_scale.py.
+# Exits 1 when a figure is MISSED.
+NAME ?=
+REDISDB ?=
+bench-scale: install-dev
+	BENCH_SCALE_DATABASE_URL=$${BENCH_SCALE_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/bench_scale$(if $(NAME),_$(NAME))} \
+		$(if $(REDISDB),BENCH_REDIS_URL=redis://127.0.0.1:6379/$(REDISDB)) $(PY) bench/bench_scale.py
 
 # Reliability figures (docs/RELIABILITY.md) against the production web server on PostgreSQL and Redis:
 # LOAD_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/registry_load, recreated) and

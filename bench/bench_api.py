@@ -56,6 +56,7 @@ from rest_framework_simplejwt.tokens import AccessToken  # noqa: E402
 
 from registry.catalog.prices import price_set  # noqa: E402
 from registry.models import ModelType, Provider, RegisteredModel  # noqa: E402
+from registry.telemetry.rollups import hour_of, usage_rollups_rebuild  # noqa: E402
 from registry.telemetry.selectors import usage_summary  # noqa: E402
 from registry.telemetry.services import usage_record_batch  # noqa: E402
 
@@ -156,6 +157,12 @@ def generate_usage(models: list[RegisteredModel]) -> float:
             cursor.execute(definition)
         # What autovacuum does on a live table: statistics and the visibility map (index-only scans).
         cursor.execute("VACUUM (ANALYZE) model_usage")
+    # The load bypassed the rollups' trigger (replica role): build them, a day at a time, as a restore would.
+    end = hour_of(timezone.now()) + timedelta(hours=2)
+    day = end - timedelta(days=SPAN_DAYS + 1)
+    while day < end:
+        usage_rollups_rebuild(start=day, end=min(end, day + timedelta(days=1)))
+        day += timedelta(days=1)
     return time.perf_counter() - started
 
 

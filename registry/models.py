@@ -569,6 +569,48 @@ class UsageBufferApplied(models.Model):
         return f"buffer entry {self.entry}"
 
 
+class UsageRollup(models.Model):
+    """A model's usage in one UTC hour, summed: what statistics read for whole hours (registry/telemetry/usage.py).
+
+    Kept current in the transaction that writes the raw records (registry/telemetry/rollups.py), so
+    a committed record is in its hour's rollup; raw rows are pruned long before their rollups
+    (``RETENTION_USAGE_ROLLUP_DAYS``). Keyed by the model and its name at record time, as raw rows
+    are grouped: a deleted model's rollups stay, attributed by name.
+    """
+
+    model = models.ForeignKey(
+        RegisteredModel, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage_rollups"
+    )
+    model_name = models.CharField(max_length=100)
+    hour = models.DateTimeField(help_text="The UTC hour's start.")
+    records = models.BigIntegerField(default=0)
+    requests = models.BigIntegerField(default=0)
+    tokens = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    # NULL while no record of the hour has a cost, as SUM(cost) over its records would be.
+    cost = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    uncosted_requests = models.BigIntegerField(default=0)
+    # Latency is a per-record mean: its sum weighted by the record's requests, over records that report it.
+    latency_weighted = models.FloatField(default=0.0)
+    latency_requests = models.BigIntegerField(default=0)
+    latency_records = models.BigIntegerField(default=0)
+    # Records per log-spaced latency bucket (registry/telemetry/histograms.py): {"index": count}.
+    latency_histogram = models.JSONField(default=dict)
+
+    class Meta:
+        db_table = "model_usage_rollup"
+        ordering = ["-hour", "model_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "model_name", "hour"], name="model_usage_rollup_once"),
+        ]
+        indexes = [models.Index(fields=["hour"], name="model_usage_rollup_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.model_name} @ {self.hour:%Y-%m-%d %H}h"
+
+
 class AlertKind(models.TextChoices):
     ERROR_RATE = "error_rate", "Error rate above threshold"
     LATENCY = "latency", "Latency worse than baseline"

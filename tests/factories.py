@@ -6,6 +6,7 @@ from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
+from django.db import transaction
 
 from discovery.models import ProviderSource, SourceKind
 from registry.models import (
@@ -19,6 +20,7 @@ from registry.models import (
     Provider,
     RegisteredModel,
 )
+from registry.telemetry.rollups import usage_rollups_add
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -94,6 +96,30 @@ class ModelUsageFactory(factory.django.DjangoModelFactory):
     request_count = 1
     average_latency = 0.5
     error_count = 0
+
+    @classmethod
+    def _create(cls, model_class: type[ModelUsage], *args: Any, **kwargs: Any) -> ModelUsage:
+        # As the ingestion services do: the record and its hour's rollup in one transaction.
+        with transaction.atomic():
+            record = super()._create(model_class, *args, **kwargs)
+            usage_rollups_add([rollup_row(record)])
+        return record
+
+
+def rollup_row(record: ModelUsage) -> tuple[Any, ...]:
+    """A stored usage record as the rollups read it (registry/telemetry/rollups.py)."""
+    return (
+        record.model_id,
+        record.model_name,
+        record.timestamp,
+        record.token_count,
+        record.input_tokens,
+        record.output_tokens,
+        record.request_count,
+        record.average_latency,
+        record.error_count,
+        record.cost,
+    )
 
 
 class ModelPerformanceFactory(factory.django.DjangoModelFactory):

@@ -774,7 +774,7 @@ class RegisteredModelAdmin(CsvExportMixin, admin.ModelAdmin):
                     stacked_bar_chart(title="Tokens", labels=charts.labels, series=charts.tokens, empty=nothing),
                 ),
                 (
-                    "Latency (p50, p95 of reported means)",
+                    "Latency (p50, p95 of reported means, within 2 %)",
                     line_chart(title="Latency", labels=charts.labels, series=charts.latency, unit="s", empty=nothing),
                 ),
                 (

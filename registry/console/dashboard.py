@@ -1,9 +1,8 @@
 """Selectors of the console: the dashboard's figures and the series behind its charts.
 
-Every figure is aggregated by the database over a bounded time range, on the indexes that serve
-it (``model_usage (timestamp)`` INCLUDE-ing the summed columns for "all models, last 24 hours";
-``(model_id, timestamp)`` for one model's charts), so the dashboard's cost does not grow with the
-size of the usage table, only with the activity in the window it shows.
+Usage figures come from registry/telemetry/usage.py (hourly rollups for whole hours, raw rows
+for the partial hours at the window's edges), so the dashboard's cost grows with the hours it
+shows, not with the records in them.
 """
 
 from __future__ import annotations
@@ -13,15 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from django.db import connection
 from django.db.models import Count, F, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from registry.console.charts import Series
-from registry.models import Alert, ModelPerformance, ModelRuntime, ModelStatus, ModelUsage, Provider, RegisteredModel
-from registry.telemetry.selectors import UNCOSTED_REQUESTS, Bucket, spend_by_bucket, spend_by_model, usage_summary
-from registry.telemetry.statistics import PERCENTILE_SAMPLE_LIMIT, PercentileCont, percentile
+from registry.models import Alert, ModelPerformance, ModelRuntime, ModelStatus, Provider, RegisteredModel
+from registry.telemetry.selectors import Bucket, spend_by_bucket, spend_by_model, usage_summary_of
+from registry.telemetry.usage import usage_figures
 
 TOP_MODELS: Final = 10
 CHART_MODELS: Final = 5
@@ -95,10 +93,9 @@ class UsageOverview:
     top: list[dict[str, Any]]
     hours: list[datetime]
     series: list[Series]
-    # What the spend chart over the same 24 hours needs, from the same rows (``spend_overview``):
-    # every model's totals as ``spend_by_model`` gives them, and its cost per hour.
+    # What the spend chart over the same 24 hours needs from the same read (``spend_overview``):
+    # every model's totals as ``spend_by_model`` gives them.
     spend_totals: list[dict[str, Any]]
-    spend_hours: list[dict[str, Any]]
 
 
 def _hours(start: datetime, end: datetime) -> list[datetime]:
@@ -108,41 +105,23 @@ def _hours(start: datetime, end: datetime) -> list[datetime]:
 
 
 def usage_overview(*, now: datetime | None = None, hours: int = 24) -> UsageOverview:
-    """Per model and hour, in one grouped query over the window; top models and the chart come from it."""
+    """The window's usage per model, then per hour for the charted models and for all: three small reads.
+
+    Each from the rollups (raw rows at the window's edges): totals per model (one row a model),
+    hours of the CHART_MODELS busiest (one row a model and hour), hours of every model together
+    ("others" is all minus the charted), rather than every model's every hour.
+    """
     end = now or timezone.now()
     start = end - timedelta(hours=hours)
-    rows = (
-        ModelUsage.objects.filter(timestamp__gte=start, timestamp__lt=end)
-        .order_by()
-        .annotate(hour=TruncHour("timestamp", tzinfo=UTC))
-        .values("model_id", "model_name", "hour")
-        .annotate(
-            requests=Sum("request_count"),
-            tokens=Sum("token_count"),
-            errors=Sum("error_count"),
-            # Not named "cost": it would shadow the column in UNCOSTED_REQUESTS' filter.
-            cost_total=Sum("cost"),
-            uncosted_requests=UNCOSTED_REQUESTS,
-        )
-    )
     totals: dict[tuple[int | None, str], dict[str, Any]] = {}
-    per_hour: dict[tuple[int | None, str], dict[datetime, int]] = defaultdict(dict)
-    spend_hours: list[dict[str, Any]] = []
-    for row in rows:
-        key = (row["model_id"], row["model_name"])
-        total = totals.setdefault(key, {"requests": 0, "tokens": 0, "errors": 0, "cost": 0, "uncosted_requests": 0})
-        for name in ("requests", "tokens", "errors", "uncosted_requests"):
-            total[name] += row[name] or 0
-        total["cost"] += row["cost_total"] or 0
-        per_hour[key][row["hour"]] = int(row["requests"] or 0)
-        spend_hours.append(
-            {
-                "model_id": row["model_id"],
-                "start": row["hour"],
-                "cost": row["cost_total"] or 0,
-                "uncosted_requests": int(row["uncosted_requests"] or 0),
-            }
-        )
+    for row in usage_figures(start=start, end=end, by_model=True, by_name=True):
+        totals[(row.model_id, row.model_name or "")] = {
+            "requests": row.requests,
+            "tokens": row.tokens,
+            "errors": row.errors,
+            "cost": row.cost or 0,
+            "uncosted_requests": row.uncosted_requests,
+        }
     ranked = sorted(totals.items(), key=lambda item: (-item[1]["requests"], item[0][1]))
     top = [
         {
@@ -154,16 +133,31 @@ def usage_overview(*, now: datetime | None = None, hours: int = 24) -> UsageOver
         for (model_id, name), figures in ranked[:TOP_MODELS]
     ]
     buckets = _hours(start, end)
+    charted = [key for key, _ in ranked[:CHART_MODELS]]
+    per_hour: dict[tuple[int | None, str], dict[datetime, int]] = defaultdict(dict)
+    # A deleted model (no id) among the charted: its hours are found by name, over every model's rows.
+    ids = [model_id for model_id, _ in charted if model_id is not None]
+    if charted:
+        deleted = len(ids) < len(charted)
+        hours_of = usage_figures(
+            start=start, end=end, model_ids=None if deleted else ids, by_model=True, by_name=True, bucket="hour"
+        )
+        for row in hours_of:
+            key = (row.model_id, row.model_name or "")
+            if key in totals and row.start is not None:
+                per_hour[key][row.start] = row.requests
     series = [
         Series(name=name, values=[per_hour[(model_id, name)].get(hour, 0) for hour in buckets])
-        for (model_id, name), _ in ranked[:CHART_MODELS]
+        for model_id, name in charted
     ]
+    # Read whether or not there are others: the page's queries stay the same for 1 model or 1,000.
+    every = {row.start: row.requests for row in usage_figures(start=start, end=end, bucket="hour")} if charted else {}
     others = ranked[CHART_MODELS:]
     if others:
         series.append(
             Series(
                 name=f"{len(others)} other model(s)",
-                values=[sum(per_hour[key].get(hour, 0) for key, _ in others) for hour in buckets],
+                values=[every.get(hour, 0) - sum(per_hour[key].get(hour, 0) for key in charted) for hour in buckets],
             )
         )
     spend_totals = sorted(
@@ -186,7 +180,6 @@ def usage_overview(*, now: datetime | None = None, hours: int = 24) -> UsageOver
         hours=buckets,
         series=series,
         spend_totals=spend_totals,
-        spend_hours=spend_hours,
     )
 
 
@@ -204,30 +197,6 @@ def _label(moment: datetime, bucket: Bucket, span: timedelta) -> str:
     if bucket == "day":
         return f"{moment:%m-%d}"
     return f"{moment:%H:00}" if span <= timedelta(hours=24) else f"{moment:%m-%d %H}h"
-
-
-def _latency_percentiles(
-    model_id: int, start: datetime, end: datetime, bucket: Bucket
-) -> dict[datetime, tuple[float, float]]:
-    """p50 and p95 of the records' mean latency, per bucket."""
-    records = ModelUsage.objects.filter(
-        model_id=model_id, timestamp__gte=start, timestamp__lt=end, average_latency__isnull=False
-    ).order_by()
-    truncate = TruncHour if bucket == "hour" else TruncDay
-    if connection.vendor == "postgresql":
-        rows = (
-            records.annotate(b=truncate("timestamp", tzinfo=UTC))
-            .values("b")
-            .annotate(p50=PercentileCont("average_latency", 0.5), p95=PercentileCont("average_latency", 0.95))
-        )
-        return {row["b"]: (row["p50"], row["p95"]) for row in rows}
-    samples: dict[datetime, list[float]] = defaultdict(list)
-    for moment, latency in records.annotate(b=truncate("timestamp", tzinfo=UTC)).values_list("b", "average_latency")[
-        :PERCENTILE_SAMPLE_LIMIT
-    ]:
-        if latency is not None:
-            samples[moment].append(latency)
-    return {moment: (percentile(values, 0.5), percentile(values, 0.95)) for moment, values in samples.items()}
 
 
 @dataclass(frozen=True)
@@ -248,15 +217,24 @@ class ModelCharts:
 
 
 def model_charts(*, model_id: int, chart_range: str = "24h", now: datetime | None = None) -> ModelCharts:
-    """Everything a model's charts show for ``chart_range`` (24h, 7d or 30d): four aggregated queries."""
+    """Everything a model's charts show for ``chart_range`` (24h, 7d or 30d): three aggregated queries.
+
+    Usage comes from the hourly rollups (and raw rows at the window's edges) with their latency
+    histograms: the p50 and p95 per bucket are within 2 % of the records' exact percentiles.
+    """
     span, bucket = RANGES.get(chart_range, RANGES["24h"])
     end = now or timezone.now()
     start = end - span
-    summary = usage_summary(model_id=model_id, bucket=bucket, start=start, end=end)
+    rows = usage_figures(start=start, end=end, model_ids=[model_id], bucket=bucket, histograms=True)
+    summary = usage_summary_of(rows, bucket=bucket, start=start, end=end)
     starts = _bucket_starts(start, end, bucket)
     labels = [_label(moment, bucket, span) for moment in starts]
     by_start = {row["start"]: row for row in summary["buckets"]}
-    percentiles = _latency_percentiles(model_id, start, end, bucket)
+    percentiles = {
+        row.start: (row.latency_percentile(0.5), row.latency_percentile(0.95))
+        for row in rows
+        if row.start is not None and row.latency_records
+    }
 
     def values(name: str) -> list[float | None]:
         return [by_start[moment][name] if moment in by_start else None for moment in starts]
@@ -321,11 +299,11 @@ class SpendOverview:
 def spend_overview(
     *, spend_range: str = "24h", now: datetime | None = None, usage: UsageOverview | None = None
 ) -> SpendOverview:
-    """The dashboard's spend chart for ``spend_range`` (24h, 7d or 30d): two grouped queries.
+    """The dashboard's spend chart for ``spend_range`` (24h, 7d or 30d), from the rollups.
 
     The five models of largest known cost get a series each; every other model (a deleted model's
     usage too) is "the rest". A model whose cost is all unknown says so in the legend. Over 24 hours,
-    ``usage`` (the dashboard's usage overview, which read the same hours per model) spares both queries.
+    ``usage`` (the dashboard's usage overview, which read the same hours per model) spares the totals' read.
     """
     spend_range = spend_range if spend_range in RANGES else "24h"
     span, bucket = RANGES[spend_range]
@@ -339,12 +317,8 @@ def spend_overview(
     rest = [row for row in totals if row["model_id"] not in top_ids]
     per_bucket: dict[int | None, dict[datetime, float]] = defaultdict(lambda: defaultdict(float))
     uncosted_by_bucket: dict[datetime, int] = defaultdict(int)
-    if usage is not None and from_usage:
-        buckets = usage.spend_hours
-    else:
-        buckets = spend_by_bucket(bucket=bucket, start=start, end=end, model_ids=sorted(top_ids))
+    buckets = spend_by_bucket(bucket=bucket, start=start, end=end, model_ids=sorted(top_ids))
     for row in buckets:
-        # The usage overview's rows are per model: those outside the five add up to the rest.
         series_key = row["model_id"] if row["model_id"] in top_ids else None
         per_bucket[series_key][row["start"]] += float(row["cost"])
         uncosted_by_bucket[row["start"]] += row["uncosted_requests"]

@@ -18,8 +18,9 @@ Recent usage is the last 24 hours for latency, and the error-rate alert's window
 
 A fixed number of queries whatever the number of models: the models with their scores on the
 requested capabilities (and, for ``prefer_loaded``, whether a host has them loaded), recent usage
-of the candidates (latency, then errors; one more on SQLite, which computes the p95 in Python),
-their open alerts, then for the chain only its
+of the candidates (two for latency: hourly rollups with their latency histograms, raw rows of
+the partial hour, the p95 within 2 % of the records' exact one, registry/telemetry/histograms.py;
+two more for errors over the error-rate alert's window), their open alerts, then for the chain only its
 scores' evidence, its runtime and its endpoints. What only the chain shows is read only for the
 chain: a miss over 1,000 models reads one narrow row per model.
 """
@@ -35,8 +36,7 @@ from operator import itemgetter
 from typing import Any, Final
 
 from django.conf import settings
-from django.db import connection
-from django.db.models import BooleanField, Case, Count, Exists, F, FilteredRelation, OuterRef, Q, Sum, Value, When
+from django.db.models import BooleanField, Case, Exists, F, FilteredRelation, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from registry.catalog.selectors import CLOUD_PROVIDERS, of_model_ids, runtimes_of
@@ -47,7 +47,6 @@ from registry.models import (
     ModelEndpoint,
     ModelRuntime,
     ModelStatus,
-    ModelUsage,
     RegisteredModel,
 )
 from registry.reads import compiled
@@ -55,7 +54,7 @@ from registry.reads.representations import endpoint_bodies
 from registry.selection.evidence import CAPABILITY_EVIDENCE_COLUMNS, capability_evidence_rows
 from registry.selection.ranking import RECENT_LATENCY_WINDOW
 from registry.telemetry.alerts import SELECTION_ALERTS
-from registry.telemetry.statistics import PERCENTILE_SAMPLE_LIMIT, PercentileCont, percentile
+from registry.telemetry.usage import usage_figures
 
 # Open alerts that keep a model from being the primary of a chain: it fails now, whatever its
 # longer record says. (A latency regression is judged by the request's max_latency_p95 instead.)
@@ -279,50 +278,26 @@ def recent_usage(ids: list[int], *, since: datetime, errors_since: datetime | No
     if not ids:
         return {}
 
-    def records(ids: list[int], since: datetime) -> Any:
-        return ModelUsage.objects.filter(**of_model_ids(ids), timestamp__gte=since).order_by()
-
-    def latency(ids: list[int], since: datetime) -> Any:
-        return records(ids, since).values("model_id").annotate(latency_records=Count("average_latency"))
-
-    def errors(ids: list[int], since: datetime) -> Any:
-        return records(ids, since).values("model_id").annotate(requests=Sum("request_count"), errors=Sum("error_count"))
-
-    if connection.vendor == "postgresql":
-        rows = compiled.dict_rows(
-            "selection.recent_latency",
-            lambda ids, since: latency(ids, since).annotate(latency_p95=PercentileCont("average_latency", 0.95)),
-            ids,
-            since,
-        )
-    else:
-        rows = list(latency(ids, since))
-        samples: dict[int, list[float]] = defaultdict(list)
-        timed = records(ids, since).filter(average_latency__isnull=False).values_list("model_id", "average_latency")
-        for model_id, value in timed[:PERCENTILE_SAMPLE_LIMIT]:
-            if value is not None:
-                samples[model_id].append(value)
-        for row in rows:
-            values = samples.get(row["model_id"])
-            row["latency_p95"] = percentile(values, 0.95) if values else None
-    # Errors in their own window: one more small range scan per model rather than a conditional sum,
-    # which would put the window's start in the SQL twice (and defeat its compilation, reads/compiled.py).
-    error_rows = compiled.dict_rows("selection.recent_errors", errors, ids, errors_since or since)
-    found: dict[int, dict[str, Any]] = {
-        row["model_id"]: {
+    # Rollups for the whole hours since ``since``, raw rows for its partial hour (registry/telemetry/usage.py);
+    # the errors over their own window, the error-rate alert's, the same way.
+    found: dict[int, dict[str, Any]] = {}
+    for row in usage_figures(start=since, end=None, model_ids=ids, by_model=True, histograms=True):
+        if row.model_id is None:
+            continue
+        found[row.model_id] = {
             "requests": 0,
             "errors": 0,
             "error_rate": None,
-            "latency_records": int(row["latency_records"] or 0),
-            "latency_p95": row["latency_p95"],
+            "latency_records": row.latency_records,
+            "latency_p95": row.latency_percentile(0.95),
         }
-        for row in rows
-    }
-    for row in error_rows:
-        requests = int(row["requests"] or 0)
-        errors_seen = int(row["errors"] or 0)
-        figures = found.setdefault(row["model_id"], {"latency_records": 0, "latency_p95": None})
-        figures.update(requests=requests, errors=errors_seen, error_rate=errors_seen / requests if requests else None)
+    for row in usage_figures(start=errors_since or since, end=None, model_ids=ids, by_model=True):
+        if row.model_id is None:
+            continue
+        figures = found.setdefault(row.model_id, {"latency_records": 0, "latency_p95": None})
+        figures.update(
+            requests=row.requests, errors=row.errors, error_rate=row.errors / row.requests if row.requests else None
+        )
     return found
 
 

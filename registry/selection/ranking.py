@@ -18,11 +18,10 @@ from django.db.models import (
     OuterRef,
     Q,
     Subquery,
-    Sum,
     Value,
     When,
 )
-from django.db.models.functions import Cast, Coalesce
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from registry.catalog.selectors import CLOUD_PROVIDERS, with_representation
@@ -31,11 +30,11 @@ from registry.models import (
     EndpointType,
     ModelCapability,
     ModelEndpoint,
-    ModelUsage,
     RegisteredModel,
     RegisteredModelQuerySet,
 )
 from registry.telemetry.alerts import SELECTION_ALERTS
+from registry.telemetry.usage import latency_mean_since
 
 # How far back "recent latency" looks when ranking models for selection.
 RECENT_LATENCY_WINDOW = timedelta(hours=24)
@@ -60,19 +59,9 @@ def _capability_score(capability: str) -> Subquery:
     )
 
 
-def _recent_latency(since: datetime) -> Subquery:
-    """Request-weighted mean latency of a model's usage records since ``since`` (seconds), or NULL."""
-    weighted = (
-        ModelUsage.objects.filter(model=OuterRef("pk"), timestamp__gte=since, average_latency__isnull=False)
-        .order_by()
-        .values("model")
-        .annotate(
-            latency=Sum(F("average_latency") * F("request_count"), output_field=FloatField())
-            / Cast(Sum("request_count"), FloatField())
-        )
-        .values("latency")
-    )
-    return Subquery(weighted[:1], output_field=FloatField())
+def _recent_latency(since: datetime) -> Any:
+    """Request-weighted mean latency of a model's usage since ``since`` (seconds), or NULL: rollups and the edge."""
+    return latency_mean_since(since)
 
 
 def models_ranked(

@@ -25,7 +25,6 @@ import requests
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, Field, FloatField, IntegerField, OuterRef, Subquery, Sum, When
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
@@ -36,7 +35,6 @@ from registry.models import (
     AlertKind,
     ModelStatus,
     ModelStatusEvent,
-    ModelUsage,
     RegisteredModel,
     StatusEventKind,
     StatusEventOrigin,
@@ -51,6 +49,7 @@ from registry.telemetry.availability import (
     status_events_record,
     unavailable_since,
 )
+from registry.telemetry.usage import UsageFigures, usage_totals_by_model
 
 logger = logging.getLogger(__name__)
 
@@ -88,38 +87,24 @@ class AlertChanges:
     resolved: list[Alert] = field(default_factory=list)
 
 
-# What each total sums: the value, and its SQL type.
-USAGE_TOTALS: dict[str, tuple[Any, type[Field[Any, Any]]]] = {
-    "requests": (F("request_count"), IntegerField),
-    "errors": (F("error_count"), IntegerField),
-    "latency_sum": (F("average_latency") * F("request_count"), FloatField),
-    "latency_requests": (Case(When(average_latency__isnull=False, then=F("request_count")), default=0), IntegerField),
+# What each total is, from a model's usage figures (registry/telemetry/usage.py).
+USAGE_TOTALS: dict[str, Callable[[UsageFigures], float]] = {
+    "requests": lambda figures: figures.requests,
+    "errors": lambda figures: figures.errors,
+    "latency_sum": lambda figures: figures.latency_weighted,
+    "latency_requests": lambda figures: figures.latency_requests,
 }
 
 
 def _usage_by_model(start: datetime, end: datetime, totals: tuple[str, ...]) -> dict[int, dict[str, float]]:
-    """The named ``USAGE_TOTALS`` per model over ``[start, end)``, for models with usage there; one query.
+    """The named ``USAGE_TOTALS`` per model over ``[start, end)``, for models with usage there.
 
-    Correlated subqueries, one range per model, rather than one GROUP BY over the time range:
-    ``model_usage`` is indexed by ``(model_id, timestamp)`` (covering, on PostgreSQL), so each
-    model's window is an index-only range scan, while a range on ``timestamp`` alone reads the
-    whole table (5M rows: about a second, every minute).
+    From the hourly rollups and the raw rows of the partial hours: a check window of minutes reads
+    only raw rows, the 7-day latency baseline reads 168 rollup rows per model.
     """
-    window = (
-        ModelUsage.objects.filter(model=OuterRef("pk"), timestamp__gte=start, timestamp__lt=end)
-        .order_by()
-        .values("model")
-    )
-    annotations = {}
-    for name in totals:
-        expression, field_class = USAGE_TOTALS[name]
-        summed = window.annotate(total=Sum(expression, output_field=field_class())).values("total")
-        annotations[name] = Subquery(summed, output_field=field_class())
-    rows = RegisteredModel.objects.order_by().annotate(**annotations).values("pk", *totals)
+    usage = usage_totals_by_model(start=start, end=end)
     return {
-        row["pk"]: {name: float(row[name] or 0) for name in totals}
-        for row in rows
-        if row[totals[0]] is not None  # no usage in the window
+        model_id: {name: float(USAGE_TOTALS[name](figures)) for name in totals} for model_id, figures in usage.items()
     }
 
 

@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from registry.access.audit import log_bulk
 from registry.models import Alert, AlertKind, CostSource, ModelPrice, ModelUsage
+from registry.telemetry.rollups import usage_rollups_costed
 
 logger = logging.getLogger(__name__)
 
@@ -190,10 +191,14 @@ def _write_costs(costs: dict[int, tuple[Decimal, str]]) -> int:
     still = list(
         ModelUsage.objects.select_for_update()
         .filter(pk__in=list(costs), cost__isnull=True)
-        .values_list("pk", flat=True)
+        .values_list("pk", "model_id", "model_name", "timestamp", "request_count")
     )
-    rows = [ModelUsage(pk=pk, cost=costs[pk][0], cost_source=costs[pk][1]) for pk in still]
+    rows = [ModelUsage(pk=pk, cost=costs[pk][0], cost_source=costs[pk][1]) for pk, *_ in still]
     ModelUsage.objects.bulk_update(rows, ["cost", "cost_source"], batch_size=500)
+    # Their hours' rollups, which statistics read, in the same transaction: known cost up, uncosted down.
+    usage_rollups_costed(
+        (model_id, model_name, moment, requests, costs[pk][0]) for pk, model_id, model_name, moment, requests in still
+    )
     return len(rows)
 
 

@@ -2,86 +2,58 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-from django.db import connection
-from django.db.models import (
-    Avg,
-    Case,
-    Count,
-    F,
-    FloatField,
-    Max,
-    Min,
-    Q,
-    QuerySet,
-    Sum,
-    When,
-)
-from django.db.models.functions import TruncDay, TruncHour
+from django.db.models import Avg, Count, Max, Min, Q, QuerySet, Sum
 
-from registry.models import (
-    Alert,
-    ModelPerformance,
-    ModelUsage,
-)
-from registry.telemetry.statistics import PERCENTILE_SAMPLE_LIMIT, PercentileCont, percentile
+from registry.models import Alert, ModelPerformance
+from registry.telemetry.usage import Bucket, UsageFigures, usage_figures
 
-Bucket = Literal["hour", "day"]
+__all__ = [
+    "UNCOSTED_REQUESTS",
+    "Bucket",
+    "Windows",
+    "latency_percentiles_of_models",
+    "open_alerts_of_models",
+    "performance_records",
+    "performance_summary",
+    "spend_by_bucket",
+    "spend_by_model",
+    "usage_buckets_of_models",
+    "usage_summary",
+    "usage_summary_of",
+    "usage_totals_of_models",
+]
 
 
-def _rates(row: dict[str, Any]) -> dict[str, Any]:
-    requests = int(row["requests"] or 0)
-    errors = int(row["errors"] or 0)
-    latency_requests = int(row["latency_requests"] or 0)
+def _rates(figures: UsageFigures) -> dict[str, Any]:
     return {
-        "requests": requests,
-        "tokens": int(row["tokens"] or 0),
-        "errors": errors,
-        "error_rate": errors / requests if requests else 0.0,
-        "average_latency": float(row["latency_weighted"]) / latency_requests if latency_requests else None,
-        "cost": row["cost_total"] if row["cost_total"] is not None else 0,
-        "uncosted_requests": int(row["uncosted_requests"] or 0),
+        "requests": figures.requests,
+        "tokens": figures.tokens,
+        "errors": figures.errors,
+        "error_rate": figures.error_rate,
+        "average_latency": figures.average_latency,
+        "cost": figures.cost if figures.cost is not None else 0,
+        "uncosted_requests": figures.uncosted_requests,
     }
 
 
 # The requests of records without a cost (no tokens, or no price known at their time): a summed
-# ``cost`` leaves them out, so a reader tells "unknown" from "free" by this count. Both columns are
-# in the covering indexes: still an index-only scan.
+# ``cost`` leaves them out, so a reader tells "unknown" from "free" by this count.
 UNCOSTED_REQUESTS: Final = Sum("request_count", filter=Q(cost__isnull=True))
-
-_USAGE_AGGREGATES: dict[str, Any] = {
-    "requests": Sum("request_count"),
-    "tokens": Sum("token_count"),
-    "errors": Sum("error_count"),
-    # Latency is a per-record mean: weight it by the record's requests, over records that report it.
-    "latency_weighted": Sum(
-        F("average_latency") * F("request_count"),
-        filter=Q(average_latency__isnull=False),
-        output_field=FloatField(),
-    ),
-    "latency_requests": Sum("request_count", filter=Q(average_latency__isnull=False)),
-    # Not named "cost": an annotation of a column's name would shadow the column in the filter below.
-    "cost_total": Sum("cost"),
-    "uncosted_requests": UNCOSTED_REQUESTS,
-}
 
 
 def usage_summary(*, model_id: int, bucket: Bucket, start: datetime, end: datetime) -> dict[str, Any]:
-    """Totals and per-bucket figures of a model's usage in ``[start, end)``, aggregated by the database."""
-    records = ModelUsage.objects.filter(model_id=model_id, timestamp__gte=start, timestamp__lt=end).order_by()
-    truncate = TruncHour if bucket == "hour" else TruncDay
-    rows = (
-        # Buckets are UTC hours and days; an explicit zone also spares a current-zone lookup per row.
-        records.annotate(bucket_start=truncate("timestamp", tzinfo=UTC))
-        .values("bucket_start")
-        .annotate(**_USAGE_AGGREGATES)
-        .order_by("bucket_start")
-    )
-    buckets = [{"start": row["bucket_start"], **_rates(row)} for row in rows]
+    """Totals and per-bucket figures of a model's usage in ``[start, end)``: hourly rollups, raw rows at the edges."""
+    rows = usage_figures(start=start, end=end, model_ids=[model_id], bucket=bucket)
+    return usage_summary_of(rows, bucket=bucket, start=start, end=end)
+
+
+def usage_summary_of(rows: list[UsageFigures], *, bucket: Bucket, start: datetime, end: datetime) -> dict[str, Any]:
+    """``usage_summary``'s answer from one model's ``usage_figures`` by ``bucket`` (a caller that has them already)."""
+    buckets = [{"start": row.start, **_rates(row)} for row in rows]
     totals = _totals_of(buckets)
     return {"bucket": bucket, "from": start, "to": end, "totals": totals, "buckets": buckets}
 
@@ -137,33 +109,25 @@ def performance_summary(records: QuerySet[ModelPerformance]) -> dict[str, dict[s
 
 # --- Several models side by side, and spend by model ------------------------------------------------
 # Compare (``registry.selection.compare``) and the dashboard's spend chart read usage here, through
-# the same aggregates as ``usage_summary``: one grouped query each, whatever the number of buckets.
+# ``usage_figures`` as every other reader: rollups for the whole hours, raw rows at the edges only.
 
 Windows = dict[str, tuple[datetime, datetime]]
 
 
 def usage_totals_of_models(*, model_ids: list[int], windows: Windows) -> dict[int, dict[str, dict[str, Any]]]:
-    """``{model_id: {window: figures}}`` of each model's usage in each ``[start, end)`` window: a query a window.
+    """``{model_id: {window: figures}}`` of each model's usage in each ``[start, end)`` window.
 
-    Each reads only its window on the covering index. Measured at 3,000,000 rows (6 models, 24 h,
-    7 d, 30 d): 60 ms, against 110 ms for the same as one UNION ALL (PostgreSQL runs its branches in
-    parallel workers, whose start costs more than it saves here) and 230 ms for one pass over the
-    widest window with every aggregate filtered per window. No usage in a window: zero figures.
+    Two queries a window (its hours' rollups, its edges' raw rows). No usage in a window: zero figures.
     """
     if not model_ids or not windows:
         return {}
-    found: dict[int, dict[str, dict[str, Any]]] = {model_id: {} for model_id in model_ids}
+    empty = _rates(UsageFigures())
+    found: dict[int, dict[str, dict[str, Any]]] = {model_id: dict.fromkeys(windows, empty) for model_id in model_ids}
     for name, (start, end) in windows.items():
-        rows = (
-            ModelUsage.objects.filter(model_id__in=model_ids, timestamp__gte=start, timestamp__lt=end)
-            .order_by()
-            .values("model_id")
-            .annotate(**_USAGE_AGGREGATES)
-        )
-        for row in rows:
-            found[row["model_id"]][name] = _rates(row)
-    empty = _rates(dict.fromkeys(_USAGE_AGGREGATES))
-    return {model_id: {name: by_window.get(name, empty) for name in windows} for model_id, by_window in found.items()}
+        for figures in usage_figures(start=start, end=end, model_ids=model_ids, by_model=True):
+            if figures.model_id in found:
+                found[figures.model_id][name] = _rates(figures)
+    return found
 
 
 def usage_buckets_of_models(
@@ -172,17 +136,10 @@ def usage_buckets_of_models(
     """``{model_id: {bucket_start: figures}}`` of each model's usage in ``[start, end)``; only buckets with usage."""
     if not model_ids:
         return {}
-    truncate = TruncHour if bucket == "hour" else TruncDay
-    rows = (
-        ModelUsage.objects.filter(model_id__in=model_ids, timestamp__gte=start, timestamp__lt=end)
-        .order_by()
-        .annotate(bucket_start=truncate("timestamp", tzinfo=UTC))
-        .values("model_id", "bucket_start")
-        .annotate(**_USAGE_AGGREGATES)
-    )
     found: dict[int, dict[datetime, dict[str, Any]]] = {model_id: {} for model_id in model_ids}
-    for row in rows:
-        found[row["model_id"]][row["bucket_start"]] = _rates(row)
+    for figures in usage_figures(start=start, end=end, model_ids=model_ids, by_model=True, bucket=bucket):
+        if figures.model_id in found and figures.start is not None:
+            found[figures.model_id][figures.start] = _rates(figures)
     return found
 
 
@@ -191,99 +148,61 @@ def latency_percentiles_of_models(
 ) -> dict[int, dict[str, tuple[float | None, float | None]]]:
     """``{model_id: {window: (p50, p95)}}`` of the records' reported mean latency, ``(None, None)`` without any.
 
-    One query on PostgreSQL (``percentile_cont`` filtered per window); on SQLite computed in Python
-    from at most ``PERCENTILE_SAMPLE_LIMIT`` records of the widest window, newest first.
+    From the hourly latency histograms (registry/telemetry/histograms.py: within 2 % of the exact
+    percentile), two queries a window, on PostgreSQL and SQLite alike.
     """
     if not model_ids or not windows:
         return {}
-    first = min(start for start, _ in windows.values())
-    last = max(end for _, end in windows.values())
-    records = ModelUsage.objects.filter(
-        model_id__in=model_ids, timestamp__gte=first, timestamp__lt=last, average_latency__isnull=False
-    ).order_by()
     found: dict[int, dict[str, tuple[float | None, float | None]]] = {
         model_id: dict.fromkeys(windows, (None, None)) for model_id in model_ids
     }
-    if connection.vendor == "postgresql":
-        aggregates: dict[str, Any] = {}
-        for name, (start, end) in windows.items():
-            within = Q(timestamp__gte=start, timestamp__lt=end)
-            aggregates[f"{name}__p50"] = PercentileCont("average_latency", 0.5, filter=within)
-            aggregates[f"{name}__p95"] = PercentileCont("average_latency", 0.95, filter=within)
-        for row in records.values("model_id").annotate(**aggregates):
-            found[row["model_id"]] = {name: (row[f"{name}__p50"], row[f"{name}__p95"]) for name in windows}
-        return found
-    samples: dict[int, list[tuple[datetime, float]]] = defaultdict(list)
-    newest_first = records.order_by("-timestamp").values_list("model_id", "timestamp", "average_latency")
-    for model_id, moment, latency in newest_first[:PERCENTILE_SAMPLE_LIMIT]:
-        if latency is not None:
-            samples[model_id].append((moment, latency))
-    for model_id, points in samples.items():
-        for name, (start, end) in windows.items():
-            values = [latency for moment, latency in points if start <= moment < end]
-            if values:
-                found[model_id][name] = (percentile(values, 0.5), percentile(values, 0.95))
+    for name, (start, end) in windows.items():
+        for figures in usage_figures(start=start, end=end, model_ids=model_ids, by_model=True, histograms=True):
+            if figures.model_id in found and figures.histogram:
+                found[figures.model_id][name] = (figures.latency_percentile(0.5), figures.latency_percentile(0.95))
     return found
 
 
 def spend_by_model(*, start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """Each model's cost in ``[start, end)`` (by id and recorded name), largest known cost first, one grouped query.
+    """Each model's cost in ``[start, end)`` (by id and recorded name), largest known cost first.
 
     Each row: ``model_id`` (None once the model is deleted), ``model_name``, ``requests``, ``cost``
     (the known part, a Decimal) and ``uncosted_requests`` (requests of records without a cost,
     which ``cost`` leaves out: unknown, not free).
     """
-    rows = (
-        ModelUsage.objects.filter(timestamp__gte=start, timestamp__lt=end)
-        .order_by()
-        .values("model_id", "model_name")
-        .annotate(
-            requests=_USAGE_AGGREGATES["requests"],
-            cost_total=_USAGE_AGGREGATES["cost_total"],
-            uncosted_requests=UNCOSTED_REQUESTS,
-        )
-    )
     found = [
         {
-            "model_id": row["model_id"],
-            "model_name": row["model_name"],
-            "requests": int(row["requests"] or 0),
-            "cost": row["cost_total"] if row["cost_total"] is not None else Decimal(0),
-            "uncosted_requests": int(row["uncosted_requests"] or 0),
+            "model_id": figures.model_id,
+            "model_name": figures.model_name,
+            "requests": figures.requests,
+            "cost": figures.cost if figures.cost is not None else Decimal(0),
+            "uncosted_requests": figures.uncosted_requests,
         }
-        for row in rows
+        for figures in usage_figures(start=start, end=end, by_model=True, by_name=True)
     ]
     # A model whose cost is all unknown ranks by its uncosted requests, after the known costs.
-    return sorted(found, key=lambda row: (-row["cost"], -row["uncosted_requests"], row["model_name"]))
+    return sorted(found, key=lambda row: (-row["cost"], -row["uncosted_requests"], row["model_name"] or ""))
 
 
 def spend_by_bucket(*, bucket: Bucket, start: datetime, end: datetime, model_ids: list[int]) -> list[dict[str, Any]]:
     """Cost per bucket in ``[start, end)`` of each of ``model_ids``, and of every other model together.
 
-    One grouped query whose rows are (model or the rest) x bucket, so a chart of five models and
-    "the rest" reads a few hundred rows however many models have usage. Each row: ``model_id``
-    (None for the rest), ``start``, ``cost`` (known part) and ``uncosted_requests``.
+    Each row: ``model_id`` (None for the rest), ``start``, ``cost`` (known part) and
+    ``uncosted_requests``. The rest is folded here from the per-model figures: at most models x
+    buckets rows (200 models over 30 days: 6,000), read from rollups.
     """
-    truncate = TruncHour if bucket == "hour" else TruncDay
-    rows = (
-        ModelUsage.objects.filter(timestamp__gte=start, timestamp__lt=end)
-        .order_by()
-        .annotate(
-            bucket_start=truncate("timestamp", tzinfo=UTC),
-            chart_model=Case(When(model_id__in=model_ids, then=F("model_id")), default=None),
+    charted = set(model_ids)
+    folded: dict[tuple[int | None, datetime | None], dict[str, Any]] = {}
+    for figures in usage_figures(start=start, end=end, by_model=True, bucket=bucket):
+        model_id = figures.model_id if figures.model_id in charted else None
+        row = folded.setdefault(
+            (model_id, figures.start),
+            {"model_id": model_id, "start": figures.start, "cost": Decimal(0), "uncosted_requests": 0},
         )
-        .values("chart_model", "bucket_start")
-        .annotate(cost_total=_USAGE_AGGREGATES["cost_total"], uncosted_requests=UNCOSTED_REQUESTS)
-    )
-    return [
-        {
-            "model_id": row["chart_model"],
-            "start": row["bucket_start"],
-            "cost": row["cost_total"] if row["cost_total"] is not None else Decimal(0),
-            "uncosted_requests": int(row["uncosted_requests"] or 0),
-        }
-        for row in rows
-    ]
+        if figures.cost is not None:
+            row["cost"] += figures.cost
+        row["uncosted_requests"] += figures.uncosted_requests
+    return list(folded.values())
 
 
 def open_alerts_of_models(model_ids: list[int]) -> dict[int, list[Alert]]:

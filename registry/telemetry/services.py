@@ -24,6 +24,7 @@ from registry.models import (
 from registry.operations import metrics
 from registry.telemetry import alerts
 from registry.telemetry.costing import CostTooLarge, price_for_usage, usage_cost
+from registry.telemetry.rollups import usage_rollups_add
 
 
 class UsageRejected(Exception):
@@ -144,7 +145,8 @@ def usage_record_batch(*, model: RegisteredModel, records: Sequence[Mapping[str,
     (whose cost is Django preparing each value of each row); the table's CHECK constraints hold
     either way, and a violation rejects the whole batch. Elsewhere (SQLite) it is ``bulk_create``.
     Counters are incremented only once the batch is committed, so a rolled-back batch is never
-    counted. Returns the number of records written.
+    counted. The batch's hourly rollups (registry/telemetry/rollups.py) are updated in the same
+    transaction: statistics see the records as soon as they are committed. Returns the number of records written.
     """
     rows, unpriced = _usage_rows(model, records, with_request_id=False)
     if connection.vendor == "postgresql":
@@ -153,6 +155,8 @@ def usage_record_batch(*, model: RegisteredModel, records: Sequence[Mapping[str,
         ModelUsage.objects.bulk_create([ModelUsage(**dict(zip(_USAGE_COLUMNS, row, strict=True))) for row in rows])
     if unpriced:
         alerts.unpriced_usage_open(model=model, records=unpriced)
+    # SQLite's rollups (PostgreSQL's trigger added them at the COPY): last, the locks' hold is shortest.
+    usage_rollups_add(rows)
     _count_on_commit(model, rows)
     return len(rows)
 
@@ -213,6 +217,7 @@ def usage_record_idempotent(*, model: RegisteredModel, records: Sequence[Mapping
     if unpriced:
         alerts.unpriced_usage_open(model=model, records=unpriced)
     if written:
+        usage_rollups_add(written)  # only the records stored: a skipped retry is not counted twice
         _count_on_commit(model, written)
     return len(written)
 

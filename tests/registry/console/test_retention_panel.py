@@ -23,6 +23,8 @@ def test_the_dashboard_shows_each_tables_size_and_retention(settings: Any, plain
 
     assert "Table sizes and retention" in page
     assert 'usage records <span class="quiet">(model_usage)</span>' in page
+    assert 'hourly usage rollups <span class="quiet">(model_usage_rollup)</span>' in page
+    assert "731 days" in page  # RETENTION_USAGE_ROLLUP_DAYS' default: rollups outlive the records
     assert "93 days" in page
     assert "<td>for ever</td>" in page
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -28,10 +29,13 @@ from registry.models import (
     StatusEventKind,
     StatusEventOrigin,
     TrustedNetworkRead,
+    UsageRollup,
 )
 from registry.operations import retention
 from registry.operations.retention import LOCK_KEY, LOCK_NAMESPACE, retention_apply
 from registry.telemetry.availability import availability
+from registry.telemetry.selectors import usage_summary
+from registry.telemetry.services import usage_record_batch
 from tests.factories import (
     ModelPerformanceFactory,
     ModelUsageFactory,
@@ -124,6 +128,7 @@ def test_each_table_loses_its_rows_past_the_cutoff_and_keeps_the_others() -> Non
 
     assert outcome.removed == {
         "model_usage": 1,
+        "model_usage_rollup": 0,  # kept RETENTION_USAGE_ROLLUP_DAYS (two years by default)
         "model_performance": 1,
         "auditlog_logentry": 1,
         "trusted_network_reads": 1,
@@ -178,6 +183,7 @@ def test_each_lanes_newest_status_event_stays_however_old_so_history_starts_with
 
 
 def test_a_setting_of_zero_keeps_every_row_for_ever(settings: Any) -> None:
+    settings.RETENTION_USAGE_ROLLUP_DAYS = 0
     for name in SETTINGS:
         setattr(settings, name, 0)
     model = RegisteredModelFactory()
@@ -217,8 +223,8 @@ def test_the_queries_of_a_prune_grow_with_its_batches_not_its_rows(django_assert
     ModelUsageFactory.create_batch(10, model=model, timestamp=JUST_PAST)
 
     # Per batch: the ids, the delete, and a savepoint's two statements (the test's transaction
-    # makes each batch's atomic block a savepoint); then the other six tables' empty reads and the lock.
-    with django_assert_max_num_queries(4 * 4 + 6 * 3 + 2):
+    # makes each batch's atomic block a savepoint); then the other seven tables' empty reads and the lock.
+    with django_assert_max_num_queries(4 * 4 + 7 * 3 + 2):
         retention_apply(now=NOW, batch_size=3)
 
 
@@ -285,6 +291,7 @@ def test_table_sizes_give_each_tables_rows_and_retention(settings: Any) -> None:
 
     assert set(sizes) == {
         "model_usage",
+        "model_usage_rollup",
         "model_performance",
         "auditlog_logentry",
         "trusted_network_reads",
@@ -298,3 +305,45 @@ def test_table_sizes_give_each_tables_rows_and_retention(settings: Any) -> None:
     else:
         assert sizes["model_usage"].rows == 2
         assert sizes["model_usage"].total_bytes is None
+
+
+def test_rollups_outlive_the_raw_rows_and_year_long_statistics_survive_their_prune(settings: Any) -> None:
+    settings.RETENTION_USAGE_DAYS = 30
+    model = RegisteredModelFactory()
+    for days in (300, 200, 100, 40, 20, 1):
+        usage_record_batch(
+            model=model,
+            records=[
+                {"timestamp": NOW - timedelta(days=days, minutes=m), "request_count": 2, "cost": "0.5"} for m in (0, 30)
+            ],
+        )
+    start = NOW.replace(minute=0, second=0) - timedelta(days=365)
+    year = usage_summary(model_id=model.pk, bucket="day", start=start, end=NOW)
+    rollups = list(UsageRollup.objects.order_by("pk").values())
+
+    outcome = retention_apply(now=NOW)
+
+    assert outcome.removed["model_usage"] == 8
+    assert outcome.removed["model_usage_rollup"] == 0
+    assert list(UsageRollup.objects.order_by("pk").values()) == rollups  # pruning raw rows changes no rollup
+    after = usage_summary(model_id=model.pk, bucket="day", start=start, end=NOW)
+    assert after == year
+    assert after["totals"]["requests"] == 24
+    assert after["totals"]["cost"] == Decimal("6")
+
+
+def test_rollups_go_past_their_own_retention_whole_hours_only(settings: Any) -> None:
+    settings.RETENTION_USAGE_DAYS = 0
+    settings.RETENTION_USAGE_ROLLUP_DAYS = 365
+    model = RegisteredModelFactory()
+    now = NOW.replace(minute=30)  # the cutoff inside an hour, never on its start
+    cutoff = now - timedelta(days=365)
+    for moment in (cutoff - timedelta(hours=2), cutoff - timedelta(seconds=1), cutoff + timedelta(hours=1)):
+        usage_record_batch(model=model, records=[{"timestamp": moment}])
+
+    outcome = retention_apply(now=now)
+
+    # The hour holding the cutoff is partly within the retention: it stays.
+    assert outcome.removed["model_usage_rollup"] == 1
+    assert ModelUsage.objects.count() == 3
+    assert UsageRollup.objects.count() == 2

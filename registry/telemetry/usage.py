@@ -1,0 +1,313 @@
+"""Usage figures over any window, the one way statistics read usage: rollups for whole hours, raw rows for the edges.
+
+A window ``[start, end)`` splits into the whole UTC hours it covers, read from ``model_usage_rollup``
+(one row per model and hour, kept current by the transaction that writes the records:
+registry/telemetry/rollups.py), and the partial hours at its edges, ``[start, first whole hour)``
+and ``[last whole hour's end, end)``, read from ``model_usage``. So a statistic costs the hours of
+its window, not the records in it, and still counts every committed record. Counts and sums are
+exactly those of the raw rows; latency percentiles come from the rollups' histograms, within
+``registry.telemetry.histograms.RELATIVE_ERROR`` (2 %) of PostgreSQL's ``percentile_cont`` over the records.
+
+Every reader (usage summaries, the dashboard, a model's charts, alert checks, selection's recent
+figures) calls ``usage_figures``; a new reader should too, rather than aggregate ``model_usage``.
+tests/registry/telemetry/test_usage_figures.py compares it with raw aggregation and checks that no
+reader's query reads raw rows outside the edges.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final, Literal
+
+from django.db.models import Case, Count, F, FloatField, IntegerField, Q, QuerySet, Subquery, Sum, Value, When
+from django.db.models.expressions import Combinable, OuterRef
+from django.db.models.functions import Cast, Ceil, Coalesce, Ln, NullIf, TruncDay, TruncHour
+
+from registry.models import ModelUsage, UsageRollup
+from registry.telemetry.histograms import GAMMA, ZERO, Histogram, merge_into, percentile
+from registry.telemetry.rollups import hour_of
+
+Bucket = Literal["hour", "day"]
+
+_HOUR: Final = timedelta(hours=1)
+
+
+@dataclass
+class UsageFigures:
+    """Usage summed over one group (a model, a bucket, both or neither) of a window."""
+
+    model_id: int | None = None
+    model_name: str | None = None
+    start: datetime | None = None  # the bucket's start, when grouped by bucket
+    records: int = 0
+    requests: int = 0
+    tokens: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    errors: int = 0
+    cost: Decimal | None = None  # None when no record has a cost, as SUM(cost) would be
+    uncosted_requests: int = 0
+    latency_weighted: float = 0.0
+    latency_requests: int = 0
+    latency_records: int = 0
+    histogram: Histogram = field(default_factory=dict)  # filled only when asked for
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def average_latency(self) -> float | None:
+        """The request-weighted mean latency (seconds) of the records that report one."""
+        return self.latency_weighted / self.latency_requests if self.latency_requests else None
+
+    def latency_percentile(self, fraction: float) -> float | None:
+        """The ``fraction`` percentile of the records' latency (needs ``histograms=True``)."""
+        return percentile(self.histogram, fraction)
+
+    def _add(self, row: dict[str, Any]) -> None:
+        # Attribute by attribute, not in a loop over names: a 30-day chart adds 720 rollup rows.
+        self.records += int(row["records"] or 0)
+        self.requests += int(row["requests"] or 0)
+        self.tokens += int(row["tokens"] or 0)
+        self.input_tokens += int(row["input_tokens"] or 0)
+        self.output_tokens += int(row["output_tokens"] or 0)
+        self.errors += int(row["errors"] or 0)
+        self.uncosted_requests += int(row["uncosted_requests"] or 0)
+        self.latency_requests += int(row["latency_requests"] or 0)
+        self.latency_records += int(row["latency_records"] or 0)
+        if row["cost"] is not None:
+            self.cost = Decimal(row["cost"]) if self.cost is None else self.cost + Decimal(row["cost"])
+        self.latency_weighted += float(row["latency_weighted"] or 0.0)
+
+
+@dataclass(frozen=True)
+class WindowSplit:
+    """A window's whole hours (read from rollups) and its edges (read from raw rows)."""
+
+    start: datetime
+    end: datetime | None
+    whole_start: datetime | None  # None: no whole hour, the window is all edge
+    whole_end: datetime | None  # None with a whole_start: open-ended
+
+
+def split_window(start: datetime, end: datetime | None) -> WindowSplit:
+    """The whole hours of ``[start, end)`` (``end`` None: every hour from ``start`` on)."""
+    first = hour_of(start)
+    if first < start:
+        first += _HOUR
+    if end is None:
+        return WindowSplit(start, end, first, None)
+    last = hour_of(end)
+    if last < first:  # inside one hour
+        return WindowSplit(start, end, None, None)
+    return WindowSplit(start, end, first, last)  # first == last: no whole hour, two partial ones
+
+
+def _raw_edges(split: WindowSplit) -> list[Q]:
+    """The raw rows of each of the window's partial hours (none, one or two ranges).
+
+    Kept as separate ranges, each read by a branch of its own (UNION ALL): one condition ``a OR b``
+    can make PostgreSQL read the model's whole index instead of two short ranges of it.
+    """
+    if split.whole_start is None:
+        return [Q(timestamp__gte=split.start, timestamp__lt=split.end)]
+    edges = []
+    if split.start < split.whole_start:
+        edges.append(Q(timestamp__gte=split.start, timestamp__lt=split.whole_start))
+    if split.whole_end is not None and split.end is not None and split.whole_end < split.end:
+        edges.append(Q(timestamp__gte=split.whole_end, timestamp__lt=split.end))
+    return edges
+
+
+def _rollup_hours(split: WindowSplit) -> Q | None:
+    if split.whole_start is None or (split.whole_end is not None and split.whole_end <= split.whole_start):
+        return None
+    hours = Q(hour__gte=split.whole_start)
+    if split.whole_end is not None:
+        hours &= Q(hour__lt=split.whole_end)
+    return hours
+
+
+_RAW_SUMS: Final[dict[str, Any]] = {
+    "records": Count("id"),
+    "requests": Sum("request_count"),
+    "tokens": Sum("token_count"),
+    "input_tokens": Sum("input_tokens"),
+    "output_tokens": Sum("output_tokens"),
+    "errors": Sum("error_count"),
+    # Not named "cost": an annotation of a column's name would shadow the column in the filter below.
+    "cost_total": Sum("cost"),
+    "uncosted_requests": Sum("request_count", filter=Q(cost__isnull=True)),
+    "latency_weighted": Sum(
+        F("average_latency") * F("request_count"), filter=Q(average_latency__isnull=False), output_field=FloatField()
+    ),
+    "latency_requests": Sum("request_count", filter=Q(average_latency__isnull=False)),
+    "latency_records": Count("average_latency"),
+}
+
+_ROLLUP_COLUMNS: Final = (
+    "records",
+    "requests",
+    "tokens",
+    "input_tokens",
+    "output_tokens",
+    "errors",
+    "cost",
+    "uncosted_requests",
+    "latency_weighted",
+    "latency_requests",
+    "latency_records",
+)
+_ROLLUP_SUMS: Final[dict[str, Any]] = {name: Sum(name) for name in _ROLLUP_COLUMNS if name != "cost"} | {
+    "cost_total": Sum("cost")
+}
+
+# A record's latency bucket computed by the database (registry/telemetry/histograms.py's bucket_of;
+# Django provides LN and CEILING on SQLite), NULL without latency, _ZERO_BUCKET for zero.
+_ZERO_BUCKET: Final = -(2**31)
+_LATENCY_BUCKET: Final = Case(
+    When(average_latency__isnull=True, then=Value(None)),
+    When(average_latency__lte=0, then=Value(_ZERO_BUCKET)),
+    default=Ceil(Ln("average_latency") / Value(math.log(GAMMA))),
+    output_field=IntegerField(),
+)
+
+
+def _keys(by_model: bool, by_name: bool, bucket: Bucket | None, time_column: str) -> tuple[list[str], dict[str, Any]]:
+    """The ``values()`` names of a grouping and the annotations that compute them."""
+    names: list[str] = []
+    computed: dict[str, Any] = {}
+    if by_model:
+        names.append("model_id")
+    if by_name:
+        names.append("model_name")
+    if bucket == "day":
+        computed["bucket_start"] = TruncDay(time_column, tzinfo=UTC)
+        names.append("bucket_start")
+    elif bucket == "hour":
+        # A rollup's hour is its bucket already.
+        computed["bucket_start"] = F("hour") if time_column == "hour" else TruncHour(time_column, tzinfo=UTC)
+        names.append("bucket_start")
+    return names, computed
+
+
+def _group_key(row: dict[str, Any], names: list[str]) -> tuple[Any, ...]:
+    return tuple(row[name] for name in names)
+
+
+def usage_figures(
+    *,
+    start: datetime,
+    end: datetime | None,
+    model_ids: Sequence[int] | None = None,
+    by_model: bool = False,
+    by_name: bool = False,
+    bucket: Bucket | None = None,
+    histograms: bool = False,
+) -> list[UsageFigures]:
+    """Usage in ``[start, end)`` (``end`` None: everything from ``start`` on), summed per group.
+
+    Grouped by model (``by_model``; with ``by_name`` also by the name recorded, as a model renamed or
+    deleted keeps its history's name) and/or by UTC ``bucket`` ("hour" or "day"); over the models
+    ``model_ids`` (None: every model, deleted ones included). ``histograms`` fills each group's
+    latency histogram for percentiles. Groups without usage are absent; sorted by their keys.
+    Two queries: rollups of the whole hours, raw rows of the edges (with histograms, grouped by latency bucket too).
+    """
+    split = split_window(start, end)
+    groups: dict[tuple[Any, ...], UsageFigures] = {}
+    raw_names, raw_computed = _keys(by_model, by_name, bucket, "timestamp")
+    rollup_names, rollup_computed = _keys(by_model, by_name, bucket, "hour")
+
+    def figures_of(row: dict[str, Any], names: list[str]) -> UsageFigures:
+        key = _group_key(row, names)
+        found = groups.get(key)
+        if found is None:
+            found = groups[key] = UsageFigures(
+                model_id=row.get("model_id"), model_name=row.get("model_name"), start=row.get("bucket_start")
+            )
+        return found
+
+    hours = _rollup_hours(split)
+    if hours is not None:
+        rollups: QuerySet[UsageRollup] = UsageRollup.objects.filter(hours).order_by()
+        if model_ids is not None:
+            rollups = rollups.filter(model_id__in=list(model_ids))
+        rollups = rollups.annotate(**rollup_computed)
+        if histograms:
+            # The hours' rows as they are, summed here: their histograms merge in Python anyway.
+            for row in rollups.values(*rollup_names, *_ROLLUP_COLUMNS, "latency_histogram"):
+                figures = figures_of(row, rollup_names)
+                figures._add(row)
+                merge_into(figures.histogram, row["latency_histogram"] or {})
+        else:
+            for row in rollups.values(*rollup_names).annotate(**_ROLLUP_SUMS):
+                figures_of(row, rollup_names)._add({**row, "cost": row["cost_total"]})
+    edges = _raw_edges(split)
+    if edges:
+        raw_names_read = [*raw_names, "latency_bucket"] if histograms else raw_names
+        branches = []
+        for edge in edges:
+            raw: QuerySet[ModelUsage] = ModelUsage.objects.filter(edge).order_by()
+            if model_ids is not None:
+                raw = raw.filter(model_id__in=list(model_ids))
+            raw = raw.annotate(**raw_computed)
+            if histograms:
+                # Grouped by latency bucket as well: the edge's sums and its histogram in one query.
+                raw = raw.annotate(latency_bucket=_LATENCY_BUCKET)
+            branches.append(raw.values(*raw_names_read).annotate(**_RAW_SUMS))
+        # A group in both edges (a bucket of a day, or no bucket) comes twice: figures_of adds them up.
+        rows = branches[0].union(*branches[1:], all=True) if len(branches) > 1 else branches[0]
+        for row in rows:
+            figures = figures_of(row, raw_names)
+            figures._add({**row, "cost": row["cost_total"]})
+            if histograms and row["latency_bucket"] is not None:
+                key = ZERO if row["latency_bucket"] == _ZERO_BUCKET else str(int(row["latency_bucket"]))
+                figures.histogram[key] = figures.histogram.get(key, 0) + int(row["latency_records"])
+    return [groups[key] for key in sorted(groups, key=_sortable)]
+
+
+def _sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    # A deleted model's id is None: it sorts first rather than failing to compare with an int.
+    return tuple((value is not None, value) for value in key)
+
+
+def usage_totals_by_model(
+    *, start: datetime, end: datetime | None, histograms: bool = False
+) -> dict[int, UsageFigures]:
+    """Per existing model (deleted models' usage left out), its usage in ``[start, end)``."""
+    return {
+        row.model_id: row
+        for row in usage_figures(start=start, end=end, by_model=True, histograms=histograms)
+        if row.model_id is not None
+    }
+
+
+def latency_mean_since(since: datetime, model: Combinable | None = None) -> Any:
+    """An expression: the request-weighted mean latency of the model ``model`` (default ``OuterRef("pk")``)
+    since ``since``, NULL without latency; for annotating a query of models in that query itself.
+
+    Four scalar subqueries: the weighted sum and its weight over the rollups of the whole hours
+    from ``since`` on, and over the raw rows of ``since``'s partial hour.
+    """
+    model = model if model is not None else OuterRef("pk")
+    split = split_window(since, None)
+    hours = _rollup_hours(split) or Q()  # open-ended: never None
+
+    def scalar(queryset: QuerySet[Any], expression: Any) -> Any:
+        summed = queryset.order_by().values("model_id").annotate(total=Sum(expression, output_field=FloatField()))
+        return Coalesce(Subquery(summed.values("total")[:1], output_field=FloatField()), 0.0, output_field=FloatField())
+
+    rollups = UsageRollup.objects.filter(hours, model_id=model)
+    weighted = scalar(rollups, "latency_weighted")
+    weight = scalar(rollups, Cast("latency_requests", FloatField()))
+    if split.whole_start is not None and split.start < split.whole_start:  # ``since`` is not on the hour
+        (edge,) = _raw_edges(split)  # open-ended: the one partial hour at its start
+        raw = ModelUsage.objects.filter(edge, model_id=model, average_latency__isnull=False)
+        weighted += scalar(raw, F("average_latency") * F("request_count"))
+        weight += scalar(raw, Cast("request_count", FloatField()))
+    return weighted / NullIf(weight, 0.0)

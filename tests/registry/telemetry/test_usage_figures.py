@@ -1,0 +1,429 @@
+"""Usage figures from hourly rollups: the same answers as raw aggregation, and no raw scan beyond the edges."""
+
+from __future__ import annotations
+
+import importlib
+import random
+import re
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.db import connection, connections
+from django.utils import timezone
+
+from registry.catalog.prices import price_set
+from registry.console.dashboard import model_charts, usage_overview
+from registry.models import ModelUsage, RegisteredModel, UsageRollup
+from registry.selection.explain import recent_usage
+from registry.selection.ranking import models_ranked
+from registry.telemetry import alerts
+from registry.telemetry.histograms import RELATIVE_ERROR, histogram_of, percentile
+from registry.telemetry.rollups import hour_of, usage_rollups_rebuild
+from registry.telemetry.selectors import usage_summary
+from registry.telemetry.services import usage_record_batch, usage_record_idempotent
+from registry.telemetry.statistics import percentile as exact_percentile
+from registry.telemetry.usage import Bucket, usage_figures
+from tests.factories import ModelCapabilityFactory, RegisteredModelFactory
+
+pytestmark = pytest.mark.django_db
+
+rollup_migration = importlib.import_module("registry.migrations.0017_usage_rollups")
+
+# A fixed "now" on a minute that is not on the hour: windows then have partial edge hours.
+NOW = datetime(2026, 11, 20, 14, 37, 21, 500_000, tzinfo=UTC)
+SPAN = timedelta(days=3)
+
+
+def random_record(rng: random.Random) -> dict[str, Any]:
+    """A usage record with every optional field sometimes missing, at a moment of the last three days."""
+    record: dict[str, Any] = {
+        "timestamp": NOW - timedelta(seconds=rng.uniform(0, SPAN.total_seconds())),
+        "request_count": rng.choice([0, 1, 1, 1, 3, 20]),
+        "error_count": rng.choice([0, 0, 0, 1]),
+    }
+    if rng.random() < 0.8:
+        record["average_latency"] = rng.choice([0.0, rng.lognormvariate(-1, 1.2)])
+    if rng.random() < 0.5:
+        record["input_tokens"], record["output_tokens"] = rng.randint(0, 5000), rng.randint(0, 2000)
+    elif rng.random() < 0.5:
+        record["token_count"] = rng.randint(0, 9000)
+    if rng.random() < 0.6:
+        record["cost"] = Decimal(rng.randint(0, 10**7)) / Decimal(10**6)
+    return record
+
+
+def ingest(rng: random.Random, models: list[RegisteredModel], count: int) -> None:
+    """``count`` random records through the ingestion service, in batches of mixed models' hours."""
+    for _ in range(count // 25):
+        usage_record_batch(model=rng.choice(models), records=[random_record(rng) for _ in range(25)])
+
+
+def raw_figures(
+    *, start: datetime, end: datetime | None, model_ids: list[int] | None, by_model: bool, bucket: Bucket | None
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The ground truth: the stored raw rows of the window, summed in Python per group."""
+    rows = ModelUsage.objects.filter(timestamp__gte=start)
+    if end is not None:
+        rows = rows.filter(timestamp__lt=end)
+    if model_ids is not None:
+        rows = rows.filter(model_id__in=model_ids)
+    groups: dict[tuple[Any, ...], dict[str, Any]] = defaultdict(
+        lambda: (
+            {"requests": 0, "tokens": 0, "input_tokens": 0, "output_tokens": 0, "errors": 0, "records": 0}
+            | {"cost": None, "uncosted_requests": 0, "weighted": 0.0, "weight": 0, "latencies": []}
+        )
+    )
+    for row in rows:
+        key: tuple[Any, ...] = ()
+        if by_model:
+            key += (row.model_id,)
+        if bucket is not None:
+            moment = row.timestamp.astimezone(UTC)
+            key += (hour_of(moment) if bucket == "hour" else moment.replace(hour=0, minute=0, second=0, microsecond=0),)
+        group = groups[key]
+        group["records"] += 1
+        group["requests"] += row.request_count
+        group["tokens"] += row.token_count or 0
+        group["input_tokens"] += row.input_tokens or 0
+        group["output_tokens"] += row.output_tokens or 0
+        group["errors"] += row.error_count
+        if row.cost is None:
+            group["uncosted_requests"] += row.request_count
+        else:
+            group["cost"] = (group["cost"] or Decimal(0)) + row.cost
+        if row.average_latency is not None:
+            group["weighted"] += row.average_latency * row.request_count
+            group["weight"] += row.request_count
+            group["latencies"].append(row.average_latency)
+    return groups
+
+
+def random_window(rng: random.Random) -> tuple[datetime, datetime | None]:
+    start = NOW - timedelta(seconds=rng.uniform(0, SPAN.total_seconds() + 3600))
+    kind = rng.random()
+    if kind < 0.15:
+        start = hour_of(start)  # on the hour: no edge at the start
+    if kind < 0.1:
+        return start, None  # open-ended, as selection's recent figures
+    length = rng.choice([rng.uniform(0, 3600), rng.uniform(3600, 7200), rng.uniform(0, 4 * 86400)])
+    end = start + timedelta(seconds=length)
+    return start, hour_of(end) if rng.random() < 0.15 else end
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_rollup_answers_equal_raw_aggregation_over_random_data_buckets_and_windows(seed: int) -> None:
+    rng = random.Random(seed)
+    models = [RegisteredModelFactory() for _ in range(3)]
+    ingest(rng, models, 600)
+
+    for _ in range(40):
+        start, end = random_window(rng)
+        by_model = rng.random() < 0.5
+        bucket: Bucket | None = rng.choice([None, "hour", "day"])
+        model_ids = rng.choice([None, [models[0].pk], [models[1].pk, models[2].pk]])
+        found = usage_figures(
+            start=start, end=end, model_ids=model_ids, by_model=by_model, bucket=bucket, histograms=True
+        )
+        expected = raw_figures(start=start, end=end, model_ids=model_ids, by_model=by_model, bucket=bucket)
+        case = f"window [{start}, {end}) by_model={by_model} bucket={bucket} models={model_ids}"
+
+        keys = [((row.model_id,) if by_model else ()) + ((row.start,) if bucket else ()) for row in found]
+        assert keys == sorted(expected), case
+        for key, row in zip(keys, found, strict=True):
+            truth = expected[key]
+            for name in ("records", "requests", "tokens", "input_tokens", "output_tokens", "errors"):
+                assert getattr(row, name) == truth[name], f"{name}: {case}"
+            assert row.cost == truth["cost"], case
+            assert row.uncosted_requests == truth["uncosted_requests"], case
+            assert row.latency_requests == truth["weight"], case
+            assert row.latency_records == len(truth["latencies"]), case
+            if truth["weight"]:
+                assert row.average_latency == pytest.approx(truth["weighted"] / truth["weight"], rel=1e-9), case
+            else:
+                assert row.average_latency is None, case
+            for fraction in (0.5, 0.95, 0.99):
+                exact = exact_percentile(truth["latencies"], fraction) if truth["latencies"] else None
+                estimate = row.latency_percentile(fraction)
+                if exact is None:
+                    assert estimate is None, case
+                else:
+                    assert estimate == pytest.approx(exact, rel=RELATIVE_ERROR, abs=1e-12), f"p{fraction}: {case}"
+
+
+def test_a_usage_summary_equals_the_raw_sums_per_bucket() -> None:
+    rng = random.Random(7)
+    model = RegisteredModelFactory()
+    ingest(rng, [model], 300)
+    start, end = NOW - timedelta(days=2, minutes=13), NOW - timedelta(minutes=5)
+
+    for bucket in ("hour", "day"):
+        summary = usage_summary(model_id=model.pk, bucket=bucket, start=start, end=end)
+        expected = raw_figures(start=start, end=end, model_ids=[model.pk], by_model=False, bucket=bucket)
+        assert [b["start"] for b in summary["buckets"]] == [key[0] for key in sorted(expected)]
+        assert [b["requests"] for b in summary["buckets"]] == [expected[key]["requests"] for key in sorted(expected)]
+        assert summary["totals"]["requests"] == sum(group["requests"] for group in expected.values())
+        assert summary["totals"]["cost"] == sum((group["cost"] or 0 for group in expected.values()), start=0)
+
+
+def test_percentiles_from_histograms_stay_within_the_stated_bound() -> None:
+    rng = random.Random(11)
+    for _ in range(200):
+        values = [rng.lognormvariate(rng.uniform(-6, 3), rng.uniform(0.01, 3)) for _ in range(rng.randint(1, 400))]
+        histogram = histogram_of(values)
+        for fraction in (0.0, 0.5, 0.9, 0.95, 0.99, 1.0):
+            assert percentile(histogram, fraction) == pytest.approx(
+                exact_percentile(values, fraction), rel=RELATIVE_ERROR
+            )
+    assert RELATIVE_ERROR < 0.02
+
+
+# --- The rollups as ingestion keeps them ---------------------------------------------------------------
+
+
+def test_a_late_record_lands_in_its_own_hours_rollup() -> None:
+    model = RegisteredModelFactory()
+    moment = timezone.now() - timedelta(days=2, minutes=7)
+    usage_record_batch(model=model, records=[{"timestamp": moment, "request_count": 4, "average_latency": 0.25}])
+
+    rollup = UsageRollup.objects.get(model=model)
+    assert rollup.hour == hour_of(moment)
+    assert (rollup.records, rollup.requests, rollup.latency_requests) == (1, 4, 4)
+    assert rollup.latency_weighted == pytest.approx(1.0)
+
+
+def test_a_back_dated_price_moves_the_recosted_records_into_their_rollups_known_cost() -> None:
+    model = RegisteredModelFactory(input_cost_per_mtok=None, output_cost_per_mtok=None)
+    moment = timezone.now() - timedelta(days=1, minutes=7)
+    records = [{"timestamp": moment, "input_tokens": 1_000_000, "output_tokens": 0, "request_count": 3}]
+    usage_record_batch(model=model, records=[*records, {**records[0], "cost": "0.5", "request_count": 2}])
+    assert UsageRollup.objects.get(model=model).uncosted_requests == 3
+
+    price_set(
+        model=model,
+        input_per_mtok=Decimal("2"),
+        output_per_mtok=Decimal("4"),
+        effective_from=moment - timedelta(days=1),
+    )
+
+    rollup = UsageRollup.objects.get(model=model)
+    # The whole hour is read from the rollup: it must now say what the raw rows say.
+    assert (rollup.cost, rollup.uncosted_requests) == (Decimal("2.5"), 0)
+    summary = usage_summary(model_id=model.pk, bucket="day", start=moment - timedelta(days=1), end=timezone.now())
+    assert (summary["totals"]["cost"], summary["totals"]["uncosted_requests"]) == (Decimal("2.5"), 0)
+
+
+def test_a_retried_request_id_is_counted_once_in_its_rollup() -> None:
+    model = RegisteredModelFactory()
+    records = [{"request_id": "req-1", "request_count": 1}, {"request_id": "req-2", "request_count": 2}]
+
+    assert usage_record_idempotent(model=model, records=records) == 2
+    assert usage_record_idempotent(model=model, records=[*records, {"request_id": "req-3"}]) == 1
+
+    assert list(UsageRollup.objects.filter(model=model).values_list("records", "requests")) == [(3, 4)]
+
+
+def test_a_rejected_batch_leaves_no_rollup() -> None:
+    model = RegisteredModelFactory()
+    usage_record_batch(model=model, records=[{"request_count": 1}])
+    before = list(UsageRollup.objects.values_list("requests", flat=True))
+
+    with pytest.raises(Exception):  # noqa: B017, PT011 (the database's CHECK: IntegrityError, whatever wraps it)
+        usage_record_batch(model=model, records=[{"request_count": 2}, {"request_count": -1}])
+
+    assert list(UsageRollup.objects.values_list("requests", flat=True)) == before == [1]
+
+
+def test_the_migration_builds_the_rollups_ingestion_would_have_kept() -> None:
+    rng = random.Random(5)
+    models = [RegisteredModelFactory() for _ in range(2)]
+    ingest(rng, models, 200)
+    kept = sorted(rollup_fields(UsageRollup.objects.all()))
+    UsageRollup.objects.all().delete()
+
+    rollup_migration.build_rollups(apps, SimpleNamespace(connection=connection))
+
+    built = sorted(rollup_fields(UsageRollup.objects.all()))
+    assert [row[:-2] for row in built] == [row[:-2] for row in kept]
+    for built_row, kept_row in zip(built, kept, strict=True):
+        assert built_row[-2] == pytest.approx(kept_row[-2], rel=1e-9)  # a float sum, in another order
+        assert built_row[-1] == kept_row[-1]  # the same histogram buckets
+
+
+def test_a_rebuild_recomputes_whole_hours_from_the_raw_rows() -> None:
+    rng = random.Random(9)
+    models = [RegisteredModelFactory() for _ in range(2)]
+    ingest(rng, models, 200)
+    kept = sorted(rollup_fields(UsageRollup.objects.all()))
+    start, end = hour_of(NOW - timedelta(days=2)), hour_of(NOW) + timedelta(hours=1)
+    UsageRollup.objects.filter(hour__gte=start, hour__lt=end).update(requests=0, latency_histogram={})
+
+    usage_rollups_rebuild(start=start, end=end)
+
+    rebuilt = sorted(rollup_fields(UsageRollup.objects.all()))
+    assert [row[:-2] for row in rebuilt] == [row[:-2] for row in kept]
+    assert [row[-1] for row in rebuilt] == [row[-1] for row in kept]
+    with pytest.raises(ValueError, match="whole UTC hours"):
+        usage_rollups_rebuild(start=start + timedelta(minutes=1), end=end)
+
+
+def rollup_fields(rollups: Any) -> Iterator[tuple[Any, ...]]:
+    for rollup in rollups:
+        yield (
+            rollup.model_id,
+            rollup.model_name,
+            rollup.hour,
+            rollup.records,
+            rollup.requests,
+            rollup.tokens,
+            rollup.input_tokens,
+            rollup.output_tokens,
+            rollup.errors,
+            rollup.cost,
+            rollup.uncosted_requests,
+            rollup.latency_requests,
+            rollup.latency_records,
+            rollup.latency_weighted,
+            {key: int(count) for key, count in rollup.latency_histogram.items()},
+        )
+
+
+# --- No reader scans raw rows beyond the partial hours of its window ------------------------------------
+
+_RAW_TABLE = re.compile(r'"model_usage"(?!_)')
+_BOUND = re.compile(r'"timestamp"\s*(>=|<)\s*$')
+
+
+def _moment(value: Any) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def raw_ranges(sql: str, params: Any) -> list[tuple[datetime | None, datetime | None]]:
+    """The ``[lower, upper)`` ranges of ``model_usage.timestamp`` a query reads, from its placeholders."""
+    parts = sql.split("%s")
+    ranges: list[tuple[datetime | None, datetime | None]] = []
+    lower: datetime | None = None
+    for index, before in enumerate(parts[:-1]):
+        match = _BOUND.search(before)
+        if match is None:
+            continue
+        if match.group(1) == ">=":
+            if lower is not None:
+                ranges.append((lower, None))
+            lower = _moment(params[index])
+        else:
+            ranges.append((lower, _moment(params[index])))
+            lower = None
+    if lower is not None:
+        ranges.append((lower, None))
+    return ranges
+
+
+@pytest.fixture
+def raw_reads() -> Iterator[list[tuple[str, list[tuple[datetime | None, datetime | None]]]]]:
+    """Every query on raw ``model_usage`` run in the block, with the timestamp ranges it reads."""
+    seen: list[tuple[str, list[tuple[datetime | None, datetime | None]]]] = []
+
+    def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        if _RAW_TABLE.search(sql) and sql.lstrip("( \n").upper().startswith("SELECT"):
+            seen.append((sql, raw_ranges(sql, params or ())))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        yield seen
+
+
+def readers(model: RegisteredModel, now: datetime) -> dict[str, Callable[[], Any]]:
+    return {
+        "usage summary, hours": lambda: usage_summary(
+            model_id=model.pk, bucket="hour", start=now - timedelta(days=30), end=now
+        ),
+        "usage summary, days": lambda: usage_summary(
+            model_id=model.pk, bucket="day", start=now - timedelta(days=30), end=now
+        ),
+        "dashboard": lambda: usage_overview(now=now),
+        "charts 24h": lambda: model_charts(model_id=model.pk, chart_range="24h", now=now),
+        "charts 7d": lambda: model_charts(model_id=model.pk, chart_range="7d", now=now),
+        "charts 30d": lambda: model_charts(model_id=model.pk, chart_range="30d", now=now),
+        "alert checks": lambda: alerts.alerts_check(now=now),
+        "selection ranking": lambda: list(models_ranked(capabilities=["code"], since=now - timedelta(hours=24))),
+        "selection's recent usage": lambda: recent_usage([model.pk], since=now - timedelta(hours=24)),
+    }
+
+
+def test_no_statistics_reader_scans_raw_rows_beyond_the_partial_hours(raw_reads: list[Any]) -> None:
+    model = RegisteredModelFactory()
+    ModelCapabilityFactory(model=model, capability="code", capability_score=0.9)
+    now = timezone.now()
+    usage_record_batch(
+        model=model,
+        records=[{"timestamp": now - timedelta(hours=h), "average_latency": 0.2, "request_count": 3} for h in range(48)]
+        + [{"timestamp": now - timedelta(minutes=1)}],
+    )
+
+    for name, read in readers(model, now).items():
+        raw_reads.clear()
+        read()
+        assert raw_reads, f"{name}: read no raw row at all (its partial hours must come from raw rows)"
+        for sql, ranges in raw_reads:
+            assert ranges, f"{name}: a query on model_usage without a time range: {sql}"
+            for lower, upper in ranges:
+                assert lower is not None, f"{name}: an open range on model_usage: {sql}"
+                assert upper is not None, f"{name}: an open range on model_usage: {sql}"
+                assert hour_of(lower) == hour_of(upper - timedelta(microseconds=1)), (
+                    f"{name}: reads model_usage over [{lower}, {upper}), more than a partial hour"
+                )
+
+
+def test_the_scan_check_catches_a_reader_that_aggregates_raw_rows(raw_reads: list[Any]) -> None:
+    now = timezone.now()
+    list(ModelUsage.objects.filter(timestamp__gte=now - timedelta(days=1), timestamp__lt=now).values("model_id"))
+
+    ((_, ranges),) = raw_reads
+    ((lower, upper),) = ranges
+    assert hour_of(lower) != hour_of(upper - timedelta(microseconds=1))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_batches_of_one_model_hour_add_up_in_its_rollup(on_postgres: bool) -> None:
+    if not on_postgres:
+        pytest.skip("SQLite serializes writers: no two batches are ever concurrent")
+    model = RegisteredModelFactory()
+    hour = hour_of(timezone.now())
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def client(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            barrier.wait()
+            for _ in range(10):
+                records = [
+                    {"timestamp": hour + timedelta(seconds=rng.uniform(0, 3599)), "average_latency": rng.random()}
+                    for _ in range(20)
+                ]
+                usage_record_batch(model=model, records=records)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=client, args=(seed,)) for seed in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    rollup = UsageRollup.objects.get(model=model, hour=hour)
+    assert (rollup.records, rollup.requests, rollup.latency_records) == (1200, 1200, 1200)
+    assert sum(rollup.latency_histogram.values()) == 1200
+    truth = raw_figures(start=hour, end=hour + timedelta(hours=1), model_ids=[model.pk], by_model=False, bucket=None)
+    assert rollup.latency_weighted == pytest.approx(truth[()]["weighted"], rel=1e-9)
