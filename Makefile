@@ -69,12 +69,27 @@ bench: install-dev
 # BENCH_SCALE_ROWS (default 100,000,000) usage rows over 90 days in the database bench_scale[_NAME]
 # (recreated, dropped at the end unless BENCH_SCALE_KEEP=1); REDISDB=n gives it Redis db n. Hours at
 # the full size: develop with BENCH_SCALE_ROWS=2000000. Figure modules are listed in bench/bench_scale.py.
-# Exits 1 when a figure is MISSED.
+# Then the router's token-less read against a JWT read (bench/scale_router.py, needs wrk) and a 60 s
+# PostgreSQL outage under 50 usage clients (bench/scale_outage.py; BENCH_OUTAGE_SECONDS shortens it),
+# each in a schema of its own of BENCH_DATABASE_URL (default registry_bench, created if missing).
+# Every script runs; exits 1 when a figure is MISSED or a script fails.
 NAME ?=
 REDISDB ?=
+BENCH_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/registry_bench
 bench-scale: install-dev
+	@status=0; \
 	BENCH_SCALE_DATABASE_URL=$${BENCH_SCALE_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/bench_scale$(if $(NAME),_$(NAME))} \
-		$(if $(REDISDB),BENCH_REDIS_URL=redis://127.0.0.1:6379/$(REDISDB)) $(PY) bench/bench_scale.py
+		$(if $(REDISDB),BENCH_REDIS_URL=redis://127.0.0.1:6379/$(REDISDB)) $(PY) bench/bench_scale.py || status=1; \
+	$(PY) -c "import sys, psycopg; from urllib.parse import urlsplit; u = urlsplit(sys.argv[1]); \
+		c = psycopg.connect(sys.argv[1].replace(u.path, '/postgres'), autocommit=True); \
+		c.execute('SELECT 1 FROM pg_database WHERE datname = %s', [u.path[1:]]).fetchone() or c.execute('CREATE DATABASE \"' + u.path[1:] + '\"')" \
+		"$(BENCH_DATABASE_URL)" || status=1; \
+	for script in bench/scale_router.py bench/scale_outage.py; do \
+		echo "== $$script"; \
+		BENCH_DATABASE_URL=$(BENCH_DATABASE_URL) $(if $(REDISDB),BENCH_REDIS_URL=redis://127.0.0.1:6379/$(REDISDB)) \
+			$(PY) $$script || status=1; \
+	done; \
+	exit $$status
 
 # Reliability figures (docs/RELIABILITY.md) against the production web server on PostgreSQL and Redis:
 # LOAD_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/registry_load, recreated) and

@@ -138,6 +138,7 @@ TABLES: tuple[RetainedTable, ...] = (
         "RETENTION_AUDIT_DAYS",
         TrustedNetworkRead,
         lambda cutoff: TrustedNetworkRead.objects.filter(minute__lt=cutoff),
+        "minute",
     ),
     RetainedTable(
         "discovery_runs",
@@ -162,6 +163,7 @@ TABLES: tuple[RetainedTable, ...] = (
         "RETENTION_STATUS_EVENTS_DAYS",
         ModelStatusEvent,
         _status_events_prunable,
+        "at",
     ),
 )
 

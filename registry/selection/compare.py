@@ -28,10 +28,9 @@ from registry.models import Alert, ModelPrice, RegisteredModel
 from registry.selection.evidence import capability_evidence_of
 from registry.telemetry.availability import AvailabilityShare, availability_shares
 from registry.telemetry.selectors import (
-    latency_percentiles_of_models,
     open_alerts_of_models,
     usage_buckets_of_models,
-    usage_totals_of_models,
+    usage_of_models,
 )
 
 MIN_MODELS: Final = 2
@@ -342,6 +341,7 @@ def models_compare(
     if price_moment is not None:
         for price in ModelPrice.objects.filter(model_id__in=ids).order_by("effective_from"):
             prices[price.model_id].append(price)
+    usage, latency = usage_of_models(model_ids=ids, windows=windows)
     facts = Facts(
         models=models,
         now=now,
@@ -350,8 +350,8 @@ def models_compare(
         capabilities=capability_evidence_of(ids),
         runtimes=runtimes_of(ids),
         alerts=open_alerts_of_models(ids),
-        usage=usage_totals_of_models(model_ids=ids, windows=windows),
-        latency=latency_percentiles_of_models(model_ids=ids, windows=windows),
+        usage=usage,
+        latency=latency,
         availability=availability_shares(ids, windows),
     )
     spark_start, spark_end = windows[SPARKLINE_WINDOW]

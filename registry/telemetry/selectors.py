@@ -15,16 +15,15 @@ __all__ = [
     "UNCOSTED_REQUESTS",
     "Bucket",
     "Windows",
-    "latency_percentiles_of_models",
     "open_alerts_of_models",
     "performance_records",
     "performance_summary",
     "spend_by_bucket",
     "spend_by_model",
     "usage_buckets_of_models",
+    "usage_of_models",
     "usage_summary",
     "usage_summary_of",
-    "usage_totals_of_models",
 ]
 
 
@@ -114,20 +113,33 @@ def performance_summary(records: QuerySet[ModelPerformance]) -> dict[str, dict[s
 Windows = dict[str, tuple[datetime, datetime]]
 
 
-def usage_totals_of_models(*, model_ids: list[int], windows: Windows) -> dict[int, dict[str, dict[str, Any]]]:
-    """``{model_id: {window: figures}}`` of each model's usage in each ``[start, end)`` window.
+Latency = tuple[float | None, float | None]
 
-    Two queries a window (its hours' rollups, its edges' raw rows). No usage in a window: zero figures.
+
+def usage_of_models(
+    *, model_ids: list[int], windows: Windows
+) -> tuple[dict[int, dict[str, dict[str, Any]]], dict[int, dict[str, Latency]]]:
+    """Each model's usage figures and (p50, p95) latency in each ``[start, end)`` window.
+
+    ``({model_id: {window: figures}}, {model_id: {window: (p50, p95)}})``: one ``usage_figures``
+    read a window with the latency histograms (two queries: its hours' rollups, its edges' raw
+    rows), so the totals and the percentiles come from the same rows. The percentiles are of the
+    records' reported mean latency, within 2 % (registry/telemetry/histograms.py), on PostgreSQL and
+    SQLite alike; ``(None, None)`` without any. No usage in a window: zero figures.
     """
     if not model_ids or not windows:
-        return {}
+        return {}, {}
     empty = _rates(UsageFigures())
-    found: dict[int, dict[str, dict[str, Any]]] = {model_id: dict.fromkeys(windows, empty) for model_id in model_ids}
+    usage: dict[int, dict[str, dict[str, Any]]] = {model_id: dict.fromkeys(windows, empty) for model_id in model_ids}
+    latency: dict[int, dict[str, Latency]] = {model_id: dict.fromkeys(windows, (None, None)) for model_id in model_ids}
     for name, (start, end) in windows.items():
-        for figures in usage_figures(start=start, end=end, model_ids=model_ids, by_model=True):
-            if figures.model_id in found:
-                found[figures.model_id][name] = _rates(figures)
-    return found
+        for figures in usage_figures(start=start, end=end, model_ids=model_ids, by_model=True, histograms=True):
+            if figures.model_id not in usage:
+                continue
+            usage[figures.model_id][name] = _rates(figures)
+            if figures.histogram:
+                latency[figures.model_id][name] = (figures.latency_percentile(0.5), figures.latency_percentile(0.95))
+    return usage, latency
 
 
 def usage_buckets_of_models(
@@ -140,26 +152,6 @@ def usage_buckets_of_models(
     for figures in usage_figures(start=start, end=end, model_ids=model_ids, by_model=True, bucket=bucket):
         if figures.model_id in found and figures.start is not None:
             found[figures.model_id][figures.start] = _rates(figures)
-    return found
-
-
-def latency_percentiles_of_models(
-    *, model_ids: list[int], windows: Windows
-) -> dict[int, dict[str, tuple[float | None, float | None]]]:
-    """``{model_id: {window: (p50, p95)}}`` of the records' reported mean latency, ``(None, None)`` without any.
-
-    From the hourly latency histograms (registry/telemetry/histograms.py: within 2 % of the exact
-    percentile), two queries a window, on PostgreSQL and SQLite alike.
-    """
-    if not model_ids or not windows:
-        return {}
-    found: dict[int, dict[str, tuple[float | None, float | None]]] = {
-        model_id: dict.fromkeys(windows, (None, None)) for model_id in model_ids
-    }
-    for name, (start, end) in windows.items():
-        for figures in usage_figures(start=start, end=end, model_ids=model_ids, by_model=True, histograms=True):
-            if figures.model_id in found and figures.histogram:
-                found[figures.model_id][name] = (figures.latency_percentile(0.5), figures.latency_percentile(0.95))
     return found
 
 

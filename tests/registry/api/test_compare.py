@@ -25,6 +25,7 @@ from registry.models import (
 )
 from registry.selection.compare import best_marks
 from registry.telemetry.availability import status_change_record, status_event, status_events_record
+from registry.telemetry.histograms import RELATIVE_ERROR
 from tests.factories import (
     ModelCapabilityFactory,
     ModelUsageFactory,
@@ -113,8 +114,13 @@ def test_compare_answers_one_column_per_model_in_the_order_given(api_client_for:
     assert row(body, "requests_30d")["values"] == [920, 3, 0]
     assert row(body, "tokens_24h")["values"] == [100, 200, 0]
     assert row(body, "error_rate_24h")["values"] == [pytest.approx(9 / 916), 0.0, None]
-    assert row(body, "latency_p50_24h")["values"] == [0.5, pytest.approx(0.5), None]
-    assert row(body, "latency_p95_30d")["values"][1] == pytest.approx(0.96)
+    # Percentiles from the hourly latency histograms: within RELATIVE_ERROR (2 %) of the exact one.
+    assert row(body, "latency_p50_24h")["values"] == [
+        pytest.approx(0.5, rel=RELATIVE_ERROR),
+        pytest.approx(0.5, rel=RELATIVE_ERROR),
+        None,
+    ]
+    assert row(body, "latency_p95_30d")["values"][1] == pytest.approx(0.96, rel=RELATIVE_ERROR)
     assert row(body, "runtime")["values"][0]["loaded"] is True
     assert row(body, "runtime")["values"][1] is None  # no host was ever asked
     assert row(body, "open_alerts")["values"][0]["count"] == 1
@@ -338,9 +344,10 @@ def _compare_queries(client: APIClient, models: list[Any]) -> int:
         response = client.get("/models/compare", {"models": model_refs})
 
     assert response.status_code == 200
-    # The models, runtimes, capabilities, alerts, usage totals, latency percentiles, availability (the
-    # state before the windows, then their events) and the sparklines' days (plus the user's roles).
-    assert len(queries) <= 12, [query["sql"][:120] for query in queries.captured_queries]
+    # The models, runtimes, capabilities, alerts, usage totals with their latency histograms (two a
+    # window: rollups, edges), availability (the state before the windows, then their events) and the
+    # sparklines' days (rollups, edges), plus the user's roles.
+    assert len(queries) <= 14, [query["sql"][:120] for query in queries.captured_queries]
     return len(queries)
 
 
