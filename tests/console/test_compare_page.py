@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, Permission
+from django.db import transaction
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -24,8 +25,15 @@ from registry.models import (
     StatusEventOrigin,
 )
 from registry.telemetry.availability import status_change_record
+from registry.telemetry.rollups import usage_rollups_add
 from tests.console.conftest import LAPTOP, SCREENSHOTS, Console
-from tests.factories import ModelCapabilityFactory, ProviderSourceFactory, RegisteredModelFactory, UserFactory
+from tests.factories import (
+    ModelCapabilityFactory,
+    ProviderSourceFactory,
+    RegisteredModelFactory,
+    UserFactory,
+    rollup_row,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -115,7 +123,11 @@ def fleet(transactional_db: None) -> dict[str, Any]:
                     cost=Decimal("0.05"),
                 )
             )
-    ModelUsage.objects.bulk_create(records)
+    with transaction.atomic():
+        # As ingestion stores them: the records and their hours' rollups together (on PostgreSQL the
+        # table's trigger adds them already; elsewhere this does).
+        ModelUsage.objects.bulk_create(records)
+        usage_rollups_add([rollup_row(record) for record in records])
     Alert.objects.create(
         kind=AlertKind.ERROR_RATE, model=qwen, message="qwen2.5-coder:7b error rate 27% over the last hour"
     )
