@@ -27,9 +27,12 @@ pytestmark = pytest.mark.browser
 if shutil.which(CHROMIUM) is None:  # pragma: no cover (CI installs it: .ci/run)
     pytest.skip(f"no Chromium at {CHROMIUM} (apt install chromium)", allow_module_level=True)
 
+from django.contrib.auth.models import Group, Permission  # noqa: E402
 from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402 (after the skip above)
 
+from registry.access.roles import Role, permissions_for  # noqa: E402
 from registry_project.celery import app as celery_app  # noqa: E402
+from tests.factories import UserFactory  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -124,3 +127,20 @@ def console(
     yield tab
     tab.screenshot("end")
     context.close()
+
+
+@pytest.fixture
+def viewer(transactional_db: None) -> Any:
+    """A staff user with the viewer role's permissions, as an operator who may look but not change."""
+    group, _ = Group.objects.get_or_create(name=Role.VIEWER.group_name)
+    wanted = set(permissions_for(Role.VIEWER))
+    group.permissions.set(
+        [
+            perm
+            for perm in Permission.objects.select_related("content_type")
+            if f"{perm.content_type.app_label}.{perm.codename}" in wanted
+        ]
+    )
+    user = UserFactory(username="viewer-op", is_staff=True)
+    user.groups.add(group)
+    return user

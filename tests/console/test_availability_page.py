@@ -7,33 +7,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from registry.access.roles import Role, permissions_for
 from registry.models import AlertKind, ModelStatus, RegisteredModel, StatusEventKind, StatusEventOrigin
 from registry.telemetry.availability import status_event, status_events_record
 from tests.console.conftest import LAPTOP, Console
-from tests.factories import ProviderSourceFactory, RegisteredModelFactory, UserFactory
+from tests.factories import ProviderSourceFactory, RegisteredModelFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def viewer(transactional_db: None) -> Any:
-    group, _ = Group.objects.get_or_create(name=Role.VIEWER.group_name)
-    wanted = set(permissions_for(Role.VIEWER))
-    group.permissions.set(
-        [
-            perm
-            for perm in Permission.objects.select_related("content_type")
-            if f"{perm.content_type.app_label}.{perm.codename}" in wanted
-        ]
-    )
-    user = UserFactory(username="viewer-op", is_staff=True)
-    user.groups.add(group)
-    return user
 
 
 @pytest.fixture

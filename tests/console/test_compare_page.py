@@ -8,12 +8,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 from django.db import transaction
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from registry.access.roles import Role, permissions_for
 from registry.models import (
     Alert,
     AlertKind,
@@ -31,27 +29,10 @@ from tests.factories import (
     ModelCapabilityFactory,
     ProviderSourceFactory,
     RegisteredModelFactory,
-    UserFactory,
     rollup_row,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def viewer(transactional_db: None) -> Any:
-    group, _ = Group.objects.get_or_create(name=Role.VIEWER.group_name)
-    wanted = set(permissions_for(Role.VIEWER))
-    group.permissions.set(
-        [
-            perm
-            for perm in Permission.objects.select_related("content_type")
-            if f"{perm.content_type.app_label}.{perm.codename}" in wanted
-        ]
-    )
-    user = UserFactory(username="viewer-op", is_staff=True)
-    user.groups.add(group)
-    return user
 
 
 def listed(model: Any, at: Any, state: str) -> None:

@@ -7,32 +7,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 from playwright.sync_api import expect
 
-from registry.access.roles import Role, permissions_for
 from registry.models import Provider
 from registry.telemetry.alerts import alerts_check
 from tests.console.conftest import LAPTOP, Console
-from tests.factories import ModelCapabilityFactory, ModelUsageFactory, RegisteredModelFactory, UserFactory
+from tests.factories import ModelCapabilityFactory, ModelUsageFactory, RegisteredModelFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def viewer(transactional_db: None) -> Any:
-    group, _ = Group.objects.get_or_create(name=Role.VIEWER.group_name)
-    wanted = set(permissions_for(Role.VIEWER))
-    group.permissions.set(
-        [
-            perm
-            for perm in Permission.objects.select_related("content_type")
-            if f"{perm.content_type.app_label}.{perm.codename}" in wanted
-        ]
-    )
-    user = UserFactory(username="viewer-op", is_staff=True)
-    user.groups.add(group)
-    return user
 
 
 def test_an_operator_finds_why_a_model_is_not_in_the_chain(console: Console, viewer: Any) -> None:

@@ -28,7 +28,6 @@ from registry.telemetry.histograms import RELATIVE_ERROR, histogram_of, percenti
 from registry.telemetry.rollups import hour_of, usage_rollups_rebuild
 from registry.telemetry.selectors import usage_summary
 from registry.telemetry.services import usage_record_batch, usage_record_idempotent
-from registry.telemetry.statistics import percentile as exact_percentile
 from registry.telemetry.usage import Bucket, usage_figures
 from tests.factories import ModelCapabilityFactory, RegisteredModelFactory
 
@@ -39,6 +38,15 @@ rollup_migration = importlib.import_module("registry.migrations.0017_usage_rollu
 # A fixed "now" on a minute that is not on the hour: windows then have partial edge hours.
 NOW = datetime(2026, 11, 20, 14, 37, 21, 500_000, tzinfo=UTC)
 SPAN = timedelta(days=3)
+
+
+def exact_percentile(values: list[float], fraction: float) -> float:
+    """The reference: linear interpolation between closest ranks, as PostgreSQL's percentile_cont."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * fraction
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def random_record(rng: random.Random) -> dict[str, Any]:
