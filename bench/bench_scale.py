@@ -49,6 +49,7 @@ from django.utils import timezone  # noqa: E402
 from scale import ScaleContext, median_ms  # noqa: E402
 
 from registry.models import ModelType, Provider, RegisteredModel  # noqa: E402
+from registry.partitions import usage_partitions_ensure  # noqa: E402
 from registry.telemetry.rollups import hour_of, usage_rollups_rebuild  # noqa: E402
 from registry.telemetry.selectors import usage_summary  # noqa: E402
 
@@ -108,6 +109,9 @@ def load_usage(models: list[RegisteredModel], rows: int) -> float:
     started = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE model_usage, model_usage_rollup")
+        # Every day of the span has its partition before the load (ingestion would create them as needed).
+        now = timezone.now()
+        usage_partitions_ensure(now - timedelta(days=day) for day in range(SPAN_DAYS + 2))
         cursor.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
             "AND tablename = 'model_usage' "
@@ -140,7 +144,7 @@ def load_usage(models: list[RegisteredModel], rows: int) -> float:
                 {
                     "ids": ids,
                     "names": names,
-                    "now": timezone.now(),
+                    "now": now,
                     "rows": rows,
                     "span": SPAN_DAYS,
                     "first": first,

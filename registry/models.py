@@ -12,13 +12,16 @@ when recorded (``model_name``), so totals and audits stay attributable after the
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from encrypted_fields.fields import EncryptedJSONField, EncryptedTextField
+
+from registry.partitions import usage_partitions_ensure
 
 
 class Provider(models.TextChoices):
@@ -481,6 +484,24 @@ class CostSource(models.TextChoices):
     ESTIMATED = "estimated", "Estimated from a bare token count"
 
 
+class ModelUsageQuerySet(models.QuerySet["ModelUsage"]):
+    """Inserts and moves of usage records make sure the day they land on has its partition (PostgreSQL).
+
+    Ingestion does so itself (registry/telemetry/services.py); this covers every other write
+    through the ORM, so that none fails with "no partition of relation found for row".
+    """
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[ModelUsage]:
+        objs = list(objs)
+        usage_partitions_ensure(obj.timestamp for obj in objs)
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def update(self, **kwargs: Any) -> int:
+        if isinstance(kwargs.get("timestamp"), datetime):
+            usage_partitions_ensure([kwargs["timestamp"]])
+        return super().update(**kwargs)
+
+
 class ModelUsage(models.Model):
     """Usage reported by callers: requests, tokens, errors, latency and cost over a moment."""
 
@@ -503,8 +524,10 @@ class ModelUsage(models.Model):
     cost = models.DecimalField(max_digits=10, decimal_places=6, null=True, blank=True)
     cost_source = models.CharField(max_length=10, choices=CostSource.choices, null=True, blank=True)
     # The caller's id of the request this record reports, when it gives one: a retried post of the
-    # same request is stored once (a partial unique index, so records without one cost nothing).
+    # same request is stored once (UsageRequestId holds the ids seen, with a unique key).
     request_id = models.CharField(max_length=200, null=True, blank=True)
+
+    objects = ModelUsageQuerySet.as_manager()
 
     class Meta:
         db_table = "model_usage"
@@ -536,18 +559,41 @@ class ModelUsage(models.Model):
             models.CheckConstraint(
                 condition=Q(cost__isnull=True) | Q(cost__gte=Decimal("0")), name="model_usage_cost_not_negative"
             ),
-            # Per model (by name, which outlives the model): a router that falls back to a second
-            # model reports both attempts under the same request id.
-            models.UniqueConstraint(
-                fields=["model_name", "request_id"],
-                condition=Q(request_id__isnull=False),
-                name="model_usage_request_id_once",
-            ),
         ]
+        # On PostgreSQL the table is partitioned by day of ``timestamp`` (migration 0018,
+        # registry/partitions.py), where this index also carries the summed columns.
         indexes = [models.Index(fields=["model", "timestamp"], name="model_usage_model_ts")]
 
     def __str__(self) -> str:
         return f"{self.model_name} @ {self.timestamp:%Y-%m-%d %H:%M}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        usage_partitions_ensure([self.timestamp])
+        super().save(*args, **kwargs)
+
+
+class UsageRequestId(models.Model):
+    """A request id a caller reported usage under, per model name: the key that stores a retried post once.
+
+    Apart from ``model_usage`` because that table is partitioned by day on PostgreSQL, and a unique
+    index of a partitioned table must include the partition key: it could only hold "once per
+    request id" within a day. Kept ``RETENTION_USAGE_REQUEST_IDS_DAYS`` (7 by default): a retry
+    comes within seconds or, through the usage buffer, hours; like other idempotency keys (Stripe
+    keeps them a day), the guarantee has a horizon, which is documented.
+    """
+
+    # Per model (by name, which outlives the model): a router that falls back to a second model
+    # reports both attempts under the same request id.
+    model_name = models.CharField(max_length=100)
+    request_id = models.CharField(max_length=200)
+    recorded_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        db_table = "model_usage_request_ids"
+        constraints = [models.UniqueConstraint(fields=["model_name", "request_id"], name="model_usage_request_id_once")]
+
+    def __str__(self) -> str:
+        return f"{self.model_name}: {self.request_id}"
 
 
 class UsageBufferApplied(models.Model):

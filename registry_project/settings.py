@@ -332,6 +332,8 @@ ALERT_SOURCE_FAILURES = env_int("ALERT_SOURCE_FAILURES", 3, minimum=1)
 # Retention (registry/operations/retention.py, docs/operations.md#retention): days each table keeps, 0 for ever.
 # Usage: 93 days, the longest range of hour buckets a usage summary answers.
 RETENTION_USAGE_DAYS = env_int("RETENTION_USAGE_DAYS", 93, minimum=0)
+# Request ids under which usage was posted: a retry with one of them within this horizon is stored once.
+RETENTION_USAGE_REQUEST_IDS_DAYS = env_int("RETENTION_USAGE_REQUEST_IDS_DAYS", 7, minimum=0)
 # Hourly usage rollups, which every statistic reads for whole hours: statistics outlive raw rows (about 2 years).
 RETENTION_USAGE_ROLLUP_DAYS = env_int("RETENTION_USAGE_ROLLUP_DAYS", 731, minimum=0)
 RETENTION_PERFORMANCE_DAYS = env_int("RETENTION_PERFORMANCE_DAYS", 90, minimum=0)

@@ -55,8 +55,9 @@ ENTRY_POINTS = (
     "registry_project",
 )
 
-# Shared by every layer: the environment's readers, which settings use too.
-UTILITIES = ("registry_project.env",)
+# Shared by every layer: the environment's readers, which settings use too; model_usage's daily
+# partitions, the storage below the models (their queryset creates the day a record needs).
+UTILITIES = ("registry_project.env", "registry.partitions")
 
 # What each domain package of registry/ may import besides itself (its docstring says the same).
 ALLOWED: dict[str, set[str]] = {
@@ -215,6 +216,10 @@ def imports() -> list[Import]:
 
 def test_the_domain_never_imports_an_entry_point_or_a_package_it_does_not_declare(imports: list[Import]) -> None:
     assert wrong_way(imports) == []
+
+
+def test_what_every_layer_shares_imports_nothing_of_the_project(imports: list[Import]) -> None:
+    assert [f"{i.importer}:{i.line} imports {i.imported}" for i in imports if i.importer in UTILITIES] == []
 
 
 def test_the_api_never_imports_the_console(imports: list[Import]) -> None:

@@ -1,7 +1,7 @@
 """PostgreSQL advisory locks: one way to hold one for a block of work.
 
 Each user of a lock keeps its own namespace (discovery's 0x4D5201 and 0x4D5202, retention's
-0x4D5203), so the keys never collide.
+0x4D5203, the usage partitions' 0x4D5204), so the keys never collide.
 """
 
 from __future__ import annotations

@@ -20,10 +20,12 @@ from registry.models import (
     ModelPrice,
     ModelUsage,
     RegisteredModel,
+    UsageRequestId,
 )
 from registry.operations import metrics
 from registry.telemetry import alerts
 from registry.telemetry.costing import CostTooLarge, price_for_usage, usage_cost
+from registry.partitions import usage_partitions_ensure
 from registry.telemetry.rollups import usage_rollups_add
 
 
@@ -69,10 +71,8 @@ def _tokens_and_cost(
     return token_count, amount, source, False
 
 
-def _usage_rows(
-    model: RegisteredModel, records: Sequence[Mapping[str, Any]], *, with_request_id: bool
-) -> tuple[list[tuple[Any, ...]], int]:
-    """The rows of ``records`` in ``_USAGE_COLUMNS`` order (then request_id), and how many could not be priced."""
+def _usage_rows(model: RegisteredModel, records: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[Any, ...]], int]:
+    """The rows of ``records`` in ``_USAGE_COLUMNS`` order, and how many could not be priced."""
     now = timezone.now()
     needs_price = any(record.get("cost") is None for record in records)
     prices = list(ModelPrice.objects.filter(model=model).order_by("effective_from")) if needs_price else None
@@ -98,8 +98,9 @@ def _usage_rows(
             cost,
             cost_source,
             record.get("cached_input_tokens"),
+            record.get("request_id"),
         )
-        rows.append((*row, record.get("request_id")) if with_request_id else row)
+        rows.append(row)
     return rows, unpriced
 
 
@@ -121,10 +122,11 @@ _USAGE_COLUMNS: Final = (
     "cost_source",
     # Last, so that the positions above (_REQUESTS, ...) stay as they were.
     "cached_input_tokens",
+    "request_id",
 )
 
 
-_TOKENS, _REQUESTS, _ERRORS, _COST = 3, 6, 8, 9
+_MOMENT, _TOKENS, _REQUESTS, _ERRORS, _COST = 2, 3, 6, 8, 9
 
 
 def _copy_rows(table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
@@ -148,7 +150,17 @@ def usage_record_batch(*, model: RegisteredModel, records: Sequence[Mapping[str,
     counted. The batch's hourly rollups (registry/telemetry/rollups.py) are updated in the same
     transaction: statistics see the records as soon as they are committed. Returns the number of records written.
     """
-    rows, unpriced = _usage_rows(model, records, with_request_id=False)
+    rows, unpriced = _usage_rows(model, records)
+    _usage_write(model, rows, unpriced)
+    return len(rows)
+
+
+def _usage_write(model: RegisteredModel, rows: Sequence[tuple[Any, ...]], unpriced: int) -> None:
+    """Write usage rows (``_USAGE_COLUMNS`` order, then request_id), their rollups and their counts."""
+    if not rows:
+        return
+    # A day without its partition yet (a backfill) gets it first: PostgreSQL, a catalog lookup otherwise.
+    usage_partitions_ensure({row[_MOMENT] for row in rows})
     if connection.vendor == "postgresql":
         _copy_rows(ModelUsage._meta.db_table, _USAGE_COLUMNS, rows)
     else:
@@ -158,7 +170,6 @@ def usage_record_batch(*, model: RegisteredModel, records: Sequence[Mapping[str,
     # SQLite's rollups (PostgreSQL's trigger added them at the COPY): last, the locks' hold is shortest.
     usage_rollups_add(rows)
     _count_on_commit(model, rows)
-    return len(rows)
 
 
 def _count_on_commit(model: RegisteredModel, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -177,13 +188,14 @@ def _count_on_commit(model: RegisteredModel, rows: Sequence[tuple[Any, ...]]) ->
 def usage_record_idempotent(*, model: RegisteredModel, records: Sequence[Mapping[str, Any]]) -> int:
     """Record usage whose records may carry a caller's ``request_id``: each request id is stored once per model.
 
-    For callers that retry a post they did not see answered (the platform's router): a record
-    whose ``request_id`` this model already has is skipped, in the database (``ON CONFLICT DO
-    NOTHING`` on ``model_usage_request_id_once``), so two concurrent retries cannot both land.
+    For callers that retry a post they did not see answered (the platform's router): the batch's
+    request ids are claimed first in ``model_usage_request_ids`` (``ON CONFLICT DO NOTHING`` on
+    its unique key), and only the records whose id was claimed now, or that have none, are
+    written. Two concurrent retries cannot both land: the second waits on the first's key until
+    it commits, then finds it taken. The guarantee holds ``RETENTION_USAGE_REQUEST_IDS_DAYS``.
     All of the batch or none of it; returns the number of records written, and only those are
     counted in the metrics.
     """
-    columns = (*_USAGE_COLUMNS, "request_id")
     seen: set[str] = set()
     unique: list[Mapping[str, Any]] = []
     for record in records:
@@ -193,33 +205,31 @@ def usage_record_idempotent(*, model: RegisteredModel, records: Sequence[Mapping
                 continue  # the same request twice in one batch: its first record stands
             seen.add(request_id)
         unique.append(record)
-    rows, _ = _usage_rows(model, unique, with_request_id=True)
-    if not rows:
-        return 0
-    # Values prepared by each column's field, as the ORM would (aware datetimes, decimals per backend).
-    concrete = {field.attname: field for field in ModelUsage._meta.concrete_fields}
-    fields = [concrete[column] for column in columns]
-    params = [
-        field.get_db_prep_save(value, connection) for row in rows for field, value in zip(fields, row, strict=True)
-    ]
+    claimed = _claim_request_ids(model.name, sorted(seen))
+    written = [record for record in unique if record.get("request_id") is None or record["request_id"] in claimed]
+    rows, unpriced = _usage_rows(model, written)
+    _usage_write(model, rows, unpriced)
+    return len(rows)
+
+
+def _claim_request_ids(model_name: str, request_ids: Sequence[str]) -> set[str]:
+    """Store ``request_ids`` for ``model_name``; the ones that were not stored before.
+
+    In key order, so that two batches claiming overlapping ids lock them in the same order.
+    """
+    if not request_ids:
+        return set()
     quote = connection.ops.quote_name
-    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(rows))
+    now = UsageRequestId._meta.get_field("recorded_at").get_db_prep_save(timezone.now(), connection)
+    placeholders = ", ".join(["(%s, %s, %s)"] * len(request_ids))
     statement = (
-        f"INSERT INTO {quote(ModelUsage._meta.db_table)} ({', '.join(quote(column) for column in columns)}) "  # noqa: S608 (identifiers quoted, values bound)
-        f"VALUES {placeholders} ON CONFLICT DO NOTHING RETURNING {quote('request_id')}"
+        f"INSERT INTO {quote(UsageRequestId._meta.db_table)} ({quote('model_name')}, {quote('request_id')}, "  # noqa: S608 (identifiers quoted, values bound)
+        f"{quote('recorded_at')}) VALUES {placeholders} ON CONFLICT DO NOTHING RETURNING {quote('request_id')}"
     )
+    params = [value for request_id in request_ids for value in (model_name, request_id, now)]
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
-        stored_ids = {row[0] for row in cursor.fetchall()}
-    request_id_at = len(_USAGE_COLUMNS)
-    written = [row for row in rows if row[request_id_at] is None or row[request_id_at] in stored_ids]
-    unpriced = sum(1 for row in written if row[_COST] is None and row[_TOKENS] is not None)
-    if unpriced:
-        alerts.unpriced_usage_open(model=model, records=unpriced)
-    if written:
-        usage_rollups_add(written)  # only the records stored: a skipped retry is not counted twice
-        _count_on_commit(model, written)
-    return len(written)
+        return {row[0] for row in cursor.fetchall()}
 
 
 @transaction.atomic

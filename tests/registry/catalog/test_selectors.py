@@ -112,10 +112,12 @@ def test_usage_summary_of_a_quiet_range_is_zero() -> None:
 @pytest.mark.parametrize(
     ("index", "definition"),
     [
-        # Every column usage_summary sums (bench/bench_api.py shows the index-only scan; migration 0003).
+        # Every column the raw edges of a usage statistic sum (registry/telemetry/usage.py): an
+        # index-only scan (migrations 0003, then 0018 on the partitioned table).
         (
-            "model_usage_model_ts_covering",
-            '(model_id, "timestamp") INCLUDE (request_count, token_count, error_count, average_latency, cost)',
+            "model_usage_model_ts",
+            '(model_id, "timestamp") INCLUDE (request_count, token_count, input_tokens, output_tokens, error_count, '
+            "average_latency, cost)",
         ),
         # The selections read a capability's (model, score) pairs from the index alone (migration 0011).
         ("model_capabilities_cap_score", "(capability, capability_score) INCLUDE (model_id)"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,11 +29,13 @@ from registry.models import (
     StatusEventKind,
     StatusEventOrigin,
     TrustedNetworkRead,
+    UsageRequestId,
     UsageRollup,
 )
 from registry.operations import retention
 from registry.operations.retention import LOCK_KEY, LOCK_NAMESPACE, retention_apply
 from registry.telemetry.availability import availability
+from registry.partitions import day_start
 from registry.telemetry.selectors import usage_summary
 from registry.telemetry.services import usage_record_batch
 from tests.factories import (
@@ -50,8 +52,12 @@ NOW = timezone.now().replace(microsecond=0)
 DAYS = 10
 JUST_PAST = NOW - timedelta(days=DAYS, seconds=1)
 JUST_WITHIN = NOW - timedelta(days=DAYS) + timedelta(seconds=1)
+# Raw usage leaves a whole UTC day at a time: the last moment of the last day wholly past the retention.
+USAGE_CUTOFF = day_start((NOW - timedelta(days=DAYS)).astimezone(UTC).date())
+USAGE_PAST = USAGE_CUTOFF - timedelta(seconds=1)
 SETTINGS = (
     "RETENTION_USAGE_DAYS",
+    "RETENTION_USAGE_REQUEST_IDS_DAYS",
     "RETENTION_PERFORMANCE_DAYS",
     "RETENTION_AUDIT_DAYS",
     "RETENTION_DISCOVERY_RUNS_DAYS",
@@ -106,7 +112,13 @@ def alert(model: RegisteredModel, *, opened: datetime, resolved: datetime | None
 @pytest.mark.usefixtures("ten_days")
 def test_each_table_loses_its_rows_past_the_cutoff_and_keeps_the_others() -> None:
     model, source = RegisteredModelFactory(), ProviderSourceFactory()
-    old_usage, new_usage = (ModelUsageFactory(model=model, timestamp=at) for at in (JUST_PAST, JUST_WITHIN))
+    old_usage, new_usage, same_day = (
+        ModelUsageFactory(model=model, timestamp=at) for at in (USAGE_PAST, JUST_WITHIN, JUST_PAST)
+    )
+    old_id, new_id = (
+        UsageRequestId.objects.create(model_name=model.name, request_id=str(at), recorded_at=at)
+        for at in (JUST_PAST, JUST_WITHIN)
+    )
     old_perf, new_perf = (ModelPerformanceFactory(model=model, timestamp=at) for at in (JUST_PAST, JUST_WITHIN))
     LogEntry.objects.all().delete()  # the model's and the source's creation
     old_entry, new_entry = audit_entry(JUST_PAST), audit_entry(JUST_WITHIN)
@@ -128,6 +140,7 @@ def test_each_table_loses_its_rows_past_the_cutoff_and_keeps_the_others() -> Non
 
     assert outcome.removed == {
         "model_usage": 1,
+        "model_usage_request_ids": 1,
         "model_usage_rollup": 0,  # kept RETENTION_USAGE_ROLLUP_DAYS (two years by default)
         "model_performance": 1,
         "auditlog_logentry": 1,
@@ -138,7 +151,10 @@ def test_each_table_loses_its_rows_past_the_cutoff_and_keeps_the_others() -> Non
     }
     assert list(ModelStatusEvent.objects.values_list("pk", flat=True)) == [new_event.pk]
     assert not ModelStatusEvent.objects.filter(pk=old_event.pk).exists()
-    assert list(ModelUsage.objects.values_list("pk", flat=True)) == [new_usage.pk]
+    # A record past the retention, of a day not yet wholly past it, stays with its day.
+    assert set(ModelUsage.objects.values_list("pk", flat=True)) == {new_usage.pk, same_day.pk}
+    assert list(UsageRequestId.objects.values_list("pk", flat=True)) == [new_id.pk]
+    assert old_id.pk != new_id.pk
     assert list(ModelPerformance.objects.values_list("pk", flat=True)) == [new_perf.pk]
     assert list(LogEntry.objects.values_list("pk", flat=True)) == [new_entry.pk]
     assert list(DiscoveryRun.objects.values_list("pk", flat=True)) == [new_run.pk]
@@ -202,29 +218,30 @@ def test_a_setting_of_zero_keeps_every_row_for_ever(settings: Any) -> None:
 @pytest.mark.usefixtures("ten_days")
 def test_a_prune_deletes_in_bounded_batches_one_delete_each() -> None:
     model = RegisteredModelFactory()
-    ModelUsageFactory.create_batch(10, model=model, timestamp=JUST_PAST)
-    kept = ModelUsageFactory(model=model, timestamp=JUST_WITHIN)
+    ModelPerformanceFactory.create_batch(10, model=model, timestamp=JUST_PAST)
+    kept = ModelPerformanceFactory(model=model, timestamp=JUST_WITHIN)
 
     with CaptureQueriesContext(connection) as captured:
         outcome = retention_apply(now=NOW, batch_size=3)
 
-    deletes = [q["sql"] for q in captured.captured_queries if q["sql"].startswith('DELETE FROM "model_usage"')]
-    assert outcome.removed["model_usage"] == 10
+    deletes = [q["sql"] for q in captured.captured_queries if q["sql"].startswith('DELETE FROM "model_performance"')]
+    assert outcome.removed["model_performance"] == 10
     assert len(deletes) == 4  # 3 + 3 + 3 + 1
     # One DELETE by primary key per batch: no per-row statements, no signal handler (no audit entry per row).
     assert [sql.rsplit("(", 1)[1].count(",") + 1 for sql in deletes] == [3, 3, 3, 1]
-    assert list(ModelUsage.objects.values_list("pk", flat=True)) == [kept.pk]
-    assert not LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(ModelUsage)).exists()
+    assert list(ModelPerformance.objects.values_list("pk", flat=True)) == [kept.pk]
+    assert not LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(ModelPerformance)).exists()
 
 
 @pytest.mark.usefixtures("ten_days")
 def test_the_queries_of_a_prune_grow_with_its_batches_not_its_rows(django_assert_max_num_queries: Any) -> None:
     model = RegisteredModelFactory()
-    ModelUsageFactory.create_batch(10, model=model, timestamp=JUST_PAST)
+    ModelPerformanceFactory.create_batch(10, model=model, timestamp=JUST_PAST)
 
     # Per batch: the ids, the delete, and a savepoint's two statements (the test's transaction
-    # makes each batch's atomic block a savepoint); then the other seven tables' empty reads and the lock.
-    with django_assert_max_num_queries(4 * 4 + 7 * 3 + 2):
+    # makes each batch's atomic block a savepoint); then the other eight tables' empty reads, the
+    # lock, and on PostgreSQL the partitions' catalog reads (the days ahead, the ones past the cutoff).
+    with django_assert_max_num_queries(4 * 4 + 8 * 3 + 2 + 4):
         retention_apply(now=NOW, batch_size=3)
 
 
@@ -250,7 +267,7 @@ def prune_lock_held_elsewhere() -> Iterator[None]:
 
 @pytest.mark.usefixtures("ten_days")
 def test_a_second_prune_does_nothing_while_the_first_holds_the_lock() -> None:
-    ModelUsageFactory(timestamp=JUST_PAST)
+    ModelUsageFactory(timestamp=USAGE_PAST)
 
     with prune_lock_held_elsewhere():
         blocked = retention_apply(now=NOW)
@@ -266,7 +283,7 @@ def test_a_second_prune_does_nothing_while_the_first_holds_the_lock() -> None:
 def test_removed_rows_are_counted_in_metrics_by_table(client: Client) -> None:
     labels = (("table", "model_usage"),)
     before = scrape(client).get(("registry_retention_pruned_rows_total", labels), 0.0)
-    ModelUsageFactory.create_batch(3, timestamp=JUST_PAST)
+    ModelUsageFactory.create_batch(3, timestamp=USAGE_PAST)
 
     retention_apply(now=NOW)
 
@@ -291,6 +308,7 @@ def test_table_sizes_give_each_tables_rows_and_retention(settings: Any) -> None:
 
     assert set(sizes) == {
         "model_usage",
+        "model_usage_request_ids",
         "model_usage_rollup",
         "model_performance",
         "auditlog_logentry",

@@ -35,6 +35,7 @@ from registry.operations import usage_buffer
 from registry.tasks import drain_usage_buffer
 from registry.telemetry import buffering
 from registry.telemetry.buffering import usage_buffer_drain
+from registry.telemetry.services import usage_record_idempotent
 from tests.factories import RegisteredModelFactory
 from tests.faults import TcpProxy
 from tests.tokens import platform_token
@@ -108,7 +109,8 @@ def test_usage_posted_while_the_database_is_cut_is_written_once_in_order_after_i
 ) -> None:
     model = RegisteredModelFactory(name="buffered:latest")
     warm(service, model)
-    already = ModelUsage.objects.create(model=model, model_name=model.name, request_id="before-outage")
+    usage_record_idempotent(model=model, records=[{"request_id": "before-outage", "token_count": 5}])
+    already = ModelUsage.objects.get(request_id="before-outage")
     outage.cut_database()
     acknowledged: list[int] = []  # token_count of each record answered as kept, in the order answered
     sequence = iter(range(100, 10_000))
