@@ -7,8 +7,10 @@ unless ``BENCH_SCALE_KEEP=1``): 200 models, the busiest holding 40 % of the rows
 (``INSERT ... SELECT generate_series``, loaded as a restore is: secondary indexes dropped and
 rebuilt), then their hourly rollups built (``usage_rollups_rebuild``, a day at a time).
 
-The 30-day summary is first measured on a 1,000,000-row dataset (its own load), which is then
-replaced by the full one: the figure's goal is both an absolute time and a ratio to the small scale.
+A 1,000,000-row dataset of the same shape is built first in a database of its own (the URL's name
++ ``_small``), kept until the end: the 30-day summary's goal is both an absolute time and a ratio
+to the small scale, measured in rounds alternating between the two databases (one ratio a round,
+so that the machine's drifting load falls on both alike).
 Then each module of ``FIGURE_MODULES`` (bench/scale/) measures its figures and prints one line each:
 ``FIGURE <name>: <measured> (goal <goal>) ok|MISSED``. Not a test: figures go to docs/BENCHMARKS.md.
 Redis: ``BENCH_REDIS_URL`` if set (``make bench-scale REDISDB=n`` sets it), else none.
@@ -46,7 +48,7 @@ from django.contrib.auth.models import User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
-from scale import ScaleContext, median_ms  # noqa: E402
+from scale import ScaleContext, database, median_ms  # noqa: E402
 
 from registry.models import ModelType, Provider, RegisteredModel  # noqa: E402
 from registry.partitions import usage_partitions_ensure  # noqa: E402
@@ -182,6 +184,9 @@ def summary_ms(model: RegisteredModel) -> float:
 
 def main() -> int:
     recreate_database(DATABASE_URL)
+    parts = urlsplit(DATABASE_URL)
+    small_url = urlunsplit(parts._replace(path=parts.path + "_small"))
+    recreate_database(small_url)
     try:
         call_command("migrate", verbosity=0, interactive=False)
         models = create_models()
@@ -195,15 +200,20 @@ def main() -> int:
             superuser=superuser,
         )
         if ROWS > SMALL_ROWS:
-            seconds = load_usage(models, SMALL_ROWS) + build_rollups()
-            context.baseline["summary_ms"] = summary_ms(models[0])
-            small_ms = context.baseline["summary_ms"]
-            log(f"{SMALL_ROWS:,} rows and rollups in {seconds:.0f} s; 30-day summary {small_ms:.1f} ms")
+            context.small_database_url = small_url
+            with database(small_url):
+                call_command("migrate", verbosity=0, interactive=False)
+                small_models = create_models()
+                seconds = load_usage(small_models, SMALL_ROWS) + build_rollups()
+            if [m.pk for m in small_models] != [m.pk for m in models]:
+                raise SystemExit("bench_scale: the two databases' models must have the same ids")
+            log(f"{SMALL_ROWS:,} rows and rollups in {seconds:.0f} s, in {small_url} (kept until the end)")
         seconds = load_usage(models, ROWS)
         log(f"{ROWS:,} rows loaded in {seconds:.0f} s")
         seconds = build_rollups()
         log(f"rollups built in {seconds:.0f} s")
-        context.baseline.setdefault("summary_ms", summary_ms(models[0]))
+        if context.small_database_url is None:
+            context.baseline["summary_ms"] = summary_ms(models[0])
         failed = False
         for module_name in FIGURE_MODULES:
             module = importlib.import_module(module_name)
@@ -212,9 +222,10 @@ def main() -> int:
                 failed |= not figure.ok
     finally:
         if os.environ.get("BENCH_SCALE_KEEP"):
-            log(f"kept the database ({DATABASE_URL}; BENCH_SCALE_KEEP): drop it when done")
+            log(f"kept the databases ({DATABASE_URL} and {small_url}; BENCH_SCALE_KEEP): drop them when done")
         else:
             drop_database(DATABASE_URL)
+            drop_database(small_url)
     return 1 if failed else 0
 
 

@@ -8,12 +8,14 @@ read, the outage), add a module here and its name to ``FIGURE_MODULES``.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,28 @@ class ScaleContext:
     span_days: int
     superuser: Any
     baseline: dict[str, float] = field(default_factory=dict)  # figures measured at the small scale
+    # The 1,000,000-row dataset's own database, kept beside the full one, so that a figure can be
+    # measured on both in alternation (a ratio of the same minutes: the machine's load drifts).
+    small_database_url: str | None = None
 
     @property
     def busiest(self) -> Any:
         return self.models[0]
+
+
+@contextlib.contextmanager
+def database(url: str) -> Iterator[None]:
+    """Point Django's default connection at ``url``'s database for the block (a fresh connection)."""
+    from django.db import connection
+
+    saved = connection.settings_dict["NAME"]
+    connection.close()
+    connection.settings_dict["NAME"] = urlsplit(url).path.lstrip("/")
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict["NAME"] = saved
 
 
 def median_ms(run: Callable[[], object], *, runs: int = 21, warmup: int = 3) -> float:

@@ -58,7 +58,7 @@ CREATE TABLE model_usage (
     CONSTRAINT model_usage_cost_not_negative CHECK (cost IS NULL OR cost >= 0),
     CONSTRAINT model_usage_error_count_not_negative CHECK (error_count >= 0),
     CONSTRAINT model_usage_input_tokens_not_negative CHECK (input_tokens IS NULL OR input_tokens >= 0),
-    CONSTRAINT model_usage_latency_not_negative CHECK (average_latency IS NULL OR average_latency >= 0),
+    CONSTRAINT model_usage_latency_not_negative CHECK (average_latency IS NULL OR average_latency >= 0.0),
     CONSTRAINT model_usage_output_tokens_not_negative CHECK (output_tokens IS NULL OR output_tokens >= 0),
     CONSTRAINT model_usage_request_count_not_negative CHECK (request_count >= 0),
     CONSTRAINT model_usage_token_count_not_negative CHECK (token_count IS NULL OR token_count >= 0)

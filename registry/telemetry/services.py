@@ -23,9 +23,9 @@ from registry.models import (
     UsageRequestId,
 )
 from registry.operations import metrics
+from registry.partitions import usage_partitions_ensure
 from registry.telemetry import alerts
 from registry.telemetry.costing import CostTooLarge, price_for_usage, usage_cost
-from registry.partitions import usage_partitions_ensure
 from registry.telemetry.rollups import usage_rollups_add
 
 

@@ -34,8 +34,8 @@ from registry.models import (
 )
 from registry.operations import retention
 from registry.operations.retention import LOCK_KEY, LOCK_NAMESPACE, retention_apply
-from registry.telemetry.availability import availability
 from registry.partitions import day_start
+from registry.telemetry.availability import availability
 from registry.telemetry.selectors import usage_summary
 from registry.telemetry.services import usage_record_batch
 from tests.factories import (

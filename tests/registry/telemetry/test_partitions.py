@@ -205,3 +205,25 @@ def test_the_migration_reversed_gives_back_one_table_with_every_row() -> None:
 def test_a_day_is_a_utc_day() -> None:
     assert day_start(datetime(2026, 3, 29, tzinfo=UTC).date()) == datetime(2026, 3, 29, tzinfo=UTC)
     assert partition_name(datetime(2026, 3, 29, 23, 59, tzinfo=UTC).date()) == "model_usage_p20260329"
+
+
+def test_the_partitioned_tables_checks_are_the_ones_the_model_declares() -> None:
+    """Word for word as Django writes them: ATTACH PARTITION refuses a table whose checks read otherwise."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE usage_shape (LIKE model_usage)")
+        with connection.schema_editor() as editor:
+            for constraint in ModelUsage._meta.constraints:
+                statement = str(constraint.create_sql(ModelUsage, editor))
+                cursor.execute(statement.replace('"model_usage"', "usage_shape", 1))
+
+        def checks(table: str) -> dict[str, str]:
+            cursor.execute(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = to_regclass(%s) "
+                "AND contype = 'c'",
+                [table],
+            )
+            return dict(cursor.fetchall())
+
+        declared = checks("usage_shape")
+        assert declared
+        assert checks("model_usage") == declared
