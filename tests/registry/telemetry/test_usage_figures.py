@@ -34,6 +34,7 @@ from tests.factories import ModelCapabilityFactory, RegisteredModelFactory
 pytestmark = pytest.mark.django_db
 
 rollup_migration = importlib.import_module("registry.migrations.0017_usage_rollups")
+bounds_migration = importlib.import_module("registry.migrations.0018_rollup_edges")
 
 # A fixed "now" on a minute that is not on the hour: windows then have partial edge hours.
 NOW = datetime(2026, 11, 20, 14, 37, 21, 500_000, tzinfo=UTC)
@@ -248,7 +249,7 @@ def test_a_rejected_batch_leaves_no_rollup() -> None:
     assert list(UsageRollup.objects.values_list("requests", flat=True)) == before == [1]
 
 
-def test_the_migration_builds_the_rollups_ingestion_would_have_kept() -> None:
+def test_the_migrations_build_the_rollups_ingestion_would_have_kept() -> None:
     rng = random.Random(5)
     models = [RegisteredModelFactory() for _ in range(2)]
     ingest(rng, models, 200)
@@ -256,6 +257,7 @@ def test_the_migration_builds_the_rollups_ingestion_would_have_kept() -> None:
     UsageRollup.objects.all().delete()
 
     rollup_migration.build_rollups(apps, SimpleNamespace(connection=connection))
+    bounds_migration.fill_bounds(apps, SimpleNamespace(connection=connection))
 
     built = sorted(rollup_fields(UsageRollup.objects.all()))
     assert [row[:-2] for row in built] == [row[:-2] for row in kept]
@@ -281,6 +283,32 @@ def test_a_rebuild_recomputes_whole_hours_from_the_raw_rows() -> None:
         usage_rollups_rebuild(start=start + timedelta(minutes=1), end=end)
 
 
+def test_each_rollup_holds_the_first_and_last_record_of_its_hour() -> None:
+    rng = random.Random(13)
+    models = [RegisteredModelFactory() for _ in range(2)]
+    ingest(rng, models, 300)  # batches spread over three days: most hours are added to many times
+
+    truth: dict[tuple[Any, ...], list[datetime]] = defaultdict(list)
+    for model_id, moment in ModelUsage.objects.values_list("model_id", "timestamp"):
+        truth[(model_id, hour_of(moment))].append(moment)
+    found = {(r.model_id, r.hour): (r.first_at, r.last_at) for r in UsageRollup.objects.all()}
+    assert found == {key: (min(moments), max(moments)) for key, moments in truth.items()}
+
+
+def test_a_rollup_without_bounds_keeps_them_unknown_when_a_late_record_arrives() -> None:
+    # An hour whose raw rows were pruned before migration 0018 gave the rollups bounds: a record
+    # added later must not make the bounds look known (they would be the late record's alone).
+    model = RegisteredModelFactory()
+    moment = NOW - timedelta(minutes=20)
+    usage_record_batch(model=model, records=[{"timestamp": moment}])
+    UsageRollup.objects.update(first_at=None, last_at=None)
+
+    usage_record_batch(model=model, records=[{"timestamp": moment + timedelta(minutes=5)}])
+
+    rollup = UsageRollup.objects.get()
+    assert (rollup.records, rollup.first_at, rollup.last_at) == (2, None, None)
+
+
 def rollup_fields(rollups: Any) -> Iterator[tuple[Any, ...]]:
     for rollup in rollups:
         yield (
@@ -297,6 +325,8 @@ def rollup_fields(rollups: Any) -> Iterator[tuple[Any, ...]]:
             rollup.uncosted_requests,
             rollup.latency_requests,
             rollup.latency_records,
+            rollup.first_at,
+            rollup.last_at,
             rollup.latency_weighted,
             {key: int(count) for key, count in rollup.latency_histogram.items()},
         )
