@@ -23,9 +23,26 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, Literal
 
-from django.db.models import Case, Count, F, FloatField, IntegerField, Q, QuerySet, Subquery, Sum, Value, When
+from django.conf import settings
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    IntegerField,
+    Max,
+    Min,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.expressions import Combinable, OuterRef
 from django.db.models.functions import Cast, Ceil, Coalesce, Ln, NullIf, TruncDay, TruncHour
+from django.utils import timezone
 
 from registry.models import ModelUsage, UsageRollup
 from registry.telemetry.histograms import GAMMA, ZERO, Histogram, merge_into, percentile
@@ -108,20 +125,64 @@ def split_window(start: datetime, end: datetime | None) -> WindowSplit:
     return WindowSplit(start, end, first, last)  # first == last: no whole hour, two partial ones
 
 
-def _raw_edges(split: WindowSplit) -> list[Q]:
-    """The raw rows of each of the window's partial hours (none, one or two ranges).
+@dataclass(frozen=True)
+class Edge:
+    """A partial hour of a window: the part ``[lower, upper)`` of the hour starting at ``hour``."""
 
-    Kept as separate ranges, each read by a branch of its own (UNION ALL): one condition ``a OR b``
-    can make PostgreSQL read the model's whole index instead of two short ranges of it.
-    """
+    hour: datetime
+    lower: datetime
+    upper: datetime
+
+    @property
+    def raw(self) -> Q:
+        return Q(timestamp__gte=self.lower, timestamp__lt=self.upper)
+
+
+def window_edges(split: WindowSplit) -> list[Edge]:
+    """The window's partial hours: none, one or two."""
     if split.whole_start is None:
-        return [Q(timestamp__gte=split.start, timestamp__lt=split.end)]
+        assert split.end is not None  # an open window has whole hours
+        return [Edge(hour_of(split.start), split.start, split.end)]
     edges = []
     if split.start < split.whole_start:
-        edges.append(Q(timestamp__gte=split.start, timestamp__lt=split.whole_start))
+        edges.append(Edge(hour_of(split.start), split.start, split.whole_start))
     if split.whole_end is not None and split.end is not None and split.whole_end < split.end:
-        edges.append(Q(timestamp__gte=split.whole_end, timestamp__lt=split.end))
+        edges.append(Edge(split.whole_end, split.whole_end, split.end))
     return edges
+
+
+EdgeRead = Literal["rollup", "nothing", "raw"]
+
+
+def edge_read(
+    edge: Edge, first_at: datetime | None, last_at: datetime | None, *, unbounded: bool, kept_since: datetime | None
+) -> EdgeRead:
+    """How a partial hour is read, from the bounds of its rollups (over every model and name the query covers).
+
+    ``first_at``/``last_at``: the earliest and latest record of the hour's rollups (None: no rollup,
+    so no record); ``unbounded``: some rollup has no bounds (its raw rows pruned before bounds
+    existed, migration 0018); ``kept_since``: raw rows older than this may have been pruned
+    (``RETENTION_USAGE_DAYS``). Records all inside the edge: the rollups. All outside: nothing. Both:
+    the raw rows, exact, unless the hour is past the raw rows' retention or has no bounds: then the
+    whole hour's rollups (an answer for the whole hour rather than for none of it).
+    """
+    if first_at is None or last_at is None:
+        return "rollup" if unbounded else "nothing"
+    if unbounded:
+        return "rollup"
+    if first_at >= edge.lower and last_at < edge.upper:
+        return "rollup"
+    if last_at < edge.lower or first_at >= edge.upper:
+        return "nothing"
+    if kept_since is not None and edge.hour < kept_since:
+        return "rollup"
+    return "raw"
+
+
+def raw_rows_kept_since() -> datetime | None:
+    """The moment before which retention may have pruned raw usage rows (None: it keeps them all)."""
+    days = int(settings.RETENTION_USAGE_DAYS)
+    return timezone.now() - timedelta(days=days) if days > 0 else None
 
 
 def _rollup_hours(split: WindowSplit) -> Q | None:
@@ -131,6 +192,17 @@ def _rollup_hours(split: WindowSplit) -> Q | None:
     if split.whole_end is not None:
         hours &= Q(hour__lt=split.whole_end)
     return hours
+
+
+def _rollup_hours_with_edges(split: WindowSplit) -> Q:
+    """The hours of the window's rollups, its partial hours included: one contiguous range."""
+    first = hour_of(split.start)
+    if split.end is None:
+        return Q(hour__gte=first)
+    last = hour_of(split.end)
+    if last < split.end:
+        last += _HOUR
+    return Q(hour__gte=first, hour__lt=last)
 
 
 _RAW_SUMS: Final[dict[str, Any]] = {
@@ -166,6 +238,29 @@ _ROLLUP_COLUMNS: Final = (
 _ROLLUP_SUMS: Final[dict[str, Any]] = {name: Sum(name) for name in _ROLLUP_COLUMNS if name != "cost"} | {
     "cost_total": Sum("cost")
 }
+# A group of a partial hour's rollups: its records' bounds, and whether some rollup has none.
+_ROLLUP_BOUNDS: Final[dict[str, Any]] = {
+    "earliest": Min("first_at"),
+    "latest": Max("last_at"),
+    "unbounded": Count("id", filter=Q(first_at__isnull=True)),
+}
+
+
+@dataclass
+class _Bounds:
+    """The bounds of a partial hour's rollups, widened row by row."""
+
+    first_at: datetime | None = None
+    last_at: datetime | None = None
+    unbounded: bool = False
+
+    def widen(self, first_at: datetime | None, last_at: datetime | None, *, unbounded: bool) -> None:
+        self.unbounded = self.unbounded or unbounded
+        if first_at is not None and (self.first_at is None or first_at < self.first_at):
+            self.first_at = first_at
+        if last_at is not None and (self.last_at is None or last_at > self.last_at):
+            self.last_at = last_at
+
 
 # A record's latency bucket computed by the database (registry/telemetry/histograms.py's bucket_of;
 # Django provides LN and CEILING on SQLite), NULL without latency, _ZERO_BUCKET for zero.
@@ -219,6 +314,7 @@ def usage_figures(
     Two queries: rollups of the whole hours, raw rows of the edges (with histograms, grouped by latency bucket too).
     """
     split = split_window(start, end)
+    edges = window_edges(split)
     groups: dict[tuple[Any, ...], UsageFigures] = {}
     raw_names, raw_computed = _keys(by_model, by_name, bucket, "timestamp")
     rollup_names, rollup_computed = _keys(by_model, by_name, bucket, "hour")
@@ -232,27 +328,54 @@ def usage_figures(
             )
         return found
 
-    hours = _rollup_hours(split)
-    if hours is not None:
-        rollups: QuerySet[UsageRollup] = UsageRollup.objects.filter(hours).order_by()
-        if model_ids is not None:
-            rollups = rollups.filter(model_id__in=list(model_ids))
-        rollups = rollups.annotate(**rollup_computed)
+    def add_rollup(row: dict[str, Any]) -> None:
+        figures = figures_of(row, rollup_names)
+        figures._add(row)
         if histograms:
-            # The hours' rows as they are, summed here: their histograms merge in Python anyway.
-            for row in rollups.values(*rollup_names, *_ROLLUP_COLUMNS, "latency_histogram"):
-                figures = figures_of(row, rollup_names)
-                figures._add(row)
-                merge_into(figures.histogram, row["latency_histogram"] or {})
-        else:
-            for row in rollups.values(*rollup_names).annotate(**_ROLLUP_SUMS):
-                figures_of(row, rollup_names)._add({**row, "cost": row["cost_total"]})
-    edges = _raw_edges(split)
-    if edges:
+            merge_into(figures.histogram, row["latency_histogram"] or {})
+
+    # One query for the rollups of the whole hours and of the partial ones, each row marked with the
+    # partial hour it is of (0: a whole hour): the partial hours' rows are set aside until their
+    # bounds tell how to read those hours.
+    rollups: QuerySet[UsageRollup] = UsageRollup.objects.filter(_rollup_hours_with_edges(split)).order_by()
+    if model_ids is not None:
+        rollups = rollups.filter(model_id__in=list(model_ids))
+    marks = [When(hour=edge.hour, then=Value(index)) for index, edge in enumerate(edges, 1)]
+    marked = {"edge": Case(*marks, default=Value(0), output_field=IntegerField())} if marks else {}
+    rollups = rollups.annotate(**rollup_computed, **marked)
+    names_read = [*rollup_names, *marked]
+    set_aside: list[list[dict[str, Any]]] = [[] for _ in edges]
+    bounds = [_Bounds() for _ in edges]
+    if histograms:
+        # The hours' rows as they are, summed here: their histograms merge in Python anyway.
+        for row in rollups.values(*names_read, *_ROLLUP_COLUMNS, "latency_histogram", "first_at", "last_at"):
+            if row.get("edge"):
+                bounds[row["edge"] - 1].widen(row["first_at"], row["last_at"], unbounded=row["first_at"] is None)
+                set_aside[row["edge"] - 1].append(row)
+            else:
+                add_rollup(row)
+    else:
+        for row in rollups.values(*names_read).annotate(**_ROLLUP_SUMS, **_ROLLUP_BOUNDS):
+            row["cost"] = row["cost_total"]
+            if row.get("edge"):
+                bounds[row["edge"] - 1].widen(row["earliest"], row["latest"], unbounded=bool(row["unbounded"]))
+                set_aside[row["edge"] - 1].append(row)
+            else:
+                add_rollup(row)
+    kept_since = raw_rows_kept_since()
+    raw_edges = []
+    for edge, found, rows in zip(edges, bounds, set_aside, strict=True):
+        read = edge_read(edge, found.first_at, found.last_at, unbounded=found.unbounded, kept_since=kept_since)
+        if read == "rollup":
+            for row in rows:
+                add_rollup(row)
+        elif read == "raw":
+            raw_edges.append(edge)
+    if raw_edges:
         raw_names_read = [*raw_names, "latency_bucket"] if histograms else raw_names
         branches = []
-        for edge in edges:
-            raw: QuerySet[ModelUsage] = ModelUsage.objects.filter(edge).order_by()
+        for edge in raw_edges:
+            raw: QuerySet[ModelUsage] = ModelUsage.objects.filter(edge.raw).order_by()
             if model_ids is not None:
                 raw = raw.filter(model_id__in=list(model_ids))
             raw = raw.annotate(**raw_computed)
@@ -292,11 +415,25 @@ def latency_mean_since(since: datetime, model: Combinable | None = None) -> Any:
     since ``since``, NULL without latency; for annotating a query of models in that query itself.
 
     Four scalar subqueries: the weighted sum and its weight over the rollups of the whole hours
-    from ``since`` on, and over the raw rows of ``since``'s partial hour.
+    from ``since`` on, and over the raw rows of ``since``'s partial hour. That partial hour comes
+    from its rollups instead (and its raw rows are not read) when none of the model's records of
+    the hour is before ``since``, or when the hour is past the raw rows' retention (as ``edge_read``).
     """
     model = model if model is not None else OuterRef("pk")
     split = split_window(since, None)
-    hours = _rollup_hours(split) or Q()  # open-ended: never None
+    edges = window_edges(split)
+    kept_since = raw_rows_kept_since()
+    if not edges or (kept_since is not None and edges[0].hour < kept_since):
+        edge = None
+        hours = Q(hour__gte=hour_of(since))
+    else:
+        (edge,) = edges  # open-ended: the one partial hour at its start
+        # A condition on the model alone, not on the rows: PostgreSQL tests it once per model,
+        # before reading either table (a one-time filter). Used inside the subqueries below, so an
+        # outer reference reaches one level further out.
+        owner = OuterRef(model) if isinstance(model, OuterRef) else model
+        before = Exists(UsageRollup.objects.filter(model_id=owner, hour=edge.hour, first_at__lt=since))
+        hours = Q(hour__gte=edge.hour) & (Q(hour__gt=edge.hour) | Q(~before))
 
     def scalar(queryset: QuerySet[Any], expression: Any) -> Any:
         summed = queryset.order_by().values("model_id").annotate(total=Sum(expression, output_field=FloatField()))
@@ -305,9 +442,8 @@ def latency_mean_since(since: datetime, model: Combinable | None = None) -> Any:
     rollups = UsageRollup.objects.filter(hours, model_id=model)
     weighted = scalar(rollups, "latency_weighted")
     weight = scalar(rollups, Cast("latency_requests", FloatField()))
-    if split.whole_start is not None and split.start < split.whole_start:  # ``since`` is not on the hour
-        (edge,) = _raw_edges(split)  # open-ended: the one partial hour at its start
-        raw = ModelUsage.objects.filter(edge, model_id=model, average_latency__isnull=False)
+    if edge is not None:
+        raw = ModelUsage.objects.filter(edge.raw, before, model_id=model, average_latency__isnull=False)
         weighted += scalar(raw, F("average_latency") * F("request_count"))
         weight += scalar(raw, Cast("request_count", FloatField()))
     return weighted / NullIf(weight, 0.0)
