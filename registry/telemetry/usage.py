@@ -3,9 +3,13 @@
 A window ``[start, end)`` splits into the whole UTC hours it covers, read from ``model_usage_rollup``
 (one row per model and hour, kept current by the transaction that writes the records:
 registry/telemetry/rollups.py), and the partial hours at its edges, ``[start, first whole hour)``
-and ``[last whole hour's end, end)``, read from ``model_usage``. So a statistic costs the hours of
-its window, not the records in it, and still counts every committed record. Counts and sums are
-exactly those of the raw rows; latency percentiles come from the rollups' histograms, within
+and ``[last whole hour's end, end)``. A partial hour is read from its rollups too when their first
+and last record timestamps put all its records inside the window (or none: it is skipped), and
+from ``model_usage`` only when it has records on both sides of the window's bound (``edge_read``):
+a window ending now reads no raw row unless a record is stamped later in the current hour. So a
+statistic costs the hours of its window, not the records in it, and still counts every committed
+record. Counts and sums are exactly those of the raw rows (a partial hour past the raw rows'
+retention, whose rows may be gone, counts whole); latency percentiles come from the rollups' histograms, within
 ``registry.telemetry.histograms.RELATIVE_ERROR`` (2 %) of PostgreSQL's ``percentile_cont`` over the records.
 
 Every reader (usage summaries, the dashboard, a model's charts, alert checks, selection's recent
@@ -311,7 +315,8 @@ def usage_figures(
     deleted keeps its history's name) and/or by UTC ``bucket`` ("hour" or "day"); over the models
     ``model_ids`` (None: every model, deleted ones included). ``histograms`` fills each group's
     latency histogram for percentiles. Groups without usage are absent; sorted by their keys.
-    Two queries: rollups of the whole hours, raw rows of the edges (with histograms, grouped by latency bucket too).
+    One or two queries: rollups of the window's hours, partial ones included, then raw rows of the
+    partial hours their rollups cannot answer, if any (with histograms, grouped by latency bucket too).
     """
     split = split_window(start, end)
     edges = window_edges(split)
