@@ -4,12 +4,15 @@ A window ``[start, end)`` splits into the whole UTC hours it covers, read from `
 (one row per model and hour, kept current by the transaction that writes the records:
 registry/telemetry/rollups.py), and the partial hours at its edges, ``[start, first whole hour)``
 and ``[last whole hour's end, end)``. A partial hour is read from its rollups too when their first
-and last record timestamps put all its records inside the window (or none: it is skipped), and
-from ``model_usage`` only when it has records on both sides of the window's bound (``edge_read``):
-a window ending now reads no raw row unless a record is stamped later in the current hour. So a
-statistic costs the hours of its window, not the records in it, and still counts every committed
-record. Counts and sums are exactly those of the raw rows (a partial hour past the raw rows'
-retention, whose rows may be gone, counts whole); latency percentiles come from the rollups' histograms, within
+and last record timestamps put all its records inside the window (or none: it is skipped). Only
+a partial hour with records on both sides of the window's bound reads ``model_usage``, the smaller
+side by time between those bounds (``edge_read``): its part inside the window, or the rest of the
+hour subtracted from its rollups. A window ending now reads no raw row unless a record is stamped
+later in the current hour, and a window's first hour reads raw rows over at most half the time
+its records span. So a statistic costs the hours of its window, not the records in it, and still
+counts every committed record. Counts and sums are exactly those of the raw rows (a partial hour
+past the raw rows' retention, whose rows may be gone, counts whole; the float latency sum of a
+subtracted hour is exact to rounding); latency percentiles come from the rollups' histograms, within
 ``registry.telemetry.histograms.RELATIVE_ERROR`` (2 %) of PostgreSQL's ``percentile_cont`` over the records.
 
 Every reader (usage summaries, the dashboard, a model's charts, alert checks, selection's recent
@@ -105,6 +108,41 @@ class UsageFigures:
             self.cost = Decimal(row["cost"]) if self.cost is None else self.cost + Decimal(row["cost"])
         self.latency_weighted += float(row["latency_weighted"] or 0.0)
 
+    def _merge(self, other: UsageFigures) -> None:
+        self._add(
+            {name: getattr(other, name) for name in _COUNTED}
+            | {"cost": other.cost, "latency_weighted": other.latency_weighted}
+        )
+        # A subtraction leaves buckets at zero: not kept.
+        merge_into(self.histogram, {key: count for key, count in other.histogram.items() if count})
+
+
+# UsageFigures' integer sums (as _add reads them from a row).
+_COUNTED: Final = (
+    "records",
+    "requests",
+    "tokens",
+    "input_tokens",
+    "output_tokens",
+    "errors",
+    "uncosted_requests",
+    "latency_requests",
+    "latency_records",
+)
+
+
+def _figures_like(row: dict[str, Any]) -> UsageFigures:
+    """Empty figures of the group ``row`` is of."""
+    return UsageFigures(model_id=row.get("model_id"), model_name=row.get("model_name"), start=row.get("bucket_start"))
+
+
+def _negated(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of sums (as _add reads it) with every sum negated: added, it subtracts the row."""
+    negated: dict[str, Any] = {name: -int(row[name] or 0) for name in _COUNTED}
+    negated["cost"] = None if row["cost"] is None else -Decimal(row["cost"])
+    negated["latency_weighted"] = -float(row["latency_weighted"] or 0.0)
+    return negated
+
 
 @dataclass(frozen=True)
 class WindowSplit:
@@ -141,6 +179,15 @@ class Edge:
     def raw(self) -> Q:
         return Q(timestamp__gte=self.lower, timestamp__lt=self.upper)
 
+    @property
+    def outside(self) -> tuple[datetime, datetime] | None:
+        """The rest of the hour when it is one range (a window's first or last hour), else None."""
+        if self.lower == self.hour:
+            return self.upper, self.hour + _HOUR
+        if self.upper == self.hour + _HOUR:
+            return self.hour, self.lower
+        return None
+
 
 def window_edges(split: WindowSplit) -> list[Edge]:
     """The window's partial hours: none, one or two."""
@@ -155,7 +202,7 @@ def window_edges(split: WindowSplit) -> list[Edge]:
     return edges
 
 
-EdgeRead = Literal["rollup", "nothing", "raw"]
+EdgeRead = Literal["rollup", "nothing", "raw", "rollup minus raw"]
 
 
 def edge_read(
@@ -167,8 +214,10 @@ def edge_read(
     so no record); ``unbounded``: some rollup has no bounds (its raw rows pruned before bounds
     existed, migration 0018); ``kept_since``: raw rows older than this may have been pruned
     (``RETENTION_USAGE_DAYS``). Records all inside the edge: the rollups. All outside: nothing. Both:
-    the raw rows, exact, unless the hour is past the raw rows' retention or has no bounds: then the
-    whole hour's rollups (an answer for the whole hour rather than for none of it).
+    the raw rows of the smaller side, by time between the bounds (the part inside, or the rollups
+    minus the rest of the hour: sums, counts and histogram buckets subtract exactly), unless the
+    hour is past the raw rows' retention or has no bounds: then the whole hour's rollups (an answer
+    for the whole hour rather than for none of it).
     """
     if first_at is None or last_at is None:
         return "rollup" if unbounded else "nothing"
@@ -180,7 +229,12 @@ def edge_read(
         return "nothing"
     if kept_since is not None and edge.hour < kept_since:
         return "rollup"
-    return "raw"
+    outside = edge.outside
+    if outside is None:
+        return "raw"
+    inside_span = min(last_at, edge.upper) - max(first_at, edge.lower)
+    outside_span = min(last_at, outside[1]) - max(first_at, outside[0])
+    return "rollup minus raw" if outside_span < inside_span else "raw"
 
 
 def raw_rows_kept_since() -> datetime | None:
@@ -210,7 +264,8 @@ def _rollup_hours_with_edges(split: WindowSplit) -> Q:
 
 
 _RAW_SUMS: Final[dict[str, Any]] = {
-    "records": Count("id"),
+    # COUNT(*), not of a column: the edge read can then be index-only (no column beyond those summed).
+    "records": Count("*"),
     "requests": Sum("request_count"),
     "tokens": Sum("token_count"),
     "input_tokens": Sum("input_tokens"),
@@ -316,7 +371,8 @@ def usage_figures(
     ``model_ids`` (None: every model, deleted ones included). ``histograms`` fills each group's
     latency histogram for percentiles. Groups without usage are absent; sorted by their keys.
     One or two queries: rollups of the window's hours, partial ones included, then raw rows of the
-    partial hours their rollups cannot answer, if any (with histograms, grouped by latency bucket too).
+    partial hours their rollups cannot answer, if any (with histograms, grouped by latency bucket too);
+    rarely a third (``_resolve_costs``).
     """
     split = split_window(start, end)
     edges = window_edges(split)
@@ -328,9 +384,7 @@ def usage_figures(
         key = _group_key(row, names)
         found = groups.get(key)
         if found is None:
-            found = groups[key] = UsageFigures(
-                model_id=row.get("model_id"), model_name=row.get("model_name"), start=row.get("bucket_start")
-            )
+            found = groups[key] = _figures_like(row)
         return found
 
     def add_rollup(row: dict[str, Any]) -> None:
@@ -368,35 +422,91 @@ def usage_figures(
             else:
                 add_rollup(row)
     kept_since = raw_rows_kept_since()
-    raw_edges = []
-    for edge, found, rows in zip(edges, bounds, set_aside, strict=True):
+    raw_ranges: list[tuple[Q, int]] = []  # a range of raw rows to read, and the edge it is subtracted from (0: added)
+    # Per edge read as its rollups minus the rest of its hour: its rollups' figures per group, less those raw rows.
+    parts: dict[int, dict[tuple[Any, ...], UsageFigures]] = {}
+    for index, (edge, found, rows) in enumerate(zip(edges, bounds, set_aside, strict=True), 1):
         read = edge_read(edge, found.first_at, found.last_at, unbounded=found.unbounded, kept_since=kept_since)
         if read == "rollup":
             for row in rows:
                 add_rollup(row)
         elif read == "raw":
-            raw_edges.append(edge)
-    if raw_edges:
+            raw_ranges.append((edge.raw, 0))
+        elif read == "rollup minus raw" and edge.outside is not None:
+            parts[index] = {}
+            for row in rows:
+                part = parts[index].setdefault(_group_key(row, rollup_names), _figures_like(row))
+                part._add(row)
+                if histograms:
+                    merge_into(part.histogram, row["latency_histogram"] or {})
+            lower, upper = edge.outside
+            raw_ranges.append((Q(timestamp__gte=lower, timestamp__lt=upper), index))
+    if raw_ranges:
         raw_names_read = [*raw_names, "latency_bucket"] if histograms else raw_names
         branches = []
-        for edge in raw_edges:
-            raw: QuerySet[ModelUsage] = ModelUsage.objects.filter(edge.raw).order_by()
+        for edge_range, subtracted_from in raw_ranges:
+            raw: QuerySet[ModelUsage] = ModelUsage.objects.filter(edge_range).order_by()
             if model_ids is not None:
                 raw = raw.filter(model_id__in=list(model_ids))
             raw = raw.annotate(**raw_computed)
             if histograms:
                 # Grouped by latency bucket as well: the edge's sums and its histogram in one query.
                 raw = raw.annotate(latency_bucket=_LATENCY_BUCKET)
-            branches.append(raw.values(*raw_names_read).annotate(**_RAW_SUMS))
+            marked_raw = raw.annotate(subtracted_from=Value(subtracted_from, output_field=IntegerField()))
+            branches.append(marked_raw.values(*raw_names_read, "subtracted_from").annotate(**_RAW_SUMS))
         # A group in both edges (a bucket of a day, or no bucket) comes twice: figures_of adds them up.
-        rows = branches[0].union(*branches[1:], all=True) if len(branches) > 1 else branches[0]
-        for row in rows:
-            figures = figures_of(row, raw_names)
-            figures._add({**row, "cost": row["cost_total"]})
+        raw_rows = branches[0].union(*branches[1:], all=True) if len(branches) > 1 else branches[0]
+        for row in raw_rows:
+            row["cost"] = row["cost_total"]
+            if row["subtracted_from"]:
+                key = _group_key(row, raw_names)
+                figures = parts[row["subtracted_from"]].setdefault(key, _figures_like(row))
+                sign = -1
+            else:
+                figures = figures_of(row, raw_names)
+                sign = 1
+            figures._add(row if sign > 0 else _negated(row))
             if histograms and row["latency_bucket"] is not None:
-                key = ZERO if row["latency_bucket"] == _ZERO_BUCKET else str(int(row["latency_bucket"]))
-                figures.histogram[key] = figures.histogram.get(key, 0) + int(row["latency_records"])
+                bucket_key = ZERO if row["latency_bucket"] == _ZERO_BUCKET else str(int(row["latency_bucket"]))
+                figures.histogram[bucket_key] = figures.histogram.get(bucket_key, 0) + sign * int(
+                    row["latency_records"]
+                )
+    for index, part_groups in parts.items():
+        _resolve_costs(edges[index - 1], part_groups, raw_names, raw_computed, model_ids)
+        for key, part in part_groups.items():
+            if part.records:  # none left: the group has no record in the window's part of the hour
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = UsageFigures(
+                        model_id=part.model_id, model_name=part.model_name, start=part.start
+                    )
+                group._merge(part)
     return [groups[key] for key in sorted(groups, key=_sortable)]
+
+
+def _resolve_costs(
+    edge: Edge,
+    parts: dict[tuple[Any, ...], UsageFigures],
+    names: list[str],
+    computed: dict[str, Any],
+    model_ids: Sequence[int] | None,
+) -> None:
+    """Tell "no record costed" (NULL) from "costed records summing to 0" in a subtraction's parts.
+
+    An hour's cost less its outside part's says how much the records inside cost, not whether one
+    of them has a cost: a difference of 0 could be either. For those groups only (free models, or
+    every costed record outside), whether a record inside has a cost is asked of the raw rows.
+    """
+    unsure = [key for key, part in parts.items() if part.records and part.cost is not None and part.cost == 0]
+    if not unsure:
+        return
+    costed: QuerySet[ModelUsage] = ModelUsage.objects.filter(edge.raw, cost__isnull=False).order_by()
+    if model_ids is not None:
+        costed = costed.filter(model_id__in=list(model_ids))
+    found = {_group_key(row, names) for row in costed.annotate(**computed).values(*names).distinct()}
+    for key in unsure:
+        if key not in found:
+            parts[key].cost = None
 
 
 def _sortable(key: tuple[Any, ...]) -> tuple[Any, ...]:

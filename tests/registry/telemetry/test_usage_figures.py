@@ -499,8 +499,9 @@ def test_a_record_after_the_end_of_a_window_in_its_last_hour_is_left_out(raw_rea
     summary = usage_summary(model_id=model.pk, bucket="hour", start=now - timedelta(days=1), end=now)
 
     assert summary["totals"]["requests"] == 10  # not the 7 after the end
-    ((_, ranges),) = raw_reads  # the last hour only, from raw rows: its rollup holds a record after the end
-    assert ranges == [(hour_of(now), now)]
+    # The last hour only reads raw rows, those after the end (its smaller side), less its rollup.
+    ((_, ranges),) = raw_reads
+    assert ranges == [(now, hour_of(now) + timedelta(hours=1))]
     for bucket in ("hour", None):
         for histograms in (True, False):
             assert_figures_equal_raw(
@@ -513,10 +514,16 @@ def test_a_record_after_the_end_of_a_window_in_its_last_hour_is_left_out(raw_rea
             )
 
 
-# Records at :10 and :50 of each hour; windows from/to :05 (all of their hour's records after it),
-# :30 (records either side) and :55 (all before it); raw rows are read for the :30 ones only.
-@pytest.mark.parametrize("start_minute", [5, 30, 55])
-@pytest.mark.parametrize("end_minute", [5, 30, 55])
+# Records at :10 and :50 of each hour. A window's first hour from :05 holds all of its records
+# (read from the rollup), from :55 none; from :20 the rest of the hour is the smaller side (the
+# rollup minus the raw rows of [:00, :20)), from :40 the part inside is ([:40, :60) read). The last
+# hour likewise, mirrored. Raw rows read, as (lower, upper) offsets from the hour's start:
+_START_READS: dict[int, tuple[int, int] | None] = {5: None, 20: (0, 20), 40: (40, 60), 55: None}
+_END_READS: dict[int, tuple[int, int] | None] = {5: None, 20: (0, 20), 40: (40, 60), 55: None}
+
+
+@pytest.mark.parametrize("start_minute", [5, 20, 40, 55])
+@pytest.mark.parametrize("end_minute", [5, 20, 40, 55])
 @pytest.mark.parametrize("hours", [0, 1, 3])
 def test_partial_hours_read_raw_rows_only_when_their_records_are_on_both_sides_of_the_bound(
     raw_reads: list[Any], start_minute: int, end_minute: int, hours: int
@@ -531,7 +538,8 @@ def test_partial_hours_read_raw_rows_only_when_their_records_are_on_both_sides_o
                     "timestamp": first + timedelta(hours=h, minutes=m, seconds=index),
                     "average_latency": 0.1 * (h + 1) + m / 100,
                     "request_count": m // 10,
-                    "cost": None if m == 10 else "0.25",
+                    # No cost of 0 nor NULL: a difference of 0 would be checked with raw rows (the next test).
+                    "cost": "0.1" if m == 10 else "0.25",
                 }
                 for h in range(6)
                 for m in (10, 50)
@@ -554,16 +562,41 @@ def test_partial_hours_read_raw_rows_only_when_their_records_are_on_both_sides_o
                 start=start, end=end, model_ids=None, by_model=True, bucket=bucket, histograms=histograms
             )
     expected: set[tuple[datetime | None, datetime | None]] = set()
-    if hours == 0:  # one partial hour, [start, end)
-        read_inside = not (start_minute <= 10 and end_minute > 50) and start_minute < 50 and end_minute > 10
-        if read_inside:
+    if hours == 0:  # one partial hour, [start, end): no single range for the rest of it, the part inside is read
+        all_inside = start_minute < 10 and end_minute > 50
+        all_outside = start_minute > 50 or end_minute <= 10  # by the bounds: [:20, :40) holds none but is read
+        if not all_inside and not all_outside:
             expected.add((start, end))
     else:
-        if start_minute == 30:
-            expected.add((start, hour_of(start) + timedelta(hours=1)))
-        if end_minute == 30:
-            expected.add((hour_of(end), end))
+        for moment, reads in ((start, _START_READS[start_minute]), (end, _END_READS[end_minute])):
+            if reads is not None:
+                expected.add(
+                    (hour_of(moment) + timedelta(minutes=reads[0]), hour_of(moment) + timedelta(minutes=reads[1]))
+                )
     assert read == expected
+
+
+@pytest.mark.parametrize(("inside_cost", "truth"), [(None, None), ("0", Decimal(0)), ("0.5", Decimal("1.0"))])
+def test_a_partial_hour_read_as_its_rollup_minus_the_rest_says_whether_a_record_inside_has_a_cost(
+    raw_reads: list[Any], inside_cost: str | None, truth: Decimal | None
+) -> None:
+    # The hour's cost less its outside part's is 0 both when no record inside has a cost (NULL) and
+    # when they cost 0 (a free model): the raw rows inside are asked which, only then.
+    model = RegisteredModelFactory()
+    hour = hour_of(NOW) - timedelta(hours=3)
+    outside = [{"timestamp": hour + timedelta(minutes=m), "cost": "0.25"} for m in (5, 6, 7)]
+    inside = [{"timestamp": hour + timedelta(minutes=m), "cost": inside_cost} for m in (40, 50)]
+    usage_record_batch(model=model, records=[*outside, *inside])
+    start = hour + timedelta(minutes=20)  # 15 minutes of records before it, 30 after: the rest is read
+
+    raw_reads.clear()
+    (first, *_) = usage_figures(start=start, end=NOW, bucket="hour")
+
+    assert (first.start, first.records, first.cost) == (hour, 2, truth)
+    ranges = [ranges for _, ranges in raw_reads]
+    assert ranges[0] == [(hour, start)]
+    assert ranges[1:] == ([[(start, hour + timedelta(hours=1))]] if truth is None or truth == 0 else [])
+    assert_figures_equal_raw(start=start, end=NOW, model_ids=None, by_model=False, bucket="hour", histograms=True)
 
 
 def test_a_partial_hour_whose_rollup_has_no_bounds_reads_as_its_whole_rollup(raw_reads: list[Any]) -> None:
