@@ -644,6 +644,11 @@ class UsageRollup(models.Model):
     latency_records = models.BigIntegerField(default=0)
     # Records per log-spaced latency bucket (registry/telemetry/histograms.py): {"index": count}.
     latency_histogram = models.JSONField(default=dict)
+    # The earliest and latest timestamp of the hour's records: a window edge inside the hour that
+    # these show holding all (or none) of its records reads the rollup instead of raw rows
+    # (registry/telemetry/usage.py). NULL only for hours whose raw rows were pruned before they existed.
+    first_at = models.DateTimeField(null=True, blank=True)
+    last_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "model_usage_rollup"

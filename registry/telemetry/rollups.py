@@ -1,9 +1,10 @@
 """Maintenance of the hourly usage rollups (``model_usage_rollup``), in the transaction that writes the records.
 
 On PostgreSQL a statement trigger on ``model_usage`` does it (``model_usage_rollup_add``, created
-by migration 0012): after each INSERT or COPY it sums the statement's rows (a transition table) per
-model and hour and adds them to their rollups with ``INSERT ... ON CONFLICT DO UPDATE``, rows in key
-order so that two statements cannot deadlock. Elsewhere (SQLite, the embedded mode)
+by migration 0017, its function given the hour's first and last record timestamps by 0019): after
+each INSERT or COPY it sums the statement's rows (a transition table) per model and hour and adds
+them to their rollups with ``INSERT ... ON CONFLICT DO UPDATE``, rows in key order so that two
+statements cannot deadlock. Elsewhere (SQLite, the embedded mode)
 ``usage_rollups_add`` does the same from Python, called by the ingestion services; on PostgreSQL
 it does nothing, the trigger having done it.
 
@@ -85,9 +86,16 @@ class _Delta:
     latency_requests: int = 0
     latency_records: int = 0
     latency_histogram: Histogram = field(default_factory=dict)
+    first_at: datetime | None = None
+    last_at: datetime | None = None
 
     def add(self, row: RecordRow) -> None:
         requests = int(row[_REQUESTS])
+        moment = row[_TIMESTAMP]
+        if self.first_at is None or moment < self.first_at:
+            self.first_at = moment
+        if self.last_at is None or moment > self.last_at:
+            self.last_at = moment
         self.records += 1
         self.requests += requests
         self.tokens += row[_TOKENS] or 0
@@ -146,14 +154,32 @@ def rollups_add_in_python(rows: Iterable[RecordRow]) -> int:
         rollups = list(locked.all())
     for rollup in rollups:
         delta = deltas[(rollup.model_id, rollup.model_name, hour_of(rollup.hour))]  # type: ignore[index]
-        for name in _SUMMED:
-            setattr(rollup, name, getattr(rollup, name) + getattr(delta, name))
         if delta.cost is not None:
             rollup.cost = (rollup.cost or Decimal(0)) + delta.cost
         rollup.latency_weighted += delta.latency_weighted
         rollup.latency_histogram = merge_into(dict(rollup.latency_histogram), delta.latency_histogram)
-    UsageRollup.objects.bulk_update(rollups, [*_SUMMED, "cost", "latency_weighted", "latency_histogram"])
+        _widen_bounds(rollup, delta)
+        for name in _SUMMED:
+            setattr(rollup, name, getattr(rollup, name) + getattr(delta, name))
+    UsageRollup.objects.bulk_update(
+        rollups, [*_SUMMED, "cost", "latency_weighted", "latency_histogram", "first_at", "last_at"]
+    )
     return len(rollups)
+
+
+def _widen_bounds(rollup: UsageRollup, delta: _Delta) -> None:
+    """Stretch the rollup's first/last record timestamps over the delta's (before its records are added).
+
+    An empty rollup (just created) takes the delta's; one with records but no bounds (its hour's raw
+    rows pruned before the bounds existed, migration 0019) keeps them unknown, as the trigger does.
+    """
+    if delta.first_at is None or delta.last_at is None:  # no record (never: a delta is made by one)
+        return
+    if rollup.records == 0:
+        rollup.first_at, rollup.last_at = delta.first_at, delta.last_at
+    elif rollup.first_at is not None and rollup.last_at is not None:
+        rollup.first_at = min(rollup.first_at, delta.first_at)
+        rollup.last_at = max(rollup.last_at, delta.last_at)
 
 
 # The rollups of [%(start)s, %(end)s) from the raw rows, in one statement (PostgreSQL): the same
@@ -161,13 +187,14 @@ def rollups_add_in_python(rows: Iterable[RecordRow]) -> int:
 REBUILD_SQL: Final = """
 INSERT INTO model_usage_rollup (
     model_id, model_name, hour, records, requests, tokens, input_tokens, output_tokens, errors, cost,
-    uncosted_requests, latency_weighted, latency_requests, latency_records, latency_histogram
+    uncosted_requests, latency_weighted, latency_requests, latency_records, latency_histogram, first_at, last_at
 )
 SELECT s.model_id, s.model_name, s.hour, s.records, s.requests, s.tokens, s.input_tokens, s.output_tokens,
        s.errors, s.cost, s.uncosted_requests, s.latency_weighted, s.latency_requests, s.latency_records,
-       COALESCE(h.histogram, '{}'::jsonb)
+       COALESCE(h.histogram, '{}'::jsonb), s.first_at, s.last_at
 FROM (
     SELECT model_id, model_name, date_trunc('hour', "timestamp", 'UTC') AS hour,
+           min("timestamp") AS first_at, max("timestamp") AS last_at,
            count(*) AS records,
            COALESCE(sum(request_count), 0) AS requests,
            COALESCE(sum(token_count), 0) AS tokens,
