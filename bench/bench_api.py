@@ -53,10 +53,10 @@ from django.test import Client  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from psycopg import sql  # noqa: E402
 from rest_framework_simplejwt.tokens import AccessToken  # noqa: E402
+from usage_load import build_rollups, restore_load  # noqa: E402
 
 from registry.catalog.prices import price_set  # noqa: E402
 from registry.models import ModelType, Provider, RegisteredModel  # noqa: E402
-from registry.telemetry.rollups import hour_of, usage_rollups_rebuild  # noqa: E402
 from registry.telemetry.selectors import usage_summary  # noqa: E402
 from registry.telemetry.services import usage_record_batch  # noqa: E402
 
@@ -125,16 +125,7 @@ def generate_usage(models: list[RegisteredModel]) -> float:
     """
     first_id = min(m.pk for m in models)
     started = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = 'model_usage' "
-            "AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE contype IN ('p', 'u'))",
-            [SCHEMA],
-        )
-        indexes = cursor.fetchall()
-        for name, _ in indexes:
-            cursor.execute(f'DROP INDEX "{name}"')
-        cursor.execute("SET session_replication_role = replica")
+    with restore_load(SPAN_DAYS) as cursor:
         cursor.execute(
             """
             INSERT INTO model_usage
@@ -151,18 +142,8 @@ def generate_usage(models: list[RegisteredModel]) -> float:
             """,
             {"first": first_id, "models": MODELS, "rows": ROWS, "span": SPAN_DAYS},
         )
-        cursor.execute("SET session_replication_role = DEFAULT")
-        cursor.execute("SET maintenance_work_mem = '512MB'")
-        for _, definition in indexes:
-            cursor.execute(definition)
-        # What autovacuum does on a live table: statistics and the visibility map (index-only scans).
-        cursor.execute("VACUUM (ANALYZE) model_usage")
     # The load bypassed the rollups' trigger (replica role): build them, a day at a time, as a restore would.
-    end = hour_of(timezone.now()) + timedelta(hours=2)
-    day = end - timedelta(days=SPAN_DAYS + 1)
-    while day < end:
-        usage_rollups_rebuild(start=day, end=min(end, day + timedelta(days=1)))
-        day += timedelta(days=1)
+    build_rollups(SPAN_DAYS)
     return time.perf_counter() - started
 
 

@@ -21,7 +21,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from environment import configure
@@ -47,14 +46,13 @@ from django.contrib.auth.models import Group, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.test import Client  # noqa: E402
-from django.utils import timezone  # noqa: E402
 from psycopg import sql  # noqa: E402
 from rest_framework_simplejwt.tokens import AccessToken  # noqa: E402
+from usage_load import build_rollups, restore_load  # noqa: E402
 
 from registry.models import ModelStatusEvent, ModelType, Provider, RegisteredModel  # noqa: E402
 from registry.selection.compare import models_compare  # noqa: E402
 from registry.telemetry.availability import availability_shares  # noqa: E402
-from registry.telemetry.rollups import hour_of, usage_rollups_rebuild  # noqa: E402
 
 MODELS = 100
 COMPARED = 6
@@ -94,16 +92,7 @@ def generate_usage(models: list[RegisteredModel]) -> float:
     """ROWS usage rows over the last SPAN_DAYS, interleaved across the models, indexed as migrated."""
     first_id = min(m.pk for m in models)
     started = time.perf_counter()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = 'model_usage' "
-            "AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE contype IN ('p', 'u'))",
-            [SCHEMA],
-        )
-        indexes = cursor.fetchall()
-        for name, _ in indexes:
-            cursor.execute(f'DROP INDEX "{name}"')
-        cursor.execute("SET session_replication_role = replica")
+    with restore_load(SPAN_DAYS) as cursor:
         cursor.execute(
             """
             INSERT INTO model_usage
@@ -120,20 +109,9 @@ def generate_usage(models: list[RegisteredModel]) -> float:
             """,
             {"first": first_id, "models": MODELS, "rows": ROWS, "span": SPAN_DAYS},
         )
-        cursor.execute("SET session_replication_role = DEFAULT")
-        cursor.execute("SET maintenance_work_mem = '512MB'")
-        for _, definition in indexes:
-            cursor.execute(definition)
-        cursor.execute("VACUUM (ANALYZE) model_usage")
     # The load bypassed the rollup trigger (session_replication_role): build the hours' rollups as a
     # restore would, a day at a time, so that the figures read what production reads.
-    last = hour_of(timezone.now()) + timedelta(hours=1)
-    day = last - timedelta(days=SPAN_DAYS + 1)
-    while day < last:
-        usage_rollups_rebuild(start=day, end=min(day + timedelta(days=1), last))
-        day += timedelta(days=1)
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM (ANALYZE) model_usage_rollup")
+    build_rollups(SPAN_DAYS)
     return time.perf_counter() - started
 
 

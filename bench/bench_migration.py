@@ -41,7 +41,7 @@ MODELS = 20
 SPAN_DAYS = 90
 
 
-def admin_execute(statement: sql.Composable) -> None:
+def admin_execute(statement: sql.Composed) -> None:
     parts = urlsplit(DATABASE_URL)
     admin_url = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, ""))
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as admin:

@@ -49,10 +49,10 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from scale import ScaleContext, database, median_ms  # noqa: E402
+from usage_load import build_rollups as build_usage_rollups  # noqa: E402
+from usage_load import restore_load  # noqa: E402
 
 from registry.models import ModelType, Provider, RegisteredModel  # noqa: E402
-from registry.partitions import usage_partitions_ensure  # noqa: E402
-from registry.telemetry.rollups import hour_of, usage_rollups_rebuild  # noqa: E402
 from registry.telemetry.selectors import usage_summary  # noqa: E402
 
 # The figure modules, in order; each exposes figures(context) -> Iterator[Figure]. Append yours.
@@ -111,18 +111,8 @@ def load_usage(models: list[RegisteredModel], rows: int) -> float:
     started = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE model_usage, model_usage_rollup")
-        # Every day of the span has its partition before the load (ingestion would create them as needed).
-        now = timezone.now()
-        usage_partitions_ensure(now - timedelta(days=day) for day in range(SPAN_DAYS + 2))
-        cursor.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
-            "AND tablename = 'model_usage' "
-            "AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE contype IN ('p', 'u'))"
-        )
-        indexes = cursor.fetchall()
-        for name, _ in indexes:
-            cursor.execute(f'DROP INDEX "{name}"')
-        cursor.execute("SET session_replication_role = replica")  # no per-row FK triggers: our own ids
+    now = timezone.now()
+    with restore_load(SPAN_DAYS, log=log) as cursor:
         for first in range(0, rows, CHUNK_ROWS):
             last = min(rows, first + CHUNK_ROWS)
             cursor.execute(
@@ -154,25 +144,13 @@ def load_usage(models: list[RegisteredModel], rows: int) -> float:
                 },
             )
             log(f"{last:,} of {rows:,} rows loaded ({time.perf_counter() - started:.0f} s)")
-        cursor.execute("SET session_replication_role = DEFAULT")
-        cursor.execute("SET maintenance_work_mem = '512MB'")
-        for name, definition in indexes:
-            cursor.execute(definition)
-            log(f"index {name} rebuilt ({time.perf_counter() - started:.0f} s)")
-        cursor.execute("VACUUM (ANALYZE) model_usage")
     return time.perf_counter() - started
 
 
 def build_rollups() -> float:
     """The rollups of every hour of the load, a day per statement; seconds."""
     started = time.perf_counter()
-    end = hour_of(timezone.now()) + timedelta(hours=2)
-    day = end - timedelta(days=SPAN_DAYS + 1)
-    while day < end:
-        usage_rollups_rebuild(start=day, end=min(end, day + timedelta(days=1)))
-        day += timedelta(days=1)
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM (ANALYZE) model_usage_rollup")
+    build_usage_rollups(SPAN_DAYS)
     return time.perf_counter() - started
 
 
