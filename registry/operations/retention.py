@@ -365,12 +365,14 @@ def _size_of(table: RetainedTable) -> tuple[int, bool, int | None]:
     db_table = table.model._meta.db_table
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            # Over the table's partitions (model_usage's days), or the table itself when it has none.
+            # Over the table's partitions (model_usage's days), or the table itself when it has none
+            # (pg_partition_tree lists nothing for a table that is not partitioned).
             cursor.execute(
                 "SELECT count(*), min(c.reltuples), sum(greatest(c.reltuples, 0))::bigint, "
-                "sum(pg_total_relation_size(t.relid))::bigint "
-                "FROM pg_partition_tree(to_regclass(%s)) t JOIN pg_class c ON c.oid = t.relid WHERE t.isleaf",
-                [connection.ops.quote_name(db_table)],
+                "sum(pg_total_relation_size(c.oid))::bigint FROM pg_class c "
+                "WHERE c.oid IN (SELECT relid FROM pg_partition_tree(to_regclass(%s)) WHERE isleaf) "
+                "OR (c.oid = to_regclass(%s) AND c.relkind = 'r')",
+                [connection.ops.quote_name(db_table)] * 2,
             )
             leaves, least, estimate, total_bytes = cursor.fetchone()
         # reltuples is -1 until a table is first vacuumed or analyzed. A single table is counted then

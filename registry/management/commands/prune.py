@@ -31,4 +31,6 @@ class Command(BaseCommand):
         verb = "would remove" if dry_run else "removed"
         for table in TABLES:
             keep = f"older than {table.keep_days} days" if table.keep_days else "none: kept for ever"
+            if table.keep_days and table.whole_days:
+                keep = f"UTC days wholly older than {table.keep_days} days"
             self.stdout.write(f"{table.table}: {verb} {outcome.removed[table.table]} ({keep}, {table.setting})")

@@ -41,7 +41,7 @@ def run(*args: str) -> str:
 def test_prune_dry_run_prints_per_table_counts_and_removes_nothing() -> None:
     output = run("--dry-run")
 
-    assert "model_usage: would remove 3 (older than 30 days, RETENTION_USAGE_DAYS)" in output
+    assert "model_usage: would remove 3 (UTC days wholly older than 30 days, RETENTION_USAGE_DAYS)" in output
     assert "model_performance: would remove 1 " in output
     assert "auditlog_logentry: would remove 0 (none: kept for ever, RETENTION_AUDIT_DAYS)" in output
     assert ModelUsage.objects.count() == 4
