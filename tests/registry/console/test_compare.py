@@ -276,11 +276,11 @@ def test_the_24_hour_spend_from_the_usage_overview_matches_its_own_queries() -> 
     with CaptureQueriesContext(connection) as own_queries:
         spend_overview(spend_range="24h", now=now)
 
-    # The totals come from the usage overview's read; only the five's hours are read: one query of
-    # rollups, the partial hours' included (their records are all inside the window or all outside
-    # it, so no raw row is read).
+    # The totals come from the usage overview's read; only the hours are read: the five's, and
+    # every model's (the rest is the difference), a query of rollups each, the partial hours'
+    # included (their records are all inside the window or all outside it, so no raw row is read).
     assert len(overview_queries) > 0
-    assert len(queries) == 1 < len(own_queries)
+    assert len(queries) == 2 < len(own_queries)
     assert reused.rows == queried.rows
     assert reused.series == queried.series
     assert reused.uncosted == queried.uncosted
