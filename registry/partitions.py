@@ -66,21 +66,25 @@ def usage_partitions() -> list[Partition]:
     """The partitions of ``model_usage``, oldest first ([] on SQLite)."""
     if not partitioned():
         return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = to_regclass(%s) AND NOT i.inhdetachpending",
-            [TABLE],
-        )
-        names = [name for (name,) in cursor.fetchall()]
     found = []
-    for name in names:
+    for name in _partition_names(detach_pending=False):
         if match := _DAILY.match(name):
             start = day_start(datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=UTC).date())
             found.append(Partition(name, start, start + timedelta(days=1)))
         elif name == LEGACY:
             found.append(Partition(name, None, _legacy_end()))
     return sorted(found, key=lambda p: p.end)
+
+
+def _partition_names(*, detach_pending: bool) -> list[str]:
+    """The partitions of ``model_usage`` attached (``detach_pending`` False) or being detached."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = to_regclass(%s) AND i.inhdetachpending = %s",
+            [TABLE, detach_pending],
+        )
+        return [name for (name,) in cursor.fetchall()]
 
 
 def _legacy_end() -> datetime:
@@ -189,13 +193,8 @@ def partitions_finish_detaching() -> list[str]:
     """Finish and drop the partitions whose concurrent detach was interrupted (a killed prune); their names."""
     if not partitioned():
         return []
+    pending = _partition_names(detach_pending=True)
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE i.inhparent = to_regclass(%s) AND i.inhdetachpending",
-            [TABLE],
-        )
-        pending = [name for (name,) in cursor.fetchall()]
         for name in pending:
             quoted = connection.ops.quote_name(name)
             cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {quoted} FINALIZE")

@@ -54,7 +54,8 @@ _RECORD_COLUMNS: Final = (
     "cost",
 )
 
-_SUMMED: Final = (
+# A rollup's integer sums (usage.py reads and subtracts the same).
+SUMMED: Final = (
     "records",
     "requests",
     "tokens",
@@ -159,10 +160,10 @@ def rollups_add_in_python(rows: Iterable[RecordRow]) -> int:
         rollup.latency_weighted += delta.latency_weighted
         rollup.latency_histogram = merge_into(dict(rollup.latency_histogram), delta.latency_histogram)
         _widen_bounds(rollup, delta)
-        for name in _SUMMED:
+        for name in SUMMED:
             setattr(rollup, name, getattr(rollup, name) + getattr(delta, name))
     UsageRollup.objects.bulk_update(
-        rollups, [*_SUMMED, "cost", "latency_weighted", "latency_histogram", "first_at", "last_at"]
+        rollups, [*SUMMED, "cost", "latency_weighted", "latency_histogram", "first_at", "last_at"]
     )
     return len(rollups)
 

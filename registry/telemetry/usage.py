@@ -53,7 +53,7 @@ from django.utils import timezone
 
 from registry.models import ModelUsage, UsageRollup
 from registry.telemetry.histograms import GAMMA, ZERO, Histogram, merge_into, percentile
-from registry.telemetry.rollups import hour_of
+from registry.telemetry.rollups import SUMMED, hour_of
 
 Bucket = Literal["hour", "day"]
 
@@ -117,18 +117,8 @@ class UsageFigures:
         merge_into(self.histogram, {key: count for key, count in other.histogram.items() if count})
 
 
-# UsageFigures' integer sums (as _add reads them from a row).
-_COUNTED: Final = (
-    "records",
-    "requests",
-    "tokens",
-    "input_tokens",
-    "output_tokens",
-    "errors",
-    "uncosted_requests",
-    "latency_requests",
-    "latency_records",
-)
+# UsageFigures' integer sums (as _add reads them from a row): the rollup's.
+_COUNTED: Final = SUMMED
 
 
 def _figures_like(row: dict[str, Any]) -> UsageFigures:
@@ -281,19 +271,7 @@ _RAW_SUMS: Final[dict[str, Any]] = {
     "latency_records": Count("average_latency"),
 }
 
-_ROLLUP_COLUMNS: Final = (
-    "records",
-    "requests",
-    "tokens",
-    "input_tokens",
-    "output_tokens",
-    "errors",
-    "cost",
-    "uncosted_requests",
-    "latency_weighted",
-    "latency_requests",
-    "latency_records",
-)
+_ROLLUP_COLUMNS: Final = (*SUMMED, "cost", "latency_weighted")
 _ROLLUP_SUMS: Final[dict[str, Any]] = {name: Sum(name) for name in _ROLLUP_COLUMNS if name != "cost"} | {
     "cost_total": Sum("cost")
 }
