@@ -2,7 +2,8 @@
 
 On PostgreSQL, in a database of its own (``BENCH_SCALE_DATABASE_URL``, default
 ``postgresql://postgres@127.0.0.1:5432/bench_scale``, dropped and created; dropped again at the end
-unless ``BENCH_SCALE_KEEP=1``): 200 models, the busiest holding 40 % of the rows, and
+unless ``BENCH_SCALE_KEEP=1``; ``BENCH_SCALE_REUSE=1`` measures a kept pair again without loading
+them): 200 models, the busiest holding 40 % of the rows, and
 ``BENCH_SCALE_ROWS`` usage rows (default 100,000,000) over 90 days, generated server-side
 (``INSERT ... SELECT generate_series``, loaded as a restore is: secondary indexes dropped and
 rebuilt), then their hourly rollups built (``usage_rollups_rebuild``, a day at a time).
@@ -160,39 +161,67 @@ def summary_ms(model: RegisteredModel) -> float:
     return median_ms(lambda: usage_summary(model_id=model.pk, bucket="hour", start=start, end=end))
 
 
-def main() -> int:
+def build(small_url: str) -> ScaleContext:
+    """Both databases from scratch: migrated, the models, the usage and its rollups."""
     recreate_database(DATABASE_URL)
+    recreate_database(small_url)
+    call_command("migrate", verbosity=0, interactive=False)
+    models = create_models()
+    superuser = User.objects.create(username="bench-scale-admin", is_staff=True, is_superuser=True)
+    context = ScaleContext(
+        database_url=DATABASE_URL,
+        rows=ROWS,
+        models=models,
+        now=timezone.now(),
+        span_days=SPAN_DAYS,
+        superuser=superuser,
+    )
+    if ROWS > SMALL_ROWS:
+        context.small_database_url = small_url
+        with database(small_url):
+            call_command("migrate", verbosity=0, interactive=False)
+            small_models = create_models()
+            seconds = load_usage(small_models, SMALL_ROWS) + build_rollups()
+        if [m.pk for m in small_models] != [m.pk for m in models]:
+            raise SystemExit("bench_scale: the two databases' models must have the same ids")
+        log(f"{SMALL_ROWS:,} rows and rollups in {seconds:.0f} s, in {small_url} (kept until the end)")
+    seconds = load_usage(models, ROWS)
+    log(f"{ROWS:,} rows loaded in {seconds:.0f} s")
+    seconds = build_rollups()
+    log(f"rollups built in {seconds:.0f} s")
+    if context.small_database_url is None:
+        context.baseline["summary_ms"] = summary_ms(models[0])
+    return context
+
+
+def reused(small_url: str) -> ScaleContext:
+    """The databases a run kept (BENCH_SCALE_KEEP), measured again as they are (BENCH_SCALE_REUSE).
+
+    The figures change what they measure (retention drops the oldest day, ingestion adds records),
+    and the data ends when it was loaded: a second run measures a slightly different table.
+    """
+    models = list(RegisteredModel.objects.order_by("pk"))
+    context = ScaleContext(
+        database_url=DATABASE_URL,
+        rows=ROWS,
+        models=models,
+        now=timezone.now(),
+        span_days=SPAN_DAYS,
+        superuser=User.objects.get(username="bench-scale-admin"),
+        small_database_url=small_url if ROWS > SMALL_ROWS else None,
+    )
+    if context.small_database_url is None:
+        context.baseline["summary_ms"] = summary_ms(models[0])
+    log(f"reusing {DATABASE_URL} ({ROWS:,} rows as loaded) and {small_url}")
+    return context
+
+
+def main() -> int:
     parts = urlsplit(DATABASE_URL)
     small_url = urlunsplit(parts._replace(path=parts.path + "_small"))
-    recreate_database(small_url)
+    failed = False
     try:
-        call_command("migrate", verbosity=0, interactive=False)
-        models = create_models()
-        superuser = User.objects.create(username="bench-scale-admin", is_staff=True, is_superuser=True)
-        context = ScaleContext(
-            database_url=DATABASE_URL,
-            rows=ROWS,
-            models=models,
-            now=timezone.now(),
-            span_days=SPAN_DAYS,
-            superuser=superuser,
-        )
-        if ROWS > SMALL_ROWS:
-            context.small_database_url = small_url
-            with database(small_url):
-                call_command("migrate", verbosity=0, interactive=False)
-                small_models = create_models()
-                seconds = load_usage(small_models, SMALL_ROWS) + build_rollups()
-            if [m.pk for m in small_models] != [m.pk for m in models]:
-                raise SystemExit("bench_scale: the two databases' models must have the same ids")
-            log(f"{SMALL_ROWS:,} rows and rollups in {seconds:.0f} s, in {small_url} (kept until the end)")
-        seconds = load_usage(models, ROWS)
-        log(f"{ROWS:,} rows loaded in {seconds:.0f} s")
-        seconds = build_rollups()
-        log(f"rollups built in {seconds:.0f} s")
-        if context.small_database_url is None:
-            context.baseline["summary_ms"] = summary_ms(models[0])
-        failed = False
+        context = reused(small_url) if os.environ.get("BENCH_SCALE_REUSE") else build(small_url)
         for module_name in FIGURE_MODULES:
             module = importlib.import_module(module_name)
             for figure in module.figures(context):
