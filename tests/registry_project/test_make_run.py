@@ -34,6 +34,9 @@ pytestmark = [
 # What a terminal's user waits for Ctrl-C (SIGINT to the foreground process group) to stop everything.
 STOP_SECONDS = 10
 STOPS_IN_A_ROW = 20
+# How often a wait looks again (a refused connection, a small file read, a SQLite query): short, so that
+# no start of the twenty waits out a long sleep after the server is already up.
+POLL_SECONDS = 0.05
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> requests.Response:
@@ -46,7 +49,7 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) 
             return requests.get(url, timeout=2)
         except (requests.ConnectionError, requests.Timeout) as exc:  # the socket is bound before a worker is up
             last_error = exc
-            time.sleep(0.3)
+            time.sleep(POLL_SECONDS)
     pytest.fail(f"{url} did not answer within {timeout}s: {last_error}")
 
 
@@ -191,7 +194,7 @@ def test_make_run_starts_web_worker_and_beat_discovers_on_schedule_and_stops_on_
         # The first run is queued at startup; the next one comes from beat's schedule.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and ("schedule", "succeeded") not in discovery_runs(database):
-            time.sleep(0.5)
+            time.sleep(0.2)
         runs = discovery_runs(database)
         with contextlib.closing(sqlite3.connect(database, timeout=5)) as connection:
             errors = connection.execute("SELECT trigger, error_message FROM discovery_runs").fetchall()
@@ -244,7 +247,7 @@ def wait_for_text(path: Path, text: str, process: subprocess.Popen[bytes], timeo
             return output
         if process.poll() is not None:
             pytest.fail(f"runall exited with {process.returncode} before printing {text!r}:\n{output}")
-        time.sleep(0.3)
+        time.sleep(POLL_SECONDS)
     pytest.fail(f"runall printed no {text!r} within {timeout}s:\n{path.read_text(errors='replace')}")
 
 
@@ -261,7 +264,7 @@ def test_make_run_ends_with_the_urls_and_the_generated_password_and_logs_no_stat
         deadline = time.monotonic() + 60
         database = tmp_path / "data" / "registry.sqlite3"
         while time.monotonic() < deadline and ("startup", "succeeded") not in discovery_runs(database):
-            time.sleep(0.5)
+            time.sleep(0.2)
         if ("startup", "succeeded") not in discovery_runs(database):
             with contextlib.closing(sqlite3.connect(database, timeout=5)) as connection:
                 errors = connection.execute("SELECT error_message FROM discovery_runs").fetchall()
@@ -304,7 +307,11 @@ def test_make_run_ends_with_the_urls_and_the_generated_password_and_logs_no_stat
         assert token.status_code == 200
         assert requests.get(f"{base}/static/admin/css/base.css", timeout=5).status_code == 200
         assert requests.get(f"{base}/models", timeout=5).status_code == 401
-        time.sleep(1)
+        # The last request's line is logged last (one web worker, requests one after another): once it is
+        # there, a line for the static file would be there too.
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and '"GET /models HTTP/1.1" 401' not in log_path.read_text():
+            time.sleep(POLL_SECONDS)
         after = log_path.read_text()
         assert '"GET /models HTTP/1.1" 401' in after
         assert '"POST /auth/token HTTP/1.1" 200' in after
