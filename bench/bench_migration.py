@@ -1,17 +1,19 @@
-"""How long migration 0018 (model_usage partitioned by day) takes on an install that has rows.
+"""How long migrations 0018 (model_usage partitioned by day) and 0019 take on an install that has rows.
 
 In a database of its own (``BENCH_MIGRATION_DATABASE_URL``, default
 ``postgresql://postgres@127.0.0.1:5432/bench_migration``, dropped and created, dropped again at
 the end): migrate to 0017, load ``BENCH_MIGRATION_ROWS`` usage rows (default 10,000,000) over 90
 days across 20 models (a tenth of them with a request id), then time ``migrate registry 0018``,
 whose PostgreSQL step renames the table, attaches it as the legacy partition (one scan for the
-bound) and builds its indexes. Prints one line per figure; not a test (docs/BENCHMARKS.md).
+bound) and builds its indexes; then ``migrate registry 0019`` (each rollup's first and last
+record, from the raw rows). Prints one line per figure; not a test (docs/BENCHMARKS.md).
 
     .venv/bin/python bench/bench_migration.py
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import time
@@ -65,7 +67,7 @@ def load() -> None:
         )
         cursor.execute("SELECT array_agg(id ORDER BY id), array_agg(name ORDER BY id) FROM models")
         ids, names = cursor.fetchone()
-        cursor.execute("ALTER TABLE model_usage DISABLE TRIGGER model_usage_rollup_add")  # rollups are not timed
+        cursor.execute("ALTER TABLE model_usage DISABLE TRIGGER model_usage_rollup_add")  # built once, below
         cursor.execute(
             """
             INSERT INTO model_usage (model_id, model_name, "timestamp", token_count, input_tokens, output_tokens,
@@ -79,6 +81,9 @@ def load() -> None:
             {"ids": ids, "names": names, "models": MODELS, "now": timezone.now(), "rows": ROWS, "span": SPAN_DAYS},
         )
         cursor.execute("ALTER TABLE model_usage ENABLE TRIGGER model_usage_rollup_add")
+        # The rollups as 0017 builds them for existing rows (0019 then fills their first and last record).
+        rollups = importlib.import_module("registry.migrations.0017_usage_rollups")
+        cursor.execute(rollups.BUILD_SQL, [rollups.GAMMA])
         cursor.execute("VACUUM (ANALYZE) model_usage")
 
 
@@ -104,6 +109,10 @@ def main() -> int:
             f"({kept:,} kept in the legacy partition, {request_ids:,} request ids copied)",
             flush=True,
         )
+        # The next one reads every raw row too: each existing rollup's first and last record.
+        started = time.perf_counter()
+        call_command("migrate", "registry", "0019", verbosity=0, interactive=False)
+        print(f"FIGURE migration_0019: {time.perf_counter() - started:.1f} s for {ROWS:,} rows", flush=True)
     finally:
         connection.close()
         admin_execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
