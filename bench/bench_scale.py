@@ -161,13 +161,9 @@ def summary_ms(model: RegisteredModel) -> float:
     return median_ms(lambda: usage_summary(model_id=model.pk, bucket="hour", start=start, end=end))
 
 
-def build(small_url: str) -> ScaleContext:
-    """Both databases from scratch: migrated, the models, the usage and its rollups."""
-    recreate_database(DATABASE_URL)
-    recreate_database(small_url)
-    call_command("migrate", verbosity=0, interactive=False)
-    models = create_models()
-    superuser = User.objects.create(username="bench-scale-admin", is_staff=True, is_superuser=True)
+def scale_context(models: list[RegisteredModel], superuser: User, small_url: str) -> ScaleContext:
+    """What the figure modules share; without a small dataset (a run at 1,000,000 rows or fewer),
+    the summary's own time is the baseline its ratio is taken to."""
     context = ScaleContext(
         database_url=DATABASE_URL,
         rows=ROWS,
@@ -175,9 +171,21 @@ def build(small_url: str) -> ScaleContext:
         now=timezone.now(),
         span_days=SPAN_DAYS,
         superuser=superuser,
+        small_database_url=small_url if ROWS > SMALL_ROWS else None,
     )
+    if context.small_database_url is None:
+        context.baseline["summary_ms"] = summary_ms(models[0])
+    return context
+
+
+def build(small_url: str) -> ScaleContext:
+    """Both databases from scratch: migrated, the models, the usage and its rollups."""
+    recreate_database(DATABASE_URL)
+    recreate_database(small_url)
+    call_command("migrate", verbosity=0, interactive=False)
+    models = create_models()
+    superuser = User.objects.create(username="bench-scale-admin", is_staff=True, is_superuser=True)
     if ROWS > SMALL_ROWS:
-        context.small_database_url = small_url
         with database(small_url):
             call_command("migrate", verbosity=0, interactive=False)
             small_models = create_models()
@@ -189,9 +197,7 @@ def build(small_url: str) -> ScaleContext:
     log(f"{ROWS:,} rows loaded in {seconds:.0f} s")
     seconds = build_rollups()
     log(f"rollups built in {seconds:.0f} s")
-    if context.small_database_url is None:
-        context.baseline["summary_ms"] = summary_ms(models[0])
-    return context
+    return scale_context(models, superuser, small_url)
 
 
 def reused(small_url: str) -> ScaleContext:
@@ -200,20 +206,9 @@ def reused(small_url: str) -> ScaleContext:
     The figures change what they measure (retention drops the oldest day, ingestion adds records),
     and the data ends when it was loaded: a second run measures a slightly different table.
     """
-    models = list(RegisteredModel.objects.order_by("pk"))
-    context = ScaleContext(
-        database_url=DATABASE_URL,
-        rows=ROWS,
-        models=models,
-        now=timezone.now(),
-        span_days=SPAN_DAYS,
-        superuser=User.objects.get(username="bench-scale-admin"),
-        small_database_url=small_url if ROWS > SMALL_ROWS else None,
-    )
-    if context.small_database_url is None:
-        context.baseline["summary_ms"] = summary_ms(models[0])
     log(f"reusing {DATABASE_URL} ({ROWS:,} rows as loaded) and {small_url}")
-    return context
+    models = list(RegisteredModel.objects.order_by("pk"))
+    return scale_context(models, User.objects.get(username="bench-scale-admin"), small_url)
 
 
 def main() -> int:

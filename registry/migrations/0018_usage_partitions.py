@@ -65,15 +65,19 @@ CREATE TABLE model_usage (
 ) PARTITION BY RANGE ("timestamp");
 """
 
-INDEXES_SQL = f"""
-CREATE INDEX model_usage_model_ts ON model_usage (model_id, "timestamp") INCLUDE ({SUMMED});
-CREATE INDEX model_usage_ts_covering ON model_usage ("timestamp") INCLUDE (model_id, {SUMMED});
+# Either shape of the table: 0004's bucket statistics and 0017's trigger (its function as it stands).
+STATISTICS_AND_TRIGGER_SQL = """
 CREATE STATISTICS IF NOT EXISTS model_usage_hour_bucket_stats
     ON (date_trunc('hour', "timestamp" AT TIME ZONE 'UTC')) FROM model_usage;
 CREATE STATISTICS IF NOT EXISTS model_usage_day_bucket_stats
     ON (date_trunc('day', "timestamp" AT TIME ZONE 'UTC')) FROM model_usage;
 CREATE TRIGGER model_usage_rollup_add AFTER INSERT ON model_usage REFERENCING NEW TABLE AS new_rows
 FOR EACH STATEMENT EXECUTE FUNCTION model_usage_rollup_add();
+"""
+
+INDEXES_SQL = f"""
+CREATE INDEX model_usage_model_ts ON model_usage (model_id, "timestamp") INCLUDE ({SUMMED});
+CREATE INDEX model_usage_ts_covering ON model_usage ("timestamp") INCLUDE (model_id, {SUMMED});
 """
 
 # The legacy table's own objects that the partitioned table replaces (or whose names it takes).
@@ -125,6 +129,7 @@ def partition(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         else:
             cursor.execute("DROP TABLE model_usage_legacy")
         cursor.execute(INDEXES_SQL)
+        cursor.execute(STATISTICS_AND_TRIGGER_SQL)
         day = first_day
         while day <= today + timedelta(days=DAYS_AHEAD):
             _create_day(cursor, day)
@@ -147,12 +152,6 @@ CREATE INDEX model_usage_model_ts_covering ON model_usage (model_id, "timestamp"
     INCLUDE (request_count, token_count, error_count, average_latency, cost);
 CREATE INDEX model_usage_ts_covering ON model_usage ("timestamp")
     INCLUDE (model_id, request_count, token_count, error_count, average_latency, cost);
-CREATE STATISTICS IF NOT EXISTS model_usage_hour_bucket_stats
-    ON (date_trunc('hour', "timestamp" AT TIME ZONE 'UTC')) FROM model_usage;
-CREATE STATISTICS IF NOT EXISTS model_usage_day_bucket_stats
-    ON (date_trunc('day', "timestamp" AT TIME ZONE 'UTC')) FROM model_usage;
-CREATE TRIGGER model_usage_rollup_add AFTER INSERT ON model_usage REFERENCING NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION model_usage_rollup_add();
 """
 
 
@@ -161,6 +160,7 @@ def unpartition(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         return
     with schema_editor.connection.cursor() as cursor:
         cursor.execute(UNPARTITION_SQL)
+        cursor.execute(STATISTICS_AND_TRIGGER_SQL)
 
 
 def copy_request_ids(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
