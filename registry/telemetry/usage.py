@@ -23,14 +23,16 @@ reader's query reads raw rows outside the edges.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, Literal
 
 from django.conf import settings
+from django.db import connection, transaction
 from django.db.models import (
     Case,
     Count,
@@ -350,8 +352,50 @@ def usage_figures(
     latency histogram for percentiles. Groups without usage are absent; sorted by their keys.
     One or two queries: rollups of the window's hours, partial ones included, then raw rows of the
     partial hours their rollups cannot answer, if any (with histograms, grouped by latency bucket too);
-    rarely a third (``_resolve_costs``).
+    rarely a third (``_resolve_costs``); all of them in one snapshot (``_one_snapshot``).
     """
+    with _one_snapshot():
+        return _usage_figures(
+            start=start,
+            end=end,
+            model_ids=model_ids,
+            by_model=by_model,
+            by_name=by_name,
+            bucket=bucket,
+            histograms=histograms,
+        )
+
+
+@contextlib.contextmanager
+def _one_snapshot() -> Iterator[None]:
+    """The block's reads in one snapshot of the database, when the caller has no transaction open.
+
+    A record committed between the read of the rollups and the read of an edge's raw rows would
+    otherwise be counted in one and not the other; in an hour read as its rollups minus the rest,
+    it would be subtracted without having been added. PostgreSQL: a read-only REPEATABLE READ
+    transaction (one statement more); SQLite: a transaction, whose reads share one snapshot. A
+    caller's own transaction keeps its isolation.
+    """
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
+
+
+def _usage_figures(
+    *,
+    start: datetime,
+    end: datetime | None,
+    model_ids: Sequence[int] | None,
+    by_model: bool,
+    by_name: bool,
+    bucket: Bucket | None,
+    histograms: bool,
+) -> list[UsageFigures]:
     split = split_window(start, end)
     edges = window_edges(split)
     groups: dict[tuple[Any, ...], UsageFigures] = {}

@@ -712,3 +712,44 @@ def test_concurrent_batches_of_one_model_hour_add_up_in_its_rollup(on_postgres: 
     assert sum(rollup.latency_histogram.values()) == 1200
     truth = raw_figures(start=hour, end=hour + timedelta(hours=1), model_ids=[model.pk], by_model=False, bucket=None)
     assert rollup.latency_weighted == pytest.approx(truth[()]["weighted"], rel=1e-9)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_record_committed_between_the_rollups_and_the_raw_rows_is_counted_in_both_or_neither(
+    on_postgres: bool,
+) -> None:
+    if not on_postgres:
+        pytest.skip("SQLite: writers from other processes; this test commits from another connection of this one")
+    model = RegisteredModelFactory()
+    hour = hour_of(NOW) - timedelta(hours=5)
+    usage_record_batch(model=model, records=[{"timestamp": hour + timedelta(minutes=m)} for m in (10, 50)])
+    # From :15 the hour is read as its rollups minus its raw rows before :15 (the smaller side).
+    start, end = hour + timedelta(minutes=15), hour + timedelta(hours=2)
+    other = connections.create_connection("default")
+    committed: list[str] = []
+
+    def commit_a_late_record_after_the_rollups(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        result = execute(sql, params, many, context)
+        if "model_usage_rollup" in sql and not committed:
+            # Another client's record of the same hour, before the window, committed between the reads.
+            with other.cursor() as cursor:
+                cursor.execute(
+                    'INSERT INTO model_usage (model_id, model_name, "timestamp", request_count, error_count) '
+                    "VALUES (%s, %s, %s, 1, 0)",
+                    [model.pk, model.name, hour + timedelta(minutes=5)],
+                )
+            other.commit()
+            committed.append(sql)
+        return result
+
+    try:
+        other.set_autocommit(False)
+        with connection.execute_wrapper(commit_a_late_record_after_the_rollups):
+            (figures,) = usage_figures(start=start, end=end)
+    finally:
+        other.close()
+
+    assert committed
+    assert figures.records == 1  # the record at :50; read apart, the late one was subtracted unadded: 0
+    (after,) = usage_figures(start=start, end=end)
+    assert after.records == 1  # and the late record, before the window, stays outside it
