@@ -7,8 +7,9 @@ old rows in ``model_usage_legacy``, the partition of every moment before its fir
 Partitions exist ``DAYS_AHEAD`` days ahead (the migration, then each retention run), so a record
 of today or the next days always has one. A record of another day (a backfill, a clock far off)
 gets its partition created by the batch that brings it (``usage_partitions_ensure``), in the
-batch's transaction: that takes a lock on ``model_usage`` until the batch commits, so it is for the
-rare day, never the current one.
+batch's transaction: created apart, then attached, under a lock that reads and inserts of
+``model_usage`` do not wait on but that another day's creation or a prune's detach does, until the
+batch commits. So it is for the rare day, never the current one.
 
 Retention drops a whole day once all of it is past ``RETENTION_USAGE_DAYS``: ``DETACH PARTITION
 ... CONCURRENTLY`` (readers and writers of other days never wait on it), then ``DROP TABLE``.
@@ -43,10 +44,6 @@ class Partition:
     name: str
     start: datetime | None
     end: datetime
-
-    @property
-    def legacy(self) -> bool:
-        return self.start is None
 
 
 def partitioned() -> bool:
