@@ -17,7 +17,6 @@ day at a time); one record in 50 has no cost (uncosted), as usage without tokens
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -42,6 +41,7 @@ warnings.filterwarnings("ignore", message="No directory at")
 
 django.setup()
 
+import scale  # noqa: E402
 from django.contrib.auth.models import Group, User  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
@@ -152,13 +152,8 @@ def generate_status_events(models: list[RegisteredModel]) -> float:
 
 
 def median_ms(run: Callable[[], Any], runs: int = RUNS) -> float:
-    run()  # warm: plans, connection, the first page's template
-    timings = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        run()
-        timings.append((time.perf_counter() - started) * 1000)
-    return statistics.median(timings)
+    # One warm-up run: plans, connection, the first page's template.
+    return scale.median_ms(run, runs=runs, warmup=1)
 
 
 def verdict(ms: float, target: int) -> str:

@@ -20,7 +20,7 @@ from registry.models import (
     Provider,
     RegisteredModel,
 )
-from registry.telemetry.rollups import usage_rollups_add
+from registry.telemetry.rollups import RECORD_COLUMNS, usage_rollups_add
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -108,18 +108,7 @@ class ModelUsageFactory(factory.django.DjangoModelFactory):
 
 def rollup_row(record: ModelUsage) -> tuple[Any, ...]:
     """A stored usage record as the rollups read it (registry/telemetry/rollups.py)."""
-    return (
-        record.model_id,
-        record.model_name,
-        record.timestamp,
-        record.token_count,
-        record.input_tokens,
-        record.output_tokens,
-        record.request_count,
-        record.average_latency,
-        record.error_count,
-        record.cost,
-    )
+    return tuple(getattr(record, column) for column in RECORD_COLUMNS)
 
 
 class ModelPerformanceFactory(factory.django.DjangoModelFactory):

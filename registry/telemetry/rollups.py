@@ -38,10 +38,11 @@ from django.db.models.functions import Coalesce
 from registry.models import ModelUsage, UsageRollup
 from registry.telemetry.histograms import GAMMA, Histogram, bucket_of, merge_into
 
-# A record as the rollups read it: the first ten columns of a usage row (registry/telemetry/services.py).
+# A record as the rollups read it: the first ten columns of a usage row, which registry/telemetry/services.py
+# writes in this order and continues.
 RecordRow = Sequence[Any]
 _MODEL, _NAME, _TIMESTAMP, _TOKENS, _INPUT, _OUTPUT, _REQUESTS, _LATENCY, _ERRORS, _COST = range(10)
-_RECORD_COLUMNS: Final = (
+RECORD_COLUMNS: Final = (
     "model_id",
     "model_name",
     "timestamp",
@@ -246,7 +247,7 @@ def usage_rollups_rebuild(*, start: datetime, end: datetime, batch_size: int = 1
         records = (
             ModelUsage.objects.filter(timestamp__gte=start, timestamp__lt=end)
             .order_by("pk")
-            .values_list(*_RECORD_COLUMNS)
+            .values_list(*RECORD_COLUMNS)
         )
         batch: list[RecordRow] = []
         for row in records.iterator(chunk_size=batch_size):

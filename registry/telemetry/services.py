@@ -26,7 +26,7 @@ from registry.operations import metrics
 from registry.partitions import usage_partitions_ensure
 from registry.telemetry import alerts
 from registry.telemetry.costing import CostTooLarge, price_for_usage, usage_cost
-from registry.telemetry.rollups import usage_rollups_add
+from registry.telemetry.rollups import RECORD_COLUMNS, usage_rollups_add
 
 
 class UsageRejected(Exception):
@@ -107,26 +107,12 @@ def _usage_rows(model: RegisteredModel, records: Sequence[Mapping[str, Any]]) ->
 PERFORMANCE_FIELDS: Final = ("timestamp", "metric_name", "metric_value", "task_category", "sample_size")
 
 
-# Column order of a usage row as usage_record_batch writes it.
-_USAGE_COLUMNS: Final = (
-    "model_id",
-    "model_name",
-    "timestamp",
-    "token_count",
-    "input_tokens",
-    "output_tokens",
-    "request_count",
-    "average_latency",
-    "error_count",
-    "cost",
-    "cost_source",
-    # Last, so that the positions above (_REQUESTS, ...) stay as they were.
-    "cached_input_tokens",
-    "request_id",
+# Column order of a usage row as usage_record_batch writes it: the rollups' record first (the
+# positions they read), then what only the table keeps.
+_USAGE_COLUMNS: Final = (*RECORD_COLUMNS, "cost_source", "cached_input_tokens", "request_id")
+_MOMENT, _TOKENS, _REQUESTS, _ERRORS, _COST = (
+    RECORD_COLUMNS.index(name) for name in ("timestamp", "token_count", "request_count", "error_count", "cost")
 )
-
-
-_MOMENT, _TOKENS, _REQUESTS, _ERRORS, _COST = 2, 3, 6, 8, 9
 
 
 def _copy_rows(table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:

@@ -20,11 +20,10 @@ from registry.models import (
     ModelRuntime,
     ModelStatus,
     SetBy,
-    StatusEventKind,
     StatusEventOrigin,
 )
 from registry.selection.compare import best_marks
-from registry.telemetry.availability import status_change_record, status_event, status_events_record
+from registry.telemetry.availability import status_change_record
 from registry.telemetry.histograms import RELATIVE_ERROR
 from tests.factories import (
     ModelCapabilityFactory,
@@ -32,6 +31,7 @@ from tests.factories import (
     ProviderSourceFactory,
     RegisteredModelFactory,
 )
+from tests.registry.telemetry.test_availability import alert_event
 
 pytestmark = pytest.mark.django_db
 
@@ -47,19 +47,7 @@ def status_change(model: Any, at: datetime, state: str) -> None:
 
 
 def error_rate_alert(model: Any, at: datetime, state: str) -> None:
-    status_events_record(
-        [
-            status_event(
-                model_id=model.pk,
-                kind=StatusEventKind.ALERT,
-                state=state,
-                origin=StatusEventOrigin.ALERT_CHECK,
-                cause=f"error rate {state}",
-                at=at,
-                alert_kind=AlertKind.ERROR_RATE,
-            )
-        ]
-    )
+    alert_event(model, at, state, AlertKind.ERROR_RATE)
 
 
 @pytest.fixture

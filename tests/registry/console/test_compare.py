@@ -63,27 +63,14 @@ def test_the_compare_page_shows_availability_per_window_partial_and_unknown(
 ) -> None:
     mini = pair[0]
     now = timezone.now()
-    status_change_record(
-        model_id=mini.pk,
-        status=ModelStatus.AVAILABLE,
-        origin=StatusEventOrigin.DISCOVERY,
-        cause="listed",
-        at=now - timedelta(days=3),
-    )
-    status_change_record(
-        model_id=mini.pk,
-        status=ModelStatus.UNAVAILABLE,
-        origin=StatusEventOrigin.DISCOVERY,
-        cause="gone",
-        at=now - timedelta(hours=6),
-    )
-    status_change_record(
-        model_id=mini.pk,
-        status=ModelStatus.AVAILABLE,
-        origin=StatusEventOrigin.DISCOVERY,
-        cause="back",
-        at=now - timedelta(hours=5, minutes=48),
-    )
+    for status, cause, ago in (
+        (ModelStatus.AVAILABLE, "listed", timedelta(days=3)),
+        (ModelStatus.UNAVAILABLE, "gone", timedelta(hours=6)),
+        (ModelStatus.AVAILABLE, "back", timedelta(hours=5, minutes=48)),
+    ):
+        status_change_record(
+            model_id=mini.pk, status=status, origin=StatusEventOrigin.DISCOVERY, cause=cause, at=now - ago
+        )
 
     page = staff["viewer"].get(COMPARE, {"models": "gpt-4o-mini,qwen2.5-coder:7b"}).content.decode()
 
